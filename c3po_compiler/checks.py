@@ -1,0 +1,265 @@
+"""Semantic checks on the IR: an ordered list of small passes, each `run(program) -> list[Problem]`.
+
+Name resolution and widths are already checked while lowering; these passes reason about the program as a
+whole (paths through the parse graph, emission order, what may be invalid where).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import networkx as nx
+
+from . import ir
+from .expr import KeyElem
+from .problems import Problem, error, warning
+
+Check = Callable[[ir.Program], list[Problem]]
+
+
+def unreachable_states(prog: ir.Program) -> list[Problem]:
+    p = prog.parser
+    if p.start not in p.graph:
+        return []
+    reach = nx.descendants(p.graph, p.start) | {p.start}
+    return [warning(st.loc, f"parser state '{name}' is unreachable from '{p.start}'",
+                    "remove it or add a transition to it")
+            for name, st in p.states.items() if name not in reach]
+
+
+def unbounded_cycles(prog: ir.Program) -> list[Problem]:
+    """Every loop must pass through a state extracting a header stack: the stack size bounds it."""
+    p = prog.parser
+    bounded = {n for n, st in p.states.items() if st.extract and prog.instances[st.extract].is_stack}
+    rest = p.graph.subgraph([n for n in p.graph if n not in bounded])
+    try:
+        cycle = nx.find_cycle(rest)
+    except nx.NetworkXNoCycle:
+        return []
+    names = [u for u, _ in cycle]
+    first = p.states[names[0]]
+    return [error(first.loc, "unbounded parser loop: " + " -> ".join([*names, names[0]]),
+                  "loops must extract into a header stack (declare it in 'instances' with 'stack: N')")]
+
+
+def extracted_before(prog: ir.Program) -> dict[str, set[str]]:
+    """For each state: the instances extracted on every path from start up to and including it."""
+    p = prog.parser
+    every = set(prog.instances)
+    out: dict[str, set[str]] = {n: set(every) for n in p.states}
+    if p.start not in p.states:
+        return out
+    order = [n for n in nx.dfs_preorder_nodes(p.graph, p.start) if n in p.states]
+    changed = True
+    while changed:
+        changed = False
+        for n in order:
+            preds = [q for q in p.graph.predecessors(n) if q in p.states]
+            inn: set[str] = set() if n == p.start else set.intersection(*(out[q] for q in preds)) if preds else set()
+            if n == p.start and preds:
+                inn = set()
+            new = inn | ({p.states[n].extract} if p.states[n].extract else set())
+            if new != out[n]:
+                out[n] = new
+                changed = True
+    return out
+
+
+def select_on_extracted(prog: ir.Program) -> list[Problem]:
+    problems: list[Problem] = []
+    avail = extracted_before(prog)
+    for name, st in prog.parser.states.items():
+        for sel in st.select:
+            for e in ir.walk_expr(sel):
+                if isinstance(e, ir.FieldRef):
+                    inst = prog.instances[e.instance]
+                    needed = inst.tlv_parent or inst.name
+                    if needed not in avail.get(name, set()):
+                        problems.append(error(st.loc, f"state '{name}' selects on '{needed}.{e.field_name}', but "
+                                              f"'{needed}' is not extracted on every path into '{name}'",
+                                              "select on a header extracted in this state or on every path "
+                                              "before it"))
+    return problems
+
+
+def _elem_covers(a: KeyElem, b: KeyElem, width: int) -> bool:
+    """Does keyset element `a` match every value that `b` matches?"""
+    full = (1 << width) - 1
+    if a.kind == "any":
+        return True
+    lo_b, hi_b = _span(b, full)
+    if a.kind == "value":
+        return b.kind == "value" and a.a == b.a or (b.kind == "range" and lo_b == hi_b == a.a)
+    if a.kind == "range":
+        if b.kind == "mask":
+            return a.a == 0 and a.b == full if b.b != full else a.a <= b.a <= a.b
+        return a.a <= lo_b and hi_b <= a.b
+    # a is a mask: b must only produce values agreeing with a on a's mask bits
+    if b.kind == "value":
+        return (b.a & a.b) == (a.a & a.b)
+    if b.kind == "mask":
+        return (a.b & ~b.b) == 0 and (b.a & a.b) == (a.a & a.b)
+    if b.kind == "range":
+        return all((v & a.b) == (a.a & a.b) for v in range(b.a, min(b.b, b.a + 256) + 1)) and b.b - b.a <= 256
+    return False
+
+
+def _span(e: KeyElem, full: int) -> tuple[int, int]:
+    if e.kind == "value":
+        return e.a, e.a
+    if e.kind == "range":
+        return e.a, e.b
+    return 0, full
+
+
+def _elem_disjoint(a: KeyElem, b: KeyElem, width: int) -> bool:
+    full = (1 << width) - 1
+    if "any" in (a.kind, b.kind):
+        return False
+    if a.kind == "mask" and b.kind == "mask":
+        common = a.b & b.b
+        return (a.a & common) != (b.a & common)
+    if a.kind == "mask" or b.kind == "mask":
+        m, o = (a, b) if a.kind == "mask" else (b, a)
+        lo, hi = _span(o, full)
+        if hi - lo > 4096:
+            return False
+        return all((v & m.b) != (m.a & m.b) for v in range(lo, hi + 1))
+    lo_a, hi_a = _span(a, full)
+    lo_b, hi_b = _span(b, full)
+    return hi_a < lo_b or hi_b < lo_a
+
+
+def case_overlaps(prog: ir.Program) -> list[Problem]:
+    """Duplicate cases and cases that an earlier case shadows are errors; partial overlaps are warnings."""
+    problems: list[Problem] = []
+    for name, st in prog.parser.states.items():
+        widths = [s.width for s in st.select]
+        for j, later in enumerate(st.cases):
+            for i in range(j):
+                earlier = st.cases[i]
+                if earlier.keyset == later.keyset:
+                    problems.append(error(later.loc, f"duplicate case in state '{name}'",
+                                          f"the same keyset is given at {earlier.loc}"))
+                    break
+                if all(_elem_covers(a, b, w) for a, b, w in zip(earlier.keyset, later.keyset, widths, strict=True)):
+                    problems.append(error(later.loc, f"case in state '{name}' can never match: an earlier case "
+                                          "covers all its values", f"the earlier case is at {earlier.loc}; "
+                                          "put the more specific case first"))
+                    break
+                if not any(_elem_disjoint(a, b, w) for a, b, w in zip(earlier.keyset, later.keyset, widths,
+                                                                          strict=True)):
+                    if earlier.next != later.next:
+                        problems.append(warning(later.loc, f"case in state '{name}' overlaps the case at "
+                                                f"{earlier.loc}; the first match wins"))
+    return problems
+
+
+def deparse_order(prog: ir.Program) -> list[Problem]:
+    """Every extracted header is emitted, and in an order consistent with every parse path."""
+    p = prog.parser
+    problems: list[Problem] = []
+    pos = {name: i for i, name in enumerate(prog.deparse)}
+    extractors: dict[str, list[str]] = {}
+    for name, st in p.states.items():
+        if st.extract:
+            extractors.setdefault(st.extract, []).append(name)
+            if st.extract not in pos:
+                problems.append(error(st.loc, f"header '{st.extract}' is extracted but not in 'deparse'",
+                                      "list it in 'deparse' (use set_invalid to remove it from a packet)"))
+    if problems:
+        return problems
+    scc = {n: i for i, comp in enumerate(nx.strongly_connected_components(p.graph)) for n in comp}
+    reported: set[tuple[str, str]] = set()
+    for name, st in p.states.items():
+        if not st.extract:
+            continue
+        for later in nx.descendants(p.graph, name):
+            lst = p.states.get(later)
+            if not lst or not lst.extract or lst.extract == st.extract or scc[later] == scc[name]:
+                continue
+            a, b = st.extract, lst.extract
+            if pos[a] > pos[b] and (a, b) not in reported:
+                reported.add((a, b))
+                problems.append(error(prog.loc, f"'deparse' emits '{b}' before '{a}', but the parser extracts "
+                                      f"'{a}' (state '{name}') before '{b}' (state '{later}')",
+                                      "order 'deparse' as the headers appear on the wire"))
+    for name, inst in prog.instances.items():
+        if inst.tlv_option is None and name not in pos and _is_set_valid(prog, name):
+            problems.append(error(inst.loc, f"header '{name}' is made valid by set_valid but not in 'deparse'",
+                                  "list it in 'deparse' where it goes on the wire"))
+    return problems
+
+
+def _is_set_valid(prog: ir.Program, name: str) -> bool:
+    bodies = [prog.control] + [a.body for a in prog.actions.values()]
+    return any(isinstance(s, ir.SetValid) and s.instance == name and s.valid
+               for body in bodies for s in ir.walk_stmts(body))
+
+
+def _guarded(cond: ir.Expr) -> set[str]:
+    """Instances a condition proves valid (the `valid(h)` conjuncts of an && chain)."""
+    if isinstance(cond, ir.Valid):
+        return {cond.instance}
+    if isinstance(cond, ir.Binary) and cond.op == "&&":
+        return _guarded(cond.left) | _guarded(cond.right)
+    return set()
+
+
+def table_keys_on_invalid(prog: ir.Program) -> list[Problem]:
+    """A key on a header that may be invalid reads 0 (documented); warn when nothing guards it."""
+    avail = extracted_before(prog)
+    accepting = [n for n in prog.parser.states if prog.parser.graph.has_edge(n, "accept")]
+    always = set.intersection(*(avail[n] for n in accepting)) if accepting else set()
+    problems: list[Problem] = []
+
+    def walk(stmts: list[ir.Stmt], known: set[str]) -> None:
+        for s in stmts:
+            if isinstance(s, ir.If):
+                walk(s.then, known | _guarded(s.cond))
+                walk(s.otherwise, known)
+            elif isinstance(s, ir.Apply):
+                table = prog.tables[s.table]
+                for k in table.keys:
+                    if isinstance(k.expr, ir.FieldRef):
+                        inst = prog.instances[k.expr.instance]
+                        base = inst.name
+                        if base not in known and base not in always and (inst.tlv_parent or base) not in always:
+                            problems.append(warning(k.loc, f"table '{table.name}' keys on '{k.text}', but "
+                                                    f"'{base}' may be invalid here (the key then reads 0)",
+                                                    f"apply it under 'if: valid({base})'"))
+                walk(s.hit, known)
+                walk(s.miss, known)
+                for body in s.by_action.values():
+                    walk(body, known)
+
+    walk(prog.control, set())
+    return problems
+
+
+def table_defaults(prog: ir.Program) -> list[Problem]:
+    problems: list[Problem] = []
+    for t in prog.tables.values():
+        if not t.keys:
+            problems.append(error(t.loc, f"table '{t.name}' has no key", "add 'key: {field: exact}'"))
+        if not t.actions:
+            problems.append(error(t.loc, f"table '{t.name}' lists no actions"))
+    return problems
+
+
+CHECKS: list[Check] = [
+    unreachable_states,
+    unbounded_cycles,
+    select_on_extracted,
+    case_overlaps,
+    deparse_order,
+    table_keys_on_invalid,
+    table_defaults,
+]
+
+
+def run_checks(prog: ir.Program) -> list[Problem]:
+    problems: list[Problem] = []
+    for check in CHECKS:
+        problems.extend(check(prog))
+    return problems

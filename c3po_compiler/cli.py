@@ -1,0 +1,159 @@
+"""The `c3po` command: check, graph, build; other packages add commands (conformance) by entry point.
+
+Every spec problem is printed as `file:line:col: error: ...` and the exit status is 1; a traceback reaching the
+user is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .graph import GraphvizMissing, write_graph
+from .loader import Loaded, load_program
+from .problems import SpecError
+from .target_api import BuildError, available_targets, load_target
+
+# Commands contributed by other packages (conformance registers `conformance` here through its entry point,
+# so the compiler never imports the conformance package).
+COMMAND_GROUP = "c3po.commands"
+BUILTIN_COMMANDS: dict[str, str] = {}
+
+
+def _load(spec: str) -> Loaded | None:
+    try:
+        loaded = load_program(spec)
+    except SpecError as exc:
+        for p in exc.problems:
+            print(p.format(), file=sys.stderr)
+        n = sum(p.severity == "error" for p in exc.problems)
+        print(f"{spec}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return None
+    for w in loaded.warnings:
+        print(w.format(), file=sys.stderr)
+    return loaded
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    status = 0
+    for spec in args.specs:
+        loaded = _load(spec)
+        if loaded is None:
+            status = 1
+            continue
+        prog = loaded.program
+        if not args.quiet:
+            print(f"{spec}: ok — program '{prog.name}': {len(prog.parser.states)} parser states, "
+                  f"{len([i for i in prog.instances.values() if i.tlv_option is None])} headers, "
+                  f"{len(prog.tables)} tables, {len(prog.user_actions)} actions")
+    return status
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    loaded = _load(args.spec)
+    if loaded is None:
+        return 1
+    out = Path(args.output)
+    try:
+        write_graph(loaded.program, out)
+    except GraphvizMissing as exc:
+        print(f"c3po graph: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    names = [t.strip() for t in args.target.split(",") if t.strip()]
+    known = available_targets()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"c3po build: unknown target {', '.join(repr(u) for u in unknown)}; "
+              f"available: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    loaded = _load(args.spec)
+    if loaded is None:
+        return 1
+    prog = loaded.program
+    status = 0
+    for name in names:
+        target = load_target(name)
+        refusals = target.refusals(prog)
+        if refusals:
+            for p in refusals:
+                print(p.format(), file=sys.stderr)
+            status = 1
+            continue
+        outdir = Path(args.output) / name if len(names) > 1 or args.output == "build" else Path(args.output)
+        if args.output == "build":
+            outdir = Path("build") / prog.name / name
+        try:
+            result = target.build(prog, outdir)
+        except BuildError as exc:
+            print(f"c3po build: target '{name}' failed:\n{exc}", file=sys.stderr)
+            status = 1
+            continue
+        for rel, path in sorted(result.files.items()):
+            print(f"{name}: wrote {path}")
+        for note in result.notes:
+            print(f"{name}: {note}")
+    return status
+
+
+def build_parser(extra: dict[str, Callable[[argparse._SubParsersAction], None]] | None = None,  # type: ignore[type-arg]
+                 ) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="c3po", description="Compile c3po packet-processing specs to XDP, P4 and NIC C.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate specs and report every problem")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("graph", help="draw the parse graph (DOT, or SVG/PNG with Graphviz)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", required=True, help="output file: .dot, .svg, .png or .pdf")
+    p.set_defaults(func=cmd_graph)
+    p = sub.add_parser("build", help="generate (and compile, where the toolchain is present) target code")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-t", "--target", required=True, help="comma-separated targets: " + ", ".join(available_targets()))
+    p.add_argument("-o", "--output", default="build", help="output directory (default build/PROGRAM/TARGET)")
+    p.set_defaults(func=cmd_build)
+    for register in (extra or {}).values():
+        register(sub)
+    return ap
+
+
+def _command_plugins() -> dict[str, Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    import importlib
+
+    found: dict[str, str] = dict(BUILTIN_COMMANDS)
+    for ep in entry_points(group=COMMAND_GROUP):
+        found.setdefault(ep.name, ep.value)
+    out: dict[str, Callable[[argparse._SubParsersAction], None]] = {}  # type: ignore[type-arg]
+    for name, spec in found.items():
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        out[name] = getattr(module, attr)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = build_parser(_command_plugins())
+    args = ap.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,489 @@
+"""The expression and statement language: tokens, syntax tree and a Pratt parser.
+
+Parsing is purely syntactic; names and widths are resolved later by `typing.py` against the program, so the
+same parser serves actions, control, parser selects, table defaults and vector files. Never `eval`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+BOOL = 0  # the width we give booleans: they are a separate type, never mixed with bit<W>
+
+
+class ExprSyntaxError(Exception):
+    def __init__(self, message: str, column: int, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column  # 0-based offset into the expression text
+        self.hint = hint
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Syntax tree. `width` is filled in by the type checker (BOOL for booleans); `pos` is the offset in the text.
+
+
+@dataclass(eq=False)
+class Expr:
+    pos: int = field(default=0, kw_only=True)
+    width: int = field(default=-1, kw_only=True)
+
+
+@dataclass(eq=False)
+class Const(Expr):
+    value: int
+    literal_width: int | None = None  # MAC/IPv4/IPv6 literals carry their natural width
+    is_bool: bool = False
+
+
+@dataclass(eq=False)
+class Name(Expr):
+    """A dotted/indexed reference before resolution: `ipv4.ttl`, `vlan[0].vid`, `vlan.last.vid`, `port`."""
+
+    parts: list[str | int]
+
+
+@dataclass(eq=False)
+class FieldRef(Expr):
+    """A resolved header field: instance (+ stack index or 'last') and field name."""
+
+    instance: str
+    index: int | str | None
+    field_name: str
+    group: str | None = None  # optional-group name when the field is in one
+
+
+@dataclass(eq=False)
+class MetaRef(Expr):
+    name: str
+
+
+@dataclass(eq=False)
+class StdRef(Expr):
+    name: str
+
+
+@dataclass(eq=False)
+class ParamRef(Expr):
+    name: str
+
+
+@dataclass(eq=False)
+class RegRead(Expr):
+    register: str
+    index: Expr
+
+
+@dataclass(eq=False)
+class Lookahead(Expr):
+    offset: int
+    bits: int
+
+
+@dataclass(eq=False)
+class Unary(Expr):
+    op: str  # '~', '!', '-'
+    operand: Expr
+
+
+@dataclass(eq=False)
+class Binary(Expr):
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(eq=False)
+class Cast(Expr):
+    to: int
+    operand: Expr
+
+
+@dataclass(eq=False)
+class Slice(Expr):
+    operand: Expr
+    hi: int
+    lo: int
+
+
+@dataclass(eq=False)
+class Call(Expr):
+    """`valid(h)`, `present(h.g)`, `hash(crc32, ...)`, `lookahead(...)` before resolution."""
+
+    func: str
+    args: list[Expr]
+
+
+@dataclass(eq=False)
+class Valid(Expr):
+    instance: str
+    index: int | None
+
+
+@dataclass(eq=False)
+class Present(Expr):
+    instance: str
+    group: str
+
+
+@dataclass(eq=False)
+class Hash(Expr):
+    algorithm: str
+    args: list[Expr]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lexer
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<mac>[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}(?![0-9A-Fa-f:]))
+  | (?P<ipv6>[0-9A-Fa-f]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*)
+  | (?P<ipv4>\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d.]))
+  | (?P<num>0[xX][0-9A-Fa-f_]+|0[bB][01_]+|\d[\d_]*)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>&&&|&&|\|\||==|!=|<=|>=|<<|>>|\.\.|[-+*~!&|^<>()\[\],.:=/])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass
+class Token:
+    kind: str  # 'num', 'ident', 'op', 'end'
+    text: str
+    pos: int
+    value: int = 0
+    literal_width: int | None = None
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if not m:
+            raise ExprSyntaxError(f"unexpected character {text[pos]!r}", pos)
+        kind = m.lastgroup or ""
+        tok_text = m.group()
+        if kind == "ipv6":
+            # Only a real IPv6 address (two or more colons) is one; `7:0` in a slice is not.
+            if tok_text.count(":") < 2:
+                m2 = re.compile(r"\d[\d_]*|[A-Za-z_][A-Za-z0-9_]*|:").match(text, pos)
+                assert m2 is not None
+                tok_text = m2.group()
+                kind = "num" if tok_text[0].isdigit() else ("ident" if tok_text != ":" else "op")
+            else:
+                try:
+                    addr = ipaddress.IPv6Address(tok_text)
+                except ValueError:
+                    raise ExprSyntaxError(f"invalid IPv6 address {tok_text!r}", pos) from None
+                tokens.append(Token("num", tok_text, pos, int(addr), 128))
+                pos = m.end()
+                continue
+        if kind == "ws":
+            pos = m.end()
+            continue
+        if kind == "mac":
+            tokens.append(Token("num", tok_text, pos, int(tok_text.replace(":", ""), 16), 48))
+        elif kind == "ipv4":
+            try:
+                addr4 = ipaddress.IPv4Address(tok_text)
+            except ValueError:
+                raise ExprSyntaxError(f"invalid IPv4 address {tok_text!r}", pos) from None
+            tokens.append(Token("num", tok_text, pos, int(addr4), 32))
+        elif kind == "num":
+            tokens.append(Token("num", tok_text, pos, int(tok_text.replace("_", ""), 0)))
+        else:
+            tokens.append(Token(kind, tok_text, pos))
+        pos += len(tok_text)
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parser (precedence climbing, P4's precedence levels)
+
+_BINARY_PREC: dict[str, int] = {
+    "||": 1,
+    "&&": 2,
+    "==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
+    "|": 4,
+    "^": 5,
+    "&": 6,
+    "<<": 7, ">>": 7,
+    "+": 8, "-": 8,
+    "*": 9,
+}
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> Token:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def accept(self, text: str) -> bool:
+        if self.tok.kind in ("op", "ident") and self.tok.text == text:
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> Token:
+        if self.tok.text != text or self.tok.kind not in ("op", "ident"):
+            found = self.tok.text or "end of expression"
+            raise ExprSyntaxError(f"expected '{text}' but found '{found}'", self.tok.pos)
+        return self.advance()
+
+    def expect_int(self) -> int:
+        if self.tok.kind != "num":
+            raise ExprSyntaxError(f"expected an integer but found '{self.tok.text or 'end'}'", self.tok.pos)
+        return self.advance().value
+
+    def at_end(self) -> None:
+        if self.tok.kind != "end":
+            raise ExprSyntaxError(f"unexpected '{self.tok.text}'", self.tok.pos)
+
+    def expression(self, min_prec: int = 1) -> Expr:
+        left = self.unary()
+        while True:
+            tok = self.tok
+            prec = _BINARY_PREC.get(tok.text) if tok.kind == "op" else None
+            if prec is None or prec < min_prec:
+                return left
+            self.advance()
+            right = self.expression(prec + 1)
+            left = Binary(tok.text, left, right, pos=tok.pos)
+
+    def unary(self) -> Expr:
+        tok = self.tok
+        if tok.kind == "op" and tok.text in ("~", "!", "-"):
+            self.advance()
+            return Unary(tok.text, self.unary(), pos=tok.pos)
+        if tok.kind == "op" and tok.text == "(" and self._is_cast():
+            self.advance()
+            self.expect("bit")
+            self.expect("<")
+            width = self.expect_int()
+            self.expect(">")
+            self.expect(")")
+            return Cast(width, self.unary(), pos=tok.pos)
+        return self.postfix(self.primary())
+
+    def _is_cast(self) -> bool:
+        nxt = self.tokens[self.i + 1]
+        return nxt.kind == "ident" and nxt.text == "bit" and self.tokens[self.i + 2].text == "<"
+
+    def postfix(self, expr: Expr) -> Expr:
+        while self.tok.kind == "op" and self.tok.text == "[":
+            pos = self.advance().pos
+            hi = self.expect_int()
+            self.expect(":")
+            lo = self.expect_int()
+            self.expect("]")
+            expr = Slice(expr, hi, lo, pos=pos)
+        return expr
+
+    def primary(self) -> Expr:
+        tok = self.tok
+        if tok.kind == "num":
+            self.advance()
+            return Const(tok.value, tok.literal_width, pos=tok.pos)
+        if tok.kind == "ident":
+            if tok.text in ("true", "false"):
+                self.advance()
+                return Const(1 if tok.text == "true" else 0, is_bool=True, pos=tok.pos)
+            if self.tokens[self.i + 1].text == "(" and self.tokens[self.i + 1].kind == "op":
+                return self.call()
+            return self.name()
+        if tok.kind == "op" and tok.text == "(":
+            self.advance()
+            inner = self.expression()
+            self.expect(")")
+            return inner
+        found = tok.text or "end of expression"
+        raise ExprSyntaxError(f"expected a value but found '{found}'", tok.pos)
+
+    def call(self) -> Expr:
+        tok = self.advance()
+        self.expect("(")
+        args: list[Expr] = []
+        if not self.accept(")"):
+            while True:
+                args.append(self.expression())
+                if self.accept(")"):
+                    break
+                self.expect(",")
+        return Call(tok.text, args, pos=tok.pos)
+
+    def name(self) -> Expr:
+        start = self.tok.pos
+        parts: list[str | int] = [self.advance().text]
+        while True:
+            if self.tok.kind == "op" and self.tok.text == ".":
+                self.advance()
+                if self.tok.kind != "ident":
+                    raise ExprSyntaxError(f"expected a name after '.' but found '{self.tok.text}'", self.tok.pos)
+                parts.append(self.advance().text)
+            elif self.tok.kind == "op" and self.tok.text == "[":
+                # `vlan[0]` (index) vs `x[7:0]` (slice): an index has no colon.
+                if self.tokens[self.i + 2].text == ":":
+                    break
+                self.advance()
+                index = self.expression()
+                self.expect("]")
+                if isinstance(index, Const) and not index.is_bool:
+                    parts.append(index.value)
+                elif len(parts) == 1:
+                    return RegRead(str(parts[0]), index, pos=start)
+                else:
+                    raise ExprSyntaxError("a header stack index must be a constant", index.pos)
+            else:
+                break
+        return Name(parts, pos=start)
+
+
+def parse_expression(text: str) -> Expr:
+    p = _Parser(text)
+    expr = p.expression()
+    p.at_end()
+    return expr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Statements (before resolution)
+
+
+@dataclass(eq=False)
+class RawAssign:
+    target: Expr  # a Name (header field or metadata) or a RegRead (`reg[i]`)
+    value: Expr
+    target_text: str
+    value_offset: int = 0  # where the value starts in the statement text, for error columns
+
+
+@dataclass(eq=False)
+class RawCall:
+    name: str
+    args: list[Expr]
+    pos: int = 0
+
+
+_ASSIGN_RE = re.compile(r"(?<![=!<>])=(?!=)")
+
+
+def parse_statement(text: str) -> RawAssign | RawCall:
+    """`lhs = expr`, `name(args)` or a bare `name` (`drop`, `to_host`, ...)."""
+    m = _ASSIGN_RE.search(text)
+    if m:
+        lhs_text, rhs_text = text[: m.start()], text[m.end() :]
+        p = _Parser(lhs_text)
+        if p.tok.kind != "ident":
+            raise ExprSyntaxError("an assignment needs a field, metadata or register on the left", 0)
+        target = _lvalue(p)
+        p.at_end()
+        try:
+            value = parse_expression(rhs_text)
+        except ExprSyntaxError as exc:
+            raise ExprSyntaxError(exc.message, exc.column + m.end(), exc.hint) from None
+        return RawAssign(target, value, lhs_text.strip(), m.end())
+    p = _Parser(text)
+    tok = p.tok
+    if tok.kind != "ident":
+        raise ExprSyntaxError(f"expected a statement but found '{tok.text or 'nothing'}'", tok.pos,
+                              "statements are 'field = expr', 'drop', 'forward(port)', 'set_valid(h)', ...")
+    p.advance()
+    args: list[Expr] = []
+    if p.accept("("):
+        if not p.accept(")"):
+            while True:
+                args.append(p.expression())
+                if p.accept(")"):
+                    break
+                p.expect(",")
+    p.at_end()
+    return RawCall(tok.text, args, tok.pos)
+
+
+def _lvalue(p: _Parser) -> Expr:
+    """A field/metadata name, or a register element `reg[expr]`."""
+    return p.name()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Keysets: `0x0800`, `0x0800 &&& 0xff00`, `10 .. 20`, `_`, comma-separated for tuples.
+
+
+@dataclass(frozen=True)
+class KeyElem:
+    kind: str  # 'value' | 'mask' | 'range' | 'any'
+    a: int = 0
+    b: int = 0
+
+
+def parse_keyset(text: str) -> list[KeyElem]:
+    p = _Parser(text)
+    elems: list[KeyElem] = []
+    while True:
+        elems.append(_key_elem(p))
+        if p.tok.kind == "end":
+            return elems
+        p.expect(",")
+
+
+def _key_elem(p: _Parser) -> KeyElem:
+    if p.tok.kind == "ident" and p.tok.text in ("_", "default"):
+        p.advance()
+        return KeyElem("any")
+    a = _const_value(p)
+    if p.accept("&&&"):
+        return KeyElem("mask", a, _const_value(p))
+    if p.accept(".."):
+        return KeyElem("range", a, _const_value(p))
+    return KeyElem("value", a)
+
+
+def _const_value(p: _Parser) -> int:
+    if p.tok.kind != "num":
+        raise ExprSyntaxError(f"expected a number but found '{p.tok.text or 'end'}'", p.tok.pos,
+                              "keyset elements are VALUE, VALUE &&& MASK, LO .. HI or _")
+    return p.advance().value
+
+
+def parse_match_value(text: str, kind: str) -> KeyElem:
+    """A table-entry match: exact `V`, lpm `V/LEN`, ternary `V &&& M`, range `LO .. HI`, or `_`."""
+    p = _Parser(text)
+    if p.tok.kind == "ident" and p.tok.text == "_":
+        p.advance()
+        p.at_end()
+        return KeyElem("any")
+    a = _const_value(p)
+    elem = KeyElem("value", a)
+    if p.accept("/"):
+        elem = KeyElem("prefix", a, p.expect_int())
+    elif p.accept("&&&"):
+        elem = KeyElem("mask", a, _const_value(p))
+    elif p.accept(".."):
+        elem = KeyElem("range", a, _const_value(p))
+    p.at_end()
+    return elem
+
+
+def parse_action_call(text: str) -> tuple[str, list[Expr]]:
+    """`name` or `name(arg, ...)` with constant arguments (table defaults and entries)."""
+    stmt = parse_statement(text)
+    if not isinstance(stmt, RawCall):
+        raise ExprSyntaxError("expected an action call such as 'set_port(3)'", 0)
+    return stmt.name, stmt.args

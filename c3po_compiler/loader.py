@@ -1,0 +1,187 @@
+"""Load a spec: YAML with positions, includes, schema validation, lowering to IR, semantic checks.
+
+`load_program()` is the one entry point the CLI, the targets and the conformance tools use. It either returns
+a checked `Program` plus warnings, or raises `SpecError` with every problem it found.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from . import ir
+from .checks import run_checks
+from .lower import Lowerer
+from .problems import Loc, Problem, SpecError, error
+from .yaml_source import Source, load_yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "c3po.schema.json"
+
+
+@dataclass
+class Loaded:
+    program: ir.Program
+    warnings: list[Problem]
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    with SCHEMA_PATH.open(encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema())
+    return cls(schema())  # type: ignore[no-any-return]
+
+
+def display_name(path: Path) -> str:
+    """Paths relative to the working directory when below it, so messages stay short and stable."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _stringify_keys(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {str(k): _stringify_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_stringify_keys(v) for v in data]
+    return data
+
+
+def schema_problems(src: Source) -> list[Problem]:
+    """Schema errors at the position of the offending node, one per node, with a hint of what is valid."""
+    problems: list[Problem] = []
+    seen: set[tuple[Any, ...]] = set()
+    for err in sorted(_validator().iter_errors(_stringify_keys(src.data)), key=lambda e: list(map(str, e.path))):
+        err = _deepest(err)
+        path = tuple(err.absolute_path)
+        message, hint, key_path = _explain(err)
+        if key_path is not None:
+            loc = src.loc(key_path, key=True)
+        else:
+            loc = src.loc(path)
+        dedupe = (loc.line, loc.col, message)
+        if dedupe in seen:
+            continue
+        seen.add(dedupe)
+        problems.append(error(loc, message, hint))
+    return problems
+
+
+def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    if err.context:
+        best = jsonschema.exceptions.best_match(err.context)
+        if best is not None and len(best.absolute_path) >= len(err.absolute_path):
+            return _deepest(best)
+    return err
+
+
+def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[Any, ...] | None]:
+    v = err.validator
+    where = tuple(err.absolute_path)
+    if v == "additionalProperties" or v == "unevaluatedProperties":
+        props = sorted((err.schema.get("properties") or {}).keys()) if isinstance(err.schema, dict) else []
+        extra = [k for k in err.instance if k not in props] if isinstance(err.instance, dict) else []
+        name = extra[0] if extra else "?"
+        hint = ("valid keys here: " + ", ".join(props)) if props else None
+        from .problems import did_you_mean
+
+        close = did_you_mean(name, props) if props else None
+        if close and close.startswith("did you mean"):
+            hint = close + (f" (valid keys: {', '.join(props)})" if len(props) <= 12 else "")
+        return f"unknown key '{name}'", hint, (*where, name)
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return f"missing required key '{missing}'", None, None
+    if v == "enum":
+        allowed = ", ".join(map(str, err.validator_value))
+        return f"'{err.instance}' is not valid here", f"expected one of: {allowed}", None
+    if v == "const":
+        return f"'{err.instance}' is not valid here", f"expected {err.validator_value!r}", None
+    if v == "pattern":
+        return (f"'{err.instance}' is not a valid name", "names match [a-z][a-z0-9_]* and are at most 48 characters",
+                None)
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{err.instance} is out of range", err.message, None
+    if v == "type":
+        return f"expected {err.validator_value}, found {type(err.instance).__name__} {err.instance!r}", None, None
+    if v == "propertyNames" and isinstance(err.instance, str):
+        return f"'{err.instance}' is not a valid name", "names match [a-z][a-z0-9_]*", where
+    return err.message, None, None
+
+
+def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order: list[Source],
+               problems: list[Problem], include_loc: Loc | None) -> None:
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(display_name(p) for p in [*chain[chain.index(path):], path])
+        assert include_loc is not None
+        problems.append(error(include_loc, f"include cycle: {cycle}", "remove one of these includes"))
+        return
+    if path in loaded:
+        return
+    if not path.is_file():
+        loc = include_loc or Loc(display_name(path), 1, 1)
+        problems.append(error(loc, f"spec file not found: {display_name(path)}",
+                              "include paths are relative to the including file"))
+        return
+    src = load_yaml(path, display_name(path))
+    loaded[path] = src
+    if not isinstance(src.data, dict):
+        problems.append(error(src.loc(()), "a spec file is a YAML mapping", "start with 'c3po: 1'"))
+        return
+    schema_errs = schema_problems(src) if SCHEMA_PATH.is_file() else []
+    problems.extend(schema_errs)
+    includes = src.data.get("include") or []
+    if isinstance(includes, list):
+        for i, inc in enumerate(includes):
+            if isinstance(inc, str):
+                _load_tree(path.parent / inc, [*chain, path], loaded, order, problems, src.loc(("include", i)))
+    order.append(src)
+
+
+def load_program(path: str | Path) -> Loaded:
+    """Load, validate, lower and check a spec. Raises SpecError listing every error."""
+    problems: list[Problem] = []
+    loaded: dict[Path, Source] = {}
+    order: list[Source] = []
+    top = Path(path)
+    _load_tree(top, [], loaded, order, problems, None)
+    if problems:
+        raise SpecError(problems)
+    main = order[-1]
+    lowerer = Lowerer(main, order)
+    program = lowerer.run()
+    problems.extend(lowerer.problems)
+    if program is None or any(p.severity == "error" for p in problems):
+        raise SpecError(problems)
+    problems.extend(run_checks(program))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise SpecError(problems)
+    digest = hashlib.sha256()
+    for src in order:
+        digest.update(Path(src.file).name.encode() + b"\0")
+        digest.update(Path(loaded_path(loaded, src)).read_bytes())
+    program.source_hash = digest.hexdigest()[:16]
+    return Loaded(program, [p for p in problems if p.severity == "warning"])
+
+
+def loaded_path(loaded: dict[Path, Source], src: Source) -> Path:
+    for p, s in loaded.items():
+        if s is src:
+            return p
+    raise KeyError(src.file)  # pragma: no cover

@@ -1,0 +1,855 @@
+"""From schema-valid YAML documents to the typed IR.
+
+One `Lowerer` walks the merged spec, resolving every name and width, and collects every problem it meets
+rather than stopping at the first, so a user sees all their mistakes in one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import networkx as nx
+
+from . import ir
+from .expr import (
+    BOOL,
+    Const,
+    Expr,
+    ExprSyntaxError,
+    FieldRef,
+    KeyElem,
+    MetaRef,
+    RawAssign,
+    RawCall,
+    RegRead,
+    StdRef,
+    parse_action_call,
+    parse_expression,
+    parse_keyset,
+    parse_match_value,
+    parse_statement,
+)
+from .names import ident_problem
+from .problems import Loc, Problem, did_you_mean, duplicate, error, undefined
+from .typecheck import Resolver, Scope, TypeProblem, coerce
+from .yaml_source import PathKey, Source
+
+TERMINAL_STATES = ("accept", "reject")
+VERDICT_STATEMENTS = {"drop": ir.Verdict.DROP, "to_host": ir.Verdict.TO_HOST, "reflect": ir.Verdict.REFLECT}
+
+
+class _Abort(Exception):
+    """Stops lowering one node after its problem was recorded."""
+
+
+class Lowerer:
+    def __init__(self, main: Source, sources: list[Source]) -> None:
+        self.main = main
+        self.sources = sources
+        self.problems: list[Problem] = []
+        self.header_types: dict[str, ir.HeaderType] = {}
+        self.header_src: dict[str, tuple[Source, PathKey]] = {}
+        self.instances: dict[str, ir.Instance] = {}
+        self.instance_decls: dict[str, tuple[Source, PathKey]] = {}
+        self.metadata: dict[str, int] = {}
+        self.registers: dict[str, ir.Register] = {}
+        self.counters: dict[str, ir.Counter] = {}
+        self.actions: dict[str, ir.Action] = {}
+        self.tables: dict[str, ir.Table] = {}
+        self.src = main
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def loc(self, path: PathKey, *, key: bool = False, src: Source | None = None) -> Loc:
+        return (src or self.src).loc(path, key=key)
+
+    def err(self, path: PathKey, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.problems.append(error(self.loc(path, key=key), message, hint))
+
+    def check_ident(self, name: object, path: PathKey, *, is_field: bool = False) -> bool:
+        bad = ident_problem(name, is_field=is_field)
+        if bad:
+            self.err(path, bad[0], bad[1], key=True)
+            return False
+        return True
+
+    @contextmanager
+    def using(self, src: Source) -> Iterator[None]:
+        old, self.src = self.src, src
+        try:
+            yield
+        finally:
+            self.src = old
+
+    def expr_problem(self, path: PathKey, exc: ExprSyntaxError | TypeProblem, offset: int = 0) -> None:
+        base = self.loc(path)
+        pos = exc.column if isinstance(exc, ExprSyntaxError) else exc.pos
+        loc = Loc(base.file, base.line, base.col + offset + pos, base.path)
+        self.problems.append(error(loc, exc.message, exc.hint))
+
+    def parse_expr(self, text: Any, path: PathKey) -> Expr:
+        if isinstance(text, bool):
+            return Const(int(text), is_bool=True)
+        if isinstance(text, int):
+            return Const(text)
+        if not isinstance(text, str):
+            self.err(path, "expected an expression string")
+            raise _Abort
+        try:
+            return parse_expression(text)
+        except ExprSyntaxError as exc:
+            self.expr_problem(path, exc)
+            raise _Abort from None
+
+    def resolve(self, fn: Any, path: PathKey, *args: Any, offset: int = 0) -> Any:
+        try:
+            return fn(*args)
+        except TypeProblem as exc:
+            self.expr_problem(path, exc, offset)
+            raise _Abort from None
+
+    def scope(self, **kw: Any) -> Scope:
+        return Scope(self.get_instance, lambda: sorted(n for n in {*self.instances, *self.header_types}
+                                                         if "." not in n),
+                     self.metadata, self.registers, **kw)
+
+    # -- instances ---------------------------------------------------------------------------------------------
+
+    def get_instance(self, name: str) -> ir.Instance | None:
+        """Instances are created on first reference: each header type has an implicit one of its own name."""
+        if name in self.instances:
+            return self.instances[name]
+        if "." in name:
+            parent, _, _ = name.partition(".")
+            if self.get_instance(parent) is not None:
+                return self.instances.get(name)
+            return None
+        ht = self.header_types.get(name)
+        if ht is None:
+            return None
+        return self._add_instance(ir.Instance(name, ht, loc=ht.loc))
+
+    def _add_instance(self, inst: ir.Instance) -> ir.Instance:
+        self.instances[inst.name] = inst
+        vl = inst.type.varlen
+        if vl and vl.tlv:
+            for opt in vl.tlv.options:
+                ht = ir.HeaderType(f"{inst.type.name}.{opt.name}", opt.fields, loc=opt.loc)
+                name = f"{inst.name}.{opt.name}"
+                self.instances[name] = ir.Instance(name, ht, 0, inst.name, opt, opt.loc)
+        return inst
+
+    # -- the program -------------------------------------------------------------------------------------------
+
+    def run(self) -> ir.Program | None:
+        data = self.main.data
+        for src in self.sources:
+            with self.using(src):
+                self.lower_headers(src)
+                if src is not self.main:
+                    for key in src.data:
+                        if key not in ("c3po", "doc", "include", "headers"):
+                            self.err((key,), f"'{key}' is only allowed in the top-level program, not in an "
+                                     "included file", "included files contribute 'headers' only", key=True)
+        name = data.get("program")
+        if name is None:
+            self.err((), "the top-level spec has no 'program' name",
+                     "add 'program: NAME' (a file without it is a library to include)")
+            name = "program"
+        else:
+            self.check_ident(name, ("program",))
+        self.lower_instances(data.get("instances") or {})
+        self.lower_metadata(data.get("metadata") or {})
+        self.lower_state(data)
+        self.lower_actions(data.get("actions") or {})
+        self.lower_tables(data.get("tables") or {})
+        parser = self.lower_parser(data.get("parser"))
+        control = self.lower_block(data.get("control") or [], ("control",), in_control=True)
+        deparse = self.lower_deparse(data.get("deparse"), parser)
+        default_verdict = data.get("default_verdict", "to_host")
+        if any(p.severity == "error" for p in self.problems) or parser is None:
+            return None
+        digest = hashlib.sha256()
+        for src in self.sources:
+            digest.update(src.file.encode() + b"\0")
+        prog = ir.Program(
+            name=name, files=[s.file for s in self.sources], header_types=self.header_types,
+            instances=self.instances, metadata=self.metadata, parser=parser, tables=self.tables,
+            actions=self.actions, counters=self.counters, registers=self.registers, control=control,
+            deparse=deparse, default_verdict=default_verdict, loc=self.main.loc(()),
+        )
+        return prog
+
+    # -- headers -----------------------------------------------------------------------------------------------
+
+    def lower_headers(self, src: Source) -> None:
+        for hname, hdata in (src.data.get("headers") or {}).items():
+            path: PathKey = ("headers", hname)
+            if not self.check_ident(hname, path):
+                continue
+            if hname in self.header_types:
+                first = self.header_types[hname].loc
+                self.problems.append(duplicate(self.loc(path, key=True), "header", hname, first))
+                continue
+            try:
+                self.header_types[hname] = self.lower_header(hname, hdata, path)
+                self.header_src[hname] = (src, path)
+            except _Abort:
+                pass
+
+    def lower_fields(self, data: Any, path: PathKey, seen: dict[str, Loc], whole_bytes: str | None) -> list[ir.Field]:
+        fields: list[ir.Field] = []
+        offset = 0
+        for fname, width in (data or {}).items():
+            fpath = (*path, fname)
+            ok = self.check_ident(fname, fpath, is_field=True)
+            if fname in seen:
+                self.problems.append(duplicate(self.loc(fpath, key=True), "field", fname, seen[fname]))
+                ok = False
+            if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 128:
+                self.err(fpath, f"field width must be 1..128 bits, not {width!r}")
+                ok = False
+            if ok:
+                seen[fname] = self.loc(fpath, key=True)
+                fields.append(ir.Field(fname, width, offset, self.loc(fpath, key=True)))
+                offset += width
+        if whole_bytes and offset % 8:
+            self.err(path, f"{whole_bytes} is {offset} bits, not a whole number of bytes",
+                     f"add {8 - offset % 8} bits (e.g. a reserved field)")
+        return fields
+
+    def lower_header(self, name: str, data: dict[str, Any], path: PathKey) -> ir.HeaderType:
+        seen: dict[str, Loc] = {}
+        fields = self.lower_fields(data.get("fields"), (*path, "fields"), seen, f"the fixed part of '{name}'")
+        ht = ir.HeaderType(name, fields, doc=data.get("doc", ""), loc=self.loc(path, key=True))
+        if not fields:
+            self.err((*path, "fields"), f"header '{name}' has no fields")
+        local = Resolver(self.scope(local_header=ht))
+        for gname, gdata in (data.get("optional") or {}).items():
+            gpath = (*path, "optional", gname)
+            if not self.check_ident(gname, gpath, is_field=True):
+                continue
+            try:
+                when = self.resolve(local.bool_expr, (*gpath, "when"), self.parse_expr(gdata.get("when"), (*gpath, "when")))
+            except _Abort:
+                continue
+            gfields = self.lower_fields(gdata.get("fields"), (*gpath, "fields"), seen, f"optional group '{gname}'")
+            ht.groups.append(ir.OptionalGroup(gname, when, gfields, self.loc(gpath, key=True)))
+        vl = data.get("varlen")
+        if vl is not None:
+            vpath = (*path, "varlen")
+            try:
+                length = self.resolve(local.any_sized, (*vpath, "length"),
+                                      self.parse_expr(vl.get("length"), (*vpath, "length")), "a varlen length")
+                ht.varlen = ir.VarLen(vl.get("name", "options"), length, int(vl.get("max", 0)), None,
+                                      self.loc(vpath, key=True))
+                if "tlv" in vl:
+                    ht.varlen.tlv = self.lower_tlv(vl["tlv"], (*vpath, "tlv"), ht.varlen.max_bytes)
+            except _Abort:
+                pass
+        cs = data.get("checksum")
+        if cs is not None:
+            cpath = (*path, "checksum")
+            f = ht.field(cs.get("field", ""))
+            if f is None:
+                self.err((*cpath, "field"), f"checksum field '{cs.get('field')}' is not a field of '{name}'",
+                         did_you_mean(str(cs.get("field")), [x.name for x in ht.all_fields()]))
+            elif f.width != 16 or ht.group_of(f.name) is not None:
+                self.err((*cpath, "field"), "a checksum field must be a 16-bit field of the fixed part")
+            else:
+                ht.checksum = ir.Checksum(f.name, cs.get("kind", "ipv4_header"),
+                                          bool(cs.get("zero_means_none", False)), self.loc(cpath, key=True))
+        return ht
+
+    def lower_tlv(self, data: dict[str, Any], path: PathKey, area_max: int) -> ir.Tlv:
+        seen: dict[str, Loc] = {}
+        if "header" in data:
+            header = self.lower_fields(data["header"], (*path, "header"), seen, "the TLV option header")
+            key = list(data.get("key") or [header[0].name if header else "type"])
+            size_text = data.get("size")
+            if size_text is None:
+                self.err(path, "a TLV with a 'header' needs 'size' (the option's total bytes)")
+                raise _Abort
+        else:
+            tw, lw = data.get("type", 8), data.get("length", 8)
+            header = [ir.Field("type", tw, 0, self.loc(path)), ir.Field("length", lw, tw, self.loc(path))]
+            if (tw + lw) % 8 or tw % 8:
+                self.err(path, "TLV type and length widths must make whole bytes, with the type byte aligned")
+                raise _Abort
+            unit, adjust = int(data.get("length_unit", 1)), int(data.get("length_adjust", 0))
+            size_text = f"(bit<16>) length * {unit} + {adjust}" if lw <= 16 else f"length * {unit} + {adjust}"
+            key = ["type"]
+        names = {f.name: f.width for f in header}
+        for k in key:
+            if k not in names:
+                self.err((*path, "key"), f"TLV key '{k}' is not a field of the option header",
+                         did_you_mean(k, names))
+                raise _Abort
+        res = Resolver(self.scope(local_fields=names))
+        size = self.resolve(res.any_sized, (*path, "size") if "size" in data else path,
+                            self.parse_expr(size_text, (*path, "size")), "a TLV size")
+        singletons: dict[str, int] = {}
+        for sname, value in (data.get("singletons") or {}).items():
+            if self.check_ident(sname, (*path, "singletons", sname), is_field=True):
+                singletons[sname] = int(value)
+        if singletons and header[0].width % 8:
+            self.err((*path, "singletons"), "singletons need a byte-aligned leading type field")
+        end = list(data.get("end") or [])
+        for e in end:
+            if e not in singletons:
+                self.err((*path, "end"), f"'end' names '{e}', which is not a singleton", did_you_mean(e, singletons))
+        options: list[ir.TlvOption] = []
+        for oname, odata in (data.get("options") or {}).items():
+            opath = (*path, "options", oname)
+            if not self.check_ident(oname, opath, is_field=True):
+                continue
+            if "match" in odata:
+                match = {str(k): int(v) for k, v in odata["match"].items()}
+            elif "type" in odata:
+                match = {key[0]: int(odata["type"])}
+            else:
+                self.err(opath, f"option '{oname}' needs 'type' or 'match'")
+                continue
+            for k in match:
+                if k not in key:
+                    self.err((*opath, "match"), f"option match on '{k}', which is not a TLV key field",
+                             "key fields: " + ", ".join(key))
+            ofields = self.lower_fields(odata.get("fields"), (*opath, "fields"), {}, f"option '{oname}'")
+            options.append(ir.TlvOption(oname, match, ofields, self.loc(opath, key=True)))
+        return ir.Tlv(header, key, size, singletons, end, int(data.get("max_options", area_max)), options,
+                      self.loc(path, key=True))
+
+    # -- instances, metadata, state ----------------------------------------------------------------------------
+
+    def lower_instances(self, data: dict[str, Any]) -> None:
+        for name, decl in data.items():
+            path: PathKey = ("instances", name)
+            if not self.check_ident(name, path):
+                continue
+            tname = decl.get("type", name)
+            ht = self.header_types.get(tname)
+            if ht is None:
+                self.problems.append(undefined(self.loc((*path, "type")), "header type", tname, self.header_types))
+                continue
+            stack = int(decl.get("stack", 0))
+            if stack and ht.varlen is not None:
+                self.err((*path, "stack"), "a header stack must have fixed-length elements",
+                         f"'{tname}' has a variable-length part")
+                continue
+            self._add_instance(ir.Instance(name, ht, stack, loc=self.loc(path, key=True)))
+
+    def lower_metadata(self, data: dict[str, Any]) -> None:
+        for name, width in data.items():
+            path: PathKey = ("metadata", name)
+            if self.check_ident(name, path, is_field=True):
+                if not isinstance(width, int) or not 1 <= width <= 128:
+                    self.err(path, f"metadata width must be 1..128 bits, not {width!r}")
+                    continue
+                self.metadata[name] = width
+
+    def lower_state(self, data: dict[str, Any]) -> None:
+        for name, decl in (data.get("counters") or {}).items():
+            if self.check_ident(name, ("counters", name)):
+                self.counters[name] = ir.Counter(name, int(decl.get("size", 1)), self.loc(("counters", name), key=True))
+        for name, decl in (data.get("registers") or {}).items():
+            if self.check_ident(name, ("registers", name)):
+                if name in self.counters:
+                    self.problems.append(duplicate(self.loc(("registers", name), key=True), "name", name,
+                                                   self.counters[name].loc))
+                    continue
+                self.registers[name] = ir.Register(name, int(decl.get("width", 32)), int(decl.get("size", 1)),
+                                                   self.loc(("registers", name), key=True))
+
+    # -- statements ----------------------------------------------------------------------------------------------
+
+    def lower_block(self, items: Any, path: PathKey, *, in_control: bool = False,
+                    params: dict[str, int] | None = None) -> list[ir.Stmt]:
+        out: list[ir.Stmt] = []
+        if not isinstance(items, list):
+            self.err(path, "expected a list of statements")
+            return out
+        for i, item in enumerate(items):
+            try:
+                out.append(self.lower_stmt(item, (*path, i), in_control, params or {}))
+            except _Abort:
+                pass
+        return out
+
+    def lower_stmt(self, item: Any, path: PathKey, in_control: bool, params: dict[str, int]) -> ir.Stmt:
+        loc = self.loc(path)
+        res = Resolver(self.scope(params=params))
+        if isinstance(item, dict):
+            if "if" in item:
+                cond = self.resolve(res.bool_expr, (*path, "if"), self.parse_expr(item["if"], (*path, "if")))
+                return ir.If(cond, self.lower_block(item.get("then") or [], (*path, "then"), in_control=in_control,
+                                                    params=params),
+                             self.lower_block(item.get("else") or [], (*path, "else"), in_control=in_control,
+                                              params=params), loc=loc)
+            if "apply" in item:
+                if not in_control:
+                    self.err(path, "tables are applied in 'control', not inside actions")
+                    raise _Abort
+                tname = item["apply"]
+                table = self.tables.get(tname)
+                if table is None:
+                    self.problems.append(undefined(self.loc((*path, "apply")), "table", str(tname), self.tables))
+                    raise _Abort
+                by_action: dict[str, list[ir.Stmt]] = {}
+                for aname, body in (item.get("action") or {}).items():
+                    if aname not in table.actions and aname != table.default.action:
+                        self.problems.append(error(self.loc((*path, "action", aname), key=True),
+                                                   f"table '{tname}' has no action '{aname}'",
+                                                   did_you_mean(aname, table.actions)))
+                        continue
+                    by_action[aname] = self.lower_block(body, (*path, "action", aname), in_control=True)
+                return ir.Apply(tname, self.lower_block(item.get("hit") or [], (*path, "hit"), in_control=True),
+                                self.lower_block(item.get("miss") or [], (*path, "miss"), in_control=True),
+                                by_action, loc=loc)
+            self.err(path, "a statement object has 'if' or 'apply'")
+            raise _Abort
+        if not isinstance(item, str):
+            self.err(path, "expected a statement")
+            raise _Abort
+        try:
+            raw = parse_statement(item)
+        except ExprSyntaxError as exc:
+            self.expr_problem(path, exc)
+            raise _Abort from None
+        if isinstance(raw, RawAssign):
+            return self.lower_assign(raw, res, path, loc)
+        return self.lower_call(raw, res, path, loc, in_control)
+
+    def lower_assign(self, raw: RawAssign, res: Resolver, path: PathKey, loc: Loc) -> ir.Stmt:
+        target = self.resolve(res.expr, path, raw.target)
+        if isinstance(target, StdRef):
+            self.err(path, f"'std.{target.name}' is read-only")
+            raise _Abort
+        if isinstance(target, FieldRef):
+            inst = self.instances[target.instance]
+            if inst.tlv_option is not None:
+                self.err(path, f"TLV option fields are read-only ('{raw.target_text}')",
+                         "the options area is deparsed verbatim")
+                raise _Abort
+        elif not isinstance(target, MetaRef | RegRead):
+            self.err(path, f"cannot assign to '{raw.target_text}'", "assign header fields, metadata or reg[i]")
+            raise _Abort
+        value = self.resolve(res.expr, path, raw.value, offset=raw.value_offset)
+        try:
+            value = coerce(value, target.width, f"'{raw.target_text}'")
+        except TypeProblem as exc:
+            self.expr_problem(path, exc, offset=raw.value_offset)
+            raise _Abort from None
+        return ir.Assign(target, value, loc=loc)
+
+    def lower_call(self, raw: RawCall, res: Resolver, path: PathKey, loc: Loc, in_control: bool) -> ir.Stmt:
+        name, args = raw.name, raw.args
+
+        def nargs(n: int, usage: str) -> None:
+            if len(args) != n:
+                self.err(path, f"'{name}' takes {n} argument{'s' if n != 1 else ''}", f"write '{usage}'")
+                raise _Abort
+
+        if name in VERDICT_STATEMENTS:
+            nargs(0, name)
+            return ir.SetVerdict(VERDICT_STATEMENTS[name], loc=loc)
+        if name == "nop":
+            nargs(0, "nop")
+            return ir.If(Const(1, is_bool=True, width=BOOL), [], [], loc=loc)
+        if name == "forward":
+            nargs(1, "forward(port)")
+            port = self.resolve(res.sized, path, args[0], ir.PORT_WIDTH, "a port")
+            return ir.SetVerdict(ir.Verdict.FORWARD, port, loc=loc)
+        if name in ("set_valid", "set_invalid", "update_checksum"):
+            nargs(1, f"{name}(header)")
+            valid = self.resolve(res.expr, path, _as_call("valid", args[0]))
+            assert isinstance(valid, ir.Valid)
+            inst = self.instances[valid.instance]
+            if inst.tlv_option is not None:
+                self.err(path, f"'{name}' cannot be applied to a TLV option")
+                raise _Abort
+            if name == "update_checksum":
+                if inst.type.checksum is None:
+                    self.err(path, f"header '{inst.type.name}' declares no checksum",
+                             "add 'checksum: {field: ..., kind: ...}' to the header type")
+                    raise _Abort
+                return ir.UpdateChecksum(valid.instance, loc=loc)
+            if name == "set_valid" and not inst.type.is_fixed:
+                self.err(path, f"set_valid needs a fixed-length header; '{inst.type.name}' has optional or "
+                         "variable-length parts")
+                raise _Abort
+            return ir.SetValid(valid.instance, valid.index, name == "set_valid", loc=loc)
+        if name == "count":
+            nargs(2, "count(counter, index)")
+            cname = args[0]
+            if not (isinstance(cname, ir.Expr) and hasattr(cname, "parts") and len(cname.parts) == 1):  # type: ignore[attr-defined]
+                self.err(path, "count() takes a counter name first")
+                raise _Abort
+            counter = str(cname.parts[0])  # type: ignore[attr-defined]
+            if counter not in self.counters:
+                self.problems.append(undefined(loc, "counter", counter, self.counters))
+                raise _Abort
+            index = self.resolve(res.any_sized, path, args[1], "a counter index")
+            return ir.Count(counter, index, loc=loc)
+        action = self.actions.get(name)
+        if action is not None and not action.builtin:
+            if not in_control:
+                self.err(path, f"actions cannot call other actions ('{name}')", "inline the statements")
+                raise _Abort
+            nargs(len(action.params), f"{name}({', '.join(p.name for p in action.params)})")
+            typed = [self.resolve(res.sized, path, a, p.width, f"parameter '{p.name}'")
+                     for a, p in zip(args, action.params, strict=True)]
+            return ir.CallAction(name, typed, loc=loc)
+        known = [*VERDICT_STATEMENTS, "forward", "set_valid", "set_invalid", "update_checksum", "count", "nop",
+                 *self.user_action_names()]
+        self.problems.append(error(loc, f"unknown statement '{name}'", did_you_mean(name, known)))
+        raise _Abort
+
+    def user_action_names(self) -> list[str]:
+        return [n for n, a in self.actions.items() if not a.builtin]
+
+    # -- actions and tables ------------------------------------------------------------------------------------
+
+    def lower_actions(self, data: dict[str, Any]) -> None:
+        for bname, bparams in ir.BUILTIN_ACTIONS.items():
+            params = [ir.Param(n, w) for n, w in bparams]
+            body: list[ir.Stmt]
+            if bname == "forward":
+                body = [ir.SetVerdict(ir.Verdict.FORWARD, ir.ParamRef("port", width=ir.PORT_WIDTH))]
+            elif bname == "nop":
+                body = []
+            else:
+                body = [ir.SetVerdict(VERDICT_STATEMENTS[bname])]
+            self.actions[bname] = ir.Action(bname, params, body, builtin=True)
+        for name, decl in data.items():
+            path: PathKey = ("actions", name)
+            if name in ir.BUILTIN_ACTIONS:
+                self.err(path, f"'{name}' is a built-in action", f"rename it, e.g. 'my_{name}'", key=True)
+                continue
+            if not self.check_ident(name, path):
+                continue
+            params: dict[str, int] = {}
+            for pname, width in (decl.get("params") or {}).items():
+                ppath = (*path, "params", pname)
+                if self.check_ident(pname, ppath, is_field=True):
+                    if not isinstance(width, int) or not 1 <= width <= 128:
+                        self.err(ppath, f"parameter width must be 1..128 bits, not {width!r}")
+                        continue
+                    params[pname] = width
+            self.actions[name] = ir.Action(name, [ir.Param(n, w) for n, w in params.items()], [],
+                                           loc=self.loc(path, key=True))
+        for name, decl in data.items():
+            action = self.actions.get(name)
+            if action is None or action.builtin:
+                continue
+            action.body = self.lower_block(decl.get("do") or [], ("actions", name, "do"),
+                                           params={p.name: p.width for p in action.params})
+
+    def lower_tables(self, data: dict[str, Any]) -> None:
+        for name, decl in data.items():
+            path: PathKey = ("tables", name)
+            if not self.check_ident(name, path):
+                continue
+            if name in self.actions:
+                self.problems.append(duplicate(self.loc(path, key=True), "name", name, self.actions[name].loc))
+                continue
+            try:
+                self.tables[name] = self.lower_table(name, decl, path)
+            except _Abort:
+                pass
+
+    def lower_table(self, name: str, decl: dict[str, Any], path: PathKey) -> ir.Table:
+        res = Resolver(self.scope())
+        keys: list[ir.TableKey] = []
+        for ktext, kind in (decl.get("key") or {}).items():
+            kpath = (*path, "key", ktext)
+            try:
+                ref = self.resolve(res.expr, kpath, self.parse_expr(ktext, kpath))
+            except _Abort:
+                continue
+            if not isinstance(ref, FieldRef | MetaRef | StdRef):
+                self.err(kpath, f"table key '{ktext}' must be a header field or metadata", key=True)
+                continue
+            if isinstance(ref, FieldRef) and ref.index == "last":
+                self.err(kpath, "'.last' is only available in the parser", key=True)
+                continue
+            keys.append(ir.TableKey(ref, kind, ktext, self.loc(kpath, key=True)))
+        if sum(k.kind == "lpm" for k in keys) > 1:
+            self.err((*path, "key"), f"table '{name}' has more than one lpm key", "use ternary for the others")
+        actions: list[str] = []
+        for i, aname in enumerate(decl.get("actions") or []):
+            if aname not in self.actions:
+                self.problems.append(undefined(self.loc((*path, "actions", i)), "action", str(aname), self.actions))
+            elif aname in actions:
+                self.err((*path, "actions", i), f"action '{aname}' is listed twice")
+            else:
+                actions.append(aname)
+        default = self.action_call(decl.get("default", "nop"), (*path, "default"), actions, allow_nop=True)
+        size = int(decl.get("size", 1024))
+        table = ir.Table(name, keys, actions, default, size, bool(decl.get("counters", False)), [],
+                         self.loc(path, key=True))
+        for i, edata in enumerate(decl.get("entries") or []):
+            try:
+                table.entries.append(self.lower_entry(table, edata, (*path, "entries", i)))
+            except _Abort:
+                pass
+        if len(table.entries) > size:
+            self.err((*path, "entries"), f"{len(table.entries)} constant entries exceed the table size {size}")
+        return table
+
+    def action_call(self, text: Any, path: PathKey, allowed: list[str], allow_nop: bool = False) -> ir.ActionCall:
+        if not isinstance(text, str):
+            self.err(path, "expected an action such as 'drop' or 'set_port(3)'")
+            raise _Abort
+        try:
+            aname, args = parse_action_call(text)
+        except ExprSyntaxError as exc:
+            self.expr_problem(path, exc)
+            raise _Abort from None
+        if aname not in allowed and not (allow_nop and aname == "nop"):
+            hint = did_you_mean(aname, allowed) or "list it in the table's 'actions'"
+            self.err(path, f"action '{aname}' is not one of the table's actions", hint)
+            raise _Abort
+        action = self.actions[aname]
+        if len(args) != len(action.params):
+            self.err(path, f"action '{aname}' takes {len(action.params)} argument(s), {len(args)} given",
+                     f"write '{aname}({', '.join(p.name for p in action.params)})'")
+            raise _Abort
+        values: list[int] = []
+        for a, p in zip(args, action.params, strict=True):
+            if not isinstance(a, Const) or a.is_bool:
+                self.err(path, f"argument for '{p.name}' must be a constant")
+                raise _Abort
+            if a.value >= 1 << p.width:
+                self.err(path, f"{a.value:#x} does not fit parameter '{p.name}' (bit<{p.width}>)")
+                raise _Abort
+            values.append(a.value)
+        return ir.ActionCall(aname, values, self.loc(path))
+
+    def lower_entry(self, table: ir.Table, data: dict[str, Any], path: PathKey) -> ir.Entry:
+        by_text = {k.text: k for k in table.keys}
+        given = data.get("match") or {}
+        for ktext in given:
+            if ktext not in by_text:
+                self.problems.append(undefined(self.loc((*path, "match", ktext), key=True), "table key",
+                                               str(ktext), by_text))
+                raise _Abort
+        match: list[KeyElem] = []
+        for k in table.keys:
+            mpath = (*path, "match", k.text)
+            if k.text not in given:
+                if k.kind == "exact":
+                    self.err((*path, "match"), f"exact key '{k.text}' needs a value")
+                    raise _Abort
+                match.append(KeyElem("any"))
+                continue
+            match.append(self.match_value(given[k.text], k, mpath))
+        action = self.action_call(data.get("action"), (*path, "action"), table.actions)
+        return ir.Entry(match, action, int(data.get("priority", 0)), self.loc(path))
+
+    def match_value(self, value: Any, key: ir.TableKey, path: PathKey) -> KeyElem:
+        width = key.width
+        if isinstance(value, int) and not isinstance(value, bool):
+            elem = KeyElem("value", value)
+        else:
+            try:
+                elem = parse_match_value(str(value), key.kind)
+            except ExprSyntaxError as exc:
+                self.expr_problem(path, exc)
+                raise _Abort from None
+        allowed = {"exact": {"value"}, "lpm": {"value", "prefix", "any"}, "ternary": {"value", "mask", "any"},
+                   "range": {"value", "range", "any"}}[key.kind]
+        if elem.kind not in allowed:
+            forms = {"exact": "V", "lpm": "V/PREFIX_LEN", "ternary": "V &&& MASK", "range": "LO .. HI"}
+            self.err(path, f"'{value}' is not a {key.kind} match", f"write {forms[key.kind]}")
+            raise _Abort
+        limit = 1 << width
+        if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit):
+            self.err(path, f"'{value}' does not fit key '{key.text}' (bit<{width}>)")
+            raise _Abort
+        if elem.kind == "prefix" and elem.b > width:
+            self.err(path, f"prefix length {elem.b} is longer than bit<{width}>")
+            raise _Abort
+        if elem.kind == "range" and elem.a > elem.b:
+            self.err(path, f"empty range '{value}'", "write LO .. HI with LO <= HI")
+            raise _Abort
+        # Canonical forms: every key kind stored as its own shape.
+        if key.kind == "lpm" and elem.kind == "value":
+            elem = KeyElem("prefix", elem.a, width)
+        elif key.kind == "ternary" and elem.kind == "value":
+            elem = KeyElem("mask", elem.a, limit - 1)
+        elif key.kind == "range" and elem.kind == "value":
+            elem = KeyElem("range", elem.a, elem.a)
+        if elem.kind == "prefix":
+            mask = ((1 << elem.b) - 1) << (width - elem.b)
+            if elem.a & ~mask:
+                self.err(path, f"'{value}' has bits set beyond its /{elem.b} prefix",
+                         f"did you mean {elem.a & mask:#x}/{elem.b}?")
+                raise _Abort
+        if elem.kind == "mask" and elem.a & ~elem.b:
+            self.err(path, f"'{value}' has value bits outside its mask", f"use {elem.a & elem.b:#x} &&& {elem.b:#x}")
+            raise _Abort
+        return elem
+
+    # -- parser ------------------------------------------------------------------------------------------------
+
+    def lower_parser(self, data: dict[str, Any] | None) -> ir.Parser | None:
+        if data is None:
+            self.err((), "the program has no 'parser'", "add 'parser: {start: ..., states: {...}}'")
+            return None
+        path: PathKey = ("parser",)
+        on_error = {e: "drop" for e in ir.ERROR_KINDS}
+        oe = data.get("on_error", "drop")
+        if isinstance(oe, str):
+            on_error = {e: oe for e in ir.ERROR_KINDS}
+        else:
+            default = oe.get("default", "drop")
+            on_error = {e: oe.get(e, default) for e in ir.ERROR_KINDS}
+        states_data = data.get("states") or {}
+        states: dict[str, ir.ParserState] = {}
+        for sname in states_data:
+            if sname in TERMINAL_STATES:
+                self.err((*path, "states", sname), f"'{sname}' is a built-in terminal state", key=True)
+        for sname, sdata in states_data.items():
+            spath = (*path, "states", sname)
+            if sname in TERMINAL_STATES or not self.check_ident(sname, spath):
+                continue
+            try:
+                states[sname] = self.lower_parser_state(sname, sdata or {}, spath, states_data)
+            except _Abort:
+                pass
+        start = data.get("start")
+        if start not in states_data:
+            self.problems.append(undefined(self.loc((*path, "start")), "parser state", str(start), states_data))
+        graph = nx.DiGraph()
+        graph.add_nodes_from(TERMINAL_STATES)
+        for st in states.values():
+            graph.add_node(st.name)
+            for case in st.cases:
+                graph.add_edge(st.name, case.next)
+            if not st.select or st.default:
+                graph.add_edge(st.name, st.default)
+        return ir.Parser(str(start), states, on_error, graph, self.loc(path, key=True))
+
+    def lower_parser_state(self, name: str, data: dict[str, Any], path: PathKey,
+                           all_states: dict[str, Any]) -> ir.ParserState:
+        st = ir.ParserState(name, loc=self.loc(path, key=True))
+        known_states = [*all_states, *TERMINAL_STATES]
+
+        def target(value: Any, tpath: PathKey) -> str:
+            if value not in known_states:
+                self.problems.append(undefined(self.loc(tpath), "parser state", str(value), known_states))
+                raise _Abort
+            return str(value)
+
+        if "extract" in data:
+            inst = self.get_instance(str(data["extract"]))
+            if inst is None:
+                self.problems.append(undefined(self.loc((*path, "extract")), "header", str(data["extract"]),
+                                               self.scope().instance_names()))
+                raise _Abort
+            if inst.tlv_option is not None:
+                self.err((*path, "extract"), "TLV options are extracted with their enclosing header")
+                raise _Abort
+            st.extract = inst.name
+        for i, vname in enumerate(data.get("verify") or []):
+            inst = self.get_instance(str(vname))
+            if inst is None or inst.type.checksum is None:
+                msg = (f"undefined header '{vname}'" if inst is None
+                       else f"header '{inst.type.name}' declares no checksum to verify")
+                self.err((*path, "verify", i), msg)
+            elif inst.type.checksum.kind != "ipv4_header":
+                self.err((*path, "verify", i), "only header checksums (kind ipv4_header) can be verified in the "
+                         "parser", "L4 checksums cover the payload; verify them in a later stage")
+            elif vname != st.extract:
+                self.err((*path, "verify", i), f"'{vname}' is verified in a state that does not extract it",
+                         f"verify it in the state with 'extract: {vname}'")
+            else:
+                st.verify.append(inst.name)
+        res = Resolver(self.scope(in_parser=True))
+        if "next" in data:
+            st.default = target(data["next"], (*path, "next"))
+            return st
+        sel = data.get("select")
+        if sel is None:
+            st.default = target(data.get("default", "accept"), (*path, "default"))
+            return st
+        sel_list = sel if isinstance(sel, list) else [sel]
+        for i, s in enumerate(sel_list):
+            spath = (*path, "select", i) if isinstance(sel, list) else (*path, "select")
+            e = self.resolve(res.any_sized, spath, self.parse_expr(s, spath), "a select expression")
+            st.select.append(e)
+        st.default = target(data.get("default", "reject"), (*path, "default"))
+        for key, nxt in (data.get("cases") or {}).items():
+            cpath = (*path, "cases", str(key))
+            try:
+                st.cases.append(self.lower_case(key, nxt, cpath, st, target))
+            except _Abort:
+                pass
+        return st
+
+    def lower_case(self, key: Any, nxt: Any, path: PathKey, st: ir.ParserState, target: Any) -> ir.Case:
+        if isinstance(key, int):
+            keyset = [KeyElem("value", key)]
+        else:
+            try:
+                keyset = parse_keyset(str(key))
+            except ExprSyntaxError as exc:
+                base = self.loc(path, key=True)
+                self.problems.append(error(Loc(base.file, base.line, base.col + exc.column, base.path),
+                                           exc.message, exc.hint))
+                raise _Abort from None
+        if len(keyset) != len(st.select):
+            self.err(path, f"case '{key}' has {len(keyset)} value(s) but the select has {len(st.select)}",
+                     "separate tuple elements with commas, '_' for any", key=True)
+            raise _Abort
+        for elem, sel in zip(keyset, st.select, strict=True):
+            limit = 1 << sel.width
+            if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit):
+                self.err(path, f"case value '{key}' does not fit the select's bit<{sel.width}>", key=True)
+                raise _Abort
+            if elem.kind == "range" and elem.a > elem.b:
+                self.err(path, f"empty range in case '{key}'", "write LO .. HI with LO <= HI", key=True)
+                raise _Abort
+        return ir.Case(keyset, target(nxt, path), self.loc(path, key=True))
+
+    # -- deparser ----------------------------------------------------------------------------------------------
+
+    def lower_deparse(self, data: list[str] | None, parser: ir.Parser | None) -> list[str]:
+        if data is None:
+            return default_deparse_order(parser, self.instances) if parser else []
+        out: list[str] = []
+        for i, name in enumerate(data):
+            inst = self.get_instance(str(name))
+            if inst is None or inst.tlv_option is not None:
+                self.problems.append(undefined(self.loc(("deparse", i)), "header", str(name),
+                                               self.scope().instance_names()))
+            elif name in out:
+                self.err(("deparse", i), f"'{name}' is listed twice in 'deparse'")
+            else:
+                out.append(inst.name)
+        return out
+
+
+def _as_call(func: str, arg: Expr) -> Expr:
+    from .expr import Call
+
+    return Call(func, [arg], pos=arg.pos)
+
+
+def default_deparse_order(parser: ir.Parser, instances: dict[str, ir.Instance]) -> list[str]:
+    """Instances in the order they are first extracted along the parse graph (loops condensed)."""
+    cond = nx.condensation(parser.graph)
+    order: list[str] = []
+    members = cond.graph["mapping"]
+    by_comp: dict[int, list[str]] = {}
+    for state, comp in members.items():
+        by_comp.setdefault(comp, []).append(state)
+    for comp in nx.lexicographical_topological_sort(cond, key=lambda c: min(by_comp[c])):
+        for state in sorted(by_comp[comp]):
+            st = parser.states.get(state)
+            if st and st.extract and st.extract not in order:
+                order.append(st.extract)
+    return order

@@ -1,0 +1,83 @@
+"""What a target is, and the registry that finds them.
+
+A target is a small class: a name, documented capability flags (`features.FEATURES` names), and a pure
+`render(program) -> {relative path: text}`; `build()` renders and, where a toolchain is present, compiles.
+Built-in targets are listed explicitly; outside plugins register under the entry-point group `c3po.targets`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from . import ir
+from .features import FEATURES, program_features
+from .problems import Problem, error
+
+BUILTIN_TARGETS = {
+    "xdp": "targets.xdp:XdpTarget",
+    "p4": "targets.p4:P4Target",
+    "nic": "targets.nic:NicTarget",
+}
+
+
+@dataclass
+class BuildResult:
+    files: dict[str, Path] = field(default_factory=dict)  # what was written, by role ("source", "object", ...)
+    notes: list[str] = field(default_factory=list)  # printed by `c3po build` (footprints, skipped steps)
+
+
+class BuildError(Exception):
+    """A toolchain step failed (compiler or verifier): the message says what and where."""
+
+
+class Target(ABC):
+    name: str = ""
+    description: str = ""
+    supports: frozenset[str] = frozenset()  # feature names from features.FEATURES
+
+    def refusals(self, prog: ir.Program) -> list[Problem]:
+        """What this target cannot do for this program, as errors naming the feature and the target."""
+        missing = sorted(program_features(prog) - self.supports)
+        return [error(prog.loc, f"target '{self.name}' cannot do {FEATURES[f]} ({f}), which this program uses",
+                      "see docs/targets.md for the capability matrix") for f in missing] + self.limits(prog)
+
+    def limits(self, prog: ir.Program) -> list[Problem]:
+        """Target-specific size limits; none by default."""
+        return []
+
+    @abstractmethod
+    def render(self, prog: ir.Program) -> dict[str, str]:
+        """Generated files by relative path; deterministic: same program, same bytes."""
+
+    def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
+        result = BuildResult()
+        outdir.mkdir(parents=True, exist_ok=True)
+        for rel, text in self.render(prog).items():
+            path = outdir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            result.files[rel] = path
+        return result
+
+
+def available_targets() -> dict[str, str]:
+    """Target name -> 'module:Class', built-ins first, then entry-point plugins."""
+    found = dict(BUILTIN_TARGETS)
+    for ep in entry_points(group="c3po.targets"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def load_target(name: str) -> Target:
+    spec = available_targets().get(name)
+    if spec is None:
+        raise KeyError(name)
+    module_name, _, cls_name = spec.partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, cls_name)
+    target: Target = cls()
+    return target
