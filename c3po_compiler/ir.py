@@ -292,6 +292,7 @@ class SetValid(Stmt):
 @dataclass(eq=False)
 class UpdateChecksum(Stmt):
     instance: str
+    pseudo: str | None = None  # l4 checksums: the IP instance whose src/dst form the pseudo-header
 
 
 @dataclass(eq=False)

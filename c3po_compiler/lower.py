@@ -463,6 +463,8 @@ class Lowerer:
             port = self.resolve(res.sized, path, args[0], ir.PORT_WIDTH, "a port")
             return ir.SetVerdict(ir.Verdict.FORWARD, port, loc=loc)
         if name in ("set_valid", "set_invalid", "update_checksum"):
+            if name == "update_checksum" and len(args) == 2:
+                return self.lower_l4_update(args, res, path, loc)
             nargs(1, f"{name}(header)")
             valid = self.resolve(res.expr, path, _as_call("valid", args[0]))
             assert isinstance(valid, ir.Valid)
@@ -474,6 +476,10 @@ class Lowerer:
                 if inst.type.checksum is None:
                     self.err(path, f"header '{inst.type.name}' declares no checksum",
                              "add 'checksum: {field: ..., kind: ...}' to the header type")
+                    raise _Abort
+                if inst.type.checksum.kind == "l4":
+                    self.err(path, f"'{inst.type.name}' has an L4 checksum: name the IP header of its pseudo-header",
+                             f"write 'update_checksum({valid.instance}, ipv4)'")
                     raise _Abort
                 return ir.UpdateChecksum(valid.instance, loc=loc)
             if name == "set_valid" and not inst.type.is_fixed:
@@ -506,6 +512,26 @@ class Lowerer:
                  *self.user_action_names()]
         self.problems.append(error(loc, f"unknown statement '{name}'", did_you_mean(name, known)))
         raise _Abort
+
+    def lower_l4_update(self, args: list[Expr], res: Resolver, path: PathKey, loc: Loc) -> ir.Stmt:
+        l4 = self.resolve(res.expr, path, _as_call("valid", args[0]))
+        ip = self.resolve(res.expr, path, _as_call("valid", args[1]))
+        assert isinstance(l4, ir.Valid) and isinstance(ip, ir.Valid)
+        cs = self.instances[l4.instance].type.checksum
+        if cs is None or cs.kind != "l4":
+            self.err(path, f"'{l4.instance}' has no L4 checksum", "update_checksum(h, ip) is for TCP/UDP/ICMPv6")
+            raise _Abort
+        ip_type = self.instances[ip.instance].type
+        for fname in ("src", "dst"):
+            f = ip_type.field(fname)
+            if f is None or f.width not in (32, 128) or f.offset % 16:
+                self.err(path, f"'{ip.instance}' is not an IP header with 16-bit aligned 'src' and 'dst' fields")
+                raise _Abort
+        if any(f.offset % 16 or f.width % 16 for f in [cs_field for cs_field in self.instances[l4.instance].type.fields
+                                                       if cs_field.name == cs.field]):
+            self.err(path, "an L4 checksum field must be 16-bit aligned")
+            raise _Abort
+        return ir.UpdateChecksum(l4.instance, ip.instance, loc=loc)
 
     def user_action_names(self) -> list[str]:
         return [n for n, a in self.actions.items() if not a.builtin]
