@@ -147,8 +147,10 @@ def case_overlaps(prog: ir.Program) -> list[Problem]:
                                           "covers all its values", f"the earlier case is at {earlier.loc}; "
                                           "put the more specific case first"))
                     break
-                if not any(_elem_disjoint(a, b, w) for a, b, w in zip(earlier.keyset, later.keyset, widths,
-                                                                          strict=True)):
+                later_covers = all(_elem_covers(b, a, w) for a, b, w in zip(earlier.keyset, later.keyset, widths,
+                                                                              strict=True))
+                if not later_covers and not any(_elem_disjoint(a, b, w) for a, b, w in
+                                                zip(earlier.keyset, later.keyset, widths, strict=True)):
                     if earlier.next != later.next:
                         problems.append(warning(later.loc, f"case in state '{name}' overlaps the case at "
                                                 f"{earlier.loc}; the first match wins"))
@@ -169,17 +171,17 @@ def deparse_order(prog: ir.Program) -> list[Problem]:
                                       "list it in 'deparse' (use set_invalid to remove it from a packet)"))
     if problems:
         return problems
-    scc = {n: i for i, comp in enumerate(nx.strongly_connected_components(p.graph)) for n in comp}
+    # Checking each extraction against the next ones along every path is enough: the deparse list is a
+    # total order, so consecutive pairs in order make the whole path in order. Linear in the graph's size.
+    nexts = _next_extractions(p)
     reported: set[tuple[str, str]] = set()
     for name, st in p.states.items():
         if not st.extract:
             continue
-        for later in nx.descendants(p.graph, name):
-            lst = p.states.get(later)
-            if not lst or not lst.extract or lst.extract == st.extract or scc[later] == scc[name]:
-                continue
-            a, b = st.extract, lst.extract
-            if pos[a] > pos[b] and (a, b) not in reported:
+        for later in sorted(nexts(name)):
+            a, b = st.extract, p.states[later].extract
+            assert b is not None
+            if a != b and pos[a] > pos[b] and (a, b) not in reported:
                 reported.add((a, b))
                 problems.append(error(prog.loc, f"'deparse' emits '{b}' before '{a}', but the parser extracts "
                                       f"'{a}' (state '{name}') before '{b}' (state '{later}')",
@@ -189,6 +191,27 @@ def deparse_order(prog: ir.Program) -> list[Problem]:
             problems.append(error(inst.loc, f"header '{name}' is made valid by set_valid but not in 'deparse'",
                                   "list it in 'deparse' where it goes on the wire"))
     return problems
+
+
+def _next_extractions(p: ir.Parser) -> Callable[[str], set[str]]:
+    """For a state, the extracting states reachable from it without passing another extracting state."""
+    memo: dict[str, set[str]] = {}
+
+    def through(state: str) -> set[str]:
+        # States reached from `state`'s successors, stopping at the first extracting state on each path.
+        if state in memo:
+            return memo[state]
+        memo[state] = set()  # cycles without extraction are reported by unbounded_cycles
+        out: set[str] = set()
+        for succ in p.graph.successors(state):
+            st = p.states.get(succ)
+            if st is None:
+                continue
+            out |= {succ} if st.extract else through(succ)
+        memo[state] = out
+        return out
+
+    return through
 
 
 def _is_set_valid(prog: ir.Program, name: str) -> bool:

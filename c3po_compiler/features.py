@@ -48,7 +48,7 @@ def program_features(prog: ir.Program) -> set[str]:
                 used.add("wide_fields")
         if ht.varlen:
             used.add("varlen")
-            if ht.varlen.tlv:
+            if ht.varlen.tlv and inst.walk_tlv:
                 used.add("tlv")
         if ht.groups:
             used.add("optional_groups")

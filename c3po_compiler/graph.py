@@ -33,8 +33,12 @@ def to_dot(prog: ir.Program) -> str:
     lines = [f"digraph {_q(prog.name + ' parser')} {{", "  rankdir=LR;",
              '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
              '  edge [fontname="Helvetica", fontsize=10];',
-             '  accept [shape=doublecircle, fillcolor="#d8f0d8"];',
-             '  reject [shape=doublecircle, fillcolor="#f6d5d5"];']
+]
+    used = {n for st in p.states.values() for n in st.successors()}
+    if "accept" in used:
+        lines.append('  accept [shape=doublecircle, fillcolor="#d8f0d8"];')
+    if "reject" in used:
+        lines.append('  reject [shape=doublecircle, fillcolor="#f6d5d5"];')
     for name, st in p.states.items():
         label = name
         if st.extract:
@@ -48,8 +52,7 @@ def to_dot(prog: ir.Program) -> str:
         for case in st.cases:
             lines.append(f"  {_q(name)} -> {_q(case.next)} [label={_q(_keyset_label(case.keyset))}];")
         if st.select:
-            if st.default not in [c.next for c in st.cases] or True:
-                lines.append(f'  {_q(name)} -> {_q(st.default)} [label="default", style=dashed];')
+            lines.append(f'  {_q(name)} -> {_q(st.default)} [label="default", style=dashed];')
         else:
             lines.append(f"  {_q(name)} -> {_q(st.default)};")
     lines.append("}")

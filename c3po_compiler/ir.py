@@ -154,6 +154,7 @@ class Checksum:
     field: str
     kind: str  # 'ipv4_header' | 'l4'
     zero_means_none: bool = False
+    pseudo_header: bool = True  # l4 only: TCP/UDP/ICMPv6 cover the IP pseudo-header, ICMP does not
     loc: Loc = UNKNOWN
 
 
@@ -213,6 +214,9 @@ class Instance:
     tlv_parent: str | None = None  # for TLV options: the instance whose varlen holds them
     tlv_option: TlvOption | None = None
     loc: Loc = UNKNOWN
+    # Whether the parser walks this instance's TLV area: only when the program reads one of its options, so
+    # a program that merely includes TCP (whose type declares options) pays nothing for them.
+    walk_tlv: bool = False
 
     @property
     def ident(self) -> str:

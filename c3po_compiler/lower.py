@@ -59,6 +59,7 @@ class Lowerer:
         self.counters: dict[str, ir.Counter] = {}
         self.actions: dict[str, ir.Action] = {}
         self.tables: dict[str, ir.Table] = {}
+        self.used_options: set[str] = set()
         self.src = main
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class Lowerer:
         try:
             return parse_expression(text)
         except ExprSyntaxError as exc:
-            self.expr_problem(path, exc)
+            self.expr_problem(path, _flow_hint(exc, text))
             raise _Abort from None
 
     def resolve(self, fn: Any, path: PathKey, *args: Any, offset: int = 0) -> Any:
@@ -120,12 +121,13 @@ class Lowerer:
 
     def get_instance(self, name: str) -> ir.Instance | None:
         """Instances are created on first reference: each header type has an implicit one of its own name."""
-        if name in self.instances:
+        if name in self.instances and "." not in name:
             return self.instances[name]
         if "." in name:
             parent, _, _ = name.partition(".")
-            if self.get_instance(parent) is not None:
-                return self.instances.get(name)
+            if self.get_instance(parent) is not None and name in self.instances:
+                self.used_options.add(name)
+                return self.instances[name]
             return None
         ht = self.header_types.get(name)
         if ht is None:
@@ -170,6 +172,7 @@ class Lowerer:
         control = self.lower_block(data.get("control") or [], ("control",), in_control=True)
         deparse = self.lower_deparse(data.get("deparse"), parser)
         default_verdict = data.get("default_verdict", "to_host")
+        self.prune_unused_options()
         if any(p.severity == "error" for p in self.problems) or parser is None:
             return None
         digest = hashlib.sha256()
@@ -182,6 +185,16 @@ class Lowerer:
             deparse=deparse, default_verdict=default_verdict, loc=self.main.loc(()),
         )
         return prog
+
+    def prune_unused_options(self) -> None:
+        """TLV option instances the program never reads are dropped, and their area is not walked."""
+        for name in [n for n, i in self.instances.items() if i.tlv_option is not None]:
+            if name not in self.used_options:
+                del self.instances[name]
+            else:
+                parent = self.instances[name].tlv_parent
+                assert parent is not None
+                self.instances[parent].walk_tlv = True
 
     # -- headers -----------------------------------------------------------------------------------------------
 
@@ -261,7 +274,8 @@ class Lowerer:
                 self.err((*cpath, "field"), "a checksum field must be a 16-bit field of the fixed part")
             else:
                 ht.checksum = ir.Checksum(f.name, cs.get("kind", "ipv4_header"),
-                                          bool(cs.get("zero_means_none", False)), self.loc(cpath, key=True))
+                                          bool(cs.get("zero_means_none", False)),
+                                          bool(cs.get("pseudo_header", True)), self.loc(cpath, key=True))
         return ht
 
     def lower_tlv(self, data: dict[str, Any], path: PathKey, area_max: int) -> ir.Tlv:
@@ -416,7 +430,7 @@ class Lowerer:
         try:
             raw = parse_statement(item)
         except ExprSyntaxError as exc:
-            self.expr_problem(path, exc)
+            self.expr_problem(path, _flow_hint(exc, item))
             raise _Abort from None
         if isinstance(raw, RawAssign):
             return self.lower_assign(raw, res, path, loc)
@@ -477,15 +491,11 @@ class Lowerer:
                     self.err(path, f"header '{inst.type.name}' declares no checksum",
                              "add 'checksum: {field: ..., kind: ...}' to the header type")
                     raise _Abort
-                if inst.type.checksum.kind == "l4":
+                if inst.type.checksum.kind == "l4" and inst.type.checksum.pseudo_header:
                     self.err(path, f"'{inst.type.name}' has an L4 checksum: name the IP header of its pseudo-header",
                              f"write 'update_checksum({valid.instance}, ipv4)'")
                     raise _Abort
                 return ir.UpdateChecksum(valid.instance, loc=loc)
-            if name == "set_valid" and not inst.type.is_fixed:
-                self.err(path, f"set_valid needs a fixed-length header; '{inst.type.name}' has optional or "
-                         "variable-length parts")
-                raise _Abort
             return ir.SetValid(valid.instance, valid.index, name == "set_valid", loc=loc)
         if name == "count":
             nargs(2, "count(counter, index)")
@@ -518,8 +528,9 @@ class Lowerer:
         ip = self.resolve(res.expr, path, _as_call("valid", args[1]))
         assert isinstance(l4, ir.Valid) and isinstance(ip, ir.Valid)
         cs = self.instances[l4.instance].type.checksum
-        if cs is None or cs.kind != "l4":
-            self.err(path, f"'{l4.instance}' has no L4 checksum", "update_checksum(h, ip) is for TCP/UDP/ICMPv6")
+        if cs is None or cs.kind != "l4" or not cs.pseudo_header:
+            self.err(path, f"'{l4.instance}' has no checksum over an IP pseudo-header",
+                     f"update_checksum(h, ip) is for TCP/UDP/ICMPv6; write 'update_checksum({l4.instance})'")
             raise _Abort
         ip_type = self.instances[ip.instance].type
         for fname in ("src", "dst"):
@@ -857,6 +868,14 @@ class Lowerer:
             else:
                 out.append(inst.name)
         return out
+
+
+def _flow_hint(exc: ExprSyntaxError, text: str) -> ExprSyntaxError:
+    """YAML splits `[a(1, 2)]` at the comma; say so when an expression ends with an open parenthesis."""
+    if exc.hint is None and text.count("(") > text.count(")"):
+        exc.hint = ("in a YAML flow list [a, b] every comma separates items: quote an expression that contains "
+                    "commas, e.g. \"count(c, 1)\"")
+    return exc
 
 
 def _as_call(func: str, arg: Expr) -> Expr:

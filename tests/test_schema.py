@@ -157,7 +157,7 @@ headers:
   tcp:
     fields: {src_port: 16, dst_port: 16, seq: 32, ack: 32, data_offset: 4, reserved: 4, flags: 8,
              window: 16, checksum: 16, urgent_ptr: 16}
-    checksum: {field: checksum, kind: l4, pseudo: [ipv4.src, ipv4.dst, ipv6.src, ipv6.dst]}
+    checksum: {field: checksum, kind: l4}
     varlen:
       name: options
       length: "(bit<16>) data_offset * 4 - 20"
@@ -176,7 +176,7 @@ headers:
           timestamps: {type: 8, fields: {tsval: 32, tsecr: 32}}
   udp:
     fields: {src_port: 16, dst_port: 16, length: 16, checksum: 16}
-    checksum: {field: checksum, kind: l4, pseudo: [ipv4.src, ipv4.dst], zero_means_none: true}
+    checksum: {field: checksum, kind: l4, zero_means_none: true}
 """
 
 GENEVE_LIBRARY = """
@@ -282,6 +282,7 @@ actions:
       - ethernet.dst = dmac
       - ipv4.ttl = ipv4.ttl - 1
       - update_checksum(ipv4)
+      - update_checksum(tcp, ipv4)
       - forward(port)
 counters:  {syn_seen: {size: 1024}}
 registers: {last_seen: {width: 32, size: 4096}}
@@ -390,14 +391,23 @@ BAD_DOCUMENTS: dict[str, tuple[Any, str]] = {
         {"c3po": 1, "headers": {"h": {"fields": {"a": 8}, "checksum": {"field": "a", "kind": "crc"}}}},
         "headers/h/checksum/kind",
     ),
-    "ipv4_checksum_with_pseudo": (
+    "ipv4_checksum_with_zero_means_none": (
         {
             "c3po": 1,
             "headers": {
                 "h": {
                     "fields": {"a": 16},
-                    "checksum": {"field": "a", "kind": "ipv4_header", "pseudo": ["x.y"]},
+                    "checksum": {"field": "a", "kind": "ipv4_header", "zero_means_none": True},
                 }
+            },
+        },
+        "headers/h/checksum",
+    ),
+    "checksum_pseudo_key_removed": (
+        {
+            "c3po": 1,
+            "headers": {
+                "h": {"fields": {"a": 16}, "checksum": {"field": "a", "kind": "l4", "pseudo": ["ipv4.src"]}}
             },
         },
         "headers/h/checksum",
