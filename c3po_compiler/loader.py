@@ -111,9 +111,12 @@ def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[An
         return f"'{err.instance}' is not valid here", f"expected one of: {allowed}", None
     if v == "const":
         return f"'{err.instance}' is not valid here", f"expected {err.validator_value!r}", None
-    if v == "pattern":
-        return (f"'{err.instance}' is not a valid name", "names match [a-z][a-z0-9_]* and are at most 48 characters",
-                None)
+    if v == "pattern" or v == "not":
+        what = err.schema.get("description", "") if isinstance(err.schema, dict) else ""
+        if "identifier" in what.lower() or "name" in what.lower()[:40]:
+            return (f"'{err.instance}' is not a valid name",
+                    "names match [a-z][a-z0-9_]*, at most 48 characters, not starting with 'c3po_'", None)
+        return f"'{err.instance}' is not valid here", what or None, None
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return f"{err.instance} is out of range", err.message, None
     if v == "type":
