@@ -12,7 +12,7 @@ import networkx as nx
 
 from . import ir
 from .expr import KeyElem
-from .problems import Problem, error, warning
+from .problems import Loc, Problem, error, warning
 
 Check = Callable[[ir.Program], list[Problem]]
 
@@ -58,7 +58,8 @@ def extracted_before(prog: ir.Program) -> dict[str, set[str]]:
             inn: set[str] = set() if n == p.start else set.intersection(*(out[q] for q in preds)) if preds else set()
             if n == p.start and preds:
                 inn = set()
-            new = inn | ({p.states[n].extract} if p.states[n].extract else set())
+            extract = p.states[n].extract
+            new = inn | ({extract} if extract else set())
             if new != out[n]:
                 out[n] = new
                 changed = True
@@ -89,7 +90,7 @@ def _elem_covers(a: KeyElem, b: KeyElem, width: int) -> bool:
         return True
     lo_b, hi_b = _span(b, full)
     if a.kind == "value":
-        return b.kind == "value" and a.a == b.a or (b.kind == "range" and lo_b == hi_b == a.a)
+        return (b.kind == "value" and a.a == b.a) or (b.kind == "range" and lo_b == hi_b == a.a)
     if a.kind == "range":
         if b.kind == "mask":
             return a.a == 0 and a.b == full if b.b != full else a.a <= b.a <= a.b
@@ -149,11 +150,11 @@ def case_overlaps(prog: ir.Program) -> list[Problem]:
                     break
                 later_covers = all(_elem_covers(b, a, w) for a, b, w in zip(earlier.keyset, later.keyset, widths,
                                                                               strict=True))
-                if not later_covers and not any(_elem_disjoint(a, b, w) for a, b, w in
-                                                zip(earlier.keyset, later.keyset, widths, strict=True)):
-                    if earlier.next != later.next:
-                        problems.append(warning(later.loc, f"case in state '{name}' overlaps the case at "
-                                                f"{earlier.loc}; the first match wins"))
+                disjoint = any(_elem_disjoint(a, b, w) for a, b, w in
+                               zip(earlier.keyset, later.keyset, widths, strict=True))
+                if not later_covers and not disjoint and earlier.next != later.next:
+                    problems.append(warning(later.loc, f"case in state '{name}' overlaps the case at "
+                                            f"{earlier.loc}; the first match wins"))
     return problems
 
 
@@ -183,12 +184,13 @@ def deparse_order(prog: ir.Program) -> list[Problem]:
             assert b is not None
             if a != b and pos[a] > pos[b] and (a, b) not in reported:
                 reported.add((a, b))
-                problems.append(error(prog.loc, f"'deparse' emits '{b}' before '{a}', but the parser extracts "
+                problems.append(error(p.states[later].loc, f"'deparse' emits '{b}' before '{a}', but the parser extracts "
                                       f"'{a}' (state '{name}') before '{b}' (state '{later}')",
                                       "order 'deparse' as the headers appear on the wire"))
     for name, inst in prog.instances.items():
-        if inst.tlv_option is None and name not in pos and _is_set_valid(prog, name):
-            problems.append(error(inst.loc, f"header '{name}' is made valid by set_valid but not in 'deparse'",
+        where = _set_valid_loc(prog, name) if inst.tlv_option is None and name not in pos else None
+        if where is not None:
+            problems.append(error(where, f"header '{name}' is made valid by set_valid but not in 'deparse'",
                                   "list it in 'deparse' where it goes on the wire"))
     return problems
 
@@ -214,10 +216,14 @@ def _next_extractions(p: ir.Parser) -> Callable[[str], set[str]]:
     return through
 
 
-def _is_set_valid(prog: ir.Program, name: str) -> bool:
+def _set_valid_loc(prog: ir.Program, name: str) -> Loc | None:
+    """Where the first `set_valid(name)` is, so the error points at the statement that adds the header."""
     bodies = [prog.control] + [a.body for a in prog.actions.values()]
-    return any(isinstance(s, ir.SetValid) and s.instance == name and s.valid
-               for body in bodies for s in ir.walk_stmts(body))
+    for body in bodies:
+        for s in ir.walk_stmts(body):
+            if isinstance(s, ir.SetValid) and s.instance == name and s.valid:
+                return s.loc
+    return None
 
 
 def _guarded(cond: ir.Expr) -> set[str]:

@@ -7,6 +7,7 @@ user is a bug.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -58,9 +59,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
         return 1
     out = Path(args.output)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_graph(loaded.program, out)
     except GraphvizMissing as exc:
         print(f"c3po graph: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError:
+        print(f"c3po graph: Graphviz could not write '{out}' (is '{out.suffix}' a format it knows? "
+              "try .svg, .png, .pdf or .dot)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"c3po graph: cannot write '{out}': {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0
@@ -80,7 +89,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     prog = loaded.program
     status = 0
     for name in names:
-        target = load_target(name)
+        try:
+            target = load_target(name)
+        except Exception as exc:  # a broken target plugin is reported, not a traceback
+            print(f"c3po build: target '{name}' cannot be loaded: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
+            continue
         refusals = target.refusals(prog)
         if refusals:
             for p in refusals:
@@ -96,7 +110,11 @@ def cmd_build(args: argparse.Namespace) -> int:
             print(f"c3po build: target '{name}' failed:\n{exc}", file=sys.stderr)
             status = 1
             continue
-        for rel, path in sorted(result.files.items()):
+        except OSError as exc:
+            print(f"c3po build: cannot write '{outdir}': {exc.strerror or exc}", file=sys.stderr)
+            status = 1
+            continue
+        for _rel, path in sorted(result.files.items()):
             print(f"{name}: wrote {path}")
         for note in result.notes:
             print(f"{name}: {note}")

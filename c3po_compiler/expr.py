@@ -406,13 +406,12 @@ def parse_statement(text: str) -> RawAssign | RawCall:
                               "statements are 'field = expr', 'drop', 'forward(port)', 'set_valid(h)', ...")
     p.advance()
     args: list[Expr] = []
-    if p.accept("("):
-        if not p.accept(")"):
-            while True:
-                args.append(p.expression())
-                if p.accept(")"):
-                    break
-                p.expect(",")
+    if p.accept("(") and not p.accept(")"):
+        while True:
+            args.append(p.expression())
+            if p.accept(")"):
+                break
+            p.expect(",")
     p.at_end()
     return RawCall(tok.text, args, tok.pos)
 

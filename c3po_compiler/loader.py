@@ -65,14 +65,24 @@ def schema_problems(src: Source) -> list[Problem]:
     """Schema errors at the position of the offending node, one per node, with a hint of what is valid."""
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
-    for err in sorted(_validator().iter_errors(_stringify_keys(src.data)), key=lambda e: list(map(str, e.path))):
+    errors = sorted(_validator().iter_errors(_stringify_keys(src.data)), key=lambda e: list(map(str, e.path)))
+    # 'dependentRequired' fires once per program-only key of a file without 'program': one problem says it all.
+    needs_program = [e for e in errors if e.validator == "dependentRequired" and not e.absolute_path]
+    if needs_program:
+        errors = [e for e in errors if e not in needs_program]
+        dependents: Any = needs_program[0].validator_value
+        keys = [k for k in src.data if k in {str(d) for d in dependents}]
+        listed = ", ".join(f"'{k}'" for k in keys)
+        problems.append(error(src.loc((keys[0],), key=True),
+                              f"{listed} {'is' if len(keys) == 1 else 'are'} only allowed in a program, and this "
+                              "file has no 'program' name",
+                              "a top-level spec starts with 'program: NAME'; an included library contributes "
+                              "'headers' only"))
+    for err in errors:
         err = _deepest(err)
         path = tuple(err.absolute_path)
         message, hint, key_path = _explain(err)
-        if key_path is not None:
-            loc = src.loc(key_path, key=True)
-        else:
-            loc = src.loc(path)
+        loc = src.loc(key_path, key=True) if key_path is not None else src.loc(path)
         dedupe = (loc.line, loc.col, message)
         if dedupe in seen:
             continue
@@ -82,11 +92,28 @@ def schema_problems(src: Source) -> list[Problem]:
 
 
 def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The most specific alternative of an anyOf/oneOf: the one that got deepest into the instance.
+
+    A branch that failed only on the instance's type (a statement that is an object, not a string) says least.
+    """
     if err.context:
-        best = jsonschema.exceptions.best_match(err.context)
-        if best is not None and len(best.absolute_path) >= len(err.absolute_path):
+        best = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type",
+                                               -len(e.absolute_schema_path)))
+        if len(best.absolute_path) >= len(err.absolute_path):
             return _deepest(best)
     return err
+
+
+def _def_title(subschema: Any) -> str | None:
+    """The short name ('keyset', 'field reference') of the schema definition a pattern belongs to."""
+    return subschema.get("title") if isinstance(subschema, dict) else None
+
+
+_PATTERN_HINTS = {
+    "keyset": "write VALUE, VALUE &&& MASK, LO .. HI or _ (any), one per select expression, comma-separated",
+    "field reference": "write 'hdr.field', 'hdr[i].field', 'hdr.opt.field', 'meta.x' or 'std.x'",
+    "action call": "write 'NAME' or 'NAME(arg, ...)' with constant arguments",
+}
 
 
 def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[Any, ...] | None]:
@@ -107,15 +134,24 @@ def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[An
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return f"missing required key '{missing}'", None, None
     if v == "enum":
-        allowed = ", ".join(map(str, err.validator_value))
+        values: Any = err.validator_value
+        allowed = ", ".join(map(str, values))
         return f"'{err.instance}' is not valid here", f"expected one of: {allowed}", None
     if v == "const":
         return f"'{err.instance}' is not valid here", f"expected {err.validator_value!r}", None
+    if v in ("minimum", "maximum") and isinstance(err.schema, dict) and "minimum" in err.schema \
+            and "maximum" in err.schema:
+        return (f"{err.instance} is out of range {err.schema['minimum']}..{err.schema['maximum']}",
+                err.schema.get("description"), None)
+    title = _def_title(err.schema)
+    key_path = (*where, err.instance) if "propertyNames" in err.absolute_schema_path else None
+    if v == "pattern" and title and title != "name":
+        return f"'{err.instance}' is not a valid {title}", _PATTERN_HINTS.get(title), key_path
     if v == "pattern" or v == "not":
         what = err.schema.get("description", "") if isinstance(err.schema, dict) else ""
         if "identifier" in what.lower() or "name" in what.lower()[:40]:
             return (f"'{err.instance}' is not a valid name",
-                    "names match [a-z][a-z0-9_]*, at most 48 characters, not starting with 'c3po_'", None)
+                    "names match [a-z][a-z0-9_]*, at most 48 characters, not starting with 'c3po_'", key_path)
         return f"'{err.instance}' is not valid here", what or None, None
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return f"{err.instance} is out of range", err.message, None

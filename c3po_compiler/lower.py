@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import networkx as nx
@@ -60,6 +60,8 @@ class Lowerer:
         self.actions: dict[str, ir.Action] = {}
         self.tables: dict[str, ir.Table] = {}
         self.used_options: set[str] = set()
+        # Tables and actions already reported as badly declared: references to them are not reported again.
+        self.rejected: set[str] = set()
         self.src = main
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -278,6 +280,20 @@ class Lowerer:
                                           bool(cs.get("pseudo_header", True)), self.loc(cpath, key=True))
         return ht
 
+    def const_value(self, value: Any, path: PathKey) -> int | None:
+        """A constant written as a YAML integer or a literal string ('0x80', '10.0.0.1'); None after an error."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            elem = parse_match_value(str(value), "exact")
+        except ExprSyntaxError as exc:
+            self.expr_problem(path, exc)
+            return None
+        if elem.kind != "value":
+            self.err(path, f"'{value}' is not a constant", "write a number such as 0x80")
+            return None
+        return elem.a
+
     def lower_tlv(self, data: dict[str, Any], path: PathKey, area_max: int) -> ir.Tlv:
         seen: dict[str, Loc] = {}
         if "header" in data:
@@ -321,7 +337,16 @@ class Lowerer:
             if not self.check_ident(oname, opath, is_field=True):
                 continue
             if "match" in odata:
-                match = {str(k): int(v) for k, v in odata["match"].items()}
+                match = {}
+                for k, v in odata["match"].items():
+                    value = self.const_value(v, (*opath, "match", str(k)))
+                    if value is None:
+                        continue
+                    if str(k) in names and value >= 1 << names[str(k)]:
+                        self.err((*opath, "match", str(k)), f"{value:#x} does not fit TLV key field '{k}' "
+                                 f"(bit<{names[str(k)]}>)")
+                        continue
+                    match[str(k)] = value
             elif "type" in odata:
                 match = {key[0]: int(odata["type"])}
             else:
@@ -386,10 +411,8 @@ class Lowerer:
             self.err(path, "expected a list of statements")
             return out
         for i, item in enumerate(items):
-            try:
+            with suppress(_Abort):
                 out.append(self.lower_stmt(item, (*path, i), in_control, params or {}))
-            except _Abort:
-                pass
         return out
 
     def lower_stmt(self, item: Any, path: PathKey, in_control: bool, params: dict[str, int]) -> ir.Stmt:
@@ -409,7 +432,9 @@ class Lowerer:
                 tname = item["apply"]
                 table = self.tables.get(tname)
                 if table is None:
-                    self.problems.append(undefined(self.loc((*path, "apply")), "table", str(tname), self.tables))
+                    if tname not in self.rejected:
+                        self.problems.append(undefined(self.loc((*path, "apply")), "table", str(tname),
+                                                       self.tables))
                     raise _Abort
                 by_action: dict[str, list[ir.Stmt]] = {}
                 for aname, body in (item.get("action") or {}).items():
@@ -518,6 +543,8 @@ class Lowerer:
             typed = [self.resolve(res.sized, path, a, p.width, f"parameter '{p.name}'")
                      for a, p in zip(args, action.params, strict=True)]
             return ir.CallAction(name, typed, loc=loc)
+        if name in self.rejected:
+            raise _Abort
         known = [*VERDICT_STATEMENTS, "forward", "set_valid", "set_invalid", "update_checksum", "count", "nop",
                  *self.user_action_names()]
         self.problems.append(error(loc, f"unknown statement '{name}'", did_you_mean(name, known)))
@@ -551,7 +578,7 @@ class Lowerer:
 
     def lower_actions(self, data: dict[str, Any]) -> None:
         for bname, bparams in ir.BUILTIN_ACTIONS.items():
-            params = [ir.Param(n, w) for n, w in bparams]
+            builtin_params = [ir.Param(n, w) for n, w in bparams]
             body: list[ir.Stmt]
             if bname == "forward":
                 body = [ir.SetVerdict(ir.Verdict.FORWARD, ir.ParamRef("port", width=ir.PORT_WIDTH))]
@@ -559,13 +586,14 @@ class Lowerer:
                 body = []
             else:
                 body = [ir.SetVerdict(VERDICT_STATEMENTS[bname])]
-            self.actions[bname] = ir.Action(bname, params, body, builtin=True)
+            self.actions[bname] = ir.Action(bname, builtin_params, body, builtin=True)
         for name, decl in data.items():
             path: PathKey = ("actions", name)
             if name in ir.BUILTIN_ACTIONS:
                 self.err(path, f"'{name}' is a built-in action", f"rename it, e.g. 'my_{name}'", key=True)
                 continue
             if not self.check_ident(name, path):
+                self.rejected.add(name)
                 continue
             params: dict[str, int] = {}
             for pname, width in (decl.get("params") or {}).items():
@@ -588,6 +616,7 @@ class Lowerer:
         for name, decl in data.items():
             path: PathKey = ("tables", name)
             if not self.check_ident(name, path):
+                self.rejected.add(name)
                 continue
             if name in self.actions:
                 self.problems.append(duplicate(self.loc(path, key=True), "name", name, self.actions[name].loc))
@@ -595,7 +624,7 @@ class Lowerer:
             try:
                 self.tables[name] = self.lower_table(name, decl, path)
             except _Abort:
-                pass
+                self.rejected.add(name)
 
     def lower_table(self, name: str, decl: dict[str, Any], path: PathKey) -> ir.Table:
         res = Resolver(self.scope())
@@ -618,7 +647,9 @@ class Lowerer:
         actions: list[str] = []
         for i, aname in enumerate(decl.get("actions") or []):
             if aname not in self.actions:
-                self.problems.append(undefined(self.loc((*path, "actions", i)), "action", str(aname), self.actions))
+                if aname not in self.rejected:
+                    self.problems.append(undefined(self.loc((*path, "actions", i)), "action", str(aname),
+                                                   self.actions))
             elif aname in actions:
                 self.err((*path, "actions", i), f"action '{aname}' is listed twice")
             else:
@@ -628,10 +659,8 @@ class Lowerer:
         table = ir.Table(name, keys, actions, default, size, bool(decl.get("counters", False)), [],
                          self.loc(path, key=True))
         for i, edata in enumerate(decl.get("entries") or []):
-            try:
+            with suppress(_Abort):
                 table.entries.append(self.lower_entry(table, edata, (*path, "entries", i)))
-            except _Abort:
-                pass
         if len(table.entries) > size:
             self.err((*path, "entries"), f"{len(table.entries)} constant entries exceed the table size {size}")
         return table
@@ -700,7 +729,8 @@ class Lowerer:
                    "range": {"value", "range", "any"}}[key.kind]
         if elem.kind not in allowed:
             forms = {"exact": "V", "lpm": "V/PREFIX_LEN", "ternary": "V &&& MASK", "range": "LO .. HI"}
-            self.err(path, f"'{value}' is not a {key.kind} match", f"write {forms[key.kind]}")
+            article = "an" if key.kind in ("exact", "lpm") else "a"
+            self.err(path, f"'{value}' is not {article} {key.kind} match", f"write {forms[key.kind]}")
             raise _Abort
         limit = 1 << width
         if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit):
@@ -723,7 +753,7 @@ class Lowerer:
             mask = ((1 << elem.b) - 1) << (width - elem.b)
             if elem.a & ~mask:
                 self.err(path, f"'{value}' has bits set beyond its /{elem.b} prefix",
-                         f"did you mean {elem.a & mask:#x}/{elem.b}?")
+                         f"did you mean {_like(str(value), elem.a & mask, width)}/{elem.b}?")
                 raise _Abort
         if elem.kind == "mask" and elem.a & ~elem.b:
             self.err(path, f"'{value}' has value bits outside its mask", f"use {elem.a & elem.b:#x} &&& {elem.b:#x}")
@@ -753,14 +783,12 @@ class Lowerer:
             spath = (*path, "states", sname)
             if sname in TERMINAL_STATES or not self.check_ident(sname, spath):
                 continue
-            try:
+            with suppress(_Abort):
                 states[sname] = self.lower_parser_state(sname, sdata or {}, spath, states_data)
-            except _Abort:
-                pass
         start = data.get("start")
         if start not in states_data:
             self.problems.append(undefined(self.loc((*path, "start")), "parser state", str(start), states_data))
-        graph = nx.DiGraph()
+        graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(TERMINAL_STATES)
         for st in states.values():
             graph.add_node(st.name)
@@ -821,10 +849,8 @@ class Lowerer:
         st.default = target(data.get("default", "reject"), (*path, "default"))
         for key, nxt in (data.get("cases") or {}).items():
             cpath = (*path, "cases", str(key))
-            try:
+            with suppress(_Abort):
                 st.cases.append(self.lower_case(key, nxt, cpath, st, target))
-            except _Abort:
-                pass
         return st
 
     def lower_case(self, key: Any, nxt: Any, path: PathKey, st: ir.ParserState, target: Any) -> ir.Case:
@@ -845,7 +871,9 @@ class Lowerer:
         for elem, sel in zip(keyset, st.select, strict=True):
             limit = 1 << sel.width
             if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit):
-                self.err(path, f"case value '{key}' does not fit the select's bit<{sel.width}>", key=True)
+                big = elem.a if elem.a >= limit else elem.b
+                self.err(path, f"case value {big:#x} does not fit the select's bit<{sel.width}>",
+                         f"the largest bit<{sel.width}> value is {limit - 1:#x}", key=True)
                 raise _Abort
             if elem.kind == "range" and elem.a > elem.b:
                 self.err(path, f"empty range in case '{key}'", "write LO .. HI with LO <= HI", key=True)
@@ -868,6 +896,17 @@ class Lowerer:
             else:
                 out.append(inst.name)
         return out
+
+
+def _like(text: str, value: int, width: int) -> str:
+    """`value` written the way the user wrote the original: dotted IPv4, IPv6 or hex."""
+    import ipaddress
+
+    if width == 32 and "." in text:
+        return str(ipaddress.IPv4Address(value))
+    if width == 128 and ":" in text:
+        return str(ipaddress.IPv6Address(value))
+    return f"{value:#x}"
 
 
 def _flow_hint(exc: ExprSyntaxError, text: str) -> ExprSyntaxError:

@@ -7,26 +7,31 @@ import re
 IDENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_IDENT = 48
 
-C_KEYWORDS = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+C_KEYWORDS = _words(
     """auto break case char const continue default do double else enum extern float for goto if inline int long
     register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
     bool true false asm typeof alignas alignof noreturn static_assert thread_local nullptr
     uint8_t uint16_t uint32_t uint64_t int8_t int16_t int32_t int64_t size_t ptrdiff_t uintptr_t
-    main errno stdin stdout stderr NULL""".split()
+    main errno stdin stdout stderr NULL"""
 )
 # P4-16 (v1.2.x) keywords: illegal as any identifier, field names included.
-P4_KEYWORDS = frozenset(
+P4_KEYWORDS = _words(
     """abstract action apply bit bool break const continue control default else entries enum error exit extern
     false for header header_union if in inout int key list match_kind out package parser priority return select
-    state string struct switch table this transition true tuple type typedef valueset varbit verify void""".split()
+    state string struct switch table this transition true tuple type typedef valueset varbit verify void"""
 )
 # Names of P4/v1model declarations a top-level spec name would shadow in the generated P4.
-P4_GLOBALS = frozenset(
+P4_GLOBALS = _words(
     """accept reject packet_in packet_out NoAction mark_to_drop standard_metadata_t standard_metadata main
     counter direct_counter meter direct_meter register hash digest clone resubmit recirculate random
     lpm exact ternary range optional selector verify_checksum update_checksum
     verify_checksum_with_payload update_checksum_with_payload HashAlgorithm CounterType MeterType
-    V1Switch Parser VerifyChecksum Ingress Egress ComputeChecksum Deparser""".split()
+    V1Switch Parser VerifyChecksum Ingress Egress ComputeChecksum Deparser"""
 )
 # Names the generated code uses for its own variables and the spec's own namespaces.
 C3PO_RESERVED = frozenset({"std", "meta", "hdr", "pkt", "ctx", "data", "data_end", "last", "next", "valid",

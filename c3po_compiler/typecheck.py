@@ -172,10 +172,16 @@ class Resolver:
                     return FieldRef("", None, head, pos=e.pos, width=sc.local_fields[head])
                 raise TypeProblem(f"'{head}' is not a field of the option header", e.pos,
                                   did_you_mean(head, sc.local_fields))
-            known = list(sc.params) + ["meta.…", "std.…", *sc.instance_names()]
+            known = [*sc.params, "meta.…", "std.…", *sc.instance_names()]
             raise TypeProblem(f"undefined name '{head}'", e.pos, did_you_mean(head, known) or
                               "fields are written 'header.field'")
         inst = sc.instances(head)
+        if inst is None and len(parts) == 2 and isinstance(parts[1], int):
+            # `reg[0]` with a constant index parses like a stack element; it is a register read.
+            if head in sc.registers:
+                return self._register(RegRead(head, Const(parts[1], pos=e.pos), pos=e.pos))
+            raise TypeProblem(f"undefined register or header stack '{head}'", e.pos,
+                              did_you_mean(head, [*sc.registers, *sc.instance_names()]))
         if inst is None:
             raise TypeProblem(f"undefined header '{head}'", e.pos, did_you_mean(head, sc.instance_names()))
         rest = parts[1:]

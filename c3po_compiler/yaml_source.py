@@ -112,7 +112,7 @@ def _build(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem])
             if isinstance(key, bool) or key is None:
                 key = key_node.value
             key_path = (*path, str(key))
-            if key in out:
+            if key in out or key_path in src.keys:  # 0x0800 and "2048" are one key in the JSON view
                 line, col = src.keys[key_path]
                 problems.append(
                     error(

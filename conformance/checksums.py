@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["crc16_arc", "crc32", "ones_add", "ones_sum", "ipv4_header_checksum", "l4_incremental"]
+__all__ = ["crc16_arc", "crc32", "ipv4_header_checksum", "l4_incremental", "ones_add", "ones_sum"]
 
 
 def ones_sum(data: bytes) -> int:

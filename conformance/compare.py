@@ -55,9 +55,7 @@ def differing_fields(expected: bytes, actual: bytes, mask: bytes | None, layout:
         a = actual[i] if i < len(actual) else None
         m = mask[i] if mask is not None and i < len(mask) else 0xFF
         if e is None or a is None:
-            if e is not None and m:
-                diff_bits.append(i * 8)
-            elif e is None and a is not None:
+            if (e is not None and m) or (e is None and a is not None):
                 diff_bits.append(i * 8)
             continue
         x = (e ^ a) & m
@@ -112,11 +110,11 @@ def compare(expected: Expected, actual: Result, layout_for: Callable[[bytes], La
                 out.lines.append(f"  care:     {m.hex()}")
     if expected.counters is not None:
         for key in sorted(set(expected.counters) | set(actual.counters)):
-            ev = expected.counters.get(key, (0, 0))
-            av = actual.counters.get(key, (0, 0))
-            if ev != av:
-                out.lines.append(f"counter {key[0]}[{key[1]}]: expected {ev[0]} packets/{ev[1]} bytes, "
-                                 f"got {av[0]}/{av[1]}")
+            ec = expected.counters.get(key, (0, 0))
+            ac = actual.counters.get(key, (0, 0))
+            if ec != ac:
+                out.lines.append(f"counter {key[0]}[{key[1]}]: expected {ec[0]} packets/{ec[1]} bytes, "
+                                 f"got {ac[0]}/{ac[1]}")
     if expected.registers is not None:
         for rkey in sorted(expected.registers):
             ev2, av2 = expected.registers[rkey], actual.registers.get(rkey, 0)

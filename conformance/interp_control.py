@@ -229,7 +229,7 @@ class ControlCompiler:
             else:
                 action, args, index, hit = rt.default_action, rt.default_args, -1, False
             saved = c.params
-            c.params = args  # type: ignore[assignment]
+            c.params = args
             actions[action](c)
             c.params = saved
             if counter is not None:

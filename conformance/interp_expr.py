@@ -148,7 +148,7 @@ def compile_expr(e: ir.Expr, env: Env) -> Fn:
         return lambda c: c.meta[mi]
     if isinstance(e, ir.StdRef):
         if e.name == "ingress_port":
-            return lambda c: c.port
+            return lambda c: c.port & 0xFFFF
         if e.name == "packet_length":
             return lambda c: c.length
         raise ValueError(f"IR bug: unknown standard metadata {e.name!r}")

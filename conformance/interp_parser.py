@@ -7,7 +7,6 @@ before it happens, so a short or malformed frame can only end in a parser error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from c3po_compiler import ir
@@ -15,7 +14,7 @@ from c3po_compiler.expr import KeyElem
 
 from .checksums import ones_sum
 from .interp_expr import Env, Fn, compile_expr
-from .interp_runtime import Ctx, FieldSpec, HeaderLayout, Hdr, ParseFail, field_specs
+from .interp_runtime import Ctx, FieldSpec, Hdr, HeaderLayout, ParseFail, field_specs
 
 __all__ = ["ParserPlan", "StatePlan"]
 
@@ -147,9 +146,6 @@ class ExtractPlan:
         return h
 
 
-Match = Callable[[tuple[int, ...]], bool]
-
-
 def _elem_ok(e: KeyElem, v: int) -> bool:
     if e.kind == "value":
         return v == e.a
@@ -199,7 +195,7 @@ class ParserPlan:
                 ex = extracts[st.extract]
             select = [compile_expr(e, env) for e in st.select]
             cases = [(list(c.keyset), c.next) for c in st.cases]
-            by_value = None
+            by_value: dict[int, str] | None = None
             if len(select) == 1 and all(k[0].kind == "value" for k, _ in cases):
                 by_value = {}
                 for k, nxt in cases:
@@ -237,7 +233,7 @@ def _extract_plan(prog: ir.Program, env: Env, instance: str) -> ExtractPlan:
     if ht.varlen is not None:
         length = compile_expr(ht.varlen.length, local)
         max_bytes = ht.varlen.max_bytes
-        if ht.varlen.tlv is not None:
+        if ht.varlen.tlv is not None and inst.walk_tlv:  # only walked when the program reads an option
             tlv = _tlv_plan(env, instance, ht.varlen.tlv)
     return ExtractPlan(instance, layout, env.slots.base[instance], inst.stack,
                        env.slots.stack_id.get(instance, -1), when, length, max_bytes, tlv)
@@ -249,9 +245,12 @@ def _tlv_plan(env: Env, instance: str, tlv: ir.Tlv) -> TlvPlan:
     size = compile_expr(tlv.size, env.with_local({n: i for i, n in enumerate(names)}))
     options: list[tuple[list[tuple[int, int]], OptionPlan]] = []
     for opt in tlv.options:
+        slot = env.slots.base.get(f"{instance}.{opt.name}")
+        if slot is None:
+            continue  # an option the program never reads (the front end drops it): skipped like an unknown one
         specs, nbytes = field_specs(opt.fields, 0)
         conds = [(names.index(k), v) for k, v in opt.match.items()]
-        options.append((conds, OptionPlan(env.slots.base[f"{instance}.{opt.name}"], specs, nbytes, len(opt.fields))))
+        options.append((conds, OptionPlan(slot, specs, nbytes, len(opt.fields))))
     end = {tlv.singletons[n] for n in tlv.end}
     return TlvPlan(header, hbytes, len(header), size, tlv.singleton_bytes, set(tlv.singletons.values()), end,
                    options, tlv.max_options)

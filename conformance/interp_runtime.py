@@ -8,6 +8,7 @@ spec's "reading a field of an absent group yields 0; writing it has no effect".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +158,7 @@ class Ctx:
         self.hdrs: list[Hdr | None] = [None] * nslots
         self.stack_next = [0] * nstacks
         self.meta = meta
-        self.params: list[int] = []
+        self.params: Sequence[int] = ()
         self.local: list[int] = []
         self.regs = regs
         self.counters = counters

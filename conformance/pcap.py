@@ -41,7 +41,7 @@ def read_pcap(path: str | Path) -> list[bytes]:
     linktype = struct.unpack(endian + "I", blob[20:24])[0]
     if linktype != LINKTYPE_ETHERNET:
         raise PcapError(f"{p}: link type {linktype} is not Ethernet (1)")
-    frames = []
+    frames: list[bytes] = []
     pos = 24
     while pos < len(blob):
         if pos + 16 > len(blob):

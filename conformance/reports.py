@@ -1,0 +1,162 @@
+"""Run reports: a terminal table, JUnit XML (for CI dashboards), JSON (for scripts), and one self-contained
+HTML page (inline CSS, no external assets, so it can be attached to a bug report as is)."""
+
+from __future__ import annotations
+
+import html
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from .runner import OUTCOMES, RunReport
+
+
+def skipped_lines(reports: list[RunReport]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for r in reports:
+        for t in r.targets:
+            if not t.ran and t.name not in seen:
+                seen.add(t.name)
+                out.append(f"{t.name}: skipped ({t.reason})")
+    return out
+
+
+def terminal(reports: list[RunReport], verbose: bool = False, max_failures: int = 20) -> str:
+    lines: list[str] = []
+    shown = 0
+    for r in reports:
+        for o in r.outcomes:
+            if o.outcome in ("FAIL", "ERROR", "XPASS") and shown < max_failures:
+                shown += 1
+                lines.append(f"{o.outcome} {r.program}/{o.vector} on {o.target}")
+                lines += [f"    {d}" for d in o.detail[: 12 if not verbose else None]]
+    if lines:
+        lines.append("")
+    targets = list(dict.fromkeys(t.name for r in reports for t in r.targets))
+    totals = {t: dict.fromkeys(OUTCOMES, 0) for t in targets}
+    for r in reports:
+        for t, c in r.counts().items():
+            for k, n in c.items():
+                totals[t][k] += n
+    width = max([6, *(len(t) for t in targets)])
+    lines.append(f"{'target':<{width}}  " + "  ".join(f"{k:>5}" for k in OUTCOMES))
+    for t in targets:
+        ran = any(ts.ran for r in reports for ts in r.targets if ts.name == t)
+        if not ran:
+            continue
+        lines.append(f"{t:<{width}}  " + "  ".join(f"{totals[t][k]:>5}" for k in OUTCOMES))
+    lines += skipped_lines(reports)
+    return "\n".join(lines)
+
+
+def feature_table(reports: list[RunReport]) -> str:
+    """The suite's view: one row per program (feature), one column per target, the worst outcome in it."""
+    targets = list(dict.fromkeys(t.name for r in reports for t in r.targets))
+    rank = ["ERROR", "FAIL", "XPASS", "XFAIL", "N/A", "PASS"]
+    width = max([7, *(len(r.program) for r in reports)])
+    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>8}" for t in targets)]
+    for r in reports:
+        cells = []
+        for t in targets:
+            status = next((ts for ts in r.targets if ts.name == t), None)
+            outs = [o.outcome for o in r.outcomes if o.target == t]
+            if status is not None and not status.ran:
+                cells.append("skip")
+            elif not outs:
+                cells.append("-")
+            else:
+                worst = min(outs, key=rank.index)
+                cells.append(f"{worst}" if worst != "PASS" else f"PASS {len(outs)}")
+        lines.append(f"{r.program:<{width}}  " + "  ".join(f"{c:>8}" for c in cells))
+    lines += skipped_lines(reports)
+    return "\n".join(lines)
+
+
+def to_json(reports: list[RunReport]) -> dict[str, Any]:
+    return {
+        "format": "c3po-conformance-report",
+        "version": 1,
+        "runs": [{
+            "spec": r.spec, "program": r.program, "features": r.features,
+            "targets": [{"name": t.name, "ran": t.ran, "reason": t.reason} for t in r.targets],
+            "counts": r.counts(),
+            "results": [{"target": o.target, "vector": o.vector, "outcome": o.outcome, "detail": o.detail,
+                         "fields": o.fields, "seconds": round(o.seconds, 6), "tags": o.tags} for o in r.outcomes],
+        } for r in reports],
+    }
+
+
+def write_json(reports: list[RunReport], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_json(reports), indent=1) + "\n", encoding="utf-8")
+
+
+def write_junit(reports: list[RunReport], path: str | Path) -> None:
+    """One testsuite per program and target, one testcase per vector: FAIL → failure, ERROR → error,
+    N/A, XFAIL and skipped targets → skipped (XFAIL keeps its reason), XPASS → a passing case with a note."""
+    root = ET.Element("testsuites", name="c3po conformance")
+    for r in reports:
+        for t in r.targets:
+            outs = [o for o in r.outcomes if o.target == t.name]
+            suite = ET.SubElement(root, "testsuite", name=f"{r.program}.{t.name}",
+                                  tests=str(len(outs)),
+                                  failures=str(sum(o.outcome == "FAIL" for o in outs)),
+                                  errors=str(sum(o.outcome == "ERROR" for o in outs)),
+                                  skipped=str(sum(o.outcome in ("N/A", "XFAIL") for o in outs) + (0 if t.ran else 1)))
+            if not t.ran:
+                case = ET.SubElement(suite, "testcase", classname=f"{r.program}.{t.name}", name="(target)")
+                ET.SubElement(case, "skipped", message=t.reason)
+            for o in outs:
+                case = ET.SubElement(suite, "testcase", classname=f"{r.program}.{t.name}", name=o.vector,
+                                     time=f"{o.seconds:.6f}")
+                text = "\n".join(o.detail)
+                if o.outcome == "FAIL":
+                    ET.SubElement(case, "failure", message=o.detail[0] if o.detail else "mismatch").text = text
+                elif o.outcome == "ERROR":
+                    ET.SubElement(case, "error", message=o.detail[0] if o.detail else "error").text = text
+                elif o.outcome in ("N/A", "XFAIL"):
+                    ET.SubElement(case, "skipped", message=f"{o.outcome}: {text}")
+                elif o.outcome == "XPASS":
+                    ET.SubElement(case, "system-out").text = "XPASS: " + text
+    ET.indent(root)
+    Path(path).write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f2f2f2}
+.PASS{background:#dff0d8}.FAIL{background:#f2dede}.ERROR{background:#f0c0c0}.N\\/A{background:#eee}
+.XFAIL{background:#fcf8e3}.XPASS{background:#d9edf7}pre{margin:0;font-size:12px;white-space:pre-wrap}"""
+
+
+def write_html(reports: list[RunReport], path: str | Path) -> None:
+    e = html.escape
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>c3po conformance</title>",
+             f"<style>{_CSS}</style></head><body><h1>c3po conformance</h1>"]
+    parts.append("<h2>Summary</h2><pre>" + e(terminal(reports, max_failures=0)) + "</pre>")
+    for r in reports:
+        parts.append(f"<h2>{e(r.program)} <small>({e(r.spec)})</small></h2>")
+        parts.append("<p>features: " + e(", ".join(r.features) or "none") + "</p>")
+        for t in r.targets:
+            if not t.ran:
+                parts.append(f"<p><b>{e(t.name)}</b>: skipped ({e(t.reason)})</p>")
+        parts.append("<table><tr><th>vector</th><th>target</th><th>outcome</th><th>detail</th></tr>")
+        for o in r.outcomes:
+            cls = o.outcome.replace("/", "\\/")
+            parts.append(f"<tr><td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{e(o.outcome)}'>"
+                         f"{e(o.outcome)}</td><td><pre>{e(chr(10).join(o.detail))}</pre></td></tr>"
+                         .replace(f"class='{e(o.outcome)}'", f"class='{e(cls)}'" if "/" not in o.outcome
+                                  else "class='NA'"))
+        parts.append("</table>")
+    parts.append("</body></html>\n")
+    Path(path).write_text("".join(parts), encoding="utf-8")
+
+
+def write_report_dir(reports: list[RunReport], directory: str | Path) -> list[Path]:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = [d / "report.html", d / "report.json", d / "junit.xml"]
+    write_html(reports, paths[0])
+    write_json(reports, paths[1])
+    write_junit(reports, paths[2])
+    return paths

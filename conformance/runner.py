@@ -1,0 +1,404 @@
+"""Run vectors on targets and decide each vector's outcome against the oracle.
+
+Every target runs in its own worker process (one per target and spec), so a driver that crashes or hangs on
+a vector costs that vector an ERROR — the worker is killed, restarted, the program reopened and the control
+state reinstalled — and the run goes on. Vectors are grouped by control state so tables are installed once
+per group. Expected results missing from a vector come from the reference interpreter, in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from c3po_compiler import ir, load_program
+from c3po_compiler.features import FEATURES, program_features
+
+from .compare import Layout, compare, layout_from_headers
+from .driver import Driver, DriverUnavailable, load_driver_class
+from .expected_failures import ExpectedFailures
+from .interpreter import Interpreter
+from .model import ControlState, Expected, Vector
+
+OUTCOMES = ["PASS", "FAIL", "N/A", "ERROR", "XFAIL", "XPASS"]
+OPEN_TIMEOUT = 300.0  # building a program (clang, p4c) can take a while; per-vector timeouts are separate
+
+
+@dataclass
+class VectorOutcome:
+    target: str
+    vector: str
+    outcome: str
+    detail: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TargetStatus:
+    name: str
+    ran: bool
+    reason: str = ""  # why it could not run
+
+
+@dataclass
+class RunReport:
+    spec: str
+    program: str
+    features: list[str]
+    targets: list[TargetStatus]
+    outcomes: list[VectorOutcome]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {t.name: dict.fromkeys(OUTCOMES, 0) for t in self.targets}
+        for o in self.outcomes:
+            out.setdefault(o.target, dict.fromkeys(OUTCOMES, 0))[o.outcome] += 1
+        return out
+
+
+# ------------------------------------------------------------------------------------------ driver making
+
+def make_driver(target: str, timeout: float) -> Driver:
+    if target.startswith("cmd:"):
+        from .subprocess_driver import SubprocessDriver
+
+        return SubprocessDriver(target[4:], timeout=timeout)
+    return load_driver_class(target)()
+
+
+def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
+    """(why the target cannot run here, the features it supports). Unknown names raise KeyError."""
+    if target.startswith("cmd:"):
+        return (None if target[4:].strip() else "empty plugin command"), frozenset(FEATURES)
+    try:
+        cls = load_driver_class(target)
+    except KeyError:
+        raise
+    except ImportError as exc:
+        return f"driver not installed ({exc})", frozenset()
+    reason = cls.unavailable()
+    return reason, (cls.supports or frozenset(FEATURES))
+
+
+# ------------------------------------------------------------------------------------------- worker side
+
+def _worker(conn: Connection, target: str, spec: str, workdir: str, timeout: float) -> None:
+    """Runs in the worker process: owns one driver, answers (op, ...) messages with (status, payload)."""
+    try:
+        prog = load_program(spec).program
+        driver = make_driver(target, timeout)
+        driver.open(prog, Path(workdir))
+    except DriverUnavailable as exc:
+        conn.send(("unavailable", str(exc)))
+        return
+    except Exception as exc:
+        conn.send(("error", f"open failed: {type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ok", None))
+    from .subprocess_driver import NotApplicable
+
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            break
+        op = msg[0]
+        try:
+            if op == "install":
+                driver.install(msg[1])
+                conn.send(("ok", None))
+            elif op == "run":
+                conn.send(("ok", driver.run(msg[1], msg[2])))
+            else:
+                break
+        except NotApplicable as exc:
+            conn.send(("na", str(exc)))
+        except Exception as exc:
+            tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            conn.send(("error", f"{type(exc).__name__}: {exc}" if str(exc) else tb))
+    try:
+        driver.close()
+    finally:
+        conn.close()
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class TargetSession:
+    """The parent's handle on one target's worker, with restart-on-failure."""
+
+    def __init__(self, target: str, spec: str, workdir: str, timeout: float) -> None:
+        self.target, self.spec, self.workdir, self.timeout = target, spec, workdir, timeout
+        self.ctx = mp.get_context("spawn")
+        self.proc: Any = None
+        self.conn: Connection | None = None
+        self.control: ControlState | None = None
+
+    def start(self) -> None:
+        parent, child = self.ctx.Pipe()
+        self.proc = self.ctx.Process(target=_worker, args=(child, self.target, self.spec, self.workdir,
+                                                           self.timeout), daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        status, payload = self._wait(OPEN_TIMEOUT)
+        if status == "unavailable":
+            self.stop()
+            raise DriverUnavailable(payload)
+        if status != "ok":
+            self.stop()
+            raise WorkerDied(payload)
+
+    def _wait(self, timeout: float) -> tuple[str, Any]:
+        assert self.conn is not None
+        try:
+            if not self.conn.poll(timeout):
+                self.stop()
+                raise WorkerDied(f"timed out after {timeout:g}s")
+            reply: tuple[str, Any] = self.conn.recv()
+            return reply
+        except (EOFError, OSError):
+            code = self.proc.exitcode if self.proc is not None else None
+            self.stop()
+            raise WorkerDied(f"driver process died (exit status {code})") from None
+
+    def call(self, msg: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
+        if self.conn is None:
+            self.start()
+            if self.control is not None:
+                self._send(("install", self.control), timeout)
+        return self._send(msg, timeout)
+
+    def _send(self, msg: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
+        assert self.conn is not None
+        try:
+            self.conn.send(msg)
+        except (BrokenPipeError, OSError):
+            self.stop()
+            raise WorkerDied("driver process is gone") from None
+        return self._wait(timeout)
+
+    def install(self, control: ControlState) -> tuple[str, Any]:
+        self.control = control
+        return self.call(("install", control), self.timeout)
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.conn.send(("close",))
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None:
+            self.proc.join(2.0)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+            self.proc = None
+
+
+# ------------------------------------------------------------------------------------------ parent side
+
+def group_by_control(vectors: list[Vector]) -> list[tuple[ControlState, list[Vector]]]:
+    groups: dict[str, tuple[ControlState, list[Vector]]] = {}
+    for v in vectors:
+        groups.setdefault(v.control.key(), (v.control, []))[1].append(v)
+    return list(groups.values())
+
+
+def fill_expected(prog: ir.Program, vectors: list[Vector]) -> dict[str, str]:
+    """Oracle results for vectors without expectations; returns vector name -> oracle error, if any."""
+    interp = Interpreter(prog)
+    problems: dict[str, str] = {}
+    for control, group in group_by_control([v for v in vectors if not v.expected]):
+        try:
+            interp.install(control)
+        except ValueError as exc:
+            for v in group:
+                problems[v.name] = f"oracle cannot install the control state: {exc}"
+            continue
+        for v in group:
+            v.expected = [Expected.from_result(r) for r in interp.run(v.packets, v.registers)]
+    return problems
+
+
+def layout_function(prog: ir.Program) -> Callable[[bytes], Layout]:
+    """Name the fields of an expected frame by letting the oracle parse it (headers and their offsets)."""
+    interp = Interpreter(prog)
+
+    def layout_for(data: bytes) -> Layout:
+        parsed = interp.parse(data)
+        return layout_from_headers(prog, data, sorted(parsed.offsets.items(), key=lambda kv: kv[1]))
+
+    return layout_for
+
+
+ProgressFn = Callable[[int], None]
+
+
+def _run_target(spec: str, prog: ir.Program, target: str, vectors: list[Vector], timeout: float,
+                xfail: ExpectedFailures | None, features: set[str], supports: frozenset[str],
+                oracle_problems: dict[str, str], progress: ProgressFn) -> tuple[TargetStatus, list[VectorOutcome]]:
+    outcomes: list[VectorOutcome] = []
+    layout_for = layout_function(prog)
+    runnable: list[Vector] = []
+    for v in vectors:
+        missing = sorted((set(v.requires) | features) - supports)
+        if missing:
+            outcomes.append(VectorOutcome(target, v.name, "N/A", [f"needs {', '.join(missing)}"], tags=v.tags))
+            progress(1)
+        elif v.name in oracle_problems:
+            outcomes.append(VectorOutcome(target, v.name, "ERROR", [oracle_problems[v.name]], tags=v.tags))
+            progress(1)
+        else:
+            runnable.append(v)
+    if not runnable:
+        return TargetStatus(target, True), outcomes
+    with tempfile.TemporaryDirectory(prefix=f"c3po-{target.replace('/', '_').replace(':', '_')}-") as workdir:
+        session = TargetSession(target, spec, workdir, timeout)
+        try:
+            session.start()
+        except DriverUnavailable as exc:
+            progress(len(runnable))
+            return TargetStatus(target, False, str(exc)), outcomes
+        except WorkerDied as exc:
+            for v in runnable:
+                outcomes.append(VectorOutcome(target, v.name, "ERROR", [str(exc)], tags=v.tags))
+                progress(1)
+            return TargetStatus(target, True), outcomes
+        try:
+            for control, group in group_by_control(runnable):
+                install_error: str | None = None
+                try:
+                    status, payload = session.install(control)
+                    if status != "ok":
+                        install_error = f"install failed: {payload}"
+                except (WorkerDied, DriverUnavailable) as exc:
+                    install_error = f"install failed: {exc}"
+                for v in group:
+                    outcomes.append(_run_one(session, v, install_error, timeout, target, prog, xfail, features,
+                                             layout_for))
+                    progress(1)
+        finally:
+            session.stop()
+    return TargetStatus(target, True), outcomes
+
+
+def _run_one(session: TargetSession, v: Vector, install_error: str | None, timeout: float, target: str,
+             prog: ir.Program, xfail: ExpectedFailures | None, features: set[str],
+             layout_for: Callable[[bytes], Layout]) -> VectorOutcome:
+    t0 = time.monotonic()
+    out = VectorOutcome(target, v.name, "PASS", tags=v.tags)
+    if install_error is not None:
+        out.outcome, out.detail = "ERROR", [install_error]
+    else:
+        try:
+            status, payload = session.call(("run", v.packets, v.registers), timeout * max(1, len(v.packets)))
+        except (WorkerDied, DriverUnavailable) as exc:
+            status, payload = "error", str(exc)
+        if status == "na":
+            out.outcome, out.detail = "N/A", [str(payload)]
+        elif status != "ok":
+            out.outcome, out.detail = "ERROR", [str(payload)]
+        elif len(payload) != len(v.packets):
+            out.outcome, out.detail = "ERROR", [f"{len(payload)} results for {len(v.packets)} packets"]
+        else:
+            for i, (exp, res) in enumerate(zip(v.expected, payload, strict=True)):
+                if res.error:
+                    # A driver marks a packet its target cannot take (e.g. XDP refuses frames < 14 bytes)
+                    # with an error starting "N/A"; anything else is an ERROR.
+                    na = res.error.startswith("N/A")
+                    if not na or out.outcome == "PASS":
+                        out.outcome = "N/A" if na else "ERROR"
+                    out.detail.append(f"packet {i}: {res.error}")
+                    continue
+                mm = compare(exp, res, layout_for)
+                if mm:
+                    if out.outcome == "PASS":
+                        out.outcome = "FAIL"
+                    prefix = f"packet {i}: " if len(v.packets) > 1 else ""
+                    out.detail += [prefix + line for line in mm.lines]
+                    out.fields += [f for f in mm.fields if f not in out.fields]
+    out.seconds = time.monotonic() - t0
+    if xfail is not None and out.outcome != "N/A":
+        rule = xfail.match(prog.name, v.name, features | set(v.requires), target)
+        if rule is not None:
+            if out.outcome in ("FAIL", "ERROR") and rule.explains("\n".join(out.detail)):
+                out.outcome = "XFAIL"
+                out.detail.insert(0, f"expected failure: {rule.note}" if rule.note else "expected failure")
+            elif out.outcome == "PASS":
+                out.outcome = "XPASS"
+                out.detail.insert(0, f"passed although listed as expected failure {rule.note}".strip())
+    return out
+
+
+@dataclass
+class RunRequest:
+    spec: str
+    vectors: list[Vector]
+
+
+def run_conformance(requests: list[RunRequest], targets: list[str], timeout: float = 10.0, jobs: int = 2,
+                    xfail: ExpectedFailures | None = None, progress: ProgressFn | None = None) -> list[RunReport]:
+    """Every vector of every request on every target; targets × specs spread over `jobs` worker processes."""
+    lock = threading.Lock()
+
+    def tick(n: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    plans: list[tuple[RunRequest, ir.Program, set[str], dict[str, str]]] = []
+    for req in requests:
+        prog = load_program(req.spec).program
+        problems = fill_expected(prog, req.vectors)
+        plans.append((req, prog, program_features(prog), problems))
+    statuses: dict[str, tuple[str | None, frozenset[str]]] = {t: target_problem(t) for t in targets}
+    reports = [RunReport(req.spec, prog.name, sorted(feats), [], []) for req, prog, feats, _ in plans]
+    tasks = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for i, (req, prog, feats, problems) in enumerate(plans):
+            for t in targets:
+                reason, supports = statuses[t]
+                if reason is not None:
+                    tick(len(req.vectors))
+                    continue
+                tasks.append((i, t, pool.submit(_run_target, req.spec, prog, t, req.vectors, timeout, xfail, feats,
+                                                supports, problems, tick)))
+        results = {(i, t): f.result() for i, t, f in tasks}
+    for i, _ in enumerate(plans):
+        for t in targets:
+            reason, _s = statuses[t]
+            if reason is not None:
+                reports[i].targets.append(TargetStatus(t, False, reason))
+                continue
+            status, outs = results[(i, t)]
+            reports[i].targets.append(status)
+            reports[i].outcomes += outs
+    return reports
+
+
+def exit_status(reports: list[RunReport]) -> int:
+    """1 when any vector failed or errored (an XPASS does not fail a run); otherwise 2 when a requested
+    target could not run — except p4, whose toolchain is rarely installed: a p4 skip alone is reported but
+    is not an error status when another target ran."""
+    if any(o.outcome in ("FAIL", "ERROR") for r in reports for o in r.outcomes):
+        return 1
+    for r in reports:
+        skipped = [t for t in r.targets if not t.ran]
+        ran_any = any(t.ran for t in r.targets)
+        if any(t.name != "p4" or not ran_any for t in skipped):
+            return 2
+    return 0

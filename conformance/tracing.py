@@ -1,0 +1,138 @@
+"""The reference interpreter with coverage probes: which if-branches ran, and what key values each table saw.
+
+The generator needs both (branch coverage, and table entries that match a packet's real key values — also
+for metadata keys written by earlier actions). Probes are added by compiling the same IR with a subclass of
+the interpreter's control compiler, so the semantics are the oracle's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from c3po_compiler import ir
+
+from .interp_control import ControlCompiler, Run
+from .interp_expr import Env, compile_expr
+from .interp_runtime import Ctx
+from .interpreter import Interpreter
+from .model import Counters, PacketIn, Registers, Result
+
+
+def stmt_id(s: ir.Stmt) -> str:
+    return f"{s.loc.file}:{s.loc.line}:{s.loc.col}"
+
+
+class _Probe(ControlCompiler):
+    trace: list[Any]
+
+    def stmt(self, s: ir.Stmt, env: Env) -> Run:
+        inner = super().stmt(s, env)
+        trace = self.trace
+        if isinstance(s, ir.If):
+            cond = compile_expr(s.cond, env)
+            sid = stmt_id(s)
+
+            def if_probe(c: Ctx) -> None:
+                trace.append(("if", sid, bool(cond(c))))
+                inner(c)
+
+            return if_probe
+        if isinstance(s, ir.Apply):
+            keys = [compile_expr(k.expr, env) for k in self.prog.tables[s.table].keys]
+            name = s.table
+
+            def apply_probe(c: Ctx) -> None:
+                trace.append(("apply", name, tuple(f(c) for f in keys)))
+                inner(c)
+
+            return apply_probe
+        return inner
+
+
+class TracingInterpreter(Interpreter):
+    """Results carry `observations["trace"]`: ("if", stmt id, taken) and ("apply", table, key values)."""
+
+    def __init__(self, prog: ir.Program) -> None:
+        super().__init__(prog)
+        self.trace: list[Any] = []
+        cc = _Probe(prog, self.env, self.tables)
+        cc.trace = self.trace
+        cc.compile_actions()
+        self.control = cc.block(prog.control, self.env)
+
+    def _one(self, p: PacketIn, regs: Registers, counters: Counters) -> Result:
+        self.trace.clear()
+        r = super()._one(p, regs, counters)
+        r.observations["trace"] = list(self.trace)
+        return r
+
+
+def branch_points(prog: ir.Program) -> list[tuple[str, str]]:
+    """Every control branch the generator must cover: (if id, then|else) and (table, hit|miss)."""
+    out: list[tuple[str, str]] = []
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values())]
+    for body in bodies:
+        for s in ir.walk_stmts(body):
+            if isinstance(s, ir.If) and (s.then or s.otherwise):
+                out += [(stmt_id(s), "then"), (stmt_id(s), "else")]
+            elif isinstance(s, ir.Apply):
+                out += [(s.table, "hit"), (s.table, "miss")]
+    return list(dict.fromkeys(out))
+
+
+def _tri(e: ir.Expr, valid: set[str]) -> bool | None:
+    """Three-valued value of a condition knowing only which headers are valid (None: depends on values)."""
+    if isinstance(e, ir.Valid):
+        name = e.instance if e.index is None else f"{e.instance}[{e.index}]"
+        return name in valid or (e.index is None and any(v.startswith(e.instance + "[") for v in valid))
+    if isinstance(e, ir.Const) and e.is_bool:
+        return bool(e.value)
+    if isinstance(e, ir.Unary) and e.op == "!":
+        v = _tri(e.operand, valid)
+        return None if v is None else not v
+    if isinstance(e, ir.Binary) and e.op in ("&&", "||"):
+        a, b = _tri(e.left, valid), _tri(e.right, valid)
+        if e.op == "&&":
+            if a is False or b is False:
+                return False
+            return True if a is True and b is True else None
+        if a is True or b is True:
+            return True
+        return False if a is False and b is False else None
+    return None
+
+
+def infeasible_branches(prog: ir.Program, header_sets: list[set[str]]) -> dict[str, str]:
+    """Branches of `control` that no accepted parse path can reach, judged only by header validity: the
+    enclosing conditions' `valid()` terms contradict every parse path's set of valid headers. Sound only
+    without set_valid/set_invalid before the branch, so programs using them get no verdicts."""
+    if any(isinstance(s, ir.SetValid) for body in [prog.control, *(a.body for a in prog.user_actions.values())]
+           for s in ir.walk_stmts(body)):
+        return {}
+    out: dict[str, str] = {}
+
+    def reachable(chain: list[tuple[ir.Expr, bool]]) -> bool:
+        return any(all(_tri(c, hs) in (None, want) for c, want in chain) for hs in header_sets)
+
+    def walk(stmts: list[ir.Stmt], chain: list[tuple[ir.Expr, bool]]) -> None:
+        for s in stmts:
+            if isinstance(s, ir.If):
+                for want, body, label in ((True, s.then, "then"), (False, s.otherwise, "else")):
+                    sub = [*chain, (s.cond, want)]
+                    if (s.then or s.otherwise) and not reachable(sub):
+                        out[f"{stmt_id(s)}:{label}"] = ("no parse path gives the valid headers this branch "
+                                                        "needs (its conditions' valid() terms contradict "
+                                                        "the parse graph)")
+                    walk(body, sub)
+            elif isinstance(s, ir.Apply):
+                if not reachable(chain):
+                    for label in ("hit", "miss"):
+                        out.setdefault(f"{s.table}:{label}", "the table is applied only under conditions no "
+                                       "parse path satisfies")
+                walk(s.hit, chain)
+                walk(s.miss, chain)
+                for body in s.by_action.values():
+                    walk(body, chain)
+
+    walk(prog.control, [])
+    return out

@@ -1,0 +1,369 @@
+"""The conformance driver for the NIC target: the generated C, run natively (ctypes) or under ASan/UBSan.
+
+Native mode builds the program plus a host shim into one shared object (gcc -O2) and runs a whole packet batch
+per foreign call. Sanitizer mode (`NicDriver(sanitize=True)` or `C3PO_NIC_SANITIZE=1`) builds a standalone
+harness executable with -fsanitize=address,undefined and talks to it over a pipe: ASan cannot be loaded into a
+running Python without LD_PRELOAD games, and a separate process turns any finding into a clean error.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from c3po_compiler import ir
+from conformance.driver import Driver, DriverUnavailable
+from conformance.model import ControlState, Counters, PacketIn, Registers, Result
+
+from . import NicTarget
+from .emitter import match_bytes, nbytes
+from .toolchain import ToolchainError, build_harness, build_shared
+
+__all__ = ["NicDriver"]
+
+VERDICTS = {0: "drop", 1: "to_host", 2: "reflect", 3: "forward"}
+DEFAULT_HANDLE = 0xFFFFFFFF
+
+
+@dataclass
+class Watch:
+    kind: int  # 0: table entry counter, 1: named counter, 2: register
+    id: int
+    idx: int
+    key: tuple[str, int]
+
+
+@dataclass
+class RawResult:
+    verdict: int
+    port: int
+    data: bytes
+    changes: list[tuple[int, int, int]]
+
+
+class Backend(Protocol):
+    def reinit(self) -> None: ...
+    def add(self, table: int, match: bytes, priority: int, action: int, args: bytes) -> int: ...
+    def set_default(self, table: int, action: int, args: bytes) -> int: ...
+    def watch(self, watches: list[Watch]) -> None: ...
+    def reset(self, regs: list[tuple[int, int, bytes]]) -> None: ...
+    def run(self, packets: list[PacketIn]) -> list[RawResult]: ...
+    def close(self) -> None: ...
+
+
+def _u32(values: list[int]) -> ctypes.Array[ctypes.c_uint32]:
+    return (ctypes.c_uint32 * max(len(values), 1))(*values)
+
+
+class SharedObject:
+    """ctypes over lib<prog>_nic.so; one call per batch of packets."""
+
+    def __init__(self, so: Path) -> None:
+        lib = ctypes.CDLL(str(so))
+        vp, u32, i32, u8p = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int32, ctypes.c_char_p
+        lib.shim_new.restype = vp
+        lib.shim_free.argtypes = [vp]
+        lib.shim_reinit.argtypes = [vp]
+        lib.shim_add.argtypes = [vp, u32, u8p, i32, u32, u8p]
+        lib.shim_set_default.argtypes = [vp, u32, u32, u8p]
+        lib.shim_watch.argtypes = [vp, u32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.shim_reset.argtypes = [vp, u32, ctypes.c_void_p, ctypes.c_void_p, u8p]
+        lib.shim_run.restype = u32
+        lib.shim_run.argtypes = [vp, u32, u8p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                 u32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, u32,
+                                 ctypes.c_void_p]
+        lib.shim_bench.restype = ctypes.c_uint64
+        lib.shim_bench.argtypes = [vp, u32, u8p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, u32]
+        lib.shim_state_size.restype = ctypes.c_size_t
+        self.lib = lib
+        self.handle = lib.shim_new()
+        if not self.handle:
+            raise MemoryError("nic: could not allocate the program state")
+        self.n_watch = 0
+
+    def reinit(self) -> None:
+        self.lib.shim_reinit(self.handle)
+
+    def add(self, table: int, match: bytes, priority: int, action: int, args: bytes) -> int:
+        return int(self.lib.shim_add(self.handle, table, match + b"\0", priority, action, args + b"\0" * 17))
+
+    def set_default(self, table: int, action: int, args: bytes) -> int:
+        return int(self.lib.shim_set_default(self.handle, table, action, args + b"\0" * 17))
+
+    def watch(self, watches: list[Watch]) -> None:
+        self.n_watch = len(watches)
+        self.lib.shim_watch(self.handle, len(watches), _u32([w.kind for w in watches]), _u32([w.id for w in watches]),
+                            _u32([w.idx for w in watches]))
+
+    def reset(self, regs: list[tuple[int, int, bytes]]) -> None:
+        blob = b"".join(v.rjust(16, b"\0")[:16] for _, _, v in regs) or b"\0" * 16
+        self.lib.shim_reset(self.handle, len(regs), _u32([r[0] for r in regs]), _u32([r[1] for r in regs]), blob)
+
+    @staticmethod
+    def pack(packets: list[PacketIn]) -> tuple[bytes, list[int], list[int], list[int]]:
+        offs, lens, off = [], [], 0
+        for p in packets:
+            offs.append(off)
+            lens.append(len(p.data))
+            off += len(p.data)
+        return b"".join(p.data for p in packets) + b"\0", offs, lens, [p.port & 0xFFFFFFFF for p in packets]
+
+    def run(self, packets: list[PacketIn]) -> list[RawResult]:
+        out: list[RawResult] = []
+        start = 0
+        while start < len(packets):
+            batch = packets[start:start + 4096]
+            blob, offs, lens, ports = self.pack(batch)
+            n = len(batch)
+            stride = max(lens) + 1024
+            obuf = ctypes.create_string_buffer(n * stride)
+            olen, verd, oport, nchg = (ctypes.c_uint32 * n)(), (ctypes.c_int32 * n)(), (ctypes.c_uint32 * n)(), \
+                (ctypes.c_uint32 * n)()
+            cap = max(self.n_watch * min(n, 64), 1024)
+            chg = (ctypes.c_uint64 * (3 * cap))()
+            done = self.lib.shim_run(self.handle, n, blob, _u32(offs), _u32(lens), _u32(ports), obuf, stride, olen,
+                                     verd, oport, chg, cap, nchg)
+            if done == 0:
+                raise RuntimeError("nic: the change buffer is too small for one packet")
+            raw = obuf.raw
+            k = 0
+            for i in range(done):
+                changes = [(int(chg[3 * j]), int(chg[3 * j + 1]), int(chg[3 * j + 2])) for j in range(k, k + nchg[i])]
+                k += nchg[i]
+                out.append(RawResult(verd[i], oport[i], raw[i * stride:i * stride + olen[i]], changes))
+            start += done
+        return out
+
+    def bench(self, packets: list[PacketIn], rounds: int) -> int:
+        blob, offs, lens, ports = self.pack(packets)
+        return int(self.lib.shim_bench(self.handle, len(packets), blob, _u32(offs), _u32(lens), _u32(ports), rounds))
+
+    def state_size(self) -> int:
+        return int(self.lib.shim_state_size())
+
+    def close(self) -> None:
+        if self.handle:
+            self.lib.shim_free(self.handle)
+            self.handle = None
+
+
+class Harness:
+    """The sanitizer harness process; any ASan/UBSan finding kills it and surfaces as an error with its report."""
+
+    def __init__(self, exe: Path) -> None:
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+        except BrokenPipeError:
+            reply = ""
+        if not reply:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"nic sanitizer harness died:\n{err}")
+        return reply.strip()
+
+    @staticmethod
+    def hx(b: bytes) -> str:
+        return b.hex() or "-"
+
+    def reinit(self) -> None:
+        self.ask("init")
+
+    def add(self, table: int, match: bytes, priority: int, action: int, args: bytes) -> int:
+        return int(self.ask(f"add {table} {priority} {action} {self.hx(match)} {self.hx(args)}"))
+
+    def set_default(self, table: int, action: int, args: bytes) -> int:
+        return int(self.ask(f"def {table} {action} {self.hx(args)}"))
+
+    def watch(self, watches: list[Watch]) -> None:
+        self.ask("watch " + " ".join([str(len(watches))] + [f"{w.kind} {w.id} {w.idx}" for w in watches]))
+
+    def reset(self, regs: list[tuple[int, int, bytes]]) -> None:
+        items = [f"{r} {i} {v.rjust(16, bytes(1))[:16].hex()}" for r, i, v in regs]
+        self.ask("reset " + " ".join([str(len(regs)), *items]))
+
+    def run(self, packets: list[PacketIn]) -> list[RawResult]:
+        out = []
+        for p in packets:
+            parts = self.ask(f"pkt {p.port & 0xFFFFFFFF} {self.hx(p.data)}").split()
+            n = int(parts[3])
+            changes = [(int(parts[4 + 3 * j]), int(parts[5 + 3 * j]), int(parts[6 + 3 * j])) for j in range(n)]
+            data = b"" if parts[2] == "-" else bytes.fromhex(parts[2])
+            out.append(RawResult(int(parts[0]), int(parts[1]), data, changes))
+        return out
+
+    def fuzz(self, seed: int, count: int, ntables: int, seeds: list[bytes]) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"fuzz {seed} {count} {ntables} {len(seeds)}\n")
+        for s in seeds:
+            self.proc.stdin.write((s.hex() or "00") + "\n")
+        return self.ask("")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired, OSError):
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                f.close()
+
+
+class NicDriver(Driver):
+    name = "nic"
+    supports = NicTarget.supports
+
+    def __init__(self, sanitize: bool | None = None) -> None:
+        if sanitize is None:
+            sanitize = os.environ.get("C3PO_NIC_SANITIZE", "") not in ("", "0")
+        self.sanitize = sanitize
+        self.prog: ir.Program | None = None
+        self.backend: SharedObject | Harness | None = None
+        self.table_ids: dict[str, int] = {}
+        self.action_ids: dict[str, int] = {}
+        self.watches: list[Watch] = []
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if shutil.which("gcc") is None and shutil.which("clang") is None:
+            return "the nic driver needs a C compiler: apt-get install gcc"
+        return None
+
+    def open(self, prog: ir.Program, workdir: Path) -> None:
+        reason = self.unavailable()
+        if reason:
+            raise DriverUnavailable(reason)
+        problems = NicTarget().refusals(prog)
+        if problems:
+            raise DriverUnavailable("; ".join(p.message for p in problems))
+        self.prog = prog
+        self.table_ids = {n: i for i, n in enumerate(prog.tables)}
+        self.action_ids = {n: i for i, n in enumerate(prog.actions)}
+        out = workdir / ("nic-asan" if self.sanitize else "nic")
+        try:
+            if self.sanitize:
+                self.backend = Harness(build_harness(prog, out))
+            else:
+                self.backend = SharedObject(build_shared(prog, out))
+        except ToolchainError as exc:
+            raise RuntimeError(f"nic: building {prog.name} failed: {exc}") from None
+        self.install(ControlState())
+
+    def _require(self) -> tuple[ir.Program, SharedObject | Harness]:
+        if self.prog is None or self.backend is None:
+            raise RuntimeError("NicDriver: open() a program first")
+        return self.prog, self.backend
+
+    def _args(self, t: ir.Table, action: str, args: tuple[int, ...], default: bool = False) -> bytes:
+        prog, _ = self._require()
+        if action not in t.actions and action != t.default.action and not (default and action == "nop"):
+            raise ValueError(f"table '{t.name}' has no action '{action}' (it has {', '.join(t.actions)})")
+        params = prog.actions[action].params
+        if len(args) != len(params):
+            raise ValueError(f"action '{action}' takes {len(params)} argument(s), {len(args)} given")
+        return b"".join((a & ((1 << p.width) - 1)).to_bytes(nbytes(p.width), "big")
+                        for a, p in zip(args, params, strict=True))
+
+    def install(self, control: ControlState) -> None:
+        prog, be = self._require()
+        be.reinit()
+        index = {name: len(t.entries) for name, t in prog.tables.items()}
+        handles: dict[str, list[tuple[int, int]]] = {name: [(i, i) for i in range(len(t.entries))]
+                                                     for name, t in prog.tables.items()}
+        for e in control.entries:
+            t = prog.tables.get(e.table)
+            if t is None:
+                raise ValueError(f"control state names unknown table '{e.table}'")
+            if len(e.match) != len(t.keys):
+                raise ValueError(f"an entry of table '{t.name}' has {len(e.match)} match values for {len(t.keys)} keys")
+            args = self._args(t, e.action, e.args)
+            i = index[e.table]
+            index[e.table] += 1
+            if any(k.kind == "exact" and m.kind == "value" and m.a >> k.width for k, m in zip(t.keys, e.match,
+                                                                                            strict=True)):
+                continue  # a value wider than its key can never match (as in the reference)
+            h = be.add(self.table_ids[e.table], match_bytes(t, list(e.match)),
+                       e.priority, self.action_ids[e.action], args)
+            if h >= 0:
+                handles[e.table].append((h, i))
+            elif h == -1:
+                raise ValueError(f"table '{e.table}' is full ({t.size} entries)")
+            elif h == -3:
+                raise ValueError(f"table '{e.table}': the control plane rejected entry {i}")
+            # -2 (same match installed earlier): the earlier entry wins, as in the reference
+        for tname, action, dargs in control.defaults:
+            t = prog.tables.get(tname)
+            if t is None:
+                raise ValueError(f"control state sets the default of unknown table '{tname}'")
+            rc = be.set_default(self.table_ids[tname], self.action_ids[action], self._args(t, action, tuple(dargs),
+                                                                                           default=True))
+            if rc != 0:
+                raise ValueError(f"table '{tname}': cannot set default {action}")
+        watches: list[Watch] = []
+        for tname, t in prog.tables.items():
+            if t.counters:
+                tid = self.table_ids[tname]
+                watches += [Watch(0, tid, h, (f"table.{tname}", i)) for h, i in handles[tname]]
+                watches.append(Watch(0, tid, DEFAULT_HANDLE, (f"table.{tname}", -1)))
+        for ci, c in enumerate(prog.counters.values()):
+            watches += [Watch(1, ci, i, (c.name, i)) for i in range(c.size)]
+        for ri, r in enumerate(prog.registers.values()):
+            watches += [Watch(2, ri, i, (r.name, i)) for i in range(r.size)]
+        self.watches = watches
+        be.watch(watches)
+
+    def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
+        prog, be = self._require()
+        reg_ids = {n: i for i, n in enumerate(prog.registers)}
+        regs: Registers = {}
+        init: list[tuple[int, int, bytes]] = []
+        for (name, idx), value in registers.items():
+            reg = prog.registers.get(name)
+            if reg is None or not 0 <= idx < reg.size:
+                continue
+            v = value & ((1 << reg.width) - 1)
+            if v:
+                regs[(name, idx)] = v
+                init.append((reg_ids[name], idx, v.to_bytes(16, "big")))
+        be.reset(init)
+        counters: Counters = {}
+        results: list[Result] = []
+        for p, raw in zip(packets, be.run(packets), strict=True):
+            for w, v1, v2 in raw.changes:
+                watch = self.watches[w]
+                if watch.kind == 2:
+                    regs[watch.key] = (v1 << 64) | v2
+                else:
+                    counters[watch.key] = (v1, v2)
+            verdict = VERDICTS.get(raw.verdict, "drop")
+            port = raw.port if verdict == "forward" else p.port if verdict == "reflect" else None
+            data = b"" if verdict == "drop" else raw.data
+            results.append(Result(verdict, port, data, dict(counters), dict(regs)))
+        return results
+
+    def backend_object(self) -> SharedObject | Harness:
+        """The loaded backend (the benchmark times packets through it)."""
+        return self._require()[1]
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = None
+        self.prog = None

@@ -1,0 +1,812 @@
+"""A plain, sorted view of the IR for the NIC templates, with the C bodies of parser, actions and control.
+
+Templates only lay out files; everything that needs a decision (layouts, offsets, which helper reads a field)
+is computed here. Header instances live in a per-packet context as byte buffers in a canonical layout (fixed
+part, then every optional group at a fixed offset, then the varlen tail), so field offsets are compile-time
+constants; parse copies the present parts in, deparse writes the valid ones out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from c3po_compiler import ir
+
+from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, vtype
+
+ERR_CODES = {e: i + 1 for i, e in enumerate(ir.ERROR_KINDS)}
+
+
+def nbytes(width: int) -> int:
+    return (width + 7) // 8
+
+
+def loc_comment(loc: object, root: Path | None = None) -> str:
+    f = getattr(loc, "file", None) or ""
+    line = getattr(loc, "line", 0)
+    if not f:
+        return ""
+    p = Path(f)
+    try:
+        shown = str(p.resolve().relative_to(root)) if root else p.name
+    except ValueError:
+        shown = p.name
+    return f"{shown}:{line}"
+
+
+@dataclass
+class GroupView:
+    name: str
+    offset: int  # canonical byte offset in the buffer
+    size: int
+    when: ir.Expr
+
+
+@dataclass
+class InstView:
+    name: str
+    ident: str
+    stack: int
+    fixed_bytes: int
+    max_bytes: int
+    groups: list[GroupView]
+    varlen_offset: int
+    varlen: ir.VarLen | None
+    is_option: bool
+    keep_original: bool = False
+    checksum: ir.Checksum | None = None
+
+
+@dataclass
+class ParamView:
+    name: str
+    width: int
+    ctype: str
+    nbytes: int
+    offset: int  # in the wire args encoding
+
+
+@dataclass
+class ActionView:
+    name: str
+    id: int
+    params: list[ParamView]
+    builtin: bool
+    args_bytes: int
+
+
+@dataclass
+class KeyView:
+    index: int
+    text: str
+    kind: str
+    width: int
+    ctype: str
+    vtype: str
+    nbytes: int
+    offset: int  # in the wire match encoding
+    wide: bool
+    fetch: str = ""  # C expression reading the key from the packet context
+
+
+@dataclass
+class TableView:
+    name: str
+    id: int
+    size: int
+    index: str  # 'exact' | 'lpm' | 'priority'
+    keys: list[KeyView]
+    actions: list[ActionView]
+    counters: bool
+    cap: int  # hash slots
+    match_bytes: int
+    lpm: KeyView | None
+    default_action: int
+    default_bytes: str
+    const_entries: list[dict[str, object]]
+    doc: str
+    has_args: bool
+
+
+@dataclass
+class CounterView:
+    name: str
+    id: int
+    size: int
+
+
+@dataclass
+class RegisterView:
+    name: str
+    id: int
+    width: int
+    size: int
+    ctype: str
+    nbytes: int
+
+
+@dataclass
+class ProgramView:
+    name: str
+    upper: str
+    source: str
+    instances: list[InstView]
+    metadata: list[tuple[str, int, str]]
+    actions: list[ActionView]
+    tables: list[TableView]
+    counters: list[CounterView]
+    registers: list[RegisterView]
+    parser_lines: list[str]
+    control_lines: list[str]
+    action_funcs: list[tuple[ActionView, list[str]]]
+    deparse_lines: list[str]
+    checksum_lines: list[str]
+    hash_funcs: list[list[str]]
+    n_checksums: int
+    max_steps: int
+    error_verdicts: list[tuple[int, str]]
+    default_verdict: str
+    verdict_ids: dict[str, int] = field(default_factory=lambda: {"drop": 0, "to_host": 1, "reflect": 2, "forward": 3})
+
+
+class Emitter:
+    def __init__(self, prog: ir.Program) -> None:
+        self.prog = prog
+        self.hash_sites: list[ir.Hash] = []
+        self.ec = ExprCompiler(prog, self.hash_sites)
+        self.insts: dict[str, InstView] = {}
+        self.tmp = 0
+        self.ck_ids: dict[tuple[str, str | None], int] = {}
+        self.files = [Path(f) for f in prog.files]
+        self.root = self.files[0].resolve().parent if self.files else None
+
+    # -- layout ----------------------------------------------------------------------------------------------
+
+    def layout(self) -> None:
+        needs_orig: set[str] = set()
+        for body in [self.prog.control, *(a.body for a in self.prog.user_actions.values())]:
+            for s in ir.walk_stmts(body):
+                if isinstance(s, ir.UpdateChecksum):
+                    cs = self.prog.instances[s.instance].type.checksum
+                    if cs and cs.kind == "l4":
+                        needs_orig.add(s.instance)
+                        if s.pseudo:
+                            needs_orig.add(s.pseudo)
+                    self.ck_ids.setdefault((s.instance, s.pseudo), len(self.ck_ids))
+        for name, inst in self.prog.instances.items():
+            ht = inst.type
+            groups = []
+            off = ht.fixed_bytes
+            for g in ht.groups:
+                groups.append(GroupView(g.name, off, g.bytes, g.when))
+                off += g.bytes
+            vl_max = ht.varlen.max_bytes if ht.varlen else 0
+            self.insts[name] = InstView(name, inst.ident, inst.stack, ht.fixed_bytes, off + vl_max, groups, off,
+                                        ht.varlen, inst.tlv_parent is not None, name in needs_orig, ht.checksum)
+
+    def comment(self, loc: object) -> str:
+        where = loc_comment(loc, self.root)
+        return f" ({where})" if where else ""
+
+    def fresh(self) -> int:
+        self.tmp += 1
+        return self.tmp
+
+    # -- field access ----------------------------------------------------------------------------------------
+
+    def elem(self, inst: ir.Instance, index: int | str | None) -> tuple[str, str]:
+        """(buffer expression, valid expression) of an instance or stack element."""
+        iv = self.insts[inst.name]
+        if not inst.is_stack:
+            return f"c->h_{iv.ident}", f"c->v_{iv.ident}"
+        if index == "last":
+            i = f"(c->n_{iv.ident} ? c->n_{iv.ident} - 1u : 0u)"
+        else:
+            i = str(index or 0)
+        return f"c->h_{iv.ident}[{i}]", f"c->v_{iv.ident}[{i}]"
+
+    def field_pos(self, inst: ir.Instance, fname: str) -> tuple[int, int]:
+        """Bit offset in the canonical buffer, and width."""
+        ht = inst.type
+        f = ht.field(fname)
+        if f is None:
+            raise Unsupported(f"unknown field {inst.name}.{fname}")
+        g = ht.group_of(fname)
+        base = 0
+        if g is not None:
+            base = next(gv.offset for gv in self.insts[inst.name].groups if gv.name == g.name) * 8
+        return base + f.offset, f.width
+
+    @staticmethod
+    def getter(buf: str, bitoff: int, width: int) -> str:
+        if bitoff % 8 == 0 and width % 8 == 0:
+            fn = "c3po_ld128" if width > 64 else "c3po_ld"
+            return f"{fn}({buf}, {bitoff // 8}, {width // 8})"
+        fn = "c3po_getbits128" if width > 64 else "c3po_getbits"
+        return f"{fn}({buf}, {bitoff}, {width})"
+
+    @staticmethod
+    def setter(buf: str, bitoff: int, width: int, value: str) -> str:
+        if bitoff % 8 == 0 and width % 8 == 0:
+            fn = "c3po_st128" if width > 64 else "c3po_st"
+            return f"{fn}({buf}, {bitoff // 8}, {width // 8}, {value});"
+        fn = "c3po_setbits128" if width > 64 else "c3po_setbits"
+        return f"{fn}({buf}, {bitoff}, {width}, {value});"
+
+    def guard(self, inst: ir.Instance, ref: ir.FieldRef, valid: str) -> str:
+        if ref.group:
+            if inst.is_stack:
+                raise Unsupported("optional groups in a header stack")
+            return f"({valid} && c->g_{inst.ident}_{ref.group})"
+        return valid
+
+    def read_field(self, ref: ir.FieldRef) -> str:
+        inst = self.prog.instances[ref.instance]
+        buf, valid = self.elem(inst, ref.index)
+        bitoff, width = self.field_pos(inst, ref.field_name)
+        zero = "((c3po_u128)0)" if width > 64 else "UINT64_C(0)"
+        return f"({self.guard(inst, ref, valid)} ? {self.getter(buf, bitoff, width)} : {zero})"
+
+    def local_reader(self, inst: ir.Instance, buf: str) -> object:
+        def read(ref: ir.FieldRef) -> str:
+            bitoff, width = self.field_pos(inst, ref.field_name)
+            return self.getter(buf, bitoff, width)
+        return read
+
+    def expr(self, e: ir.Expr) -> str:
+        return self.ec.compile(e, self.read_field)
+
+    # -- statements ------------------------------------------------------------------------------------------
+
+    def stmts(self, body: list[ir.Stmt], ind: int) -> list[str]:
+        out: list[str] = []
+        for s in body:
+            out += self.stmt(s, ind)
+        return out
+
+    def stmt(self, s: ir.Stmt, ind: int) -> list[str]:
+        p = "    " * ind
+        if isinstance(s, ir.Assign):
+            return [p + line for line in self.assign(s)]
+        if isinstance(s, ir.SetVerdict):
+            lines = [f"{p}c->verdict = {self.upper}_{s.verdict.value.upper()};"]
+            if s.port is not None:
+                lines.append(f"{p}c->port = (uint16_t){self.expr(s.port)};")
+            return lines
+        if isinstance(s, ir.SetValid):
+            return [p + line for line in self.set_valid(s)]
+        if isinstance(s, ir.UpdateChecksum):
+            i = self.ck_ids[(s.instance, s.pseudo)]
+            return [f"{p}if (!c->ck_req[{i}]) {{ c->ck_req[{i}] = 1; c->ck_order[c->n_ck++] = {i}; }}"]
+        if isinstance(s, ir.Count):
+            size = self.prog.counters[s.counter].size
+            idx = self.expr(s.index)
+            if s.index.width > 64:
+                idx = f"c3po_clamp128({idx})"
+            return [f"{p}{{ uint64_t i_ = {idx}; if (i_ < {size}u) {{ st->c_{s.counter}_pk[i_]++; "
+                    f"st->c_{s.counter}_by[i_] += c->std_packet_length; }} }}"]
+        if isinstance(s, ir.CallAction):
+            act = self.prog.actions[s.action]
+            if not act.params:
+                return [f"{p}act_{act.name}(st, c);"]
+            lines = [f"{p}{{", f"{p}    struct {self.prog.name}_args_{act.name} a_;"]
+            for prm, arg in zip(act.params, s.args, strict=True):
+                lines.append(f"{p}    a_.{prm.name} = ({ctype(prm.width)}){convert(self.expr(arg), arg.width, prm.width)};")
+            lines += [f"{p}    act_{act.name}(st, c, &a_);", f"{p}}}"]
+            return lines
+        if isinstance(s, ir.If):
+            lines = [f"{p}if ({self.expr(s.cond)}) {{"] + self.stmts(s.then, ind + 1)
+            if s.otherwise:
+                lines += [f"{p}}} else {{"] + self.stmts(s.otherwise, ind + 1)
+            return lines + [f"{p}}}"]
+        if isinstance(s, ir.Apply):
+            return self.apply(s, ind)
+        raise Unsupported(f"statement {type(s).__name__}")
+
+    def assign(self, s: ir.Assign) -> list[str]:
+        t = s.target
+        val = self.expr(s.value)
+        if isinstance(t, ir.MetaRef):
+            return [f"c->m_{t.name} = ({ctype(t.width)}){val};"]
+        if isinstance(t, ir.RegRead):
+            reg = self.prog.registers[t.register]
+            idx = self.expr(t.index)
+            if t.index.width > 64:
+                idx = f"c3po_clamp128({idx})"
+            return [f"{{ uint64_t i_ = {idx}; {vtype(t.width)} v_ = {val}; "
+                    f"if (i_ < {reg.size}u) st->r_{reg.name}[i_] = ({ctype(reg.width)})v_; }}"]
+        assert isinstance(t, ir.FieldRef)
+        inst = self.prog.instances[t.instance]
+        if inst.tlv_parent is not None:
+            raise Unsupported("writes to TLV option fields")
+        buf, valid = self.elem(inst, t.index)
+        bitoff, width = self.field_pos(inst, t.field_name)
+        return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {self.setter(buf, bitoff, width, 'v_')} }}"]
+
+    def set_valid(self, s: ir.SetValid) -> list[str]:
+        inst = self.prog.instances[s.instance]
+        iv = self.insts[s.instance]
+        if inst.is_stack:
+            buf, valid = f"c->h_{iv.ident}[{s.index or 0}]", f"c->v_{iv.ident}[{s.index or 0}]"
+        else:
+            buf, valid = f"c->h_{iv.ident}", f"c->v_{iv.ident}"
+        if not s.valid:
+            lines = [f"{valid} = 0;"]
+            if not inst.is_stack:
+                lines += [f"c->g_{iv.ident}_{g.name} = 0;" for g in iv.groups]
+                lines += [f"c->v_{o.ident} = 0;" for o in self.insts.values() if o.is_option
+                          and self.prog.instances[o.name].tlv_parent == inst.name]
+            return lines
+        if not inst.type.is_fixed:
+            raise Unsupported("set_valid on a header with optional groups or a varlen tail")
+        lines = [f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
+        if iv.keep_original and not inst.is_stack:
+            lines.append(f"c3po_zero(c->o_{iv.ident}, {iv.fixed_bytes});")
+        return lines
+
+    # -- tables ------------------------------------------------------------------------------------------------
+
+    def apply(self, s: ir.Apply, ind: int) -> list[str]:
+        p = "    " * ind
+        t = self.prog.tables[s.table]
+        tv = self.table_views[s.table]
+        n = self.fresh()
+        h, a, pa = f"h{n}", f"a{n}", f"p{n}"
+        tbl = f"st->t_{t.name}"
+        lines = [f"{p}{{ /* apply {t.name}{self.comment(s.loc)} */",
+                 f"{p}    uint32_t {h} = t_{t.name}_lookup(st, c);",
+                 f"{p}    uint32_t {a};"]
+        if tv.has_args:
+            lines.append(f"{p}    const union {self.prog.name}_{t.name}_args *{pa};")
+        lines.append(f"{p}    if ({h} != C3PO_NONE) {{")
+        lines.append(f"{p}        {a} = {tbl}.pool[{h}].action;")
+        if tv.has_args:
+            lines.append(f"{p}        {pa} = &{tbl}.pool[{h}].args;")
+        if t.counters:
+            lines.append(f"{p}        {tbl}.pool[{h}].pk++; {tbl}.pool[{h}].by += c->std_packet_length;")
+        lines.append(f"{p}    }} else {{")
+        lines.append(f"{p}        {a} = {tbl}.def_action;")
+        if tv.has_args:
+            lines.append(f"{p}        {pa} = &{tbl}.def_args;")
+        if t.counters:
+            lines.append(f"{p}        {tbl}.def_pk++; {tbl}.def_by += c->std_packet_length;")
+        lines.append(f"{p}    }}")
+        lines.append(f"{p}    switch ({a}) {{")
+        for av in tv.actions:
+            call = self.call_action(av, f"&{pa}->{av.name}" if av.params else "")
+            lines.append(f"{p}    case {self.upper}_ACTION_{av.name}: {call} break;")
+        lines.append(f"{p}    default: break;")
+        lines.append(f"{p}    }}")
+        if s.hit or s.miss:
+            lines.append(f"{p}    if ({h} != C3PO_NONE) {{")
+            lines += self.stmts(s.hit, ind + 2)
+            if s.miss:
+                lines.append(f"{p}    }} else {{")
+                lines += self.stmts(s.miss, ind + 2)
+            lines.append(f"{p}    }}")
+        if s.by_action:
+            lines.append(f"{p}    switch ({a}) {{")
+            for aname, body in s.by_action.items():
+                lines.append(f"{p}    case {self.upper}_ACTION_{aname}: {{")
+                lines += self.stmts(body, ind + 2)
+                lines.append(f"{p}    }} break;")
+            lines.append(f"{p}    default: break;")
+            lines.append(f"{p}    }}")
+        if not tv.has_args:
+            pass
+        lines.append(f"{p}}}")
+        return lines
+
+    def call_action(self, av: ActionView, args: str) -> str:
+        if av.builtin:
+            if av.name == "nop":
+                return ";"
+            if av.name == "forward":
+                return f"c->verdict = {self.upper}_FORWARD; c->port = {args.lstrip('&')}.port;"
+            return f"c->verdict = {self.upper}_{av.name.upper()};"
+        if av.params:
+            return f"act_{av.name}(st, c, {args});"
+        return f"act_{av.name}(st, c);"
+
+    def build_tables(self) -> None:
+        self.table_views: dict[str, TableView] = {}
+        for ti, t in enumerate(self.prog.tables.values()):
+            keys: list[KeyView] = []
+            off = 0
+            for i, k in enumerate(t.keys):
+                w = k.width
+                kv = KeyView(i, k.text, k.kind, w, ctype(w), vtype(w), nbytes(w), off, w > 64)
+                e = k.expr
+                kv.fetch = self.expr(e)
+                nb = nbytes(w)
+                off += {"exact": nb, "lpm": nb + 1, "ternary": 2 * nb, "range": 2 * nb}[k.kind]
+                keys.append(kv)
+            if t.uses_priority:
+                index = "priority"
+            elif t.lpm_key is not None:
+                index = "lpm"
+            else:
+                index = "exact"
+            # `nop` is always a valid default override (the reference interpreter allows it too)
+            names = [*t.actions, t.default.action, *(["nop"] if "nop" in self.prog.actions else [])]
+            acts = [self.action_views[a] for a in dict.fromkeys(names)]
+            cap = 2
+            while cap < 2 * t.size:
+                cap *= 2
+            dav = self.action_views[t.default.action]
+            dargs = self.encode_args(dav, t.default.args)
+            entries: list[dict[str, object]] = []
+            for e in t.entries:
+                entries.append({"match": self.encode_match(t, e.match), "priority": e.priority,
+                                "action": self.action_views[e.action.action].id,
+                                "args": self.encode_args(self.action_views[e.action.action], e.action.args),
+                                "where": loc_comment(e.loc, self.root)})
+            tv = TableView(t.name, ti, t.size, index, keys, acts, t.counters, cap, off,
+                           keys[t.lpm_key] if t.lpm_key is not None and index == "lpm" else None,
+                           dav.id, dargs, entries, loc_comment(t.loc, self.root), any(a.params for a in acts))
+            self.table_views[t.name] = tv
+
+    @staticmethod
+    def encode_match(t: ir.Table, match: list[object]) -> str:
+        return ", ".join(f"{x:#04x}" for x in match_bytes(t, match)) or "0"
+
+    @staticmethod
+    def encode_args(av: ActionView, args: list[int]) -> str:
+        out = bytearray()
+        for prm, v in zip(av.params, args, strict=True):
+            out += (v & ((1 << prm.width) - 1)).to_bytes(prm.nbytes, "big")
+        return ", ".join(f"{x:#04x}" for x in out) or "0"
+
+    # -- parser ----------------------------------------------------------------------------------------------
+
+
+    def parser(self) -> tuple[list[str], int]:
+        ps = self.prog.parser
+        names = list(ps.states)
+        ids = {n: i + 2 for i, n in enumerate(names)}
+        ids["accept"], ids["reject"] = 0, 1
+        self.state_ids = ids
+        lines: list[str] = []
+        steps = 1
+        for name in names:
+            st = ps.states[name]
+            lines.append(f"        case {ids[name]}: {{ /* parser state {name}{self.comment(st.loc)} */")
+            if st.extract:
+                inst = self.prog.instances[st.extract]
+                steps += inst.stack if inst.is_stack else 1
+                lines += self.extract(inst)
+            else:
+                steps += 1
+            for v in st.verify:
+                lines += self.verify(self.prog.instances[v])
+            lines += self.select(st)
+            lines.append("        } break;")
+        return lines, steps
+
+    def err(self, kind: str) -> str:
+        return f"{{ err = {ERR_CODES[kind]}; goto parse_error; }}"
+
+    def extract(self, inst: ir.Instance) -> list[str]:
+        iv = self.insts[inst.name]
+        p = "            "
+        out: list[str] = []
+        if inst.is_stack:
+            out.append(f"{p}if (c->n_{iv.ident} >= {inst.stack}u) {self.err('stack_overflow')}")
+            buf = f"c->h_{iv.ident}[c->n_{iv.ident}]"
+        else:
+            buf = f"c->h_{iv.ident}"
+        out.append(f"{p}if ({iv.fixed_bytes}u > n - cur) {self.err('truncated')}")
+        out.append(f"{p}c3po_copy({buf}, pkt + cur, {iv.fixed_bytes}u);")
+        if not inst.is_stack:
+            out.append(f"{p}c->po_{iv.ident} = cur;")
+        out.append(f"{p}cur += {iv.fixed_bytes}u;")
+        reader = self.local_reader(inst, buf)
+        for g in iv.groups:
+            cond = self.ec.compile(g.when, reader)  # type: ignore[arg-type]
+            out.append(f"{p}c->g_{iv.ident}_{g.name} = 0;")
+            out.append(f"{p}if ({cond}) {{")
+            out.append(f"{p}    if ({g.size}u > n - cur) {self.err('truncated')}")
+            out.append(f"{p}    c3po_copy({buf} + {g.offset}, pkt + cur, {g.size}u);")
+            out.append(f"{p}    cur += {g.size}u; c->g_{iv.ident}_{g.name} = 1;")
+            out.append(f"{p}}}")
+        vl = iv.varlen
+        if vl is not None:
+            length = self.ec.compile(vl.length, reader)  # type: ignore[arg-type]
+            if vl.length.width > 64:
+                length = f"c3po_clamp128({length})"
+            out.append(f"{p}{{")
+            out.append(f"{p}    uint64_t L = {length};")
+            out.append(f"{p}    if (L > {vl.max_bytes}u) {self.err('bad_length')}")
+            out.append(f"{p}    if (L > n - cur) {self.err('truncated')}")
+            out.append(f"{p}    c3po_copy({buf} + {iv.varlen_offset}, pkt + cur, (uint32_t)L);")
+            out.append(f"{p}    c->vl_{iv.ident} = (uint16_t)L; cur += (uint32_t)L;")
+            out.append(f"{p}}}")
+        if inst.is_stack:
+            out.append(f"{p}c->v_{iv.ident}[c->n_{iv.ident}] = 1; c->n_{iv.ident}++;")
+        else:
+            out.append(f"{p}c->v_{iv.ident} = 1; c->pl_{iv.ident} = cur - c->po_{iv.ident};")
+            opts = [o for o in self.prog.instances.values() if o.tlv_parent == inst.name]
+            out += [f"{p}c->v_{self.insts[o.name].ident} = 0;" for o in opts]
+            if iv.keep_original:
+                out.append(f"{p}c3po_copy(c->o_{iv.ident}, c->h_{iv.ident}, {iv.fixed_bytes}u);")
+            if vl is not None and vl.tlv is not None and getattr(inst, "walk_tlv", True):
+                out += self.tlv_walk(inst, vl.tlv, f"c->h_{iv.ident} + {iv.varlen_offset}", f"c->vl_{iv.ident}", opts)
+        return out
+
+    def tlv_walk(self, inst: ir.Instance, tlv: ir.Tlv, area: str, length: str, opts: list[ir.Instance]
+                 ) -> list[str]:
+        p = "            "
+        hb = tlv.header_bytes
+        out = [f"{p}{{ /* TLV walk of {inst.name} options */",
+               f"{p}    const uint8_t *ar = {area};",
+               f"{p}    uint32_t q = 0, k, L = {length};",
+               f"{p}    for (k = 0; k <= {tlv.max_options}u && q < L; k++) {{",
+               f"{p}        if (k == {tlv.max_options}u) {self.err('bad_length')}"]
+        if tlv.singletons:
+            sb = tlv.singleton_bytes
+            out.append(f"{p}        if ({sb}u > L - q) {self.err('bad_length')}")
+            out.append(f"{p}        {{ uint64_t t0 = c3po_ld(ar, q, {sb}u);")
+            if tlv.end:
+                ends = " || ".join(f"t0 == {tlv.singletons[e]}u" for e in tlv.end)
+                out.append(f"{p}          if ({ends}) break;")
+            singles = " || ".join(f"t0 == {v}u" for v in tlv.singletons.values())
+            out.append(f"{p}          if ({singles}) {{ q += {sb}u; continue; }} }}")
+        out.append(f"{p}        if ({hb}u > L - q) {self.err('bad_length')}")
+
+        def hdr(ref: ir.FieldRef) -> str:
+            f = next(x for x in tlv.header if x.name == ref.field_name)
+            return self.getter("(ar + q)", f.offset, f.width)
+        size = self.ec.compile(tlv.size, hdr)
+        if tlv.size.width > 64:
+            size = f"c3po_clamp128({size})"
+        out.append(f"{p}        {{ uint64_t sz = {size};")
+        out.append(f"{p}          if (sz < {hb}u || sz > L - q) {self.err('bad_length')}")
+        for o in opts:
+            opt = o.tlv_option
+            assert opt is not None
+            ov = self.insts[o.name]
+            conds = []
+            for kname, kval in opt.match.items():
+                f = next(x for x in tlv.header if x.name == kname)
+                conds.append(f"{self.getter('(ar + q)', f.offset, f.width)} == {const(kval, 64)}")
+            out.append(f"{p}          if ({' && '.join(conds)}) {{")
+            if opt.data_bytes:
+                out.append(f"{p}              if (sz - {hb}u < {opt.data_bytes}u) {self.err('bad_length')}")
+                out.append(f"{p}              if (!c->v_{ov.ident}) c3po_copy(c->h_{ov.ident}, ar + q + {hb}u, "
+                           f"{opt.data_bytes}u);")
+            out.append(f"{p}              c->v_{ov.ident} = 1;")
+            out.append(f"{p}          }}")
+        out.append(f"{p}          q += (uint32_t)sz; }}")
+        out.append(f"{p}    }}")
+        out.append(f"{p}}}")
+        return out
+
+    def verify(self, inst: ir.Instance) -> list[str]:
+        iv = self.insts[inst.name]
+        cs = inst.type.checksum
+        if cs is None or cs.kind != "ipv4_header" or inst.is_stack:
+            raise Unsupported(f"verify of {inst.name}")
+        p = "            "
+        return [f"{p}if (c3po_csum_fold(c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})) != 0xffffu) "
+                f"{self.err('checksum')}"]
+
+    def select(self, st: ir.ParserState) -> list[str]:
+        p = "            "
+        ids = self.state_ids
+        if not st.select:
+            return [f"{p}state = {ids[st.default]};"]
+        out: list[str] = []
+        look: list[ir.Lookahead] = []
+        for e in st.select:
+            look += [x for x in ir.walk_expr(e) if isinstance(x, ir.Lookahead)]
+        for la in look:
+            need = (la.offset + la.bits + 7) // 8
+            out.append(f"{p}if ({need}u > n - cur) {self.err('truncated')}")
+
+        def lookahead(la: ir.Lookahead) -> str:
+            return self.getter("(pkt + cur)", la.offset, la.bits)
+        out.append(f"{p}{{")
+        for i, e in enumerate(st.select):
+            code = self.ec.compile(e, self.read_field, lookahead)
+            out.append(f"{p}    {vtype(max(e.width, 1))} s{i} = {code};")
+        first = True
+        for case in st.cases:
+            conds = []
+            for i, (e, k) in enumerate(zip(st.select, case.keyset, strict=True)):
+                w = max(e.width, 1)
+                if k.kind == "value":
+                    conds.append(f"s{i} == {const(k.a, w)}")
+                elif k.kind == "mask":
+                    conds.append(f"(s{i} & {const(k.b, w)}) == {const(k.a & k.b, w)}")
+                elif k.kind == "range":
+                    conds.append(f"(s{i} >= {const(k.a, w)} && s{i} <= {const(k.b, w)})")
+            cond = " && ".join(conds) or "1"
+            kw = "if" if first else "else if"
+            out.append(f"{p}    {kw} ({cond}) state = {ids[case.next]};")
+            first = False
+        if first:
+            out.append(f"{p}    state = {ids[st.default]};")
+        else:
+            out.append(f"{p}    else state = {ids[st.default]};")
+        for i, e in enumerate(st.select):
+            out.append(f"{p}    (void)s{i};")
+        out.append(f"{p}}}")
+        return out
+
+    # -- deparse and checksums -------------------------------------------------------------------------------
+
+    def deparse(self) -> list[str]:
+        p = "    "
+        elems: list[tuple[str, str, InstView]] = []
+        for name in self.prog.deparse:
+            iv = self.insts[name]
+            if iv.stack:
+                elems += [(f"c->h_{iv.ident}[{i}]", f"c->v_{iv.ident}[{i}]", iv) for i in range(iv.stack)]
+            else:
+                elems.append((f"c->h_{iv.ident}", f"c->v_{iv.ident}", iv))
+        out = [f"{p}{{", f"{p}    uint32_t hl = 0, pos = 0, pay = n - cur;"]
+        for buf, valid, iv in elems:
+            size = [f"{iv.fixed_bytes}u"]
+            if not iv.stack:
+                size += [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
+                if iv.varlen:
+                    size.append(f"c->vl_{iv.ident}")
+            out.append(f"{p}    if ({valid}) hl += {' + '.join(size)};")
+        out.append(f"{p}    if (hl > cap || pay > cap - hl) {{ st->oversize_drops++; c->verdict = {self.upper}_DROP; "
+                   "goto done; }")
+        out.append(f"{p}    c3po_move(pkt + hl, pkt + cur, pay);")
+        for buf, valid, iv in elems:
+            out.append(f"{p}    if ({valid}) {{")
+            if not iv.stack:
+                out.append(f"{p}        c->oo_{iv.ident} = pos;")
+            out.append(f"{p}        c3po_copy(pkt + pos, {buf}, {iv.fixed_bytes}u); pos += {iv.fixed_bytes}u;")
+            if not iv.stack:
+                for g in iv.groups:
+                    out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ c3po_copy(pkt + pos, {buf} + {g.offset}, "
+                               f"{g.size}u); pos += {g.size}u; }}")
+                if iv.varlen:
+                    out.append(f"{p}        c3po_copy(pkt + pos, {buf} + {iv.varlen_offset}, c->vl_{iv.ident}); "
+                               f"pos += c->vl_{iv.ident};")
+            out.append(f"{p}    }}")
+        out.append(f"{p}    *len = hl + pay;")
+        out.append(f"{p}}}")
+        return out
+
+    def checksums(self) -> list[str]:
+        out: list[str] = []
+        for (name, pseudo), i in self.ck_ids.items():
+            inst = self.prog.instances[name]
+            iv = self.insts[name]
+            cs = inst.type.checksum
+            if cs is None or inst.is_stack:
+                raise Unsupported(f"update_checksum({name})")
+            bitoff, _ = self.field_pos(inst, cs.field)
+            if bitoff % 8:
+                raise Unsupported("a checksum field that is not byte aligned")
+            fo = bitoff // 8
+            out.append(f"        case {i}: if (c->v_{iv.ident}) {{ /* update_checksum({name}) */")
+            hl = [f"{iv.fixed_bytes}u"] + [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
+            if iv.varlen:
+                hl.append(f"c->vl_{iv.ident}")
+            if cs.kind == "ipv4_header":
+                out.append(f"            uint8_t *hp = pkt + c->oo_{iv.ident};")
+                out.append(f"            hp[{fo}] = 0; hp[{fo + 1}] = 0;")
+                out.append(f"            c3po_st(hp, {fo}, 2, ~c3po_csum_fold(c3po_csum_add(0, hp, {' + '.join(hl)})) "
+                           "& 0xffffu);")
+            else:
+                words: list[tuple[str, str, int]] = []
+                for wo in range(0, iv.fixed_bytes, 2):
+                    if wo in (fo,):
+                        continue
+                    words.append((f"c->o_{iv.ident}", f"c->h_{iv.ident}", wo))
+                if pseudo:
+                    pinst = self.prog.instances[pseudo]
+                    piv = self.insts[pseudo]
+                    for fname in ("src", "dst"):
+                        pb, pw = self.field_pos(pinst, fname)
+                        for wo in range(pb // 8, (pb + pw) // 8, 2):
+                            words.append((f"c->o_{piv.ident}", f"c->h_{piv.ident}", wo))
+                out.append(f"            uint32_t hc = (uint32_t)c3po_ld(c->h_{iv.ident}, {fo}, 2), sum, m0, m1;")
+                if cs.zero_means_none:
+                    out.append("            if (hc != 0) {")
+                out.append("            sum = (~hc) & 0xffffu;")
+                for ob, nb, wo in words:
+                    n = min(2, iv.fixed_bytes - wo) if ob.endswith(iv.ident) else 2
+                    out.append(f"            m0 = (uint32_t)c3po_ld({ob}, {wo}, {n}); m1 = (uint32_t)c3po_ld({nb}, "
+                               f"{wo}, {n});")
+                    if n == 1:
+                        out.append("            m0 <<= 8; m1 <<= 8;")
+                    out.append("            if (m0 != m1) sum += ((~m0) & 0xffffu) + m1;")
+                out.append("            hc = (~c3po_csum_fold(sum)) & 0xffffu;")
+                if cs.zero_means_none:
+                    out.append("            if (hc == 0) hc = 0xffffu;")
+                out.append(f"            c3po_st(pkt + c->oo_{iv.ident}, {fo}, 2, hc);")
+                if cs.zero_means_none:
+                    out.append("            }")
+            out.append("        } break;")
+        return out
+
+    # -- whole program ---------------------------------------------------------------------------------------
+
+    def view(self) -> ProgramView:
+        prog = self.prog
+        self.upper = prog.name.upper()
+        self.layout()
+        self.action_views: dict[str, ActionView] = {}
+        for i, a in enumerate(prog.actions.values()):
+            params = []
+            off = 0
+            for prm in a.params:
+                params.append(ParamView(prm.name, prm.width, ctype(prm.width), nbytes(prm.width), off))
+                off += nbytes(prm.width)
+            self.action_views[a.name] = ActionView(a.name, i, params, a.builtin, off)
+        self.build_tables()
+        parser_lines, steps = self.parser()
+        control = self.stmts(prog.control, 1)
+        funcs = []
+        for a in prog.user_actions.values():
+            av = self.action_views[a.name]
+            funcs.append((av, self.stmts(a.body, 1)))
+        deparse = self.deparse()
+        checks = self.checksums()
+        hash_funcs = [self.hash_func(i, h) for i, h in enumerate(self.hash_sites)]
+        on_err = prog.parser.on_error
+        errs = [(ERR_CODES[k], on_err.get(k, on_err.get("default", "drop"))) for k in ir.ERROR_KINDS]
+        meta = [(n, w, ctype(w)) for n, w in prog.metadata.items()]
+        counters = [CounterView(c.name, i, c.size) for i, c in enumerate(prog.counters.values())]
+        regs = [RegisterView(r.name, i, r.width, r.size, ctype(r.width), nbytes(r.width))
+                for i, r in enumerate(prog.registers.values())]
+        src = ", ".join(Path(f).name for f in prog.files[:1])
+        return ProgramView(prog.name, self.upper, src, list(self.insts.values()), meta,
+                           list(self.action_views.values()), list(self.table_views.values()), counters, regs,
+                           parser_lines, control, funcs, deparse, checks, hash_funcs, max(1, len(self.ck_ids)),
+                           steps, errs, prog.default_verdict)
+
+    def hash_func(self, i: int, h: ir.Hash) -> list[str]:
+        params = ", ".join(f"{vtype(a.width)} x{j}" for j, a in enumerate(h.args))
+        total = sum(nbytes(a.width) for a in h.args)
+        lines = [f"static inline uint32_t hash_{i}({params}) {{", f"    uint8_t b[{max(total, 1)}];"]
+        off = 0
+        for j, a in enumerate(h.args):
+            fn = "c3po_st128" if a.width > 64 else "c3po_st"
+            lines.append(f"    {fn}(b, {off}, {nbytes(a.width)}, x{j});")
+            off += nbytes(a.width)
+        lines.append(f"    return c3po_{h.algorithm}(b, {total}u);")
+        lines.append("}")
+        return lines
+
+
+def match_bytes(t: ir.Table, match: list[object]) -> bytes:
+    """The control-plane wire encoding of one entry's match (documented in the generated header)."""
+    out = bytearray()
+    for k, m in zip(t.keys, match, strict=True):
+        nb = nbytes(k.width)
+        full = (1 << k.width) - 1
+        kind = getattr(m, "kind", "any")
+        a, b = getattr(m, "a", 0), getattr(m, "b", 0)
+        if k.kind == "exact":
+            out += (a & full).to_bytes(nb, "big")
+        elif k.kind == "lpm":
+            plen = 0 if kind == "any" else (b if kind == "prefix" else k.width)
+            out += ((a & full) if kind != "any" else 0).to_bytes(nb, "big") + bytes([min(plen, 255)])
+        elif k.kind == "ternary":
+            if kind == "any":
+                a, b = 0, 0
+            elif kind == "value":
+                b = full
+            out += (a & full).to_bytes(nb, "big") + (b & full).to_bytes(nb, "big")
+        else:
+            if kind == "any":
+                a, b = 0, full
+            elif kind == "value":
+                b = a
+            out += min(a, full).to_bytes(nb, "big") + min(b, full).to_bytes(nb, "big")
+    return bytes(out)
+
+
+def program_view(prog: ir.Program) -> ProgramView:
+    return Emitter(prog).view()
+
+
+__all__ = ["Emitter", "ProgramView", "Unsupported", "mask_expr", "program_view"]

@@ -1,0 +1,165 @@
+/* c3po NIC runtime, version 1 — hand-written, shared by every program the nic target generates.
+ *
+ * Freestanding C99: only <stdint.h>, <stddef.h> and <stdbool.h>; no libc, no heap, no floating point.
+ * Byte copies carry an empty asm statement on the loop index so neither gcc nor clang turns them into calls
+ * to memcpy/memset (which a -nostdlib link could not resolve); all multi-byte values are loaded and stored
+ * byte by byte in network order, so there is no type punning and no alignment assumption.
+ */
+#ifndef C3PO_NIC_H
+#define C3PO_NIC_H
+#define C3PO_NIC_RUNTIME_VERSION 1
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+__extension__ typedef unsigned __int128 c3po_u128;
+
+#define C3PO_NONE 0xffffffffu
+#define C3PO_OK 0
+#define C3PO_ERR_FULL (-1)
+#define C3PO_ERR_EXISTS (-2)
+#define C3PO_ERR_ARG (-3)
+#define C3PO_ERR_NOENT (-4)
+
+/* The empty asm hides the index from loop-idiom recognition (memcpy/memset synthesis). */
+#define C3PO_OPAQUE(i) __asm__("" : "+r"(i))
+
+static inline void c3po_copy(uint8_t *d, const uint8_t *s, uint32_t n) {
+    uint32_t i;
+    for (i = 0; i < n; i++) { C3PO_OPAQUE(i); d[i] = s[i]; }
+}
+
+static inline void c3po_zero(uint8_t *d, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) { C3PO_OPAQUE(i); d[i] = 0; }
+}
+
+/* memmove semantics: the payload slides left (decap) or right (encap) inside the frame. */
+static inline void c3po_move(uint8_t *d, const uint8_t *s, uint32_t n) {
+    uint32_t i;
+    if (d == s || n == 0) return;
+    if (d < s) {
+        for (i = 0; i < n; i++) { C3PO_OPAQUE(i); d[i] = s[i]; }
+    } else {
+        for (i = n; i > 0; i--) { C3PO_OPAQUE(i); d[i - 1] = s[i - 1]; }
+    }
+}
+
+static inline uint64_t c3po_mask64(uint32_t w) { return w >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << w) - 1); }
+static inline c3po_u128 c3po_mask128(uint32_t w) {
+    return w >= 128 ? ~(c3po_u128)0 : ((((c3po_u128)1) << w) - 1);
+}
+
+/* Byte-aligned big-endian load/store of n <= 8 (resp. 16) bytes. */
+static inline uint64_t c3po_ld(const uint8_t *b, uint32_t off, uint32_t n) {
+    uint64_t v = 0;
+    uint32_t i;
+    for (i = 0; i < n; i++) v = (v << 8) | b[off + i];
+    return v;
+}
+static inline c3po_u128 c3po_ld128(const uint8_t *b, uint32_t off, uint32_t n) {
+    c3po_u128 v = 0;
+    uint32_t i;
+    for (i = 0; i < n; i++) v = (v << 8) | b[off + i];
+    return v;
+}
+static inline void c3po_st(uint8_t *b, uint32_t off, uint32_t n, uint64_t v) {
+    uint32_t i;
+    for (i = n; i > 0; i--) { b[off + i - 1] = (uint8_t)(v & 0xffu); v >>= 8; }
+}
+static inline void c3po_st128(uint8_t *b, uint32_t off, uint32_t n, c3po_u128 v) {
+    uint32_t i;
+    for (i = n; i > 0; i--) { b[off + i - 1] = (uint8_t)(v & 0xffu); v >>= 8; }
+}
+
+/* Any field of width w <= 64 at any bit offset (MSB first): spans at most 9 bytes. */
+static inline uint64_t c3po_getbits(const uint8_t *b, uint32_t off, uint32_t w) {
+    uint32_t first = off >> 3, end = (off + w + 7) >> 3, i;
+    uint32_t tail = end * 8 - (off + w);
+    c3po_u128 acc = 0;
+    for (i = first; i < end; i++) acc = (acc << 8) | b[i];
+    return (uint64_t)(acc >> tail) & c3po_mask64(w);
+}
+static inline void c3po_setbits(uint8_t *b, uint32_t off, uint32_t w, uint64_t v) {
+    uint32_t end = off + w, k, first = off >> 3, last = (end - 1) >> 3;
+    for (k = first; k <= last; k++) {
+        uint32_t lo = k * 8 > off ? k * 8 : off;
+        uint32_t hi = k * 8 + 8 < end ? k * 8 + 8 : end;
+        uint32_t nb = hi - lo, shift = k * 8 + 8 - hi;
+        uint32_t bm = (uint32_t)(((1u << nb) - 1u) << shift);
+        uint32_t bits = (uint32_t)((v >> (end - hi)) & ((1u << nb) - 1u));
+        b[k] = (uint8_t)((b[k] & ~bm) | (bits << shift));
+    }
+}
+/* Wider fields: the high part and the low 64 bits, each through the narrow helpers. */
+static inline c3po_u128 c3po_getbits128(const uint8_t *b, uint32_t off, uint32_t w) {
+    return ((c3po_u128)c3po_getbits(b, off, w - 64) << 64) | c3po_getbits(b, off + w - 64, 64);
+}
+static inline void c3po_setbits128(uint8_t *b, uint32_t off, uint32_t w, c3po_u128 v) {
+    c3po_setbits(b, off, w - 64, (uint64_t)(v >> 64));
+    c3po_setbits(b, off + w - 64, 64, (uint64_t)v);
+}
+
+/* Shifts: a shift by the width or more gives 0 (C would be undefined). */
+static inline uint64_t c3po_shl64(uint64_t x, uint64_t n, uint32_t w) {
+    return n >= w ? 0 : ((x << n) & c3po_mask64(w));
+}
+static inline uint64_t c3po_shr64(uint64_t x, uint64_t n) { return n >= 64 ? 0 : x >> n; }
+static inline c3po_u128 c3po_shl128(c3po_u128 x, c3po_u128 n, uint32_t w) {
+    return n >= w ? 0 : ((x << n) & c3po_mask128(w));
+}
+static inline c3po_u128 c3po_shr128(c3po_u128 x, c3po_u128 n) { return n >= 128 ? 0 : x >> n; }
+static inline uint64_t c3po_clamp128(c3po_u128 x) { return x > (c3po_u128)~(uint64_t)0 ? ~(uint64_t)0 : (uint64_t)x; }
+
+/* Prefix masks for lpm keys. */
+static inline uint64_t c3po_pmask64(uint32_t plen, uint32_t w) {
+    return plen == 0 ? 0 : (c3po_mask64(w) >> (w - plen)) << (w - plen);
+}
+static inline c3po_u128 c3po_pmask128(uint32_t plen, uint32_t w) {
+    return plen == 0 ? 0 : (c3po_mask128(w) >> (w - plen)) << (w - plen);
+}
+
+/* Hash mixing for exact/lpm index slots (splitmix64 finaliser). */
+static inline uint64_t c3po_mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 30; h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27; h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+static inline uint64_t c3po_mix128(uint64_t h, c3po_u128 v) {
+    return c3po_mix(c3po_mix(h, (uint64_t)(v >> 64)), (uint64_t)v);
+}
+
+/* RFC 1071 one's-complement sum of n bytes (an odd last byte is the high half of a word). */
+static inline uint32_t c3po_csum_add(uint32_t sum, const uint8_t *b, uint32_t n) {
+    uint32_t i;
+    for (i = 0; i + 1 < n; i += 2) sum += ((uint32_t)b[i] << 8) | b[i + 1];
+    if (n & 1u) sum += (uint32_t)b[n - 1] << 8;
+    return sum;
+}
+static inline uint32_t c3po_csum_fold(uint32_t sum) {
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    return sum & 0xffffu;
+}
+
+/* CRC-16/ARC (poly 0x8005 reflected = 0xa001, init 0) and CRC-32/ISO-HDLC (zlib), bitwise. */
+static inline uint32_t c3po_crc16(const uint8_t *b, uint32_t n) {
+    uint32_t crc = 0, i, k;
+    for (i = 0; i < n; i++) {
+        crc ^= b[i];
+        for (k = 0; k < 8; k++) crc = (crc & 1u) ? (crc >> 1) ^ 0xa001u : crc >> 1;
+    }
+    return crc & 0xffffu;
+}
+static inline uint32_t c3po_crc32(const uint8_t *b, uint32_t n) {
+    uint32_t crc = 0xffffffffu, i, k;
+    for (i = 0; i < n; i++) {
+        crc ^= b[i];
+        for (k = 0; k < 8; k++) crc = (crc & 1u) ? (crc >> 1) ^ 0xedb88320u : crc >> 1;
+    }
+    return crc ^ 0xffffffffu;
+}
+
+#endif /* C3PO_NIC_H */

@@ -1,0 +1,78 @@
+"""Compiling generated programs for the host: the ctypes shared object, the sanitizer harness, check objects.
+
+Kept apart from the driver so the tests and the benchmark build exactly what the driver runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from c3po_compiler import ir
+
+from .emitter import program_view
+from .render import HERE, _ENV, render_program
+
+FREESTANDING_FLAGS = ["-std=c99", "-ffreestanding", "-nostdlib", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+HARNESS_MAIN = HERE / "runtime" / "harness_main.c"
+
+
+class ToolchainError(Exception):
+    """A compiler step failed; the message carries the compiler's output."""
+
+
+def write_sources(prog: ir.Program, outdir: Path, with_shim: bool = True) -> dict[str, Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for rel, text in render_program(prog).items():
+        path = outdir / rel
+        path.write_text(text, encoding="utf-8")
+        files[rel] = path
+    if with_shim:
+        shim = outdir / f"{prog.name}_shim.c"
+        shim.write_text(_ENV.get_template("host_shim.c.j2").render(v=program_view(prog)), encoding="utf-8")
+        files["shim"] = shim
+    return files
+
+
+def compiler(preferred: str = "gcc") -> str:
+    for cc in (preferred, "gcc", "clang", "cc"):
+        path = shutil.which(cc)
+        if path:
+            return path
+    raise ToolchainError("no C compiler found (apt-get install gcc)")
+
+
+def run_cc(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ToolchainError(f"{' '.join(cmd)}\n{proc.stderr}")
+
+
+def build_shared(prog: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
+    """The program plus its shim as one shared object for ctypes (-O2)."""
+    files = write_sources(prog, outdir)
+    so = outdir / f"lib{prog.name}_nic.so"
+    run_cc([compiler(cc), "-std=gnu99", "-O2", "-shared", "-fPIC", "-I", str(outdir), str(files[f"{prog.name}.c"]),
+            str(files["shim"]), "-o", str(so)])
+    return so
+
+
+def build_harness(prog: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
+    """The standalone sanitizer harness (ASan + UBSan, aborting on the first finding)."""
+    files = write_sources(prog, outdir)
+    exe = outdir / f"{prog.name}_harness"
+    run_cc([compiler(cc), "-std=gnu99", "-O1", *SANITIZE_FLAGS, "-I", str(outdir), str(files[f"{prog.name}.c"]),
+            str(files["shim"]), str(HARNESS_MAIN), "-o", str(exe)])
+    return exe
+
+
+def check_freestanding(prog: ir.Program, outdir: Path, cc: str) -> Path:
+    """Compile with the freestanding flags and link -nostdlib into a shared object with no undefined symbol."""
+    files = write_sources(prog, outdir, with_shim=False)
+    so = outdir / f"{prog.name}.{Path(cc).name}.so"
+    run_cc([compiler(cc), *FREESTANDING_FLAGS, "-O2", "-shared", "-fPIC", "-Wl,-z,defs",
+            str(files[f"{prog.name}.c"]), "-o", str(so)])
+    return so

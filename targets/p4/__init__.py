@@ -1,0 +1,67 @@
+"""The P4 target: P4-16 for BMv2's v1model (`simple_switch`), plus a P4Runtime/CLI description of its tables.
+
+`render` gives `<program>.p4` and `<program>.entries.json`; compiling them needs p4c (`p4c-bm2-ss`), which is
+not packaged for Debian, so `build` only compiles when p4c is on PATH. docs/targets/p4.md explains every
+mapping choice and lists what v1model cannot express.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from c3po_compiler import ir
+from c3po_compiler.features import FEATURES
+from c3po_compiler.problems import Problem
+from c3po_compiler.target_api import BuildError, BuildResult, Target
+
+from .emitter import DEFAULT_CPU_PORT, build_view, limits
+from .entries import describe
+
+__all__ = ["DEFAULT_CPU_PORT", "P4Target"]
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("targets.p4", "templates"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+class P4Target(Target):
+    name = "p4"
+    description = "P4-16 for BMv2 simple_switch (v1model)"
+    supports = frozenset(FEATURES)
+
+    def __init__(self, cpu_port: int = DEFAULT_CPU_PORT) -> None:
+        self.cpu_port = cpu_port
+
+    def limits(self, prog: ir.Program) -> list[Problem]:
+        return limits(prog, self.cpu_port)
+
+    def render(self, prog: ir.Program) -> dict[str, str]:
+        text = _ENV.get_template("program.p4.j2").render(**build_view(prog, self.cpu_port))
+        entries = json.dumps(describe(prog, self.cpu_port), indent=2, sort_keys=True) + "\n"
+        return {f"{prog.name}.p4": text, f"{prog.name}.entries.json": entries}
+
+    def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
+        result = super().build(prog, outdir)
+        p4c = shutil.which("p4c-bm2-ss")
+        if p4c is None:
+            result.notes.append("p4c-bm2-ss not found: wrote P4 source only (see docs/targets/p4.md to install p4c)")
+            return result
+        out = outdir / f"{prog.name}.json"
+        cmd = compile_command(p4c, result.files[f"{prog.name}.p4"], out)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        if proc.returncode != 0:
+            raise BuildError(f"p4c-bm2-ss failed on {result.files[f'{prog.name}.p4']}:\n{proc.stderr.strip()}")
+        result.files["bmv2_json"] = out
+        return result
+
+
+def compile_command(p4c: str, source: Path, out: Path) -> list[str]:
+    return [p4c, "--arch", "v1model", "--std", "p4-16", "-o", str(out), str(source)]

@@ -1,0 +1,147 @@
+"""The control-plane view of the generated P4: table/action names for P4Runtime and simple_switch_CLI, and the
+mapping of a c3po ControlState to entries in both forms.
+
+Naming (shared with conformance/stf.py): tables and actions keep their spec names (built-ins too: `drop`,
+`to_host`, `reflect`, `forward(port)`, `nop`); key fields are named by their spec text (`ipv4.dst`). A table
+applied from N places is N P4 tables `t`, `t__2`, ... and every entry goes to each. Constant spec entries are
+installed first, before the ControlState's, because P4's `const entries` would make the table read-only.
+
+Priorities: the spec's "highest priority wins, ties go to the entry installed first" is made exact by ranking
+the entries: P4Runtime gets unique priorities where higher wins; BMv2's CLI, where lower wins, gets the rank.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
+from conformance.model import ControlState, EntryState
+
+from .control_gen import table_copies
+
+
+def describe(prog: ir.Program, cpu_port: int) -> dict[str, Any]:
+    copies = table_copies(prog)
+    tables = []
+    for name in sorted(prog.tables):
+        t = prog.tables[name]
+        tables.append({
+            "name": name,
+            "p4_tables": copies[name],
+            "keys": [{"name": k.text, "match_kind": k.kind, "bitwidth": k.width} for k in t.keys],
+            "actions": list(t.actions),
+            "default_action": {"name": t.default.action, "args": list(t.default.args)},
+            "size": t.size,
+            "counters": t.counters,
+            "uses_priority": t.uses_priority,
+            "const_entries": [{"match": [[m.kind, m.a, m.b] for m in e.match], "action": e.action.action,
+                               "args": list(e.action.args), "priority": e.priority} for e in t.entries],
+        })
+    used = sorted({a for t in prog.tables.values() for a in [*t.actions, t.default.action]})
+    actions = [{"name": a, "params": [{"name": p.name, "bitwidth": p.width} for p in prog.actions[a].params]}
+               for a in used]
+    return {"program": prog.name, "generated_by": "c3po, do not edit", "cpu_port": cpu_port,
+            "tables": tables, "actions": actions}
+
+
+def all_entries(desc: dict[str, Any], control: ControlState) -> list[EntryState]:
+    """Constant entries first, then the control state's, in install order."""
+    out: list[EntryState] = []
+    for t in desc["tables"]:
+        for e in t["const_entries"]:
+            out.append(EntryState(t["name"], tuple(KeyElem(k, a, b) for k, a, b in e["match"]), e["action"],
+                                  tuple(e["args"]), e["priority"]))
+    return out + list(control.entries)
+
+
+def _ranks(desc: dict[str, Any], entries: list[EntryState]) -> dict[int, int]:
+    """Entry index -> rank (0 = wins) within its table, for tables that use priorities."""
+    ranks: dict[int, int] = {}
+    by_table = {t["name"]: t for t in desc["tables"]}
+    for name, t in by_table.items():
+        if not t["uses_priority"]:
+            continue
+        idx = [i for i, e in enumerate(entries) if e.table == name]
+        for rank, i in enumerate(sorted(idx, key=lambda i: (-entries[i].priority, i))):
+            ranks[i] = rank
+    return ranks
+
+
+def _hex(v: int) -> str:
+    return f"{v:#x}"
+
+
+def _p4rt_match(key: dict[str, Any], m: KeyElem) -> dict[str, Any] | None:
+    name, w = key["name"], key["bitwidth"]
+    if m.kind == "any":
+        return None  # P4Runtime: a don't-care field is left out
+    if m.kind == "value":
+        return {"field": name, "exact": {"value": _hex(m.a)}}
+    if m.kind == "prefix":
+        return {"field": name, "lpm": {"value": _hex(m.a), "prefix_len": m.b}} if m.b else None
+    if m.kind == "mask":
+        return {"field": name, "ternary": {"value": _hex(m.a), "mask": _hex(m.b)}} if m.b else None
+    if m.kind == "range":
+        return {"field": name, "range": {"low": _hex(m.a), "high": _hex(m.b)}} \
+            if (m.a, m.b) != (0, (1 << w) - 1) else None
+    raise ValueError(f"unknown match kind {m.kind}")
+
+
+def _params(desc: dict[str, Any], action: str, args: tuple[int, ...] | list[int]) -> list[dict[str, Any]]:
+    spec = next(a for a in desc["actions"] if a["name"] == action)
+    return [{"name": p["name"], "value": _hex(v)} for p, v in zip(spec["params"], args, strict=True)]
+
+
+def to_p4runtime(desc: dict[str, Any], control: ControlState) -> list[dict[str, Any]]:
+    """P4Runtime-style table entries (JSON-ready), defaults last."""
+    entries = all_entries(desc, control)
+    ranks = _ranks(desc, entries)
+    tables = {t["name"]: t for t in desc["tables"]}
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(entries):
+        t = tables[e.table]
+        matches = [m for m in (_p4rt_match(k, x) for k, x in zip(t["keys"], e.match, strict=True)) if m]
+        n = sum(1 for x in entries if x.table == e.table)
+        for p4t in t["p4_tables"]:
+            item: dict[str, Any] = {"table": p4t, "match": matches,
+                                    "action": {"name": e.action, "params": _params(desc, e.action, e.args)}}
+            if i in ranks:
+                item["priority"] = n - ranks[i]
+            out.append(item)
+    for table, action, args in control.defaults:
+        for p4t in tables[table]["p4_tables"]:
+            out.append({"table": p4t, "is_default_action": True,
+                        "action": {"name": action, "params": _params(desc, action, args)}})
+    return out
+
+
+def _cli_key(key: dict[str, Any], m: KeyElem) -> str:
+    w = key["bitwidth"]
+    full = (1 << w) - 1
+    if key["match_kind"] == "exact":
+        return _hex(m.a)
+    if key["match_kind"] == "lpm":
+        return "0x0/0" if m.kind == "any" else f"{_hex(m.a)}/{m.b}"
+    if key["match_kind"] == "ternary":
+        return "0x0&&&0x0" if m.kind == "any" else f"{_hex(m.a)}&&&{_hex(m.b)}"
+    return f"0x0->{_hex(full)}" if m.kind == "any" else f"{_hex(m.a)}->{_hex(m.b)}"
+
+
+def to_cli(desc: dict[str, Any], control: ControlState) -> list[str]:
+    """simple_switch_CLI commands: `table_add <t> <action> <keys> => <args> [priority]`, then defaults."""
+    entries = all_entries(desc, control)
+    ranks = _ranks(desc, entries)
+    tables = {t["name"]: t for t in desc["tables"]}
+    out: list[str] = []
+    for i, e in enumerate(entries):
+        t = tables[e.table]
+        keys = " ".join(_cli_key(k, x) for k, x in zip(t["keys"], e.match, strict=True))
+        args = " ".join(_hex(a) for a in e.args)
+        prio = f" {ranks[i] + 1}" if i in ranks else ""
+        for p4t in t["p4_tables"]:
+            out.append(f"table_add {p4t} {e.action} {keys} => {args}{prio}".replace("  ", " "))
+    for table, action, dargs in control.defaults:
+        for p4t in tables[table]["p4_tables"]:
+            out.append(f"table_set_default {p4t} {action} {' '.join(_hex(a) for a in dargs)}".rstrip())
+    return out

@@ -1,0 +1,127 @@
+"""The XDP target: one spec becomes a libbpf-style eBPF C program (`SEC("xdp")`, BTF-defined maps) that the
+kernel verifier accepts, compiled with clang when it is installed.
+
+Capabilities are listed in `XdpTarget.supports`; anything else is refused at build time (see
+docs/targets/xdp.md for why each missing feature is missing).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from c3po_compiler import ir
+from c3po_compiler.features import program_features
+from c3po_compiler.problems import Problem, error
+from c3po_compiler.target_api import BuildError, BuildResult, Target
+
+from . import layout as L
+from .cexpr import Unsupported
+from .emitter import LINEAR_TABLE_LIMIT, Emitter
+from .readme import readme_view
+from .view import build_view
+
+__all__ = ["XdpTarget", "RUNTIME_HEADER", "SUPPORTS", "compile_object"]
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_HEADER = HERE / "runtime" / "c3po_xdp.h"
+
+SUPPORTS = frozenset({
+    "unaligned_fields", "wide_fields", "varlen", "header_stack", "lookahead", "select_mask", "select_range",
+    "verify_checksum", "match_exact", "match_lpm", "match_ternary", "match_range", "const_entries",
+    "table_counters", "counters", "registers", "hash", "update_checksum_ipv4", "reflect", "forward",
+})
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def clang_command(src: Path, obj: Path) -> list[str]:
+    triple = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("gcc") else "x86_64-linux-gnu"
+    return ["clang", "-O2", "-g", "-Wall", "-Wno-unused-label", "-Wno-unused-variable", "-target", "bpf",
+            f"-I/usr/include/{triple}", f"-I{src.parent}", "-c", str(src), "-o", str(obj)]
+
+
+def compile_object(src: Path, obj: Path) -> None:
+    """clang -O2 -g -target bpf; a failure raises BuildError carrying clang's own message."""
+    proc = subprocess.run(clang_command(src, obj), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"clang failed on {src}:\n{proc.stderr.strip()}")
+
+
+class XdpTarget(Target):
+    name = "xdp"
+    description = "Linux XDP: eBPF C (libbpf style) for the in-kernel verifier, run natively or via BPF_PROG_TEST_RUN"
+    supports = SUPPORTS
+
+    def limits(self, prog: ir.Program) -> list[Problem]:
+        problems: list[Problem] = []
+        for t in sorted(prog.tables.values(), key=lambda t: t.name):
+            lay = L.table_layout(prog, t)
+            if lay.kind == "linear" and t.size > LINEAR_TABLE_LIMIT:
+                problems.append(error(t.loc, f"table '{t.name}' has size {t.size}: the xdp target searches "
+                                      f"ternary/range tables linearly and allows at most {LINEAR_TABLE_LIMIT} entries",
+                                      "reduce 'size' or split the table"))
+            for k in t.keys:
+                if k.kind == "range" and k.width > 64:
+                    problems.append(error(k.loc, f"range key '{k.text}' is wider than 64 bits (xdp target limit)"))
+        problems += deparse_order_problems(prog)
+        if not problems and not program_features(prog) - self.supports:
+            try:
+                em = Emitter(prog)
+                em.parser_nodes()
+                em.control()
+            except Unsupported as exc:
+                problems.append(error(prog.loc, f"target 'xdp' cannot build this program: {exc}"))
+        return problems
+
+    def render(self, prog: ir.Program) -> dict[str, str]:
+        view = build_view(prog)
+        return {
+            f"{prog.name}.bpf.c": _ENV.get_template("program.bpf.c.j2").render(**view),
+            "c3po_xdp.h": RUNTIME_HEADER.read_text(encoding="utf-8"),
+            "README.md": _ENV.get_template("README.md.j2").render(**readme_view(prog, view)),
+        }
+
+    def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
+        problems = self.refusals(prog)
+        if problems:
+            raise BuildError("\n".join(p.format() for p in problems))
+        result = super().build(prog, outdir)
+        src = result.files[f"{prog.name}.bpf.c"]
+        if shutil.which("clang") is None:
+            result.notes.append("clang not found: wrote the C source only (apt-get install clang libbpf-dev)")
+            return result
+        obj = outdir / f"{prog.name}.bpf.o"
+        compile_object(src, obj)
+        result.files["object"] = obj
+        result.files["source"] = src
+        return result
+
+
+def deparse_order_problems(prog: ir.Program) -> list[Problem]:
+    """This target edits frames in place, so every parsed header must be deparsed, in the order it was parsed."""
+    order = {n: i for i, n in enumerate(prog.deparse)}
+    problems = []
+    for st in sorted(prog.parser.states.values(), key=lambda s: s.name):
+        if st.extract and prog.instances[st.extract].tlv_parent is None and st.extract not in order:
+            problems.append(error(st.loc, f"'{st.extract}' is parsed but not deparsed: the xdp target edits frames "
+                                  "in place and cannot drop headers"))
+    g = prog.parser.graph
+    for a, b in sorted(g.edges()):
+        ea, eb = prog.parser.states.get(a), prog.parser.states.get(b)
+        if ea and eb and ea.extract and eb.extract and ea.extract != eb.extract:
+            if order.get(ea.extract, 0) > order.get(eb.extract, 0):
+                problems.append(error(eb.loc, f"deparse order puts '{eb.extract}' before '{ea.extract}', which "
+                                      "the parser reads after it: the xdp target cannot reorder headers"))
+    return problems

@@ -1,0 +1,199 @@
+"""Typed IR expressions to C expressions for the XDP program.
+
+Every value of width <= 64 is a `__u64`, wider ones a `c3po_u128`; booleans are C ints. Arithmetic results
+are masked back to their width, so wrap-around follows the spec (section 10) without relying on C types.
+Field reads go through the header's packet pointer, which is NULL while the header is invalid: reads then give
+0, as the spec requires. The caller supplies how names resolve (`Scope`), so the parser, the control and
+inlined actions share one translator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from c3po_compiler import ir
+from c3po_compiler.expr import BOOL
+
+
+class Unsupported(Exception):
+    """An expression the XDP target refuses; the message names what and why."""
+
+
+def mask(width: int) -> int:
+    return (1 << width) - 1
+
+
+def ctype(width: int) -> str:
+    return "c3po_u128" if width > 64 else "__u64"
+
+
+def const(value: int, width: int) -> str:
+    if width > 64:
+        return f"C3PO_U128(0x{value >> 64:x}ULL, 0x{value & mask(64):x}ULL)"
+    return f"0x{value:x}ULL" if value > 9 else f"{value}ULL"
+
+
+@dataclass(frozen=True)
+class FieldAccess:
+    """Where a field lives relative to its header pointer, as the runtime's get/set helpers want it."""
+
+    byte: int
+    nbytes: int
+    shift: int
+    width: int
+
+    @property
+    def wide(self) -> bool:
+        return self.width > 64 or self.nbytes > 8
+
+    def get(self, ptr: str) -> str:
+        if self.wide:
+            v = f"c3po_getw({ptr} + {self.byte}, {self.nbytes}, {self.shift}, {self.width})"
+            return v if self.width > 64 else f"((__u64){v})"
+        return f"c3po_get({ptr} + {self.byte}, {self.nbytes}, {self.shift}, {self.width})"
+
+    def set(self, ptr: str, value: str) -> str:
+        fn = "c3po_setw" if self.wide else "c3po_set"
+        return f"{fn}({ptr} + {self.byte}, {self.nbytes}, {self.shift}, {self.width}, {value})"
+
+
+def field_access(offset: int, width: int) -> FieldAccess:
+    byte, bit = divmod(offset, 8)
+    nbytes = (bit + width + 7) // 8
+    if nbytes > 16:
+        raise Unsupported(f"a {width}-bit field at bit offset {offset} spans {nbytes} bytes (at most 16)")
+    return FieldAccess(byte, nbytes, 8 * nbytes - bit - width, width)
+
+
+@dataclass
+class Scope:
+    """How names resolve where an expression is translated."""
+
+    prog: ir.Program
+    header_ptr: Callable[[str, int | str | None], str]  # (instance, index) -> C pointer expression
+    params: dict[str, str] = field(default_factory=dict)  # action parameter -> C local
+    cursor: str = "cur"  # parser only: the pointer lookahead reads from
+    hash_buffers: list[tuple[str, int]] = field(default_factory=list)  # (C name, bytes) to declare
+    local_type: ir.HeaderType | None = None  # varlen lengths: the header whose fields are named bare
+    valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
+
+
+class Translator:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    def expr(self, e: ir.Expr) -> str:
+        method = getattr(self, "x_" + type(e).__name__, None)
+        if method is None:
+            raise Unsupported(f"expression {type(e).__name__} is not supported by the xdp target")
+        out: str = method(e)
+        return out
+
+    def x_Const(self, e: ir.Const) -> str:
+        if e.width == BOOL:
+            return "1" if e.value else "0"
+        return const(e.value & mask(e.width), e.width)
+
+    def x_FieldRef(self, e: ir.FieldRef) -> str:
+        if e.group is not None:
+            raise Unsupported("optional field groups are not supported by the xdp target")
+        if e.instance == "":
+            assert self.scope.local_type is not None
+            htype = self.scope.local_type
+        else:
+            htype = self.scope.prog.instances[e.instance].type
+        f = htype.field(e.field_name)
+        if f is None:  # TLV option fields live in option instances; not supported here
+            raise Unsupported(f"field '{e.instance}.{e.field_name}' is not supported by the xdp target")
+        ptr = self.scope.header_ptr(e.instance, e.index)
+        if e.instance == "" or ptr in self.scope.valid:
+            return field_access(f.offset, f.width).get(ptr)
+        zero = const(0, e.width)
+        return f"({ptr} ? {field_access(f.offset, f.width).get(ptr)} : {zero})"
+
+    def x_MetaRef(self, e: ir.MetaRef) -> str:
+        return f"m_{e.name}"
+
+    def x_StdRef(self, e: ir.StdRef) -> str:
+        return {"ingress_port": "c3po_in_port", "packet_length": "c3po_pkt_len"}[e.name]
+
+    def x_ParamRef(self, e: ir.ParamRef) -> str:
+        return self.scope.params[e.name]
+
+    def x_RegRead(self, e: ir.RegRead) -> str:
+        return f"r_{e.register}_read({self.expr(e.index)})"
+
+    def x_Lookahead(self, e: ir.Lookahead) -> str:
+        acc = field_access(e.offset, e.bits)
+        return acc.get(self.scope.cursor)
+
+    def x_Valid(self, e: ir.Valid) -> str:
+        ptr = self.scope.header_ptr(e.instance, e.index)
+        return "1" if ptr in self.scope.valid else f"({ptr} != 0)"
+
+    def x_Unary(self, e: ir.Unary) -> str:
+        v = self.expr(e.operand)
+        if e.op == "!":
+            return f"(!{v})"
+        op = "~" if e.op == "~" else "-"
+        return self._wrap(f"({op}{v})", e.width)
+
+    def _wrap(self, code: str, width: int) -> str:
+        if width in (64, 128) or width == BOOL:
+            return code
+        return f"({code} & {const(mask(width), width)})"
+
+    def x_Binary(self, e: ir.Binary) -> str:
+        a, b = self.expr(e.left), self.expr(e.right)
+        op = e.op
+        if op in ("&&", "||", "==", "!=", "<", "<=", ">", ">=", "&", "|", "^"):
+            return f"({a} {op} {b})"
+        if op in ("+", "-", "*"):
+            if op == "*" and e.width > 64:
+                raise Unsupported("multiplication of values wider than 64 bits is not supported by the xdp target")
+            return self._wrap(f"({a} {op} {b})", e.width)
+        if op in ("<<", ">>"):
+            from c3po_compiler.expr import Const as C
+            if isinstance(e.right, C):
+                s = e.right.value
+                if s >= e.width:
+                    return const(0, e.width)
+                return self._wrap(f"({a} {op} {s})", e.width) if op == "<<" else f"({a} >> {s})"
+            if e.width > 64:
+                raise Unsupported("shifting a value wider than 64 bits by a run-time amount is not supported "
+                                  "by the xdp target")
+            fn = "c3po_shl" if op == "<<" else "c3po_shr"
+            return f"{fn}({a}, (__u64)({b}), {e.width})"
+        raise Unsupported(f"operator '{op}' is not supported by the xdp target")
+
+    def x_Cast(self, e: ir.Cast) -> str:
+        v = self.expr(e.operand)
+        src = e.operand.width
+        if e.to >= src:
+            return f"(({ctype(e.to)}){v})" if (e.to > 64) != (src > 64) else v
+        inner = f"((__u64){v})" if src > 64 and e.to <= 64 else v
+        return self._wrap(inner, e.to)
+
+    def x_Slice(self, e: ir.Slice) -> str:
+        v = self.expr(e.operand)
+        w = e.hi - e.lo + 1
+        shifted = f"({v} >> {e.lo})" if e.lo else v
+        if e.operand.width > 64 and w <= 64:
+            shifted = f"((__u64){shifted})"
+        return self._wrap(shifted, w) if w < max(e.operand.width, 1) else shifted
+
+    def x_Hash(self, e: ir.Hash) -> str:
+        sizes = [(a.width + 7) // 8 for a in e.args]
+        total = sum(sizes)
+        if total > 64:
+            raise Unsupported(f"hash over {total} bytes (the xdp target hashes at most 64)")
+        name = f"hb{len(self.scope.hash_buffers)}"
+        self.scope.hash_buffers.append((name, total))
+        parts = []
+        off = 0
+        for a, n in zip(e.args, sizes, strict=True):
+            fn = "c3po_stw" if n > 8 else "c3po_st"
+            parts.append(f"{fn}({name}.b + {off}, {n}, {self.expr(a)})")
+            off += n
+        return f"({', '.join(parts)}, c3po_{e.algorithm}(&{name}, {total}))"

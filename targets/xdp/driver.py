@@ -1,0 +1,259 @@
+"""Runs generated XDP programs in the real kernel through BPF_PROG_TEST_RUN (libbpf via ctypes, no BCC).
+
+- Ingress port: passed per packet as XDP metadata (`struct c3po_meta`, a magic word and the port) in front of
+  the frame, which BPF_PROG_TEST_RUN accepts through `xdp_md.data`; in production the metadata area is empty
+  and the program uses the `c3po_ifports` map instead. No syscall per packet for it.
+- Egress port: the program records it in the per-CPU `c3po_state` map, with the list of counter/register
+  elements the packet touched, so the driver reads only those. The driver pins itself to one CPU so that
+  it knows which per-CPU slot the run used.
+- forward: the devmap maps ports 0..255 to the loopback device so forward returns XDP_REDIRECT; a port without
+  a devmap entry makes the program return XDP_DROP, and the recorded egress port still says where it went.
+- Frames shorter than 14 bytes are refused by BPF_PROG_TEST_RUN: those results carry an `error` (N/A).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+from pathlib import Path
+
+from c3po_compiler import ir
+from c3po_compiler.target_api import BuildError
+from conformance.driver import Driver, DriverUnavailable
+from conformance.model import ControlState, Counters, PacketIn, Registers, Result
+
+from . import SUPPORTS, XdpTarget
+from . import layout as L
+from .emitter import touch_objects
+from .libbpf import BpfObject, TestRunner, lib
+from .readme import entry_key, linear_entry
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+META_MAGIC = 0x63337030
+NO_PORT = 0xFFFFFFFF
+DEVMAP_PORTS = 256
+MIN_FRAME = 14
+STATE_SIZE = 8 + 8 * 32
+
+
+class XdpDriver(Driver):
+    name = "xdp"
+    supports = SUPPORTS
+
+    def __init__(self) -> None:
+        self.bpf: BpfObject | None = None
+        self.prog: ir.Program | None = None
+        self._old_affinity: set[int] | None = None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if os.geteuid() != 0:
+            return "the xdp driver needs root (BPF_PROG_TEST_RUN)"
+        if shutil.which("clang") is None:
+            return "clang is not installed (apt-get install clang)"
+        if not Path("/usr/include/bpf/bpf_helpers.h").exists():
+            return "libbpf headers are missing (apt-get install libbpf-dev)"
+        try:
+            lib()
+        except OSError:
+            return "libbpf.so.1 is missing (apt-get install libbpf1)"
+        return None
+
+    # ---- open
+    def open(self, prog: ir.Program, workdir: Path) -> None:
+        why = self.unavailable()
+        if why:
+            raise DriverUnavailable(why)
+        self.prog = prog
+        target = XdpTarget()
+        build = target.build(prog, workdir)
+        if "object" not in build.files:
+            raise DriverUnavailable("the object file was not built (is clang installed?)")
+        self.bpf = BpfObject(build.files["object"])
+        self.lb = lib()
+        self.ncpu = self.lb.libbpf_num_possible_cpus()
+        self._old_affinity = os.sched_getaffinity(0)
+        self.cpu = min(self._old_affinity)
+        os.sched_setaffinity(0, {self.cpu})
+        self.runner = TestRunner(self.bpf.prog_fd)
+        self.layouts = {n: L.table_layout(prog, t) for n, t in prog.tables.items()}
+        self.objects = {v: k for k, v in touch_objects(prog).items()}
+        self.state_fd = self.bpf.map_fd("c3po_state")
+        self.state_buf = ctypes.create_string_buffer(STATE_SIZE * self.ncpu)
+        self.installed: dict[str, list[bytes]] = {n: [] for n in prog.tables}
+        self.linear_used: dict[str, int] = {n: 0 for n in prog.tables}
+        self.dirty_counters: set[tuple[str, str, int]] = set()
+        self.dirty_regs: set[tuple[str, int]] = set()
+        tx = self.bpf.map_fd("c3po_tx_ports")
+        for port in range(DEVMAP_PORTS):
+            self._update(tx, port.to_bytes(4, "little"), (1).to_bytes(4, "little"))  # loopback ifindex
+
+    def _update(self, fd: int, key: bytes, value: bytes) -> None:
+        rc = self.lb.bpf_map_update_elem(fd, key, value, 0)
+        if rc != 0:
+            raise OSError(f"bpf_map_update_elem failed: {os.strerror(ctypes.get_errno())}")
+
+    def _percpu(self, value: bytes) -> bytes:
+        size = (len(value) + 7) // 8 * 8
+        return value.ljust(size, b"\0") * self.ncpu
+
+    # ---- install
+    def install(self, control: ControlState) -> None:
+        assert self.bpf is not None and self.prog is not None
+        prog = self.prog
+        for name, lay in self.layouts.items():
+            fd = self.bpf.map_fd(f"t_{name}")
+            if lay.kind == "linear":
+                blank = bytes(lay.entry_size)
+                for i in range(self.linear_used[name]):
+                    self._update(fd, i.to_bytes(4, "little"), blank)
+                self.linear_used[name] = 0
+            else:
+                for key in self.installed[name]:
+                    self.lb.bpf_map_delete_elem(fd, key)
+            self.installed[name] = []
+            self._update(self.bpf.map_fd(f"td_{name}"), bytes(4), bytes(lay.value_size))
+        per_table: dict[str, list[tuple[tuple[ir.KeyElem, ...], str, tuple[int, ...], int]]] = {
+            n: [(tuple(e.match), e.action.action, tuple(e.action.args), e.priority) for e in t.entries]
+            for n, t in prog.tables.items()}
+        for es in control.entries:
+            if es.table not in per_table:
+                raise ValueError(f"control state names unknown table '{es.table}'")
+            per_table[es.table].append((es.match, es.action, es.args, es.priority))
+        for name, entries in per_table.items():
+            lay = self.layouts[name]
+            fd = self.bpf.map_fd(f"t_{name}")
+            if lay.kind == "linear":
+                order = sorted(range(len(entries)), key=lambda i: (-entries[i][3], i))
+                for slot, i in enumerate(order):
+                    match, action, args, _ = entries[i]
+                    value = L.encode_value(lay, action, args, i)
+                    self._update(fd, slot.to_bytes(4, "little"), linear_entry(lay, match, value))
+                self.linear_used[name] = len(entries)
+            else:
+                seen: set[bytes] = set()
+                for i, (match, action, args, _) in enumerate(entries):
+                    key = entry_key(lay, match)
+                    if key in seen:  # identical matches: the first installed wins
+                        continue
+                    seen.add(key)
+                    self._update(fd, key, L.encode_value(lay, action, args, i))
+                    self.installed[name].append(key)
+        for tname, action, args in control.defaults:
+            lay = self.layouts[tname]
+            if action not in lay.action_ids:
+                raise ValueError(f"table '{tname}' cannot take default action '{action}' in the xdp target")
+            self._update(self.bpf.map_fd(f"td_{tname}"), bytes(4), L.encode_value(lay, action, args, 0))
+
+    # ---- run
+    def _reset(self, registers: Registers) -> None:
+        assert self.bpf is not None and self.prog is not None
+        for kind, name, idx in self.dirty_counters:
+            fd = self.bpf.map_fd(("tc_" if kind == "table" else "c_") + name)
+            self._update(fd, idx.to_bytes(4, "little"), bytes(16 * self.ncpu))
+        self.dirty_counters.clear()
+        for name, idx in self.dirty_regs | set(registers):
+            reg = self.prog.registers.get(name)
+            if reg is None or not 0 <= idx < reg.size:
+                continue
+            self._update(self.bpf.map_fd(f"r_{name}"), idx.to_bytes(4, "little"),
+                         self._reg_bytes(reg, registers.get((name, idx), 0)))
+        self.dirty_regs = {k for k in registers if k[0] in self.prog.registers}
+
+    @staticmethod
+    def _reg_bytes(reg: ir.Register, value: int) -> bytes:
+        value &= (1 << reg.width) - 1
+        if reg.width > 64:
+            return (value >> 64).to_bytes(8, "little") + (value & ((1 << 64) - 1)).to_bytes(8, "little")
+        return value.to_bytes(8, "little")
+
+    def _read_state(self) -> tuple[int, list[tuple[int, int]]]:
+        rc = self.lb.bpf_map_lookup_elem(self.state_fd, bytes(4), self.state_buf)
+        if rc != 0:
+            raise OSError("reading c3po_state failed")
+        raw = self.state_buf.raw[STATE_SIZE * self.cpu:STATE_SIZE * (self.cpu + 1)]
+        egress = int.from_bytes(raw[0:4], "little")
+        n = min(int.from_bytes(raw[4:8], "little"), 32)
+        touched = []
+        for i in range(n):
+            v = int.from_bytes(raw[8 + 8 * i:16 + 8 * i], "little")
+            touched.append((v >> 32, v & 0xFFFFFFFF))
+        return egress, touched
+
+    def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
+        assert self.bpf is not None and self.prog is not None
+        self._reset(registers)
+        counters: Counters = {}
+        regs: Registers = {}
+        for (name, idx), v in registers.items():
+            reg = self.prog.registers.get(name)
+            if reg is not None and 0 <= idx < reg.size and v & ((1 << reg.width) - 1):
+                regs[(name, idx)] = v & ((1 << reg.width) - 1)
+        results = []
+        for p in packets:
+            if len(p.data) < MIN_FRAME:
+                results.append(Result("error", None, b"", dict(counters), dict(regs),
+                                      error=f"N/A: BPF_PROG_TEST_RUN refuses frames shorter than {MIN_FRAME} bytes"))
+                continue
+            meta = META_MAGIC.to_bytes(4, "little") + (p.port & 0xFFFF).to_bytes(4, "little")
+            action, out, _ = self.runner.run(p.data, meta)
+            egress, touched = self._read_state()
+            for obj, idx in touched:
+                self._read_touched(obj, idx, counters, regs)
+            results.append(self._result(p, action, out, egress, counters, regs))
+        return results
+
+    def _read_touched(self, obj: int, idx: int, counters: Counters, regs: Registers) -> None:
+        assert self.bpf is not None and self.prog is not None
+        kind, name = self.objects[obj]
+        if kind == "register":
+            reg = self.prog.registers[name]
+            buf = ctypes.create_string_buffer(16)
+            self.lb.bpf_map_lookup_elem(self.bpf.map_fd(f"r_{name}"), idx.to_bytes(4, "little"), buf)
+            raw = buf.raw
+            v = (int.from_bytes(raw[0:8], "little") << 64 | int.from_bytes(raw[8:16], "little")) \
+                if reg.width > 64 else int.from_bytes(raw[0:8], "little")
+            self.dirty_regs.add((name, idx))
+            if v:
+                regs[(name, idx)] = v
+            else:
+                regs.pop((name, idx), None)
+            return
+        fd = self.bpf.map_fd(("tc_" if kind == "table" else "c_") + name)
+        buf = ctypes.create_string_buffer(16 * self.ncpu)
+        self.lb.bpf_map_lookup_elem(fd, idx.to_bytes(4, "little"), buf)
+        pk = sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu))
+        by = sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu))
+        self.dirty_counters.add((kind, name, idx))
+        if kind == "table":
+            counters[(f"table.{name}", idx - 1)] = (pk, by)
+        else:
+            counters[(name, idx)] = (pk, by)
+
+    def _result(self, p: PacketIn, action: int, out: bytes, egress: int, counters: Counters,
+                regs: Registers) -> Result:
+        snap_c, snap_r = dict(counters), dict(regs)
+        if action == XDP_PASS:
+            return Result("to_host", None, out, snap_c, snap_r)
+        if action == XDP_TX:
+            return Result("reflect", p.port, out, snap_c, snap_r)
+        if action == XDP_REDIRECT:
+            return Result("forward", egress, out, snap_c, snap_r)
+        if action == XDP_DROP:
+            if egress != NO_PORT:  # forward to a port without a devmap entry: the program dropped it
+                return Result("forward", egress, out, snap_c, snap_r,
+                              observations={"xdp": "no devmap entry for the port: dropped in production"})
+            return Result("drop", None, b"", snap_c, snap_r)
+        return Result("error", None, b"", snap_c, snap_r, error=f"XDP action {action} (aborted or unknown)")
+
+    def close(self) -> None:
+        if self.bpf is not None:
+            self.bpf.close()
+            self.bpf = None
+        if self._old_affinity is not None:
+            os.sched_setaffinity(0, self._old_affinity)
+            self._old_affinity = None
+
+
+__all__ = ["XdpDriver", "BuildError"]

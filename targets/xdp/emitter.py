@@ -1,0 +1,459 @@
+"""The plain, sorted view of a program that the XDP templates render.
+
+All decisions happen here, in Python: how the parse graph is unrolled (one C label per parser state and
+header-stack fill level, so loops become a DAG the verifier walks without back-edges), how each table maps to
+a BPF map (see `layout.py`), and how statements become C. Templates only lay the pieces out.
+
+The program edits the frame in place: headers are packet pointers (NULL while invalid), writes go straight to
+the packet, and the deparser has nothing to move because this target refuses programs that add or remove
+headers or whose deparse order differs from the parse order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from c3po_compiler import ir
+
+from . import layout as L
+from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, mask
+
+PARSE_NODE_LIMIT = 256
+LINEAR_TABLE_LIMIT = 65536
+
+XDP_FOR_VERDICT = {"drop": "XDP_DROP", "to_host": "XDP_PASS"}
+
+
+def where(prog: ir.Program, loc: ir.Loc) -> str:
+    """`file:line` of a spec node, relative paths as the user wrote them, for comments in the C."""
+    if loc is None or not getattr(loc, "file", None):
+        return prog.name
+    return f"{loc.file}:{loc.line}"
+
+
+@dataclass
+class Lines:
+    """C statements with indentation; the only place C text is assembled line by line."""
+
+    out: list[str] = field(default_factory=list)
+    depth: int = 1
+
+    def add(self, text: str) -> None:
+        self.out.append("\t" * self.depth + text)
+
+    def open(self, text: str) -> None:
+        self.add(text)
+        self.depth += 1
+
+    def close(self, text: str = "}") -> None:
+        self.depth -= 1
+        self.add(text)
+
+
+@dataclass
+class ParseNode:
+    label: str
+    comment: str
+    lines: list[str]
+
+
+def elem_ptr(inst: ir.Instance, index: int | None) -> str:
+    return f"h_{inst.ident}_{index}" if inst.is_stack else f"h_{inst.ident}"
+
+
+class Emitter:
+    def __init__(self, prog: ir.Program) -> None:
+        self.prog = prog
+        self.layouts = {n: L.table_layout(prog, t) for n, t in sorted(prog.tables.items())}
+        self.objects = touch_objects(prog)
+        self.hash_buffers: list[tuple[str, int]] = []
+        self.csum_flags: list[tuple[str, str]] = []  # (flag var, instance name)
+        self.perr_used: set[str] = set()
+        # Parse DAG facts for "definitely valid" headers: a header extracted on every path to a point needs no
+        # NULL check there (fewer branches for the CPU and fewer states for the verifier).
+        self.edges: dict[str, set[str]] = {}
+        self.extracted: dict[str, str] = {}
+        self.must: dict[str, frozenset[str]] = {}
+        self.control_valid: frozenset[str] = frozenset()
+        self.parser_nodes()  # first pass: learn the DAG, then compute what is valid where
+        self._compute_must()
+        self.hash_buffers.clear()
+        self.perr_used.clear()
+
+    def _compute_must(self) -> None:
+        preds: dict[str, list[str]] = {}
+        for a, succs in self.edges.items():
+            for b in succs:
+                preds.setdefault(b, []).append(a)
+        labels = list(self.edges)
+        every = frozenset(self.extracted.values())
+        must = {lbl: (frozenset() if not preds.get(lbl) else every) for lbl in labels}
+        must["parsed"] = every
+        changed = True
+        while changed:
+            changed = False
+            for lbl in [*labels, "parsed"]:
+                ins = [must.get(p, every) | ({self.extracted[p]} if p in self.extracted else set())
+                       for p in preds.get(lbl, [])]
+                new = frozenset.intersection(*ins) if ins else frozenset()
+                if new != must.get(lbl):
+                    must[lbl] = new
+                    changed = True
+        self.must = must
+        self.control_valid = must["parsed"] if preds.get("parsed") else frozenset()
+
+    # ---- names
+    def header_ptrs(self) -> list[str]:
+        out = []
+        for inst in sorted(self.prog.instances.values(), key=lambda i: i.name):
+            if inst.tlv_parent:
+                continue
+            out += [elem_ptr(inst, i) for i in range(inst.stack)] if inst.is_stack else [elem_ptr(inst, None)]
+        return out
+
+    def varlen_vars(self) -> list[str]:
+        out = []
+        for inst in sorted(self.prog.instances.values(), key=lambda i: i.name):
+            if inst.type.varlen and not inst.tlv_parent:
+                out += [f"vl_{p[2:]}" for p in ([elem_ptr(inst, i) for i in range(inst.stack)] if inst.is_stack
+                                                  else [elem_ptr(inst, None)])]
+        return out
+
+    def control_ptr(self, name: str, index: int | str | None) -> str:
+        inst = self.prog.instances[name]
+        if inst.is_stack:
+            if not isinstance(index, int):
+                raise Unsupported(f"'{name}' is a header stack: index it with a constant")
+            return elem_ptr(inst, index)
+        return elem_ptr(inst, None)
+
+    def translator(self, params: dict[str, str] | None = None) -> Translator:
+        return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
+                                valid=self.control_valid))
+
+    # ---- parser
+    def parser_nodes(self) -> list[ParseNode]:
+        prog = self.prog
+        stacks = sorted(n for n, i in prog.instances.items() if i.is_stack)
+        start = (prog.parser.start, tuple(0 for _ in stacks))
+        labels: dict[tuple[str, tuple[int, ...]], str] = {}
+        order: list[tuple[str, tuple[int, ...]]] = []
+
+        def label(node: tuple[str, tuple[int, ...]]) -> str:
+            name, counts = node
+            if name == "accept":
+                return "parsed"
+            if name == "reject":
+                self.perr_used.add("reject")
+                return "perr_reject"
+            if node not in labels:
+                labels[node] = f"st_{name}" + "".join(f"_{c}" for c in counts) if stacks else f"st_{name}"
+                order.append(node)
+                if len(order) > PARSE_NODE_LIMIT:
+                    raise Unsupported(f"the parse graph unrolls into more than {PARSE_NODE_LIMIT} states "
+                                      "(header stacks multiply them); the xdp target's limit")
+            return labels[node]
+
+        label(start)
+        nodes: list[ParseNode] = []
+        i = 0
+        while i < len(order):
+            node = order[i]
+            i += 1
+            nodes.append(self.parse_node(node, labels[node], stacks, label))
+        return nodes
+
+    def parse_node(self, node: tuple[str, tuple[int, ...]], lbl: str, stacks: list[str],
+                   label: object) -> ParseNode:
+        prog = self.prog
+        name, counts = node
+        st = prog.parser.states[name]
+        out = Lines(depth=1)
+        self.edges.setdefault(lbl, set())
+        known = set(self.must.get(lbl, frozenset()))
+        cur_ptr: dict[str, str] = {}
+        new_counts = list(counts)
+        if st.extract:
+            inst = prog.instances[st.extract]
+            if inst.is_stack:
+                k = stacks.index(inst.name)
+                if counts[k] >= inst.stack:
+                    self.perr_used.add("stack_overflow")
+                    out.add(f"goto perr_stack_overflow; /* '{inst.name}' holds {inst.stack} elements */")
+                    return ParseNode(lbl, f"parser state {name} ({where(prog, st.loc)})", out.out)
+                ptr = elem_ptr(inst, counts[k])
+                new_counts[k] += 1
+            else:
+                ptr = elem_ptr(inst, None)
+            cur_ptr[inst.name] = ptr
+            self.extracted[lbl] = ptr
+            ht = inst.type
+            self.perr_used.add("truncated")
+            out.add(f"if (cur + {ht.fixed_bytes} > end)")
+            out.add("\tgoto perr_truncated;")
+            out.add(f"{ptr} = cur;")
+            out.add(f"cur += {ht.fixed_bytes};")
+            known.add(ptr)
+            if ht.varlen:
+                vl = ht.varlen
+                tr = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers))
+                self.perr_used.add("bad_length")
+                out.add(f"vl_{ptr[2:]} = {tr.expr(vl.length)}; /* {vl.name}: at most {vl.max_bytes} bytes */")
+                out.add(f"if (vl_{ptr[2:]} > {vl.max_bytes})")
+                out.add("\tgoto perr_bad_length;")
+                out.add(f"if (cur + vl_{ptr[2:]} > end)")
+                out.add("\tgoto perr_truncated;")
+                out.add(f"cur += vl_{ptr[2:]};")
+            for v in st.verify:
+                vinst = prog.instances[v]
+                vptr = cur_ptr.get(v) or self.control_ptr(v, 0 if vinst.is_stack else None)
+                self.perr_used.add("checksum")
+                guard = "" if vptr in known else f"{vptr} && "
+                out.add(f"if ({guard}c3po_csum_fold({self.csum_sum(vinst, vptr)}) != 0xffff)")
+                out.add("\tgoto perr_checksum;")
+
+        def ptr_in_parser(n: str, index: int | str | None) -> str:
+            inst = prog.instances[n]
+            if not inst.is_stack:
+                return elem_ptr(inst, None)
+            filled = new_counts[stacks.index(n)]
+            if index == "last":
+                return elem_ptr(inst, filled - 1) if filled else "((__u8 *)0)"
+            if not isinstance(index, int):
+                raise Unsupported(f"'{n}' is a header stack: index it with a constant or 'last'")
+            return elem_ptr(inst, index)
+
+        def nxt(state: str) -> str:
+            target: str = label((state, tuple(new_counts)))  # type: ignore[operator]
+            self.edges[lbl].add(target)
+            return target
+
+        if st.select:
+            tr = Translator(Scope(prog, ptr_in_parser, hash_buffers=self.hash_buffers, valid=frozenset(known)))
+            look = 0
+            for e in st.select:
+                for sub in ir.walk_expr(e):
+                    if isinstance(sub, ir.Lookahead):
+                        look = max(look, (sub.offset + sub.bits + 7) // 8)
+            if look:
+                self.perr_used.add("truncated")
+                out.add(f"if (cur + {look} > end) /* lookahead */")
+                out.add("\tgoto perr_truncated;")
+            sels = []
+            for j, e in enumerate(st.select):
+                out.add(f"{ctype(e.width)} sel{j} = {tr.expr(e)};")
+                sels.append((f"sel{j}", e.width))
+            for case in st.cases:
+                conds = [keyset_cond(v, w, k) for (v, w), k in zip(sels, case.keyset, strict=True)]
+                conds = [c for c in conds if c != "1"] or ["1"]
+                out.add(f"if ({' && '.join(conds)}) /* {where(prog, case.loc)} */")
+                out.add(f"\tgoto {nxt(case.next)};")
+            out.add(f"goto {nxt(st.default)};")
+        else:
+            out.add(f"goto {nxt(st.default)};")
+        out.out = ["\t{", *("\t" + x for x in out.out), "\t}"]
+        return ParseNode(lbl, f"parser state {name} ({where(prog, st.loc)})", out.out)
+
+    def csum_sum(self, inst: ir.Instance, ptr: str) -> str:
+        """C expression: the one's-complement sum over a header (fixed part and varlen tail)."""
+        ht = inst.type
+        if ht.groups:
+            raise Unsupported("checksums over headers with optional groups are not supported by the xdp target")
+        if ht.fixed_bytes % 2:
+            raise Unsupported(f"checksum over '{inst.name}' whose fixed part has an odd number of bytes")
+        s = f"c3po_csum_fixed({ptr}, {ht.fixed_bytes})"
+        if ht.varlen:
+            s = f"c3po_csum_var({ptr} + {ht.fixed_bytes}, end, vl_{ptr[2:]}, {ht.varlen.max_bytes}, {s})"
+        return s
+
+    # ---- control
+    def stmts(self, out: Lines, stmts: list[ir.Stmt], tr: Translator) -> None:
+        for s in stmts:
+            self.stmt(out, s, tr)
+
+    def stmt(self, out: Lines, s: ir.Stmt, tr: Translator) -> None:
+        prog = self.prog
+        if isinstance(s, ir.Assign):
+            t = s.target
+            v = tr.expr(s.value)
+            if isinstance(t, ir.MetaRef):
+                out.add(f"m_{t.name} = {v};")
+            elif isinstance(t, ir.RegRead):
+                out.add(f"r_{t.register}_write({tr.expr(t.index)}, {v}, st);")
+            else:
+                if t.group is not None:
+                    raise Unsupported("optional field groups are not supported by the xdp target")
+                ptr = self.control_ptr(t.instance, t.index)
+                f = prog.instances[t.instance].type.field(t.field_name)
+                if f is None or prog.instances[t.instance].tlv_parent:
+                    raise Unsupported(f"writing '{t.instance}.{t.field_name}' is not supported")
+                if ptr in tr.scope.valid:
+                    out.add(f"{field_access(f.offset, f.width).set(ptr, v)}; /* {where(prog, s.loc)} */")
+                else:
+                    out.add(f"if ({ptr}) /* {where(prog, s.loc)} */")
+                    out.add(f"\t{field_access(f.offset, f.width).set(ptr, v)};")
+        elif isinstance(s, ir.SetVerdict):
+            out.add(f"verdict = C3PO_V_{s.verdict.name};")
+            if s.port is not None:
+                out.add(f"egress = {tr.expr(s.port)};")
+        elif isinstance(s, ir.UpdateChecksum):
+            inst = prog.instances[s.instance]
+            if s.pseudo is not None or inst.type.checksum is None or inst.type.checksum.kind != "ipv4_header":
+                raise Unsupported("only ipv4_header checksum updates are supported by the xdp target")
+            if inst.is_stack:
+                raise Unsupported("checksum updates on header stacks are not supported by the xdp target")
+            flag = f"csum_{inst.ident}"
+            if (flag, inst.name) not in self.csum_flags:
+                self.csum_flags.append((flag, inst.name))
+            out.add(f"{flag} = 1; /* update_checksum({s.instance}) at deparse */")
+        elif isinstance(s, ir.Count):
+            c = prog.counters[s.counter]
+            out.add(f"c3po_count(&c_{c.name}, {c.size}, {tr.expr(s.index)}, c3po_pkt_len, st, "
+                    f"{self.objects[('counter', c.name)]});")
+        elif isinstance(s, ir.CallAction):
+            a = prog.actions[s.action]
+            out.open(f"{{ /* {s.action}() ({where(prog, s.loc)}) */")
+            params = {}
+            for p, arg in zip(a.params, s.args, strict=True):
+                out.add(f"{ctype(p.width)} p_{p.name} = {tr.expr(arg)};")
+                params[p.name] = f"p_{p.name}"
+            self.action_body(out, a, self.translator(params))
+            out.close()
+        elif isinstance(s, ir.If):
+            out.open(f"if ({tr.expr(s.cond)}) {{ /* {where(prog, s.loc)} */")
+            self.stmts(out, s.then, tr)
+            if s.otherwise:
+                out.close("} else {")
+                out.depth += 1
+                self.stmts(out, s.otherwise, tr)
+            out.close()
+        elif isinstance(s, ir.Apply):
+            self.apply(out, s, tr)
+        else:
+            raise Unsupported(f"statement {type(s).__name__} is not supported by the xdp target")
+
+    def action_body(self, out: Lines, a: ir.Action, tr: Translator) -> None:
+        if a.builtin:
+            if a.name == "nop":
+                return
+            out.add(f"verdict = C3PO_V_{a.name.upper()};")
+            if a.name == "forward":
+                out.add(f"egress = {tr.scope.params['port']};")
+            return
+        self.stmts(out, a.body, tr)
+
+    def apply(self, out: Lines, s: ir.Apply, tr: Translator) -> None:
+        prog = self.prog
+        t = prog.tables[s.table]
+        lay = self.layouts[t.name]
+        out.open(f"{{ /* apply {t.name} ({where(prog, s.loc)}) */")
+        if lay.kind == "linear":
+            out.add(f"struct t_{t.name}_ctx c = {{}};")
+            for kf in lay.keys:
+                v = tr.expr(t.keys[kf.index].expr)
+                if kf.size == 2:
+                    out.add(f"c3po_u128 k{kf.index} = {v};")
+                    out.add(f"c.k[{kf.offset}] = (__u64)(k{kf.index} >> 64);")
+                    out.add(f"c.k[{kf.offset + 1}] = (__u64)k{kf.index};")
+                else:
+                    out.add(f"c.k[{kf.offset}] = {v};")
+            out.add(f"bpf_loop({t.size}, t_{t.name}_match, &c, 0);")
+            out.add(f"struct t_{t.name}_value *v = NULL;")
+            out.open("if (c.found) {")
+            out.add("__u32 i = c.found - 1;")
+            out.add(f"struct t_{t.name}_entry *e = bpf_map_lookup_elem(&t_{t.name}, &i);")
+            out.add("if (e)")
+            out.add("\tv = &e->val;")
+            out.close()
+        else:
+            out.add(f"struct t_{t.name}_key k;")
+            out.add("__builtin_memset(&k, 0, sizeof(k));")
+            if lay.kind == "lpm":
+                out.add("k.prefixlen = 8 * (sizeof(k) - 4);")
+            for kf in lay.keys:
+                v = tr.expr(t.keys[kf.index].expr)
+                fld = f"k.k{kf.index}"
+                if kf.size == 16:
+                    out.add(f"c3po_u128 k{kf.index} = {v};")
+                    out.add(f"{fld}[0] = bpf_cpu_to_be64((__u64)(k{kf.index} >> 64));")
+                    out.add(f"{fld}[1] = bpf_cpu_to_be64((__u64)k{kf.index});")
+                else:
+                    conv = {1: "(__u8)", 2: "bpf_htons((__u16)", 4: "bpf_htonl((__u32)", 8: "bpf_cpu_to_be64("}
+                    close = {1: "", 2: ")", 4: ")", 8: ")"}
+                    out.add(f"{fld} = {conv[kf.size]}({v}){close[kf.size]};")
+            out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
+        out.add("int hit = v != NULL;")
+        dargs = self.default_args(t, lay)
+        out.add(f"struct t_{t.name}_value dflt = {{ .action = {lay.action_ids[t.default.action]}, "
+                f".entry = 0, .args = {{ {dargs} }} }}; /* default: {t.default.action} */")
+        out.open("if (!v) {")
+        out.add(f"v = bpf_map_lookup_elem(&td_{t.name}, &zero); /* control-plane default override */")
+        out.add("if (!v || !v->action)")
+        out.add("\tv = &dflt;")
+        out.close()
+        if t.counters:
+            out.add(f"c3po_count(&tc_{t.name}, {t.size + 1}, hit ? (__u64)v->entry + 1 : 0, c3po_pkt_len, st, "
+                    f"{self.objects[('table', t.name)]});")
+        out.open("switch (v->action) {")
+        for name in lay.action_ids:
+            a = prog.actions[name]
+            out.open(f"case {lay.action_ids[name]}: {{ /* {name} */")
+            params = {}
+            for pname, width, slot in lay.arg_slots[name]:
+                val = (f"C3PO_U128(v->args[{slot}], v->args[{slot + 1}])" if width > 64
+                       else f"(v->args[{slot}] & {const(mask(width), 64)})")
+                out.add(f"{ctype(width)} p_{pname} = {val};")
+                params[pname] = f"p_{pname}"
+            self.action_body(out, a, self.translator(params))
+            out.add("break;")
+            out.close()
+        out.close()
+        if s.hit or s.miss:
+            out.open("if (hit) {")
+            self.stmts(out, s.hit, tr)
+            out.close("} else {")
+            out.depth += 1
+            self.stmts(out, s.miss, tr)
+            out.close()
+        if s.by_action:
+            out.open("switch (v->action) {")
+            for name, body in s.by_action.items():
+                out.open(f"case {lay.action_ids[name]}: {{ /* action {name} ran */")
+                self.stmts(out, body, tr)
+                out.add("break;")
+                out.close()
+            out.close()
+        out.close()
+
+    def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
+        slots = [0] * lay.slots
+        for (_, width, slot), arg in zip(lay.arg_slots[t.default.action], t.default.args, strict=True):
+            arg &= mask(width)
+            if width > 64:
+                slots[slot], slots[slot + 1] = arg >> 64, arg & mask(64)
+            else:
+                slots[slot] = arg
+        return ", ".join(const(x, 64) for x in slots)
+
+    def control(self) -> list[str]:
+        out = Lines(depth=1)
+        self.stmts(out, self.prog.control, self.translator())
+        return out.out
+
+
+def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
+    if k.kind == "any":
+        return "1"
+    if k.kind == "value":
+        return f"{var} == {const(k.a & mask(width), width)}"
+    if k.kind == "mask":
+        return f"({var} & {const(k.b & mask(width), width)}) == {const(k.a & k.b & mask(width), width)}"
+    return f"({var} >= {const(k.a, width)} && {var} <= {const(k.b, width)})"
+
+
+def touch_objects(prog: ir.Program) -> dict[tuple[str, str], int]:
+    """Ids of the counter/register objects a packet can touch, as recorded in c3po_state.touch."""
+    names = [("counter", n) for n in sorted(prog.counters)]
+    names += [("table", n) for n in sorted(prog.tables) if prog.tables[n].counters]
+    names += [("register", n) for n in sorted(prog.registers)]
+    return {k: i + 1 for i, k in enumerate(names)}

@@ -1,0 +1,139 @@
+"""Byte layouts of the maps the generated program and its control plane share.
+
+One module computes them so the C structs the emitter writes, the bytes the driver installs and the bpftool
+examples in the generated README cannot disagree. Layouts follow C's natural alignment (no `packed`), because
+the BPF stack is strictly aligned and packed structs would turn every key store into byte stores.
+
+- exact-only tables: BPF_MAP_TYPE_HASH; key = each key in spec order, big-endian, in 1/2/4/8/16 bytes.
+- one lpm key plus exact keys: BPF_MAP_TYPE_LPM_TRIE; key = u32 prefix length, then the exact keys, then the
+  lpm key (reordered so the longest-prefix match runs over the exact keys' full width first).
+- any ternary/range key: a priority-ordered BPF_MAP_TYPE_ARRAY searched linearly; per key one or two u64
+  words (value, mask) or (lo, hi), host order.
+Values: u32 action id, u32 entry (install) index, then one u64 slot per action parameter (two for wide ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from c3po_compiler import ir
+
+
+def byte_size(width: int) -> int:
+    """Storage bytes of a key of `width` bits: the next of 1, 2, 4, 8, 16."""
+    for n in (1, 2, 4, 8, 16):
+        if width <= 8 * n:
+            return n
+    raise ValueError(f"width {width} is wider than 128 bits")
+
+
+def align(off: int, n: int) -> int:
+    return (off + n - 1) // n * n
+
+
+@dataclass(frozen=True)
+class KeyField:
+    index: int  # position among the table's keys in the spec
+    text: str
+    kind: str
+    width: int
+    size: int  # bytes (hash/lpm) or u64 words (linear)
+    offset: int  # byte offset in the key struct (hash/lpm) or first word index (linear)
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    name: str
+    kind: str  # 'hash' | 'lpm' | 'linear'
+    keys: list[KeyField]  # in struct order
+    key_size: int  # bytes of the key struct (hash/lpm); words per entry key (linear)
+    slots: int  # u64 argument slots in the value
+    action_ids: dict[str, int]
+    arg_slots: dict[str, list[tuple[str, int, int]]]  # action -> [(param, width, first slot)]
+
+    @property
+    def value_size(self) -> int:
+        return 8 + 8 * self.slots
+
+    @property
+    def entry_size(self) -> int:
+        """Linear tables: bytes of one array element (value words, mask words, then the value)."""
+        return 16 * self.key_size + self.value_size
+
+
+def action_ids(prog: ir.Program) -> dict[str, int]:
+    """Program-wide action ids, from 1 (0 marks an empty slot / no override), in name order."""
+    return {name: i + 1 for i, name in enumerate(sorted(prog.actions))}
+
+
+def table_kind(t: ir.Table) -> str:
+    if t.uses_priority:
+        return "linear"
+    if t.lpm_key is not None:
+        return "lpm"
+    return "hash"
+
+
+def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
+    kind = table_kind(t)
+    keys: list[KeyField] = []
+    if kind == "linear":
+        word = 0
+        for i, k in enumerate(t.keys):
+            n = 1 if k.width <= 64 else 2
+            keys.append(KeyField(i, k.text, k.kind, k.width, n, word))
+            word += n
+        key_size = word
+    else:
+        order = list(range(len(t.keys)))
+        if kind == "lpm":
+            lpm = t.lpm_key
+            order = [i for i in order if i != lpm] + [lpm]  # type: ignore[list-item]
+        off = 4 if kind == "lpm" else 0
+        max_align = 4 if kind == "lpm" else 1
+        for i in order:
+            k = t.keys[i]
+            n = byte_size(k.width)
+            a = min(n, 8)
+            off = align(off, a)
+            max_align = max(max_align, a)
+            keys.append(KeyField(i, k.text, k.kind, k.width, n, off))
+            off += n
+        key_size = align(off, max_align)
+    ids = action_ids(prog)
+    arg_slots: dict[str, list[tuple[str, int, int]]] = {}
+    slots = 0
+    for name in dict.fromkeys([*t.actions, t.default.action]):
+        slot = 0
+        params = []
+        for p in prog.actions[name].params:
+            params.append((p.name, p.width, slot))
+            slot += 1 if p.width <= 64 else 2
+        arg_slots[name] = params
+        slots = max(slots, slot)
+    return TableLayout(t.name, kind, keys, key_size, max(slots, 1),
+                       {a: ids[a] for a in arg_slots}, arg_slots)
+
+
+def lpm_prefix_bits(layout: TableLayout, prefix_len: int) -> int:
+    """The trie prefix length for an lpm key matching `prefix_len` bits: everything before the lpm key's
+    bytes (zero padding included, matched exactly), the lpm key's own leading zero bits, then the prefix."""
+    lk = layout.keys[-1]
+    return 8 * (lk.offset - 4) + (8 * lk.size - lk.width) + prefix_len
+
+
+def encode_be(value: int, size: int) -> bytes:
+    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "big")
+
+
+def encode_value(layout: TableLayout, action: str, args: tuple[int, ...] | list[int], entry: int) -> bytes:
+    slots = [0] * layout.slots
+    for (_, width, slot), arg in zip(layout.arg_slots[action], args, strict=True):
+        arg &= (1 << width) - 1
+        if width <= 64:
+            slots[slot] = arg
+        else:
+            slots[slot] = arg >> 64
+            slots[slot + 1] = arg & ((1 << 64) - 1)
+    out = layout.action_ids[action].to_bytes(4, "little") + (entry & 0xFFFFFFFF).to_bytes(4, "little")
+    return out + b"".join(s.to_bytes(8, "little") for s in slots)

@@ -1,0 +1,120 @@
+"""The sorted, plain dictionaries the XDP templates render (tables, counters, registers, parser, control)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from c3po_compiler import ir
+
+from . import layout as L
+from .cexpr import ctype, field_access
+from .emitter import XDP_FOR_VERDICT, Emitter, Lines, where
+
+MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY"}
+KEY_CTYPES = {1: "__u8", 2: "__be16", 4: "__be32", 8: "__be64"}
+
+
+def key_members(lay: L.TableLayout) -> list[str]:
+    out = ["__u32 prefixlen; /* 8 * (sizeof key - 4) for lookups */"] if lay.kind == "lpm" else []
+    for kf in lay.keys:
+        decl = f"__be64 k{kf.index}[2];" if kf.size == 16 else f"{KEY_CTYPES[kf.size]} k{kf.index};"
+        out.append(f"{decl} /* {kf.text}: {kf.kind}, bit<{kf.width}>, big-endian at byte {kf.offset} */")
+    return out
+
+
+def match_cond(lay: L.TableLayout) -> str:
+    conds = []
+    for kf in lay.keys:
+        for w in range(kf.offset, kf.offset + kf.size):
+            if kf.kind == "range":
+                conds.append(f"(c->k[{w}] >= e->a[{w}] && c->k[{w}] <= e->b[{w}])")
+            else:
+                conds.append(f"(c->k[{w}] & e->b[{w}]) == e->a[{w}]")
+    return " &&\n\t    ".join(conds) or "1"
+
+
+def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
+    keys = ", ".join(f"{k.text} {k.kind}" for k in t.keys) or "no keys"
+    how = {"hash": "hash map", "lpm": "LPM trie (exact keys first)",
+           "linear": "priority-ordered array, linear search"}[lay.kind]
+    return f"{keys}; {how}; size {t.size}"
+
+
+def deparse_lines(em: Emitter) -> list[str]:
+    out = Lines(depth=1)
+    prog = em.prog
+    for flag, name in em.csum_flags:
+        inst = prog.instances[name]
+        ck = inst.type.checksum
+        assert ck is not None
+        f = inst.type.field(ck.field)
+        assert f is not None
+        acc = field_access(f.offset, f.width)
+        ptr = f"h_{inst.ident}"
+        guard = "" if ptr in em.control_valid else f" && {ptr}"
+        out.open(f"if ({flag}{guard}) {{ /* update_checksum({name}): RFC 1071 over the whole header */")
+        out.add(acc.set(ptr, "0") + ";")
+        out.add(acc.set(ptr, f"(__u16)~c3po_csum_fold({em.csum_sum(inst, ptr)})") + ";")
+        out.close()
+    return out.out
+
+
+def uses_std(prog: ir.Program, name: str) -> bool:
+    """Whether any expression reads std.<name> (so the program computes it only when needed)."""
+    exprs: list[ir.Expr] = [k.expr for t in prog.tables.values() for k in t.keys]
+    for st in prog.parser.states.values():
+        exprs += st.select
+    for body in [prog.control, *(a.body for a in prog.actions.values())]:
+        for s in ir.walk_stmts(body):
+            exprs += ir.stmt_exprs(s)
+    return any(isinstance(x, ir.StdRef) and x.name == name for e in exprs for x in ir.walk_expr(e))
+
+
+def build_view(prog: ir.Program) -> dict[str, Any]:
+    em = Emitter(prog)
+    parser = em.parser_nodes()
+    control = em.control()
+    deparse = deparse_lines(em)
+    tables = []
+    for name, lay in em.layouts.items():
+        t = prog.tables[name]
+        tables.append({
+            "name": name, "where": where(prog, t.loc), "doc": table_doc(t, lay), "kind": lay.kind,
+            "map_type": MAP_TYPES[lay.kind], "size": t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
+            "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
+            "default": t.default.action,
+        })
+    registers = []
+    for name, r in sorted(prog.registers.items()):
+        wide = r.width > 64
+        registers.append({
+            "name": name, "where": where(prog, r.loc), "size": r.size, "width": r.width, "ctype": ctype(r.width),
+            "value_type": "struct c3po_wide" if wide else "__u64",
+            "load": "C3PO_U128(v->hi, v->lo)" if wide else "*v",
+            "store": ("v->hi = (__u64)(val >> 64); v->lo = (__u64)val;" if wide else "*v = val;"),
+            "object": em.objects[("register", name)],
+        })
+    errors = []
+    for kind in sorted(em.perr_used):
+        verdict = prog.parser.on_error.get(kind, prog.parser.on_error.get("default", "drop"))
+        errors.append({"kind": kind, "action": XDP_FOR_VERDICT[verdict]})
+    return {
+        "name": prog.name,
+        "uses_ingress_port": uses_std(prog, "ingress_port"),
+        "sources": ", ".join(prog.files) if prog.files else prog.name,
+        "tables": tables,
+        "counters": [{"name": n, "size": c.size, "where": where(prog, c.loc)} for n, c in sorted(prog.counters.items())],
+        "registers": registers,
+        "header_ptrs": em.header_ptrs(),
+        "varlen_vars": em.varlen_vars(),
+        "metadata": [{"name": n, "width": w, "ctype": ctype(w)} for n, w in sorted(prog.metadata.items())],
+        "csum_flags": [f for f, _ in em.csum_flags],
+        "hash_buffers": [{"name": n, "size": s} for n, s in em.hash_buffers],
+        "default_verdict": prog.default_verdict.upper(),
+        "parser_start": parser[0].label if parser else "parsed",
+        "parser": [{"label": n.label, "comment": n.comment, "lines": n.lines} for n in parser],
+        "control": control,
+        "deparse": deparse,
+        "parser_errors": errors,
+        "layouts": em.layouts,
+    }
