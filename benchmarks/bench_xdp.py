@@ -11,7 +11,6 @@ conformance throughput (single-packet vectors per second). Needs root, clang and
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import random
 import statistics
 import struct

@@ -153,8 +153,9 @@ def case_overlaps(prog: ir.Program) -> list[Problem]:
                 disjoint = any(_elem_disjoint(a, b, w) for a, b, w in
                                zip(earlier.keyset, later.keyset, widths, strict=True))
                 if not later_covers and not disjoint and earlier.next != later.next:
-                    problems.append(warning(later.loc, f"case in state '{name}' overlaps the case at "
-                                            f"{earlier.loc}; the first match wins"))
+                    problems.append(warning(later.loc, f"case in state '{name}' overlaps an earlier case that "
+                                            "leads elsewhere; the first match wins",
+                                            f"the earlier case is at {earlier.loc}"))
     return problems
 
 

@@ -97,11 +97,22 @@ def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
     A branch that failed only on the instance's type (a statement that is an object, not a string) says least.
     """
     if err.context:
-        best = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type",
-                                               -len(e.absolute_schema_path)))
+        best = max(err.context, key=lambda e: (len(e.absolute_path), _rank(e), -len(e.absolute_schema_path)))
         if len(best.absolute_path) >= len(err.absolute_path):
             return _deepest(best)
     return err
+
+
+def _rank(err: jsonschema.ValidationError) -> int:
+    """How much an alternative's error tells the user: a misspelt key of that alternative says most."""
+    if err.validator == "additionalProperties":
+        from .problems import did_you_mean
+
+        props = sorted((err.schema.get("properties") or {}).keys()) if isinstance(err.schema, dict) else []
+        extra = [k for k in err.instance if k not in props] if isinstance(err.instance, dict) else []
+        close = did_you_mean(extra[0], props) if extra and props else None
+        return 4 if close and close.startswith("did you mean") else 2
+    return {"type": 0, "required": 1}.get(str(err.validator), 3)
 
 
 def _def_title(subschema: Any) -> str | None:
@@ -137,6 +148,12 @@ def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[An
         values: Any = err.validator_value
         allowed = ", ".join(map(str, values))
         return f"'{err.instance}' is not valid here", f"expected one of: {allowed}", None
+    if v == "uniqueItems" and isinstance(err.instance, list):
+        seen_items: list[Any] = []
+        for i, item in enumerate(err.instance):
+            if item in seen_items:
+                return f"'{item}' is listed twice", f"first at index {seen_items.index(item)}", (*where, i)
+            seen_items.append(item)
     if v == "const":
         return f"'{err.instance}' is not valid here", f"expected {err.validator_value!r}", None
     if v in ("minimum", "maximum") and isinstance(err.schema, dict) and "minimum" in err.schema \

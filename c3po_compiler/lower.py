@@ -87,13 +87,15 @@ class Lowerer:
         finally:
             self.src = old
 
-    def expr_problem(self, path: PathKey, exc: ExprSyntaxError | TypeProblem, offset: int = 0) -> None:
-        base = self.loc(path)
+    def expr_problem(self, path: PathKey, exc: ExprSyntaxError | TypeProblem, offset: int = 0, *,
+                     key: bool = False) -> None:
+        """Point into the expression text; `key` when the expression is a mapping key (a table key)."""
+        base = self.loc(path, key=key)
         pos = exc.column if isinstance(exc, ExprSyntaxError) else exc.pos
         loc = Loc(base.file, base.line, base.col + offset + pos, base.path)
         self.problems.append(error(loc, exc.message, exc.hint))
 
-    def parse_expr(self, text: Any, path: PathKey) -> Expr:
+    def parse_expr(self, text: Any, path: PathKey, *, key: bool = False) -> Expr:
         if isinstance(text, bool):
             return Const(int(text), is_bool=True)
         if isinstance(text, int):
@@ -104,14 +106,14 @@ class Lowerer:
         try:
             return parse_expression(text)
         except ExprSyntaxError as exc:
-            self.expr_problem(path, _flow_hint(exc, text))
+            self.expr_problem(path, _flow_hint(exc, text), key=key)
             raise _Abort from None
 
-    def resolve(self, fn: Any, path: PathKey, *args: Any, offset: int = 0) -> Any:
+    def resolve(self, fn: Any, path: PathKey, *args: Any, offset: int = 0, key: bool = False) -> Any:
         try:
             return fn(*args)
         except TypeProblem as exc:
-            self.expr_problem(path, exc, offset)
+            self.expr_problem(path, exc, offset, key=key)
             raise _Abort from None
 
     def scope(self, **kw: Any) -> Scope:
@@ -629,11 +631,13 @@ class Lowerer:
     def lower_table(self, name: str, decl: dict[str, Any], path: PathKey) -> ir.Table:
         res = Resolver(self.scope())
         keys: list[ir.TableKey] = []
+        keys_ok = True  # entries are only checked against a key that resolved, not reported again
         for ktext, kind in (decl.get("key") or {}).items():
             kpath = (*path, "key", ktext)
             try:
-                ref = self.resolve(res.expr, kpath, self.parse_expr(ktext, kpath))
+                ref = self.resolve(res.expr, kpath, self.parse_expr(ktext, kpath, key=True), key=True)
             except _Abort:
+                keys_ok = False
                 continue
             if not isinstance(ref, FieldRef | MetaRef | StdRef):
                 self.err(kpath, f"table key '{ktext}' must be a header field or metadata", key=True)
@@ -658,7 +662,7 @@ class Lowerer:
         size = int(decl.get("size", 1024))
         table = ir.Table(name, keys, actions, default, size, bool(decl.get("counters", False)), [],
                          self.loc(path, key=True))
-        for i, edata in enumerate(decl.get("entries") or []):
+        for i, edata in enumerate(decl.get("entries") or [] if keys_ok else []):
             with suppress(_Abort):
                 table.entries.append(self.lower_entry(table, edata, (*path, "entries", i)))
         if len(table.entries) > size:
@@ -756,7 +760,8 @@ class Lowerer:
                          f"did you mean {_like(str(value), elem.a & mask, width)}/{elem.b}?")
                 raise _Abort
         if elem.kind == "mask" and elem.a & ~elem.b:
-            self.err(path, f"'{value}' has value bits outside its mask", f"use {elem.a & elem.b:#x} &&& {elem.b:#x}")
+            self.err(path, f"'{value}' has value bits outside its mask",
+                     f"use {_like(str(value), elem.a & elem.b, width)} &&& {_like(str(value), elem.b, width)}")
             raise _Abort
         return elem
 

@@ -350,8 +350,12 @@ class Resolver:
                 raise TypeProblem(f"'{rest[0]}' is not a TLV option of '{head}'", arg.pos,
                                   did_you_mean(rest[0], _tlv_names(inst)))
             return opt.name, None
-        if rest:
+        if rest and isinstance(rest[0], int):
             raise TypeProblem(f"'{head}' is not a header stack", arg.pos)
+        if rest:
+            text = ".".join(map(str, arg.parts))
+            raise TypeProblem(f"'{text}' is not a header or TLV option", arg.pos,
+                              f"write 'valid({head})' or 'valid({head}.OPTION)'")
         return inst.name, None
 
 

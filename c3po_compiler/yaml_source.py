@@ -43,6 +43,8 @@ class Source:
     data: Any
     values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    nodes: int = 0  # values built so far, aliases expanded: bounded so that an alias bomb cannot hang us
+    building: set[int] = field(default_factory=set)  # ids of the nodes being built: a recursive alias is a loop
 
     def loc(self, path: PathKey, *, key: bool = False) -> Loc:
         """Location of the value at `path` (or of its mapping key), falling back to the nearest parent."""
@@ -61,6 +63,8 @@ class Source:
 
 
 _INT_TAG = "tag:yaml.org,2002:int"
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map",
+                                                          "timestamp", "binary", "merge", "value"))
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -94,10 +98,41 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return value
 
 
+# Far more values than any real spec has (the largest example has a few thousand), far fewer than a YAML alias
+# bomb expands to.
+MAX_NODES = 200_000
+
+
+MAX_DEPTH = 64
+
+
 def _build(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem]) -> Any:
+    src.nodes += 1
+    here = Loc(src.file, node.start_mark.line + 1, node.start_mark.column + 1, json_path(path))
+    if src.nodes > MAX_NODES:
+        raise SpecError([error(here, f"the spec expands to more than {MAX_NODES} values",
+                               "YAML anchors and aliases (&a, *a) are expanded; is one repeated by mistake?")])
+    if len(path) > MAX_DEPTH:
+        raise SpecError([error(here, f"the spec nests deeper than {MAX_DEPTH} levels")])
+    if isinstance(node, yaml.CollectionNode):
+        if id(node) in src.building:
+            raise SpecError([error(here, "a YAML alias refers to a node that contains it",
+                                   "an anchored value cannot include itself")])
+        src.building.add(id(node))
+        try:
+            return _build_node(node, path, src, problems)
+        finally:
+            src.building.discard(id(node))
+    return _build_node(node, path, src, problems)
+
+
+def _build_node(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem]) -> Any:
     # For a quoted scalar we point at its first character, so expression columns line up.
     quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
     src.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1 + int(quoted))
+    if node.tag not in _PLAIN_TAGS:  # `!!python/object`, `!custom`: a spec is plain data, nothing is constructed
+        problems.append(error(Loc(src.file, node.start_mark.line + 1, node.start_mark.column + 1, json_path(path)),
+                              f"unsupported YAML tag '{node.tag}'", "a spec uses plain YAML values, without tags"))
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
     if isinstance(node, yaml.SequenceNode):
@@ -123,7 +158,9 @@ def _build(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem])
                     )
                 )
                 continue
-            src.keys[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            # like values, a quoted key's position is its first character (table keys are expressions)
+            src.keys[key_path] = (key_node.start_mark.line + 1,
+                                  key_node.start_mark.column + 1 + int(key_node.style in ("'", '"')))
             out[key] = _build(value_node, key_path, src, problems)
         return out
     raise TypeError(node)  # pragma: no cover
@@ -147,6 +184,12 @@ def load_yaml_text(text: str, name: str) -> Source:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SpecError([error(Loc(name, line, col), f"invalid YAML: {exc.problem or exc}")]) from None
+    except yaml.reader.ReaderError as exc:  # a control character or bad encoding, with an offset only
+        pos = min(exc.position, len(text))
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise SpecError([error(Loc(name, line, col), f"invalid YAML: unacceptable character {char!r} "
+                               f"(U+{ord(char):04X})", "YAML text cannot contain control characters")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([error(Loc(name, 1, 1), f"invalid YAML: {exc}")]) from None
     problems: list[Problem] = []

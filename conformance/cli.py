@@ -86,8 +86,11 @@ def _execute(args: argparse.Namespace, requests: list[Any], targets: list[str], 
     total = sum(len(r.vectors) for r in requests) * len(targets)
     with tqdm(total=total, desc="conformance", unit="vec", file=sys.stderr, disable=args.quiet or None,
               leave=False) as bar:
+        def tick(n: int) -> None:
+            bar.update(n)
+
         results = run_conformance(requests, targets, timeout=args.timeout, jobs=args.jobs, xfail=xfail,
-                                  progress=lambda n: None if bar.update(n) else None)
+                                  progress=tick)
     print(reports.terminal(results, verbose=args.verbose))
     if suite:
         print()

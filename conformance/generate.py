@@ -200,6 +200,7 @@ class Builder:
                 for (iname, fname), v in overrides.items():
                     if iname == inst.name and inst.type.field(fname) is not None:
                         rec.values[fname] = v
+                        rec.fixed.add(fname)
                     elif iname.startswith(inst.name + "."):
                         rec.option_values[(iname, fname)] = v
                 recs.append(rec)
@@ -584,73 +585,87 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     # control exploration: packets (base and field variants) × control states derived from the key values
     port_values = sorted({_param_value(act.name, prm) for act in prog.actions.values() for prm in act.params
                           if "port" in prm.name})
-    for pid, path, recs, data, _starts in accepted:
-        insts = {r.instance for r in recs}
-        tlv = any(r.ht.varlen and r.ht.varlen.tlv for r in recs)
-        relevant = [a for a in atoms if a[0].split(".", 1)[0] in insts]
-
-        def variant(over: tuple[tuple[str, str, int], ...], with_options: bool, pid: int = pid,
-                    path: ParsePath = path) -> bytes | None:
-            key = ",".join(f"{i}.{f}={v}" for i, f, v in over) + ("" if with_options else "/noopt")
-            b2 = Builder(prog, random.Random(f"{seed}/{pid}/{key}"))
-            built, reason = b2.recs_for(path, {(i, f): v for i, f, v in over}, with_options)
-            if reason is not None:
-                return None
-            vdata = b2.assemble(built, b"")[0]
-            probe = run(ControlState(), vdata)
-            return vdata if probe.observations.get("path") == [s.state for s in path.steps] else None
-
-        def explore(vname: str, vdata: bytes, ports: list[int], pid: int = pid) -> None:
-            for port in ports:
-                queue: list[tuple[ControlState, Registers, list[str]]] = [(ControlState(), {}, [])]
-                explored = 0
-                while queue and explored < MAX_STATES_PER_PACKET:
-                    control, regs, label = queue.pop(0)
-                    explored += 1
-                    interp.install(control)
-                    r = interp.run([PacketIn(port, vdata)], regs)[0]
-                    if cov.add(cov.items(r)):
-                        suffix = ".".join(label) or "empty"
-                        emit(f"p{pid:02d}.{vname}{'' if port == 1 else f'.port{port}'}.{suffix}", pid, control,
-                             vdata, ["control"], port, regs)
-                    have = {e.table for e in control.entries}
-                    for kind, tname, keyvals in r.observations.get("trace", []):
-                        if kind != "apply" or tname in have:
-                            continue
-                        table = prog.tables[tname]
-                        for act in table.actions:
-                            e = _entry_for(table, keyvals, act, prog)
-                            queue.append((ControlState((*control.entries, e)), regs, [*label, f"{tname}={act}"]))
-                    if not regs and r.registers:
-                        # registers this packet wrote: start them near their maximum, so threshold tests flip
-                        high = {k: (1 << prog.registers[k[0]].width) - 2 for k in r.registers}
-                        queue.append((control, high, [*label, "registers_high"]))
-
-        explore("base", data, [1, *port_values])
-        option_modes = [True, False] if tlv else [True]
-        for with_options in option_modes:
-            for atom in relevant:
-                vdata = variant((atom,), with_options)
-                if vdata is not None:
-                    explore(f"{atom[0]}.{atom[1]}={atom[2]:#x}" + ("" if with_options else ".no_options"), vdata, [1])
-            if not with_options:
-                vdata = variant((), False)
-                if vdata is not None:
-                    explore("no_options", vdata, [1])
-        if len(cov.branches_covered) < len(cov.branches_all):
-            # pairs of atoms, only while branches are left: conditions like `syn == 1 && ack == 0`
-            for with_options in option_modes:
-                for a1, a2 in itertools.islice(itertools.combinations(relevant, 2), MAX_PAIRS):
-                    if (a1[0], a1[1]) == (a2[0], a2[1]):
-                        continue
-                    vdata = variant((a1, a2), with_options)
-                    if vdata is not None:
-                        explore(f"{a1[0]}.{a1[1]}={a1[2]:#x}+{a2[0]}.{a2[1]}={a2[2]:#x}"
-                                + ("" if with_options else ".no_options"), vdata, [1])
-
     header_sets = [{r.instance if not prog.instances[r.instance].is_stack else f"{r.instance}[{r.index}]"
                     for r in recs} | _option_names(prog, recs) for _pid, _path, recs, _d, _s in accepted]
-    for item, why in infeasible_branches(prog, header_sets).items():
+    infeasible = infeasible_branches(prog, header_sets)
+
+    def remaining() -> bool:
+        return any(b not in cov.branches_covered and b not in infeasible for b in cov.branches_all)
+
+    # phase 1: each packet alone and with single-field variants; phase 2 (only while branches are left):
+    # pairs of variants, for conditions like `syn == 1 && ack == 0`
+    for phase in (1, 2):
+        for pid, path, recs, data, _starts in accepted:
+            if phase == 2 and not remaining():
+                break
+            insts = {r.instance for r in recs}
+            tlv = any(r.ht.varlen and r.ht.varlen.tlv for r in recs)
+            relevant = [a for a in atoms if a[0].split(".", 1)[0] in insts]
+
+            def variant(over: tuple[tuple[str, str, int], ...], with_options: bool, pid: int = pid,
+                        path: ParsePath = path) -> bytes | None:
+                key = ",".join(f"{i}.{f}={v}" for i, f, v in over) + ("" if with_options else "/noopt")
+                b2 = Builder(prog, random.Random(f"{seed}/{pid}/{key}"))
+                built, reason = b2.recs_for(path, {(i, f): v for i, f, v in over}, with_options)
+                if reason is not None:
+                    return None
+                vdata = b2.assemble(built, b"")[0]
+                probe = run(ControlState(), vdata)
+                return vdata if probe.observations.get("path") == [s.state for s in path.steps] else None
+
+            def explore(vname: str, vdata: bytes, ports: list[int], pid: int = pid) -> None:
+                for port in ports:
+                    queue: list[tuple[ControlState, Registers, list[str]]] = [(ControlState(), {}, [])]
+                    explored = 0
+                    while queue and explored < MAX_STATES_PER_PACKET:
+                        control, regs, label = queue.pop(0)
+                        explored += 1
+                        interp.install(control)
+                        r = interp.run([PacketIn(port, vdata)], regs)[0]
+                        if cov.add(cov.items(r)):
+                            suffix = ".".join(label) or "empty"
+                            where = "" if port == 1 else f".port{port}"
+                            emit(f"p{pid:02d}.{vname}{where}.{suffix}", pid, control, vdata, ["control"], port, regs)
+                        have = {e.table for e in control.entries}
+                        for kind, tname, keyvals in r.observations.get("trace", []):
+                            if kind != "apply" or tname in have:
+                                continue
+                            table = prog.tables[tname]
+                            for act in table.actions:
+                                e = _entry_for(table, keyvals, act, prog)
+                                queue.append((ControlState((*control.entries, e)), regs,
+                                              [*label, f"{tname}={act}"]))
+                        if not regs and r.registers:
+                            # registers this packet wrote: start them near their maximum (threshold tests)
+                            high = {k: (1 << prog.registers[k[0]].width) - 2 for k in r.registers}
+                            queue.append((control, high, [*label, "registers_high"]))
+
+            option_modes = [True, False] if tlv else [True]
+            if phase == 1:
+                explore("base", data, [1, *port_values])
+                for with_options in option_modes:
+                    for atom in relevant:
+                        vdata = variant((atom,), with_options)
+                        if vdata is not None:
+                            explore(f"{atom[0]}.{atom[1]}={atom[2]:#x}" + ("" if with_options else ".no_options"),
+                                    vdata, [1])
+                    if not with_options:
+                        vdata = variant((), False)
+                        if vdata is not None:
+                            explore("no_options", vdata, [1])
+            else:
+                for with_options in option_modes:
+                    for a1, a2 in itertools.islice(itertools.combinations(relevant, 2), MAX_PAIRS):
+                        if not remaining():
+                            break
+                        if (a1[0], a1[1]) == (a2[0], a2[1]):
+                            continue
+                        vdata = variant((a1, a2), with_options)
+                        if vdata is not None:
+                            explore(f"{a1[0]}.{a1[1]}={a1[2]:#x}+{a2[0]}.{a2[1]}={a2[2]:#x}"
+                                    + ("" if with_options else ".no_options"), vdata, [1])
+
+    for item, why in infeasible.items():
         if item not in cov.branches_covered:
             cov.unreachable_branches[item] = why
     summary = cov.summary()

@@ -52,11 +52,12 @@ def terminal(reports: list[RunReport], verbose: bool = False, max_failures: int 
 
 
 def feature_table(reports: list[RunReport]) -> str:
-    """The suite's view: one row per program (feature), one column per target, the worst outcome in it."""
+    """The suite's view: one row per program (feature), one column per target. A cell shows the worst
+    outcome with its count (ERROR, FAIL, XPASS, XFAIL), else the passes, with N/A vectors in brackets."""
     targets = list(dict.fromkeys(t.name for r in reports for t in r.targets))
-    rank = ["ERROR", "FAIL", "XPASS", "XFAIL", "N/A", "PASS"]
     width = max([7, *(len(r.program) for r in reports)])
-    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>8}" for t in targets)]
+    cw = max([12, *(len(t) for t in targets)])
+    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>{cw}}" for t in targets)]
     for r in reports:
         cells = []
         for t in targets:
@@ -64,12 +65,18 @@ def feature_table(reports: list[RunReport]) -> str:
             outs = [o.outcome for o in r.outcomes if o.target == t]
             if status is not None and not status.ran:
                 cells.append("skip")
+                continue
+            bad = next((k for k in ("ERROR", "FAIL", "XPASS", "XFAIL") if k in outs), None)
+            na = outs.count("N/A")
+            if bad is not None:
+                cells.append(f"{bad} {outs.count(bad)}")
             elif not outs:
                 cells.append("-")
+            elif na == len(outs):
+                cells.append("N/A")
             else:
-                worst = min(outs, key=rank.index)
-                cells.append(f"{worst}" if worst != "PASS" else f"PASS {len(outs)}")
-        lines.append(f"{r.program:<{width}}  " + "  ".join(f"{c:>8}" for c in cells))
+                cells.append(f"PASS {outs.count('PASS')}" + (f" ({na} N/A)" if na else ""))
+        lines.append(f"{r.program:<{width}}  " + "  ".join(f"{c:>{cw}}" for c in cells))
     lines += skipped_lines(reports)
     return "\n".join(lines)
 
@@ -125,7 +132,7 @@ def write_junit(reports: list[RunReport], path: str | Path) -> None:
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f2f2f2}
-.PASS{background:#dff0d8}.FAIL{background:#f2dede}.ERROR{background:#f0c0c0}.N\\/A{background:#eee}
+.PASS{background:#dff0d8}.FAIL{background:#f2dede}.ERROR{background:#f0c0c0}.NA{background:#eee}
 .XFAIL{background:#fcf8e3}.XPASS{background:#d9edf7}pre{margin:0;font-size:12px;white-space:pre-wrap}"""
 
 
@@ -142,11 +149,9 @@ def write_html(reports: list[RunReport], path: str | Path) -> None:
                 parts.append(f"<p><b>{e(t.name)}</b>: skipped ({e(t.reason)})</p>")
         parts.append("<table><tr><th>vector</th><th>target</th><th>outcome</th><th>detail</th></tr>")
         for o in r.outcomes:
-            cls = o.outcome.replace("/", "\\/")
-            parts.append(f"<tr><td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{e(o.outcome)}'>"
-                         f"{e(o.outcome)}</td><td><pre>{e(chr(10).join(o.detail))}</pre></td></tr>"
-                         .replace(f"class='{e(o.outcome)}'", f"class='{e(cls)}'" if "/" not in o.outcome
-                                  else "class='NA'"))
+            cls = "NA" if o.outcome == "N/A" else o.outcome
+            parts.append(f"<tr><td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{cls}'>{e(o.outcome)}</td>"
+                         f"<td><pre>{e(chr(10).join(o.detail))}</pre></td></tr>")
         parts.append("</table>")
     parts.append("</body></html>\n")
     Path(path).write_text("".join(parts), encoding="utf-8")

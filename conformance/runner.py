@@ -32,6 +32,7 @@ from .model import ControlState, Expected, Vector
 
 OUTCOMES = ["PASS", "FAIL", "N/A", "ERROR", "XFAIL", "XPASS"]
 OPEN_TIMEOUT = 300.0  # building a program (clang, p4c) can take a while; per-vector timeouts are separate
+TIMEOUT_GRACE = 3.0  # seconds the parent waits beyond the per-vector timeout before killing a worker
 
 
 @dataclass
@@ -111,22 +112,27 @@ def _worker(conn: Connection, target: str, spec: str, workdir: str, timeout: flo
     while True:
         try:
             msg = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             break
         op = msg[0]
+        reply: tuple[str, Any]
         try:
             if op == "install":
                 driver.install(msg[1])
-                conn.send(("ok", None))
+                reply = ("ok", None)
             elif op == "run":
-                conn.send(("ok", driver.run(msg[1], msg[2])))
+                reply = ("ok", driver.run(msg[1], msg[2]))
             else:
                 break
         except NotApplicable as exc:
-            conn.send(("na", str(exc)))
+            reply = ("na", str(exc))
         except Exception as exc:
             tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-            conn.send(("error", f"{type(exc).__name__}: {exc}" if str(exc) else tb))
+            reply = ("error", f"{type(exc).__name__}: {exc}" if str(exc) else tb)
+        try:
+            conn.send(reply)
+        except OSError:  # the parent gave up on this worker (timeout): nobody is left to tell
+            break
     try:
         driver.close()
     finally:
@@ -179,7 +185,7 @@ class TargetSession:
         if self.conn is None:
             self.start()
             if self.control is not None:
-                self._send(("install", self.control), timeout)
+                self._send(("install", self.control), self.timeout + TIMEOUT_GRACE)
         return self._send(msg, timeout)
 
     def _send(self, msg: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
@@ -193,7 +199,7 @@ class TargetSession:
 
     def install(self, control: ControlState) -> tuple[str, Any]:
         self.control = control
-        return self.call(("install", control), self.timeout)
+        return self.call(("install", control), self.timeout + TIMEOUT_GRACE)
 
     def stop(self) -> None:
         if self.conn is not None:
@@ -305,7 +311,10 @@ def _run_one(session: TargetSession, v: Vector, install_error: str | None, timeo
         out.outcome, out.detail = "ERROR", [install_error]
     else:
         try:
-            status, payload = session.call(("run", v.packets, v.registers), timeout * max(1, len(v.packets)))
+            # The grace lets a driver's own timeout (the subprocess plugin has one) report first, with its
+            # more precise message; the parent's is the backstop for drivers that hang in Python code.
+            status, payload = session.call(("run", v.packets, v.registers),
+                                           timeout * max(1, len(v.packets)) + TIMEOUT_GRACE)
         except (WorkerDied, DriverUnavailable) as exc:
             status, payload = "error", str(exc)
         if status == "na":

@@ -97,7 +97,10 @@ class SubprocessDriver(Driver):
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
-                code = self.proc.poll()
+                try:
+                    code: int | None = self.proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    code = None
                 raise PluginError(f"plugin exited (status {code})" if code is not None else "plugin closed stdout")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")

@@ -209,8 +209,14 @@ def packet_from_data(d: Any, prog: ir.Program, where: str) -> PacketIn:
         if "data" in d:
             return PacketIn(port, hex_bytes(d["data"], f"{where}.data"))
         if "layers" in d:
-            payload = hex_bytes(d.get("payload", ""), f"{where}.payload")
-            return PacketIn(port, build_layers(prog, d["layers"], payload, f"{where}.layers"))
+            layers = d["layers"]
+            payload_text = d.get("payload", "")
+            # `payload` may also sit inside the layers map, after the headers ({ethernet: .., payload: hex})
+            if isinstance(layers, dict) and "payload" in layers and "payload" not in prog.instances:
+                layers = {k: v for k, v in layers.items() if k != "payload"}
+                payload_text = d["layers"]["payload"]
+            payload = hex_bytes(payload_text, f"{where}.payload")
+            return PacketIn(port, build_layers(prog, layers, payload, f"{where}.layers"))
     except PacketBuildError as exc:
         raise VectorFormatError(str(exc)) from None
     raise VectorFormatError(f"{where}: a packet needs 'data' (hex) or 'layers'")

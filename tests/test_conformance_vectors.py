@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -112,7 +113,7 @@ def test_layered_packet_builds_header_bytes_with_checksum() -> None:
     assert data[-1] == 0xAA
 
 
-BAD_VECTORS = {
+BAD_VECTORS: dict[str, tuple[dict[str, Any], str]] = {
     "unknown table": ({"name": "a", "packets": [{"port": 1, "data": "00"}],
                        "control": {"entries": [{"table": "nope", "action": "drop"}]}}, "unknown table 'nope'"),
     "bad hex": ({"name": "b", "packets": [{"port": 1, "data": "zz"}]}, "not hex"),
@@ -214,3 +215,11 @@ def test_stf_errors_name_the_line() -> None:
 
     with pytest.raises(StfError, match=r"t\.stf:2: unknown table 'nope'"):
         loads_stf("packet 0 00\nadd nope k:1 drop()\n", router(), "t.stf")
+
+
+def test_payload_may_sit_inside_the_layers_map() -> None:
+    a = vector_from_data({"name": "a", "packets": [{"port": 1, "layers": {"ethernet": {"ethertype": 1}},
+                                                    "payload": "abcd"}]}, router(), "t")
+    b = vector_from_data({"name": "b", "packets": [{"port": 1, "layers": {"ethernet": {"ethertype": 1},
+                                                                          "payload": "abcd"}}]}, router(), "t")
+    assert a.packets == b.packets and a.packets[0].data.endswith(b"\x00\x01\xab\xcd")

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from c3po_compiler import load_program
 from c3po_compiler.problems import SpecError
+from c3po_compiler.yaml_source import load_yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "spec" / "examples").glob("*.yaml"))
@@ -196,3 +197,12 @@ def test_cli_reports_mutants_without_traceback(workdir: Path, name: str) -> None
     assert "Traceback" not in proc.stderr
     assert f"{spec}:" in proc.stderr or "cli_mutant.yaml:" in proc.stderr
     assert ": error: " in proc.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab:{}[]-,&*!|>'\"#\n\t 0x1.%@`?\x07")), max_size=60))
+def test_arbitrary_text_is_yaml_or_a_spec_error(text: str) -> None:
+    try:
+        load_yaml_text(text, "t.yaml")
+    except SpecError as exc:
+        assert all(p.loc.line >= 1 and p.loc.col >= 1 for p in exc.problems)

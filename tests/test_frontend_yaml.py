@@ -62,9 +62,10 @@ def test_syntax_errors_have_positions() -> None:
 
 
 def test_unsafe_tags_are_not_constructed() -> None:
-    """A spec is data: a python/object tag is a YAML error, never code."""
-    found = problems_of("a: !!python/object/apply:os.system ['true']\n")
-    assert found and "invalid YAML" in found[0]
+    """A spec is data: a python/object tag is an error, never code."""
+    assert problems_of("a: !!python/object/apply:os.system ['true']\n") == [
+        "1:4: unsupported YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'"]
+    assert problems_of("a: !custom 1\n") == ["1:4: unsupported YAML tag '!custom'"]
 
 
 def write(tmp: Path, files: dict[str, str]) -> None:
@@ -134,3 +135,25 @@ def test_errors_in_several_files_are_all_reported(tmp_path: Path) -> None:
     found = messages(tmp_path / "top.yaml")
     assert found == ["a.yaml:4:17: 0 is out of range 1..128", "b.yaml:1:7: '2' is not valid here",
                      "top.yaml:2:10: 'P' is not a valid name"]
+
+
+def test_an_alias_bomb_is_refused_quickly() -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    found = problems_of("\n".join(levels) + "\n")
+    assert len(found) == 1 and "the spec expands to more than 200000 values" in found[0]
+
+
+def test_anchors_and_aliases_within_bounds_are_plain_values() -> None:
+    assert load_yaml_text("a: &w {x: 8}\nb: *w\n", "t.yaml").data == {"a": {"x": 8}, "b": {"x": 8}}
+    assert problems_of("a: *nope\n") == ["1:4: invalid YAML: found undefined alias"]
+
+
+def test_recursive_aliases_and_deep_nesting_are_spec_errors() -> None:
+    assert problems_of("a: &a [*a]\n") == ["1:4: a YAML alias refers to a node that contains it"]
+    assert problems_of("[" * 100 + "]" * 100)[0].endswith("the spec nests deeper than 64 levels")
+    assert problems_of("[" * 100000 + "]" * 100000)[0].startswith("1:1001: invalid YAML: ")
+
+
+def test_control_characters_are_reported_where_they_are() -> None:
+    assert problems_of("a: 1\nb: x\x07y\n") == ["2:5: invalid YAML: unacceptable character '\\x07' (U+0007)"]

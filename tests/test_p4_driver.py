@@ -12,6 +12,8 @@ from c3po_compiler import ir, load_program
 from targets.p4 import P4Target, compile_command
 from targets.p4.driver import (
     P4Driver,
+    cli_errors,
+    counters_from_reads,
     namespace_name,
     netns_setup_commands,
     parse_counter_reads,
@@ -19,6 +21,7 @@ from targets.p4.driver import (
     parse_register_read,
     reset_commands,
     result_from_capture,
+    state_read_commands,
     switch_command,
     veth_names,
 )
@@ -127,6 +130,30 @@ def test_cli_output_parsing() -> None:
     assert parse_counter_reads(out) == [(2, 128), (0, 0)]
 
 
+def test_cli_errors_and_whole_register_reads() -> None:
+    assert cli_errors("RuntimeCmd: Entry has been added with handle 3\n") == []
+    bad = "RuntimeCmd: Error: Invalid table name (fwdd)\nRuntimeCmd: \n"
+    assert cli_errors(bad) == ["RuntimeCmd: Error: Invalid table name (fwdd)"]
+    assert parse_register_read("RuntimeCmd: seen= 0, 5, 0, 7\n") == {("seen", 0): 0, ("seen", 1): 5,
+                                                                       ("seen", 2): 0, ("seen", 3): 7}
+
+
+def test_state_reads_cover_every_counter_and_sum_table_copies(tmp_path: Path) -> None:
+    prog = _program(tmp_path)
+    desc = describe(prog, 510)
+    desc["tables"][0]["p4_tables"] = ["fwd", "fwd__2"]  # as if applied twice
+    cmds, slots = state_read_commands(prog, desc, {"fwd": [4, 9], "fwd__2": [5, 10]})
+    assert cmds[:4] == [f"counter_read hits {i}" for i in range(4)]
+    assert cmds[4:] == ["counter_read fwd__counter 4", "counter_read fwd__counter 9", "counter_read fwd__miss 0",
+                        "counter_read fwd__2__counter 5", "counter_read fwd__2__counter 10",
+                        "counter_read fwd__2__miss 0", "register_read seen"]
+    values = [(0, 0), (1, 60), (0, 0), (0, 0), (1, 64), (0, 0), (2, 128), (1, 64), (0, 0), (1, 70)]
+    assert counters_from_reads(slots, values) == {("hits", 1): (1, 60), ("table.fwd", 0): (2, 128),
+                                                  ("table.fwd", -1): (3, 198)}
+    with pytest.raises(RuntimeError, match="expected 10 counter values"):
+        counters_from_reads(slots, values[:-1])
+
+
 def test_result_from_capture() -> None:
     assert result_from_capture(1, [], 510).verdict == "drop"
     r = result_from_capture(1, [(510, b"x" * 60)], 510)
@@ -148,6 +175,18 @@ def test_refuses_names_colliding_with_header_types(tmp_path: Path) -> None:
     prog = _program(tmp_path, table="eth_t")
     errors = [p.message for p in P4Target().refusals(prog) if p.severity == "error"]
     assert errors == ["the table name 'eth_t' collides with the P4 header type 'eth_t'"]
+
+
+def test_refuses_checksums_on_stacks(tmp_path: Path) -> None:
+    prog = _program(tmp_path, instances="instances: {tag: {type: tag, stack: 2}}",
+                    tag_extra="checksum: {field: tci, kind: ipv4_header}")
+    assert not [p for p in P4Target().refusals(prog) if p.severity == "error"]  # declared but never used
+    path = tmp_path / "tiny.yaml"
+    path.write_text(path.read_text().replace("      extract: tag\n", "      extract: tag\n      verify: [tag]\n"))
+    prog = load_program(str(path)).program
+    assert prog is not None
+    errors = [p.message for p in P4Target().refusals(prog) if p.severity == "error"]
+    assert errors == ["target 'p4' cannot verify or update the checksum of the header stack 'tag'"]
 
 
 def test_refuses_bad_cpu_port(tmp_path: Path) -> None:
@@ -174,3 +213,24 @@ def test_examples_compile_with_p4c(path: Path, tmp_path: Path) -> None:
     proc = subprocess.run(compile_command("p4c-bm2-ss", src, tmp_path / "out.json"), capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_warns_when_parser_error_frames_would_not_leave_unchanged(tmp_path: Path) -> None:
+    from targets.p4.emitter import warnings
+
+    prog = _program(tmp_path)
+    assert warnings(prog) == []
+    # The front end refuses such a `deparse` today; the target keeps its own check for IRs made otherwise.
+    prog.deparse = ["eth"]
+    found = [p.message for p in warnings(prog)]
+    assert len(found) == 1 and "'tag'" in found[0] and "unchanged" in found[0]
+    assert not [p for p in P4Target().refusals(prog) if p.severity == "error"]
+    notes = P4Target().build(prog, tmp_path / "out").notes
+    assert any("unchanged" in n for n in notes)
+
+
+def test_target_and_driver_declare_the_same_features() -> None:
+    from c3po_compiler.features import FEATURES
+
+    assert P4Target.supports == P4Driver.supports
+    assert P4Target.supports <= set(FEATURES)

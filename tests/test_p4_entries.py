@@ -12,7 +12,7 @@ from c3po_compiler import ir, load_program
 from c3po_compiler.expr import KeyElem
 from conformance.model import ControlState, EntryState
 from targets.p4 import P4Target
-from targets.p4.entries import all_entries, describe, to_cli, to_p4runtime
+from targets.p4.entries import all_entries, canonical, describe, to_cli, to_p4runtime
 from targets.p4.p4text import blocks
 from tests.conftest import EXAMPLES
 
@@ -145,3 +145,13 @@ def test_wildcards_are_left_out_in_p4runtime_and_spelled_out_in_cli() -> None:
     for k, text in zip(table["keys"], keys, strict=True):
         full = hex((1 << k["bitwidth"]) - 1)
         assert text == {"ternary": "0x0&&&0x0", "range": f"0x0->{full}", "lpm": "0x0/0"}[k["match_kind"]]
+
+
+def test_canonical_matches_clear_dont_care_bits() -> None:
+    assert canonical(KeyElem("prefix", 0x0A0000FF, 8), "lpm", 32) == KeyElem("prefix", 0x0A000000, 8)
+    assert canonical(KeyElem("value", 7), "lpm", 8) == KeyElem("prefix", 7, 8)
+    assert canonical(KeyElem("any"), "lpm", 8) == KeyElem("prefix", 0, 0)
+    assert canonical(KeyElem("mask", 0xFF, 0x0F), "ternary", 8) == KeyElem("mask", 0x0F, 0x0F)
+    assert canonical(KeyElem("any"), "range", 12) == KeyElem("range", 0, 0xFFF)
+    assert canonical(KeyElem("value", 3), "range", 12) == KeyElem("range", 3, 3)
+    assert canonical(KeyElem("value", 0x1FF), "exact", 8) == KeyElem("value", 0xFF)

@@ -66,6 +66,14 @@ def test_syntax_sanity(rendered: tuple[ir.Program, str]) -> None:
         assert name not in P4_KEYWORDS
 
 
+def test_headers_are_whole_bytes(rendered: tuple[ir.Program, str]) -> None:
+    _, text = rendered
+    for name, block in blocks(text, "header").items():
+        widths = [int(w) for w in re.findall(r"\bbit<(\d+)>", block.body)]
+        assert widths or "varbit" in block.body, f"header {name} is empty"
+        assert sum(widths) % 8 == 0, f"header {name} is not whole bytes"
+
+
 def test_header_field_widths(rendered: tuple[ir.Program, str]) -> None:
     prog, text = rendered
     headers = blocks(text, "header")
@@ -73,13 +81,13 @@ def test_header_field_widths(rendered: tuple[ir.Program, str]) -> None:
         ht = inst.type
         block = headers[ht.name.replace(".", "__") + "_t"]
         got = fields(block)
-        if inst.tlv_option is not None and not ht.fields:
-            continue
+        if inst.tlv_option is not None:  # shadow copies are padded to whole bytes
+            got = [f for f in got if f[1] != "c3po_pad"]
         assert got == [(f"bit<{f.width}>", f.name) for f in ht.fields]
         for g in ht.groups:
             gb = headers[f"{ht.name}__{g.name}_t"]
             assert fields(gb) == [(f"bit<{f.width}>", f.name) for f in g.fields]
-        if ht.varlen and ht.varlen.tlv is None:
+        if ht.varlen and not (ht.varlen.tlv and inst.walk_tlv):
             assert fields(headers[f"{ht.name}__{ht.varlen.name}_t"]) == [(f"varbit<{ht.varlen.max_bytes * 8}>",
                                                                           "data")]
     struct = dict((n.split("[")[0], (t, n)) for t, n in fields(blocks(text, "struct")["c3po_headers_t"]))
@@ -183,8 +191,10 @@ def test_tables(rendered: tuple[ir.Program, str]) -> None:
             listed = [a.strip().rstrip(";").replace("@defaultonly ", "") for a in acts.group(1).split(";")
                       if a.strip()]
             expected = [f"c3po_{a}" if a in builtin else a for a in t.actions]
-            if t.default.action not in t.actions:
-                expected.append(f"c3po_{t.default.action}" if t.default.action in builtin else t.default.action)
+            for extra in dict.fromkeys([t.default.action, "nop"]):
+                if extra not in t.actions:  # default-only: the declared default and nop
+                    expected.append(f"c3po_{extra}" if extra in builtin else extra)
+            assert "@defaultonly c3po_nop;" in block.body or "nop" in t.actions
             assert listed == expected
             default = re.search(r"default_action = (\w+)\((.*)\);", block.body)
             assert default
@@ -254,3 +264,25 @@ def test_cpu_port_is_configurable() -> None:
     assert "standard_metadata.egress_spec = 9w64;" in text
     assert "meta.c3po_port < 16w64" in text
     assert "9w510" not in text
+
+
+def test_tlv_areas_are_walked_only_when_an_option_is_read() -> None:
+    router = _load(next(p for p in EXAMPLES if p.stem == "router"))
+    states = blocks(P4Target().render(router)["router.p4"], "state")
+    assert not [n for n in states if "__tlv" in n]  # nothing reads an IPv4 option: opaque bytes
+    assert "pkt.extract(hdr.ipv4__options, ((bit<32>) c3po_ipv4_len) << 3);" in states["ipv4__tail"].body
+    prog = _load(next(p for p in EXAMPLES if p.stem == "tlv_parser"))
+    text = P4Target().render(prog)["tlv_parser.p4"]
+    states = blocks(text, "state")
+    walked = sorted(n for n, i in prog.instances.items() if i.walk_tlv)
+    assert walked  # tcp and geneve options are read by the control
+    for name in walked:
+        ident = prog.instances[name].ident
+        assert f"{name}__tlv_hdr" in states
+        tlv = prog.instances[name].type.varlen.tlv  # type: ignore[union-attr]
+        assert tlv is not None
+        bound = re.search(rf"verify\(c3po_{ident}_count < (\w+),", states[f"{name}__tlv_opt"].body)
+        assert bound and _value(bound.group(1)) == (16, tlv.max_options)
+        for option in tlv.options:
+            if f"{name}.{option.name}" in prog.instances:
+                assert f"hdr.{ident}__{option.name}.setValid();" in states[f"{name}__tlv_c_{option.name}"].body

@@ -23,13 +23,15 @@ PROTOCOLS = ROOT / "spec" / "protocols"
 
 # A program exercising what the xdp target supports beyond the examples: QinQ stack with lookahead, IPv4
 # options (varlen) with verify and update, unaligned and wide fields, select masks and ranges, ternary+range
-# tables, registers, counters, crc16, reflect.
+# tables, registers, counters, crc16, reflect, adding and removing headers.
 FEATURES_SPEC = """
 c3po: 1
 program: xdp_features
 include: [{p}/ethernet.yaml, {p}/vlan.yaml, {p}/ipv4.yaml, {p}/ipv6.yaml, {p}/udp.yaml]
 instances:
   vlan: {{type: vlan, stack: 2}}
+  tag: {{type: vlan}}
+deparse: [ethernet, vlan, tag, ipv4, ipv6, udp]
 metadata: {{cls: 8, tag: 12, wide: 128}}
 registers:
   seen: {{width: 16, size: 64}}
@@ -84,7 +86,10 @@ actions:
       - meta.cls = c
       - ipv4.ttl = ipv4.ttl - 1
       - ipv4.dscp = c[5:0]
+      - ipv4.src = ipv4.src + 1
+      - udp.src_port = udp.src_port ^ 0x00ff
       - update_checksum(ipv4)
+      - update_checksum(udp, ipv4)
 control:
   - meta.tag = vlan[0].vid + vlan[1].vid
   - meta.wide = ipv6.src ^ ipv6.dst
@@ -95,6 +100,10 @@ control:
   - seen[(bit<32>) meta.cls] = seen[(bit<32>) meta.cls] + hash(crc16, ethernet.src, meta.tag)
   - if: "meta.cls == 3"
     then: [drop]
+  - if: "meta.cls == 7 || meta.tag == 0x123"
+    then: [set_valid(tag), "tag.vid = 0xabc", "tag.ethertype = ethernet.ethertype"]
+  - if: "valid(vlan[1]) && vlan[1].pcp == 5"
+    then: ["set_invalid(vlan[1])"]
 default_verdict: to_host
 """
 
@@ -137,29 +146,28 @@ def test_render_is_deterministic_and_commented(example: Path) -> None:
 
 
 def test_unsupported_features_are_refused_by_name(tmp_path: Path) -> None:
-    spec = tmp_path / "gre.yaml"
+    rel = os.path.relpath(PROTOCOLS, tmp_path)
+    spec = tmp_path / "tcp_options.yaml"
     spec.write_text(f"""
 c3po: 1
 program: tun
-include: [{os.path.relpath(PROTOCOLS, tmp_path)}/ethernet.yaml, {os.path.relpath(PROTOCOLS, tmp_path)}/ipv4.yaml]
-instances:
-  outer: {{type: ipv4}}
+include: [{rel}/ethernet.yaml, {rel}/ipv4.yaml, {rel}/tcp.yaml]
 parser:
   start: ethernet
   states:
     ethernet: {{extract: ethernet, select: ethernet.ethertype, cases: {{"0x0800": ipv4}}, default: accept}}
-    ipv4: {{extract: ipv4}}
-deparse: [ethernet, outer, ipv4]
+    ipv4: {{extract: ipv4, select: ipv4.protocol, cases: {{6: tcp}}, default: accept}}
+    tcp: {{extract: tcp}}
 control:
-  - if: "valid(ipv4)"
-    then: [set_valid(outer)]
+  - if: "valid(tcp.mss)"
+    then: [drop]
 """, encoding="utf-8")
     prog = load_program(spec).program
     messages = [p.message for p in XdpTarget().refusals(prog)]
-    assert any("set_valid" in m and "'xdp'" in m for m in messages), messages
-    with pytest.raises(BuildError, match="set_valid"):
+    assert any("(tlv)" in m and "'xdp'" in m for m in messages), messages
+    with pytest.raises(BuildError, match="tlv"):
         XdpTarget().build(prog, tmp_path / "out")
-    assert "set_valid" not in SUPPORTS
+    assert "tlv" not in SUPPORTS
 
 
 def test_large_linear_table_is_refused_naming_the_limit(tmp_path: Path) -> None:

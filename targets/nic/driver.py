@@ -101,7 +101,7 @@ class SharedObject:
                             _u32([w.idx for w in watches]))
 
     def reset(self, regs: list[tuple[int, int, bytes]]) -> None:
-        blob = b"".join(v.rjust(16, b"\0")[:16] for _, _, v in regs) or b"\0" * 16
+        blob = b"".join(v.ljust(16, b"\0")[:16] for _, _, v in regs) or b"\0" * 16
         self.lib.shim_reset(self.handle, len(regs), _u32([r[0] for r in regs]), _u32([r[1] for r in regs]), blob)
 
     @staticmethod
@@ -191,7 +191,7 @@ class Harness:
         self.ask("watch " + " ".join([str(len(watches))] + [f"{w.kind} {w.id} {w.idx}" for w in watches]))
 
     def reset(self, regs: list[tuple[int, int, bytes]]) -> None:
-        items = [f"{r} {i} {v.rjust(16, bytes(1))[:16].hex()}" for r, i, v in regs]
+        items = [f"{r} {i} {v.ljust(16, bytes(1))[:16].hex()}" for r, i, v in regs]
         self.ask("reset " + " ".join([str(len(regs)), *items]))
 
     def run(self, packets: list[PacketIn]) -> list[RawResult]:
@@ -341,7 +341,7 @@ class NicDriver(Driver):
             v = value & ((1 << reg.width) - 1)
             if v:
                 regs[(name, idx)] = v
-                init.append((reg_ids[name], idx, v.to_bytes(16, "big")))
+                init.append((reg_ids[name], idx, v.to_bytes(nbytes(reg.width), "big")))
         be.reset(init)
         counters: Counters = {}
         results: list[Result] = []

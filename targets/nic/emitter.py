@@ -22,6 +22,15 @@ def nbytes(width: int) -> int:
     return (width + 7) // 8
 
 
+def copy_const(dst: str, src: str, n: int) -> str:
+    """A fixed-size copy as straight-line byte moves: compilers merge them into wide moves, and unlike a loop
+    they are never turned into a memcpy call."""
+    if n > 64:
+        return f"c3po_copy({dst}, {src}, {n}u);"
+    moves = " ".join(f"d_[{i}] = s_[{i}];" for i in range(n))
+    return f"{{ uint8_t *d_ = {dst}; const uint8_t *s_ = {src}; {moves} }}"
+
+
 def loc_comment(loc: object, root: Path | None = None) -> str:
     f = getattr(loc, "file", None) or ""
     line = getattr(loc, "line", 0)
@@ -223,8 +232,11 @@ class Emitter:
         if bitoff % 8 == 0 and width % 8 == 0:
             fn = "c3po_ld128" if width > 64 else "c3po_ld"
             return f"{fn}({buf}, {bitoff // 8}, {width // 8})"
-        fn = "c3po_getbits128" if width > 64 else "c3po_getbits"
-        return f"{fn}({buf}, {bitoff}, {width})"
+        if width > 64:
+            return f"c3po_getbits128({buf}, {bitoff}, {width})"
+        if bitoff % 8 + width <= 64:
+            return f"c3po_getbits64({buf}, {bitoff}, {width})"
+        return f"c3po_getbits({buf}, {bitoff}, {width})"
 
     @staticmethod
     def setter(buf: str, bitoff: int, width: int, value: str) -> str:
@@ -322,7 +334,9 @@ class Emitter:
             raise Unsupported("writes to TLV option fields")
         buf, valid = self.elem(inst, t.index)
         bitoff, width = self.field_pos(inst, t.field_name)
-        return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {self.setter(buf, bitoff, width, 'v_')} }}"]
+        mark = "c->structural = 1;" if inst.is_stack else f"c->d_{inst.ident} = 1;"
+        return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ "
+                f"{self.setter(buf, bitoff, width, 'v_')} {mark} }} }}"]
 
     def set_valid(self, s: ir.SetValid) -> list[str]:
         inst = self.prog.instances[s.instance]
@@ -332,7 +346,7 @@ class Emitter:
         else:
             buf, valid = f"c->h_{iv.ident}", f"c->v_{iv.ident}"
         if not s.valid:
-            lines = [f"{valid} = 0;"]
+            lines = ["c->structural = 1;", f"{valid} = 0;"]
             if not inst.is_stack:
                 lines += [f"c->g_{iv.ident}_{g.name} = 0;" for g in iv.groups]
                 lines += [f"c->v_{o.ident} = 0;" for o in self.insts.values() if o.is_option
@@ -340,7 +354,7 @@ class Emitter:
             return lines
         if not inst.type.is_fixed:
             raise Unsupported("set_valid on a header with optional groups or a varlen tail")
-        lines = [f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
+        lines = ["c->structural = 1;", f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
         if iv.keep_original and not inst.is_stack:
             lines.append(f"c3po_zero(c->o_{iv.ident}, {iv.fixed_bytes});")
         return lines
@@ -360,11 +374,11 @@ class Emitter:
         if tv.has_args:
             lines.append(f"{p}    const union {self.prog.name}_{t.name}_args *{pa};")
         lines.append(f"{p}    if ({h} != C3PO_NONE) {{")
-        lines.append(f"{p}        {a} = {tbl}.pool[{h}].action;")
+        lines.append(f"{p}        {a} = {tbl}.e[{h}].action;")
         if tv.has_args:
-            lines.append(f"{p}        {pa} = &{tbl}.pool[{h}].args;")
+            lines.append(f"{p}        {pa} = &{tbl}.e[{h}].args;")
         if t.counters:
-            lines.append(f"{p}        {tbl}.pool[{h}].pk++; {tbl}.pool[{h}].by += c->std_packet_length;")
+            lines.append(f"{p}        {tbl}.e[{h}].pk++; {tbl}.e[{h}].by += c->std_packet_length;")
         lines.append(f"{p}    }} else {{")
         lines.append(f"{p}        {a} = {tbl}.def_action;")
         if tv.has_args:
@@ -497,9 +511,9 @@ class Emitter:
         else:
             buf = f"c->h_{iv.ident}"
         out.append(f"{p}if ({iv.fixed_bytes}u > n - cur) {self.err('truncated')}")
-        out.append(f"{p}c3po_copy({buf}, pkt + cur, {iv.fixed_bytes}u);")
+        out.append(f"{p}{copy_const(buf, 'pkt + cur', iv.fixed_bytes)}")
         if not inst.is_stack:
-            out.append(f"{p}c->po_{iv.ident} = cur;")
+            out.append(f"{p}c->po_{iv.ident} = cur; c->oo_{iv.ident} = cur;")
         out.append(f"{p}cur += {iv.fixed_bytes}u;")
         reader = self.local_reader(inst, buf)
         for g in iv.groups:
@@ -507,7 +521,7 @@ class Emitter:
             out.append(f"{p}c->g_{iv.ident}_{g.name} = 0;")
             out.append(f"{p}if ({cond}) {{")
             out.append(f"{p}    if ({g.size}u > n - cur) {self.err('truncated')}")
-            out.append(f"{p}    c3po_copy({buf} + {g.offset}, pkt + cur, {g.size}u);")
+            out.append(f"{p}    {copy_const(f'{buf} + {g.offset}', 'pkt + cur', g.size)}")
             out.append(f"{p}    cur += {g.size}u; c->g_{iv.ident}_{g.name} = 1;")
             out.append(f"{p}}}")
         vl = iv.varlen
@@ -529,7 +543,7 @@ class Emitter:
             opts = [o for o in self.prog.instances.values() if o.tlv_parent == inst.name]
             out += [f"{p}c->v_{self.insts[o.name].ident} = 0;" for o in opts]
             if iv.keep_original:
-                out.append(f"{p}c3po_copy(c->o_{iv.ident}, c->h_{iv.ident}, {iv.fixed_bytes}u);")
+                out.append(f"{p}{copy_const(f'c->o_{iv.ident}', f'c->h_{iv.ident}', iv.fixed_bytes)}")
             if vl is not None and vl.tlv is not None and getattr(inst, "walk_tlv", True):
                 out += self.tlv_walk(inst, vl.tlv, f"c->h_{iv.ident} + {iv.varlen_offset}", f"c->vl_{iv.ident}", opts)
         return out
@@ -573,8 +587,8 @@ class Emitter:
             out.append(f"{p}          if ({' && '.join(conds)}) {{")
             if opt.data_bytes:
                 out.append(f"{p}              if (sz - {hb}u < {opt.data_bytes}u) {self.err('bad_length')}")
-                out.append(f"{p}              if (!c->v_{ov.ident}) c3po_copy(c->h_{ov.ident}, ar + q + {hb}u, "
-                           f"{opt.data_bytes}u);")
+                out.append(f"{p}              if (!c->v_{ov.ident}) "
+                           f"{copy_const(f'c->h_{ov.ident}', f'ar + q + {hb}u', opt.data_bytes)}")
             out.append(f"{p}              c->v_{ov.ident} = 1;")
             out.append(f"{p}          }}")
         out.append(f"{p}          q += (uint32_t)sz; }}")
@@ -645,7 +659,24 @@ class Emitter:
                 elems += [(f"c->h_{iv.ident}[{i}]", f"c->v_{iv.ident}[{i}]", iv) for i in range(iv.stack)]
             else:
                 elems.append((f"c->h_{iv.ident}", f"c->v_{iv.ident}", iv))
-        out = [f"{p}{{", f"{p}    uint32_t hl = 0, pos = 0, pay = n - cur;"]
+        out: list[str] = []
+        if self.identity_ok():
+            out += [f"{p}if (!c->structural) {{",
+                    f"{p}    /* no header added or removed and the deparse order is the parse order: write back only",
+                    f"{p}       the headers that were modified, where they were parsed */"]
+            for buf, valid, iv in elems:
+                if iv.stack:
+                    continue
+                out.append(f"{p}    if ({valid} && c->d_{iv.ident}) {{")
+                out.append(f"{p}        uint32_t pos = c->po_{iv.ident};")
+                out.append(f"{p}        {copy_const('pkt + pos', buf, iv.fixed_bytes)} pos += {iv.fixed_bytes}u;")
+                for g in iv.groups:
+                    out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ "
+                               f"{copy_const('pkt + pos', f'{buf} + {g.offset}', g.size)} pos += {g.size}u; }}")
+                out.append(f"{p}        (void)pos;")
+                out.append(f"{p}    }}")
+            out.append(f"{p}}} else")
+        out += [f"{p}{{", f"{p}    uint32_t hl = 0, pos = 0, pay = n - cur;"]
         for buf, valid, iv in elems:
             size = [f"{iv.fixed_bytes}u"]
             if not iv.stack:
@@ -660,11 +691,11 @@ class Emitter:
             out.append(f"{p}    if ({valid}) {{")
             if not iv.stack:
                 out.append(f"{p}        c->oo_{iv.ident} = pos;")
-            out.append(f"{p}        c3po_copy(pkt + pos, {buf}, {iv.fixed_bytes}u); pos += {iv.fixed_bytes}u;")
+            out.append(f"{p}        {copy_const('pkt + pos', buf, iv.fixed_bytes)} pos += {iv.fixed_bytes}u;")
             if not iv.stack:
                 for g in iv.groups:
-                    out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ c3po_copy(pkt + pos, {buf} + {g.offset}, "
-                               f"{g.size}u); pos += {g.size}u; }}")
+                    out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ "
+                               f"{copy_const('pkt + pos', f'{buf} + {g.offset}', g.size)} pos += {g.size}u; }}")
                 if iv.varlen:
                     out.append(f"{p}        c3po_copy(pkt + pos, {buf} + {iv.varlen_offset}, c->vl_{iv.ident}); "
                                f"pos += c->vl_{iv.ident};")
@@ -672,6 +703,39 @@ class Emitter:
         out.append(f"{p}    *len = hl + pay;")
         out.append(f"{p}}}")
         return out
+
+    def identity_ok(self) -> bool:
+        """Whether re-emitting unmodified headers in deparse order always reproduces the parsed bytes: every
+        extracted instance is deparsed, in the order the parser can extract them, and no plain instance can be
+        extracted twice."""
+        ps = self.prog.parser
+        order = {n: i for i, n in enumerate(self.prog.deparse)}
+        succ = {n: [x for x in st.successors() if x in ps.states] for n, st in ps.states.items()}
+
+        def reach(start: str) -> set[str]:
+            seen: set[str] = set()
+            todo = list(succ[start])
+            while todo:
+                x = todo.pop()
+                if x not in seen:
+                    seen.add(x)
+                    todo += succ[x]
+            return seen
+        for name, st in ps.states.items():
+            a = st.extract
+            if a is None:
+                continue
+            if a not in order:
+                return False
+            for later in reach(name):
+                b = ps.states[later].extract
+                if b is None:
+                    continue
+                if b == a and not self.prog.instances[a].is_stack:
+                    return False
+                if b != a and (b not in order or order[b] < order[a]):
+                    return False
+        return True
 
     def checksums(self) -> list[str]:
         out: list[str] = []

@@ -55,7 +55,7 @@ def build_shared(prog: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
     """The program plus its shim as one shared object for ctypes (-O2)."""
     files = write_sources(prog, outdir)
     so = outdir / f"lib{prog.name}_nic.so"
-    run_cc([compiler(cc), "-std=gnu99", "-O2", "-shared", "-fPIC", "-I", str(outdir), str(files[f"{prog.name}.c"]),
+    run_cc([compiler(cc), "-std=gnu99", "-O2", "-g", "-shared", "-fPIC", "-I", str(outdir), str(files[f"{prog.name}.c"]),
             str(files["shim"]), "-o", str(so)])
     return so
 

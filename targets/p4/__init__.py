@@ -15,14 +15,22 @@ from pathlib import Path
 import jinja2
 
 from c3po_compiler import ir
-from c3po_compiler.features import FEATURES
 from c3po_compiler.problems import Problem
 from c3po_compiler.target_api import BuildError, BuildResult, Target
 
-from .emitter import DEFAULT_CPU_PORT, build_view, limits
+from .emitter import DEFAULT_CPU_PORT, build_view, limits, warnings
 from .entries import describe
 
-__all__ = ["DEFAULT_CPU_PORT", "P4Target"]
+__all__ = ["DEFAULT_CPU_PORT", "P4_FEATURES", "P4Target"]
+
+# Listed, not `frozenset(FEATURES)`: a feature added to the language later is refused here until this target
+# implements it.
+P4_FEATURES = frozenset({
+    "const_entries", "counters", "forward", "hash", "header_stack", "lookahead", "match_exact", "match_lpm",
+    "match_range", "match_ternary", "optional_groups", "reflect", "registers", "select_mask", "select_range",
+    "set_invalid", "set_valid", "table_counters", "tlv", "unaligned_fields", "update_checksum_ipv4",
+    "update_checksum_l4", "varlen", "verify_checksum", "wide_fields",
+})
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("targets.p4", "templates"),
@@ -35,7 +43,7 @@ _ENV = jinja2.Environment(
 class P4Target(Target):
     name = "p4"
     description = "P4-16 for BMv2 simple_switch (v1model)"
-    supports = frozenset(FEATURES)
+    supports = P4_FEATURES
 
     def __init__(self, cpu_port: int = DEFAULT_CPU_PORT) -> None:
         self.cpu_port = cpu_port
@@ -50,6 +58,7 @@ class P4Target(Target):
 
     def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
         result = super().build(prog, outdir)
+        result.notes += [p.format() for p in warnings(prog)]
         p4c = shutil.which("p4c-bm2-ss")
         if p4c is None:
             result.notes.append("p4c-bm2-ss not found: wrote P4 source only (see docs/targets/p4.md to install p4c)")

@@ -83,7 +83,7 @@ class ControlGen:
         self.locals: list[str] = []
         self.copies = table_copies(prog)
         self.next_copy: dict[str, int] = dict.fromkeys(prog.tables, 0)
-        used = sorted({a for t in prog.tables.values() for a in [*t.actions, t.default.action]})
+        used = sorted({a for t in prog.tables.values() for a in [*t.actions, t.default.action, "nop"]})
         self.action_ids = {a: i + 1 for i, a in enumerate(used)}
         self.sites = 0
         self.l4: list[tuple[str, str | None]] = []
@@ -92,8 +92,8 @@ class ControlGen:
             if isinstance(s, ir.UpdateChecksum):
                 cs = prog.instances[s.instance].type.checksum
                 if cs is not None and cs.kind == "l4":
-                    if (s.instance, s.pseudo) not in self.l4:
-                        self.l4.append((s.instance, s.pseudo))
+                    if (s.instance, self.pseudo(s)) not in self.l4:
+                        self.l4.append((s.instance, self.pseudo(s)))
                 elif s.instance not in self.full:
                     self.full.append(s.instance)
         self.l4.sort(key=lambda p: (p[0], p[1] or ""))
@@ -147,7 +147,7 @@ class ControlGen:
                 if not inst.is_stack:
                     out += [f"{h}.setInvalid();" for h in InstanceLayout(inst).all_headers(self.prog)[1:]]
         elif isinstance(s, ir.UpdateChecksum):
-            out.append(f"meta.{self.csum_flag(s.instance, s.pseudo)} = 1w1;  /* applied at deparse time */")
+            out.append(f"meta.{self.csum_flag(s.instance, self.pseudo(s))} = 1w1;  /* applied at deparse time */")
         elif isinstance(s, ir.Count):
             c = self.prog.counters[s.counter]
             idx = self.value(s.index, params, out)
@@ -187,6 +187,11 @@ class ControlGen:
             call = f"{reg.name}.write((bit<32>) {idx}, {value});"
             out.append(f"if ({idx} < {lit(reg.size, t.index.width)}) {{ {call} }}"
                        if reg.size < (1 << t.index.width) else call)
+
+    def pseudo(self, s: ir.UpdateChecksum) -> str | None:
+        """The IP instance whose addresses the update covers: none for checksums without a pseudo-header (ICMP)."""
+        cs = self.prog.instances[s.instance].type.checksum
+        return s.pseudo if cs is not None and cs.kind == "l4" and cs.pseudo_header else None
 
     def csum_flag(self, instance: str, pseudo: str | None) -> str:
         ident = self.prog.instances[instance].ident
@@ -247,8 +252,11 @@ class ControlGen:
         for tname in sorted(self.prog.tables):
             t = self.prog.tables[tname]
             actions = [p4_action_name(a) for a in t.actions]
-            if t.default.action not in t.actions:
-                actions.append("@defaultonly " + p4_action_name(t.default.action))
+            # The control plane may make the table's declared default, or `nop`, the default (as the reference
+            # allows), so both are in the list even when no entry may use them.
+            for extra in dict.fromkeys([t.default.action, "nop"]):
+                if extra not in t.actions:
+                    actions.append("@defaultonly " + p4_action_name(extra))
             args = ", ".join(lit(v, p.width) for v, p in zip(t.default.args, self.prog.actions[t.default.action].params,
                                                              strict=True))
             entries = [f"{e.action.action}({', '.join(map(str, e.action.args))}) priority {e.priority} "

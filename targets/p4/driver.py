@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from c3po_compiler import ir
-from c3po_compiler.features import FEATURES
 from conformance.driver import Driver, DriverUnavailable
 from conformance.model import ControlState, PacketIn, Registers, Result
 
-from . import P4Target, compile_command
+from . import P4_FEATURES, P4Target, compile_command
 from .emitter import DEFAULT_CPU_PORT
 from .entries import all_entries, describe, to_cli
 
@@ -59,10 +58,11 @@ def netns_setup_commands(ns: str, ports: list[int]) -> list[list[str]]:
     cmds = [["ip", "netns", "add", ns], ["ip", "-n", ns, "link", "set", "lo", "up"]]
     for p in ports:
         sw, tp = veth_names(p)
+        # IPv6 off before the links come up: no router solicitations or DAD frames to mistake for output.
         cmds += [["ip", "-n", ns, "link", "add", sw, "type", "veth", "peer", "name", tp],
-                 ["ip", "-n", ns, "link", "set", sw, "up"], ["ip", "-n", ns, "link", "set", tp, "up"],
                  ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{tp}.disable_ipv6=1"],
-                 ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{sw}.disable_ipv6=1"]]
+                 ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{sw}.disable_ipv6=1"],
+                 ["ip", "-n", ns, "link", "set", sw, "up"], ["ip", "-n", ns, "link", "set", tp, "up"]]
     return cmds
 
 
@@ -79,8 +79,10 @@ def reset_commands(desc: dict[str, Any], registers: Registers, prog: ir.Program)
 
 
 _HANDLE = re.compile(r"Entry has been added with handle (\d+)")
-_REG = re.compile(r"^(\w+)\[(\d+)\]\s*=\s*(\d+)", re.M)
+_REG = re.compile(r"(?:^|RuntimeCmd: )(\w+)\[(\d+)\]\s*=\s*(\d+)", re.M)
+_REG_ALL = re.compile(r"(?:^|RuntimeCmd: )(\w+)=\s*(\d+(?:,\s*\d+)*)\s*$", re.M)
 _COUNTER = re.compile(r"BmCounterValue\(packets=(\d+),\s*bytes=(\d+)\)")
+_ERROR = re.compile(r"^.*\b(?:Error|Invalid|invalid|not found|Exception)\b.*$", re.M)
 
 
 def parse_handles(cli_output: str) -> list[int]:
@@ -88,11 +90,54 @@ def parse_handles(cli_output: str) -> list[int]:
 
 
 def parse_register_read(cli_output: str) -> dict[tuple[str, int], int]:
-    return {(n, int(i)): int(v) for n, i, v in _REG.findall(cli_output)}
+    """`register_read r i` prints `r[i]= v`; `register_read r` prints the whole array `r= v0, v1, ...`."""
+    out = {(n, int(i)): int(v) for n, i, v in _REG.findall(cli_output)}
+    for name, values in _REG_ALL.findall(cli_output):
+        out.update({(name, i): int(v) for i, v in enumerate(values.split(","))})
+    return out
+
+
+def cli_errors(cli_output: str) -> list[str]:
+    """simple_switch_CLI exits 0 whatever happens; its complaints are lines of its output."""
+    return [m.strip() for m in _ERROR.findall(cli_output)]
 
 
 def parse_counter_reads(cli_output: str) -> list[tuple[int, int]]:
     return [(int(p), int(b)) for p, b in _COUNTER.findall(cli_output)]
+
+
+def state_read_commands(prog: ir.Program, desc: dict[str, Any], handles: dict[str, list[int]]
+                        ) -> tuple[list[str], list[tuple[str, int]]]:
+    """CLI commands reading all counters and registers, and for each counter read the (name, index) it fills."""
+    cmds: list[str] = []
+    slots: list[tuple[str, int]] = []
+    for c in sorted(prog.counters.values(), key=lambda c: c.name):
+        for i in range(c.size):
+            cmds.append(f"counter_read {c.name} {i}")
+            slots.append((c.name, i))
+    for t in desc["tables"]:
+        if not t["counters"]:
+            continue
+        for p4t in t["p4_tables"]:
+            for i, h in enumerate(handles.get(p4t, [])):
+                cmds.append(f"counter_read {p4t}__counter {h}")
+                slots.append((f"table.{t['name']}", i))
+            cmds.append(f"counter_read {p4t}__miss 0")
+            slots.append((f"table.{t['name']}", -1))
+    cmds += [f"register_read {r}" for r in sorted(prog.registers)]
+    return cmds, slots
+
+
+def counters_from_reads(slots: list[tuple[str, int]], values: list[tuple[int, int]]
+                        ) -> dict[tuple[str, int], tuple[int, int]]:
+    """Sum the reads per (name, index) (table copies add up); zero counters are left out, as the reference does."""
+    if len(values) != len(slots):
+        raise RuntimeError(f"expected {len(slots)} counter values from simple_switch_CLI, got {len(values)}")
+    total: dict[tuple[str, int], tuple[int, int]] = {}
+    for key, (p, b) in zip(slots, values, strict=True):
+        old = total.get(key, (0, 0))
+        total[key] = (old[0] + p, old[1] + b)
+    return {k: v for k, v in total.items() if v != (0, 0)}
 
 
 def result_from_capture(in_port: int, out: list[tuple[int, bytes]], cpu_port: int) -> Result:
@@ -111,7 +156,7 @@ def result_from_capture(in_port: int, out: list[tuple[int, bytes]], cpu_port: in
 
 class P4Driver(Driver):
     name = "p4"
-    supports = frozenset(FEATURES)
+    supports = P4_FEATURES
 
     def __init__(self, cpu_port: int = DEFAULT_CPU_PORT, data_ports: int = DATA_PORTS) -> None:
         global _counter
@@ -141,11 +186,15 @@ class P4Driver(Driver):
             raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
 
-    def cli(self, commands: list[str]) -> str:
+    def cli(self, commands: list[str], *, check: bool = True) -> str:
         if not commands:
             return ""
-        return self._run(["ip", "netns", "exec", self.ns, "simple_switch_CLI", "--thrift-port", str(THRIFT_PORT)],
-                         "\n".join(commands) + "\n")
+        out = self._run(["ip", "netns", "exec", self.ns, "simple_switch_CLI", "--thrift-port", str(THRIFT_PORT)],
+                        "\n".join(commands) + "\n")
+        errors = cli_errors(out)
+        if check and errors:
+            raise RuntimeError("simple_switch_CLI: " + "; ".join(errors[:5]))
+        return out
 
     def open(self, prog: ir.Program, workdir: Path) -> None:
         reason = self.unavailable()
@@ -187,7 +236,8 @@ class P4Driver(Driver):
         self.control = control
         clear = [f"table_clear {p4t}" for t in self.desc["tables"] for p4t in t["p4_tables"]]
         clear += [f"table_reset_default {p4t}" for t in self.desc["tables"] for p4t in t["p4_tables"]]
-        out = self.cli(clear + to_cli(self.desc, control))
+        self.cli(clear)
+        out = self.cli(to_cli(self.desc, control))
         handles = parse_handles(out)
         # One handle per (entry, P4 copy), in the order to_cli issued them.
         self.handles = {}
@@ -211,37 +261,24 @@ class P4Driver(Driver):
             try:
                 got = json.loads(self._run(["ip", "netns", "exec", self.ns, sys.executable, "-m", "targets.p4.pktio"],
                                            req, timeout=30))["out"]
-                results.append(result_from_capture(pkt.port, [(p, bytes.fromhex(d)) for p, d in got], self.cpu_port))
+                result = result_from_capture(pkt.port, [(p, bytes.fromhex(d)) for p, d in got], self.cpu_port)
+                # Counters and registers as they stand after this packet, like the reference reports them.
+                result.counters, result.registers = self.read_state()
+                results.append(result)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 results.append(Result("drop", None, b"", error=str(exc)))
-        if results:
-            results[-1].counters, results[-1].registers = self.read_state()
         return results
 
     def read_state(self) -> tuple[dict[tuple[str, int], tuple[int, int]], Registers]:
+        """One CLI call: every counter element, per-entry counters (-1 for misses, summed over table copies), and
+        every register."""
         assert self.prog is not None
-        counters: dict[tuple[str, int], tuple[int, int]] = {}
-        for c in sorted(self.prog.counters.values(), key=lambda c: c.name):
-            vals = parse_counter_reads(self.cli([f"counter_read {c.name} {i}" for i in range(c.size)]))
-            counters.update({(c.name, i): v for i, v in enumerate(vals) if v != (0, 0)})
-        for t in self.desc["tables"]:
-            if not t["counters"]:
-                continue
-            total: dict[int, tuple[int, int]] = {}
-            for p4t in t["p4_tables"]:
-                hs = self.handles.get(p4t, [])
-                vals = parse_counter_reads(self.cli([f"counter_read {p4t}__counter {h}" for h in hs]
-                                                    + [f"counter_read {p4t}__miss 0"]))
-                for i, v in enumerate(vals):
-                    key = -1 if i == len(hs) else i
-                    old = total.get(key, (0, 0))
-                    total[key] = (old[0] + v[0], old[1] + v[1])
-            counters.update({(f"table.{t['name']}", i): v for i, v in total.items() if v != (0, 0)})
-        registers: Registers = {}
-        for r in sorted(self.prog.registers.values(), key=lambda r: r.name):
-            regs = parse_register_read(self.cli([f"register_read {r.name} {i}" for i in range(r.size)]))
-            registers.update({k: v for k, v in regs.items() if v})
-        return counters, registers
+        cmds, slots = state_read_commands(self.prog, self.desc, self.handles)
+        if not cmds:
+            return {}, {}
+        out = self.cli(cmds)
+        return counters_from_reads(slots, parse_counter_reads(out)), \
+            {k: v for k, v in parse_register_read(out).items() if v}
 
     def close(self) -> None:
         if self.proc is not None:

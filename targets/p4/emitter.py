@@ -39,6 +39,13 @@ def _names(prog: ir.Program) -> list[tuple[str, str]]:
     return out
 
 
+def _uses_checksum(prog: ir.Program, name: str) -> bool:
+    if any(name in st.verify for st in prog.parser.states.values()):
+        return True
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values())]
+    return any(isinstance(s, ir.UpdateChecksum) and s.instance == name for b in bodies for s in ir.walk_stmts(b))
+
+
 def limits(prog: ir.Program, cpu_port: int) -> list[Problem]:
     """What v1model cannot express for this program, each with the reason and what to do instead."""
     problems: list[Problem] = []
@@ -60,23 +67,31 @@ def limits(prog: ir.Program, cpu_port: int) -> list[Problem]:
         if inst.is_stack and (ht.groups or ht.varlen):
             problems.append(error(inst.loc, f"target 'p4' cannot make a stack of '{ht.name}', which has optional "
                                   "groups or a variable-length tail", "use separate instances"))
+        if ht.checksum is not None and inst.is_stack and _uses_checksum(prog, inst.name):
+            problems.append(error(inst.loc, f"target 'p4' cannot verify or update the checksum of the header stack "
+                                  f"'{inst.name}'", "use a separate instance for the checksummed header"))
         if ht.checksum is not None:
             f = ht.field(ht.checksum.field)
             if f is not None and f.offset % 16:
                 problems.append(error(ht.checksum.loc, f"target 'p4' needs the checksum field '{f.name}' on a 16-bit "
                                       "boundary of the header"))
-        if inst.tlv_parent is None and ht.varlen and ht.varlen.tlv and inst.is_stack:
+        if inst.tlv_parent is None and InstanceLayout(inst).tlv and inst.is_stack:
             problems.append(error(inst.loc, "target 'p4' cannot walk TLV options of a header stack"))
+    if not 0 < cpu_port < 511:
+        problems.append(error(prog.loc, f"CPU port {cpu_port} is not a v1model port (1..510; 511 drops)"))
+    return problems
+
+
+def warnings(prog: ir.Program) -> list[Problem]:
+    """What the build goes on with but the user should know (printed as build notes, not refusals)."""
+    problems: list[Problem] = []
     for t in prog.tables.values():
         n = sum(1 for s in ir.walk_stmts(prog.control) if isinstance(s, ir.Apply) and s.table == t.name)
         if n > 1:
             problems.append(warning(t.loc, f"table '{t.name}' is applied from {n} places: target 'p4' makes {n} "
                                     f"P4 tables of it ('{t.name}', '{t.name}__2', ...), which the control plane "
                                     "fills identically"))
-    problems += deparse_order_problems(prog)
-    if not 0 < cpu_port < 511:
-        problems.append(error(prog.loc, f"CPU port {cpu_port} is not a v1model port (1..510; 511 drops)"))
-    return problems
+    return problems + deparse_order_problems(prog)
 
 
 def deparse_order_problems(prog: ir.Program) -> list[Problem]:

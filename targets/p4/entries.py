@@ -38,7 +38,7 @@ def describe(prog: ir.Program, cpu_port: int) -> dict[str, Any]:
             "const_entries": [{"match": [[m.kind, m.a, m.b] for m in e.match], "action": e.action.action,
                                "args": list(e.action.args), "priority": e.priority} for e in t.entries],
         })
-    used = sorted({a for t in prog.tables.values() for a in [*t.actions, t.default.action]})
+    used = sorted({a for t in prog.tables.values() for a in [*t.actions, t.default.action, "nop"]})
     actions = [{"name": a, "params": [{"name": p.name, "bitwidth": p.width} for p in prog.actions[a].params]}
                for a in used]
     return {"program": prog.name, "generated_by": "c3po, do not edit", "cpu_port": cpu_port,
@@ -68,12 +68,31 @@ def _ranks(desc: dict[str, Any], entries: list[EntryState]) -> dict[int, int]:
     return ranks
 
 
+def canonical(m: KeyElem, kind: str, width: int) -> KeyElem:
+    """The entry's match in the shape of its key kind, don't-care bits cleared (BMv2 rejects some otherwise)."""
+    full = (1 << width) - 1
+    if m.kind == "any":
+        return {"lpm": KeyElem("prefix", 0, 0), "ternary": KeyElem("mask", 0, 0),
+                "range": KeyElem("range", 0, full)}.get(kind, m)
+    if kind == "lpm":
+        length = m.b if m.kind == "prefix" else width
+        mask = full ^ ((1 << (width - length)) - 1)
+        return KeyElem("prefix", m.a & mask, length)
+    if kind == "ternary":
+        mask = m.b if m.kind == "mask" else full
+        return KeyElem("mask", m.a & mask, mask)
+    if kind == "range":
+        return KeyElem("range", m.a, m.b) if m.kind == "range" else KeyElem("range", m.a, m.a)
+    return KeyElem("value", m.a & full)
+
+
 def _hex(v: int) -> str:
     return f"{v:#x}"
 
 
 def _p4rt_match(key: dict[str, Any], m: KeyElem) -> dict[str, Any] | None:
     name, w = key["name"], key["bitwidth"]
+    m = canonical(m, key["match_kind"], w)
     if m.kind == "any":
         return None  # P4Runtime: a don't-care field is left out
     if m.kind == "value":
@@ -117,15 +136,14 @@ def to_p4runtime(desc: dict[str, Any], control: ControlState) -> list[dict[str, 
 
 
 def _cli_key(key: dict[str, Any], m: KeyElem) -> str:
-    w = key["bitwidth"]
-    full = (1 << w) - 1
+    m = canonical(m, key["match_kind"], key["bitwidth"])
     if key["match_kind"] == "exact":
         return _hex(m.a)
     if key["match_kind"] == "lpm":
-        return "0x0/0" if m.kind == "any" else f"{_hex(m.a)}/{m.b}"
+        return f"{_hex(m.a)}/{m.b}"
     if key["match_kind"] == "ternary":
-        return "0x0&&&0x0" if m.kind == "any" else f"{_hex(m.a)}&&&{_hex(m.b)}"
-    return f"0x0->{_hex(full)}" if m.kind == "any" else f"{_hex(m.a)}->{_hex(m.b)}"
+        return f"{_hex(m.a)}&&&{_hex(m.b)}"
+    return f"{_hex(m.a)}->{_hex(m.b)}"
 
 
 def to_cli(desc: dict[str, Any], control: ControlState) -> list[str]:

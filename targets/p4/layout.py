@@ -39,7 +39,9 @@ class InstanceLayout:
     @property
     def tlv(self) -> ir.Tlv | None:
         vl = self.ht.varlen
-        return vl.tlv if vl else None
+        # The area is walked only when the program reads one of its options (spec section 2, `walk_tlv`);
+        # otherwise it is opaque bytes, a plain varbit tail.
+        return vl.tlv if vl and self.inst.walk_tlv else None
 
     def group(self, g: ir.OptionalGroup) -> str:
         return f"hdr.{self.ident}__{g.name}"
@@ -122,7 +124,11 @@ def header_decls(prog: ir.Program) -> list[dict[str, object]]:
         base = ht.name.replace(".", "__")
         where = f"{ht.loc.file}:{ht.loc.line}"
         if inst.tlv_option is not None:
-            fields = [(f"bit<{f.width}>", f.name) for f in ht.fields] or [("bit<8>", "c3po_empty")]
+            # Never emitted, but BMv2 still wants whole bytes (and no empty headers).
+            fields = [(f"bit<{f.width}>", f.name) for f in ht.fields]
+            pad = -sum(f.width for f in ht.fields) % 8 or (0 if fields else 8)
+            if pad:
+                fields.append((f"bit<{pad}>", "c3po_pad"))
             add(type_name(ht), fields, f"TLV option values of {ht.name} (shadow copy, never emitted; {where})")
             continue
         add(type_name(ht), [(f"bit<{f.width}>", f.name) for f in ht.fields], f"header {ht.name} ({where})")
@@ -132,11 +138,11 @@ def header_decls(prog: ir.Program) -> list[dict[str, object]]:
         vl = ht.varlen
         if vl is None:
             continue
-        if vl.tlv is None:
+        tlv = InstanceLayout(inst).tlv
+        if tlv is None:
             add(f"{base}__{vl.name}_t", [(f"varbit<{vl.max_bytes * 8}>", "data")],
                 f"variable-length tail {ht.name}.{vl.name} ({vl.loc.file}:{vl.loc.line})")
             continue
-        tlv = vl.tlv
         tname = f"{base}__{vl.name}"
         members: list[tuple[str, str]] = []
         if tlv.singletons:
@@ -171,10 +177,10 @@ def struct_members(prog: ir.Program) -> list[tuple[str, str]]:
             out.append((f"{base}__{g.name}_t", f"{inst.ident}__{g.name}"))
         vl = ht.varlen
         if vl is not None:
-            if vl.tlv is None:
+            if lay.tlv is None:
                 out.append((f"{base}__{vl.name}_t", f"{inst.ident}__{vl.name}"))
             else:
-                out.append((f"{base}__{vl.name}__u", f"{inst.ident}__{vl.name}__tlv[{vl.tlv.max_options}]"))
+                out.append((f"{base}__{vl.name}__u", f"{inst.ident}__{vl.name}__tlv[{lay.tlv.max_options}]"))
                 out.append((f"{base}__{vl.name}__pad_t", f"{inst.ident}__{vl.name}__pad"))
                 for oname in lay.option_instances(prog):
                     out.append((type_name(prog.instances[oname].type), prog.instances[oname].ident))

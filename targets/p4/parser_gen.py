@@ -137,7 +137,7 @@ class ParserGen:
             tail_state.stmts.append(f"{length} = {writer(vl.length)};")
             if vl.max_bytes < (1 << vl.length.width):
                 tail_state.stmts.append(f"verify({length} <= {lit(vl.max_bytes, vl.length.width)}, {BAD_LENGTH});")
-            if vl.tlv is None:
+            if lay.tlv is None:
                 tail_state.stmts.append(f"pkt.extract({lay.varlen}, ((bit<32>) {length}) << 3);")
                 tail_state.transition = [f"transition {after};"]
             else:

@@ -24,7 +24,7 @@ from .emitter import LINEAR_TABLE_LIMIT, Emitter
 from .readme import readme_view
 from .view import build_view
 
-__all__ = ["XdpTarget", "RUNTIME_HEADER", "SUPPORTS", "compile_object"]
+__all__ = ["RUNTIME_HEADER", "SUPPORTS", "XdpTarget", "compile_object"]
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_HEADER = HERE / "runtime" / "c3po_xdp.h"
@@ -32,7 +32,8 @@ RUNTIME_HEADER = HERE / "runtime" / "c3po_xdp.h"
 SUPPORTS = frozenset({
     "unaligned_fields", "wide_fields", "varlen", "header_stack", "lookahead", "select_mask", "select_range",
     "verify_checksum", "match_exact", "match_lpm", "match_ternary", "match_range", "const_entries",
-    "table_counters", "counters", "registers", "hash", "update_checksum_ipv4", "reflect", "forward",
+    "table_counters", "counters", "registers", "hash", "update_checksum_ipv4", "update_checksum_l4", "reflect",
+    "forward", "set_valid", "set_invalid", "optional_groups",
 })
 
 _ENV = jinja2.Environment(
@@ -120,8 +121,8 @@ def deparse_order_problems(prog: ir.Program) -> list[Problem]:
     g = prog.parser.graph
     for a, b in sorted(g.edges()):
         ea, eb = prog.parser.states.get(a), prog.parser.states.get(b)
-        if ea and eb and ea.extract and eb.extract and ea.extract != eb.extract:
-            if order.get(ea.extract, 0) > order.get(eb.extract, 0):
-                problems.append(error(eb.loc, f"deparse order puts '{eb.extract}' before '{ea.extract}', which "
-                                      "the parser reads after it: the xdp target cannot reorder headers"))
+        if (ea and eb and ea.extract and eb.extract and ea.extract != eb.extract
+                and order.get(ea.extract, 0) > order.get(eb.extract, 0)):
+            problems.append(error(eb.loc, f"deparse order puts '{eb.extract}' before '{ea.extract}', which "
+                                  "the parser reads after it: the xdp target cannot reorder headers"))
     return problems

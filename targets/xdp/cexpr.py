@@ -66,6 +66,11 @@ def field_access(offset: int, width: int) -> FieldAccess:
     return FieldAccess(byte, nbytes, 8 * nbytes - bit - width, width)
 
 
+def group_ptr(header_ptr: str, group: str) -> str:
+    """The pointer to an optional group of a header element: NULL when the group is absent."""
+    return f"g_{header_ptr[2:]}__{group}"
+
+
 @dataclass
 class Scope:
     """How names resolve where an expression is translated."""
@@ -97,7 +102,11 @@ class Translator:
 
     def x_FieldRef(self, e: ir.FieldRef) -> str:
         if e.group is not None:
-            raise Unsupported("optional field groups are not supported by the xdp target")
+            hptr = self.scope.header_ptr(e.instance, e.index)
+            gptr = group_ptr(hptr, e.group)
+            f = self.scope.prog.instances[e.instance].type.field(e.field_name)
+            assert f is not None
+            return f"({gptr} ? {field_access(f.offset, f.width).get(gptr)} : {const(0, e.width)})"
         if e.instance == "":
             assert self.scope.local_type is not None
             htype = self.scope.local_type
@@ -131,6 +140,9 @@ class Translator:
     def x_Valid(self, e: ir.Valid) -> str:
         ptr = self.scope.header_ptr(e.instance, e.index)
         return "1" if ptr in self.scope.valid else f"({ptr} != 0)"
+
+    def x_Present(self, e: ir.Present) -> str:
+        return f"({group_ptr(self.scope.header_ptr(e.instance, None), e.group)} != 0)"
 
     def x_Unary(self, e: ir.Unary) -> str:
         v = self.expr(e.operand)
@@ -193,7 +205,6 @@ class Translator:
         parts = []
         off = 0
         for a, n in zip(e.args, sizes, strict=True):
-            fn = "c3po_stw" if n > 8 else "c3po_st"
-            parts.append(f"{fn}({name}.b + {off}, {n}, {self.expr(a)})")
+            parts.append(f"c3po_stb({name}.b + {off}, {n}, {self.expr(a)})")
             off += n
         return f"({', '.join(parts)}, c3po_{e.algorithm}(&{name}, {total}))"

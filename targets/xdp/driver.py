@@ -256,4 +256,4 @@ class XdpDriver(Driver):
             self._old_affinity = None
 
 
-__all__ = ["XdpDriver", "BuildError"]
+__all__ = ["BuildError", "XdpDriver"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from c3po_compiler import ir
 
 from . import layout as L
-from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, mask
+from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
 
 PARSE_NODE_LIMIT = 256
 LINEAR_TABLE_LIMIT = 65536
@@ -68,9 +68,13 @@ class Emitter:
         self.objects = touch_objects(prog)
         self.hash_buffers: list[tuple[str, int]] = []
         self.csum_flags: list[tuple[str, str]] = []  # (flag var, instance name)
+        self.l4_requests: list[tuple[str, str, str | None]] = []  # (flag var, l4 instance, pseudo-header ip)
         self.perr_used: set[str] = set()
         # Parse DAG facts for "definitely valid" headers: a header extracted on every path to a point needs no
         # NULL check there (fewer branches for the CPU and fewer states for the verifier).
+        self.set_valid_slots: dict[str, tuple[int, int]] = {}  # pointer -> (offset in c3po_scratch.hdr, bytes)
+        self.invalidated: set[str] = set()  # pointers some set_invalid may clear
+        self._collect_validity_changes()
         self.edges: dict[str, set[str]] = {}
         self.extracted: dict[str, str] = {}
         self.must: dict[str, frozenset[str]] = {}
@@ -100,7 +104,32 @@ class Emitter:
                     must[lbl] = new
                     changed = True
         self.must = must
-        self.control_valid = must["parsed"] if preds.get("parsed") else frozenset()
+        self.control_valid = (must["parsed"] if preds.get("parsed") else frozenset()) - self.invalidated
+
+    def _collect_validity_changes(self) -> None:
+        bodies = [self.prog.control, *(a.body for a in self.prog.user_actions.values())]
+        off = 0
+        for body in bodies:
+            for s in ir.walk_stmts(body):
+                if not isinstance(s, ir.SetValid):
+                    continue
+                ptr = self.setvalid_ptr(s)
+                if not s.valid:
+                    self.invalidated.add(ptr)
+                elif ptr not in self.set_valid_slots:
+                    n = self.prog.instances[s.instance].type.fixed_bytes
+                    self.set_valid_slots[ptr] = (off, n)
+                    off += (n + 7) // 8 * 8
+
+    def setvalid_ptr(self, s: ir.SetValid) -> str:
+        inst = self.prog.instances[s.instance]
+        if inst.is_stack and s.index is None:
+            raise Unsupported(f"set_valid/set_invalid on stack '{s.instance}' needs an index")
+        return elem_ptr(inst, s.index)
+
+    @property
+    def relayout(self) -> bool:
+        return bool(self.set_valid_slots or self.invalidated)
 
     # ---- names
     def header_ptrs(self) -> list[str]:
@@ -109,6 +138,15 @@ class Emitter:
             if inst.tlv_parent:
                 continue
             out += [elem_ptr(inst, i) for i in range(inst.stack)] if inst.is_stack else [elem_ptr(inst, None)]
+        return out
+
+    def group_ptrs(self) -> list[str]:
+        out = []
+        for inst in sorted(self.prog.instances.values(), key=lambda i: i.name):
+            if inst.tlv_parent or not inst.type.groups:
+                continue
+            ptrs = [elem_ptr(inst, i) for i in range(inst.stack)] if inst.is_stack else [elem_ptr(inst, None)]
+            out += [group_ptr(p, g.name) for p in ptrs for g in inst.type.groups]
         return out
 
     def varlen_vars(self) -> list[str]:
@@ -194,6 +232,15 @@ class Emitter:
             out.add(f"{ptr} = cur;")
             out.add(f"cur += {ht.fixed_bytes};")
             known.add(ptr)
+            for g in ht.groups:
+                tr_g = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers))
+                gp = group_ptr(ptr, g.name)
+                out.open(f"if ({tr_g.expr(g.when)}) {{ /* optional group {g.name} ({where(prog, g.loc)}) */")
+                out.add(f"if (cur + {g.bytes} > end)")
+                out.add("\tgoto perr_truncated;")
+                out.add(f"{gp} = cur;")
+                out.add(f"cur += {g.bytes};")
+                out.close()
             if ht.varlen:
                 vl = ht.varlen
                 tr = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers))
@@ -254,6 +301,141 @@ class Emitter:
         out.out = ["\t{", *("\t" + x for x in out.out), "\t}"]
         return ParseNode(lbl, f"parser state {name} ({where(prog, st.loc)})", out.out)
 
+    def deparse_elements(self) -> list[tuple[ir.Instance, str]]:
+        out = []
+        for name in self.prog.deparse:
+            inst = self.prog.instances[name]
+            if inst.tlv_parent:
+                continue
+            ptrs = [elem_ptr(inst, i) for i in range(inst.stack)] if inst.is_stack else [elem_ptr(inst, None)]
+            out += [(inst, p) for p in ptrs]
+        return out
+
+    def out_max(self) -> int:
+        return sum(inst.type.max_bytes for inst, _ in self.deparse_elements())
+
+    def rebuild(self) -> list[str]:
+        """When headers were added or removed: copy the valid headers, in deparse order, to scratch memory, move
+        the frame start with bpf_xdp_adjust_head, and store them back in front of the payload."""
+        out = Lines(depth=1)
+        out_max = self.out_max()
+        out.open("if (relayout) { /* headers were added or removed: rebuild the header stack in deparse order */")
+        out.add("__u64 oldlen = cur - data;")
+        out.add("sc->pos = 0;")
+        for inst, ptr in self.deparse_elements():
+            fixed = inst.type.fixed_bytes
+            most = inst.type.max_bytes
+            out.open(f"if ({ptr}) {{ /* {inst.name} */")
+            out.add("__u64 pos = sc->pos; /* read back from the map: one verifier state whatever the layout */")
+            out.add(f"if (pos > {out_max - most})")
+            out.add("\treturn XDP_ABORTED;")
+            out.add(f"__builtin_memcpy(sc->out + pos, {ptr}, {fixed});")
+            if inst.type.groups:
+                out.add(f"pos += {fixed};")
+                fixed = 0
+                for g in inst.type.groups:
+                    gp = group_ptr(ptr, g.name)
+                    out.open(f"if ({gp}) {{ /* group {g.name} */")
+                    out.add(f"__builtin_memcpy(sc->out + pos, {gp}, {g.bytes});")
+                    out.add(f"pos += {g.bytes};")
+                    out.close()
+                out.add(f"if (pos > {out_max - (inst.type.varlen.max_bytes if inst.type.varlen else 0)})")
+                out.add("\treturn XDP_ABORTED;")
+            if inst.type.varlen:
+                vl = f"vl_{ptr[2:]}"
+                out.add(f"__u64 n = {vl};")
+                out.open(f"if (n > 0 && n <= {inst.type.varlen.max_bytes}) {{ /* tail bytes verbatim */")
+                out.add(f"if (bpf_xdp_load_bytes(ctx, {ptr} + {fixed} - data, sc->out + pos + {fixed}, n))")
+                out.add("\treturn XDP_ABORTED;")
+                out.close()
+                out.add(f"sc->pos = pos + {fixed} + ({vl} <= {inst.type.varlen.max_bytes} ? {vl} : 0);")
+            else:
+                out.add(f"sc->pos = pos + {fixed};")
+            out.close()
+        out.add("__u64 newlen = sc->pos;")
+        out.add("if (bpf_xdp_adjust_head(ctx, (int)oldlen - (int)newlen))")
+        out.add("\treturn XDP_ABORTED;")
+        out.add(f"if (newlen > 0 && newlen <= {out_max} && bpf_xdp_store_bytes(ctx, 0, sc->out, newlen))")
+        out.add("\treturn XDP_ABORTED;")
+        out.close()
+        return out.out
+
+    def check_l4(self, inst: ir.Instance, pseudo: str | None) -> None:
+        ht = inst.type
+        if ht.fixed_bytes % 2 or ht.groups:
+            raise Unsupported(f"incremental checksum over '{inst.name}' (odd size or optional groups)")
+        if pseudo is not None:
+            for fname in ("src", "dst"):
+                f = self.prog.instances[pseudo].type.field(fname)
+                if f is None or f.offset % 16 or f.width % 16:
+                    raise Unsupported(f"pseudo-header field '{pseudo}.{fname}' is not made of 16-bit words")
+
+    def l4_snapshot(self) -> list[str]:
+        """At the start of the control: the L4 words and pseudo-header addresses as parsed (RFC 1624 needs them)."""
+        out = Lines(depth=1)
+        done: set[str] = set()
+        for _, name, pseudo in self.l4_requests:
+            for inst_name, fields in ((name, None), (pseudo, ("src", "dst"))):
+                if inst_name is None or f"{inst_name}:{fields}" in done:
+                    continue
+                done.add(f"{inst_name}:{fields}")
+                inst = self.prog.instances[inst_name]
+                ptr = elem_ptr(inst, None)
+                arr = f"o_{inst.ident}" if fields is None else f"o_{inst.ident}_addrs"
+                spans = ([(0, inst.type.fixed_bytes)] if fields is None else
+                         [(f.offset // 8, f.width // 8) for f in (inst.type.field(n) for n in fields) if f])
+                total = sum(n for _, n in spans)
+                out.add(f"__u16 {arr}[{total // 2}] = {{}}; /* {inst_name} "
+                        f"{'fixed part' if fields is None else 'src, dst'} as parsed */")
+                out.open(f"if ({ptr}) {{")
+                k = 0
+                for off, n in spans:
+                    out.add(f"__builtin_memcpy(&{arr}[{k}], {ptr} + {off}, {n});")
+                    k += n // 2
+                out.close()
+        return out.out
+
+    def l4_updates(self) -> list[str]:
+        out = Lines(depth=1)
+        for flag, name, pseudo in self.l4_requests:
+            inst = self.prog.instances[name]
+            ck = inst.type.checksum
+            assert ck is not None
+            f = inst.type.field(ck.field)
+            assert f is not None
+            acc = field_access(f.offset, f.width)
+            ptr = elem_ptr(inst, None)
+            out.open(f"if ({flag} && {ptr}) {{ /* update_checksum({name}{', ' + pseudo if pseudo else ''}): "
+                     "RFC 1624 over the changed words */")
+            out.add(f"__u32 hc = {acc.get(ptr)};")
+            out.open("if (hc != 0) {" if ck.zero_means_none else "{")
+            out.add("__u32 s = ~hc & 0xffff;")
+            word = f.offset // 16
+            for i in range(inst.type.fixed_bytes // 2):
+                if i != word:
+                    out.add(f"s = c3po_csum_step(s, bpf_ntohs(o_{inst.ident}[{i}]), c3po_ld({ptr} + {2 * i}, 2));")
+            if pseudo is not None:
+                pinst = self.prog.instances[pseudo]
+                pptr = elem_ptr(pinst, None)
+                out.open(f"if ({pptr}) {{")
+                k = 0
+                for fname in ("src", "dst"):
+                    pf = pinst.type.field(fname)
+                    assert pf is not None
+                    for j in range(pf.width // 16):
+                        out.add(f"s = c3po_csum_step(s, bpf_ntohs(o_{pinst.ident}_addrs[{k}]), "
+                                f"c3po_ld({pptr} + {pf.offset // 8 + 2 * j}, 2));")
+                        k += 1
+                out.close()
+            out.add("__u32 r = ~s & 0xffff;")
+            if ck.zero_means_none:
+                out.add("if (r == 0)")
+                out.add("\tr = 0xffff;")
+            out.add(acc.set(ptr, "r") + ";")
+            out.close()
+            out.close()
+        return out.out
+
     def csum_sum(self, inst: ir.Instance, ptr: str) -> str:
         """C expression: the one's-complement sum over a header (fixed part and varlen tail)."""
         ht = inst.type
@@ -263,7 +445,11 @@ class Emitter:
             raise Unsupported(f"checksum over '{inst.name}' whose fixed part has an odd number of bytes")
         s = f"c3po_csum_fixed({ptr}, {ht.fixed_bytes})"
         if ht.varlen:
-            s = f"c3po_csum_var({ptr} + {ht.fixed_bytes}, end, vl_{ptr[2:]}, {ht.varlen.max_bytes}, {s})"
+            if ht.varlen.max_bytes > 64:
+                raise Unsupported(f"checksums over '{inst.name}', whose variable-length tail may exceed 64 bytes "
+                                  "(the xdp target's limit)")
+            s = (f"c3po_csum_var(ctx, {ptr} + {ht.fixed_bytes} - data, vl_{ptr[2:]}, {ht.varlen.max_bytes}, "
+                 f"{s})")
         return s
 
     # ---- control
@@ -281,9 +467,9 @@ class Emitter:
             elif isinstance(t, ir.RegRead):
                 out.add(f"r_{t.register}_write({tr.expr(t.index)}, {v}, st);")
             else:
-                if t.group is not None:
-                    raise Unsupported("optional field groups are not supported by the xdp target")
                 ptr = self.control_ptr(t.instance, t.index)
+                if t.group is not None:
+                    ptr = group_ptr(ptr, t.group)
                 f = prog.instances[t.instance].type.field(t.field_name)
                 if f is None or prog.instances[t.instance].tlv_parent:
                     raise Unsupported(f"writing '{t.instance}.{t.field_name}' is not supported")
@@ -298,10 +484,17 @@ class Emitter:
                 out.add(f"egress = {tr.expr(s.port)};")
         elif isinstance(s, ir.UpdateChecksum):
             inst = prog.instances[s.instance]
-            if s.pseudo is not None or inst.type.checksum is None or inst.type.checksum.kind != "ipv4_header":
-                raise Unsupported("only ipv4_header checksum updates are supported by the xdp target")
-            if inst.is_stack:
+            ck = inst.type.checksum
+            if ck is None or inst.is_stack or (s.pseudo is not None and prog.instances[s.pseudo].is_stack):
                 raise Unsupported("checksum updates on header stacks are not supported by the xdp target")
+            if ck.kind == "l4":
+                self.check_l4(inst, s.pseudo)
+                flag = f"csum_{inst.ident}" + (f"__{prog.instances[s.pseudo].ident}" if s.pseudo else "")
+                if (flag, inst.name, s.pseudo) not in self.l4_requests:
+                    self.l4_requests.append((flag, inst.name, s.pseudo))
+                out.add(f"{flag} = 1; /* update_checksum({s.instance}{', ' + s.pseudo if s.pseudo else ''}) "
+                        "at deparse */")
+                return
             flag = f"csum_{inst.ident}"
             if (flag, inst.name) not in self.csum_flags:
                 self.csum_flags.append((flag, inst.name))
@@ -329,6 +522,27 @@ class Emitter:
             out.close()
         elif isinstance(s, ir.Apply):
             self.apply(out, s, tr)
+        elif isinstance(s, ir.SetValid):
+            ptr = self.setvalid_ptr(s)
+            vl = f"vl_{ptr[2:]}" if prog.instances[s.instance].type.varlen else None
+            if s.valid:
+                off, n = self.set_valid_slots[ptr]
+                out.open(f"if (!{ptr}) {{ /* set_valid({s.instance}{'' if s.index is None else f'[{s.index}]'}) "
+                         f"({where(prog, s.loc)}): a zeroed header in scratch memory */")
+                out.add(f"__builtin_memset(sc->hdr + {off}, 0, {n});")
+                out.add(f"{ptr} = sc->hdr + {off};")
+                for g in prog.instances[s.instance].type.groups:
+                    out.add(f"{group_ptr(ptr, g.name)} = NULL; /* groups of a new header are absent */")
+                if vl:
+                    out.add(f"{vl} = 0;")
+                out.add("relayout = 1;")
+                out.close()
+            else:
+                out.add(f"{ptr} = NULL; /* set_invalid({s.instance}{'' if s.index is None else f'[{s.index}]'}) "
+                        f"({where(prog, s.loc)}) */")
+                for g in prog.instances[s.instance].type.groups:
+                    out.add(f"{group_ptr(ptr, g.name)} = NULL;")
+                out.add("relayout = 1;")
         else:
             raise Unsupported(f"statement {type(s).__name__} is not supported by the xdp target")
 
@@ -384,12 +598,14 @@ class Emitter:
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
         out.add("int hit = v != NULL;")
         dargs = self.default_args(t, lay)
-        out.add(f"struct t_{t.name}_value dflt = {{ .action = {lay.action_ids[t.default.action]}, "
-                f".entry = 0, .args = {{ {dargs} }} }}; /* default: {t.default.action} */")
+        out.add(f"struct t_{t.name}_value dflt;")
         out.open("if (!v) {")
         out.add(f"v = bpf_map_lookup_elem(&td_{t.name}, &zero); /* control-plane default override */")
-        out.add("if (!v || !v->action)")
-        out.add("\tv = &dflt;")
+        out.open("if (!v || !v->action) {")
+        out.add(f"dflt = (struct t_{t.name}_value){{ .action = {lay.action_ids[t.default.action]}, "
+                f".entry = 0, .args = {{ {dargs} }} }}; /* spec default: {t.default.action} */")
+        out.add("v = &dflt;")
+        out.close()
         out.close()
         if t.counters:
             out.add(f"c3po_count(&tc_{t.name}, {t.size + 1}, hit ? (__u64)v->entry + 1 : 0, c3po_pkt_len, st, "

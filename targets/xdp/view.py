@@ -56,7 +56,7 @@ def deparse_lines(em: Emitter) -> list[str]:
         out.add(acc.set(ptr, "0") + ";")
         out.add(acc.set(ptr, f"(__u16)~c3po_csum_fold({em.csum_sum(inst, ptr)})") + ";")
         out.close()
-    return out.out
+    return out.out + em.l4_updates() + (em.rebuild() if em.relayout else [])
 
 
 def uses_std(prog: ir.Program, name: str) -> bool:
@@ -74,6 +74,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     em = Emitter(prog)
     parser = em.parser_nodes()
     control = em.control()
+    control = em.l4_snapshot() + control
     deparse = deparse_lines(em)
     tables = []
     for name, lay in em.layouts.items():
@@ -101,14 +102,18 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     return {
         "name": prog.name,
         "uses_ingress_port": uses_std(prog, "ingress_port"),
+        "relayout": em.relayout,
+        "scratch_hdr": max(8, sum((n + 7) // 8 * 8 for _, n in em.set_valid_slots.values())),
+        "scratch_out": (em.out_max() + 7) // 8 * 8,
         "sources": ", ".join(prog.files) if prog.files else prog.name,
         "tables": tables,
         "counters": [{"name": n, "size": c.size, "where": where(prog, c.loc)} for n, c in sorted(prog.counters.items())],
         "registers": registers,
         "header_ptrs": em.header_ptrs(),
         "varlen_vars": em.varlen_vars(),
+        "group_ptrs": em.group_ptrs(),
         "metadata": [{"name": n, "width": w, "ctype": ctype(w)} for n, w in sorted(prog.metadata.items())],
-        "csum_flags": [f for f, _ in em.csum_flags],
+        "csum_flags": [f for f, _ in em.csum_flags] + [f for f, _, _ in em.l4_requests],
         "hash_buffers": [{"name": n, "size": s} for n, s in em.hash_buffers],
         "default_verdict": prog.default_verdict.upper(),
         "parser_start": parser[0].label if parser else "parsed",

@@ -81,6 +81,13 @@ static inline uint64_t c3po_getbits(const uint8_t *b, uint32_t off, uint32_t w) 
     for (i = first; i < end; i++) acc = (acc << 8) | b[i];
     return (uint64_t)(acc >> tail) & c3po_mask64(w);
 }
+/* The common case: the field's bytes fit one 64-bit accumulator. */
+static inline uint64_t c3po_getbits64(const uint8_t *b, uint32_t off, uint32_t w) {
+    uint32_t first = off >> 3, end = (off + w + 7) >> 3, i;
+    uint64_t acc = 0;
+    for (i = first; i < end; i++) acc = (acc << 8) | b[i];
+    return (acc >> (end * 8 - (off + w))) & c3po_mask64(w);
+}
 static inline void c3po_setbits(uint8_t *b, uint32_t off, uint32_t w, uint64_t v) {
     uint32_t end = off + w, k, first = off >> 3, last = (end - 1) >> 3;
     for (k = first; k <= last; k++) {
@@ -120,28 +127,33 @@ static inline c3po_u128 c3po_pmask128(uint32_t plen, uint32_t w) {
     return plen == 0 ? 0 : (c3po_mask128(w) >> (w - plen)) << (w - plen);
 }
 
-/* Hash mixing for exact/lpm index slots (splitmix64 finaliser). */
-static inline uint64_t c3po_mix(uint64_t h, uint64_t v) {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 30; h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27; h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 31);
-}
+/* Hash for exact/lpm index slots: a cheap multiply-xor combine per key word, one avalanche at the end. */
+static inline uint64_t c3po_mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x9e3779b97f4a7c15ull; }
 static inline uint64_t c3po_mix128(uint64_t h, c3po_u128 v) {
     return c3po_mix(c3po_mix(h, (uint64_t)(v >> 64)), (uint64_t)v);
 }
+static inline uint64_t c3po_fmix(uint64_t h) {
+    h ^= h >> 32; h *= 0xd6e8feb86659fd93ull;
+    return h ^ (h >> 32);
+}
 
 /* RFC 1071 one's-complement sum of n bytes (an odd last byte is the high half of a word). */
-static inline uint32_t c3po_csum_add(uint32_t sum, const uint8_t *b, uint32_t n) {
-    uint32_t i;
-    for (i = 0; i + 1 < n; i += 2) sum += ((uint32_t)b[i] << 8) | b[i + 1];
-    if (n & 1u) sum += (uint32_t)b[n - 1] << 8;
+/* 32-bit words into a 64-bit accumulator: 2^16 = 1 (mod 0xffff), so this is the same sum, folded later. */
+static inline uint64_t c3po_csum_add(uint64_t sum, const uint8_t *b, uint32_t n) {
+    uint32_t i = 0;
+    for (; i + 3 < n; i += 4)
+        sum += ((uint32_t)b[i] << 24) | ((uint32_t)b[i + 1] << 16) | ((uint32_t)b[i + 2] << 8) | b[i + 3];
+    for (; i + 1 < n; i += 2) sum += ((uint32_t)b[i] << 8) | b[i + 1];
+    if (i < n) sum += (uint32_t)b[i] << 8;
     return sum;
 }
-static inline uint32_t c3po_csum_fold(uint32_t sum) {
+static inline uint32_t c3po_csum_fold(uint64_t sum) {
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffffffu) + (sum >> 32);
     sum = (sum & 0xffffu) + (sum >> 16);
     sum = (sum & 0xffffu) + (sum >> 16);
-    return sum & 0xffffu;
+    sum = (sum & 0xffffu) + (sum >> 16);
+    return (uint32_t)(sum & 0xffffu);
 }
 
 /* CRC-16/ARC (poly 0x8005 reflected = 0xa001, init 0) and CRC-32/ISO-HDLC (zlib), bitwise. */

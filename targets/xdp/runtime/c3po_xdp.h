@@ -91,6 +91,15 @@ static __always_inline void c3po_st(__u8 *p, __u32 n, __u64 v)
 	}
 }
 
+/* Byte-wise big-endian store of n (1..16) bytes, for stack buffers: the BPF stack must be accessed aligned. */
+static __always_inline void c3po_stb(__u8 *p, __u32 n, c3po_u128 v)
+{
+#pragma unroll
+	for (__u32 i = 0; i < 16; i++)
+		if (i < n)
+			p[i] = (__u8)(v >> (8 * (n - 1 - i)));
+}
+
 /* A field of w bits starting `shift` bits above the end of an n-byte span at p. */
 static __always_inline __u64 c3po_get(const __u8 *p, __u32 n, __u32 shift, __u32 w)
 {
@@ -158,6 +167,18 @@ static __always_inline __u16 c3po_csum_fold(__u64 sum)
 	return (__u16)sum;
 }
 
+/* RFC 1624 eqn. 3 step for one changed word: s is ~HC (folded), m the old word, m2 the new one. Unchanged words
+ * are skipped, as the spec requires (adding ~m + m would turn a 0 sum into 0xffff). */
+static __always_inline __u32 c3po_csum_step(__u32 s, __u32 m, __u32 m2)
+{
+	if (m == m2)
+		return s;
+	s += (~m & 0xffff);
+	s = (s & 0xffff) + (s >> 16);
+	s += m2;
+	return (s & 0xffff) + (s >> 16);
+}
+
 /* Sum of the 16-bit words of n bytes at p, n constant and even. */
 static __always_inline __u64 c3po_csum_fixed(const __u8 *p, __u32 n)
 {
@@ -168,19 +189,23 @@ static __always_inline __u64 c3po_csum_fixed(const __u8 *p, __u32 n)
 	return sum;
 }
 
-/* Sum of the words of a variable-length area of len (<= max) bytes at p, bounds-checked against end; an odd
- * last byte is padded with zero (RFC 1071). max is a constant, so the loop is bounded for the verifier. */
-static __always_inline __u64 c3po_csum_var(const __u8 *p, const __u8 *end, __u64 len, __u32 max, __u64 sum)
+/* Sum of the words of a variable-length area of len (<= max <= 64) bytes at offset off of the frame; an odd
+ * last byte is padded with zero (RFC 1071). The area is copied to the stack with bpf_xdp_load_bytes rather than
+ * walked in place: a bounds check per word inside a loop would give the verifier one state per possible length
+ * to carry through the rest of the program. */
+#define C3PO_CSUM_VAR_MAX 64
+static __always_inline __u64 c3po_csum_var(struct xdp_md *ctx, __u64 off, __u64 len, __u32 max, __u64 sum)
 {
-	for (__u32 i = 0; i < max; i += 2) {
-		if (i >= len || p + i + 1 > end)
-			break;
-		if (i + 1 == len || p + i + 2 > end) {
-			sum += (__u64)p[i] << 8;
-			break;
-		}
-		sum += bpf_ntohs(*(const __be16 *)(p + i));
-	}
+	__u8 buf[C3PO_CSUM_VAR_MAX] __attribute__((aligned(8)));
+	if (len == 0 || len > max || len > C3PO_CSUM_VAR_MAX)
+		return sum;
+	__builtin_memset(buf, 0, sizeof(buf));
+	if (bpf_xdp_load_bytes(ctx, (__u32)off, buf, (__u32)len) != 0)
+		return sum;
+#pragma unroll
+	for (__u32 i = 0; i < C3PO_CSUM_VAR_MAX; i += 2)
+		if (i < max)
+			sum += ((__u64)buf[i] << 8) | buf[i + 1];
 	return sum;
 }
 

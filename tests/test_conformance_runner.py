@@ -1,0 +1,188 @@
+"""The runner, out-of-process plugins, expected failures, reports and the `c3po conformance` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from c3po_compiler import load_program
+from c3po_compiler.cli import main as c3po_main
+from conformance.expected_failures import ExpectedFailuresError, load_expected_failures
+from conformance.generate import generate
+from conformance.model import Expected, PacketIn, Vector
+from conformance.reports import to_json, write_html, write_json, write_junit
+from conformance.runner import RunRequest, exit_status, run_conformance
+
+from .conftest import ROOT
+
+PLUGINS = ROOT / "tests" / "plugins"
+PY = sys.executable
+GOOD = f"cmd:{PY} {PLUGINS / 'ref_plugin.py'}"
+BROKEN = f"cmd:{PY} {PLUGINS / 'broken_plugin.py'}"
+SPEC = str(ROOT / "conformance" / "suite" / "update_checksum_ipv4.yaml")
+
+
+def _vectors() -> list[Vector]:
+    return generate(load_program(SPEC).program, seed=2).vectors
+
+
+def test_good_plugin_passes_and_broken_plugin_errors_without_hanging() -> None:
+    vectors = _vectors()
+    (report,) = run_conformance([RunRequest(SPEC, vectors)], ["ref", GOOD, BROKEN], timeout=20, jobs=3)
+    by = {(o.target, o.vector): o for o in report.outcomes}
+    assert all(by[("ref", v.name)].outcome == "PASS" for v in vectors)
+    assert all(by[(GOOD, v.name)].outcome == "PASS" for v in vectors)
+    crashing = [v for v in vectors if v.packets[0].data[:1] and v.packets[0].data[0] % 2 == 0]
+    surviving = [v for v in vectors if v not in crashing]
+    assert crashing and surviving, "the seed should give both kinds of first byte"
+    assert all(by[(BROKEN, v.name)].outcome == "ERROR" for v in crashing)
+    assert all("exited" in " ".join(by[(BROKEN, v.name)].detail) for v in crashing)
+    assert all(by[(BROKEN, v.name)].outcome == "PASS" for v in surviving)
+    assert exit_status([report]) == 1
+
+
+def test_a_hanging_plugin_times_out_per_vector() -> None:
+    vectors = _vectors()[:3]
+    prefix = vectors[1].packets[0].data[:4].hex()
+    hang = f"cmd:{PY} {PLUGINS / 'ref_plugin.py'} --hang-on {prefix}"
+    (report,) = run_conformance([RunRequest(SPEC, vectors)], [hang], timeout=2, jobs=1)
+    outcomes = {o.vector: o for o in report.outcomes}
+    assert outcomes[vectors[1].name].outcome == "ERROR"
+    assert "did not answer within 2s" in " ".join(outcomes[vectors[1].name].detail)
+    assert outcomes[vectors[2].name].outcome in ("PASS", "ERROR")
+    if vectors[2].packets[0].data[:4].hex() != prefix:
+        assert outcomes[vectors[2].name].outcome == "PASS"
+
+
+def test_mismatch_names_the_differing_field_and_xfail_xpass(tmp_path: Path) -> None:
+    prog = load_program(SPEC).program
+    good = next(v for v in _vectors() if v.expected[0].verdict == "forward" and len(v.packets[0].data) >= 34)
+    wrong = Expected(**{**good.expected[0].__dict__})
+    data = bytearray(wrong.data)
+    data[22] ^= 0x01  # ipv4.ttl
+    wrong.data = bytes(data)
+    bad = Vector("wrong_ttl", good.control, good.packets, expected=[wrong])
+    na = Vector("needs_magic", good.control, good.packets, expected=list(good.expected), requires=["teleport"])
+    (report,) = run_conformance([RunRequest(SPEC, [good, bad, na])], ["ref"], jobs=1)
+    by = {o.vector: o for o in report.outcomes}
+    assert by[good.name].outcome == "PASS"
+    assert by["wrong_ttl"].outcome == "FAIL"
+    assert "ipv4.ttl" in by["wrong_ttl"].fields
+    assert any("ipv4.ttl: expected" in line for line in by["wrong_ttl"].detail)
+    assert by["needs_magic"].outcome == "N/A"
+    xfail_file = tmp_path / "xfail.yaml"
+    xfail_file.write_text(f"- {{vector: 'wrong_*', target: ref, reason: 'ipv4\\.ttl', note: bug 1}}\n"
+                          f"- {{vector: '{prog.name}/{good.name}', target: 'r*'}}\n")
+    xfail = load_expected_failures(xfail_file)
+    (report,) = run_conformance([RunRequest(SPEC, [good, bad])], ["ref"], jobs=1, xfail=xfail)
+    by = {o.vector: o for o in report.outcomes}
+    assert by["wrong_ttl"].outcome == "XFAIL" and "bug 1" in by["wrong_ttl"].detail[0]
+    assert by[good.name].outcome == "XPASS"
+    assert exit_status([report]) == 0
+    xfail_file.write_text("- {vector: 'wrong_*', reason: 'checksum'}\n")
+    (report,) = run_conformance([RunRequest(SPEC, [bad])], ["ref"], jobs=1,
+                                xfail=load_expected_failures(xfail_file))
+    assert report.outcomes[0].outcome == "FAIL", "a reason pattern that does not match leaves a FAIL"
+
+
+def test_bad_expected_failures_file(tmp_path: Path) -> None:
+    f = tmp_path / "x.yaml"
+    f.write_text("- {target: xdp}\n")
+    with pytest.raises(ExpectedFailuresError, match="rule 0: needs 'vector' or 'feature'"):
+        load_expected_failures(f)
+
+
+def test_reports_are_well_formed(tmp_path: Path) -> None:
+    vectors = _vectors()[:4]
+    bad = Vector("bad", vectors[0].control, [PacketIn(1, vectors[0].packets[0].data)],
+                 expected=[Expected("forward", 99, b"\x00")])
+    reports = run_conformance([RunRequest(SPEC, [*vectors, bad])], ["ref", "p4"], jobs=1)
+    write_junit(reports, tmp_path / "j.xml")
+    write_json(reports, tmp_path / "r.json")
+    write_html(reports, tmp_path / "r.html")
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len([c for c in cases if c.get("classname", "").endswith(".ref")]) == 5
+    assert len(root.findall(".//failure")) == 1
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc == to_json(reports)
+    assert doc["runs"][0]["counts"]["ref"]["FAIL"] == 1 and doc["runs"][0]["counts"]["ref"]["PASS"] == 4
+    html = (tmp_path / "r.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    assert "http" not in html.split("<body>", 1)[0].replace("http-equiv", "")
+    assert "<link" not in html and "<script" not in html
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = c3po_main(["conformance", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_gen_is_deterministic_and_run_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(ROOT / "conformance" / "suite" / "match_exact.yaml")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert _cli(["gen", spec, "-o", str(a), "--seed", "4", "--fuzz", "5"], capsys)[0] == 0
+    assert _cli(["gen", spec, "-o", str(b), "--seed", "4", "--fuzz", "5"], capsys)[0] == 0
+    assert a.read_bytes() == b.read_bytes()
+    code, out, _ = _cli(["run", spec, "--vectors", str(a), "--targets", "ref", "-q", "--junit",
+                         str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"), "--report",
+                         str(tmp_path / "rep")], capsys)
+    assert code == 0 and "ref" in out
+    assert (tmp_path / "rep" / "report.html").exists() and (tmp_path / "j.xml").exists()
+    code, _, err = _cli(["run", spec, "--targets", "ref,warp_drive", "-q"], capsys)
+    assert code == 2 and "unknown target 'warp_drive'" in err
+    code, out, _ = _cli(["run", spec, "--vectors", str(a), "--targets", f"ref,{BROKEN}", "-q"], capsys)
+    assert code == 1 and "ERROR" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("c3po_vectors: 1\nvectors:\n  - {name: x, packets: [{port: 1, data: 'qq'}]}\n")
+    code, _, err = _cli(["run", spec, "--vectors", str(bad), "--targets", "ref", "-q"], capsys)
+    assert code == 1 and str(bad) in err and "vectors[0] ('x')" in err and "Traceback" not in err
+
+
+def test_cli_unavailable_target_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.driver import load_driver_class
+
+    try:
+        reason = load_driver_class("p4").unavailable()
+    except ImportError:
+        reason = "not installed"
+    if reason is None:
+        pytest.skip("p4c and BMv2 are installed here")
+    spec = str(ROOT / "conformance" / "suite" / "action_drop.yaml")
+    code, out, _ = _cli(["run", spec, "--targets", "ref,p4", "-q"], capsys)
+    assert code == 0 and "p4: skipped (" in out, "a p4 skip alone is not an error when another target ran"
+    code, out, _ = _cli(["run", spec, "--targets", "p4", "-q"], capsys)
+    assert code == 2 and "p4: skipped (" in out
+
+
+def test_pytest_plugin_gives_one_test_per_vector_and_target(tmp_path: Path) -> None:
+    spec = ROOT / "conformance" / "suite" / "action_reflect.yaml"
+    n = len(generate(load_program(spec).program).vectors)
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value == "conformance.pytest_plugin" for ep in entry_points(group="pytest11"))
+    load = [] if installed else ["-p", "conformance.pytest_plugin"]
+    proc = subprocess.run([PY, "-m", "pytest", *load, "--c3po-spec", str(spec),
+                           "--c3po-targets", f"ref,{GOOD}", "-q", "-p", "no:cacheprovider", "--rootdir",
+                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert f"{2 * n} passed" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_hand_written_suite_vectors_pass_on_the_reference() -> None:
+    from conformance.vector_io import load_vectors
+
+    requests = []
+    for hand in sorted((ROOT / "conformance" / "suite").glob("*.vectors.yaml")):
+        spec = hand.with_name(hand.name.replace(".vectors.yaml", ".yaml"))
+        vectors = load_vectors(hand, load_program(spec).program)
+        assert any(v.expected for v in vectors), f"{hand.name} should state some expectations by hand"
+        requests.append(RunRequest(str(spec), vectors))
+    assert len(requests) >= 5
+    for report in run_conformance(requests, ["ref"], jobs=2):
+        assert [o.vector for o in report.outcomes if o.outcome != "PASS"] == [], report.program
