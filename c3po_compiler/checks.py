@@ -185,7 +185,9 @@ def deparse_order(prog: ir.Program) -> list[Problem]:
             assert b is not None
             if a != b and pos[a] > pos[b] and (a, b) not in reported:
                 reported.add((a, b))
-                problems.append(error(p.states[later].loc, f"'deparse' emits '{b}' before '{a}', but the parser extracts "
+                # reported at the state extracting the header that 'deparse' puts too early
+                problems.append(error(p.states[later].loc,
+                                      f"'deparse' emits '{b}' before '{a}', but the parser extracts "
                                       f"'{a}' (state '{name}') before '{b}' (state '{later}')",
                                       "order 'deparse' as the headers appear on the wire"))
     for name, inst in prog.instances.items():
@@ -254,7 +256,8 @@ def table_keys_on_invalid(prog: ir.Program) -> list[Problem]:
                     if isinstance(k.expr, ir.FieldRef):
                         inst = prog.instances[k.expr.instance]
                         base = inst.name
-                        if base not in known and base not in always and (inst.tlv_parent or base) not in always:
+                        # a TLV option may be absent even when its header is always there: it needs its own guard
+                        if base not in known and base not in always:
                             problems.append(warning(k.loc, f"table '{table.name}' keys on '{k.text}', but "
                                                     f"'{base}' may be invalid here (the key then reads 0)",
                                                     f"apply it under 'if: valid({base})'"))

@@ -143,11 +143,14 @@ def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[An
         return f"unknown key '{name}'", hint, (*where, name)
     if v == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
-        return f"missing required key '{missing}'", None, None
+        hint = "every spec file starts with 'c3po: 1', the language version" if missing == "c3po" else None
+        return f"missing required key '{missing}'", hint, None
     if v == "enum":
         values: Any = err.validator_value
         allowed = ", ".join(map(str, values))
-        return f"'{err.instance}' is not valid here", f"expected one of: {allowed}", None
+        what = _def_title(err.schema)
+        message = f"'{err.instance}' is not a valid {what}" if what else f"'{err.instance}' is not valid here"
+        return message, f"expected one of: {allowed}", None
     if v == "uniqueItems" and isinstance(err.instance, list):
         seen_items: list[Any] = []
         for i, item in enumerate(err.instance):
@@ -162,6 +165,10 @@ def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[An
                 err.schema.get("description"), None)
     title = _def_title(err.schema)
     key_path = (*where, err.instance) if "propertyNames" in err.absolute_schema_path else None
+    if v == "maxLength" and isinstance(err.instance, str):
+        limit: Any = err.validator_value
+        return (f"'{err.instance}' is longer than {limit} characters",
+                f"{title}s are at most {limit} characters" if title else None, key_path)
     if v == "pattern" and title and title != "name":
         return f"'{err.instance}' is not a valid {title}", _PATTERN_HINTS.get(title), key_path
     if v == "pattern" or v == "not":
@@ -194,7 +201,11 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
         problems.append(error(loc, f"spec file not found: {display_name(path)}",
                               "include paths are relative to the including file"))
         return
-    src = load_yaml(path, display_name(path))
+    try:
+        src = load_yaml(path, display_name(path))
+    except SpecError as exc:  # keep going: the other files' problems are reported in the same run
+        problems.extend(exc.problems)
+        return
     loaded[path] = src
     if not isinstance(src.data, dict):
         problems.append(error(src.loc(()), "a spec file is a YAML mapping", "start with 'c3po: 1'"))

@@ -73,11 +73,16 @@ class Lowerer:
         self.problems.append(error(self.loc(path, key=key), message, hint))
 
     def check_ident(self, name: object, path: PathKey, *, is_field: bool = False) -> bool:
+        """Report a name C or P4 cannot take; False only when the declaration cannot be lowered at all.
+
+        A reserved or malformed name is reported once, and its declaration is still lowered: references to it
+        then resolve (no follow-on 'undefined' errors) and its body is checked too. No program is ever built
+        with the name, since any error stops the build.
+        """
         bad = ident_problem(name, is_field=is_field)
         if bad:
             self.err(path, bad[0], bad[1], key=True)
-            return False
-        return True
+        return isinstance(name, str)
 
     @contextmanager
     def using(self, src: Source) -> Iterator[None]:
@@ -662,7 +667,7 @@ class Lowerer:
         size = int(decl.get("size", 1024))
         table = ir.Table(name, keys, actions, default, size, bool(decl.get("counters", False)), [],
                          self.loc(path, key=True))
-        for i, edata in enumerate(decl.get("entries") or [] if keys_ok else []):
+        for i, edata in enumerate((decl.get("entries") or []) if keys_ok else []):
             with suppress(_Abort):
                 table.entries.append(self.lower_entry(table, edata, (*path, "entries", i)))
         if len(table.entries) > size:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,11 @@ def _targets(text: str) -> list[str] | None:
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     known = available_drivers()
-    unknown = [n for n in names if not n.startswith("cmd:") and n not in known]
+    unknown = [n for n in names if not n.startswith(("cmd:", "py:")) and n not in known]
     if unknown or not names:
         print(f"c3po conformance: unknown target {', '.join(map(repr, unknown)) or '(none)'}; available: "
-              f"{', '.join(sorted(known))}, or cmd:PROGRAM for a subprocess plugin", file=sys.stderr)
+              f"{', '.join(sorted(known))}, cmd:PROGRAM for a subprocess plugin, or py:MODULE:CLASS",
+              file=sys.stderr)
         return None
     return names
 
@@ -174,8 +176,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Files that cannot be written (reports, vectors) end the command with one line, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except OSError as exc:
+            print(f"c3po conformance: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--targets", default="ref", help="comma-separated: ref, xdp, nic, p4, cmd:PROGRAM (default ref)")
+    p.add_argument("--targets", default="ref", help="comma-separated: ref, xdp, nic, p4, cmd:PROGRAM, py:MODULE:CLASS (default ref)")
     p.add_argument("--fuzz", type=int, default=0, metavar="N", help="add N seeded random packets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", metavar="DIR", help="write report.html, report.json and junit.xml here")
@@ -197,20 +212,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fuzz", type=int, default=0, metavar="N")
     p.add_argument("--coverage", metavar="FILE", help="write the coverage report as JSON")
-    p.set_defaults(func=cmd_gen)
+    p.set_defaults(func=_guarded(cmd_gen))
     p = sub.add_parser("run", help="run vectors on targets and compare with the reference interpreter")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--vectors", action="append", metavar="FILE", help=".yaml, .jsonl, .pcap or .stf (repeatable)")
     p.add_argument("--gen", action="store_true", help="also generate vectors (the default without --vectors)")
     _run_options(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=_guarded(cmd_run))
     p = sub.add_parser("suite", help="run the standard conformance suite: one feature x target table")
     p.add_argument("--suite-dir", default=str(SUITE_DIR))
     p.add_argument("--only", help="comma-separated substrings of suite program names")
     _run_options(p)
-    p.set_defaults(func=cmd_suite)
+    p.set_defaults(func=_guarded(cmd_suite))
     p = sub.add_parser("convert", help="convert vectors between .yaml, .jsonl, .pcap and .stf")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_convert)
+    p.set_defaults(func=_guarded(cmd_convert))

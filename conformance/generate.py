@@ -27,6 +27,7 @@ GENERATOR = "c3po-gen/1"
 MAX_PATHS = 1024
 MAX_STATES_PER_PACKET = 48
 MAX_PAIRS = 400
+EXHAUSTIVE_SELECT = 1 << 17  # select value spaces up to this size are searched exhaustively
 TERMINALS = ("accept", "reject", "stack_overflow")
 PAYLOAD_TYPE = ir.HeaderType("payload", [ir.Field("bytes", 8 * 24, 0)])  # lookaheads may read into it
 
@@ -174,6 +175,27 @@ class _Ref:
             rec.fixed.add(f)
 
 
+_LENGTHS: dict[tuple[int, str, tuple[tuple[str, int], ...]], tuple[ir.VarLen, list[tuple[int, int]]]] = {}
+
+
+def _length_table(vl: ir.VarLen, f: ir.Field, others: dict[str, int]) -> list[tuple[int, int]]:
+    """(field value, varlen length) for every value of the length field, memoised: generation asks the
+    same question for every packet variant of every path."""
+    key = (id(vl), f.name, tuple(sorted(others.items())))
+    hit = _LENGTHS.get(key)
+    if hit is not None and hit[0] is vl:
+        return hit[1]
+    values = dict(others)
+    table = []
+    for v in range(min(1 << f.width, 1 << 16)):
+        values[f.name] = v
+        table.append((v, eval_header_expr(vl.length, values)))
+    if len(_LENGTHS) > 4096:
+        _LENGTHS.clear()
+    _LENGTHS[key] = (vl, table)
+    return table
+
+
 class Builder:
     """Turns a parse path into concrete header values and bytes."""
 
@@ -264,17 +286,29 @@ class Builder:
                 cand_lists.append([ref.get()])
             else:
                 cand_lists.append(_cands(target[j], width, ref.get(), [c.keyset[j] for c in st.cases]))
-        for combo in itertools.islice(itertools.product(*cand_lists), 5000):
-            if not all(_elem_ok(target[j], v) for j, v in enumerate(combo)):
-                continue
-            if any(all(_elem_ok(c.keyset[j], v) for j, v in enumerate(combo)) for c in earlier):
-                continue
-            for ref, v in zip(refs, combo, strict=True):
-                assert ref is not None
-                ref.set(v)
-            return None
+        def takes(combo: tuple[int, ...]) -> bool:
+            return all(_elem_ok(target[j], v) for j, v in enumerate(combo)) and \
+                not any(all(_elem_ok(c.keyset[j], v) for j, v in enumerate(combo)) for c in earlier)
+
+        found = next((c for c in itertools.islice(itertools.product(*cand_lists), 5000) if takes(c)), None)
         which = "the default" if edge < 0 else f"case {edge}"
-        return f"no value takes {which}: earlier cases or earlier selects cover every candidate"
+        if found is None:
+            # Small spaces are searched exhaustively, so "infeasible" is then a proof, not a guess.
+            spaces = [[ref.get()] if ref.fixed() else range(1 << st.select[j].width)
+                      for j, ref in enumerate(refs) if ref is not None]
+            size = 1
+            for sp in spaces:
+                size *= len(sp)
+            if size > EXHAUSTIVE_SELECT:
+                return f"no value takes {which} among the candidates tried (the space of 2^n values is too big)"
+            found = next((c for c in itertools.product(*spaces) if takes(c)), None)
+            if found is None:
+                fixed = " given the values earlier states fixed" if any(r and r.fixed() for r in refs) else ""
+                return f"no value takes {which}: every value matches an earlier case{fixed} (exhaustive)"
+        for ref, v in zip(refs, found, strict=True):
+            assert ref is not None
+            ref.set(v)
+        return None
 
     def _options_bytes(self, rec: Rec) -> bytes:
         vl = rec.ht.varlen
@@ -326,9 +360,7 @@ class Builder:
             if free:
                 f = rec.ht.field(free[0])
                 assert f is not None
-                for v in range(min(1 << f.width, 1 << 16)):
-                    rec.values[f.name] = v
-                    n = eval_header_expr(vl.length, rec.values)
+                for v, n in _length_table(vl, f, {k: rec.values[k] for k in names if k != f.name}):
                     if ok(n, need) and (best is None or n < best[0]):
                         best = (n, v)
                 if best is not None:
@@ -367,15 +399,22 @@ class Builder:
 
 @dataclass
 class Coverage:
+    """What the generated vectors cover, against everything there is to cover; items are strings
+    ("state->case2", "table.action", "file:line:col:then", "table:hit")."""
+
     paths_feasible: list[str] = field(default_factory=list)
     paths_covered: set[str] = field(default_factory=set)
     infeasible_paths: dict[str, str] = field(default_factory=dict)
+    paths_limited: bool = False  # enumeration stopped at MAX_PATHS
     edges_all: list[str] = field(default_factory=list)
+    edges_on_paths: set[str] = field(default_factory=set)  # on some enumerated path, feasible or not
     edges_covered: set[str] = field(default_factory=set)
     pairs_all: list[str] = field(default_factory=list)
     pairs_covered: set[str] = field(default_factory=set)
+    unreachable_pairs: dict[str, str] = field(default_factory=dict)
     branches_all: list[str] = field(default_factory=list)
     branches_covered: set[str] = field(default_factory=set)
+    unreachable_branches: dict[str, str] = field(default_factory=dict)
 
     def items(self, r: Any) -> set[str]:
         obs = r.observations
@@ -390,6 +429,7 @@ class Coverage:
         return out
 
     def add(self, items: set[str]) -> bool:
+        """Record items; True when one of them was not covered before (the vector is worth keeping)."""
         new = False
         for it in items:
             target = self.pairs_covered if it in self.pairs_all else self.branches_covered \
@@ -400,25 +440,27 @@ class Coverage:
         return new
 
     def summary(self) -> dict[str, Any]:
-        def part(all_: list[str], cov: set[str], infeasible: dict[str, str] | None = None) -> dict[str, Any]:
-            inf = infeasible or {}
-            feasible = [x for x in all_ if x not in inf]
+        def part(all_: list[str], cov: set[str], infeasible: dict[str, str]) -> dict[str, Any]:
+            feasible = [x for x in all_ if x not in infeasible]
             covered = [x for x in feasible if x in cov]
             return {"total": len(all_), "feasible": len(feasible), "covered": len(covered),
                     "percent": round(100.0 * len(covered) / len(feasible), 1) if feasible else 100.0,
                     "uncovered": [x for x in feasible if x not in cov],
-                    "infeasible": [{"item": k, "reason": v} for k, v in inf.items()]}
+                    "infeasible": [{"item": k, "reason": v} for k, v in infeasible.items()]}
 
-        edges_inf = {e: "only on infeasible paths" for e in self.edges_all if e not in self.edges_feasible}
+        edges_inf: dict[str, str] = {}
+        for e in self.edges_all:
+            if e in self.edges_covered:
+                continue
+            if e in self.edges_on_paths:
+                edges_inf[e] = "only on infeasible parse paths"
+            elif not self.paths_limited:
+                edges_inf[e] = "on no path from the start state (unreachable state)"
         return {"parse_paths": part(self.paths_feasible + list(self.infeasible_paths), self.paths_covered,
                                     self.infeasible_paths),
                 "parse_edges": part(self.edges_all, self.edges_covered, edges_inf),
                 "table_actions": part(self.pairs_all, self.pairs_covered, self.unreachable_pairs),
                 "branches": part(self.branches_all, self.branches_covered, self.unreachable_branches)}
-
-    edges_feasible: set[str] = field(default_factory=set)
-    unreachable_pairs: dict[str, str] = field(default_factory=dict)
-    unreachable_branches: dict[str, str] = field(default_factory=dict)
 
 
 def _edge_name(state: str, edge: int | None) -> str:
@@ -452,6 +494,69 @@ def _entry_for(table: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.
             match.append(KeyElem("range", max(0, v - 1), min((1 << w) - 1, v + 1)))
     args = tuple(_param_value(action, p) for p in prog.actions[action].params)
     return EntryState(table.name, tuple(match), action, args, priority=10)
+
+
+def _broad(table: ir.Table, keyvals: tuple[int, ...]) -> tuple[KeyElem, ...]:
+    """A match that also covers `keyvals` but less specifically than `_entry_for`'s."""
+    out = []
+    for k, v in zip(table.keys, keyvals, strict=True):
+        w = k.width
+        if k.kind == "exact":
+            out.append(KeyElem("value", v))
+        elif k.kind == "lpm":
+            plen = max(0, (w - 8) // 2) if w > 8 else max(0, w - 1)
+            mask = ((1 << plen) - 1) << (w - plen)
+            out.append(KeyElem("prefix", v & mask, plen))
+        elif k.kind == "ternary":
+            mask = ((1 << (w // 2)) - 1) << (w - w // 2)
+            out.append(KeyElem("mask", v & mask, mask))
+        else:
+            out.append(KeyElem("range", 0, (1 << w) - 1))
+    return tuple(out)
+
+
+def _two_outcomes(table: ir.Table, prog: ir.Program) -> tuple[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...]]] | None:
+    """Two (action, args) a target cannot confuse: other arguments for one action, or two actions."""
+    for a in table.actions:
+        params = prog.actions[a].params
+        if params:
+            first = tuple(_param_value(a, p) for p in params)
+            second = tuple((x + 1) & ((1 << p.width) - 1) if "port" in p.name else x ^ ((1 << p.width) - 1) or 1
+                           for x, p in zip(first, params, strict=True))
+            return (a, first), (a, second)
+    if len(table.actions) >= 2:
+        return (table.actions[0], ()), (table.actions[1], ())
+    return None
+
+
+def _semantics_states(table: ir.Table, keyvals: tuple[int, ...], control: ControlState,
+                      prog: ir.Program) -> list[tuple[str, ControlState]]:
+    out: list[tuple[str, ControlState]] = []
+    for a in table.actions:
+        if a != table.default.action:
+            args = tuple(_param_value(a, p) for p in prog.actions[a].params)
+            out.append((f"default_{a}", ControlState(control.entries, (*control.defaults, (table.name, a, args)))))
+    outcomes = _two_outcomes(table, prog)
+    if outcomes is None or all(k.kind == "exact" for k in table.keys):
+        return out
+    (a1, x1), (a2, x2) = outcomes
+    narrow = _entry_for(table, keyvals, a1, prog).match
+    broad = _broad(table, keyvals)
+
+    def entry(match: tuple[KeyElem, ...], act: str, args: tuple[int, ...], prio: int) -> EntryState:
+        return EntryState(table.name, match, act, args, prio)
+
+    if table.uses_priority:
+        out.append(("priority_wins", ControlState((*control.entries, entry(narrow, a1, x1, 5),
+                                                   entry(broad, a2, x2, 10)), control.defaults)))
+        out.append(("tie_first_installed", ControlState((*control.entries, entry(broad, a2, x2, 7),
+                                                         entry(narrow, a1, x1, 7)), control.defaults)))
+    elif table.lpm_key is not None:
+        out.append(("longest_prefix", ControlState((*control.entries, entry(broad, a2, x2, 0),
+                                                    entry(narrow, a1, x1, 0)), control.defaults)))
+        out.append(("longest_prefix_installed_first", ControlState((*control.entries, entry(narrow, a1, x1, 0),
+                                                                    entry(broad, a2, x2, 0)), control.defaults)))
+    return out
 
 
 def _atoms(prog: ir.Program) -> list[tuple[str, str, int]]:
@@ -528,14 +633,20 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                               {"spec_hash": prog.source_hash, "generator": GENERATOR, "seed": seed, "path": pid}))
         return r
 
-    def run(control: ControlState, data: bytes, port: int = 1) -> Any:
+    def run_with(control: ControlState, data: bytes, port: int, regs: Registers) -> Any:
         interp.install(control)
-        return interp.run([PacketIn(port, data)], {})[0]
+        return interp.run([PacketIn(port, data)], regs)[0]
+
+    def run(control: ControlState, data: bytes, port: int = 1) -> Any:
+        return run_with(control, data, port, {})
 
     atoms = _atoms(prog)
     builder = Builder(prog, rng)
     accepted: list[tuple[int, ParsePath, list[Rec], bytes, list[int]]] = []
     truncated: set[tuple[tuple[str, ...], int]] = set()
+    cov.paths_limited = len(paths) >= MAX_PATHS
+    for path in paths:
+        cov.edges_on_paths.update(_edge_name(s.state, s.edge) for s in path.steps if s.next != "stack_overflow")
     for pid, path in enumerate(paths):
         recs, reason = builder.recs_for(path, {}, True)
         if reason is None:
@@ -555,7 +666,6 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
         for s in path.steps:
             if s.next != "stack_overflow":
                 cov.edges_covered.add(_edge_name(s.state, s.edge))
-                cov.edges_feasible.add(_edge_name(s.state, s.edge))
         tag = "parse" if path.end == "accept" else f"parse_error:{path.end}"
         r = emit(f"p{pid:02d}.{path.label}", pid, ControlState(), data, [tag])
         cov.add(cov.items(r))
@@ -585,6 +695,7 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     # control exploration: packets (base and field variants) × control states derived from the key values
     port_values = sorted({_param_value(act.name, prm) for act in prog.actions.values() for prm in act.params
                           if "port" in prm.name})
+    first_apply: dict[str, tuple[int, bytes, int, ControlState, Registers, tuple[int, ...]]] = {}
     header_sets = [{r.instance if not prog.instances[r.instance].is_stack else f"{r.instance}[{r.index}]"
                     for r in recs} | _option_names(prog, recs) for _pid, _path, recs, _d, _s in accepted]
     infeasible = infeasible_branches(prog, header_sets)
@@ -630,6 +741,7 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                         for kind, tname, keyvals in r.observations.get("trace", []):
                             if kind != "apply" or tname in have:
                                 continue
+                            first_apply.setdefault(tname, (pid, vdata, port, control, regs, keyvals))
                             table = prog.tables[tname]
                             for act in table.actions:
                                 e = _entry_for(table, keyvals, act, prog)
@@ -665,9 +777,39 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                             explore(f"{a1[0]}.{a1[1]}={a1[2]:#x}+{a2[0]}.{a2[1]}={a2[2]:#x}"
                                     + ("" if with_options else ".no_options"), vdata, [1])
 
+    def complete(state: ControlState, vdata: bytes, port: int, regs: Registers, skip: str) -> ControlState:
+        """Entries for the tables applied downstream, matching what this packet carries there, so which entry
+        won upstream (through metadata it wrote) shows in the output."""
+        for _ in range(len(prog.tables)):
+            r = run_with(state, vdata, port, regs)
+            have = {skip, *(e.table for e in state.entries)}
+            nxt = next(((t, k) for kind, t, k in r.observations.get("trace", [])
+                        if kind == "apply" and t not in have), None)
+            if nxt is None:
+                break
+            table = prog.tables[nxt[0]]
+            act = next((a for a in table.actions if prog.actions[a].params), table.actions[0])
+            state = ControlState((*state.entries, _entry_for(table, nxt[1], act, prog)), state.defaults)
+        return state
+
+    # Match semantics and default overrides, once per table: the control-plane behaviour coverage cannot see
+    # (longest prefix, priorities, the install-order tie-break, a replaced default action).
+    for tname in prog.tables:
+        if tname not in first_apply:
+            continue
+        pid, vdata, port, control, regs, keyvals = first_apply[tname]
+        for label, state in _semantics_states(prog.tables[tname], keyvals, control, prog):
+            emit(f"sem.{tname}.{label}", pid, complete(state, vdata, port, regs, tname), vdata, ["match_semantics"],
+                 port, regs)
+
     for item, why in infeasible.items():
         if item not in cov.branches_covered:
             cov.unreachable_branches[item] = why
+    for t in prog.tables.values():
+        if f"{t.name}:hit" in cov.unreachable_branches and f"{t.name}:miss" in cov.unreachable_branches:
+            for pair in cov.pairs_all:
+                if pair.startswith(f"{t.name}.") and pair not in cov.pairs_covered:
+                    cov.unreachable_pairs[pair] = cov.unreachable_branches[f"{t.name}:hit"]
     summary = cov.summary()
     for part in ("table_actions", "branches"):
         summary[part]["note"] = ("'uncovered' items were reached by no packet of any feasible parse path under any "

@@ -9,6 +9,7 @@ per group. Expected results missing from a vector come from the reference interp
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing as mp
 import tempfile
 import threading
@@ -70,12 +71,21 @@ class RunReport:
 
 # ------------------------------------------------------------------------------------------ driver making
 
+def driver_class(target: str) -> type[Driver]:
+    """A registered driver name, or `py:MODULE:CLASS` for a driver under development (no entry point yet)."""
+    if target.startswith("py:"):
+        module_name, _, attr = target[3:].partition(":")
+        cls: type[Driver] = getattr(importlib.import_module(module_name), attr)
+        return cls
+    return load_driver_class(target)
+
+
 def make_driver(target: str, timeout: float) -> Driver:
     if target.startswith("cmd:"):
         from .subprocess_driver import SubprocessDriver
 
         return SubprocessDriver(target[4:], timeout=timeout)
-    return load_driver_class(target)()
+    return driver_class(target)()
 
 
 def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
@@ -83,10 +93,10 @@ def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
     if target.startswith("cmd:"):
         return (None if target[4:].strip() else "empty plugin command"), frozenset(FEATURES)
     try:
-        cls = load_driver_class(target)
+        cls = driver_class(target)
     except KeyError:
         raise
-    except ImportError as exc:
+    except (ImportError, AttributeError) as exc:
         return f"driver not installed ({exc})", frozenset()
     reason = cls.unavailable()
     return reason, (cls.supports or frozenset(FEATURES))

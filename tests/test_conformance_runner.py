@@ -186,3 +186,34 @@ def test_hand_written_suite_vectors_pass_on_the_reference() -> None:
     assert len(requests) >= 5
     for report in run_conformance(requests, ["ref"], jobs=2):
         assert [o.vector for o in report.outcomes if o.outcome != "PASS"] == [], report.program
+
+
+@pytest.mark.parametrize("cls", ["HangingDriver", "DyingDriver"])
+def test_a_python_driver_that_hangs_or_dies_costs_one_vector(cls: str) -> None:
+    spec = str(ROOT / "conformance" / "suite" / "action_drop.yaml")
+    prog = load_program(spec).program
+    base = generate(prog).vectors[0]
+    bad = Vector("bad", base.control, [PacketIn(1, b"\xee" + bytes(13))])
+    after = Vector("after", base.control, [PacketIn(1, b"\x02" + bytes(13))])
+    (report,) = run_conformance([RunRequest(spec, [bad, after])], [f"py:tests.plugins.misbehaving_driver:{cls}"],
+                                timeout=0.5, jobs=1)
+    by = {o.vector: o for o in report.outcomes}
+    assert by["bad"].outcome == "ERROR"
+    assert ("timed out" if cls == "HangingDriver" else "died") in " ".join(by["bad"].detail)
+    assert by["after"].outcome == "PASS", "the worker is restarted and the run goes on"
+
+
+def test_cli_suite_and_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _cli(["suite", "--targets", "ref", "--only", "match_exact,registers", "-q"], capsys)
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.startswith(("match_exact", "registers"))]
+    assert [r[0] for r in rows] == ["match_exact", "registers"] and all(r[1] == "PASS" for r in rows)
+    spec = str(ROOT / "conformance" / "suite" / "match_exact.yaml")
+    hand = str(ROOT / "conformance" / "suite" / "match_exact.vectors.yaml")
+    stf = tmp_path / "m.stf"
+    assert _cli(["convert", spec, hand, "-o", str(stf)], capsys)[0] == 0
+    assert "add t ethernet.dst:0x20000000002 forward(port:0x5)" in stf.read_text()
+    back = tmp_path / "m.yaml"
+    assert _cli(["convert", spec, str(stf), "-o", str(back)], capsys)[0] == 0
+    code, out, _ = _cli(["run", spec, "--vectors", str(back), "--targets", "ref", "-q"], capsys)
+    assert code == 0 and "ref         2" in out

@@ -185,7 +185,7 @@ def test_stf_round_trip() -> None:
     v = Vector("one", ControlState((entry,), (("nexthops", "to_host", ()),)), [PacketIn(1, b"\x00\x11\x22\x33\x44")],
                expected=[exp])
     text = dumps_stf([v], prog)
-    assert "add routes_v4 hdr.ipv4.dst:0xa000000/8 set_nexthop(id:0x7)" in text
+    assert "add routes_v4 ipv4.dst:0xa000000/8 set_nexthop(id:0x7)" in text
     assert "expect 3 00**223344" in text
     back = loads_stf(text, prog)
     assert len(back) == 1
@@ -201,6 +201,7 @@ def test_stf_import_of_p4c_style_lines() -> None:
     text = """# a p4c test
 add ingress.router_mac hdr.ethernet.dst:0x020000000001 nop()
 add nexthops meta.nexthop:5 next_hop(port:2, smac:0x1, dmac:0x2)
+add nexthops__2 meta.nexthop:5 next_hop(port:2, smac:0x1, dmac:0x2)
 packet 0 02 00 00 00 00 01 00 00 00 00 00 02 08 06
 expect 2 020000000001********0806
 """

@@ -81,7 +81,8 @@ def mutated_document(draw: st.DrawFn, doc: Any) -> Any:
     for _ in range(draw(st.integers(1, 3))):
         all_paths = list(paths(doc))
         path = draw(st.sampled_from(all_paths))
-        op = draw(st.sampled_from(["delete", "swap", "width", "rename", "expr", "expr", "junk", "add_key"]))
+        op = draw(st.sampled_from(["delete", "swap", "width", "rename", "rename_key", "expr", "expr", "junk",
+                                   "add_key"]))
         value = get(doc, path) if path in all_paths else None
         if op == "delete":
             doc = delete(doc, path)
@@ -99,6 +100,10 @@ def mutated_document(draw: st.DrawFn, doc: Any) -> Any:
             doc = put(doc, path, value.replace(word, edit.format(word), 1))
         elif op == "junk":  # copied: JUNK's lists and dicts must not collect earlier mutations
             doc = put(doc, path, copy.deepcopy(draw(st.sampled_from(JUNK))))
+        elif op == "rename_key" and isinstance(value, dict) and value:
+            old = draw(st.sampled_from(sorted(value, key=str)))
+            new = draw(st.sampled_from([*NAMES, "goto", "meta", "a__b", "x" * 49, f"{old}x"]))
+            doc = put(doc, path, {(new if k == old else k): v for k, v in value.items()})
         elif op == "add_key" and isinstance(value, dict):
             key = draw(st.sampled_from(["extra", "Bad", "ipv4", "default", "c3po"]))
             value[key] = copy.deepcopy(draw(st.sampled_from(JUNK)))

@@ -6,6 +6,7 @@ here fails as soon as one of them changes without the other.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,9 @@ def test_string_tlv_match_values_are_constants(tmp_path: Path) -> None:
     keyed = load_program(spec).program.header_types["geneve_like"].varlen
     assert keyed is not None and keyed.tlv is not None
     assert keyed.tlv.options[0].match == {"class": 0x0102}
+
+
+def test_table_actions_description_names_every_builtin() -> None:
+    """Editors show this description when completing a table's actions: it must list what exists."""
+    text = defs()["table"]["properties"]["actions"]["description"]
+    assert set(re.findall(r"\b[a-z_]+\b", text.split("built-ins", 1)[1])) >= set(ir.BUILTIN_ACTIONS)

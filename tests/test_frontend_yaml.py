@@ -157,3 +157,10 @@ def test_recursive_aliases_and_deep_nesting_are_spec_errors() -> None:
 
 def test_control_characters_are_reported_where_they_are() -> None:
     assert problems_of("a: 1\nb: x\x07y\n") == ["2:5: invalid YAML: unacceptable character '\\x07' (U+0007)"]
+
+
+def test_a_yaml_error_in_one_include_does_not_hide_the_others(tmp_path: Path) -> None:
+    write(tmp_path, {"top.yaml": PROGRAM.format(includes="a.yaml, b.yaml, h.yaml"), "a.yaml": "c3po: [1\n",
+                     "b.yaml": "c3po: 1\nheaders: {x: {fields: {a: 0}}}\n", "h.yaml": LIB_H})
+    found = messages(tmp_path / "top.yaml")
+    assert [f.split(": ")[0] for f in found] == ["a.yaml:2:1", "b.yaml:2:27"]

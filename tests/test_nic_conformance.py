@@ -95,7 +95,7 @@ parser:
   states:
     ethernet:
       extract: ethernet
-      select: [ethernet.ethertype, lookahead(0, 4)]
+      select: [ethernet.ethertype, "lookahead(0, 4)"]
       cases:
         "0x8100, _": vlan
         "0x0800, 4": ipv4
@@ -120,7 +120,7 @@ parser:
       extract: udp
 tables:
   classify:
-    key: {{ipv4.dscp: ternary, udp.dst_port: range, vlan[0].vid: exact}}
+    key: {{ipv4.dscp: ternary, udp.dst_port: range, "vlan[0].vid": exact}}
     actions: [set_class]
     default: set_class(3)
     size: 32
@@ -219,7 +219,7 @@ def test_nat_rewrites_address_and_keeps_tcp_checksum_valid(tmp_path: Path) -> No
         EntryState("routes", (KeyElem("prefix", 0, 0),), "next_hop", (3, 0x020000000001, 0x020000000002)),
     ))
     drv, ref = _open("nat44", tmp_path, control)
-    frame = bytes(Ether() / IP(src="192.168.0.2", dst="198.51.100.1", ttl=9) / TCP(sport=1234, dport=80) / b"x" * 9)
+    frame = bytes(Ether() / IP(src="192.168.0.2", dst="198.51.100.1", ttl=9) / TCP(sport=1234, dport=80) / (b"x" * 9))
     [r] = _run(drv, ref, [PacketIn(0, frame)])
     assert r.verdict == "forward" and r.port == 3
     out = Ether(r.data)
@@ -257,9 +257,9 @@ def test_vxlan_encap_grows_and_decap_shrinks_the_frame(tmp_path: Path) -> None:
         EntryState("fdb", (KeyElem("value", 5000), KeyElem("value", 0x020000000DDD)), "to_local", (3,)),
     ))
     drv, ref = _open("vxlan_gateway", tmp_path, control)
-    inner = bytes(Ether(dst="02:00:00:00:0b:bb", src="02:00:00:00:0d:dd") / IP(dst="10.0.0.1") / UDP() / b"t" * 20)
+    inner = bytes(Ether(dst="02:00:00:00:0b:bb", src="02:00:00:00:0d:dd") / IP(dst="10.0.0.1") / UDP() / (b"t" * 20))
     under = bytes(Ether(dst="02:00:00:00:aa:aa") / IP(src="192.0.2.2", dst="192.0.2.1") / UDP(sport=5, dport=4789)
-                  / VXLAN(vni=5000) / Ether(dst="02:00:00:00:0d:dd", src="02:00:00:00:0b:bb") / IP() / b"u" * 10)
+                  / VXLAN(vni=5000) / Ether(dst="02:00:00:00:0d:dd", src="02:00:00:00:0b:bb") / IP() / (b"u" * 10))
     enc, dec = _run(drv, ref, [PacketIn(2, inner), PacketIn(1, under)])
     assert (enc.verdict, enc.port) == ("forward", 9) and len(enc.data) == len(inner) + 50
     outer = Ether(enc.data)
@@ -283,7 +283,7 @@ def test_encapsulation_that_does_not_fit_the_buffer_is_dropped(tmp_path: Path) -
     lib = backend.lib
     lib.shim_process.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
                                  ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
-    frame = bytes(Ether(dst="02:00:00:00:0b:bb") / IP() / b"z" * 30)
+    frame = bytes(Ether(dst="02:00:00:00:0b:bb") / IP() / (b"z" * 30))
     for cap, verdict in ((len(frame) + 49, 0), (len(frame) + 50, 3)):
         buf = ctypes.create_string_buffer(frame, cap)
         n, port = ctypes.c_uint32(len(frame)), ctypes.c_uint32(0)

@@ -13,6 +13,7 @@ import pytest
 
 from c3po_compiler import load_program
 from c3po_compiler.expr import KeyElem
+from c3po_compiler.features import FEATURES
 from c3po_compiler.target_api import BuildError
 from targets.xdp import SUPPORTS, XdpTarget, compile_object
 from targets.xdp import layout as L
@@ -145,29 +146,20 @@ def test_render_is_deterministic_and_commented(example: Path) -> None:
     assert "ip link set dev IF xdp obj" in first["README.md"]
 
 
-def test_unsupported_features_are_refused_by_name(tmp_path: Path) -> None:
-    rel = os.path.relpath(PROTOCOLS, tmp_path)
-    spec = tmp_path / "tcp_options.yaml"
-    spec.write_text(f"""
-c3po: 1
-program: tun
-include: [{rel}/ethernet.yaml, {rel}/ipv4.yaml, {rel}/tcp.yaml]
-parser:
-  start: ethernet
-  states:
-    ethernet: {{extract: ethernet, select: ethernet.ethertype, cases: {{"0x0800": ipv4}}, default: accept}}
-    ipv4: {{extract: ipv4, select: ipv4.protocol, cases: {{6: tcp}}, default: accept}}
-    tcp: {{extract: tcp}}
-control:
-  - if: "valid(tcp.mss)"
-    then: [drop]
-""", encoding="utf-8")
-    prog = load_program(spec).program
+def test_wide_range_key_is_refused_with_a_reason(tmp_path: Path) -> None:
+    """A target limit is a build-time refusal naming the table key, not a miscompilation."""
+    text = features_spec(tmp_path).read_text().replace(
+        "tables:\n", "tables:\n  wide:\n    key: {ipv6.src: range}\n    actions: [drop]\n    size: 8\n", 1)
+    (tmp_path / "wide.yaml").write_text(text, encoding="utf-8")
+    prog = load_program(tmp_path / "wide.yaml").program
     messages = [p.message for p in XdpTarget().refusals(prog)]
-    assert any("(tlv)" in m and "'xdp'" in m for m in messages), messages
-    with pytest.raises(BuildError, match="tlv"):
+    assert any("ipv6.src" in m and "64 bits" in m for m in messages), messages
+    with pytest.raises(BuildError, match="64 bits"):
         XdpTarget().build(prog, tmp_path / "out")
-    assert "tlv" not in SUPPORTS
+
+
+def test_supports_names_only_known_features() -> None:
+    assert set(SUPPORTS) <= set(FEATURES)
 
 
 def test_large_linear_table_is_refused_naming_the_limit(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
 
 from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, vtype
 
@@ -209,10 +210,7 @@ class Emitter:
         iv = self.insts[inst.name]
         if not inst.is_stack:
             return f"c->h_{iv.ident}", f"c->v_{iv.ident}"
-        if index == "last":
-            i = f"(c->n_{iv.ident} ? c->n_{iv.ident} - 1u : 0u)"
-        else:
-            i = str(index or 0)
+        i = f"(c->n_{iv.ident} ? c->n_{iv.ident} - 1u : 0u)" if index == "last" else str(index or 0)
         return f"c->h_{iv.ident}[{i}]", f"c->v_{iv.ident}[{i}]"
 
     def field_pos(self, inst: ir.Instance, fname: str) -> tuple[int, int]:
@@ -229,20 +227,35 @@ class Emitter:
 
     @staticmethod
     def getter(buf: str, bitoff: int, width: int) -> str:
-        if bitoff % 8 == 0 and width % 8 == 0:
-            fn = "c3po_ld128" if width > 64 else "c3po_ld"
-            return f"{fn}({buf}, {bitoff // 8}, {width // 8})"
+        """A field read as one straight-line expression over its bytes (compilers turn it into a single
+        byte-swapped load); only fields spanning more than 8 bytes go through the runtime helpers."""
+        first, end = bitoff // 8, (bitoff + width + 7) // 8
+        span = end - first
         if width > 64:
+            if bitoff % 8 == 0 and width % 8 == 0:
+                return f"c3po_ld128({buf}, {first}, {span})"
             return f"c3po_getbits128({buf}, {bitoff}, {width})"
-        if bitoff % 8 + width <= 64:
-            return f"c3po_getbits64({buf}, {bitoff}, {width})"
-        return f"c3po_getbits({buf}, {bitoff}, {width})"
+        if span > 8:
+            return f"c3po_getbits({buf}, {bitoff}, {width})"
+        parts = [f"((uint64_t){buf}[{first + i}] << {8 * (span - 1 - i)})" if span - 1 - i else
+                 f"(uint64_t){buf}[{first + i}]" for i in range(span)]
+        expr = "(" + " | ".join(parts) + ")"
+        tail = end * 8 - (bitoff + width)
+        if tail:
+            expr = f"({expr} >> {tail})"
+        if width < 64 and (tail or bitoff % 8):
+            expr = f"({expr} & {const((1 << width) - 1, 64)})"
+        return expr
 
     @staticmethod
     def setter(buf: str, bitoff: int, width: int, value: str) -> str:
         if bitoff % 8 == 0 and width % 8 == 0:
-            fn = "c3po_st128" if width > 64 else "c3po_st"
-            return f"{fn}({buf}, {bitoff // 8}, {width // 8}, {value});"
+            n = width // 8
+            if width > 64:
+                return f"c3po_st128({buf}, {bitoff // 8}, {n}, {value});"
+            o = bitoff // 8
+            return " ".join(f"{buf}[{o + i}] = (uint8_t)({value} >> {8 * (n - 1 - i)});" if n - 1 - i else
+                            f"{buf}[{o + i}] = (uint8_t){value};" for i in range(n))
         fn = "c3po_setbits128" if width > 64 else "c3po_setbits"
         return f"{fn}({buf}, {bitoff}, {width}, {value});"
 
@@ -308,10 +321,10 @@ class Emitter:
             lines += [f"{p}    act_{act.name}(st, c, &a_);", f"{p}}}"]
             return lines
         if isinstance(s, ir.If):
-            lines = [f"{p}if ({self.expr(s.cond)}) {{"] + self.stmts(s.then, ind + 1)
+            lines = [f"{p}if ({self.expr(s.cond)}) {{", *self.stmts(s.then, ind + 1)]
             if s.otherwise:
-                lines += [f"{p}}} else {{"] + self.stmts(s.otherwise, ind + 1)
-            return lines + [f"{p}}}"]
+                lines += [f"{p}}} else {{", *self.stmts(s.otherwise, ind + 1)]
+            return [*lines, f"{p}}}"]
         if isinstance(s, ir.Apply):
             return self.apply(s, ind)
         raise Unsupported(f"statement {type(s).__name__}")
@@ -451,18 +464,19 @@ class Emitter:
             dav = self.action_views[t.default.action]
             dargs = self.encode_args(dav, t.default.args)
             entries: list[dict[str, object]] = []
-            for e in t.entries:
-                entries.append({"match": self.encode_match(t, e.match), "priority": e.priority,
-                                "action": self.action_views[e.action.action].id,
-                                "args": self.encode_args(self.action_views[e.action.action], e.action.args),
-                                "where": loc_comment(e.loc, self.root)})
+            for entry in t.entries:
+                call = entry.action
+                entries.append({"match": self.encode_match(t, entry.match), "priority": entry.priority,
+                                "action": self.action_views[call.action].id,
+                                "args": self.encode_args(self.action_views[call.action], call.args),
+                                "where": loc_comment(entry.loc, self.root)})
             tv = TableView(t.name, ti, t.size, index, keys, acts, t.counters, cap, off,
                            keys[t.lpm_key] if t.lpm_key is not None and index == "lpm" else None,
                            dav.id, dargs, entries, loc_comment(t.loc, self.root), any(a.params for a in acts))
             self.table_views[t.name] = tv
 
     @staticmethod
-    def encode_match(t: ir.Table, match: list[object]) -> str:
+    def encode_match(t: ir.Table, match: list[KeyElem]) -> str:
         return ", ".join(f"{x:#04x}" for x in match_bytes(t, match)) or "0"
 
     @staticmethod
@@ -643,7 +657,7 @@ class Emitter:
             out.append(f"{p}    state = {ids[st.default]};")
         else:
             out.append(f"{p}    else state = {ids[st.default]};")
-        for i, e in enumerate(st.select):
+        for i in range(len(st.select)):
             out.append(f"{p}    (void)s{i};")
         out.append(f"{p}}}")
         return out
@@ -677,7 +691,7 @@ class Emitter:
                 out.append(f"{p}    }}")
             out.append(f"{p}}} else")
         out += [f"{p}{{", f"{p}    uint32_t hl = 0, pos = 0, pay = n - cur;"]
-        for buf, valid, iv in elems:
+        for _buf, valid, iv in elems:
             size = [f"{iv.fixed_bytes}u"]
             if not iv.stack:
                 size += [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
@@ -754,10 +768,27 @@ class Emitter:
             if iv.varlen:
                 hl.append(f"c->vl_{iv.ident}")
             if cs.kind == "ipv4_header":
-                out.append(f"            uint8_t *hp = pkt + c->oo_{iv.ident};")
-                out.append(f"            hp[{fo}] = 0; hp[{fo + 1}] = 0;")
-                out.append(f"            c3po_st(hp, {fo}, 2, ~c3po_csum_fold(c3po_csum_add(0, hp, {' + '.join(hl)})) "
-                           "& 0xffffu);")
+                # computed on the header buffer before deparse (reading back the just-written frame would stall
+                # on store forwarding); the checksum field's two bytes are left out of the sum
+                h = f"c->h_{iv.ident}"
+                if not iv.groups and fo % 2 == 0 and iv.fixed_bytes % 2 == 0:
+                    parts = [f"c3po_csum_add(0, {h}, {fo}u)",
+                             f"c3po_csum_add(0, {h} + {fo + 2}, {iv.fixed_bytes - fo - 2}u)"]
+                    if iv.varlen:
+                        parts.append(f"c3po_csum_add(0, {h} + {iv.varlen_offset}, c->vl_{iv.ident})")
+                    out.append(f"            uint32_t v = ~c3po_csum_fold({' + '.join(parts)}) & 0xffffu;")
+                else:
+                    out.append(f"            uint8_t tmp[{iv.max_bytes}]; uint32_t q = {iv.fixed_bytes}u, v;")
+                    out.append(f"            {copy_const('tmp', h, iv.fixed_bytes)}")
+                    for g in iv.groups:
+                        out.append(f"            if (c->g_{iv.ident}_{g.name}) {{ c3po_copy(tmp + q, {h} + {g.offset}, "
+                                   f"{g.size}u); q += {g.size}u; }}")
+                    if iv.varlen:
+                        out.append(f"            c3po_copy(tmp + q, {h} + {iv.varlen_offset}, c->vl_{iv.ident}); "
+                                   f"q += c->vl_{iv.ident};")
+                    out.append(f"            tmp[{fo}] = 0; tmp[{fo + 1}] = 0;")
+                    out.append("            v = ~c3po_csum_fold(c3po_csum_add(0, tmp, q)) & 0xffffu;")
+                out.append(f"            {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; c->d_{iv.ident} = 1;")
             else:
                 words: list[tuple[str, str, int]] = []
                 for wo in range(0, iv.fixed_bytes, 2):
@@ -785,7 +816,8 @@ class Emitter:
                 out.append("            hc = (~c3po_csum_fold(sum)) & 0xffffu;")
                 if cs.zero_means_none:
                     out.append("            if (hc == 0) hc = 0xffffu;")
-                out.append(f"            c3po_st(pkt + c->oo_{iv.ident}, {fo}, 2, hc);")
+                out.append(f"            c->h_{iv.ident}[{fo}] = (uint8_t)(hc >> 8); c->h_{iv.ident}[{fo + 1}] = (uint8_t)hc; "
+                           f"c->d_{iv.ident} = 1;")
                 if cs.zero_means_none:
                     out.append("            }")
             out.append("        } break;")
@@ -841,14 +873,13 @@ class Emitter:
         return lines
 
 
-def match_bytes(t: ir.Table, match: list[object]) -> bytes:
+def match_bytes(t: ir.Table, match: list[KeyElem]) -> bytes:
     """The control-plane wire encoding of one entry's match (documented in the generated header)."""
     out = bytearray()
     for k, m in zip(t.keys, match, strict=True):
         nb = nbytes(k.width)
         full = (1 << k.width) - 1
-        kind = getattr(m, "kind", "any")
-        a, b = getattr(m, "a", 0), getattr(m, "b", 0)
+        kind, a, b = m.kind, m.a, m.b
         if k.kind == "exact":
             out += (a & full).to_bytes(nb, "big")
         elif k.kind == "lpm":

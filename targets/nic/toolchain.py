@@ -12,11 +12,12 @@ from pathlib import Path
 from c3po_compiler import ir
 
 from .emitter import program_view
-from .render import HERE, _ENV, render_program
+from .render import _ENV, HERE, render_program
 
 FREESTANDING_FLAGS = ["-std=c99", "-ffreestanding", "-nostdlib", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 HARNESS_MAIN = HERE / "runtime" / "harness_main.c"
+LIBFUZZER_MAIN = HERE / "runtime" / "libfuzzer_main.c"
 
 
 class ToolchainError(Exception):
@@ -55,17 +56,19 @@ def build_shared(prog: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
     """The program plus its shim as one shared object for ctypes (-O2)."""
     files = write_sources(prog, outdir)
     so = outdir / f"lib{prog.name}_nic.so"
-    run_cc([compiler(cc), "-std=gnu99", "-O2", "-g", "-shared", "-fPIC", "-I", str(outdir), str(files[f"{prog.name}.c"]),
+    run_cc([compiler(cc), "-std=gnu99", "-O2", "-shared", "-fPIC", "-I", str(outdir), str(files[f"{prog.name}.c"]),
             str(files["shim"]), "-o", str(so)])
     return so
 
 
-def build_harness(prog: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
-    """The standalone sanitizer harness (ASan + UBSan, aborting on the first finding)."""
-    files = write_sources(prog, outdir)
+def build_harness(prog: ir.Program, outdir: Path, cc: str = "gcc", write: bool = True) -> Path:
+    """The standalone sanitizer harness (ASan + UBSan, aborting on the first finding). `write=False` compiles
+    the sources already in `outdir` (a test plants a bug in them to prove the harness reports it)."""
+    if write:
+        write_sources(prog, outdir)
     exe = outdir / f"{prog.name}_harness"
-    run_cc([compiler(cc), "-std=gnu99", "-O1", *SANITIZE_FLAGS, "-I", str(outdir), str(files[f"{prog.name}.c"]),
-            str(files["shim"]), str(HARNESS_MAIN), "-o", str(exe)])
+    run_cc([compiler(cc), "-std=gnu99", "-O1", *SANITIZE_FLAGS, "-I", str(outdir), str(outdir / f"{prog.name}.c"),
+            str(outdir / f"{prog.name}_shim.c"), str(HARNESS_MAIN), "-o", str(exe)])
     return exe
 
 
@@ -76,3 +79,13 @@ def check_freestanding(prog: ir.Program, outdir: Path, cc: str) -> Path:
     run_cc([compiler(cc), *FREESTANDING_FLAGS, "-O2", "-shared", "-fPIC", "-Wl,-z,defs",
             str(files[f"{prog.name}.c"]), "-o", str(so)])
     return so
+
+
+def build_libfuzzer(prog: ir.Program, outdir: Path) -> Path:
+    """A coverage-guided libFuzzer binary for the program (clang only: -fsanitize=fuzzer)."""
+    write_sources(prog, outdir)
+    exe = outdir / f"fuzz_{prog.name}"
+    run_cc([compiler("clang"), "-std=gnu99", "-O1", "-g", "-fsanitize=fuzzer,address,undefined",
+            "-fno-sanitize-recover=all", "-I", str(outdir), str(outdir / f"{prog.name}.c"),
+            str(outdir / f"{prog.name}_shim.c"), str(LIBFUZZER_MAIN), "-o", str(exe)])
+    return exe

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import struct
 from pathlib import Path
 
 from c3po_compiler import ir
@@ -81,13 +82,25 @@ class XdpDriver(Driver):
         self.objects = {v: k for k, v in touch_objects(prog).items()}
         self.state_fd = self.bpf.map_fd("c3po_state")
         self.state_buf = ctypes.create_string_buffer(STATE_SIZE * self.ncpu)
+        self.zero_key = ctypes.create_string_buffer(4)
+        self.clear_state = (NO_PORT.to_bytes(4, "little") + bytes(STATE_SIZE - 4)) * self.ncpu
+        self._clear_state()
         self.installed: dict[str, list[bytes]] = {n: [] for n in prog.tables}
         self.linear_used: dict[str, int] = {n: 0 for n in prog.tables}
-        self.dirty_counters: set[tuple[str, str, int]] = set()
+        self.last_read: dict[tuple[str, str, int], tuple[int, int]] = {}
+        self.baseline: dict[tuple[str, str, int], tuple[int, int]] = {}
+        self.fds: dict[str, int] = {}
         self.dirty_regs: set[tuple[str, int]] = set()
         tx = self.bpf.map_fd("c3po_tx_ports")
         for port in range(DEVMAP_PORTS):
             self._update(tx, port.to_bytes(4, "little"), (1).to_bytes(4, "little"))  # loopback ifindex
+
+    def _fd(self, name: str) -> int:
+        fd = self.fds.get(name)
+        if fd is None:
+            assert self.bpf is not None
+            fd = self.fds[name] = self.bpf.map_fd(name)
+        return fd
 
     def _update(self, fd: int, key: bytes, value: bytes) -> None:
         rc = self.lb.bpf_map_update_elem(fd, key, value, 0)
@@ -109,6 +122,9 @@ class XdpDriver(Driver):
                 for i in range(self.linear_used[name]):
                     self._update(fd, i.to_bytes(4, "little"), blank)
                 self.linear_used[name] = 0
+            elif lay.kind == "direct":
+                for key in self.installed[name]:
+                    self._update(fd, key, bytes(lay.value_size))
             else:
                 for key in self.installed[name]:
                     self.lb.bpf_map_delete_elem(fd, key)
@@ -149,15 +165,13 @@ class XdpDriver(Driver):
     # ---- run
     def _reset(self, registers: Registers) -> None:
         assert self.bpf is not None and self.prog is not None
-        for kind, name, idx in self.dirty_counters:
-            fd = self.bpf.map_fd(("tc_" if kind == "table" else "c_") + name)
-            self._update(fd, idx.to_bytes(4, "little"), bytes(16 * self.ncpu))
-        self.dirty_counters.clear()
+        # Counters are not zeroed in the kernel (a syscall each): the values last read become the baseline.
+        self.baseline.update(self.last_read)
         for name, idx in self.dirty_regs | set(registers):
             reg = self.prog.registers.get(name)
             if reg is None or not 0 <= idx < reg.size:
                 continue
-            self._update(self.bpf.map_fd(f"r_{name}"), idx.to_bytes(4, "little"),
+            self._update(self._fd(f"r_{name}"), idx.to_bytes(4, "little"),
                          self._reg_bytes(reg, registers.get((name, idx), 0)))
         self.dirty_regs = {k for k in registers if k[0] in self.prog.registers}
 
@@ -169,17 +183,21 @@ class XdpDriver(Driver):
         return value.to_bytes(8, "little")
 
     def _read_state(self) -> tuple[int, list[tuple[int, int]]]:
-        rc = self.lb.bpf_map_lookup_elem(self.state_fd, bytes(4), self.state_buf)
+        """What the last run recorded; clears the record (one more syscall, only when there was something)."""
+        rc = self.lb.bpf_map_lookup_elem(self.state_fd, self.zero_key, self.state_buf)
         if rc != 0:
             raise OSError("reading c3po_state failed")
-        raw = self.state_buf.raw[STATE_SIZE * self.cpu:STATE_SIZE * (self.cpu + 1)]
-        egress = int.from_bytes(raw[0:4], "little")
-        n = min(int.from_bytes(raw[4:8], "little"), 32)
-        touched = []
-        for i in range(n):
-            v = int.from_bytes(raw[8 + 8 * i:16 + 8 * i], "little")
-            touched.append((v >> 32, v & 0xFFFFFFFF))
-        return egress, touched
+        base = STATE_SIZE * self.cpu
+        egress, n = struct.unpack_from("<II", self.state_buf, base)
+        if egress == NO_PORT and n == 0:
+            return egress, []
+        n = min(n, 32)
+        words = struct.unpack_from(f"<{n}Q", self.state_buf, base + 8) if n else ()
+        self._clear_state()
+        return egress, [(v >> 32, v & 0xFFFFFFFF) for v in words]
+
+    def _clear_state(self) -> None:
+        self._update(self.state_fd, bytes(4), self.clear_state)
 
     def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
         assert self.bpf is not None and self.prog is not None
@@ -210,7 +228,7 @@ class XdpDriver(Driver):
         if kind == "register":
             reg = self.prog.registers[name]
             buf = ctypes.create_string_buffer(16)
-            self.lb.bpf_map_lookup_elem(self.bpf.map_fd(f"r_{name}"), idx.to_bytes(4, "little"), buf)
+            self.lb.bpf_map_lookup_elem(self._fd(f"r_{name}"), idx.to_bytes(4, "little"), buf)
             raw = buf.raw
             v = (int.from_bytes(raw[0:8], "little") << 64 | int.from_bytes(raw[8:16], "little")) \
                 if reg.width > 64 else int.from_bytes(raw[0:8], "little")
@@ -220,12 +238,15 @@ class XdpDriver(Driver):
             else:
                 regs.pop((name, idx), None)
             return
-        fd = self.bpf.map_fd(("tc_" if kind == "table" else "c_") + name)
+        fd = self._fd(("tc_" if kind == "table" else "c_") + name)
         buf = ctypes.create_string_buffer(16 * self.ncpu)
         self.lb.bpf_map_lookup_elem(fd, idx.to_bytes(4, "little"), buf)
         pk = sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu))
         by = sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu))
-        self.dirty_counters.add((kind, name, idx))
+        key = (kind, name, idx)
+        self.last_read[key] = (pk, by)
+        base = self.baseline.get(key, (0, 0))
+        pk, by = pk - base[0], by - base[1]
         if kind == "table":
             counters[(f"table.{name}", idx - 1)] = (pk, by)
         else:

@@ -17,6 +17,7 @@ from c3po_compiler import ir
 
 from . import layout as L
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
+from .tlv import TLV_BUF, option_instances, walkers
 
 PARSE_NODE_LIMIT = 256
 LINEAR_TABLE_LIMIT = 65536
@@ -75,6 +76,7 @@ class Emitter:
         self.set_valid_slots: dict[str, tuple[int, int]] = {}  # pointer -> (offset in c3po_scratch.hdr, bytes)
         self.invalidated: set[str] = set()  # pointers some set_invalid may clear
         self._collect_validity_changes()
+        self.walkers = walkers(prog)
         self.edges: dict[str, set[str]] = {}
         self.extracted: dict[str, str] = {}
         self.must: dict[str, frozenset[str]] = {}
@@ -135,7 +137,7 @@ class Emitter:
     def header_ptrs(self) -> list[str]:
         out = []
         for inst in sorted(self.prog.instances.values(), key=lambda i: i.name):
-            if inst.tlv_parent:
+            if inst.tlv_parent and not self.prog.instances[inst.tlv_parent].walk_tlv:
                 continue
             out += [elem_ptr(inst, i) for i in range(inst.stack)] if inst.is_stack else [elem_ptr(inst, None)]
         return out
@@ -250,6 +252,8 @@ class Emitter:
                 out.add("\tgoto perr_bad_length;")
                 out.add(f"if (cur + vl_{ptr[2:]} > end)")
                 out.add("\tgoto perr_truncated;")
+                if inst.walk_tlv and vl.tlv is not None:
+                    self.tlv_walk(out, inst, ptr)
                 out.add(f"cur += vl_{ptr[2:]};")
             for v in st.verify:
                 vinst = prog.instances[v]
@@ -436,6 +440,37 @@ class Emitter:
             out.close()
         return out.out
 
+    def tlv_walk(self, out: Lines, inst: ir.Instance, ptr: str) -> None:
+        """Walk the TLV area at `cur` (see tlv.py); sets the option pointers or goes to perr_bad_length."""
+        w = self.walkers[inst.type.name]
+        vl = f"vl_{ptr[2:]}"
+        hb = w.tlv.header_bytes
+        index = {o.name: k for k, o in enumerate(w.options)}
+        self.perr_used.add("bad_length")
+        out.open(f"if ({vl} > 0) {{ /* TLV options of {inst.name} */")
+        out.add("struct c3po_tlvbuf *tb = bpf_map_lookup_elem(&c3po_tlvbuf, &zero);")
+        out.add("if (!tb)")
+        out.add("\treturn XDP_ABORTED;")
+        out.add(f"__u64 n = {vl};")
+        out.add('asm volatile("" : "+r"(n)); /* check and use the same register (verifier) */')
+        out.add(f"if (n < 1 || n > {min(w.max_bytes, TLV_BUF)} || bpf_xdp_load_bytes(ctx, cur - data, tb->b, n))")
+        out.add("\tgoto perr_truncated;")
+        out.add(f"struct {w.found} f = {{ .len = n }};")
+        out.add(f"bpf_loop({w.iterations}, {w.func}, &f, 0);")
+        out.add("if (f.err)")
+        out.add("\tgoto perr_bad_length;")
+        for opt_inst in option_instances(self.prog, inst.name):
+            assert opt_inst.tlv_option is not None
+            k = index[opt_inst.tlv_option.name]
+            need = hb + opt_inst.tlv_option.data_bytes
+            out.open(f"if (f.off[{k}]) {{ /* {opt_inst.name} */")
+            out.add(f"__u64 o = f.off[{k}] - 1;")
+            out.add(f"if (o > {w.max_bytes} || cur + o + {need} > end)")
+            out.add("\tgoto perr_bad_length;")
+            out.add(f"{elem_ptr(opt_inst, None)} = cur + o + {hb};")
+            out.close()
+        out.close()
+
     def csum_sum(self, inst: ir.Instance, ptr: str) -> str:
         """C expression: the one's-complement sum over a header (fixed part and varlen tail)."""
         ht = inst.type
@@ -501,7 +536,7 @@ class Emitter:
             out.add(f"{flag} = 1; /* update_checksum({s.instance}) at deparse */")
         elif isinstance(s, ir.Count):
             c = prog.counters[s.counter]
-            out.add(f"c3po_count(&c_{c.name}, {c.size}, {tr.expr(s.index)}, c3po_pkt_len, st, "
+            out.add(f"c3po_count(&c_{c.name}, {tr.expr(s.index)}, c3po_pkt_len, st, "
                     f"{self.objects[('counter', c.name)]});")
         elif isinstance(s, ir.CallAction):
             a = prog.actions[s.action]
@@ -533,6 +568,9 @@ class Emitter:
                 out.add(f"{ptr} = sc->hdr + {off};")
                 for g in prog.instances[s.instance].type.groups:
                     out.add(f"{group_ptr(ptr, g.name)} = NULL; /* groups of a new header are absent */")
+                if prog.instances[s.instance].walk_tlv:
+                    for oi in option_instances(prog, s.instance):
+                        out.add(f"{elem_ptr(oi, None)} = NULL; /* no options in a new header */")
                 if vl:
                     out.add(f"{vl} = 0;")
                 out.add("relayout = 1;")
@@ -542,6 +580,9 @@ class Emitter:
                         f"({where(prog, s.loc)}) */")
                 for g in prog.instances[s.instance].type.groups:
                     out.add(f"{group_ptr(ptr, g.name)} = NULL;")
+                if prog.instances[s.instance].walk_tlv:
+                    for oi in option_instances(prog, s.instance):
+                        out.add(f"{elem_ptr(oi, None)} = NULL; /* its options go with it */")
                 out.add("relayout = 1;")
         else:
             raise Unsupported(f"statement {type(s).__name__} is not supported by the xdp target")
@@ -579,6 +620,11 @@ class Emitter:
             out.add("if (e)")
             out.add("\tv = &e->val;")
             out.close()
+        elif lay.kind == "direct":
+            out.add(f"__u32 k = (__u32)({tr.expr(t.keys[0].expr)}); /* the key is the array index */")
+            out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
+            out.add("if (v && !v->action) /* no entry at this index */")
+            out.add("\tv = NULL;")
         else:
             out.add(f"struct t_{t.name}_key k;")
             out.add("__builtin_memset(&k, 0, sizeof(k));")
@@ -608,7 +654,7 @@ class Emitter:
         out.close()
         out.close()
         if t.counters:
-            out.add(f"c3po_count(&tc_{t.name}, {t.size + 1}, hit ? (__u64)v->entry + 1 : 0, c3po_pkt_len, st, "
+            out.add(f"c3po_count(&tc_{t.name}, hit ? (__u64)v->entry + 1 : 0, c3po_pkt_len, st, "
                     f"{self.objects[('table', t.name)]});")
         out.open("switch (v->action) {")
         for name in lay.action_ids:

@@ -4,7 +4,9 @@ One module computes them so the C structs the emitter writes, the bytes the driv
 examples in the generated README cannot disagree. Layouts follow C's natural alignment (no `packed`), because
 the BPF stack is strictly aligned and packed structs would turn every key store into byte stores.
 
-- exact-only tables: BPF_MAP_TYPE_HASH; key = each key in spec order, big-endian, in 1/2/4/8/16 bytes.
+- one exact key of at most 16 bits: BPF_MAP_TYPE_ARRAY indexed by the key value (`direct`; array lookups are
+  inlined by the verifier, several times faster than a hash), action id 0 marking "no entry".
+- other exact-only tables: BPF_MAP_TYPE_HASH; key = each key in spec order, big-endian, in 1/2/4/8/16 bytes.
 - one lpm key plus exact keys: BPF_MAP_TYPE_LPM_TRIE; key = u32 prefix length, then the exact keys, then the
   lpm key (reordered so the longest-prefix match runs over the exact keys' full width first).
 - any ternary/range key: a priority-ordered BPF_MAP_TYPE_ARRAY searched linearly; per key one or two u64
@@ -17,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from c3po_compiler import ir
+
+
+DIRECT_MAX_BITS = 16
 
 
 def byte_size(width: int) -> int:
@@ -71,13 +76,18 @@ def table_kind(t: ir.Table) -> str:
         return "linear"
     if t.lpm_key is not None:
         return "lpm"
+    if len(t.keys) == 1 and t.keys[0].width <= DIRECT_MAX_BITS:
+        return "direct"
     return "hash"
 
 
 def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     kind = table_kind(t)
     keys: list[KeyField] = []
-    if kind == "linear":
+    if kind == "direct":
+        keys.append(KeyField(0, t.keys[0].text, "exact", t.keys[0].width, 4, 0))
+        key_size = 4
+    elif kind == "linear":
         word = 0
         for i, k in enumerate(t.keys):
             n = 1 if k.width <= 64 else 2

@@ -161,33 +161,39 @@ class TestRunner:
     def __init__(self, prog_fd: int, max_frame: int = 9216) -> None:
         self.lb = lib()
         self.prog_fd = prog_fd
+        self.max_in = max_frame + 64
+        self.inbuf = ctypes.create_string_buffer(self.max_in)
         self.out = ctypes.create_string_buffer(max_frame + self.HEADROOM + 64)
         self.ctx_in = XdpMd()
         self.ctx_out = XdpMd()
         self.opts = TestRunOpts()
         self.opts.sz = ctypes.sizeof(TestRunOpts)
+        self.opts.data_in = ctypes.addressof(self.inbuf)
+        self.opts.data_out = ctypes.addressof(self.out)
+        self._ctx_in = ctypes.addressof(self.ctx_in)
+        self._ctx_out = ctypes.addressof(self.ctx_out)
+        self._opts_ref = ctypes.byref(self.opts)
+        self._run = self.lb.bpf_prog_test_run_opts
 
     def run(self, frame: bytes, meta: bytes = b"", repeat: int = 1) -> tuple[int, bytes, int]:
         """(XDP action, output frame without metadata, mean ns per run)."""
         data = meta + frame
+        if len(data) > self.max_in:
+            raise ValueError(f"frame of {len(frame)} bytes is larger than the test buffer")
+        ctypes.memmove(self.inbuf, data, len(data))
         o = self.opts
-        inbuf = ctypes.create_string_buffer(data, len(data))
-        o.data_in = ctypes.cast(inbuf, ctypes.c_void_p)
         o.data_size_in = len(data)
-        o.data_out = ctypes.cast(self.out, ctypes.c_void_p)
         o.data_size_out = len(self.out)
         o.repeat = repeat
         if meta:
             self.ctx_in.data = len(meta)
             self.ctx_in.data_end = len(data)
-            o.ctx_in = ctypes.cast(ctypes.pointer(self.ctx_in), ctypes.c_void_p)
-            o.ctx_size_in = ctypes.sizeof(XdpMd)
-            o.ctx_out = ctypes.cast(ctypes.pointer(self.ctx_out), ctypes.c_void_p)
-            o.ctx_size_out = ctypes.sizeof(XdpMd)
+            o.ctx_in, o.ctx_out = self._ctx_in, self._ctx_out
+            o.ctx_size_in = o.ctx_size_out = ctypes.sizeof(XdpMd)
         else:
             o.ctx_in = o.ctx_out = None
             o.ctx_size_in = o.ctx_size_out = 0
-        rc = self.lb.bpf_prog_test_run_opts(self.prog_fd, ctypes.byref(o))
+        rc = self._run(self.prog_fd, self._opts_ref)
         if rc != 0:
             raise OSError(f"BPF_PROG_TEST_RUN failed: {errno_text(rc)}")
         skip = self.ctx_out.data if meta else 0

@@ -16,6 +16,8 @@ def hexbytes(b: bytes) -> str:
 
 def entry_key(lay: L.TableLayout, match: list[ir.KeyElem] | tuple[ir.KeyElem, ...]) -> bytes:
     """Key bytes of a hash/LPM entry (the driver installs the same bytes)."""
+    if lay.kind == "direct":
+        return (match[0].a & 0xFFFFFFFF).to_bytes(4, "little")
     key = bytearray(lay.key_size)
     prefix = None
     for kf in lay.keys:

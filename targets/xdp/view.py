@@ -10,7 +10,8 @@ from . import layout as L
 from .cexpr import ctype, field_access
 from .emitter import XDP_FOR_VERDICT, Emitter, Lines, where
 
-MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY"}
+MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
+             "direct": "BPF_MAP_TYPE_ARRAY"}
 KEY_CTYPES = {1: "__u8", 2: "__be16", 4: "__be32", 8: "__be64"}
 
 
@@ -35,7 +36,7 @@ def match_cond(lay: L.TableLayout) -> str:
 
 def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     keys = ", ".join(f"{k.text} {k.kind}" for k in t.keys) or "no keys"
-    how = {"hash": "hash map", "lpm": "LPM trie (exact keys first)",
+    how = {"hash": "hash map", "lpm": "LPM trie (exact keys first)", "direct": "array indexed by the key",
            "linear": "priority-ordered array, linear search"}[lay.kind]
     return f"{keys}; {how}; size {t.size}"
 
@@ -81,9 +82,9 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         t = prog.tables[name]
         tables.append({
             "name": name, "where": where(prog, t.loc), "doc": table_doc(t, lay), "kind": lay.kind,
-            "map_type": MAP_TYPES[lay.kind], "size": t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
+            "map_type": MAP_TYPES[lay.kind], "size": (1 << t.keys[0].width) if lay.kind == "direct" else t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
-            "default": t.default.action,
+            "default": t.default.action, "counter_size": t.size,
         })
     registers = []
     for name, r in sorted(prog.registers.items()):
@@ -112,6 +113,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "header_ptrs": em.header_ptrs(),
         "varlen_vars": em.varlen_vars(),
         "group_ptrs": em.group_ptrs(),
+        "tlv_walkers": ["\n".join(w.function(prog)) for w in em.walkers.values()],
         "metadata": [{"name": n, "width": w, "ctype": ctype(w)} for n, w in sorted(prog.metadata.items())],
         "csum_flags": [f for f, _ in em.csum_flags] + [f for f, _, _ in em.l4_requests],
         "hash_buffers": [{"name": n, "size": s} for n, s in em.hash_buffers],

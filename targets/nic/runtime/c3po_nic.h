@@ -133,8 +133,9 @@ static inline uint64_t c3po_mix128(uint64_t h, c3po_u128 v) {
     return c3po_mix(c3po_mix(h, (uint64_t)(v >> 64)), (uint64_t)v);
 }
 static inline uint64_t c3po_fmix(uint64_t h) {
-    h ^= h >> 32; h *= 0xd6e8feb86659fd93ull;
-    return h ^ (h >> 32);
+    h ^= h >> 30; h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27; h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
 
 /* RFC 1071 one's-complement sum of n bytes (an odd last byte is the high half of a word). */

@@ -33,8 +33,9 @@ struct c3po_meta {
 	__u32 ingress_port;
 };
 
-/* Per-CPU record of what the last packet did that BPF_PROG_TEST_RUN does not report: the egress port of a
- * forward, and which counter/register elements it touched (so a driver reads only those). */
+/* Per-CPU record of what packets did that BPF_PROG_TEST_RUN does not report: the egress port of a forward, and
+ * which counter/register elements were touched (so a driver reads only those). The program only appends; a
+ * reader clears it (in production nobody does: the log fills up and is then skipped at the cost of a compare). */
 #define C3PO_TOUCH_MAX 32
 struct c3po_state {
 	__u32 egress_port;
@@ -268,10 +269,11 @@ static __always_inline void c3po_touch(struct c3po_state *st, __u32 object, __u3
 	}
 }
 
-static __always_inline void c3po_count(void *map, __u32 size, __u64 index, __u64 bytes, struct c3po_state *st,
-				       __u32 object)
+/* Count one packet of `bytes` bytes in element `index` of a per-CPU counter array. The array lookup itself
+ * rejects indices past the end (NULL), so only indices that do not fit the u32 key need a check. */
+static __always_inline void c3po_count(void *map, __u64 index, __u64 bytes, struct c3po_state *st, __u32 object)
 {
-	if (index >= size)
+	if (index > 0xffffffffULL)
 		return;
 	__u32 k = (__u32)index;
 	struct c3po_counter *c = bpf_map_lookup_elem(map, &k);

@@ -1,0 +1,46 @@
+"""The compiled targets against the oracle on generated vectors: what `c3po conformance run` checks, as tests.
+
+Each target runs where its toolchain is (need_*: skipped locally without it, failing under CI=true).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.driver import load_driver_class
+from conformance.runner import RunRequest, exit_status, run_conformance
+
+from .conftest import EXAMPLES, ROOT, need_bpf, need_tool
+
+SPECS = [p.stem for p in EXAMPLES]
+
+
+def _check(target: str, spec: str) -> None:
+    reason = load_driver_class(target).unavailable()
+    if reason:
+        pytest.skip(reason)
+    path = str(ROOT / "spec" / "examples" / f"{spec}.yaml")
+    from c3po_compiler import load_program
+    from conformance.generate import generate
+
+    vectors = generate(load_program(path).program, seed=0, fuzz=20).vectors
+    (report,) = run_conformance([RunRequest(path, vectors)], [target], timeout=20, jobs=1)
+    bad = [f"{o.vector}: {o.outcome}: {'; '.join(o.detail[:3])}" for o in report.outcomes
+           if o.outcome in ("FAIL", "ERROR")]
+    assert not bad, "\n".join(bad[:10])
+    assert exit_status([report]) == 0
+    assert any(o.outcome == "PASS" for o in report.outcomes) or all(o.outcome == "N/A" for o in report.outcomes)
+
+
+@pytest.mark.gcc
+@pytest.mark.parametrize("spec", SPECS)
+def test_nic_matches_the_oracle(spec: str) -> None:
+    need_tool("gcc")
+    _check("nic", spec)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("spec", SPECS)
+def test_xdp_matches_the_oracle(spec: str) -> None:
+    need_bpf()
+    _check("xdp", spec)
