@@ -168,6 +168,7 @@ class Emitter:
         self.insts: dict[str, InstView] = {}
         self.tmp = 0
         self.ck_ids: dict[tuple[str, str | None], int] = {}
+        self.write_through: set[str] = set()
         self.files = [Path(f) for f in prog.files]
         self.root = self.files[0].resolve().parent if self.files else None
 
@@ -347,7 +348,11 @@ class Emitter:
             raise Unsupported("writes to TLV option fields")
         buf, valid = self.elem(inst, t.index)
         bitoff, width = self.field_pos(inst, t.field_name)
-        mark = "c->structural = 1;" if inst.is_stack else f"c->d_{inst.ident} = 1;"
+        if inst.name in self.write_through:
+            # the frame keeps its layout: write the field through to where the header was parsed
+            mark = self.setter(f"(c->pkt + c->po_{inst.ident})", bitoff, width, "v_")
+        else:
+            mark = "c->structural = 1;" if inst.is_stack else f"c->d_{inst.ident} = 1;"
         return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ "
                 f"{self.setter(buf, bitoff, width, 'v_')} {mark} }} }}"]
 
@@ -751,6 +756,22 @@ class Emitter:
                     return False
         return True
 
+    def ck_mark(self, iv: InstView, fo: int, var: str) -> str:
+        if iv.name in self.write_through:
+            return f"c->pkt[c->po_{iv.ident} + {fo}u] = (uint8_t)({var} >> 8); c->pkt[c->po_{iv.ident} + {fo + 1}u] = (uint8_t){var};"
+        return f"c->d_{iv.ident} = 1;"
+
+    def compute_write_through(self) -> set[str]:
+        """Instances whose field writes go straight to the frame as well: when no header is ever added or
+        removed and the deparse order is the parse order, the frame's layout never changes, so the deparse
+        step has nothing left to do for them (headers with optional groups keep the copy-back path)."""
+        bodies = [self.prog.control, *(a.body for a in self.prog.user_actions.values())]
+        if any(isinstance(x, ir.SetValid) for body in bodies for x in ir.walk_stmts(body)):
+            return set()
+        if not self.identity_ok():
+            return set()
+        return {n for n, iv in self.insts.items() if not iv.stack and not iv.is_option and not iv.groups}
+
     def checksums(self) -> list[str]:
         out: list[str] = []
         for (name, pseudo), i in self.ck_ids.items():
@@ -788,7 +809,7 @@ class Emitter:
                                    f"q += c->vl_{iv.ident};")
                     out.append(f"            tmp[{fo}] = 0; tmp[{fo + 1}] = 0;")
                     out.append("            v = ~c3po_csum_fold(c3po_csum_add(0, tmp, q)) & 0xffffu;")
-                out.append(f"            {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; c->d_{iv.ident} = 1;")
+                out.append(f"            {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; {self.ck_mark(iv, fo, 'v')}")
             else:
                 words: list[tuple[str, str, int]] = []
                 for wo in range(0, iv.fixed_bytes, 2):
@@ -817,7 +838,7 @@ class Emitter:
                 if cs.zero_means_none:
                     out.append("            if (hc == 0) hc = 0xffffu;")
                 out.append(f"            c->h_{iv.ident}[{fo}] = (uint8_t)(hc >> 8); c->h_{iv.ident}[{fo + 1}] = (uint8_t)hc; "
-                           f"c->d_{iv.ident} = 1;")
+                           f"{self.ck_mark(iv, fo, 'hc')}")
                 if cs.zero_means_none:
                     out.append("            }")
             out.append("        } break;")
@@ -829,6 +850,7 @@ class Emitter:
         prog = self.prog
         self.upper = prog.name.upper()
         self.layout()
+        self.write_through = self.compute_write_through()
         self.action_views: dict[str, ActionView] = {}
         for i, a in enumerate(prog.actions.values()):
             params = []
