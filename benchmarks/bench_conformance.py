@@ -56,8 +56,10 @@ def main() -> int:
     print(f"  interpreter, direct      {base:7.3f}s  1.0x")
     plugin = f"cmd:{sys.executable} {ROOT / 'tests' / 'plugins' / 'ref_plugin.py'}"
     for target in ("ref", plugin):
-        t = median_time(lambda target=target: run_conformance([RunRequest(str(spec), list(vectors))], [target],
-                                                              jobs=1), args.repeat)
+        t = median_time(
+            lambda target=target: run_conformance([RunRequest(str(spec), list(vectors))], [target], jobs=1),
+            args.repeat,
+        )
         label = "runner, ref worker" if target == "ref" else "runner, JSON-lines plugin"
         print(f"  {label:<24} {t:7.3f}s  {t / base:.1f}x")
     return 0

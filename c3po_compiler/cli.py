@@ -7,6 +7,7 @@ user is a bug.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from .target_api import BuildError, available_targets, load_target
 # so the compiler never imports the conformance package).
 COMMAND_GROUP = "c3po.commands"
 BUILTIN_COMMANDS: dict[str, str] = {}
+# Exit statuses: 0 ok, 1 problems in the spec (or a target refused or failed), 2 usage, 70 a bug in c3po.
+INTERNAL_ERROR = 70
 
 
 def _load(spec: str) -> Loaded | None:
@@ -170,6 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # A bug in c3po, not in the spec: one line for the user, the traceback on request.
+        if os.environ.get("C3PO_TRACEBACK"):
+            raise
+        print(f"c3po {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+              "    this is a bug in c3po, not in your spec; rerun with C3PO_TRACEBACK=1 for the traceback",
+              file=sys.stderr)
+        return INTERNAL_ERROR
     return code
 
 

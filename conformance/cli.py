@@ -1,7 +1,8 @@
 """`c3po conformance gen|run|suite|convert`: the vendor-facing commands (registered through c3po.commands).
 
-Exit status: 0 all passed; 1 a vector failed or errored, or bad input (spec, vector file); 2 a requested target
-cannot run (except a p4 skip when another target ran, see `runner.exit_status`) or an unknown target name.
+Exit status: 0 all passed; 1 a vector failed or errored, or bad input (spec, vector file); 2 a requested
+target cannot run (except a p4 skip when another target ran, see `runner.exit_status`) or an unknown
+target name.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
     save_vectors(args.output, g.vectors, prog, args.spec)
     print(f"wrote {len(g.vectors)} vectors to {args.output}")
     for part, c in g.coverage.items():
-        line = f"  {part.replace('_', ' ')}: {c['covered']}/{c['feasible']} feasible covered ({c['percent']}%)"
+        line = (
+            f"  {part.replace('_', ' ')}: {c['covered']}/{c['feasible']} feasible covered ({c['percent']}%)"
+        )
         if c["infeasible"]:
             line += f", {len(c['infeasible'])} infeasible"
         print(line)
@@ -54,7 +57,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
         for inf in c["infeasible"][:3]:
             print(f"      infeasible: {inf['item']}: {inf['reason']}")
     if args.coverage:
-        Path(args.coverage).write_text(json.dumps(g.coverage, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        Path(args.coverage).write_text(
+            json.dumps(g.coverage, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+        )
     return 0
 
 
@@ -65,9 +70,11 @@ def _targets(text: str) -> list[str] | None:
     known = available_drivers()
     unknown = [n for n in names if not n.startswith(("cmd:", "py:")) and n not in known]
     if unknown or not names:
-        print(f"c3po conformance: unknown target {', '.join(map(repr, unknown)) or '(none)'}; available: "
-              f"{', '.join(sorted(known))}, cmd:PROGRAM for a subprocess plugin, or py:MODULE:CLASS",
-              file=sys.stderr)
+        print(
+            f"c3po conformance: unknown target {', '.join(map(repr, unknown)) or '(none)'}; available: "
+            f"{', '.join(sorted(known))}, cmd:PROGRAM for a subprocess plugin, or py:MODULE:CLASS",
+            file=sys.stderr,
+        )
         return None
     return names
 
@@ -86,13 +93,16 @@ def _execute(args: argparse.Namespace, requests: list[Any], targets: list[str], 
             print(f"c3po conformance: {exc}", file=sys.stderr)
             return 1
     total = sum(len(r.vectors) for r in requests) * len(targets)
-    with tqdm(total=total, desc="conformance", unit="vec", file=sys.stderr, disable=args.quiet or None,
-              leave=False) as bar:
+    with tqdm(
+        total=total, desc="conformance", unit="vec", file=sys.stderr, disable=args.quiet or None, leave=False
+    ) as bar:
+
         def tick(n: int) -> None:
             bar.update(n)
 
-        results = run_conformance(requests, targets, timeout=args.timeout, jobs=args.jobs, xfail=xfail,
-                                  progress=tick)
+        results = run_conformance(
+            requests, targets, timeout=args.timeout, jobs=args.jobs, xfail=xfail, progress=tick
+        )
     print(reports.terminal(results, verbose=args.verbose))
     if suite:
         print()
@@ -190,21 +200,29 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--targets", default="ref", help="comma-separated: ref, xdp, nic, p4, cmd:PROGRAM, py:MODULE:CLASS (default ref)")
+    p.add_argument(
+        "--targets",
+        default="ref",
+        help="comma-separated: ref, xdp, nic, p4, cmd:PROGRAM, py:MODULE:CLASS (default ref)",
+    )
     p.add_argument("--fuzz", type=int, default=0, metavar="N", help="add N seeded random packets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", metavar="DIR", help="write report.html, report.json and junit.xml here")
     p.add_argument("--junit", metavar="FILE")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--xfail", metavar="FILE", help="expected failures (YAML)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per-vector timeout (default 10 s)")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="per-vector timeout (default 10 s)"
+    )
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="parallel target workers (default 2)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="full mismatch details")
 
 
 def register(subparsers: Any) -> None:
-    top = subparsers.add_parser("conformance", help="generate test vectors and compare targets with the oracle")
+    top = subparsers.add_parser(
+        "conformance", help="generate test vectors and compare targets with the oracle"
+    )
     sub = top.add_subparsers(dest="conformance_command", required=True)
     p = sub.add_parser("gen", help="generate vectors covering the parse graph, tables and branches")
     p.add_argument("spec", metavar="SPEC")
@@ -215,7 +233,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_guarded(cmd_gen))
     p = sub.add_parser("run", help="run vectors on targets and compare with the reference interpreter")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--vectors", action="append", metavar="FILE", help=".yaml, .jsonl, .pcap or .stf (repeatable)")
+    p.add_argument(
+        "--vectors", action="append", metavar="FILE", help=".yaml, .jsonl, .pcap or .stf (repeatable)"
+    )
     p.add_argument("--gen", action="store_true", help="also generate vectors (the default without --vectors)")
     _run_options(p)
     p.set_defaults(func=_guarded(cmd_run))

@@ -83,7 +83,9 @@ def _field_values(data: bytes, span: FieldSpan) -> int | None:
     return (raw >> (len(data) * 8 - end)) & ((1 << span.width) - 1)
 
 
-def compare(expected: Expected, actual: Result, layout_for: Callable[[bytes], Layout] | None = None) -> Mismatch:
+def compare(
+    expected: Expected, actual: Result, layout_for: Callable[[bytes], Layout] | None = None
+) -> Mismatch:
     """Verdict, port, bytes under the care mask, and counters/registers when the expectation lists them."""
     out = Mismatch()
     if actual.verdict != expected.verdict:
@@ -92,8 +94,9 @@ def compare(expected: Expected, actual: Result, layout_for: Callable[[bytes], La
         out.lines.append(f"port: expected {expected.port}, got {actual.port}")
     if expected.verdict != "drop":
         e, a, m = expected.data, actual.data, expected.care_mask
-        same = len(e) == len(a) and all(((x ^ y) & (m[i] if m else 0xFF)) == 0
-                                        for i, (x, y) in enumerate(zip(e, a, strict=True)))
+        same = len(e) == len(a) and all(
+            ((x ^ y) & (m[i] if m else 0xFF)) == 0 for i, (x, y) in enumerate(zip(e, a, strict=True))
+        )
         if not same:
             layout = layout_for(e) if layout_for is not None else []
             out.fields = differing_fields(e, a, m, layout)
@@ -113,8 +116,9 @@ def compare(expected: Expected, actual: Result, layout_for: Callable[[bytes], La
             ec = expected.counters.get(key, (0, 0))
             ac = actual.counters.get(key, (0, 0))
             if ec != ac:
-                out.lines.append(f"counter {key[0]}[{key[1]}]: expected {ec[0]} packets/{ec[1]} bytes, "
-                                 f"got {ac[0]}/{ac[1]}")
+                out.lines.append(
+                    f"counter {key[0]}[{key[1]}]: expected {ec[0]} packets/{ec[1]} bytes, got {ac[0]}/{ac[1]}"
+                )
     if expected.registers is not None:
         for rkey in sorted(expected.registers):
             ev2, av2 = expected.registers[rkey], actual.registers.get(rkey, 0)

@@ -35,8 +35,10 @@ class Rule:
     def covers(self, program: str, vector: str, features: set[str], target: str) -> bool:
         if not fnmatch.fnmatchcase(target, self.target):
             return False
-        if self.vector is not None and not (fnmatch.fnmatchcase(vector, self.vector)
-                                            or fnmatch.fnmatchcase(f"{program}/{vector}", self.vector)):
+        if self.vector is not None and not (
+            fnmatch.fnmatchcase(vector, self.vector)
+            or fnmatch.fnmatchcase(f"{program}/{vector}", self.vector)
+        ):
             return False
         return self.feature is None or any(fnmatch.fnmatchcase(f, self.feature) for f in features)
 
@@ -66,7 +68,9 @@ def load_expected_failures(path: str | Path) -> ExpectedFailures:
     if isinstance(doc, dict):
         doc = doc.get("expected_failures")
     if not isinstance(doc, list):
-        raise ExpectedFailuresError(f"{p}: expected a list of rules with 'vector' or 'feature', 'target', 'reason'")
+        raise ExpectedFailuresError(
+            f"{p}: expected a list of rules with 'vector' or 'feature', 'target', 'reason'"
+        )
     rules = []
     for i, r in enumerate(doc):
         where = f"{p}: rule {i}"
@@ -79,6 +83,7 @@ def load_expected_failures(path: str | Path) -> ExpectedFailures:
             reason = re.compile(str(r["reason"])) if r.get("reason") else None
         except re.error as exc:
             raise ExpectedFailuresError(f"{where}: 'reason' is not a regular expression: {exc}") from None
-        rules.append(Rule(r.get("vector"), r.get("feature"), str(r.get("target", "*")), reason,
-                          str(r.get("note", ""))))
+        rules.append(
+            Rule(r.get("vector"), r.get("feature"), str(r.get("target", "*")), reason, str(r.get("note", "")))
+        )
     return ExpectedFailures(rules)

@@ -57,12 +57,22 @@ def eval_header_expr(e: Expr, values: Mapping[str, int]) -> int:
         a, b = eval_header_expr(e.left, values), eval_header_expr(e.right, values)
         w = e.left.width if e.left.width > 0 else e.width
         ops = {
-            "+": lambda: (a + b) & _mask(w), "-": lambda: (a - b) & _mask(w), "*": lambda: (a * b) & _mask(w),
-            "&": lambda: a & b, "|": lambda: a | b, "^": lambda: a ^ b,
-            "<<": lambda: (a << b) & _mask(w) if b < w else 0, ">>": lambda: a >> b if b < w else 0,
-            "==": lambda: int(a == b), "!=": lambda: int(a != b), "<": lambda: int(a < b),
-            "<=": lambda: int(a <= b), ">": lambda: int(a > b), ">=": lambda: int(a >= b),
-            "&&": lambda: int(bool(a) and bool(b)), "||": lambda: int(bool(a) or bool(b)),
+            "+": lambda: (a + b) & _mask(w),
+            "-": lambda: (a - b) & _mask(w),
+            "*": lambda: (a * b) & _mask(w),
+            "&": lambda: a & b,
+            "|": lambda: a | b,
+            "^": lambda: a ^ b,
+            "<<": lambda: (a << b) & _mask(w) if b < w else 0,
+            ">>": lambda: a >> b if b < w else 0,
+            "==": lambda: int(a == b),
+            "!=": lambda: int(a != b),
+            "<": lambda: int(a < b),
+            "<=": lambda: int(a <= b),
+            ">": lambda: int(a > b),
+            ">=": lambda: int(a >= b),
+            "&&": lambda: int(bool(a) and bool(b)),
+            "||": lambda: int(bool(a) or bool(b)),
         }
         return ops[e.op]()
     raise PacketBuildError(f"cannot evaluate {type(e).__name__} in a header expression")
@@ -189,7 +199,9 @@ def build_layers(prog: ir.Program, layers: Any, payload: bytes, where: str) -> b
         inst = prog.instances.get(str(name))
         ht = inst.type if inst is not None else prog.header_types.get(str(name))
         if ht is None:
-            raise PacketBuildError(f"{where}: unknown header '{name}'; known: {', '.join(sorted(prog.instances))}")
+            raise PacketBuildError(
+                f"{where}: unknown header '{name}'; known: {', '.join(sorted(prog.instances))}"
+            )
         fields = fields or {}
         if not isinstance(fields, dict):
             raise PacketBuildError(f"{where}: layer '{name}' must map field names to values")

@@ -12,8 +12,12 @@ from pathlib import Path
 from .model import ControlState, PacketIn, Vector
 
 LINKTYPE_ETHERNET = 1
-_MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 1_000), b"\xa1\xb2\xc3\xd4": (">", 1_000),
-           b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1)}
+_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000),
+    b"\xa1\xb2\xc3\xd4": (">", 1_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
 
 
 class PcapError(ValueError):
@@ -36,7 +40,9 @@ def read_pcap(path: str | Path) -> list[bytes]:
     except OSError as exc:
         raise PcapError(f"{p}: cannot read: {exc.strerror}") from None
     if len(blob) < 24 or blob[:4] not in _MAGICS:
-        raise PcapError(f"{p}: not a pcap file (bad magic; pcapng is not supported, convert with editcap -F pcap)")
+        raise PcapError(
+            f"{p}: not a pcap file (bad magic; pcapng is not supported, convert with editcap -F pcap)"
+        )
     endian, _ = _MAGICS[blob[:4]]
     linktype = struct.unpack(endian + "I", blob[20:24])[0]
     if linktype != LINKTYPE_ETHERNET:
@@ -46,17 +52,23 @@ def read_pcap(path: str | Path) -> list[bytes]:
     while pos < len(blob):
         if pos + 16 > len(blob):
             raise PcapError(f"{p}: record {len(frames)}: truncated record header at byte {pos}")
-        _sec, _frac, incl, _orig = struct.unpack(endian + "IIII", blob[pos:pos + 16])
+        _sec, _frac, incl, _orig = struct.unpack(endian + "IIII", blob[pos : pos + 16])
         pos += 16
         if pos + incl > len(blob):
             raise PcapError(f"{p}: record {len(frames)}: {incl} bytes announced, {len(blob) - pos} left")
-        frames.append(blob[pos:pos + incl])
+        frames.append(blob[pos : pos + incl])
         pos += incl
     return frames
 
 
 def vectors_from_pcap(path: str | Path, port: int = 0) -> list[Vector]:
     name = Path(path).stem
-    return [Vector(f"{name}#{i}", ControlState(), [PacketIn(port, data)],
-                   provenance={"generator": "pcap", "file": str(path), "record": i})
-            for i, data in enumerate(read_pcap(path))]
+    return [
+        Vector(
+            f"{name}#{i}",
+            ControlState(),
+            [PacketIn(port, data)],
+            provenance={"generator": "pcap", "file": str(path), "record": i},
+        )
+        for i, data in enumerate(read_pcap(path))
+    ]

@@ -1,14 +1,13 @@
 """pytest plugin: one test per vector and target, so vendors get pytest's selection (-k), reports (--junitxml)
 and parallelism (pytest-xdist, -n 4).
 
-    pytest -p conformance.pytest_plugin --c3po-spec spec/examples/router.yaml --c3po-targets ref,xdp \
-           [--c3po-vectors FILE] [--c3po-seed N]
+    pytest --c3po-spec spec/examples/router.yaml --c3po-targets ref,xdp [--c3po-vectors FILE] [--c3po-seed N]
 
-Installed through the entry point group pytest11 (`c3po_conformance = "conformance.pytest_plugin"`), the
-`-p` is not needed. Tests are named `SPEC_STEM/TARGET/VECTOR`. A target that cannot run, or a vector needing
-a feature the target lacks, is skipped with the reason. Drivers run in-process here (one per spec and
-target per pytest worker); use pytest-timeout for hang protection, or `c3po conformance run` for the
-process-isolated runner.
+Registered through the entry point group pytest11 (`c3po_conformance = "conformance.pytest_plugin"`); where
+c3po is not installed, load it with `-p conformance.pytest_plugin`. Tests are named `SPEC_STEM/TARGET/VECTOR`.
+A target that cannot run, or a vector needing a feature the target lacks, is skipped with the reason. Drivers
+run in-process here (one per spec and target per pytest worker); use pytest-timeout for hang protection, or
+`c3po conformance run` for the process-isolated runner.
 """
 
 from __future__ import annotations
@@ -27,8 +26,12 @@ from .model import Vector
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("c3po", "c3po conformance")
     g.addoption("--c3po-spec", action="append", default=[], help="spec to test (repeatable)")
-    g.addoption("--c3po-targets", default="ref", help="comma-separated targets (ref, xdp, nic, p4, cmd:PROGRAM)")
-    g.addoption("--c3po-vectors", action="append", default=[], help="vector file (default: generated vectors)")
+    g.addoption(
+        "--c3po-targets", default="ref", help="comma-separated targets (ref, xdp, nic, p4, cmd:PROGRAM)"
+    )
+    g.addoption(
+        "--c3po-vectors", action="append", default=[], help="vector file (default: generated vectors)"
+    )
     g.addoption("--c3po-seed", type=int, default=0, help="generator seed")
 
 
@@ -46,8 +49,11 @@ def _load(config: pytest.Config, spec: str) -> tuple[ir.Program, list[Vector]]:
 
         prog = load_program(spec).program
         files = config.getoption("--c3po-vectors")
-        vectors = [v for f in files for v in load_vectors(f, prog)] if files else \
-            generate(prog, config.getoption("--c3po-seed")).vectors
+        vectors = (
+            [v for f in files for v in load_vectors(f, prog)]
+            if files
+            else generate(prog, config.getoption("--c3po-seed")).vectors
+        )
         fill_expected(prog, vectors)
         _programs[spec] = (prog, vectors)
     return _programs[spec]
@@ -101,15 +107,20 @@ class VectorMismatch(AssertionError):
     pass
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     specs = config.getoption("--c3po-spec")
     targets = [t.strip() for t in config.getoption("--c3po-targets").split(",") if t.strip()]
     for spec in specs:
         _prog, vectors = _load(config, spec)
         for t in targets:
             for v in vectors:
-                items.append(VectorItem.from_parent(session, name=f"{Path(spec).stem}/{t}/{v.name}", spec=spec,
-                                                    target=t, vector=v.name))
+                items.append(
+                    VectorItem.from_parent(
+                        session, name=f"{Path(spec).stem}/{t}/{v.name}", spec=spec, target=t, vector=v.name
+                    )
+                )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -85,13 +85,28 @@ def to_json(reports: list[RunReport]) -> dict[str, Any]:
     return {
         "format": "c3po-conformance-report",
         "version": 1,
-        "runs": [{
-            "spec": r.spec, "program": r.program, "features": r.features,
-            "targets": [{"name": t.name, "ran": t.ran, "reason": t.reason} for t in r.targets],
-            "counts": r.counts(),
-            "results": [{"target": o.target, "vector": o.vector, "outcome": o.outcome, "detail": o.detail,
-                         "fields": o.fields, "seconds": round(o.seconds, 6), "tags": o.tags} for o in r.outcomes],
-        } for r in reports],
+        "runs": [
+            {
+                "spec": r.spec,
+                "program": r.program,
+                "features": r.features,
+                "targets": [{"name": t.name, "ran": t.ran, "reason": t.reason} for t in r.targets],
+                "counts": r.counts(),
+                "results": [
+                    {
+                        "target": o.target,
+                        "vector": o.vector,
+                        "outcome": o.outcome,
+                        "detail": o.detail,
+                        "fields": o.fields,
+                        "seconds": round(o.seconds, 6),
+                        "tags": o.tags,
+                    }
+                    for o in r.outcomes
+                ],
+            }
+            for r in reports
+        ],
     }
 
 
@@ -101,25 +116,37 @@ def write_json(reports: list[RunReport], path: str | Path) -> None:
 
 def write_junit(reports: list[RunReport], path: str | Path) -> None:
     """One testsuite per program and target, one testcase per vector: FAIL → failure, ERROR → error,
-    N/A, XFAIL and skipped targets → skipped (XFAIL keeps its reason), XPASS → a passing case with a note."""
+    N/A, XFAIL and skipped targets → skipped (XFAIL keeps its reason), XPASS → a passing case with a
+    note."""
     root = ET.Element("testsuites", name="c3po conformance")
     for r in reports:
         for t in r.targets:
             outs = [o for o in r.outcomes if o.target == t.name]
-            suite = ET.SubElement(root, "testsuite", name=f"{r.program}.{t.name}",
-                                  tests=str(len(outs)),
-                                  failures=str(sum(o.outcome == "FAIL" for o in outs)),
-                                  errors=str(sum(o.outcome == "ERROR" for o in outs)),
-                                  skipped=str(sum(o.outcome in ("N/A", "XFAIL") for o in outs) + (0 if t.ran else 1)))
+            suite = ET.SubElement(
+                root,
+                "testsuite",
+                name=f"{r.program}.{t.name}",
+                tests=str(len(outs)),
+                failures=str(sum(o.outcome == "FAIL" for o in outs)),
+                errors=str(sum(o.outcome == "ERROR" for o in outs)),
+                skipped=str(sum(o.outcome in ("N/A", "XFAIL") for o in outs) + (0 if t.ran else 1)),
+            )
             if not t.ran:
                 case = ET.SubElement(suite, "testcase", classname=f"{r.program}.{t.name}", name="(target)")
                 ET.SubElement(case, "skipped", message=t.reason)
             for o in outs:
-                case = ET.SubElement(suite, "testcase", classname=f"{r.program}.{t.name}", name=o.vector,
-                                     time=f"{o.seconds:.6f}")
+                case = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=f"{r.program}.{t.name}",
+                    name=o.vector,
+                    time=f"{o.seconds:.6f}",
+                )
                 text = "\n".join(o.detail)
                 if o.outcome == "FAIL":
-                    ET.SubElement(case, "failure", message=o.detail[0] if o.detail else "mismatch").text = text
+                    ET.SubElement(
+                        case, "failure", message=o.detail[0] if o.detail else "mismatch"
+                    ).text = text
                 elif o.outcome == "ERROR":
                     ET.SubElement(case, "error", message=o.detail[0] if o.detail else "error").text = text
                 elif o.outcome in ("N/A", "XFAIL"):
@@ -130,7 +157,8 @@ def write_junit(reports: list[RunReport], path: str | Path) -> None:
     Path(path).write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f2f2f2}
 .PASS{background:#dff0d8}.FAIL{background:#f2dede}.ERROR{background:#f0c0c0}.NA{background:#eee}
 .XFAIL{background:#fcf8e3}.XPASS{background:#d9edf7}pre{margin:0;font-size:12px;white-space:pre-wrap}"""
@@ -138,8 +166,10 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 
 def write_html(reports: list[RunReport], path: str | Path) -> None:
     e = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>c3po conformance</title>",
-             f"<style>{_CSS}</style></head><body><h1>c3po conformance</h1>"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>c3po conformance</title>",
+        f"<style>{_CSS}</style></head><body><h1>c3po conformance</h1>",
+    ]
     parts.append("<h2>Summary</h2><pre>" + e(terminal(reports, max_failures=0)) + "</pre>")
     for r in reports:
         parts.append(f"<h2>{e(r.program)} <small>({e(r.spec)})</small></h2>")
@@ -150,8 +180,10 @@ def write_html(reports: list[RunReport], path: str | Path) -> None:
         parts.append("<table><tr><th>vector</th><th>target</th><th>outcome</th><th>detail</th></tr>")
         for o in r.outcomes:
             cls = "NA" if o.outcome == "N/A" else o.outcome
-            parts.append(f"<tr><td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{cls}'>{e(o.outcome)}</td>"
-                         f"<td><pre>{e(chr(10).join(o.detail))}</pre></td></tr>")
+            parts.append(
+                f"<tr><td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{cls}'>{e(o.outcome)}</td>"
+                f"<td><pre>{e(chr(10).join(o.detail))}</pre></td></tr>"
+            )
         parts.append("</table>")
     parts.append("</body></html>\n")
     Path(path).write_text("".join(parts), encoding="utf-8")

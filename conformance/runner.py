@@ -71,6 +71,7 @@ class RunReport:
 
 # ------------------------------------------------------------------------------------------ driver making
 
+
 def driver_class(target: str) -> type[Driver]:
     """A registered driver name, or `py:MODULE:CLASS` for a driver under development (no entry point yet)."""
     if target.startswith("py:"):
@@ -103,6 +104,7 @@ def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
 
 
 # ------------------------------------------------------------------------------------------- worker side
+
 
 def _worker(conn: Connection, target: str, spec: str, workdir: str, timeout: float) -> None:
     """Runs in the worker process: owns one driver, answers (op, ...) messages with (status, payload)."""
@@ -165,8 +167,9 @@ class TargetSession:
 
     def start(self) -> None:
         parent, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(child, self.target, self.spec, self.workdir,
-                                                           self.timeout), daemon=True)
+        self.proc = self.ctx.Process(
+            target=_worker, args=(child, self.target, self.spec, self.workdir, self.timeout), daemon=True
+        )
         self.proc.start()
         child.close()
         self.conn = parent
@@ -227,6 +230,7 @@ class TargetSession:
 
 # ------------------------------------------------------------------------------------------ parent side
 
+
 def group_by_control(vectors: list[Vector]) -> list[tuple[ControlState, list[Vector]]]:
     groups: dict[str, tuple[ControlState, list[Vector]]] = {}
     for v in vectors:
@@ -264,16 +268,27 @@ def layout_function(prog: ir.Program) -> Callable[[bytes], Layout]:
 ProgressFn = Callable[[int], None]
 
 
-def _run_target(spec: str, prog: ir.Program, target: str, vectors: list[Vector], timeout: float,
-                xfail: ExpectedFailures | None, features: set[str], supports: frozenset[str],
-                oracle_problems: dict[str, str], progress: ProgressFn) -> tuple[TargetStatus, list[VectorOutcome]]:
+def _run_target(
+    spec: str,
+    prog: ir.Program,
+    target: str,
+    vectors: list[Vector],
+    timeout: float,
+    xfail: ExpectedFailures | None,
+    features: set[str],
+    supports: frozenset[str],
+    oracle_problems: dict[str, str],
+    progress: ProgressFn,
+) -> tuple[TargetStatus, list[VectorOutcome]]:
     outcomes: list[VectorOutcome] = []
     layout_for = layout_function(prog)
     runnable: list[Vector] = []
     for v in vectors:
         missing = sorted((set(v.requires) | features) - supports)
         if missing:
-            outcomes.append(VectorOutcome(target, v.name, "N/A", [f"needs {', '.join(missing)}"], tags=v.tags))
+            outcomes.append(
+                VectorOutcome(target, v.name, "N/A", [f"needs {', '.join(missing)}"], tags=v.tags)
+            )
             progress(1)
         elif v.name in oracle_problems:
             outcomes.append(VectorOutcome(target, v.name, "ERROR", [oracle_problems[v.name]], tags=v.tags))
@@ -304,17 +319,28 @@ def _run_target(spec: str, prog: ir.Program, target: str, vectors: list[Vector],
                 except (WorkerDied, DriverUnavailable) as exc:
                     install_error = f"install failed: {exc}"
                 for v in group:
-                    outcomes.append(_run_one(session, v, install_error, timeout, target, prog, xfail, features,
-                                             layout_for))
+                    outcomes.append(
+                        _run_one(
+                            session, v, install_error, timeout, target, prog, xfail, features, layout_for
+                        )
+                    )
                     progress(1)
         finally:
             session.stop()
     return TargetStatus(target, True), outcomes
 
 
-def _run_one(session: TargetSession, v: Vector, install_error: str | None, timeout: float, target: str,
-             prog: ir.Program, xfail: ExpectedFailures | None, features: set[str],
-             layout_for: Callable[[bytes], Layout]) -> VectorOutcome:
+def _run_one(
+    session: TargetSession,
+    v: Vector,
+    install_error: str | None,
+    timeout: float,
+    target: str,
+    prog: ir.Program,
+    xfail: ExpectedFailures | None,
+    features: set[str],
+    layout_for: Callable[[bytes], Layout],
+) -> VectorOutcome:
     t0 = time.monotonic()
     out = VectorOutcome(target, v.name, "PASS", tags=v.tags)
     if install_error is not None:
@@ -323,8 +349,9 @@ def _run_one(session: TargetSession, v: Vector, install_error: str | None, timeo
         try:
             # The grace lets a driver's own timeout (the subprocess plugin has one) report first, with its
             # more precise message; the parent's is the backstop for drivers that hang in Python code.
-            status, payload = session.call(("run", v.packets, v.registers),
-                                           timeout * max(1, len(v.packets)) + TIMEOUT_GRACE)
+            status, payload = session.call(
+                ("run", v.packets, v.registers), timeout * max(1, len(v.packets)) + TIMEOUT_GRACE
+            )
         except (WorkerDied, DriverUnavailable) as exc:
             status, payload = "error", str(exc)
         if status == "na":
@@ -369,8 +396,14 @@ class RunRequest:
     vectors: list[Vector]
 
 
-def run_conformance(requests: list[RunRequest], targets: list[str], timeout: float = 10.0, jobs: int = 2,
-                    xfail: ExpectedFailures | None = None, progress: ProgressFn | None = None) -> list[RunReport]:
+def run_conformance(
+    requests: list[RunRequest],
+    targets: list[str],
+    timeout: float = 10.0,
+    jobs: int = 2,
+    xfail: ExpectedFailures | None = None,
+    progress: ProgressFn | None = None,
+) -> list[RunReport]:
     """Every vector of every request on every target; targets × specs spread over `jobs` worker processes."""
     lock = threading.Lock()
 
@@ -394,8 +427,25 @@ def run_conformance(requests: list[RunRequest], targets: list[str], timeout: flo
                 if reason is not None:
                     tick(len(req.vectors))
                     continue
-                tasks.append((i, t, pool.submit(_run_target, req.spec, prog, t, req.vectors, timeout, xfail, feats,
-                                                supports, problems, tick)))
+                tasks.append(
+                    (
+                        i,
+                        t,
+                        pool.submit(
+                            _run_target,
+                            req.spec,
+                            prog,
+                            t,
+                            req.vectors,
+                            timeout,
+                            xfail,
+                            feats,
+                            supports,
+                            problems,
+                            tick,
+                        ),
+                    )
+                )
         results = {(i, t): f.result() for i, t, f in tasks}
     for i, _ in enumerate(plans):
         for t in targets:

@@ -1,7 +1,8 @@
 """p4c's Simple Test Framework files (.stf): import vendor tests, export c3po vectors for p4c's runners.
 
-Supported lines: `add TABLE [PRIORITY] KEY:VALUE ... ACTION(PARAM:VALUE, ...)`, `setdefault TABLE ACTION(...)`,
-`packet PORT HEX`, `expect PORT HEX` (`*` nibbles are wildcards), comments `#`. Names are the ones the P4
+Supported lines: `add TABLE [PRIORITY] KEY:VALUE ... ACTION(PARAM:VALUE, ...)`,
+`setdefault TABLE ACTION(...)`, `packet PORT HEX`, `expect PORT HEX` (`*` nibbles are wildcards), comments
+`#`. Names are the ones the P4
 target gives its control plane (targets/p4/entries.py): tables and actions keep their spec names, keys are the
 spec key text (`ipv4.dst`, `meta.nexthop`, `std.ingress_port`). On import, p4c-style `hdr.ipv4.dst` and
 `standard_metadata.ingress_port` keys and control-qualified tables (`ingress.routes_v4`) are accepted too, and
@@ -37,7 +38,7 @@ def _spec_key_name(name: str) -> str:
     if name.startswith("hdr."):
         return name[4:]
     if name.startswith("standard_metadata."):
-        return "std." + name[len("standard_metadata."):]
+        return "std." + name[len("standard_metadata.") :]
     return name
 
 
@@ -75,7 +76,9 @@ def _action_call(prog: ir.Program, table: ir.Table, text: str) -> tuple[str, tup
     values = positional or [given.get(p.name, "") for p in params]
     if len(values) != len(params) or "" in values:
         raise ValueError(f"action '{name}' needs {', '.join(p.name for p in params) or 'no arguments'}")
-    return name, tuple(literal(v, p.width, f"argument '{p.name}'") for v, p in zip(values, params, strict=True))
+    return name, tuple(
+        literal(v, p.width, f"argument '{p.name}'") for v, p in zip(values, params, strict=True)
+    )
 
 
 def loads_stf(text: str, prog: ir.Program, source: str = "<stf>") -> list[Vector]:
@@ -89,8 +92,15 @@ def loads_stf(text: str, prog: ir.Program, source: str = "<stf>") -> list[Vector
     def flush() -> None:
         if packets:
             exp = [e if e is not None else Expected("drop", None, b"") for e in expected]
-            vectors.append(Vector(name, ControlState(tuple(entries), tuple(defaults)), list(packets),
-                                  expected=exp, provenance={"generator": "stf", "file": source}))
+            vectors.append(
+                Vector(
+                    name,
+                    ControlState(tuple(entries), tuple(defaults)),
+                    list(packets),
+                    expected=exp,
+                    provenance={"generator": "stf", "file": source},
+                )
+            )
         packets.clear()
         expected.clear()
 
@@ -154,8 +164,11 @@ def loads_stf(text: str, prog: ir.Program, source: str = "<stf>") -> list[Vector
                         match.append(KeyElem("any"))
                 if given:
                     raise ValueError(f"table '{table.name}' has no key {', '.join(given)}")
-                entries.append(EntryState(table.name, tuple(match), *_action_call(prog, table, action + call),
-                                          priority=priority))
+                entries.append(
+                    EntryState(
+                        table.name, tuple(match), *_action_call(prog, table, action + call), priority=priority
+                    )
+                )
             else:
                 raise ValueError(f"unknown STF command '{cmd}'")
         except (ValueError, VectorFormatError) as exc:
@@ -191,6 +204,10 @@ def _expect_hex(e: Expected) -> str:
     return "".join(out)
 
 
+def _named_args(params: list[ir.Param], args: tuple[int, ...]) -> str:
+    return ", ".join(f"{p.name}:{x:#x}" for p, x in zip(params, args, strict=True))
+
+
 def dumps_stf(vectors: list[Vector], prog: ir.Program) -> str:
     """One `# vector` section per vector. Verdicts STF cannot say: to_host becomes no `expect` plus a
     `# c3po: to_host HEX` comment (read back by `loads_stf`, ignored by p4c); reflect becomes an `expect` on
@@ -200,15 +217,18 @@ def dumps_stf(vectors: list[Vector], prog: ir.Program) -> str:
         lines.append(f"# vector {v.name}")
         for e in v.control.entries:
             keys = prog.tables[e.table].keys
-            kv = " ".join(f"{p4_key_name(k)}:{_stf_value(m)}" for k, m in zip(keys, e.match, strict=True)
-                          if m.kind != "any")
+            kv = " ".join(
+                f"{p4_key_name(k)}:{_stf_value(m)}"
+                for k, m in zip(keys, e.match, strict=True)
+                if m.kind != "any"
+            )
             params = prog.actions[e.action].params
             args = ", ".join(f"{p.name}:{a:#x}" for p, a in zip(params, e.args, strict=True))
             prio = f" {e.priority}" if prog.tables[e.table].uses_priority else ""
             lines.append(f"add {e.table}{prio} {kv} {e.action}({args})".replace("  ", " "))
         for t, a, args_ in v.control.defaults:
             params = prog.actions[a].params
-            lines.append(f"setdefault {t} {a}({', '.join(f'{p.name}:{x:#x}' for p, x in zip(params, args_, strict=True))})")
+            lines.append(f"setdefault {t} {a}({_named_args(params, args_)})")
         for i, pk in enumerate(v.packets):
             lines.append(f"packet {pk.port} {pk.data.hex()}")
             exp = v.expected[i] if i < len(v.expected) else None

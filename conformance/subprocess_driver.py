@@ -47,8 +47,16 @@ class NotApplicable(RuntimeError):
 
 def canonical_control(control: ControlState) -> list[dict[str, Any]]:
     """Entries in canonical numeric form too, so a plugin need not parse match strings."""
-    return [{"table": e.table, "match": [[m.kind, m.a, m.b] for m in e.match], "action": e.action,
-             "args": list(e.args), "priority": e.priority} for e in control.entries]
+    return [
+        {
+            "table": e.table,
+            "match": [[m.kind, m.a, m.b] for m in e.match],
+            "action": e.action,
+            "args": list(e.args),
+            "priority": e.priority,
+        }
+        for e in control.entries
+    ]
 
 
 class SubprocessDriver(Driver):
@@ -69,8 +77,9 @@ class SubprocessDriver(Driver):
         if not self.command:
             raise DriverUnavailable("empty plugin command")
         try:
-            self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
         except OSError as exc:
             raise DriverUnavailable(f"cannot start plugin {self.command[0]!r}: {exc.strerror}") from None
         self._buf = b""
@@ -101,7 +110,9 @@ class SubprocessDriver(Driver):
                     code: int | None = self.proc.wait(timeout=1.0)
                 except subprocess.TimeoutExpired:
                     code = None
-                raise PluginError(f"plugin exited (status {code})" if code is not None else "plugin closed stdout")
+                raise PluginError(
+                    f"plugin exited (status {code})" if code is not None else "plugin closed stdout"
+                )
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return line
@@ -116,7 +127,9 @@ class SubprocessDriver(Driver):
             line = self._readline(time.monotonic() + self.timeout)
         except (PluginError, BrokenPipeError, OSError) as exc:
             self._kill()
-            raise PluginError(str(exc) if isinstance(exc, PluginError) else "plugin closed its input") from None
+            raise PluginError(
+                str(exc) if isinstance(exc, PluginError) else "plugin closed its input"
+            ) from None
         try:
             reply = json.loads(line)
         except json.JSONDecodeError:
@@ -142,13 +155,24 @@ class SubprocessDriver(Driver):
 
     def _send_open(self, prog: ir.Program, workdir: Path) -> None:
         spec = str(Path(prog.files[-1]).resolve()) if prog.files else ""  # the main file comes last
-        self._request({"op": "open", "version": PROTOCOL_VERSION, "spec": spec,
-                       "program": prog.name, "workdir": str(workdir)})
+        self._request(
+            {
+                "op": "open",
+                "version": PROTOCOL_VERSION,
+                "spec": spec,
+                "program": prog.name,
+                "workdir": str(workdir),
+            }
+        )
 
     def _install_body(self, control: ControlState) -> dict[str, Any]:
         assert self._open_args is not None
-        return {"control": {**control_to_data(control, self._open_args[0]),
-                            "canonical": canonical_control(control)}}
+        return {
+            "control": {
+                **control_to_data(control, self._open_args[0]),
+                "canonical": canonical_control(control),
+            }
+        }
 
     # -- Driver API ----------------------------------------------------------------------------------
     def open(self, prog: ir.Program, workdir: Path) -> None:
@@ -161,12 +185,19 @@ class SubprocessDriver(Driver):
         self._request({"op": "install", **self._install_body(control)})
 
     def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
-        reply = self._request({"op": "run", "packets": [{"port": p.port, "data": p.data.hex()} for p in packets],
-                               "registers": registers_to_data(registers)})
+        reply = self._request(
+            {
+                "op": "run",
+                "packets": [{"port": p.port, "data": p.data.hex()} for p in packets],
+                "registers": registers_to_data(registers),
+            }
+        )
         results = reply.get("results")
         if not isinstance(results, list) or len(results) != len(packets):
-            raise PluginError(f"plugin returned {len(results) if isinstance(results, list) else 'no'} results "
-                              f"for {len(packets)} packets")
+            raise PluginError(
+                f"plugin returned {len(results) if isinstance(results, list) else 'no'} results "
+                f"for {len(packets)} packets"
+            )
         return [result_from_json(r) for r in results]
 
     def close(self) -> None:
@@ -187,14 +218,29 @@ def result_from_json(r: Any) -> Result:
         data = hex_bytes(r.get("data", ""), "result data")
     except PacketBuildError as exc:
         raise PluginError(str(exc)) from None
-    counters = {(c["counter"], int(c["index"])): (_int(c["packets"]), _int(c["bytes"])) for c in r.get("counters") or []}
+    counters = {
+        (c["counter"], int(c["index"])): (_int(c["packets"]), _int(c["bytes"]))
+        for c in r.get("counters") or []
+    }
     regs = {(x["register"], int(x["index"])): _int(x["value"]) for x in r.get("registers") or []}
-    return Result(str(r["verdict"]), r.get("port"), data, counters, regs, dict(r.get("observations") or {}),
-                  r.get("error"))
+    return Result(
+        str(r["verdict"]),
+        r.get("port"),
+        data,
+        counters,
+        regs,
+        dict(r.get("observations") or {}),
+        r.get("error"),
+    )
 
 
 def result_to_json(r: Result) -> dict[str, Any]:
     from .vectors import counters_to_data
 
-    return {"verdict": r.verdict, "port": r.port, "data": r.data.hex(), "counters": counters_to_data(r.counters),
-            "registers": registers_to_data(r.registers)}
+    return {
+        "verdict": r.verdict,
+        "port": r.port,
+        "data": r.data.hex(),
+        "counters": counters_to_data(r.counters),
+        "registers": registers_to_data(r.registers),
+    }

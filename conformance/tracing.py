@@ -106,8 +106,11 @@ def infeasible_branches(prog: ir.Program, header_sets: list[set[str]]) -> dict[s
     """Branches of `control` that no accepted parse path can reach, judged only by header validity: the
     enclosing conditions' `valid()` terms contradict every parse path's set of valid headers. Sound only
     without set_valid/set_invalid before the branch, so programs using them get no verdicts."""
-    if any(isinstance(s, ir.SetValid) for body in [prog.control, *(a.body for a in prog.user_actions.values())]
-           for s in ir.walk_stmts(body)):
+    if any(
+        isinstance(s, ir.SetValid)
+        for body in [prog.control, *(a.body for a in prog.user_actions.values())]
+        for s in ir.walk_stmts(body)
+    ):
         return {}
     out: dict[str, str] = {}
 
@@ -120,15 +123,19 @@ def infeasible_branches(prog: ir.Program, header_sets: list[set[str]]) -> dict[s
                 for want, body, label in ((True, s.then, "then"), (False, s.otherwise, "else")):
                     sub = [*chain, (s.cond, want)]
                     if (s.then or s.otherwise) and not reachable(sub):
-                        out[f"{stmt_id(s)}:{label}"] = ("no parse path gives the valid headers this branch "
-                                                        "needs (its conditions' valid() terms contradict "
-                                                        "the parse graph)")
+                        out[f"{stmt_id(s)}:{label}"] = (
+                            "no parse path gives the valid headers this branch "
+                            "needs (its conditions' valid() terms contradict "
+                            "the parse graph)"
+                        )
                     walk(body, sub)
             elif isinstance(s, ir.Apply):
                 if not reachable(chain):
                     for label in ("hit", "miss"):
-                        out.setdefault(f"{s.table}:{label}", "the table is applied only under conditions no "
-                                       "parse path satisfies")
+                        out.setdefault(
+                            f"{s.table}:{label}",
+                            "the table is applied only under conditions no parse path satisfies",
+                        )
                 walk(s.hit, chain)
                 walk(s.miss, chain)
                 for body in s.by_action.values():

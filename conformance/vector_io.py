@@ -1,4 +1,5 @@
-"""Vector files: YAML for hand-written ones, JSON Lines for generated ones, pcap and STF through their modules.
+"""Vector files: YAML for hand-written ones, JSON Lines for generated ones; pcap and STF through their
+modules.
 
 Every failure becomes a `VectorFileError` naming the file and the entry (line for JSON Lines), so the CLI can
 print one line instead of a traceback.

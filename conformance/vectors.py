@@ -30,6 +30,7 @@ def _need(d: Any, key: str, where: str) -> Any:
 
 # ------------------------------------------------------------------------------------------- match values
 
+
 def format_key_elem(e: KeyElem) -> str:
     if e.kind == "prefix":
         return f"{e.a:#x}/{e.b}"
@@ -52,14 +53,21 @@ def canonical_match(value: Any, key: ir.TableKey, where: str) -> KeyElem:
             elem = parse_match_value(str(value), key.kind)
         except ExprSyntaxError as exc:
             raise VectorFormatError(f"{where}: '{value}' is not a match value ({exc.message})") from None
-    allowed = {"exact": {"value"}, "lpm": {"value", "prefix", "any"}, "ternary": {"value", "mask", "any"},
-               "range": {"value", "range", "any"}}[key.kind]
+    allowed = {
+        "exact": {"value"},
+        "lpm": {"value", "prefix", "any"},
+        "ternary": {"value", "mask", "any"},
+        "range": {"value", "range", "any"},
+    }[key.kind]
     if elem.kind not in allowed:
         forms = {"exact": "V", "lpm": "V/LEN", "ternary": "V &&& MASK", "range": "LO .. HI"}
         raise VectorFormatError(f"{where}: '{value}' is not a {key.kind} match; write {forms[key.kind]}")
     limit = 1 << width
-    if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit) or \
-            (elem.kind == "prefix" and elem.b > width):
+    if (
+        elem.a >= limit
+        or (elem.kind in ("mask", "range") and elem.b >= limit)
+        or (elem.kind == "prefix" and elem.b > width)
+    ):
         raise VectorFormatError(f"{where}: '{value}' does not fit key '{key.text}' (bit<{width}>)")
     if key.kind == "lpm" and elem.kind == "value":
         elem = KeyElem("prefix", elem.a, width)
@@ -74,7 +82,9 @@ def canonical_match(value: Any, key: ir.TableKey, where: str) -> KeyElem:
     return elem
 
 
-def _action(d: dict[str, Any], allowed: list[str], prog: ir.Program, where: str) -> tuple[str, tuple[int, ...]]:
+def _action(
+    d: dict[str, Any], allowed: list[str], prog: ir.Program, where: str
+) -> tuple[str, tuple[int, ...]]:
     text = _need(d, "action", where)
     if not isinstance(text, str):
         raise VectorFormatError(f"{where}: 'action' must be a string such as 'set_port(3)'")
@@ -93,7 +103,9 @@ def _action(d: dict[str, Any], allowed: list[str], prog: ir.Program, where: str)
             raise VectorFormatError(f"{where}: give arguments either in 'action' or in 'args', not both")
         raw_args = list(d["args"] or [])
     if len(raw_args) != len(params):
-        raise VectorFormatError(f"{where}: action '{name}' takes {len(params)} argument(s), {len(raw_args)} given")
+        raise VectorFormatError(
+            f"{where}: action '{name}' takes {len(params)} argument(s), {len(raw_args)} given"
+        )
     args = []
     for a, p in zip(raw_args, params, strict=True):
         try:
@@ -120,8 +132,10 @@ def control_from_data(data: Any, prog: ir.Program, where: str) -> ControlState:
             raise VectorFormatError(f"{w}: 'match' must map key names to values")
         unknown = set(map(str, given)) - {k.text for k in table.keys}
         if unknown:
-            raise VectorFormatError(f"{w}: table '{tname}' has no key {', '.join(sorted(unknown))}; "
-                                    f"keys: {', '.join(k.text for k in table.keys)}")
+            raise VectorFormatError(
+                f"{w}: table '{tname}' has no key {', '.join(sorted(unknown))}; "
+                f"keys: {', '.join(k.text for k in table.keys)}"
+            )
         match = []
         for k in table.keys:
             if k.text not in given:
@@ -150,7 +164,9 @@ def control_to_data(control: ControlState, prog: ir.Program) -> dict[str, Any]:
         rows = []
         for e in control.entries:
             keys = prog.tables[e.table].keys
-            match = {k.text: format_key_elem(m) for k, m in zip(keys, e.match, strict=True) if m.kind != "any"}
+            match = {
+                k.text: format_key_elem(m) for k, m in zip(keys, e.match, strict=True) if m.kind != "any"
+            }
             row: dict[str, Any] = {"table": e.table, "match": match, "action": _call_text(e.action, e.args)}
             if e.priority:
                 row["priority"] = e.priority
@@ -166,6 +182,7 @@ def _call_text(action: str, args: tuple[int, ...]) -> str:
 
 
 # ------------------------------------------------------------------------------------- registers, counters
+
 
 def registers_from_data(data: Any, prog: ir.Program, where: str) -> Registers:
     out: Registers = {}
@@ -190,16 +207,21 @@ def counters_from_data(data: Any, where: str) -> dict[tuple[str, int], tuple[int
     out: dict[tuple[str, int], tuple[int, int]] = {}
     for i, c in enumerate(data or []):
         w = f"{where}[{i}]"
-        out[(str(_need(c, "counter", w)), int(_need(c, "index", w)))] = (int(_need(c, "packets", w)),
-                                                                        int(_need(c, "bytes", w)))
+        out[(str(_need(c, "counter", w)), int(_need(c, "index", w)))] = (
+            int(_need(c, "packets", w)),
+            int(_need(c, "bytes", w)),
+        )
     return out
 
 
 def counters_to_data(counters: dict[tuple[str, int], tuple[int, int]]) -> list[dict[str, Any]]:
-    return [{"counter": n, "index": i, "packets": p, "bytes": b} for (n, i), (p, b) in sorted(counters.items())]
+    return [
+        {"counter": n, "index": i, "packets": p, "bytes": b} for (n, i), (p, b) in sorted(counters.items())
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ vectors
+
 
 def packet_from_data(d: Any, prog: ir.Program, where: str) -> PacketIn:
     port = _need(d, "port", where)
@@ -225,7 +247,9 @@ def packet_from_data(d: Any, prog: ir.Program, where: str) -> PacketIn:
 def expected_from_data(d: Any, prog: ir.Program, where: str) -> Expected:
     verdict = _need(d, "verdict", where)
     if verdict not in VERDICT_NAMES:
-        raise VectorFormatError(f"{where}: verdict '{verdict}' is not one of {', '.join(sorted(VERDICT_NAMES))}")
+        raise VectorFormatError(
+            f"{where}: verdict '{verdict}' is not one of {', '.join(sorted(VERDICT_NAMES))}"
+        )
     try:
         data = hex_bytes(d.get("data", ""), f"{where}.data")
         mask = hex_bytes(d["care_mask"], f"{where}.care_mask") if d.get("care_mask") is not None else None
@@ -234,9 +258,14 @@ def expected_from_data(d: Any, prog: ir.Program, where: str) -> Expected:
     if mask is not None and len(mask) != len(data):
         raise VectorFormatError(f"{where}: care_mask has {len(mask)} bytes but data has {len(data)}")
     return Expected(
-        verdict, d.get("port"), data, mask,
+        verdict,
+        d.get("port"),
+        data,
+        mask,
         counters_from_data(d["counters"], f"{where}.counters") if d.get("counters") is not None else None,
-        registers_from_data(d["registers"], prog, f"{where}.registers") if d.get("registers") is not None else None,
+        registers_from_data(d["registers"], prog, f"{where}.registers")
+        if d.get("registers") is not None
+        else None,
         dict(d.get("observations") or {}),
     )
 
@@ -305,8 +334,11 @@ def vector_to_data(v: Vector, prog: ir.Program) -> dict[str, Any]:
 
 def header_data(prog: ir.Program, spec: str | None = None) -> dict[str, Any]:
     """The first document of a vector file: format version and the program the vectors were made for."""
-    out: dict[str, Any] = {"c3po_vectors": VECTOR_FORMAT_VERSION, "program": prog.name,
-                           "spec_hash": prog.source_hash}
+    out: dict[str, Any] = {
+        "c3po_vectors": VECTOR_FORMAT_VERSION,
+        "program": prog.name,
+        "spec_hash": prog.source_hash,
+    }
     if spec:
         out["spec"] = spec
     return out

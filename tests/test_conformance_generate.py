@@ -28,9 +28,13 @@ def test_every_feasible_item_is_covered(spec: Path) -> None:
         assert c["uncovered"] == [], f"{spec.stem}: {part} not covered: {c['uncovered']}"
         for inf in c["infeasible"]:
             assert inf["reason"], inf
-    assert g.coverage["parse_paths"]["covered"] == len({v.provenance["path"] for v in g.vectors
-                                                       if "parse" in v.tags or any(t.startswith("parse_error")
-                                                                                   for t in v.tags)})
+    assert g.coverage["parse_paths"]["covered"] == len(
+        {
+            v.provenance["path"]
+            for v in g.vectors
+            if "parse" in v.tags or any(t.startswith("parse_error") for t in v.tags)
+        }
+    )
 
 
 SUITE_PROGRAMS = [p for p in SUITE if not p.name.endswith(".vectors.yaml")]
@@ -94,19 +98,36 @@ def test_output_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     outs = []
     for hash_seed in ("1", "2"):
         out = tmp_path / f"{hash_seed}.jsonl"
-        subprocess.run([sys.executable, "-m", "c3po_compiler.cli", "conformance", "gen", str(spec), "-o", str(out),
-                        "--fuzz", "5"], check=True, capture_output=True,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "c3po_compiler.cli",
+                "conformance",
+                "gen",
+                str(spec),
+                "-o",
+                str(out),
+                "--fuzz",
+                "5",
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
 
 
-@pytest.mark.parametrize(("spec", "label", "winner"), [
-    ("match_ternary", "priority_wins", "highest priority"),
-    ("match_ternary", "tie_first_installed", "first installed"),
-    ("match_lpm", "longest_prefix", "longest prefix"),
-    ("match_lpm", "longest_prefix_installed_first", "longest prefix"),
-])
+@pytest.mark.parametrize(
+    ("spec", "label", "winner"),
+    [
+        ("match_ternary", "priority_wins", "highest priority"),
+        ("match_ternary", "tie_first_installed", "first installed"),
+        ("match_lpm", "longest_prefix", "longest prefix"),
+        ("match_lpm", "longest_prefix_installed_first", "longest prefix"),
+    ],
+)
 def test_match_semantics_vectors_tell_the_entries_apart(spec: str, label: str, winner: str) -> None:
     prog = program(ROOT / "conformance" / "suite" / f"{spec}.yaml")
     v = next(x for x in generate(prog).vectors if x.name == f"sem.t.{label}")

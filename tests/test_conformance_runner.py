@@ -67,7 +67,9 @@ def test_mismatch_names_the_differing_field_and_xfail_xpass(tmp_path: Path) -> N
     data[22] ^= 0x01  # ipv4.ttl
     wrong.data = bytes(data)
     bad = Vector("wrong_ttl", good.control, good.packets, expected=[wrong])
-    na = Vector("needs_magic", good.control, good.packets, expected=list(good.expected), requires=["teleport"])
+    na = Vector(
+        "needs_magic", good.control, good.packets, expected=list(good.expected), requires=["teleport"]
+    )
     (report,) = run_conformance([RunRequest(SPEC, [good, bad, na])], ["ref"], jobs=1)
     by = {o.vector: o for o in report.outcomes}
     assert by[good.name].outcome == "PASS"
@@ -76,8 +78,10 @@ def test_mismatch_names_the_differing_field_and_xfail_xpass(tmp_path: Path) -> N
     assert any("ipv4.ttl: expected" in line for line in by["wrong_ttl"].detail)
     assert by["needs_magic"].outcome == "N/A"
     xfail_file = tmp_path / "xfail.yaml"
-    xfail_file.write_text(f"- {{vector: 'wrong_*', target: ref, reason: 'ipv4\\.ttl', note: bug 1}}\n"
-                          f"- {{vector: '{prog.name}/{good.name}', target: 'r*'}}\n")
+    xfail_file.write_text(
+        f"- {{vector: 'wrong_*', target: ref, reason: 'ipv4\\.ttl', note: bug 1}}\n"
+        f"- {{vector: '{prog.name}/{good.name}', target: 'r*'}}\n"
+    )
     xfail = load_expected_failures(xfail_file)
     (report,) = run_conformance([RunRequest(SPEC, [good, bad])], ["ref"], jobs=1, xfail=xfail)
     by = {o.vector: o for o in report.outcomes}
@@ -85,8 +89,9 @@ def test_mismatch_names_the_differing_field_and_xfail_xpass(tmp_path: Path) -> N
     assert by[good.name].outcome == "XPASS"
     assert exit_status([report]) == 0
     xfail_file.write_text("- {vector: 'wrong_*', reason: 'checksum'}\n")
-    (report,) = run_conformance([RunRequest(SPEC, [bad])], ["ref"], jobs=1,
-                                xfail=load_expected_failures(xfail_file))
+    (report,) = run_conformance(
+        [RunRequest(SPEC, [bad])], ["ref"], jobs=1, xfail=load_expected_failures(xfail_file)
+    )
     assert report.outcomes[0].outcome == "FAIL", "a reason pattern that does not match leaves a FAIL"
 
 
@@ -99,8 +104,12 @@ def test_bad_expected_failures_file(tmp_path: Path) -> None:
 
 def test_reports_are_well_formed(tmp_path: Path) -> None:
     vectors = _vectors()[:4]
-    bad = Vector("bad", vectors[0].control, [PacketIn(1, vectors[0].packets[0].data)],
-                 expected=[Expected("forward", 99, b"\x00")])
+    bad = Vector(
+        "bad",
+        vectors[0].control,
+        [PacketIn(1, vectors[0].packets[0].data)],
+        expected=[Expected("forward", 99, b"\x00")],
+    )
     reports = run_conformance([RunRequest(SPEC, [*vectors, bad])], ["ref", "p4"], jobs=1)
     write_junit(reports, tmp_path / "j.xml")
     write_json(reports, tmp_path / "r.json")
@@ -124,15 +133,32 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out.out, out.err
 
 
-def test_cli_gen_is_deterministic_and_run_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_gen_is_deterministic_and_run_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = str(ROOT / "conformance" / "suite" / "match_exact.yaml")
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     assert _cli(["gen", spec, "-o", str(a), "--seed", "4", "--fuzz", "5"], capsys)[0] == 0
     assert _cli(["gen", spec, "-o", str(b), "--seed", "4", "--fuzz", "5"], capsys)[0] == 0
     assert a.read_bytes() == b.read_bytes()
-    code, out, _ = _cli(["run", spec, "--vectors", str(a), "--targets", "ref", "-q", "--junit",
-                         str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"), "--report",
-                         str(tmp_path / "rep")], capsys)
+    code, out, _ = _cli(
+        [
+            "run",
+            spec,
+            "--vectors",
+            str(a),
+            "--targets",
+            "ref",
+            "-q",
+            "--junit",
+            str(tmp_path / "j.xml"),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+        capsys,
+    )
     assert code == 0 and "ref" in out
     assert (tmp_path / "rep" / "report.html").exists() and (tmp_path / "j.xml").exists()
     code, _, err = _cli(["run", spec, "--targets", "ref,warp_drive", "-q"], capsys)
@@ -168,9 +194,27 @@ def test_pytest_plugin_gives_one_test_per_vector_and_target(tmp_path: Path) -> N
 
     installed = any(ep.value == "conformance.pytest_plugin" for ep in entry_points(group="pytest11"))
     load = [] if installed else ["-p", "conformance.pytest_plugin"]
-    proc = subprocess.run([PY, "-m", "pytest", *load, "--c3po-spec", str(spec),
-                           "--c3po-targets", f"ref,{GOOD}", "-q", "-p", "no:cacheprovider", "--rootdir",
-                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "pytest",
+            *load,
+            "--c3po-spec",
+            str(spec),
+            "--c3po-targets",
+            f"ref,{GOOD}",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert f"{2 * n} passed" in proc.stdout, proc.stdout[-2000:]
 
 
@@ -195,8 +239,9 @@ def test_a_python_driver_that_hangs_or_dies_costs_one_vector(cls: str) -> None:
     base = generate(prog).vectors[0]
     bad = Vector("bad", base.control, [PacketIn(1, b"\xee" + bytes(13))])
     after = Vector("after", base.control, [PacketIn(1, b"\x02" + bytes(13))])
-    (report,) = run_conformance([RunRequest(spec, [bad, after])], [f"py:tests.plugins.misbehaving_driver:{cls}"],
-                                timeout=0.5, jobs=1)
+    (report,) = run_conformance(
+        [RunRequest(spec, [bad, after])], [f"py:tests.plugins.misbehaving_driver:{cls}"], timeout=0.5, jobs=1
+    )
     by = {o.vector: o for o in report.outcomes}
     assert by["bad"].outcome == "ERROR"
     assert ("timed out" if cls == "HangingDriver" else "died") in " ".join(by["bad"].detail)

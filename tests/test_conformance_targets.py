@@ -25,11 +25,16 @@ def _check(target: str, spec: str) -> None:
 
     vectors = generate(load_program(path).program, seed=0, fuzz=20).vectors
     (report,) = run_conformance([RunRequest(path, vectors)], [target], timeout=20, jobs=1)
-    bad = [f"{o.vector}: {o.outcome}: {'; '.join(o.detail[:3])}" for o in report.outcomes
-           if o.outcome in ("FAIL", "ERROR")]
+    bad = [
+        f"{o.vector}: {o.outcome}: {'; '.join(o.detail[:3])}"
+        for o in report.outcomes
+        if o.outcome in ("FAIL", "ERROR")
+    ]
     assert not bad, "\n".join(bad[:10])
     assert exit_status([report]) == 0
-    assert any(o.outcome == "PASS" for o in report.outcomes) or all(o.outcome == "N/A" for o in report.outcomes)
+    assert any(o.outcome == "PASS" for o in report.outcomes) or all(
+        o.outcome == "N/A" for o in report.outcomes
+    )
 
 
 @pytest.mark.gcc

@@ -42,8 +42,9 @@ def _same(a: Vector, b: Vector) -> None:
     assert a.control == b.control
     assert a.packets == b.packets
     assert a.registers == b.registers
-    assert [(e.verdict, e.port, e.data, e.care_mask, e.counters, e.registers) for e in a.expected] == \
-        [(e.verdict, e.port, e.data, e.care_mask, e.counters, e.registers) for e in b.expected]
+    assert [(e.verdict, e.port, e.data, e.care_mask, e.counters, e.registers) for e in a.expected] == [
+        (e.verdict, e.port, e.data, e.care_mask, e.counters, e.registers) for e in b.expected
+    ]
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".jsonl"])
@@ -88,12 +89,18 @@ def test_schema_describes_every_property() -> None:
 
 
 def test_match_strings_become_canonical_key_elements() -> None:
-    data = {"name": "x", "packets": [{"port": 1, "data": "00"}],
-            "control": {"entries": [
+    data = {
+        "name": "x",
+        "packets": [{"port": 1, "data": "00"}],
+        "control": {
+            "entries": [
                 {"table": "routes_v4", "match": {"ipv4.dst": "10.1.2.3/8"}, "action": "set_nexthop(7)"},
                 {"table": "router_mac", "match": {"ethernet.dst": "02:00:00:00:00:01"}, "action": "nop"},
-                {"table": "nexthops", "match": {"meta.nexthop": 7}, "action": "next_hop", "args": [3, 1, 2]}],
-                "defaults": [{"table": "routes_v4", "action": "to_host"}]}}
+                {"table": "nexthops", "match": {"meta.nexthop": 7}, "action": "next_hop", "args": [3, 1, 2]},
+            ],
+            "defaults": [{"table": "routes_v4", "action": "to_host"}],
+        },
+    }
     v = vector_from_data(data, router(), "test")
     e0, e1, e2 = v.control.entries
     assert e0.match == (KeyElem("prefix", 0x0A000000, 8),) and e0.args == (7,)
@@ -103,9 +110,15 @@ def test_match_strings_become_canonical_key_elements() -> None:
 
 
 def test_layered_packet_builds_header_bytes_with_checksum() -> None:
-    data = build_layers(router(), {"ethernet": {"dst": "02:00:00:00:00:01", "ethertype": 0x0800},
-                                   "ipv4": {"version": 4, "ihl": 5, "ttl": 64, "src": "10.0.0.1",
-                                            "dst": "192.168.0.1"}}, b"\xaa", "t")
+    data = build_layers(
+        router(),
+        {
+            "ethernet": {"dst": "02:00:00:00:00:01", "ethertype": 0x0800},
+            "ipv4": {"version": 4, "ihl": 5, "ttl": 64, "src": "10.0.0.1", "dst": "192.168.0.1"},
+        },
+        b"\xaa",
+        "t",
+    )
     assert len(data) == 14 + 20 + 1
     assert data[:6] == bytes.fromhex("020000000001") and data[12:14] == b"\x08\x00"
     assert data[14] == 0x45 and data[22] == 64
@@ -114,19 +127,54 @@ def test_layered_packet_builds_header_bytes_with_checksum() -> None:
 
 
 BAD_VECTORS: dict[str, tuple[dict[str, Any], str]] = {
-    "unknown table": ({"name": "a", "packets": [{"port": 1, "data": "00"}],
-                       "control": {"entries": [{"table": "nope", "action": "drop"}]}}, "unknown table 'nope'"),
+    "unknown table": (
+        {
+            "name": "a",
+            "packets": [{"port": 1, "data": "00"}],
+            "control": {"entries": [{"table": "nope", "action": "drop"}]},
+        },
+        "unknown table 'nope'",
+    ),
     "bad hex": ({"name": "b", "packets": [{"port": 1, "data": "zz"}]}, "not hex"),
-    "wrong key kind": ({"name": "c", "packets": [{"port": 1, "data": "00"}], "control": {"entries": [
-        {"table": "routes_v4", "match": {"ipv4.dst": "1 .. 2"}, "action": "drop"}]}}, "not a lpm match"),
-    "arity": ({"name": "d", "packets": [{"port": 1, "data": "00"}], "control": {"entries": [
-        {"table": "routes_v4", "match": {"ipv4.dst": "1.0.0.0/8"}, "action": "set_nexthop"}]}}, "takes 1"),
-    "unknown field": ({"name": "e", "packets": [{"port": 1, "layers": {"ethernet": {"ttl": 1}}}]}, "no field 'ttl'"),
+    "wrong key kind": (
+        {
+            "name": "c",
+            "packets": [{"port": 1, "data": "00"}],
+            "control": {
+                "entries": [{"table": "routes_v4", "match": {"ipv4.dst": "1 .. 2"}, "action": "drop"}]
+            },
+        },
+        "not a lpm match",
+    ),
+    "arity": (
+        {
+            "name": "d",
+            "packets": [{"port": 1, "data": "00"}],
+            "control": {
+                "entries": [
+                    {"table": "routes_v4", "match": {"ipv4.dst": "1.0.0.0/8"}, "action": "set_nexthop"}
+                ]
+            },
+        },
+        "takes 1",
+    ),
+    "unknown field": (
+        {"name": "e", "packets": [{"port": 1, "layers": {"ethernet": {"ttl": 1}}}]},
+        "no field 'ttl'",
+    ),
     "no packets": ({"name": "f", "packets": []}, "non-empty"),
-    "expected count": ({"name": "g", "packets": [{"port": 1, "data": "00"}],
-                        "expected": [{"verdict": "drop"}, {"verdict": "drop"}]}, "2 expected results for 1"),
-    "bad verdict": ({"name": "h", "packets": [{"port": 1, "data": "00"}], "expected": [{"verdict": "eat"}]},
-                    "verdict 'eat'"),
+    "expected count": (
+        {
+            "name": "g",
+            "packets": [{"port": 1, "data": "00"}],
+            "expected": [{"verdict": "drop"}, {"verdict": "drop"}],
+        },
+        "2 expected results for 1",
+    ),
+    "bad verdict": (
+        {"name": "h", "packets": [{"port": 1, "data": "00"}], "expected": [{"verdict": "eat"}]},
+        "verdict 'eat'",
+    ),
 }
 
 
@@ -139,7 +187,9 @@ def test_malformed_vectors_name_the_entry(tmp_path: Path, case: str) -> None:
     path.write_text(yaml.safe_dump({"c3po_vectors": 1, "vectors": [data]}))
     with pytest.raises(VectorFileError) as info:
         load_vectors(path, router())
-    assert str(path) in str(info.value) and "vectors[0]" in str(info.value) and data["name"] in str(info.value)
+    assert (
+        str(path) in str(info.value) and "vectors[0]" in str(info.value) and data["name"] in str(info.value)
+    )
 
 
 def test_malformed_files(tmp_path: Path) -> None:
@@ -182,8 +232,12 @@ def test_stf_round_trip() -> None:
     prog = router()
     entry = EntryState("routes_v4", (KeyElem("prefix", 0x0A000000, 8),), "set_nexthop", (7,))
     exp = Expected("forward", 3, bytes.fromhex("0011223344"), bytes.fromhex("ff00ffffff"))
-    v = Vector("one", ControlState((entry,), (("nexthops", "to_host", ()),)), [PacketIn(1, b"\x00\x11\x22\x33\x44")],
-               expected=[exp])
+    v = Vector(
+        "one",
+        ControlState((entry,), (("nexthops", "to_host", ()),)),
+        [PacketIn(1, b"\x00\x11\x22\x33\x44")],
+        expected=[exp],
+    )
     text = dumps_stf([v], prog)
     assert "add routes_v4 ipv4.dst:0xa000000/8 set_nexthop(id:0x7)" in text
     assert "expect 3 00**223344" in text
@@ -219,8 +273,14 @@ def test_stf_errors_name_the_line() -> None:
 
 
 def test_payload_may_sit_inside_the_layers_map() -> None:
-    a = vector_from_data({"name": "a", "packets": [{"port": 1, "layers": {"ethernet": {"ethertype": 1}},
-                                                    "payload": "abcd"}]}, router(), "t")
-    b = vector_from_data({"name": "b", "packets": [{"port": 1, "layers": {"ethernet": {"ethertype": 1},
-                                                                          "payload": "abcd"}}]}, router(), "t")
+    a = vector_from_data(
+        {"name": "a", "packets": [{"port": 1, "layers": {"ethernet": {"ethertype": 1}}, "payload": "abcd"}]},
+        router(),
+        "t",
+    )
+    b = vector_from_data(
+        {"name": "b", "packets": [{"port": 1, "layers": {"ethernet": {"ethertype": 1}, "payload": "abcd"}}]},
+        router(),
+        "t",
+    )
     assert a.packets == b.packets and a.packets[0].data.endswith(b"\x00\x01\xab\xcd")

@@ -125,3 +125,19 @@ def test_installed_entry_point_exits_1_without_traceback() -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "error: include cycle: tests/bad_specs/lib/cycle_a.yaml -> " in proc.stderr
+
+
+def test_an_internal_error_is_one_line_unless_a_traceback_is_asked_for(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_path: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("c3po_compiler.cli.load_program", broken)
+    monkeypatch.delenv("C3PO_TRACEBACK", raising=False)
+    code, _, err = run(capsys, "check", str(ROUTER))
+    assert code == 70
+    assert err.startswith("c3po check: internal error: RuntimeError: boom\n")
+    assert "Traceback" not in err
+    monkeypatch.setenv("C3PO_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["check", str(ROUTER)])

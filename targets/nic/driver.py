@@ -8,6 +8,7 @@ running Python without LD_PRELOAD games, and a separate process turns any findin
 
 from __future__ import annotations
 
+import array
 import ctypes
 import os
 import shutil
@@ -38,12 +39,9 @@ class Watch:
     key: tuple[str, int]
 
 
-@dataclass
-class RawResult:
-    verdict: int
-    port: int
-    data: bytes
-    changes: list[tuple[int, int, int]]
+# What a backend reports per packet: verdict code, egress port, output bytes, and the watched values that changed
+# (watch index, v1, v2). Plain tuples: the driver builds hundreds of thousands of them per second.
+RawResult = tuple[int, int, bytes, list[tuple[int, int, int]]]
 
 
 class Backend(Protocol):
@@ -57,13 +55,15 @@ class Backend(Protocol):
 
 
 def _u32(values: list[int]) -> ctypes.Array[ctypes.c_uint32]:
-    return (ctypes.c_uint32 * max(len(values), 1))(*values)
+    arr = array.array("I", values or [0])
+    return (ctypes.c_uint32 * len(arr)).from_buffer(arr)
 
 
 class SharedObject:
     """ctypes over lib<prog>_nic.so; one call per batch of packets."""
 
-    def __init__(self, so: Path) -> None:
+    def __init__(self, so: Path, growth: int = 1024) -> None:
+        self.growth = growth  # the most a frame can grow (headers added by set_valid)
         lib = ctypes.CDLL(str(so))
         vp, u32, i32, u8p = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int32, ctypes.c_char_p
         lib.shim_new.restype = vp
@@ -120,7 +120,7 @@ class SharedObject:
             batch = packets[start:start + 4096]
             blob, offs, lens, ports = self.pack(batch)
             n = len(batch)
-            stride = max(lens) + 1024
+            stride = max(lens) + self.growth
             obuf = ctypes.create_string_buffer(n * stride)
             olen, verd, oport, nchg = (ctypes.c_uint32 * n)(), (ctypes.c_int32 * n)(), (ctypes.c_uint32 * n)(), \
                 (ctypes.c_uint32 * n)()
@@ -131,11 +131,15 @@ class SharedObject:
             if done == 0:
                 raise RuntimeError("nic: the change buffer is too small for one packet")
             raw = obuf.raw
+            # bulk conversions: indexing ctypes arrays element by element is slow
+            counts, lens_out, verdicts, ports_out = list(nchg), list(olen), list(verd), list(oport)
+            flat = list(chg[:3 * sum(counts[:done])])
             k = 0
             for i in range(done):
-                changes = [(int(chg[3 * j]), int(chg[3 * j + 1]), int(chg[3 * j + 2])) for j in range(k, k + nchg[i])]
-                k += nchg[i]
-                out.append(RawResult(verd[i], oport[i], raw[i * stride:i * stride + olen[i]], changes))
+                c = counts[i]
+                changes = [(flat[j], flat[j + 1], flat[j + 2]) for j in range(3 * k, 3 * (k + c), 3)] if c else []
+                k += c
+                out.append((verdicts[i], ports_out[i], raw[i * stride:i * stride + lens_out[i]], changes))
             start += done
         return out
 
@@ -201,7 +205,7 @@ class Harness:
             n = int(parts[3])
             changes = [(int(parts[4 + 3 * j]), int(parts[5 + 3 * j]), int(parts[6 + 3 * j])) for j in range(n)]
             data = b"" if parts[2] == "-" else bytes.fromhex(parts[2])
-            out.append(RawResult(int(parts[0]), int(parts[1]), data, changes))
+            out.append((int(parts[0]), int(parts[1]), data, changes))
         return out
 
     def fuzz(self, seed: int, count: int, ntables: int, seeds: list[bytes]) -> str:
@@ -224,6 +228,13 @@ class Harness:
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+
+
+def max_growth(prog: ir.Program) -> int:
+    """An upper bound of how much a frame can grow: every header a program can add, at its largest."""
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values())]
+    added = {s.instance for body in bodies for s in ir.walk_stmts(body) if isinstance(s, ir.SetValid) and s.valid}
+    return sum(prog.instances[n].type.max_bytes * max(prog.instances[n].stack, 1) for n in added) + 16
 
 
 class NicDriver(Driver):
@@ -261,7 +272,7 @@ class NicDriver(Driver):
             if self.sanitize:
                 self.backend = Harness(build_harness(prog, out))
             else:
-                self.backend = SharedObject(build_shared(prog, out))
+                self.backend = SharedObject(build_shared(prog, out), max_growth(prog))
         except ToolchainError as exc:
             raise RuntimeError(f"nic: building {prog.name} failed: {exc}") from None
         self.install(ControlState())
@@ -345,17 +356,24 @@ class NicDriver(Driver):
         be.reset(init)
         counters: Counters = {}
         results: list[Result] = []
-        for p, raw in zip(packets, be.run(packets), strict=True):
-            for w, v1, v2 in raw.changes:
-                watch = self.watches[w]
-                if watch.kind == 2:
-                    regs[watch.key] = (v1 << 64) | v2
-                else:
-                    counters[watch.key] = (v1, v2)
-            verdict = VERDICTS.get(raw.verdict, "drop")
-            port = raw.port if verdict == "forward" else p.port if verdict == "reflect" else None
-            data = b"" if verdict == "drop" else raw.data
-            results.append(Result(verdict, port, data, dict(counters), dict(regs)))
+        watches = self.watches
+        snap_c, snap_r = counters.copy(), regs.copy()
+        for p, (code, out_port, out_data, changes) in zip(packets, be.run(packets), strict=True):
+            if changes:
+                for w, v1, v2 in changes:
+                    watch = watches[w]
+                    if watch.kind == 2:
+                        regs[watch.key] = (v1 << 64) | v2
+                    else:
+                        counters[watch.key] = (v1, v2)
+                # a packet that changed nothing shares the previous packet's snapshots (never mutated)
+                snap_c, snap_r = counters.copy(), regs.copy()
+            verdict = VERDICTS.get(code, "drop")
+            if verdict == "drop":
+                results.append(Result(verdict, None, b"", snap_c, snap_r))
+            else:
+                port = out_port if verdict == "forward" else p.port if verdict == "reflect" else None
+                results.append(Result(verdict, port, out_data, snap_c, snap_r))
         return results
 
     def backend_object(self) -> SharedObject | Harness:

@@ -348,13 +348,16 @@ class Emitter:
             raise Unsupported("writes to TLV option fields")
         buf, valid = self.elem(inst, t.index)
         bitoff, width = self.field_pos(inst, t.field_name)
+        # Stores go through local pointers: a byte store through a pointer may alias anything, and would make
+        # the compiler reload the context after every byte.
         if inst.name in self.write_through:
             # the frame keeps its layout: write the field through to where the header was parsed
-            mark = self.setter(f"(c->pkt + c->po_{inst.ident})", bitoff, width, "v_")
+            mark = (f"uint8_t *w_ = c->pkt + c->po_{inst.ident}; "
+                    f"{self.setter('w_', bitoff, width, 'v_')}")
         else:
             mark = "c->structural = 1;" if inst.is_stack else f"c->d_{inst.ident} = 1;"
-        return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ "
-                f"{self.setter(buf, bitoff, width, 'v_')} {mark} }} }}"]
+        return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ uint8_t *b_ = {buf}; "
+                f"{self.setter('b_', bitoff, width, 'v_')} {mark} }} }}"]
 
     def set_valid(self, s: ir.SetValid) -> list[str]:
         inst = self.prog.instances[s.instance]
@@ -670,7 +673,7 @@ class Emitter:
     # -- deparse and checksums -------------------------------------------------------------------------------
 
     def deparse(self) -> list[str]:
-        p = "    "
+        p = "        "
         elems: list[tuple[str, str, InstView]] = []
         for name in self.prog.deparse:
             iv = self.insts[name]
@@ -784,7 +787,7 @@ class Emitter:
             if bitoff % 8:
                 raise Unsupported("a checksum field that is not byte aligned")
             fo = bitoff // 8
-            out.append(f"        case {i}: if (c->v_{iv.ident}) {{ /* update_checksum({name}) */")
+            out.append(f"                    case {i}: if (c->v_{iv.ident}) {{ /* update_checksum({name}) */")
             hl = [f"{iv.fixed_bytes}u"] + [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
             if iv.varlen:
                 hl.append(f"c->vl_{iv.ident}")
@@ -797,19 +800,19 @@ class Emitter:
                              f"c3po_csum_add(0, {h} + {fo + 2}, {iv.fixed_bytes - fo - 2}u)"]
                     if iv.varlen:
                         parts.append(f"c3po_csum_add(0, {h} + {iv.varlen_offset}, c->vl_{iv.ident})")
-                    out.append(f"            uint32_t v = ~c3po_csum_fold({' + '.join(parts)}) & 0xffffu;")
+                    out.append(f"                    uint32_t v = ~c3po_csum_fold({' + '.join(parts)}) & 0xffffu;")
                 else:
-                    out.append(f"            uint8_t tmp[{iv.max_bytes}]; uint32_t q = {iv.fixed_bytes}u, v;")
-                    out.append(f"            {copy_const('tmp', h, iv.fixed_bytes)}")
+                    out.append(f"                    uint8_t tmp[{iv.max_bytes}]; uint32_t q = {iv.fixed_bytes}u, v;")
+                    out.append(f"                    {copy_const('tmp', h, iv.fixed_bytes)}")
                     for g in iv.groups:
-                        out.append(f"            if (c->g_{iv.ident}_{g.name}) {{ c3po_copy(tmp + q, {h} + {g.offset}, "
+                        out.append(f"                    if (c->g_{iv.ident}_{g.name}) {{ c3po_copy(tmp + q, {h} + {g.offset}, "
                                    f"{g.size}u); q += {g.size}u; }}")
                     if iv.varlen:
-                        out.append(f"            c3po_copy(tmp + q, {h} + {iv.varlen_offset}, c->vl_{iv.ident}); "
+                        out.append(f"                    c3po_copy(tmp + q, {h} + {iv.varlen_offset}, c->vl_{iv.ident}); "
                                    f"q += c->vl_{iv.ident};")
-                    out.append(f"            tmp[{fo}] = 0; tmp[{fo + 1}] = 0;")
-                    out.append("            v = ~c3po_csum_fold(c3po_csum_add(0, tmp, q)) & 0xffffu;")
-                out.append(f"            {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; {self.ck_mark(iv, fo, 'v')}")
+                    out.append(f"                    tmp[{fo}] = 0; tmp[{fo + 1}] = 0;")
+                    out.append("                v = ~c3po_csum_fold(c3po_csum_add(0, tmp, q)) & 0xffffu;")
+                out.append(f"                    {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; {self.ck_mark(iv, fo, 'v')}")
             else:
                 words: list[tuple[str, str, int]] = []
                 for wo in range(0, iv.fixed_bytes, 2):
@@ -823,26 +826,34 @@ class Emitter:
                         pb, pw = self.field_pos(pinst, fname)
                         for wo in range(pb // 8, (pb + pw) // 8, 2):
                             words.append((f"c->o_{piv.ident}", f"c->h_{piv.ident}", wo))
-                out.append(f"            uint32_t hc = (uint32_t)c3po_ld(c->h_{iv.ident}, {fo}, 2), sum, m0, m1;")
+                out.append(f"                    uint32_t hc = (uint32_t)c3po_ld(c->h_{iv.ident}, {fo}, 2), sum, m0, m1;")
                 if cs.zero_means_none:
-                    out.append("            if (hc != 0) {")
-                out.append("            sum = (~hc) & 0xffffu;")
+                    out.append("                if (hc != 0) {")
+                out.append("                sum = (~hc) & 0xffffu;")
                 for ob, nb, wo in words:
                     n = min(2, iv.fixed_bytes - wo) if ob.endswith(iv.ident) else 2
-                    out.append(f"            m0 = (uint32_t)c3po_ld({ob}, {wo}, {n}); m1 = (uint32_t)c3po_ld({nb}, "
+                    out.append(f"                    m0 = (uint32_t)c3po_ld({ob}, {wo}, {n}); m1 = (uint32_t)c3po_ld({nb}, "
                                f"{wo}, {n});")
                     if n == 1:
-                        out.append("            m0 <<= 8; m1 <<= 8;")
-                    out.append("            if (m0 != m1) sum += ((~m0) & 0xffffu) + m1;")
-                out.append("            hc = (~c3po_csum_fold(sum)) & 0xffffu;")
+                        out.append("                m0 <<= 8; m1 <<= 8;")
+                    out.append("                if (m0 != m1) sum += ((~m0) & 0xffffu) + m1;")
+                out.append("                hc = (~c3po_csum_fold(sum)) & 0xffffu;")
                 if cs.zero_means_none:
-                    out.append("            if (hc == 0) hc = 0xffffu;")
-                out.append(f"            c->h_{iv.ident}[{fo}] = (uint8_t)(hc >> 8); c->h_{iv.ident}[{fo + 1}] = (uint8_t)hc; "
+                    out.append("                if (hc == 0) hc = 0xffffu;")
+                out.append(f"                    c->h_{iv.ident}[{fo}] = (uint8_t)(hc >> 8); c->h_{iv.ident}[{fo + 1}] = (uint8_t)hc; "
                            f"{self.ck_mark(iv, fo, 'hc')}")
                 if cs.zero_means_none:
-                    out.append("            }")
-            out.append("        } break;")
-        return out
+                    out.append("                }")
+            out.append("                } break;")
+        # one indentation scheme for the switch inside the request loop
+        shaped = []
+        for line in out:
+            text = line.strip()
+            if text.startswith("case ") or text == "} break;":
+                shaped.append("            " + text)
+            else:
+                shaped.append("                " + text)
+        return shaped
 
     # -- whole program ---------------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from c3po_compiler import ir
 
-
 DIRECT_MAX_BITS = 16
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from c3po_compiler import ir
 
 from . import layout as L
-from .cexpr import ctype, field_access
+from .cexpr import Unsupported, ctype
 from .emitter import XDP_FOR_VERDICT, Emitter, Lines, where
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
@@ -50,12 +50,14 @@ def deparse_lines(em: Emitter) -> list[str]:
         assert ck is not None
         f = inst.type.field(ck.field)
         assert f is not None
-        acc = field_access(f.offset, f.width)
+        if f.offset % 16 or f.width != 16:
+            raise Unsupported(f"checksum field '{name}.{ck.field}' is not a 16-bit word of the header")
         ptr = f"h_{inst.ident}"
         guard = "" if ptr in em.control_valid else f" && {ptr}"
         out.open(f"if ({flag}{guard}) {{ /* update_checksum({name}): RFC 1071 over the whole header */")
-        out.add(acc.set(ptr, "0") + ";")
-        out.add(acc.set(ptr, f"(__u16)~c3po_csum_fold({em.csum_sum(inst, ptr)})") + ";")
+        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = 0;")
+        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)~c3po_csum_fold({em.csum_sum(inst, ptr)}); "
+                "/* raw order */")
         out.close()
     return out.out + em.l4_updates() + (em.rebuild() if em.relayout else [])
 

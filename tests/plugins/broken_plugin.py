@@ -30,8 +30,10 @@ def main() -> int:
             packets = [PacketIn(p["port"], bytes.fromhex(p["data"])) for p in msg["packets"]]
             if any(p.data[:1] and p.data[0] % 2 == 0 for p in packets):
                 sys.exit(11)
-            reply["results"] = [result_to_json(r) for r in interp.run(packets, registers_from_data(
-                msg["registers"], prog, "run"))]
+            reply["results"] = [
+                result_to_json(r)
+                for r in interp.run(packets, registers_from_data(msg["registers"], prog, "run"))
+            ]
         elif msg["op"] == "close":
             print(json.dumps(reply), flush=True)
             return 0

@@ -180,13 +180,17 @@ static __always_inline __u32 c3po_csum_step(__u32 s, __u32 m, __u32 m2)
 	return (s & 0xffff) + (s >> 16);
 }
 
-/* Sum of the 16-bit words of n bytes at p, n constant and even. */
+/* One's-complement sum of the 16-bit words of n bytes at p (n constant and even), computed on the raw
+ * (network-order) bytes with 32-bit loads: the sum is byte-order independent (RFC 1071 section 2), so folding
+ * it and storing the complement without swapping gives the right checksum bytes. */
 static __always_inline __u64 c3po_csum_fixed(const __u8 *p, __u32 n)
 {
 	__u64 sum = 0;
 #pragma unroll
-	for (__u32 i = 0; i + 1 < n; i += 2)
-		sum += bpf_ntohs(*(const __be16 *)(p + i));
+	for (__u32 i = 0; i + 4 <= n; i += 4)
+		sum += *(const __u32 *)(p + i);
+	if (n & 2)
+		sum += *(const __u16 *)(p + n - 2);
 	return sum;
 }
 
@@ -195,19 +199,27 @@ static __always_inline __u64 c3po_csum_fixed(const __u8 *p, __u32 n)
  * walked in place: a bounds check per word inside a loop would give the verifier one state per possible length
  * to carry through the rest of the program. */
 #define C3PO_CSUM_VAR_MAX 64
-static __always_inline __u64 c3po_csum_var(struct xdp_md *ctx, __u64 off, __u64 len, __u32 max, __u64 sum)
+__attribute__((noinline)) __u64 c3po_csum_area(struct xdp_md *ctx, __u64 off, __u64 len)
 {
 	__u8 buf[C3PO_CSUM_VAR_MAX] __attribute__((aligned(8)));
-	if (len == 0 || len > max || len > C3PO_CSUM_VAR_MAX)
-		return sum;
+	__u64 sum = 0;
+	if (!ctx || len == 0 || len > C3PO_CSUM_VAR_MAX)
+		return 0;
 	__builtin_memset(buf, 0, sizeof(buf));
 	if (bpf_xdp_load_bytes(ctx, (__u32)off, buf, (__u32)len) != 0)
-		return sum;
+		return 0;
 #pragma unroll
 	for (__u32 i = 0; i < C3PO_CSUM_VAR_MAX; i += 2)
-		if (i < max)
-			sum += ((__u64)buf[i] << 8) | buf[i + 1];
+		sum += *(const __u16 *)(buf + i); /* raw order, as c3po_csum_fixed */
 	return sum;
+}
+
+/* A global function (verified once, on its own), called only when the area is not empty. */
+static __always_inline __u64 c3po_csum_var(struct xdp_md *ctx, __u64 off, __u64 len, __u32 max, __u64 sum)
+{
+	if (len == 0 || len > max)
+		return sum;
+	return sum + c3po_csum_area(ctx, off, len);
 }
 
 /* CRCs over a hash buffer, bit by bit and branch-free. They are global (not inlined) functions on purpose: the
