@@ -530,6 +530,9 @@ class Emitter:
                 out.add(f"{flag} = 1; /* update_checksum({s.instance}{', ' + s.pseudo if s.pseudo else ''}) "
                         "at deparse */")
                 return
+            f = inst.type.field(ck.field)
+            if f is None or f.offset % 16 or f.width != 16:
+                raise Unsupported(f"checksum field '{s.instance}.{ck.field}' is not a 16-bit word of the header")
             flag = f"csum_{inst.ident}"
             if (flag, inst.name) not in self.csum_flags:
                 self.csum_flags.append((flag, inst.name))
