@@ -32,6 +32,7 @@ from .expr import (
     parse_match_value,
     parse_statement,
 )
+from .matches import MatchValueError, canonical_match
 from .names import ident_problem
 from .problems import Loc, Problem, did_you_mean, duplicate, error, undefined
 from .typecheck import Resolver, Scope, TypeProblem, coerce
@@ -725,50 +726,14 @@ class Lowerer:
         return ir.Entry(match, action, int(data.get("priority", 0)), self.loc(path))
 
     def match_value(self, value: Any, key: ir.TableKey, path: PathKey) -> KeyElem:
-        width = key.width
-        if isinstance(value, int) and not isinstance(value, bool):
-            elem = KeyElem("value", value)
-        else:
-            try:
-                elem = parse_match_value(str(value), key.kind)
-            except ExprSyntaxError as exc:
-                self.expr_problem(path, exc)
-                raise _Abort from None
-        allowed = {"exact": {"value"}, "lpm": {"value", "prefix", "any"}, "ternary": {"value", "mask", "any"},
-                   "range": {"value", "range", "any"}}[key.kind]
-        if elem.kind not in allowed:
-            forms = {"exact": "V", "lpm": "V/PREFIX_LEN", "ternary": "V &&& MASK", "range": "LO .. HI"}
-            article = "an" if key.kind in ("exact", "lpm") else "a"
-            self.err(path, f"'{value}' is not {article} {key.kind} match", f"write {forms[key.kind]}")
-            raise _Abort
-        limit = 1 << width
-        if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit):
-            self.err(path, f"'{value}' does not fit key '{key.text}' (bit<{width}>)")
-            raise _Abort
-        if elem.kind == "prefix" and elem.b > width:
-            self.err(path, f"prefix length {elem.b} is longer than bit<{width}>")
-            raise _Abort
-        if elem.kind == "range" and elem.a > elem.b:
-            self.err(path, f"empty range '{value}'", "write LO .. HI with LO <= HI")
-            raise _Abort
-        # Canonical forms: every key kind stored as its own shape.
-        if key.kind == "lpm" and elem.kind == "value":
-            elem = KeyElem("prefix", elem.a, width)
-        elif key.kind == "ternary" and elem.kind == "value":
-            elem = KeyElem("mask", elem.a, limit - 1)
-        elif key.kind == "range" and elem.kind == "value":
-            elem = KeyElem("range", elem.a, elem.a)
-        if elem.kind == "prefix":
-            mask = ((1 << elem.b) - 1) << (width - elem.b)
-            if elem.a & ~mask:
-                self.err(path, f"'{value}' has bits set beyond its /{elem.b} prefix",
-                         f"did you mean {_like(str(value), elem.a & mask, width)}/{elem.b}?")
-                raise _Abort
-        if elem.kind == "mask" and elem.a & ~elem.b:
-            self.err(path, f"'{value}' has value bits outside its mask",
-                     f"use {_like(str(value), elem.a & elem.b, width)} &&& {_like(str(value), elem.b, width)}")
-            raise _Abort
-        return elem
+        try:
+            return canonical_match(value, key.kind, key.width, key.text)
+        except MatchValueError as exc:
+            if exc.column is not None:
+                self.expr_problem(path, ExprSyntaxError(exc.message, exc.column, exc.hint))
+            else:
+                self.err(path, exc.message, exc.hint)
+            raise _Abort from None
 
     # -- parser ------------------------------------------------------------------------------------------------
 
@@ -906,17 +871,6 @@ class Lowerer:
             else:
                 out.append(inst.name)
         return out
-
-
-def _like(text: str, value: int, width: int) -> str:
-    """`value` written the way the user wrote the original: dotted IPv4, IPv6 or hex."""
-    import ipaddress
-
-    if width == 32 and "." in text:
-        return str(ipaddress.IPv4Address(value))
-    if width == 128 and ":" in text:
-        return str(ipaddress.IPv6Address(value))
-    return f"{value:#x}"
 
 
 def _flow_hint(exc: ExprSyntaxError, text: str) -> ExprSyntaxError:

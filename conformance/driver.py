@@ -52,7 +52,7 @@ class Driver(ABC):
     def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
         """Reset counters to zero and registers to `registers` (others 0), then run the packets in order."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: drivers holding nothing need not override it
         """Release everything; must be safe to call twice and after a failed open."""
 
     def __enter__(self) -> Driver:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from c3po_compiler import ir
-from c3po_compiler.expr import Const, ExprSyntaxError, KeyElem, parse_action_call, parse_match_value
+from c3po_compiler import ir, matches
+from c3po_compiler.expr import Const, ExprSyntaxError, KeyElem, parse_action_call
 
 from .model import VECTOR_FORMAT_VERSION, ControlState, EntryState, Expected, PacketIn, Registers, Vector
 from .packets import PacketBuildError, build_layers, hex_bytes, literal
@@ -44,42 +44,13 @@ def format_key_elem(e: KeyElem) -> str:
 
 
 def canonical_match(value: Any, key: ir.TableKey, where: str) -> KeyElem:
-    """The same canonical forms the front end gives constant entries (model.EntryState documents them)."""
-    width = key.width
-    if isinstance(value, int) and not isinstance(value, bool):
-        elem = KeyElem("value", value)
-    else:
-        try:
-            elem = parse_match_value(str(value), key.kind)
-        except ExprSyntaxError as exc:
-            raise VectorFormatError(f"{where}: '{value}' is not a match value ({exc.message})") from None
-    allowed = {
-        "exact": {"value"},
-        "lpm": {"value", "prefix", "any"},
-        "ternary": {"value", "mask", "any"},
-        "range": {"value", "range", "any"},
-    }[key.kind]
-    if elem.kind not in allowed:
-        forms = {"exact": "V", "lpm": "V/LEN", "ternary": "V &&& MASK", "range": "LO .. HI"}
-        raise VectorFormatError(f"{where}: '{value}' is not a {key.kind} match; write {forms[key.kind]}")
-    limit = 1 << width
-    if (
-        elem.a >= limit
-        or (elem.kind in ("mask", "range") and elem.b >= limit)
-        or (elem.kind == "prefix" and elem.b > width)
-    ):
-        raise VectorFormatError(f"{where}: '{value}' does not fit key '{key.text}' (bit<{width}>)")
-    if key.kind == "lpm" and elem.kind == "value":
-        elem = KeyElem("prefix", elem.a, width)
-    elif key.kind == "ternary" and elem.kind == "value":
-        elem = KeyElem("mask", elem.a, limit - 1)
-    elif key.kind == "range" and elem.kind == "value":
-        elem = KeyElem("range", elem.a, elem.a)
-    if elem.kind == "prefix":
-        elem = KeyElem("prefix", elem.a & (((1 << elem.b) - 1) << (width - elem.b)), elem.b)
-    if elem.kind == "mask":
-        elem = KeyElem("mask", elem.a & elem.b, elem.b)
-    return elem
+    """The same canonical forms the front end gives constant entries; value bits outside a prefix or mask
+    are cleared rather than refused, since vectors often come from other tools."""
+    try:
+        return matches.canonical_match(value, key.kind, key.width, key.text, strict=False)
+    except matches.MatchValueError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        raise VectorFormatError(f"{where}: {exc.message}{hint}") from None
 
 
 def _action(

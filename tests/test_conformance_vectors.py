@@ -144,7 +144,7 @@ BAD_VECTORS: dict[str, tuple[dict[str, Any], str]] = {
                 "entries": [{"table": "routes_v4", "match": {"ipv4.dst": "1 .. 2"}, "action": "drop"}]
             },
         },
-        "not a lpm match",
+        "not an lpm match",
     ),
     "arity": (
         {

@@ -157,7 +157,6 @@ class ProgramView:
     max_steps: int
     error_verdicts: list[tuple[int, str]]
     default_verdict: str
-    incremental: set[str]
     verdict_ids: dict[str, int] = field(default_factory=lambda: {"drop": 0, "to_host": 1, "reflect": 2, "forward": 3})
 
 
@@ -170,7 +169,6 @@ class Emitter:
         self.tmp = 0
         self.ck_ids: dict[tuple[str, str | None], int] = {}
         self.write_through: set[str] = set()
-        self.incremental: set[str] = set()  # IPv4-header checksums updated incrementally when verified
         self.files = [Path(f) for f in prog.files]
         self.root = self.files[0].resolve().parent if self.files else None
 
@@ -186,9 +184,7 @@ class Emitter:
                         needs_orig.add(s.instance)
                         if s.pseudo:
                             needs_orig.add(s.pseudo)
-                    elif cs and self.incremental_ok(s.instance):
-                        needs_orig.add(s.instance)
-                        self.incremental.add(s.instance)
+
                     self.ck_ids.setdefault((s.instance, s.pseudo), len(self.ck_ids))
         for name, inst in self.prog.instances.items():
             ht = inst.type
@@ -200,14 +196,6 @@ class Emitter:
             vl_max = ht.varlen.max_bytes if ht.varlen else 0
             self.insts[name] = InstView(name, inst.ident, inst.stack, ht.fixed_bytes, off + vl_max, groups, off,
                                         ht.varlen, inst.tlv_parent is not None, name in needs_orig, ht.checksum)
-
-    def incremental_ok(self, name: str) -> bool:
-        """An IPv4 header checksum can be updated with RFC 1624 instead of recomputed when the parser verified
-        it on this packet (then the old checksum is consistent with the old words); no optional groups, so the
-        fixed part's words are the only ones that can change (the varlen tail is read-only)."""
-        inst = self.prog.instances[name]
-        return (not inst.is_stack and not inst.type.groups
-                and any(name in st.verify for st in self.prog.parser.states.values()))
 
     def comment(self, loc: object) -> str:
         where = loc_comment(loc, self.root)
@@ -391,8 +379,6 @@ class Emitter:
         lines = ["c->structural = 1;", f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
         if iv.keep_original and not inst.is_stack:
             lines.append(f"c3po_zero(c->o_{iv.ident}, {iv.fixed_bytes});")
-        if inst.name in self.incremental:
-            lines.append(f"c->ok_{iv.ident} = 0;")
         return lines
 
     # -- tables ------------------------------------------------------------------------------------------------
@@ -639,11 +625,8 @@ class Emitter:
         if cs is None or cs.kind != "ipv4_header" or inst.is_stack:
             raise Unsupported(f"verify of {inst.name}")
         p = "            "
-        out = [f"{p}if (c3po_csum_fold(c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})) != 0xffffu) "
-               f"{self.err('checksum')}"]
-        if inst.name in self.incremental:
-            out.append(f"{p}c->ok_{iv.ident} = 1;")
-        return out
+        return [f"{p}if (c3po_csum_fold(c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})) != 0xffffu) "
+                f"{self.err('checksum')}"]
 
     def select(self, st: ir.ParserState) -> list[str]:
         p = "            "
@@ -813,26 +796,6 @@ class Emitter:
                 # computed on the header buffer before deparse (reading back the just-written frame would stall
                 # on store forwarding); the checksum field's two bytes are left out of the sum
                 h = f"c->h_{iv.ident}"
-                if name in self.incremental:
-                    # verified on this packet: RFC 1624 over the changed words gives the recomputed value, except
-                    # in the all-zero corner (sum 0 or a folded 0xffff), which falls through to the recompute
-                    out.append(f"            if (c->ok_{iv.ident}) {{")
-                    out.append(f"                uint32_t sum = (~(uint32_t)c3po_ld(c->o_{iv.ident}, {fo}, 2)) & 0xffffu, "
-                               "m0, m1, f;")
-                    for wo in range(0, iv.fixed_bytes - 1, 2):
-                        if wo == fo:
-                            continue
-                        out.append(f"                m0 = ((uint32_t)c->o_{iv.ident}[{wo}] << 8) | c->o_{iv.ident}[{wo + 1}]; "
-                                   f"m1 = ((uint32_t){h}[{wo}] << 8) | {h}[{wo + 1}];")
-                        out.append("                if (m0 != m1) sum += ((~m0) & 0xffffu) + m1;")
-                    out.append("                f = c3po_csum_fold(sum);")
-                    out.append("                if (sum != 0 && f != 0xffffu) {")
-                    out.append("                    uint32_t v = (~f) & 0xffffu;")
-                    out.append(f"                    {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; "
-                               f"{self.ck_mark(iv, fo, 'v')}")
-                    out.append("                    break;")
-                    out.append("                }")
-                    out.append("            }")
                 if not iv.groups and fo % 2 == 0 and iv.fixed_bytes % 2 == 0:
                     parts = [f"c3po_csum_add(0, {h}, {fo}u)",
                              f"c3po_csum_add(0, {h} + {fo + 2}, {iv.fixed_bytes - fo - 2}u)"]
@@ -928,7 +891,7 @@ class Emitter:
         return ProgramView(prog.name, self.upper, src, list(self.insts.values()), meta,
                            list(self.action_views.values()), list(self.table_views.values()), counters, regs,
                            parser_lines, control, funcs, deparse, checks, hash_funcs, max(1, len(self.ck_ids)),
-                           steps, errs, prog.default_verdict, set(self.incremental))
+                           steps, errs, prog.default_verdict)
 
     def hash_func(self, i: int, h: ir.Hash) -> list[str]:
         params = ", ".join(f"{vtype(a.width)} x{j}" for j, a in enumerate(h.args))

@@ -646,27 +646,47 @@ class Emitter:
                     out.add(f"{fld} = {conv[kf.size]}({v}){close[kf.size]};")
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
         out.add("int hit = v != NULL;")
-        dargs = self.default_args(t, lay)
-        out.add(f"struct t_{t.name}_value dflt;")
-        out.open("if (!v) {")
-        out.add(f"v = bpf_map_lookup_elem(&td_{t.name}, &zero); /* control-plane default override */")
-        out.open("if (!v || !v->action) {")
-        out.add(f"dflt = (struct t_{t.name}_value){{ .action = {lay.action_ids[t.default.action]}, "
-                f".entry = 0, .args = {{ {dargs} }} }}; /* spec default: {t.default.action} */")
-        out.add("v = &dflt;")
+        # The chosen entry, default override or spec default is loaded into scalars, so the action code below
+        # sees one kind of value whatever was chosen (the verifier checks it once per kind, not per pointer type).
+        dargs = self.default_args(t, lay).split(", ")
+        used = sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
+                       for j in range(2 if width > 64 else 1)})
+        out.add("__u32 act;")
+        if t.counters:
+            out.add("__u64 ent = 0;")
+        for i in used:
+            out.add(f"__u64 arg{i};")
+        out.open("if (v) {")
+        out.add("act = v->action;")
+        if t.counters:
+            out.add("ent = (__u64)v->entry + 1;")
+        for i in used:
+            out.add(f"arg{i} = v->args[{i}];")
+        out.close("} else {")
+        out.depth += 1
+        out.add(f"struct t_{t.name}_value *d = bpf_map_lookup_elem(&td_{t.name}, &zero); "
+                "/* control-plane default override */")
+        out.open("if (d && d->action) {")
+        out.add("act = d->action;")
+        for i in used:
+            out.add(f"arg{i} = d->args[{i}];")
+        out.close("} else {")
+        out.depth += 1
+        out.add(f"act = {lay.action_ids[t.default.action]}; /* spec default: {t.default.action} */")
+        for i in used:
+            out.add(f"arg{i} = {dargs[i]};")
         out.close()
         out.close()
         if t.counters:
-            out.add(f"c3po_count(&tc_{t.name}, hit ? (__u64)v->entry + 1 : 0, c3po_pkt_len, st, "
-                    f"{self.objects[('table', t.name)]});")
-        out.open("switch (v->action) {")
+            out.add(f"c3po_count(&tc_{t.name}, ent, c3po_pkt_len, st, {self.objects[('table', t.name)]});")
+        out.open("switch (act) {")
         for name in lay.action_ids:
             a = prog.actions[name]
             out.open(f"case {lay.action_ids[name]}: {{ /* {name} */")
             params = {}
             for pname, width, slot in lay.arg_slots[name]:
-                val = (f"C3PO_U128(v->args[{slot}], v->args[{slot + 1}])" if width > 64
-                       else f"(v->args[{slot}] & {const(mask(width), 64)})")
+                val = (f"C3PO_U128(arg{slot}, arg{slot + 1})" if width > 64
+                       else f"(arg{slot} & {const(mask(width), 64)})")
                 out.add(f"{ctype(width)} p_{pname} = {val};")
                 params[pname] = f"p_{pname}"
             self.action_body(out, a, self.translator(params))
@@ -681,7 +701,7 @@ class Emitter:
             self.stmts(out, s.miss, tr)
             out.close()
         if s.by_action:
-            out.open("switch (v->action) {")
+            out.open("switch (act) {")
             for name, body in s.by_action.items():
                 out.open(f"case {lay.action_ids[name]}: {{ /* action {name} ran */")
                 self.stmts(out, body, tr)
