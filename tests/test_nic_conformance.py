@@ -311,3 +311,57 @@ def test_ipv6_routes_and_control_plane_defaults(tmp_path: Path) -> None:
     assert b.verdict == "to_host"
     assert c.verdict == "to_host"  # the default override
     drv.close()
+
+
+def test_control_plane_api_add_lookup_modify_delete(tmp_path: Path) -> None:
+    """The generated control-plane functions, through the host shim: handles are stable, duplicates and full
+    tables are reported, modify and delete take effect on the next packet."""
+    need_tool("gcc")
+    prog = load_program(EX / "l2_switch.yaml").program
+    drv = NicDriver(sanitize=False)
+    drv.open(prog, tmp_path)
+    be = drv.backend_object()
+    assert isinstance(be, SharedObject)
+    lib, h = be.lib, be.handle
+    fdb = list(prog.tables).index("fdb")
+    act = {n: i for i, n in enumerate(prog.actions)}
+    match = (7).to_bytes(2, "big") + bytes.fromhex("020000000abc")
+    frame = bytes(Ether(dst="02:00:00:00:0a:bc") / (b"x" * 50))
+    frame = frame[:12] + b"\x81\x00\x00\x07" + frame[12:]  # VLAN 7
+
+    def send() -> tuple[int, int]:
+        buf = ctypes.create_string_buffer(frame, len(frame) + 16)
+        n, port = ctypes.c_uint32(len(frame)), ctypes.c_uint32(0)
+        return lib.shim_process(h, buf, ctypes.byref(n), len(frame) + 16, 1, ctypes.byref(port)), port.value
+
+    consts = len(prog.tables["fdb"].entries)
+    handle = lib.shim_add(h, fdb, match, 0, act["switch_to"], (9).to_bytes(2, "big"))
+    assert handle == consts  # constant entries took the first handles
+    assert lib.shim_add(h, fdb, match, 0, act["switch_to"], (3).to_bytes(2, "big")) == -2  # C3PO_ERR_EXISTS
+    assert lib.shim_add(h, fdb, match, 0, act["reflect"], b"\0\0") == -3  # not one of the table's actions
+    assert lib.shim_lookup(h, fdb, match, 0) == handle
+    assert send() == (3, 9)
+    assert lib.shim_modify(h, fdb, handle, act["drop"], b"") == 0
+    assert send()[0] == 0
+    assert lib.shim_delete(h, fdb, handle) == 0
+    assert lib.shim_lookup(h, fdb, match, 0) == -4 and lib.shim_delete(h, fdb, handle) == -4
+    assert send()[0] == 0  # default: drop
+    # fill the table: the size from the spec is a hard bound
+    size = prog.tables["fdb"].size
+    added = sum(lib.shim_add(h, fdb, (1).to_bytes(2, "big") + i.to_bytes(6, "big"), 0, act["drop"], b"") >= 0
+                for i in range(size + 5))
+    assert added == size - consts
+    drv.close()
+
+
+def test_install_rejects_unknown_names(tmp_path: Path) -> None:
+    need_tool("gcc")
+    prog = load_program(EX / "l2_switch.yaml").program
+    drv = NicDriver(sanitize=False)
+    drv.open(prog, tmp_path)
+    with pytest.raises(ValueError, match="unknown table"):
+        drv.install(ControlState((EntryState("nope", (), "drop"),)))
+    with pytest.raises(ValueError, match="no action"):
+        drv.install(ControlState((EntryState("fdb", (KeyElem("value", 1), KeyElem("value", 2)), "reflect"),)))
+    drv.close()
+    drv.close()  # safe twice

@@ -71,6 +71,10 @@ class SharedObject:
         lib.shim_reinit.argtypes = [vp]
         lib.shim_add.argtypes = [vp, u32, u8p, i32, u32, u8p]
         lib.shim_set_default.argtypes = [vp, u32, u32, u8p]
+        lib.shim_delete.argtypes = [vp, u32, u32]
+        lib.shim_lookup.argtypes = [vp, u32, u8p, i32]
+        lib.shim_modify.argtypes = [vp, u32, u32, u32, u8p]
+        lib.shim_process.argtypes = [vp, u8p, ctypes.POINTER(u32), u32, u32, ctypes.POINTER(u32)]
         lib.shim_watch.argtypes = [vp, u32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         lib.shim_reset.argtypes = [vp, u32, ctypes.c_void_p, ctypes.c_void_p, u8p]
         lib.shim_run.restype = u32
@@ -246,7 +250,7 @@ class NicDriver(Driver):
             sanitize = os.environ.get("C3PO_NIC_SANITIZE", "") not in ("", "0")
         self.sanitize = sanitize
         self.prog: ir.Program | None = None
-        self.backend: SharedObject | Harness | None = None
+        self.backend: Backend | None = None
         self.table_ids: dict[str, int] = {}
         self.action_ids: dict[str, int] = {}
         self.watches: list[Watch] = []
@@ -277,7 +281,7 @@ class NicDriver(Driver):
             raise RuntimeError(f"nic: building {prog.name} failed: {exc}") from None
         self.install(ControlState())
 
-    def _require(self) -> tuple[ir.Program, SharedObject | Harness]:
+    def _require(self) -> tuple[ir.Program, Backend]:
         if self.prog is None or self.backend is None:
             raise RuntimeError("NicDriver: open() a program first")
         return self.prog, self.backend
@@ -376,7 +380,7 @@ class NicDriver(Driver):
                 results.append(Result(verdict, port, out_data, snap_c, snap_r))
         return results
 
-    def backend_object(self) -> SharedObject | Harness:
+    def backend_object(self) -> Backend:
         """The loaded backend (the benchmark times packets through it)."""
         return self._require()[1]
 
