@@ -25,7 +25,7 @@ def matrix_markdown() -> str:
     rows = [head, rule]
     for feat, text in FEATURES.items():
         marks = " | ".join("yes" if feat in targets[n].supports else "—" for n in names)
-        rows.append(f"| {text} (`{feat}`) | {marks} |")
+        rows.append(f"| {text.replace('|', '&#124;')} (`{feat}`) | {marks} |")
     return "\n".join(rows)
 
 
