@@ -74,6 +74,10 @@ def test_headers_are_whole_bytes(rendered: tuple[ir.Program, str]) -> None:
         assert sum(widths) % 8 == 0, f"header {name} is not whole bytes"
 
 
+def ht_type(inst: ir.Instance) -> str:
+    return inst.type.name.replace(".", "__") + "_t"
+
+
 def test_header_field_widths(rendered: tuple[ir.Program, str]) -> None:
     prog, text = rendered
     headers = blocks(text, "header")
@@ -90,10 +94,10 @@ def test_header_field_widths(rendered: tuple[ir.Program, str]) -> None:
         if ht.varlen and not (ht.varlen.tlv and inst.walk_tlv):
             assert fields(headers[f"{ht.name}__{ht.varlen.name}_t"]) == [(f"varbit<{ht.varlen.max_bytes * 8}>",
                                                                           "data")]
-    struct = dict((n.split("[")[0], (t, n)) for t, n in fields(blocks(text, "struct")["c3po_headers_t"]))
+    struct = {n: t for t, n in fields(blocks(text, "struct")["c3po_headers_t"])}
     for inst in prog.instances.values():
-        if inst.is_stack:
-            assert struct[inst.ident][1] == f"{inst.ident}[{inst.stack}]"
+        if inst.is_stack:  # P4-16 stack declarator: `T[N] name;`
+            assert struct[inst.ident] == f"{ht_type(inst)}[{inst.stack}]"
 
 
 _LIT = re.compile(r"(\d+)w(0x[0-9a-f]+|\d+)")

@@ -36,6 +36,7 @@ deparse: [ethernet, vlan, tag, ipv4, ipv6, udp]
 metadata: {{cls: 8, tag: 12, wide: 128}}
 registers:
   seen: {{width: 16, size: 64}}
+  last_pair: {{width: 128, size: 4}}
 counters:
   by_class: {{size: 16}}
 parser:
@@ -94,6 +95,7 @@ actions:
 control:
   - meta.tag = vlan[0].vid + vlan[1].vid
   - meta.wide = ipv6.src ^ ipv6.dst
+  - "last_pair[(bit<32>) vlan[0].pcp] = last_pair[(bit<32>) vlan[0].pcp] + meta.wide"
   - if: "valid(ipv6) && meta.wide[127:120] == 0"
     then: [{{apply: v6}}]
     else: [{{apply: classify}}]

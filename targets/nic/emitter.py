@@ -19,6 +19,30 @@ from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, 
 ERR_CODES = {e: i + 1 for i, e in enumerate(ir.ERROR_KINDS)}
 
 
+ALIGN = {"uint8_t": 1, "uint16_t": 2, "uint32_t": 4, "uint64_t": 8, "c3po_u128": 16}
+
+
+def entry_fields(t: ir.Table, index: str, keys: list[KeyView], acts: list[ActionView], counters: bool) -> list[str]:
+    """A table entry's member declarations, widest alignment first (stable): a smaller entry means fewer
+    cache lines per probe and a smaller table, and nothing depends on the member order."""
+    fields: list[tuple[int, str]] = []
+    for k in keys:
+        second = k.kind in ("ternary", "range") or (k.kind == "lpm" and index == "priority")
+        decl = f"{k.ctype} k{k.index}_a;" + (f" {k.ctype} k{k.index}_b;" if second else "")
+        fields.append((ALIGN[k.ctype], f"{decl} /* {k.text}: {k.kind} */"))
+    if counters:
+        fields.append((8, "uint64_t pk, by;"))
+    with_args = [a for a in acts if a.params]
+    if with_args:
+        fields.append((max(a.align for a in with_args), f"union {{prog}}_{t.name}_args args;"))
+    if index == "priority":
+        fields += [(4, "int32_t priority;"), (4, "uint32_t seq;")]
+    fields += [(4, "uint32_t hid; /* handle + 1; 0: empty slot */"), (2, "uint16_t action;")]
+    if index == "lpm":
+        fields.append((1, "uint8_t plen;"))
+    return [decl for _, decl in sorted(fields, key=lambda f: -f[0])]
+
+
 def nbytes(width: int) -> int:
     return (width + 7) // 8
 
@@ -66,6 +90,8 @@ class InstView:
     is_option: bool
     keep_original: bool = False
     checksum: ir.Checksum | None = None
+    alias: bool = False  # the header buffer is a pointer to where it was parsed (write-through, no copy)
+    track_ck: bool = False  # field writes accumulate an RFC 1624 delta for its ipv4_header checksum
 
 
 @dataclass
@@ -84,6 +110,16 @@ class ActionView:
     params: list[ParamView]
     builtin: bool
     args_bytes: int
+
+    @property
+    def layout(self) -> list[ParamView]:
+        """The parameters widest alignment first, so the struct (and the table entries holding it) has no
+        padding holes; code names the members, only the wire format follows declaration order."""
+        return sorted(self.params, key=lambda p: -ALIGN[p.ctype])
+
+    @property
+    def align(self) -> int:
+        return max((ALIGN[p.ctype] for p in self.params), default=1)
 
 
 @dataclass
@@ -117,6 +153,10 @@ class TableView:
     const_entries: list[dict[str, object]]
     doc: str
     has_args: bool
+    entry_fields: list[str] = field(default_factory=list)  # declarations, widest alignment first
+    # one key of at most 56 bits: (prefix length, key) packs injectively into one word, and the finalizer alone
+    # (a bijection) spreads it, one multiply-xor round fewer per probe than the general combine
+    hash_direct: bool = False
 
 
 @dataclass
@@ -351,14 +391,28 @@ class Emitter:
         bitoff, width = self.field_pos(inst, t.field_name)
         # Stores go through local pointers: a byte store through a pointer may alias anything, and would make
         # the compiler reload the context after every byte.
-        if inst.name in self.write_through:
-            # the frame keeps its layout: write the field through to where the header was parsed
-            mark = (f"uint8_t *w_ = c->pkt + c->po_{inst.ident}; "
-                    f"{self.setter('w_', bitoff, width, 'v_')}")
+        iv = self.insts[inst.name]
+        if iv.alias:
+            # the frame keeps its layout: the buffer is the frame itself, so the store is the write-back
+            mark = ""
         else:
-            mark = "c->structural = 1;" if inst.is_stack else f"c->d_{inst.ident} = 1;"
+            mark = " c->structural = 1;" if inst.is_stack else f" c->d_{inst.ident} = 1;"
+        delta = self.ck_delta(iv, bitoff, width) if iv.track_ck else ""
         return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ uint8_t *b_ = {buf}; "
-                f"{self.setter('b_', bitoff, width, 'v_')} {mark} }} }}"]
+                f"{delta}{self.setter('b_', bitoff, width, 'v_')}{mark} }} }}"]
+
+    @staticmethod
+    def ck_delta(iv: InstView, bitoff: int, width: int) -> str:
+        """RFC 1624 eqn 3 terms (~m + m') for every 16-bit header word the write touches, old bytes read before
+        the store: update_checksum then needs no read-back of just-written bytes (a store-forwarding stall)."""
+        o, n = bitoff // 8, width // 8
+        terms = []
+        for b in range(o, o + n):
+            shift = 8 if b % 2 == 0 else 0
+            new = f"((uint32_t)(uint8_t)(v_ >> {8 * (o + n - 1 - b)}))" if o + n - 1 - b else "((uint32_t)(uint8_t)v_)"
+            sh = f" << {shift}" if shift else ""
+            terms.append(f"(0xffffu ^ ((uint32_t)b_[{b}]{sh})) + ({new}{sh})")
+        return f"c->ckd_{iv.ident} += {' + '.join(terms)}; "
 
     def set_valid(self, s: ir.SetValid) -> list[str]:
         inst = self.prog.instances[s.instance]
@@ -482,6 +536,9 @@ class Emitter:
             tv = TableView(t.name, ti, t.size, index, keys, acts, t.counters, cap, off,
                            keys[t.lpm_key] if t.lpm_key is not None and index == "lpm" else None,
                            dav.id, dargs, entries, loc_comment(t.loc, self.root), any(a.params for a in acts))
+            tv.hash_direct = len(keys) == 1 and keys[0].width <= 56
+            tv.entry_fields = [f.replace("{prog}", self.prog.name)
+                               for f in entry_fields(t, index, keys, acts, t.counters)]
             self.table_views[t.name] = tv
 
     @staticmethod
@@ -534,7 +591,11 @@ class Emitter:
         else:
             buf = f"c->h_{iv.ident}"
         out.append(f"{p}if ({iv.fixed_bytes}u > n - cur) {self.err('truncated')}")
-        out.append(f"{p}{copy_const(buf, 'pkt + cur', iv.fixed_bytes)}")
+        if iv.alias:
+            # the frame keeps its layout: the header is read and written where it was parsed, no copy
+            out.append(f"{p}{buf} = pkt + cur;")
+        else:
+            out.append(f"{p}{copy_const(buf, 'pkt + cur', iv.fixed_bytes)}")
         if not inst.is_stack:
             out.append(f"{p}c->po_{iv.ident} = cur; c->oo_{iv.ident} = cur;")
         out.append(f"{p}cur += {iv.fixed_bytes}u;")
@@ -556,7 +617,8 @@ class Emitter:
             out.append(f"{p}    uint64_t L = {length};")
             out.append(f"{p}    if (L > {vl.max_bytes}u) {self.err('bad_length')}")
             out.append(f"{p}    if (L > n - cur) {self.err('truncated')}")
-            out.append(f"{p}    c3po_copy({buf} + {iv.varlen_offset}, pkt + cur, (uint32_t)L);")
+            if not iv.alias:  # an aliased header's tail already follows its fixed part in the frame
+                out.append(f"{p}    c3po_copy({buf} + {iv.varlen_offset}, pkt + cur, (uint32_t)L);")
             out.append(f"{p}    c->vl_{iv.ident} = (uint16_t)L; cur += (uint32_t)L;")
             out.append(f"{p}}}")
         if inst.is_stack:
@@ -625,8 +687,13 @@ class Emitter:
         if cs is None or cs.kind != "ipv4_header" or inst.is_stack:
             raise Unsupported(f"verify of {inst.name}")
         p = "            "
-        return [f"{p}if (c3po_csum_fold(c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})) != 0xffffu) "
-                f"{self.err('checksum')}"]
+        total = f"c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})"
+        if not iv.groups and iv.fixed_bytes % 2 == 0:
+            # the fixed part as a constant-length sum (unrolled by the compiler), the varlen tail after it
+            total = f"c3po_csum_add(0, pkt + c->po_{iv.ident}, {iv.fixed_bytes}u)"
+            if iv.varlen:
+                total += f" + c3po_csum_add(0, pkt + c->po_{iv.ident} + {iv.fixed_bytes}u, c->vl_{iv.ident})"
+        return [f"{p}if (c3po_csum_fold({total}) != 0xffffu) {self.err('checksum')}"]
 
     def select(self, st: ir.ParserState) -> list[str]:
         p = "            "
@@ -761,9 +828,43 @@ class Emitter:
         return True
 
     def ck_mark(self, iv: InstView, fo: int, var: str) -> str:
+        if iv.alias:
+            return ""  # the buffer is the frame
         if iv.name in self.write_through:
             return f"c->pkt[c->po_{iv.ident} + {fo}u] = (uint8_t)({var} >> 8); c->pkt[c->po_{iv.ident} + {fo + 1}u] = (uint8_t){var};"
         return f"c->d_{iv.ident} = 1;"
+
+    def compute_track_ck(self) -> set[str]:
+        """Aliased instances whose update_checksum(ipv4_header) can be an RFC 1624 incremental update that is
+        byte-identical to the spec's full recompute: every parser state that extracts the header verifies it
+        (so the control only ever sees a correct incoming checksum), the program never writes the checksum
+        field itself, and every field it writes is whole bytes (so the delta is taken at the store). The
+        update falls back to the full recompute in the one case incremental arithmetic cannot decide
+        (a folded sum of 0 or 0xffff: one's complement has two zeros)."""
+        out: set[str] = set()
+        writes: dict[str, list[tuple[int, int]]] = {}
+        for body in [self.prog.control, *(a.body for a in self.prog.user_actions.values())]:
+            for s in ir.walk_stmts(body):
+                if isinstance(s, ir.Assign) and isinstance(s.target, ir.FieldRef):
+                    inst = self.prog.instances[s.target.instance]
+                    writes.setdefault(inst.name, []).append(self.field_pos(inst, s.target.field_name))
+        states = self.prog.parser.states.values()
+        for (name, pseudo), _ in self.ck_ids.items():
+            iv = self.insts[name]
+            cs = iv.checksum
+            if pseudo or not iv.alias or cs is None or cs.kind != "ipv4_header":
+                continue
+            inst = self.prog.instances[name]
+            fo, _w = self.field_pos(inst, cs.field)
+            if fo % 16 or iv.fixed_bytes % 2:
+                continue
+            if not all(name in st.verify for st in states if st.extract == name):
+                continue
+            ws = writes.get(name, [])
+            if any(b % 8 or w % 8 or w > 64 or b < fo + 16 and fo < b + w for b, w in ws):
+                continue
+            out.add(name)
+        return out
 
     def compute_write_through(self) -> set[str]:
         """Instances whose field writes go straight to the frame as well: when no header is ever added or
@@ -801,7 +902,16 @@ class Emitter:
                              f"c3po_csum_add(0, {h} + {fo + 2}, {iv.fixed_bytes - fo - 2}u)"]
                     if iv.varlen:
                         parts.append(f"c3po_csum_add(0, {h} + {iv.varlen_offset}, c->vl_{iv.ident})")
-                    out.append(f"                    uint32_t v = ~c3po_csum_fold({' + '.join(parts)}) & 0xffffu;")
+                    if iv.track_ck:
+                        # RFC 1624 eqn 3 from the deltas the field writes recorded; the parser verified the
+                        # incoming checksum, so this equals the full recompute except when the fold is 0 or
+                        # 0xffff (the two one's-complement zeros), which the full sum below decides
+                        out.append(f"                    uint32_t v = c3po_csum_fold((uint64_t)(0xffffu ^ (((uint32_t){h}[{fo}] << 8) | "
+                                   f"{h}[{fo + 1}])) + c->ckd_{iv.ident});")
+                        out.append(f"                    if (v == 0u || v == 0xffffu) v = c3po_csum_fold({' + '.join(parts)});")
+                        out.append("                    v = ~v & 0xffffu;")
+                    else:
+                        out.append(f"                    uint32_t v = ~c3po_csum_fold({' + '.join(parts)}) & 0xffffu;")
                 else:
                     out.append(f"                    uint8_t tmp[{iv.max_bytes}]; uint32_t q = {iv.fixed_bytes}u, v;")
                     out.append(f"                    {copy_const('tmp', h, iv.fixed_bytes)}")
@@ -863,6 +973,10 @@ class Emitter:
         self.upper = prog.name.upper()
         self.layout()
         self.write_through = self.compute_write_through()
+        for name in self.write_through:
+            self.insts[name].alias = True
+        for name in self.compute_track_ck():
+            self.insts[name].track_ck = True
         self.action_views: dict[str, ActionView] = {}
         for i, a in enumerate(prog.actions.values()):
             params = []

@@ -171,8 +171,9 @@ def struct_members(prog: ir.Program) -> list[tuple[str, str]]:
         lay = InstanceLayout(inst)
         ht = inst.type
         base = ht.name.replace(".", "__")
+        # P4-16 stacks are `T[N] name;` (spec §8.18), never C's `T name[N];`.
         suffix = f"[{inst.stack}]" if inst.is_stack else ""
-        out.append((type_name(ht), f"{inst.ident}{suffix}"))
+        out.append((f"{type_name(ht)}{suffix}", inst.ident))
         for g in ht.groups:
             out.append((f"{base}__{g.name}_t", f"{inst.ident}__{g.name}"))
         vl = ht.varlen
@@ -180,7 +181,7 @@ def struct_members(prog: ir.Program) -> list[tuple[str, str]]:
             if lay.tlv is None:
                 out.append((f"{base}__{vl.name}_t", f"{inst.ident}__{vl.name}"))
             else:
-                out.append((f"{base}__{vl.name}__u", f"{inst.ident}__{vl.name}__tlv[{lay.tlv.max_options}]"))
+                out.append((f"{base}__{vl.name}__u[{lay.tlv.max_options}]", f"{inst.ident}__{vl.name}__tlv"))
                 out.append((f"{base}__{vl.name}__pad_t", f"{inst.ident}__{vl.name}__pad"))
                 for oname in lay.option_instances(prog):
                     out.append((type_name(prog.instances[oname].type), prog.instances[oname].ident))

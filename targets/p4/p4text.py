@@ -55,4 +55,4 @@ def blocks(text: str, keyword: str) -> dict[str, Block]:
 
 def fields(block: Block) -> list[tuple[str, str]]:
     """`type name;` lines of a header/struct body."""
-    return re.findall(r"((?:bit|varbit)<\d+>|\w+)\s+(\w+(?:\[\d+\])?);", block.body)
+    return re.findall(r"((?:bit|varbit)<\d+>|\w+(?:\[\d+\])?)\s+(\w+);", block.body)

@@ -106,7 +106,7 @@ class XdpTarget(Target):
         obj = outdir / f"{prog.name}.bpf.o"
         compile_object(src, obj)
         result.files["object"] = obj
-        result.files["source"] = src
+        result.files["source"] = result.files.pop(f"{prog.name}.bpf.c")
         return result
 
 

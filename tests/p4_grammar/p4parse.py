@@ -26,7 +26,9 @@ GRAMMAR = Path(__file__).with_name("p4_16.lark")
 
 ALLOWED_INCLUDES = ("<core.p4>", "<v1model.p4>")
 
-_DECL_NAME = re.compile(r"\b(?:header|header_union|struct|enum|parser|control|extern|package)\s+([A-Za-z_]\w*)")
+_DECL_NAME = re.compile(
+    r"\b(?:header|header_union|struct|enum|parser|control|extern|package)\s+([A-Za-z_]\w*)"
+)
 _TYPEDEF_NAME = re.compile(r"\b(?:typedef|type)\b[^;{}]*?\b([A-Za-z_]\w*)\s*;")
 _TYPE_START = {"BIT", "INT", "VARBIT", "BOOL", "ERROR", "TUPLE", "TYPE_IDENTIFIER", "DONTCARE"}
 
@@ -161,7 +163,9 @@ def parse(text: str) -> tuple[Tree[Token], list[Problem]]:
         tok = exc.token
         expected = ", ".join(sorted(exc.expected)[:8])
         what = "end of input" if tok.type == "$END" else repr(tok.value)
-        raise P4SyntaxError(Problem(exc.line, f"syntax error at {what} (expected one of: {expected})")) from None
+        raise P4SyntaxError(
+            Problem(exc.line, f"syntax error at {what} (expected one of: {expected})")
+        ) from None
     except UnexpectedCharacters as exc:
         raise P4SyntaxError(Problem(exc.line, f"unexpected character {exc.char!r}")) from None
     except UnexpectedEOF as exc:

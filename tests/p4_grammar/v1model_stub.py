@@ -20,6 +20,9 @@ CORE_ERRORS: tuple[str, ...] = (
     "ParserInvalidArgument",
 )
 
+# `action NoAction() {}` in core.p4.
+CORE_ACTIONS: tuple[str, ...] = ("NoAction",)
+
 MATCH_KINDS: tuple[str, ...] = ("exact", "ternary", "lpm", "range", "optional", "selector")
 
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -122,7 +125,10 @@ EXTERNS: dict[str, Extern] = {
         {"execute_meter": Method("execute_meter", (_p("in", "bit<32>", "index"), _p("out", "T", "result")))},
     ),
     "direct_meter": Extern(
-        "direct_meter", ("T",), (_p("", "MeterType", "type"),), {"read": Method("read", (_p("out", "T", "result"),))}
+        "direct_meter",
+        ("T",),
+        (_p("", "MeterType", "type"),),
+        {"read": Method("read", (_p("out", "T", "result"),))},
     ),
     "register": Extern(
         "register",
@@ -140,28 +146,49 @@ FUNCTIONS: dict[str, Method] = {
     "mark_to_drop": Method("mark_to_drop", (_p("inout", "standard_metadata_t", "standard_metadata"),)),
     "hash": Method(
         "hash",
-        (_p("out", "O", "result"), _p("in", "HashAlgorithm", "algo"), _p("in", "T", "base"),
-         _p("in", "D", "data"), _p("in", "M", "max")),
+        (
+            _p("out", "O", "result"),
+            _p("in", "HashAlgorithm", "algo"),
+            _p("in", "T", "base"),
+            _p("in", "D", "data"),
+            _p("in", "M", "max"),
+        ),
     ),
     "verify_checksum": Method(
         "verify_checksum",
-        (_p("in", "bool", "condition"), _p("in", "T", "data"), _p("in", "O", "checksum"),
-         _p("", "HashAlgorithm", "algo")),
+        (
+            _p("in", "bool", "condition"),
+            _p("in", "T", "data"),
+            _p("in", "O", "checksum"),
+            _p("", "HashAlgorithm", "algo"),
+        ),
     ),
     "update_checksum": Method(
         "update_checksum",
-        (_p("in", "bool", "condition"), _p("in", "T", "data"), _p("inout", "O", "checksum"),
-         _p("", "HashAlgorithm", "algo")),
+        (
+            _p("in", "bool", "condition"),
+            _p("in", "T", "data"),
+            _p("inout", "O", "checksum"),
+            _p("", "HashAlgorithm", "algo"),
+        ),
     ),
     "verify_checksum_with_payload": Method(
         "verify_checksum_with_payload",
-        (_p("in", "bool", "condition"), _p("in", "T", "data"), _p("in", "O", "checksum"),
-         _p("", "HashAlgorithm", "algo")),
+        (
+            _p("in", "bool", "condition"),
+            _p("in", "T", "data"),
+            _p("in", "O", "checksum"),
+            _p("", "HashAlgorithm", "algo"),
+        ),
     ),
     "update_checksum_with_payload": Method(
         "update_checksum_with_payload",
-        (_p("in", "bool", "condition"), _p("in", "T", "data"), _p("inout", "O", "checksum"),
-         _p("", "HashAlgorithm", "algo")),
+        (
+            _p("in", "bool", "condition"),
+            _p("in", "T", "data"),
+            _p("inout", "O", "checksum"),
+            _p("", "HashAlgorithm", "algo"),
+        ),
     ),
     "random": Method("random", (_p("out", "T", "result"), _p("in", "T", "lo"), _p("in", "T", "hi"))),
     "digest": Method("digest", (_p("in", "bit<32>", "receiver"), _p("in", "T", "data"))),
@@ -184,18 +211,68 @@ V1SWITCH: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 # Every name the stub contributes to the type namespace (p4c's lexer would return TYPE_IDENTIFIER).
 TYPE_NAMES: frozenset[str] = frozenset(
-    {*ENUMS, *EXTERNS, "standard_metadata_t", "V1Switch", "Parser", "VerifyChecksum", "Ingress",
-     "Egress", "ComputeChecksum", "Deparser"}
+    {
+        *ENUMS,
+        *EXTERNS,
+        "standard_metadata_t",
+        "V1Switch",
+        "Parser",
+        "VerifyChecksum",
+        "Ingress",
+        "Egress",
+        "ComputeChecksum",
+        "Deparser",
+    }
 )
 
 # Reserved words of P4-16 v1.2.x (the lexer's keyword table) plus v1.2.2's `list`/`priority`.
 KEYWORDS: frozenset[str] = frozenset(
     {
-        "abstract", "action", "actions", "apply", "bool", "bit", "const", "control", "default", "else",
-        "entries", "enum", "error", "exit", "extern", "false", "header", "header_union", "if", "in",
-        "inout", "int", "key", "list", "match_kind", "out", "package", "parser", "priority", "return",
-        "select", "state", "string", "struct", "switch", "table", "this", "transition", "true", "tuple",
-        "type", "typedef", "value_set", "varbit", "void",
+        "abstract",
+        "action",
+        "actions",
+        "apply",
+        "bool",
+        "bit",
+        "const",
+        "control",
+        "default",
+        "else",
+        "entries",
+        "enum",
+        "error",
+        "exit",
+        "extern",
+        "false",
+        "header",
+        "header_union",
+        "if",
+        "in",
+        "inout",
+        "int",
+        "key",
+        "list",
+        "match_kind",
+        "out",
+        "package",
+        "parser",
+        "priority",
+        "return",
+        "select",
+        "state",
+        "string",
+        "struct",
+        "switch",
+        "table",
+        "this",
+        "transition",
+        "true",
+        "tuple",
+        "type",
+        "typedef",
+        "value_set",
+        "varbit",
+        "void",
     }
 )
 # Of those, the grammar lets these stand as names (nonTypeName: IDENTIFIER | APPLY | KEY | ACTIONS | STATE).
