@@ -4,6 +4,7 @@ message; nothing stays loaded after close."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import random
 import struct
@@ -20,7 +21,7 @@ from conformance.interpreter import Interpreter
 from conformance.model import ControlState, EntryState, PacketIn, Result
 from targets.xdp import compile_object
 from targets.xdp.driver import XdpDriver
-from targets.xdp.libbpf import BpfObject
+from targets.xdp.libbpf import BpfObject, lib
 from tests.conftest import need_bpf
 from tests.test_xdp_target import features_spec, supported_examples
 
@@ -148,9 +149,19 @@ def test_verifier_rejection_surfaces_message_and_line(tmp_path: Path) -> None:
     assert "no data_end check" in text  # the C line the verifier pointed at (from -g line info)
 
 
-def loaded_program_names() -> set[str]:
+def loaded_program_ids() -> set[int]:
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return {p.get("name", "") for p in json.loads(out or "[]")}
+    return {int(p["id"]) for p in json.loads(out or "[]")}
+
+
+def prog_id(fd: int) -> int:
+    """The kernel id of a loaded program (struct bpf_prog_info: u32 type, then u32 id)."""
+    info = ctypes.create_string_buffer(256)
+    size = ctypes.c_uint32(256)
+    fn = lib().bpf_obj_get_info_by_fd
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    assert fn(fd, info, ctypes.byref(size)) == 0
+    return int.from_bytes(info.raw[4:8], "little")
 
 
 def test_close_leaves_nothing_loaded(tmp_path: Path) -> None:
@@ -158,11 +169,12 @@ def test_close_leaves_nothing_loaded(tmp_path: Path) -> None:
     prog = load_program(Path(__file__).parent.parent / "spec/examples/l2_switch.yaml").program
     drv = XdpDriver()
     drv.open(prog, tmp_path)
-    name = f"c3po_{prog.name}"[:15]
-    assert name in loaded_program_names()
+    assert drv.bpf is not None
+    ours = prog_id(drv.bpf.prog_fd)
+    assert ours in loaded_program_ids()
     drv.close()
     drv.close()  # safe twice
-    assert name not in loaded_program_names()
+    assert ours not in loaded_program_ids()
 
 
 def test_short_frames_are_not_applicable(tmp_path: Path) -> None:

@@ -43,6 +43,18 @@ def entry_fields(t: ir.Table, index: str, keys: list[KeyView], acts: list[Action
     return [decl for _, decl in sorted(fields, key=lambda f: -f[0])]
 
 
+def csum_le_const(ptr: str, start: int, n: int) -> str:
+    """The one's-complement sum of bytes [start, start + n) (start and n even) as straight-line little-endian
+    words, each one plain load; the folded result is the network-order sum with its bytes swapped."""
+    terms = []
+    i = start
+    while i < start + n:
+        k = 4 if start + n - i >= 4 else 2
+        terms.append(f"c3po_le{8 * k}({ptr}, {i}u)")
+        i += k
+    return " + ".join(terms) if terms else "UINT64_C(0)"
+
+
 def nbytes(width: int) -> int:
     return (width + 7) // 8
 
@@ -275,7 +287,10 @@ class Emitter:
         span = end - first
         if width > 64:
             if bitoff % 8 == 0 and width % 8 == 0:
-                return f"c3po_ld128({buf}, {first}, {span})"
+                # two straight-line 64-bit halves (two byte-swapped loads) instead of a byte loop over 128 bits
+                hi = Emitter.getter(buf, bitoff, width - 64)
+                lo = Emitter.getter(buf, bitoff + width - 64, 64)
+                return f"(((c3po_u128){hi} << 64) | (c3po_u128){lo})"
             return f"c3po_getbits128({buf}, {bitoff}, {width})"
         if span > 8:
             return f"c3po_getbits({buf}, {bitoff}, {width})"
@@ -392,11 +407,8 @@ class Emitter:
         # Stores go through local pointers: a byte store through a pointer may alias anything, and would make
         # the compiler reload the context after every byte.
         iv = self.insts[inst.name]
-        if iv.alias:
-            # the frame keeps its layout: the buffer is the frame itself, so the store is the write-back
-            mark = ""
-        else:
-            mark = " c->structural = 1;" if inst.is_stack else f" c->d_{inst.ident} = 1;"
+        # an aliased buffer is the frame itself (its layout never changes), so the store is the write-back
+        mark = "" if iv.alias else " c->structural = 1;" if inst.is_stack else f" c->d_{inst.ident} = 1;"
         delta = self.ck_delta(iv, bitoff, width) if iv.track_ck else ""
         return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ uint8_t *b_ = {buf}; "
                 f"{delta}{self.setter('b_', bitoff, width, 'v_')}{mark} }} }}"]
@@ -597,7 +609,7 @@ class Emitter:
         else:
             out.append(f"{p}{copy_const(buf, 'pkt + cur', iv.fixed_bytes)}")
         if not inst.is_stack:
-            out.append(f"{p}c->po_{iv.ident} = cur; c->oo_{iv.ident} = cur;")
+            out.append(f"{p}c->po_{iv.ident} = cur;")
         out.append(f"{p}cur += {iv.fixed_bytes}u;")
         reader = self.local_reader(inst, buf)
         for g in iv.groups:
@@ -689,10 +701,12 @@ class Emitter:
         p = "            "
         total = f"c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})"
         if not iv.groups and iv.fixed_bytes % 2 == 0:
-            # the fixed part as a constant-length sum (unrolled by the compiler), the varlen tail after it
-            total = f"c3po_csum_add(0, pkt + c->po_{iv.ident}, {iv.fixed_bytes}u)"
-            if iv.varlen:
-                total += f" + c3po_csum_add(0, pkt + c->po_{iv.ident} + {iv.fixed_bytes}u, c->vl_{iv.ident})"
+            # the fixed part as straight-line little-endian words (plain loads, no byte assembly), the varlen
+            # tail after it; a verify compares with 0xffff, which is its own byte swap
+            return [f"{p}{{ const uint8_t *k_ = pkt + c->po_{iv.ident};",
+                    f"{p}  if (c3po_csum_fold({csum_le_const('k_', 0, iv.fixed_bytes)}"
+                    + (f" + c3po_csum_add_le(0, k_ + {iv.fixed_bytes}u, c->vl_{iv.ident})" if iv.varlen else "")
+                    + f") != 0xffffu) {self.err('checksum')} }}"]
         return [f"{p}if (c3po_csum_fold({total}) != 0xffffu) {self.err('checksum')}"]
 
     def select(self, st: ir.ParserState) -> list[str]:
@@ -779,8 +793,6 @@ class Emitter:
         out.append(f"{p}    c3po_move(pkt + hl, pkt + cur, pay);")
         for buf, valid, iv in elems:
             out.append(f"{p}    if ({valid}) {{")
-            if not iv.stack:
-                out.append(f"{p}        c->oo_{iv.ident} = pos;")
             out.append(f"{p}        {copy_const('pkt + pos', buf, iv.fixed_bytes)} pos += {iv.fixed_bytes}u;")
             if not iv.stack:
                 for g in iv.groups:
@@ -861,7 +873,7 @@ class Emitter:
             if not all(name in st.verify for st in states if st.extract == name):
                 continue
             ws = writes.get(name, [])
-            if any(b % 8 or w % 8 or w > 64 or b < fo + 16 and fo < b + w for b, w in ws):
+            if any(b % 8 or w % 8 or w > 64 or (b < fo + 16 and fo < b + w) for b, w in ws):
                 continue
             out.add(name)
         return out
@@ -894,8 +906,8 @@ class Emitter:
             if iv.varlen:
                 hl.append(f"c->vl_{iv.ident}")
             if cs.kind == "ipv4_header":
-                # computed on the header buffer before deparse (reading back the just-written frame would stall
-                # on store forwarding); the checksum field's two bytes are left out of the sum
+                # computed on the header buffer before deparse (for an aliased header that is the frame);
+                # the checksum field's two bytes are left out of the sum
                 h = f"c->h_{iv.ident}"
                 if not iv.groups and fo % 2 == 0 and iv.fixed_bytes % 2 == 0:
                     parts = [f"c3po_csum_add(0, {h}, {fo}u)",
@@ -903,9 +915,10 @@ class Emitter:
                     if iv.varlen:
                         parts.append(f"c3po_csum_add(0, {h} + {iv.varlen_offset}, c->vl_{iv.ident})")
                     if iv.track_ck:
-                        # RFC 1624 eqn 3 from the deltas the field writes recorded; the parser verified the
-                        # incoming checksum, so this equals the full recompute except when the fold is 0 or
-                        # 0xffff (the two one's-complement zeros), which the full sum below decides
+                        # RFC 1624 eqn 3 from the deltas the field writes recorded (no read-back of the bytes
+                        # just written). The parser verified the incoming checksum, so the sum is congruent to
+                        # the full recompute's mod 0xffff, and folds of positive sums are equal; only a sum that
+                        # is 0 (no write, incoming 0xffff) differs, and the full sum decides the zeros
                         out.append(f"                    uint32_t v = c3po_csum_fold((uint64_t)(0xffffu ^ (((uint32_t){h}[{fo}] << 8) | "
                                    f"{h}[{fo + 1}])) + c->ckd_{iv.ident});")
                         out.append(f"                    if (v == 0u || v == 0xffffu) v = c3po_csum_fold({' + '.join(parts)});")

@@ -4,8 +4,9 @@
   the frame, which BPF_PROG_TEST_RUN accepts through `xdp_md.data`; in production the metadata area is empty
   and the program uses the `c3po_ifports` map instead. No syscall per packet for it.
 - Egress port: the program records it in the per-CPU `c3po_state` map, with the list of counter/register
-  elements the packet touched, so the driver reads only those. The driver pins itself to one CPU so that
-  it knows which per-CPU slot the run used.
+  elements the packet touched, so the driver reads only those (and clears the record when it held something).
+  The driver pins itself to one CPU so that it knows which per-CPU slot the run used. Counters are never zeroed
+  in the kernel: the values last read are the baseline of the next run.
 - forward: the devmap maps ports 0..255 to the loopback device so forward returns XDP_REDIRECT; a port without
   a devmap entry makes the program return XDP_DROP, and the recorded egress port still says where it went.
 - Frames shorter than 14 bytes are refused by BPF_PROG_TEST_RUN: those results carry an `error` (N/A).

@@ -21,6 +21,7 @@ from .tlv import TLV_BUF, option_instances, walkers
 
 PARSE_NODE_LIMIT = 256
 LINEAR_TABLE_LIMIT = 65536
+LINEAR_INLINE_MAX = 64
 
 XDP_FOR_VERDICT = {"drop": "XDP_DROP", "to_host": "XDP_PASS"}
 
@@ -615,7 +616,12 @@ class Emitter:
                     out.add(f"c.k[{kf.offset + 1}] = (__u64)k{kf.index};")
                 else:
                     out.add(f"c.k[{kf.offset}] = {v};")
-            out.add(f"bpf_loop({t.size}, t_{t.name}_match, &c, 0);")
+            if t.size <= LINEAR_INLINE_MAX:  # small: a bounded loop the verifier walks (faster per entry)
+                out.add(f"for (__u32 i = 0; i < {t.size}; i++)")
+                out.add(f"\tif (t_{t.name}_match(i, &c))")
+                out.add("\t\tbreak;")
+            else:  # large: bpf_loop, verified once whatever the size (an indirect call per entry)
+                out.add(f"bpf_loop({t.size}, t_{t.name}_match, &c, 0);")
             out.add(f"struct t_{t.name}_value *v = NULL;")
             out.open("if (c.found) {")
             out.add("__u32 i = c.found - 1;")

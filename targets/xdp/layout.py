@@ -112,7 +112,8 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     ids = action_ids(prog)
     arg_slots: dict[str, list[tuple[str, int, int]]] = {}
     slots = 0
-    for name in dict.fromkeys([*t.actions, t.default.action]):
+    # nop is always available: the control plane may set it as a table's default (as the reference allows).
+    for name in dict.fromkeys([*t.actions, t.default.action, "nop"]):
         slot = 0
         params = []
         for p in prog.actions[name].params:

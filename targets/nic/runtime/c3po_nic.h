@@ -22,6 +22,15 @@ __extension__ typedef unsigned __int128 c3po_u128;
 #define C3PO_ERR_ARG (-3)
 #define C3PO_ERR_NOENT (-4)
 
+/* Per-packet helpers the generated code calls from several sites (actions, table lookups) must inline: a
+ * call that takes the packet context's address makes the context escape, and the compiler then keeps every
+ * header field and flag in memory instead of registers for the whole of process(). */
+#if defined(__GNUC__) || defined(__clang__)
+#define C3PO_HOT static inline __attribute__((always_inline))
+#else
+#define C3PO_HOT static inline
+#endif
+
 /* The empty asm hides the index from loop-idiom recognition (memcpy/memset synthesis). */
 #define C3PO_OPAQUE(i) __asm__("" : "+r"(i))
 
@@ -148,6 +157,20 @@ static inline uint64_t c3po_csum_add(uint64_t sum, const uint8_t *b, uint32_t n)
     if (i < n) sum += (uint32_t)b[i] << 8;
     return sum;
 }
+/* The same sum over little-endian words (RFC 1071 section 2(B): byte order only swaps the folded result's
+ * bytes; 0 and 0xffff are their own swaps, so a verify needs no swap). Generated code sums constant-length
+ * parts as straight-line LE words, which compile to plain loads. */
+static inline uint64_t c3po_csum_add_le(uint64_t sum, const uint8_t *b, uint32_t n) {
+    uint32_t i = 0;
+    for (; i + 1 < n; i += 2) sum += (uint32_t)b[i] | ((uint32_t)b[i + 1] << 8);
+    if (i < n) sum += b[i];
+    return sum;
+}
+/* One little-endian 32-bit (resp. 16-bit) word of a checksum sum: compiles to one plain load. */
+static inline uint64_t c3po_le32(const uint8_t *b, uint32_t off) {
+    return (uint32_t)b[off] | ((uint32_t)b[off + 1] << 8) | ((uint32_t)b[off + 2] << 16) | ((uint32_t)b[off + 3] << 24);
+}
+static inline uint64_t c3po_le16(const uint8_t *b, uint32_t off) { return (uint32_t)b[off] | ((uint32_t)b[off + 1] << 8); }
 static inline uint32_t c3po_csum_fold(uint64_t sum) {
     sum = (sum & 0xffffffffu) + (sum >> 32);
     sum = (sum & 0xffffffffu) + (sum >> 32);
