@@ -1,5 +1,9 @@
-"""What generated vectors cover: parse paths, parse edges, table × action pairs and control branches,
-each against the total, with the infeasible items and why."""
+"""What generated vectors cover: parse paths, parse edges, table × action pairs, control branches and
+statements, each against the total, with the infeasible items and why.
+
+A statement counts as executed when it ran, except update_checksum, which counts only when the update
+changed a checksum: an update over unchanged fields leaves the same bytes as no update at all, so a vector
+that merely runs it cannot tell a target that updates from one that does not."""
 
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ class Coverage:
     branches_all: list[str] = field(default_factory=list)
     branches_covered: set[str] = field(default_factory=set)
     unreachable_branches: dict[str, str] = field(default_factory=dict)
+    # statement coverage ("stmt:file:line:col"); an update_checksum counts only when it changed a checksum
+    stmts_all: list[str] = field(default_factory=list)
+    stmts_covered: set[str] = field(default_factory=set)
+    unreachable_stmts: dict[str, str] = field(default_factory=dict)
 
     def items(self, r: Any) -> set[str]:
         obs = r.observations
@@ -36,6 +44,11 @@ class Coverage:
                 out.add(f"{sid}:{'then' if extra else 'else'}")
         for t, hit in obs.get("hit", {}).items():
             out.add(f"{t}:{'hit' if hit else 'miss'}")
+        trace = obs.get("trace", [])
+        changed = {request for kind, request, did in trace if kind == "checksum" and did}
+        for kind, sid, extra in trace:
+            if kind == "stmt" or (kind == "stmt_checksum" and extra in changed):
+                out.add(f"stmt:{sid}")
         return out
 
     def add(self, items: set[str]) -> bool:
@@ -47,6 +60,8 @@ class Coverage:
                 if it in self.pairs_all
                 else self.branches_covered
                 if it in self.branches_all
+                else self.stmts_covered
+                if it in self.stmts_all
                 else None
             )
             if target is not None and it not in target:
@@ -82,6 +97,7 @@ class Coverage:
             "parse_edges": part(self.edges_all, self.edges_covered, edges_inf),
             "table_actions": part(self.pairs_all, self.pairs_covered, self.unreachable_pairs),
             "branches": part(self.branches_all, self.branches_covered, self.unreachable_branches),
+            "statements": part(self.stmts_all, self.stmts_covered, self.unreachable_stmts),
         }
 
 

@@ -21,7 +21,7 @@ from .gen_control import condition_atoms, entry_for, param_value, semantics_stat
 from .gen_coverage import Coverage, edge_name
 from .gen_paths import MAX_PATHS, Builder, ParsePath, Rec, enumerate_paths
 from .model import ControlState, Expected, PacketIn, Registers, Vector
-from .tracing import TracingInterpreter, branch_points, infeasible_branches
+from .tracing import TracingInterpreter, branch_points, infeasible_branches, statement_points
 
 __all__ = ["GENERATOR", "Generated", "enumerate_paths", "fuzz_vectors", "generate"]
 
@@ -53,6 +53,8 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
         for a in dict.fromkeys([*t.actions, t.default.action]):
             cov.pairs_all.append(f"{t.name}.{a}")
     cov.branches_all = [f"{a}:{b}" for a, b in branch_points(prog)]
+    stmt_guards = {f"stmt:{sid}": (all_of, any_of) for sid, all_of, any_of in statement_points(prog)}
+    cov.stmts_all = list(stmt_guards)
     for st in prog.parser.states.values():
         if st.select:
             cov.edges_all += [edge_name(st.name, i) for i in range(len(st.cases))] + [edge_name(st.name, -1)]
@@ -184,7 +186,21 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     infeasible = infeasible_branches(prog, header_sets)
 
     def remaining() -> bool:
-        return any(b not in cov.branches_covered and b not in infeasible for b in cov.branches_all)
+        return any(b not in cov.branches_covered and b not in infeasible for b in cov.branches_all) or any(
+            st not in cov.stmts_covered and not stmt_unreachable(st) for st in cov.stmts_all
+        )
+
+    def stmt_unreachable(st: str) -> str | None:
+        """Why a statement cannot run: an enclosing branch, or every table × action pair running its action,
+        is unreachable."""
+        all_of, any_of = stmt_guards[st]
+        dead = {**infeasible, **cov.unreachable_pairs}
+        for g in all_of:
+            if g in dead:
+                return f"under {g}: {dead[g]}"
+        if any_of and all(p in dead for p in any_of):
+            return f"its action runs only as {', '.join(any_of)}: {dead[any_of[0]]}"
+        return None
 
     # phase 1: each packet alone and with single-field variants; phase 2 (only while branches are left):
     # pairs of variants, for conditions like `syn == 1 && ack == 0`
@@ -323,15 +339,23 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
             for pair in cov.pairs_all:
                 if pair.startswith(f"{t.name}.") and pair not in cov.pairs_covered:
                     cov.unreachable_pairs[pair] = cov.unreachable_branches[f"{t.name}:hit"]
+    for item in cov.stmts_all:
+        if item not in cov.stmts_covered and (dead := stmt_unreachable(item)) is not None:
+            cov.unreachable_stmts[item] = dead
     summary = cov.summary()
-    for part in ("table_actions", "branches"):
+    for part in ("table_actions", "branches", "statements"):
         summary[part]["note"] = (
             "'uncovered' items were reached by no packet of any feasible parse path under any "
             "derived control state: either infeasible (e.g. a condition contradicting the "
             "parse graph) or beyond the generator's search"
         )
     if fuzz:
-        vectors += fuzz_vectors(prog, paths, cov, seed, fuzz, interp, features)
+        seeds = [
+            v
+            for v in vectors
+            if (v.control.entries or v.control.defaults) and not v.registers and len(v.packets) == 1
+        ]
+        vectors += fuzz_vectors(prog, paths, cov, seed, fuzz, interp, features, seeds)
     return Generated(vectors, summary)
 
 
@@ -343,16 +367,26 @@ def fuzz_vectors(
     n: int,
     interp: TracingInterpreter,
     features: list[str],
+    seeds: list[Vector] | None = None,
 ) -> list[Vector]:
-    """Random packets drawn from the parse graph: valid, mutated (bit flips) or truncated; seeded."""
+    """Random packets drawn from the parse graph: valid, mutated (bit flips) or truncated; seeded.
+
+    Half of them (when `seeds` has any) start from a generated vector's packet under its control state
+    instead of the empty one: with empty tables every lookup misses, so no action body — and no rewrite or
+    checksum update — would ever meet a fuzzed packet."""
     rng = random.Random(f"fuzz/{seed}")
     feasible = [p for p in paths if p.label in cov.paths_covered]
     out: list[Vector] = []
-    interp.install(ControlState())
+    installed: ControlState | None = None
     for i in range(n):
         b = Builder(prog, rng)
         data = b""
-        if feasible:
+        control = ControlState()
+        port = -1
+        if seeds and rng.random() < 0.5:
+            base = seeds[rng.randrange(len(seeds))]
+            control, data, port = base.control, base.packets[0].data, base.packets[0].port
+        elif feasible:
             path = feasible[rng.randrange(len(feasible))]
             recs, reason = b.recs_for(path, {}, rng.random() < 0.5)
             if reason is None:
@@ -369,14 +403,18 @@ def fuzz_vectors(
             data = bytes(buf)
         elif mode == "truncated" and len(data) > 1:
             data = data[: rng.randrange(1, len(data))]
-        port = rng.randrange(0, 8)
+        if port < 0:
+            port = rng.randrange(0, 8)
+        if installed is None or installed.key() != control.key():
+            interp.install(control)
+            installed = control
         r = interp.run([PacketIn(port, data)], {})[0]
         exp = Expected.from_result(r)
         exp.observations.pop("trace", None)
         out.append(
             Vector(
-                f"fuzz{i:04d}.{mode}",
-                ControlState(),
+                f"fuzz{i:04d}.{mode}" + ("" if control.key() == ControlState().key() else ".seeded"),
+                control,
                 [PacketIn(port, data)],
                 {},
                 [exp],

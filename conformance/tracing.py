@@ -26,6 +26,26 @@ class _Probe(ControlCompiler):
     trace: list[Any]
 
     def stmt(self, s: ir.Stmt, env: Env) -> Run:
+        inner = self._probed(s, env)
+        trace, sid = self.trace, stmt_id(s)
+        if isinstance(s, ir.UpdateChecksum):
+            # an update only shows in the output when it changes the checksum: the deparse phase reports that,
+            # keyed by the request, and coverage joins the two
+            request = (s.instance, s.pseudo)
+
+            def checksum_probe(c: Ctx) -> None:
+                trace.append(("stmt_checksum", sid, request))
+                inner(c)
+
+            return checksum_probe
+
+        def stmt_probe(c: Ctx) -> None:
+            trace.append(("stmt", sid, None))
+            inner(c)
+
+        return stmt_probe
+
+    def _probed(self, s: ir.Stmt, env: Env) -> Run:
         inner = super().stmt(s, env)
         trace = self.trace
         if isinstance(s, ir.If):
@@ -50,7 +70,9 @@ class _Probe(ControlCompiler):
 
 
 class TracingInterpreter(Interpreter):
-    """Results carry `observations["trace"]`: ("if", stmt id, taken) and ("apply", table, key values)."""
+    """Results carry `observations["trace"]`: ("if", stmt id, taken), ("apply", table, key values),
+    ("stmt", stmt id, None), ("stmt_checksum", stmt id, request) and, at deparse, ("checksum", request,
+    changed)."""
 
     def __init__(self, prog: ir.Program) -> None:
         super().__init__(prog)
@@ -59,6 +81,13 @@ class TracingInterpreter(Interpreter):
         cc.trace = self.trace
         cc.compile_actions()
         self.control = cc.block(prog.control, self.env)
+
+    def _update_checksum(self, c: Ctx, request: tuple[str, str | None]) -> None:
+        plan = self.checksum_plans[request]
+        before = [h.vals[plan.field_index] if (h := c.hdrs[k]) is not None else None for k in plan.slots]
+        super()._update_checksum(c, request)
+        after = [h.vals[plan.field_index] if (h := c.hdrs[k]) is not None else None for k in plan.slots]
+        self.trace.append(("checksum", request, before != after))
 
     def _one(self, p: PacketIn, regs: Registers, counters: Counters) -> Result:
         self.trace.clear()
@@ -143,3 +172,35 @@ def infeasible_branches(prog: ir.Program, header_sets: list[set[str]]) -> dict[s
 
     walk(prog.control, [])
     return out
+
+
+def statement_points(prog: ir.Program) -> list[tuple[str, list[str], list[str]]]:
+    """Every statement of the control block and of the user actions, as (id, all_of, any_of): the branch
+    items that must all be reachable for it to run (its enclosing branches), and the table × action pairs
+    one of which must be (an action body's statements, unless something calls the action directly). A
+    statement under an unreachable branch is then reported as infeasible for the same reason."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    called = {
+        s.action
+        for body in [prog.control, *(a.body for a in prog.actions.values())]
+        for s in ir.walk_stmts(body)
+        if isinstance(s, ir.CallAction)
+    }
+
+    def walk(stmts: list[ir.Stmt], guards: list[str], any_of: list[str]) -> None:
+        for s in stmts:
+            out.setdefault(stmt_id(s), (guards, any_of))
+            if isinstance(s, ir.If):
+                walk(s.then, [*guards, f"{stmt_id(s)}:then"], any_of)
+                walk(s.otherwise, [*guards, f"{stmt_id(s)}:else"], any_of)
+            elif isinstance(s, ir.Apply):
+                walk(s.hit, [*guards, f"{s.table}:hit"], any_of)
+                walk(s.miss, [*guards, f"{s.table}:miss"], any_of)
+                for a, body in s.by_action.items():
+                    walk(body, [*guards, f"{s.table}.{a}"], any_of)
+
+    walk(prog.control, [], [])
+    for name, action in prog.user_actions.items():
+        pairs = [f"{t.name}.{name}" for t in prog.tables.values() if name in (*t.actions, t.default.action)]
+        walk(action.body, [], [] if name in called else pairs)
+    return [(sid, all_of, any_of) for sid, (all_of, any_of) in out.items()]
