@@ -1,6 +1,11 @@
 """XDP target benchmark: c3po's generated programs against hand-written, tuned XDP C of the same behaviour,
-measured in the same run: the router (spec/examples/router.yaml vs benchmarks/handwritten/xdp_router.c) and a
-priority ACL (the spec below vs benchmarks/handwritten/xdp_acl.c).
+measured in the same run: the router (spec/examples/router.yaml vs benchmarks/handwritten/xdp_router.c), a
+priority ACL (the spec below vs benchmarks/handwritten/xdp_acl.c) and the VXLAN gateway
+(spec/examples/vxlan_gateway.yaml vs benchmarks/handwritten/xdp_vxlan.c: encapsulation, decapsulation, FDB).
+
+Before timing, every packet of each mix runs once through both programs and the XDP action and the output frame
+are compared ("same result"); the VXLAN mix passes the spec ingress port as the c3po driver's XDP metadata, to
+both programs.
 
 Reports the median ns/packet through BPF_PROG_TEST_RUN (repeat R) over a realistic packet mix, the verifier's
 "processed N insns" for each object, their ratios (goal: time <= 1.05, insns <= 1.10), and the driver's
@@ -57,6 +62,14 @@ control:
     else: [to_host]
 """
 N_V4, N_V6, N_NH = 1000, 200, 16
+
+# VXLAN gateway: two local VTEP addresses, access ports 1..8 in 4 VNIs (port 9 has none), an underlay uplink.
+VTEP_LOCAL = (0x0A000001, 0x0A000002)
+N_VNI, N_MACS, UPLINK = 4, 1024, 20
+META_MAGIC = 0x63337030
+
+Frame = tuple[bytes, bytes]  # (XDP metadata, frame)
+FdbEntry = tuple[int, int, str, tuple[int, ...]]  # (VNI, MAC, action, args)
 
 
 def csum(b: bytes) -> int:
@@ -171,8 +184,103 @@ def install_acl_handwritten(bpf: BpfObject, rules: list[tuple[int, int, int, int
             raise OSError("update hw_acl failed")
 
 
-def time_mix(runner: TestRunner, mix: list[bytes], repeat: int) -> float:
-    return sum(runner.run(f, repeat=repeat)[2] for f in mix) / len(mix)
+def port_meta(port: int) -> bytes:
+    return struct.pack("<II", META_MAGIC, port)
+
+
+def vxlan_frame(inner: bytes, vtep_dst: int, vni: int, flags: int = 0x08) -> bytes:
+    """`inner` carried in VXLAN from a remote VTEP (10.0.1.9) to vtep_dst, outer IPv4 checksum right."""
+    udp = struct.pack("!HHHH", 0xC123, 4789, 16 + len(inner), 0)
+    vx = struct.pack("!II", flags << 24, vni << 8)
+    h = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 36 + len(inner), 0, 0x4000, 64, 17, 0, 0x0A000109,
+                              vtep_dst))
+    h[10:12] = struct.pack("!H", csum(bytes(h)))
+    return bytes.fromhex("020000000001") + bytes.fromhex("0200000000fe") + b"\x08\x00" + bytes(h) + udp + vx + inner
+
+
+def vxlan_scenario(rng: random.Random) -> tuple[list[FdbEntry], list[Frame]]:
+    """FDB: per VNI, a quarter of the MACs on local access ports, the rest behind 64 remote VTEPs, a few dropped.
+    Mix: 45% access frames to a remote MAC (encapsulated), 10% to a local MAC (forwarded), 5% broadcast (host),
+    2.5% from a port without a VNI (dropped); 30% VXLAN frames to a local MAC (decapsulated), 2.5% to a remote
+    MAC (split horizon: dropped), 2.5% unknown MAC (host), 2.5% for another VTEP (host)."""
+    fdb: list[FdbEntry] = []
+    macs: dict[tuple[int, str], list[int]] = {}
+    for v in range(N_VNI):
+        vni = 5000 + v
+        for i in range(N_MACS):
+            mac = 0x020100000000 | vni << 16 | i
+            if i % 4 == 0:
+                entry: FdbEntry = (vni, mac, "to_local", (1 + (i // 4) % 8,))
+            elif i % 64 == 63:
+                entry = (vni, mac, "drop", ())
+            else:
+                entry = (vni, mac, "to_remote", (UPLINK, VTEP_LOCAL[0], 0x0A000100 | i % 64, 0x0200000000FE,
+                                                  0x020000000001))
+            fdb.append(entry)
+            macs.setdefault((vni, entry[2]), []).append(mac)
+    mix: list[Frame] = []
+    for i in range(200):
+        port = rng.randint(1, 8)
+        vni = 5000 + port % N_VNI
+        size = rng.choice([64, 64, 128, 512, 1450])
+        r = i % 40
+
+        def inner(dst: int) -> bytes:
+            return ipv4(dst.to_bytes(6, "big"), 0x0A0A0001 + i, 0x0A0A0101, 64, size)
+
+        if r < 18:
+            mix.append((port_meta(port), inner(rng.choice(macs[(vni, "to_remote")]))))
+        elif r < 22:
+            mix.append((port_meta(port), inner(rng.choice(macs[(vni, "to_local")]))))
+        elif r < 24:
+            mix.append((port_meta(port), inner(0xFFFFFFFFFFFF)))
+        elif r < 25:
+            mix.append((port_meta(9), inner(rng.choice(macs[(vni, "to_local")]))))
+        elif r < 37:
+            mix.append((port_meta(UPLINK), vxlan_frame(inner(rng.choice(macs[(vni, "to_local")])),
+                                                       rng.choice(VTEP_LOCAL), vni)))
+        elif r < 38:
+            mix.append((port_meta(UPLINK), vxlan_frame(inner(rng.choice(macs[(vni, "to_remote")])),
+                                                       VTEP_LOCAL[0], vni)))
+        elif r < 39:
+            mix.append((port_meta(UPLINK), vxlan_frame(inner(0x02FFFF000001), VTEP_LOCAL[1], vni)))
+        else:
+            mix.append((port_meta(UPLINK), vxlan_frame(inner(rng.choice(macs[(vni, "to_local")])),
+                                                       0x0A000063, vni)))
+    return fdb, mix
+
+
+def vxlan_control(fdb: list[FdbEntry]) -> ControlState:
+    entries = [EntryState("local_vtep", (KeyElem("value", a),), "nop") for a in VTEP_LOCAL]
+    entries += [EntryState("port_vni", (KeyElem("value", p),), "set_vni", (5000 + p % N_VNI,)) for p in range(1, 9)]
+    entries += [EntryState("fdb", (KeyElem("value", vni), KeyElem("value", mac)), action, args)
+                for vni, mac, action, args in fdb]
+    return ControlState(entries=tuple(entries))
+
+
+def install_vxlan_handwritten(bpf: BpfObject, fdb: list[FdbEntry]) -> None:
+    lb = lib()
+
+    def put(name: str, key: bytes, value: bytes) -> None:
+        if lb.bpf_map_update_elem(bpf.map_fd(name), key, value, 0) != 0:
+            raise OSError(f"update {name} failed")
+
+    for a in VTEP_LOCAL:
+        put("hw_local_vtep", a.to_bytes(4, "big"), b"\x01")
+    for p in range(1, 9):
+        put("hw_port_vni", struct.pack("<I", p), struct.pack("<II", 1, 5000 + p % N_VNI))
+    codes = {"to_local": 1, "to_remote": 2, "to_host": 3, "drop": 4}
+    for i, (vni, mac, action, args) in enumerate(fdb):
+        port, src, dst, smac, dmac = (*args, 0, 0, 0, 0, 0)[:5]
+        value = struct.pack("<III", codes[action], i + 1, port) + src.to_bytes(4, "big") + dst.to_bytes(4, "big") \
+            + smac.to_bytes(6, "big") + dmac.to_bytes(6, "big")
+        put("hw_fdb", struct.pack("<I", vni) + mac.to_bytes(6, "big") + bytes(2), value)
+    for port in range(256):
+        put("hw_tx_ports", struct.pack("<I", port), struct.pack("<I", 1))
+
+
+def time_mix(runner: TestRunner, mix: list[Frame], repeat: int) -> float:
+    return sum(runner.run(f, meta, repeat=repeat)[2] for meta, f in mix) / len(mix)
 
 
 def driver_rate(drv: XdpDriver, mix: list[bytes], seconds: float = 1.0) -> float:
@@ -184,9 +292,9 @@ def driver_rate(drv: XdpDriver, mix: list[bytes], seconds: float = 1.0) -> float
     return n / (time.perf_counter() - t0)
 
 
-def compare(gen: BpfObject, hw: BpfObject, mix: list[bytes], trials: int, repeat: int) -> dict[str, float]:
+def compare(gen: BpfObject, hw: BpfObject, mix: list[Frame], trials: int, repeat: int) -> dict[str, float]:
     g_run, h_run = TestRunner(gen.prog_fd), TestRunner(hw.prog_fd)
-    same = sum(g_run.run(f)[:2] == h_run.run(f)[:2] for f in mix)
+    same = sum(g_run.run(f, meta)[:2] == h_run.run(f, meta)[:2] for meta, f in mix)
     g_times, h_times = [], []
     for _ in range(trials):
         g_times.append(time_mix(g_run, mix, repeat))
