@@ -19,7 +19,7 @@ from conformance.gen_coverage import Coverage
 from conformance.generate import generate
 from conformance.interp_runtime import Ctx
 from conformance.interpreter import Interpreter
-from conformance.model import ControlState, PacketIn, Vector
+from conformance.model import ControlState, Vector
 from conformance.tracing import TracingInterpreter, statement_points, stmt_id
 
 from .conftest import EXAMPLES, ROOT
