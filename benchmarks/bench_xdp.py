@@ -33,7 +33,7 @@ from c3po_compiler import load_program  # noqa: E402
 from c3po_compiler.expr import KeyElem  # noqa: E402
 from conformance.model import ControlState, EntryState, PacketIn  # noqa: E402
 from targets.xdp import compile_object  # noqa: E402
-from targets.xdp.driver import XdpDriver  # noqa: E402
+from targets.xdp.driver import XDP_DROP, XdpDriver  # noqa: E402
 from targets.xdp.libbpf import BpfObject, TestRunner, lib  # noqa: E402
 
 ROUTER_MAC = bytes.fromhex("020000000001")
@@ -225,8 +225,8 @@ def vxlan_scenario(rng: random.Random) -> tuple[list[FdbEntry], list[Frame]]:
         size = rng.choice([64, 64, 128, 512, 1450])
         r = i % 40
 
-        def inner(dst: int) -> bytes:
-            return ipv4(dst.to_bytes(6, "big"), 0x0A0A0001 + i, 0x0A0A0101, 64, size)
+        def inner(dst: int, src: int = 0x0A0A0001 + i, size: int = size) -> bytes:
+            return ipv4(dst.to_bytes(6, "big"), src, 0x0A0A0101, 64, size)
 
         if r < 18:
             mix.append((port_meta(port), inner(rng.choice(macs[(vni, "to_remote")]))))
@@ -294,9 +294,14 @@ def driver_rate(drv: XdpDriver, mix: list[Frame], seconds: float = 1.0) -> float
     return n / (time.perf_counter() - t0)
 
 
+def outcome(run: tuple[int, bytes, int]) -> tuple[int, bytes]:
+    """What a packet's run decides: the XDP action and, unless it was dropped, the frame sent on."""
+    return run[0], b"" if run[0] == XDP_DROP else run[1]
+
+
 def compare(gen: BpfObject, hw: BpfObject, mix: list[Frame], trials: int, repeat: int) -> dict[str, float]:
     g_run, h_run = TestRunner(gen.prog_fd), TestRunner(hw.prog_fd)
-    same = sum(g_run.run(f, meta)[:2] == h_run.run(f, meta)[:2] for meta, f in mix)
+    same = sum(outcome(g_run.run(f, meta)) == outcome(h_run.run(f, meta)) for meta, f in mix)
     g_times, h_times = [], []
     for _ in range(trials):
         g_times.append(time_mix(g_run, mix, repeat))

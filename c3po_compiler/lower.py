@@ -15,7 +15,6 @@ import networkx as nx
 
 from . import ir
 from .expr import (
-    BOOL,
     Const,
     Expr,
     ExprSyntaxError,
@@ -44,6 +43,10 @@ VERDICT_STATEMENTS = {"drop": ir.Verdict.DROP, "to_host": ir.Verdict.TO_HOST, "r
 
 class _Abort(Exception):
     """Stops lowering one node after its problem was recorded."""
+
+
+class _NoStatement(_Abort):
+    """A statement that lowers to nothing (`nop`): the block simply leaves it out."""
 
 
 class Lowerer:
@@ -504,7 +507,7 @@ class Lowerer:
             return ir.SetVerdict(VERDICT_STATEMENTS[name], loc=loc)
         if name == "nop":
             nargs(0, "nop")
-            return ir.If(Const(1, is_bool=True, width=BOOL), [], [], loc=loc)
+            raise _NoStatement
         if name == "forward":
             nargs(1, "forward(port)")
             port = self.resolve(res.sized, path, args[0], ir.PORT_WIDTH, "a port")
