@@ -427,9 +427,21 @@ def _lvalue(p: _Parser) -> Expr:
 
 @dataclass(frozen=True)
 class KeyElem:
-    kind: str  # 'value' | 'mask' | 'range' | 'any'
+    kind: str  # 'value' | 'mask' | 'range' | 'prefix' | 'any'
     a: int = 0
     b: int = 0
+
+    def spec_text(self) -> str:
+        """As written in a spec or vector file (hex values), so it parses back to the same element."""
+        if self.kind == "prefix":
+            return f"{self.a:#x}/{self.b}"
+        if self.kind == "mask":
+            return f"{self.a:#x} &&& {self.b:#x}"
+        if self.kind == "range":
+            return f"{self.a:#x} .. {self.b:#x}"
+        if self.kind == "any":
+            return "_"
+        return f"{self.a:#x}"
 
 
 def parse_keyset(text: str) -> list[KeyElem]:

@@ -11,17 +11,7 @@ from .expr import KeyElem
 
 
 def _keyset_label(keyset: list[KeyElem]) -> str:
-    parts = []
-    for e in keyset:
-        if e.kind == "any":
-            parts.append("_")
-        elif e.kind == "mask":
-            parts.append(f"{e.a:#x} &&& {e.b:#x}")
-        elif e.kind == "range":
-            parts.append(f"{e.a:#x}..{e.b:#x}")
-        else:
-            parts.append(f"{e.a:#x}")
-    return ", ".join(parts)
+    return ", ".join(e.spec_text() for e in keyset)
 
 
 def _q(text: str) -> str:

@@ -395,6 +395,9 @@ def fuzz_vectors(
         if not data:
             data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
         mode = rng.choice(["valid", "mutated", "truncated"])
+        if mode == "valid" and port >= 0:
+            # a seed's packet as it is was a generated vector already: give it another payload length
+            data += bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
         if mode == "mutated":
             buf = bytearray(data)
             for _ in range(rng.randrange(1, 4)):

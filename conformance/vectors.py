@@ -31,18 +31,6 @@ def _need(d: Any, key: str, where: str) -> Any:
 # ------------------------------------------------------------------------------------------- match values
 
 
-def format_key_elem(e: KeyElem) -> str:
-    if e.kind == "prefix":
-        return f"{e.a:#x}/{e.b}"
-    if e.kind == "mask":
-        return f"{e.a:#x} &&& {e.b:#x}"
-    if e.kind == "range":
-        return f"{e.a:#x} .. {e.b:#x}"
-    if e.kind == "any":
-        return "_"
-    return f"{e.a:#x}"
-
-
 def canonical_match(value: Any, key: ir.TableKey, where: str) -> KeyElem:
     """The same canonical forms the front end gives constant entries; value bits outside a prefix or mask
     are cleared rather than refused, since vectors often come from other tools."""
@@ -136,7 +124,7 @@ def control_to_data(control: ControlState, prog: ir.Program) -> dict[str, Any]:
         for e in control.entries:
             keys = prog.tables[e.table].keys
             match = {
-                k.text: format_key_elem(m) for k, m in zip(keys, e.match, strict=True) if m.kind != "any"
+                k.text: m.spec_text() for k, m in zip(keys, e.match, strict=True) if m.kind != "any"
             }
             row: dict[str, Any] = {"table": e.table, "match": match, "action": _call_text(e.action, e.args)}
             if e.priority:

@@ -29,7 +29,7 @@ for spec in spec/examples/*.yaml; do
 done
 echo "== standard conformance suite"
 set +e
-c3po conformance suite --targets "$TARGETS"
+c3po conformance suite --targets "$TARGETS" --fuzz "$FUZZ" --seed 1 --report build/reports/suite -q
 rc=$?
 set -e
 if [ "$rc" -eq 1 ]; then status=1; fi
