@@ -21,6 +21,9 @@ from .packets import eval_header_expr, ipv4_checksum, pack_header
 
 MAX_PATHS = 1024
 EXHAUSTIVE_SELECT = 1 << 17  # select value spaces up to this size are searched exhaustively
+RETRIES = 8  # fresh draws for a path whose first draw left no solution
+# infeasibility reasons that no other random draw can change
+_PROOFS = ("matches an earlier case (exhaustive)", "(lookahead into the payload)")
 TERMINALS = ("accept", "reject", "stack_overflow")
 PAYLOAD_TYPE = ir.HeaderType("payload", [ir.Field("bytes", 8 * 24, 0)])  # lookaheads may read into it
 
@@ -202,7 +205,22 @@ class Builder:
     def recs_for(
         self, path: ParsePath, overrides: dict[tuple[str, str], int], with_options: bool
     ) -> tuple[list[Rec], str | None]:
-        """Values for every header on the path; returns (records, reason when infeasible)."""
+        """Values for every header on the path; returns (records, reason when infeasible).
+
+        A failed attempt is retried with fresh random values: a select's default edge keeps the random
+        value of the bits it reads when that value takes the default, and those bits may also be a length
+        field a later header needs in range (gre_tunnel's lookahead at the IPv4 version/IHL byte); one
+        unlucky draw must not make a feasible path look infeasible."""
+        recs, reason = self._recs_once(path, overrides, with_options)
+        for _ in range(RETRIES):
+            if reason is None or reason.endswith(_PROOFS):
+                break
+            recs, reason = self._recs_once(path, overrides, with_options)
+        return recs, reason
+
+    def _recs_once(
+        self, path: ParsePath, overrides: dict[tuple[str, str], int], with_options: bool
+    ) -> tuple[list[Rec], str | None]:
         prog = self.prog
         recs: list[Rec] = []
         counts: dict[str, int] = {}

@@ -29,6 +29,8 @@ GENERATOR = "c3po-gen/1"
 MAX_STATES_PER_PACKET = 48
 MAX_PAIRS = 400
 MAX_STATEFUL = 4  # multi-packet vectors per program, for counters and registers
+RESTARTS = 128  # fresh random packets per path in phase 3
+MAX_RESTARTS = 1024  # and in all: an item no packet can reach must not cost minutes
 
 
 def _option_names(prog: ir.Program, recs: list[Rec]) -> set[str]:
@@ -203,10 +205,13 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
         return None
 
     # phase 1: each packet alone and with single-field variants; phase 2 (only while branches are left):
-    # pairs of variants, for conditions like `syn == 1 && ack == 0`
-    for phase in (1, 2):
+    # pairs of variants, for conditions like `syn == 1 && ack == 0`; phase 3 (only while something is still
+    # left): fresh random packets, for conditions on values computed from fields (`m = src[7:0] >> 3`, then
+    # `x == 8`), whose constants name no packet field
+    restarts = [0]
+    for phase in (1, 2, 3):
         for pid, path, recs, data, _starts in accepted:
-            if phase == 2 and not remaining():
+            if phase >= 2 and not remaining():
                 break
             insts = {r.instance for r in recs}
             tlv = any(r.ht.varlen and r.ht.varlen.tlv for r in recs)
@@ -217,8 +222,9 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                 with_options: bool,
                 pid: int = pid,
                 path: ParsePath = path,
+                salt: str = "",
             ) -> bytes | None:
-                key = ",".join(f"{i}.{f}={v}" for i, f, v in over) + ("" if with_options else "/noopt")
+                key = ",".join(f"{i}.{f}={v}" for i, f, v in over) + ("" if with_options else "/noopt") + salt
                 b2 = Builder(prog, random.Random(f"{seed}/{pid}/{key}"))
                 built, reason = b2.recs_for(path, {(i, f): v for i, f, v in over}, with_options)
                 if reason is not None:
@@ -277,6 +283,14 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                         vdata = variant((), False)
                         if vdata is not None:
                             explore("no_options", vdata, [1])
+            elif phase == 3:
+                for k in range(RESTARTS):
+                    if not remaining() or restarts[0] >= MAX_RESTARTS:
+                        break
+                    restarts[0] += 1
+                    vdata = variant((), True, salt=f"/redraw{k}")
+                    if vdata is not None:
+                        explore(f"redraw{k}", vdata, [1, *port_values])
             else:
                 for with_options in option_modes:
                     for a1, a2 in itertools.islice(itertools.combinations(relevant, 2), MAX_PAIRS):

@@ -141,3 +141,21 @@ def test_match_semantics_vectors_tell_the_entries_apart(spec: str, label: str, w
     else:
         expected = max((a, b), key=lambda e: next(m.b for m in e.match if m.kind == "prefix"))
     assert v.expected[0].verdict == "forward" and v.expected[0].port == expected.args[0]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ROOT / "spec" / "examples" / "gre_tunnel.yaml",  # a lookahead default edge fixes the IPv4 IHL byte
+        ROOT / "spec" / "examples" / "l2_switch.yaml",  # a branch needing a unicast frame on a port argument
+        ROOT / "conformance" / "suite" / "shift_and_slice.yaml",  # a condition on a computed value
+    ],
+    ids=lambda p: p.stem,
+)
+def test_full_coverage_does_not_depend_on_a_lucky_seed(spec: Path) -> None:
+    """Each of these once lost coverage on some seeds (1, 2 or 3) that seed 0 happened to avoid."""
+    for seed in range(1, 6):
+        g = generate(program(spec), seed=seed)
+        for part, c in g.coverage.items():
+            assert c["uncovered"] == [], f"{spec.stem} seed {seed}: {part}: {c['uncovered']}"
+            assert not any("varlen length" in inf["reason"] for inf in c["infeasible"]), (seed, part)

@@ -202,7 +202,9 @@ class Translator:
             raise Unsupported(f"hash over {total} bytes (the xdp target hashes at most 64)")
         name = f"hb{len(self.scope.hash_buffers)}"
         self.scope.hash_buffers.append((name, total))
-        parts = []
+        # Zeroed here rather than where it is declared: only packets that take the hash pay for it (the verifier
+        # wants all of it initialised, as the CRC function's argument).
+        parts = [f"__builtin_memset(&{name}, 0, sizeof({name}))"]
         off = 0
         for a, n in zip(e.args, sizes, strict=True):
             parts.append(f"c3po_stb({name}.b + {off}, {n}, {self.expr(a)})")

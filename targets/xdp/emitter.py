@@ -325,6 +325,26 @@ class Emitter:
         out = Lines(depth=1)
         out_max = self.out_max()
         out.open("if (relayout) { /* headers were added or removed: rebuild the header stack in deparse order */")
+        elems = self.deparse_elements()
+        if all(not inst.type.groups and not inst.type.varlen for inst, _ in elems):
+            # Decapsulation fast path: when headers were only removed from the front, the remaining ones are still
+            # where the parser found them, back to back up to the cursor, and moving the frame start is enough.
+            out.add("__u64 keep = cur - data; /* offset of the remaining headers if they are still in place */")
+            out.add("__u64 moved = 0; /* offsets as scalars, so the check adds no verifier state */")
+            for inst, ptr in reversed(elems):
+                out.open(f"if ({ptr}) {{ /* {inst.name} */")
+                out.add(f"keep -= {inst.type.fixed_bytes};")
+                out.add(f"__u8 *at = {ptr};")
+                out.add("asm volatile(\"\" : \"+r\"(at)); /* keep the pointer subtraction under the NULL check */")
+                out.add("moved |= (__u64)(at - data) ^ keep;")
+                out.close()
+            out.open("if (!moved) { /* (nothing to move when set_invalid only hit invalid headers) */")
+            out.add("if (keep && bpf_xdp_adjust_head(ctx, (int)keep))")
+            out.add("\treturn XDP_ABORTED;")
+            out.add("relayout = 0;")
+            out.close()
+            out.close()
+            out.open("if (relayout) { /* otherwise: copy the header stack through scratch memory */")
         out.add("__u64 oldlen = cur - data;")
         out.add("sc->pos = 0;")
         for inst, ptr in self.deparse_elements():
@@ -334,14 +354,14 @@ class Emitter:
             out.add("__u64 pos = sc->pos; /* read back from the map: one verifier state whatever the layout */")
             out.add(f"if (pos > {out_max - most})")
             out.add("\treturn XDP_ABORTED;")
-            out.add(f"__builtin_memcpy(sc->out + pos, {ptr}, {fixed});")
+            out.add(f"c3po_copy(sc->out + pos, {ptr}, {fixed});")
             if inst.type.groups:
                 out.add(f"pos += {fixed};")
                 fixed = 0
                 for g in inst.type.groups:
                     gp = group_ptr(ptr, g.name)
                     out.open(f"if ({gp}) {{ /* group {g.name} */")
-                    out.add(f"__builtin_memcpy(sc->out + pos, {gp}, {g.bytes});")
+                    out.add(f"c3po_copy(sc->out + pos, {gp}, {g.bytes});")
                     out.add(f"pos += {g.bytes};")
                     out.close()
                 out.add(f"if (pos > {out_max - (inst.type.varlen.max_bytes if inst.type.varlen else 0)})")
