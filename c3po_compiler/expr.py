@@ -254,7 +254,8 @@ class _Parser:
 
     def at_end(self) -> None:
         if self.tok.kind != "end":
-            raise ExprSyntaxError(f"unexpected '{self.tok.text}'", self.tok.pos)
+            hint = "comparison is written '=='; '=' assigns, and only as a statement" if self.tok.text == "=" else None
+            raise ExprSyntaxError(f"unexpected '{self.tok.text}'", self.tok.pos, hint)
 
     def expression(self, min_prec: int = 1) -> Expr:
         left = self.unary()

@@ -198,8 +198,14 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
         return
     if not path.is_file():
         loc = include_loc or Loc(display_name(path), 1, 1)
-        problems.append(error(loc, f"spec file not found: {display_name(path)}",
-                              "include paths are relative to the including file"))
+        if path.is_dir():
+            message, hint = f"{display_name(path)} is a directory, not a spec file", "name the .yaml files, e.g. DIR/*.yaml"
+        elif include_loc is None:
+            message, hint = f"spec file not found: {display_name(path)}", None
+        else:
+            message, hint = (f"included spec file not found: {display_name(path)}",
+                             "include paths are relative to the including file")
+        problems.append(error(loc, message, hint))
         return
     try:
         src = load_yaml(path, display_name(path))

@@ -183,7 +183,10 @@ def load_yaml_text(text: str, name: str) -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise SpecError([error(Loc(name, line, col), f"invalid YAML: {exc.problem or exc}")]) from None
+        lines = text.splitlines()
+        bad_line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+        hint = "YAML does not allow tabs for indentation: use spaces" if "\t" in bad_line else None
+        raise SpecError([error(Loc(name, line, col), f"invalid YAML: {exc.problem or exc}", hint)]) from None
     except yaml.reader.ReaderError as exc:  # a control character or bad encoding, with an offset only
         pos = min(exc.position, len(text))
         line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)

@@ -20,7 +20,7 @@ from c3po_compiler.typecheck import MAX_WIDTH
 from c3po_compiler.yaml_source import load_yaml, load_yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC_FILES = sorted((ROOT / "spec").rglob("*.yaml"))
+SPEC_FILES = sorted([*(ROOT / "spec" / "protocols").glob("*.yaml"), *(ROOT / "spec" / "examples").glob("*.yaml")])
 
 
 def defs() -> dict[str, Any]:

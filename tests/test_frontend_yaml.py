@@ -117,7 +117,7 @@ def test_self_include_is_a_cycle(tmp_path: Path) -> None:
 def test_missing_include_is_reported_at_the_include(tmp_path: Path) -> None:
     write(tmp_path, {"top.yaml": PROGRAM.format(includes="h.yaml, nope.yaml"), "h.yaml": LIB_H})
     found = messages(tmp_path / "top.yaml")
-    assert len(found) == 1 and found[0].startswith("top.yaml:3:19: spec file not found: ")
+    assert len(found) == 1 and found[0].startswith("top.yaml:3:19: included spec file not found: ")
 
 
 def test_missing_top_level_file_is_a_spec_error(tmp_path: Path) -> None:
