@@ -346,15 +346,21 @@ class Emitter:
             out.close()
             out.open("if (relayout) { /* otherwise: copy the header stack through scratch memory */")
         out.add("__u64 oldlen = cur - data;")
+        out.add('asm volatile("" : "+r"(oldlen)); /* a number to clang too: no packet pointer arithmetic with newlen */')
         out.add("sc->pos = 0;")
         for inst, ptr in self.deparse_elements():
             fixed = inst.type.fixed_bytes
             most = inst.type.max_bytes
-            out.open(f"if ({ptr}) {{ /* {inst.name} */")
+            # The pointer is tested through an opaque copy: clang may otherwise test a parse condition it knows to
+            # be equivalent (a stack's next EtherType) and load through a register the verifier sees as NULL.
+            out.open(f"{{ /* {inst.name} */")
+            out.add(f"__u8 *src = {ptr};")
+            out.add('asm volatile("" : "+r"(src));')
+            out.open("if (src) {")
             out.add("__u64 pos = sc->pos; /* read back from the map: one verifier state whatever the layout */")
             out.add(f"if (pos > {out_max - most})")
             out.add("\treturn XDP_ABORTED;")
-            out.add(f"c3po_copy(sc->out + pos, {ptr}, {fixed});")
+            out.add(f"c3po_copy(sc->out + pos, src, {fixed});")
             if inst.type.groups:
                 out.add(f"pos += {fixed};")
                 fixed = 0
@@ -376,6 +382,7 @@ class Emitter:
                 out.add(f"sc->pos = pos + {fixed} + ({vl} <= {inst.type.varlen.max_bytes} ? {vl} : 0);")
             else:
                 out.add(f"sc->pos = pos + {fixed};")
+            out.close()
             out.close()
         out.add("__u64 newlen = sc->pos;")
         out.add("if (bpf_xdp_adjust_head(ctx, (int)oldlen - (int)newlen))")
@@ -588,7 +595,7 @@ class Emitter:
                 off, n = self.set_valid_slots[ptr]
                 out.open(f"if (!{ptr}) {{ /* set_valid({s.instance}{'' if s.index is None else f'[{s.index}]'}) "
                          f"({where(prog, s.loc)}): a zeroed header in scratch memory */")
-                out.add(f"__builtin_memset(sc->hdr + {off}, 0, {n});")
+                out.add(f"c3po_zero(sc->hdr + {off}, {n});")
                 out.add(f"{ptr} = sc->hdr + {off};")
                 for g in prog.instances[s.instance].type.groups:
                     out.add(f"{group_ptr(ptr, g.name)} = NULL; /* groups of a new header are absent */")
