@@ -103,7 +103,7 @@ def _execute(args: argparse.Namespace, requests: list[Any], targets: list[str], 
         results = run_conformance(
             requests, targets, timeout=args.timeout, jobs=args.jobs, xfail=xfail, progress=tick
         )
-    print(reports.terminal(results, verbose=args.verbose))
+    print(reports.terminal(results, verbose=args.verbose, notes=not suite))
     if suite:
         print()
         print(reports.feature_table(results))

@@ -37,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 _programs: dict[str, tuple[ir.Program, list[Vector]]] = {}
 _drivers: dict[tuple[str, str], Any] = {}
+_open_failures: dict[tuple[str, str], str] = {}  # (spec, target) -> why the driver could not open the program
 
 
 def _load(config: pytest.Config, spec: str) -> tuple[ir.Program, list[Vector]]:
@@ -79,10 +80,19 @@ class VectorItem(pytest.Item):
         if missing:
             pytest.skip(f"N/A on {self.target}: needs {', '.join(sorted(missing))}")
         key = (self.spec, self.target)
+        if key in _open_failures:
+            pytest.fail(f"{self.target}: {_open_failures[key]}", pytrace=False)
         if key not in _drivers:
             d = make_driver(self.target, 10.0)
             workdir = Path(tempfile.mkdtemp(prefix="c3po-pytest-"))
-            d.open(prog, workdir)
+            try:
+                d.open(prog, workdir)
+            except Exception as exc:
+                # Remembered, so the other vectors fail at once with the same message instead of starting
+                # (and failing to start) the target again, once per vector.
+                d.close()
+                _open_failures[key] = f"open failed: {type(exc).__name__}: {exc}"
+                raise
             _drivers[key] = d
         driver = _drivers[key]
         driver.install(v.control)
@@ -127,3 +137,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for d in _drivers.values():
         d.close()
     _drivers.clear()
+    _open_failures.clear()

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .runner import OUTCOMES, RunReport
+from .runner import OUTCOMES, RunReport, TargetStatus, VectorOutcome
+
+# "p4c / simple_switch not found (p4c-bm2-ss, simple_switch missing)" says "not found" twice over.
+_NOT_FOUND_TWICE = re.compile(r"[^:()]*? not found \((?P<names>[^()]+?) missing\)")
+
+
+def tidy_reason(reason: str) -> str:
+    """A driver's unavailability message as printed: the missing names said once."""
+    return _NOT_FOUND_TWICE.sub(lambda m: f"{m['names']} not found", reason, count=1)
+
+
+def target_note(t: TargetStatus) -> str:
+    """Why a target has no vector results: skipped (cannot run here) or ERROR (broke while opening)."""
+    return f"{t.name}: {'ERROR' if t.error else 'skipped'} ({tidy_reason(t.reason)})"
 
 
 def skipped_lines(reports: list[RunReport]) -> list[str]:
@@ -19,11 +33,15 @@ def skipped_lines(reports: list[RunReport]) -> list[str]:
         for t in r.targets:
             if not t.ran and t.name not in seen:
                 seen.add(t.name)
-                out.append(f"{t.name}: skipped ({t.reason})")
+                out.append(target_note(t))
     return out
 
 
-def terminal(reports: list[RunReport], verbose: bool = False, max_failures: int = 20) -> str:
+def terminal(
+    reports: list[RunReport], verbose: bool = False, max_failures: int = 20, notes: bool = True
+) -> str:
+    """Failures, then a count per target and outcome; `notes` adds why targets did not run (off when the
+    feature table follows, which ends with the same lines)."""
     lines: list[str] = []
     shown = 0
     for r in reports:
@@ -47,7 +65,8 @@ def terminal(reports: list[RunReport], verbose: bool = False, max_failures: int 
         if not ran:
             continue
         lines.append(f"{t:<{width}}  " + "  ".join(f"{totals[t][k]:>5}" for k in OUTCOMES))
-    lines += skipped_lines(reports)
+    if notes:
+        lines += skipped_lines(reports)
     return "\n".join(lines)
 
 
@@ -56,29 +75,32 @@ def feature_table(reports: list[RunReport]) -> str:
     outcome with its count (ERROR, FAIL, XPASS, XFAIL), else the passes, with N/A vectors in brackets."""
     targets = list(dict.fromkeys(t.name for r in reports for t in r.targets))
     width = max([7, *(len(r.program) for r in reports)])
-    cw = max([12, *(len(t) for t in targets)])
-    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>{cw}}" for t in targets)]
-    for r in reports:
-        cells = []
-        for t in targets:
-            status = next((ts for ts in r.targets if ts.name == t), None)
-            outs = [o.outcome for o in r.outcomes if o.target == t]
-            if status is not None and not status.ran:
-                cells.append("skip")
-                continue
-            bad = next((k for k in ("ERROR", "FAIL", "XPASS", "XFAIL") if k in outs), None)
-            na = outs.count("N/A")
-            if bad is not None:
-                cells.append(f"{bad} {outs.count(bad)}")
-            elif not outs:
-                cells.append("-")
-            elif na == len(outs):
-                cells.append("N/A")
-            else:
-                cells.append(f"PASS {outs.count('PASS')}" + (f" ({na} N/A)" if na else ""))
-        lines.append(f"{r.program:<{width}}  " + "  ".join(f"{c:>{cw}}" for c in cells))
+    rows = [[_feature_cell(r, t) for t in targets] for r in reports]
+    # each column as wide as its widest cell, so "PASS 12 (1 N/A)" does not push the next column right
+    cws = [max([len(t), *(len(row[i]) for row in rows)]) for i, t in enumerate(targets)]
+    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>{cw}}" for t, cw in zip(targets, cws, strict=True))]
+    for r, cells in zip(reports, rows, strict=True):
+        lines.append(
+            f"{r.program:<{width}}  " + "  ".join(f"{c:>{cw}}" for c, cw in zip(cells, cws, strict=True))
+        )
     lines += skipped_lines(reports)
     return "\n".join(lines)
+
+
+def _feature_cell(r: RunReport, t: str) -> str:
+    status = next((ts for ts in r.targets if ts.name == t), None)
+    outs = [o.outcome for o in r.outcomes if o.target == t]
+    if status is not None and not status.ran:
+        return "ERROR" if status.error else "skip"
+    bad = next((k for k in ("ERROR", "FAIL", "XPASS", "XFAIL") if k in outs), None)
+    na = outs.count("N/A")
+    if bad is not None:
+        return f"{bad} {outs.count(bad)}"
+    if not outs:
+        return "-"
+    if na == len(outs):
+        return "N/A"
+    return f"PASS {outs.count('PASS')}" + (f" ({na} N/A)" if na else "")
 
 
 def to_json(reports: list[RunReport]) -> dict[str, Any]:
@@ -90,7 +112,9 @@ def to_json(reports: list[RunReport]) -> dict[str, Any]:
                 "spec": r.spec,
                 "program": r.program,
                 "features": r.features,
-                "targets": [{"name": t.name, "ran": t.ran, "reason": t.reason} for t in r.targets],
+                "targets": [
+                    {"name": t.name, "ran": t.ran, "reason": t.reason, "error": t.error} for t in r.targets
+                ],
                 "counts": r.counts(),
                 "results": [
                     {
@@ -101,6 +125,7 @@ def to_json(reports: list[RunReport]) -> dict[str, Any]:
                         "fields": o.fields,
                         "seconds": round(o.seconds, 6),
                         "tags": o.tags,
+                        "packets": o.packets,
                     }
                     for o in r.outcomes
                 ],
@@ -126,14 +151,16 @@ def write_junit(reports: list[RunReport], path: str | Path) -> None:
                 root,
                 "testsuite",
                 name=f"{r.program}.{t.name}",
-                tests=str(len(outs)),
+                tests=str(len(outs) + (0 if t.ran else 1)),
                 failures=str(sum(o.outcome == "FAIL" for o in outs)),
-                errors=str(sum(o.outcome == "ERROR" for o in outs)),
-                skipped=str(sum(o.outcome in ("N/A", "XFAIL") for o in outs) + (0 if t.ran else 1)),
+                errors=str(sum(o.outcome == "ERROR" for o in outs) + int(t.error)),
+                skipped=str(
+                    sum(o.outcome in ("N/A", "XFAIL") for o in outs) + (0 if t.ran or t.error else 1)
+                ),
             )
             if not t.ran:
                 case = ET.SubElement(suite, "testcase", classname=f"{r.program}.{t.name}", name="(target)")
-                ET.SubElement(case, "skipped", message=t.reason)
+                ET.SubElement(case, "error" if t.error else "skipped", message=t.reason)
             for o in outs:
                 case = ET.SubElement(
                     suite,
@@ -164,26 +191,58 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 .XFAIL{background:#fcf8e3}.XPASS{background:#d9edf7}pre{margin:0;font-size:12px;white-space:pre-wrap}"""
 
 
+REFERENCE = "ref"
+_FAILURES = ("FAIL", "ERROR", "XPASS")
+
+
+def _html_row(e: Any, o: VectorOutcome, program: str | None = None) -> str:
+    cls = "NA" if o.outcome == "N/A" else o.outcome
+    detail = list(o.detail)
+    if o.packets:
+        detail += ["input:", *(f"  {p}" for p in o.packets)]
+    first = f"<td>{e(program)}</td>" if program is not None else ""
+    return (
+        f"<tr>{first}<td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{cls}'>{e(o.outcome)}</td>"
+        f"<td><pre>{e(chr(10).join(detail))}</pre></td></tr>"
+    )
+
+
 def write_html(reports: list[RunReport], path: str | Path) -> None:
+    """Failures first (what a reader opens the page for), then each program's vectors. Passing rows of the
+    reference target are collapsed into a count: with oracle-computed expectations they compare the
+    oracle with itself and say nothing."""
     e = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>c3po conformance</title>",
         f"<style>{_CSS}</style></head><body><h1>c3po conformance</h1>",
     ]
     parts.append("<h2>Summary</h2><pre>" + e(terminal(reports, max_failures=0)) + "</pre>")
+    failures = [(r.program, o) for r in reports for o in r.outcomes if o.outcome in _FAILURES]
+    parts.append(f"<h2 id='failures'>Failures ({len(failures)})</h2>")
+    if failures:
+        parts.append(
+            "<table class='failures'><tr><th>program</th><th>vector</th><th>target</th><th>outcome</th>"
+            "<th>detail</th></tr>"
+        )
+        parts += [_html_row(e, o, program) for program, o in failures]
+        parts.append("</table>")
+    else:
+        parts.append("<p>none</p>")
     for r in reports:
         parts.append(f"<h2>{e(r.program)} <small>({e(r.spec)})</small></h2>")
         parts.append("<p>features: " + e(", ".join(r.features) or "none") + "</p>")
         for t in r.targets:
             if not t.ran:
-                parts.append(f"<p><b>{e(t.name)}</b>: skipped ({e(t.reason)})</p>")
-        parts.append("<table><tr><th>vector</th><th>target</th><th>outcome</th><th>detail</th></tr>")
-        for o in r.outcomes:
-            cls = "NA" if o.outcome == "N/A" else o.outcome
+                parts.append(f"<div class='target-note'><pre>{e(target_note(t))}</pre></div>")
+        shown = [o for o in r.outcomes if not (o.target == REFERENCE and o.outcome == "PASS")]
+        ref_passes = len(r.outcomes) - len(shown)
+        if ref_passes:
             parts.append(
-                f"<tr><td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{cls}'>{e(o.outcome)}</td>"
-                f"<td><pre>{e(chr(10).join(o.detail))}</pre></td></tr>"
+                f"<p class='ref-collapsed'>{REFERENCE}: {ref_passes} PASS (the reference interpreter against "
+                "its own expectations; rows left out)</p>"
             )
+        parts.append("<table><tr><th>vector</th><th>target</th><th>outcome</th><th>detail</th></tr>")
+        parts += [_html_row(e, o) for o in shown]
         parts.append("</table>")
     parts.append("</body></html>\n")
     Path(path).write_text("".join(parts), encoding="utf-8")

@@ -45,6 +45,8 @@ class VectorOutcome:
     fields: list[str] = field(default_factory=list)
     seconds: float = 0.0
     tags: list[str] = field(default_factory=list)
+    # The vector's input frames ("port P: HEX") when it did not pass, so a report reproduces the failure.
+    packets: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +54,9 @@ class TargetStatus:
     name: str
     ran: bool
     reason: str = ""  # why it could not run
+    # It should have run but broke while opening the program (a plugin dying on start-up): an error of the
+    # target as a whole, reported once rather than once per vector, and failing the run.
+    error: bool = False
 
 
 @dataclass
@@ -305,10 +310,8 @@ def _run_target(
             progress(len(runnable))
             return TargetStatus(target, False, str(exc)), outcomes
         except WorkerDied as exc:
-            for v in runnable:
-                outcomes.append(VectorOutcome(target, v.name, "ERROR", [str(exc)], tags=v.tags))
-                progress(1)
-            return TargetStatus(target, True), outcomes
+            progress(len(runnable))
+            return TargetStatus(target, False, str(exc), error=True), outcomes
         try:
             for control, group in group_by_control(runnable):
                 install_error: str | None = None
@@ -378,6 +381,8 @@ def _run_one(
                     out.detail += [prefix + line for line in mm.lines]
                     out.fields += [f for f in mm.fields if f not in out.fields]
     out.seconds = time.monotonic() - t0
+    if out.outcome in ("FAIL", "ERROR"):
+        out.packets = [f"port {p.port}: {p.data.hex()}" for p in v.packets]
     if xfail is not None and out.outcome != "N/A":
         rule = xfail.match(prog.name, v.name, features | set(v.requires), target)
         if rule is not None:
@@ -460,10 +465,12 @@ def run_conformance(
 
 
 def exit_status(reports: list[RunReport]) -> int:
-    """1 when any vector failed or errored (an XPASS does not fail a run); otherwise 2 when a requested
+    """1 when any vector failed or errored or a target failed to open (an XPASS does not fail a run); otherwise 2 when a requested
     target could not run — except p4, whose toolchain is rarely installed: a p4 skip alone is reported but
     is not an error status when another target ran."""
     if any(o.outcome in ("FAIL", "ERROR") for r in reports for o in r.outcomes):
+        return 1
+    if any(t.error for r in reports for t in r.targets):
         return 1
     for r in reports:
         skipped = [t for t in r.targets if not t.ran]

@@ -22,6 +22,7 @@ import os
 import select
 import shlex
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from .packets import PacketBuildError, hex_bytes
 from .vectors import control_to_data, registers_to_data
 
 PROTOCOL_VERSION = 1
+STDERR_TAIL_LINES = 20  # how much of a dead plugin's stderr an error message quotes
 
 
 class PluginError(RuntimeError):
@@ -71,16 +73,20 @@ class SubprocessDriver(Driver):
         self._buf = b""
         self._open_args: tuple[ir.Program, Path] | None = None
         self._control: ControlState | None = None
+        self._stderr: Any = None  # a temporary file: a pipe nobody reads could fill and block the plugin
 
     # -- process handling ------------------------------------------------------------------------------
     def _start(self) -> None:
         if not self.command:
             raise DriverUnavailable("empty plugin command")
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; _kill closes it
         try:
             self.proc = subprocess.Popen(
-                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
             )
         except OSError as exc:
+            self._stderr.close()
+            self._stderr = None
             raise DriverUnavailable(f"cannot start plugin {self.command[0]!r}: {exc.strerror}") from None
         self._buf = b""
 
@@ -93,6 +99,19 @@ class SubprocessDriver(Driver):
                 if s is not None:
                     s.close()
         self.proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stderr_tail(self) -> str:
+        """The plugin's last stderr lines: the only place a plugin that dies on start-up (an import error, a
+        missing library) says why, so every "plugin exited" message quotes them."""
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, self._stderr.tell() - 65536))
+        lines = self._stderr.read().decode("utf-8", "replace").rstrip().splitlines()[-STDERR_TAIL_LINES:]
+        return "".join(f"\n    {line}" for line in lines)
 
     def _readline(self, deadline: float) -> bytes:
         assert self.proc is not None and self.proc.stdout is not None
@@ -110,9 +129,9 @@ class SubprocessDriver(Driver):
                     code: int | None = self.proc.wait(timeout=1.0)
                 except subprocess.TimeoutExpired:
                     code = None
-                raise PluginError(
-                    f"plugin exited (status {code})" if code is not None else "plugin closed stdout"
-                )
+                why = f"plugin exited (status {code})" if code is not None else "plugin closed stdout"
+                tail = self._stderr_tail()
+                raise PluginError(why + (f"; its stderr ends:{tail}" if tail else ""))
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return line

@@ -118,9 +118,18 @@ def dumps_jsonl(vectors: list[Vector], prog: ir.Program, spec: str | None = None
     return "\n".join(lines) + "\n"
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Vectors sharing one control state share its Python objects; the default dumper would write them as
+    anchors and aliases (`&id001`, `*id001`), which people editing the file cannot follow. Each vector is
+    written out in full instead."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dumps_yaml(vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> str:
     doc = {**header_data(prog, spec), "vectors": [vector_to_data(v, prog) for v in vectors]}
-    return yaml.safe_dump(doc, sort_keys=False, width=110)
+    return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=110)
 
 
 def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> None:

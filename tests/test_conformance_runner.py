@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +17,8 @@ from c3po_compiler.cli import main as c3po_main
 from conformance.expected_failures import ExpectedFailuresError, load_expected_failures
 from conformance.generate import generate
 from conformance.model import Expected, PacketIn, Vector
-from conformance.reports import to_json, write_html, write_json, write_junit
-from conformance.runner import RunRequest, exit_status, run_conformance
+from conformance.reports import terminal, to_json, write_html, write_json, write_junit
+from conformance.runner import RunRequest, VectorOutcome, exit_status, run_conformance
 
 from .conftest import ROOT
 
@@ -267,3 +269,140 @@ def test_cli_suite_and_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert _cli(["convert", spec, str(stf), "-o", str(back)], capsys)[0] == 0
     code, out, _ = _cli(["run", spec, "--vectors", str(back), "--targets", "ref", "-q"], capsys)
     assert code == 0 and "ref         2" in out
+
+
+def test_a_plugin_failing_at_open_is_one_target_error_quoting_its_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin = tmp_path / "dead_plugin.py"
+    lines = "".join(f"print('noise line {i}', file=sys.stderr)\n" for i in range(30))
+    plugin.write_text(
+        f"import sys\n{lines}print('ModuleNotFoundError: No module named vendor_sdk', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    dead = f"cmd:{PY} {plugin}"
+    vectors = _vectors()
+    (report,) = run_conformance([RunRequest(SPEC, vectors)], ["ref", dead], timeout=5, jobs=2)
+    assert [o for o in report.outcomes if o.target == dead] == [], "not one ERROR per vector"
+    status = next(t for t in report.targets if t.name == dead)
+    assert not status.ran and status.error
+    assert "exited (status 1)" in status.reason
+    assert "No module named vendor_sdk" in status.reason
+    assert "noise line 29" in status.reason and "noise line 5\n" not in status.reason, "only the last lines"
+    assert exit_status([report]) == 1
+    lines_out = terminal([report]).splitlines()
+    assert sum("No module named vendor_sdk" in line for line in lines_out) == 1
+    junit = tmp_path / "j.xml"
+    write_junit([report], junit)
+    errors = ET.parse(junit).getroot().findall(".//testcase[@name='(target)']/error")
+    assert len(errors) == 1 and "vendor_sdk" in errors[0].get("message", "")
+
+
+class _HtmlTables(HTMLParser):
+    """Headings and table rows (cell texts) of a report page, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[str, Any]] = []  # ("h2", text) | ("row", [cells]) | ("p", text)
+        self._text: list[str] | None = None
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th", "h2", "p"):
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._row is not None and self._text is not None:
+            self._row.append("".join(self._text))
+            self._text = None
+        elif tag == "tr" and self._row is not None:
+            self.items.append(("row", self._row))
+            self._row = None
+        elif tag in ("h2", "p") and self._text is not None:
+            self.items.append((tag, "".join(self._text)))
+            self._text = None
+
+
+def test_html_report_puts_failures_first_and_explains_every_row(tmp_path: Path) -> None:
+    vectors = _vectors()[:3]
+    frame = vectors[0].packets[0].data
+    bad = Vector("bad", vectors[0].control, [PacketIn(1, frame)], expected=[Expected("forward", 99, b"\x00")])
+    (report,) = run_conformance([RunRequest(SPEC, [*vectors, bad])], ["ref", GOOD], jobs=2, timeout=20)
+    reason = "packet 0: N/A: BPF_PROG_TEST_RUN refuses frames shorter than 14 bytes"
+    report.outcomes.append(VectorOutcome(GOOD, "tiny", "N/A", [reason]))
+    write_html([report], tmp_path / "r.html")
+    page = _HtmlTables()
+    page.feed((tmp_path / "r.html").read_text())
+    heads = [text for kind, text in page.items if kind == "h2"]
+    assert heads[:2] == ["Summary", "Failures (2)"], "failures come right after the summary"
+    start = page.items.index(("h2", "Failures (2)"))
+    end = next(i for i, (kind, _) in enumerate(page.items) if kind == "h2" and i > start)
+    failure_rows = [row for kind, row in page.items[start:end] if kind == "row"][1:]
+    assert sorted((row[1], row[2], row[3]) for row in failure_rows) == sorted(
+        [("bad", "ref", "FAIL"), ("bad", GOOD, "FAIL")]
+    )
+    assert all(frame.hex() in row[4] for row in failure_rows), "a FAIL shows its input packet"
+    rows = [row for kind, row in page.items[end:] if kind == "row" and row[0] != "vector"]
+    na = [row for row in rows if row[2] == "N/A"]
+    assert len(na) == 1 and reason in na[0][3]
+    assert not [row for row in rows if row[1] == "ref" and row[2] == "PASS"], "ref-vs-ref rows left out"
+    assert ("bad", "ref", "FAIL") in [(row[0], row[1], row[2]) for row in rows], "a failing ref row stays"
+    assert len([row for row in rows if row[1] == GOOD and row[2] == "PASS"]) == len(vectors)
+    assert any(kind == "p" and text.startswith(f"ref: {len(vectors)} PASS") for kind, text in page.items)
+
+
+def test_feature_table_columns_line_up_and_skip_reasons_print_once() -> None:
+    from conformance.reports import feature_table
+    from conformance.runner import RunReport, TargetStatus
+
+    def report(program: str, passes: int, na: int) -> RunReport:
+        outs = [VectorOutcome("ref", f"v{i}", "PASS") for i in range(passes + na)]
+        outs += [VectorOutcome("xdp", f"v{i}", "PASS") for i in range(passes)]
+        outs += [VectorOutcome("xdp", f"n{i}", "N/A", ["packet 0: N/A: short"]) for i in range(na)]
+        p4 = TargetStatus("p4", False, "p4c / simple_switch not found (p4c-bm2-ss, simple_switch missing): see docs")
+        return RunReport("s.yaml", program, [], [TargetStatus("ref", True), TargetStatus("xdp", True), p4], outs)
+
+    reports = [report("short", 2, 0), report("a_longer_name", 12, 1)]
+    out = terminal(reports, notes=False) + "\n\n" + feature_table(reports)
+    note = "p4: skipped (p4c-bm2-ss, simple_switch not found: see docs)"
+    assert out.splitlines().count(note) == 1 and out.count("p4: skipped") == 1
+    table = feature_table(reports).splitlines()
+    header, rows = table[0], table[1:3]
+    assert "PASS 12 (1 N/A)" in rows[1]
+    # every column's right edge sits where its header's does
+    for name in ("ref", "xdp", "p4"):
+        edge = header.index(name) + len(name)
+        assert all(row[edge - 1] != " " and (len(row) == edge or row[edge] == " ") for row in rows), name
+
+
+def test_pytest_plugin_opens_a_failing_target_once(tmp_path: Path) -> None:
+    spec = ROOT / "conformance" / "suite" / "action_reflect.yaml"
+    n = len(generate(load_program(spec).program).vectors)
+    assert n >= 2
+    starts = tmp_path / "starts"
+    plugin = tmp_path / "dead_plugin.py"
+    plugin.write_text(
+        f"import sys\nopen({str(starts)!r}, 'a').write('x')\n"
+        "print('ModuleNotFoundError: vendor_sdk', file=sys.stderr)\nsys.exit(1)\n"
+    )
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value == "conformance.pytest_plugin" for ep in entry_points(group="pytest11"))
+    load = [] if installed else ["-p", "conformance.pytest_plugin"]
+    proc = subprocess.run(
+        [PY, "-m", "pytest", *load, "--c3po-spec", str(spec), "--c3po-targets", f"cmd:{PY} {plugin}", "-q",
+         "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert f"{n} failed" in proc.stdout, proc.stdout[-2000:]
+    assert "vendor_sdk" in proc.stdout
+    assert starts.read_text() == "x", "the plugin is started once, not once per vector"

@@ -284,3 +284,22 @@ def test_payload_may_sit_inside_the_layers_map() -> None:
         "t",
     )
     assert a.packets == b.packets and a.packets[0].data.endswith(b"\x00\x01\xab\xcd")
+
+
+def test_generated_yaml_has_no_anchors_or_aliases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from c3po_compiler.cli import main as c3po_main
+    from conformance.vectors import header_data, vector_to_data
+
+    doc = {
+        **header_data(router(), str(ROUTER)),
+        "vectors": [vector_to_data(v, router()) for v in router_vectors()],
+    }
+    assert "&id" in yaml.safe_dump(doc), "the vectors share objects, which a default dump writes as aliases"
+    out = tmp_path / "x.yaml"
+    assert c3po_main(["conformance", "gen", str(ROUTER), "-o", str(out), "--seed", "1"]) == 0
+    capsys.readouterr()
+    text = out.read_text()
+    events = list(yaml.parse(text))
+    assert not [e for e in events if isinstance(e, yaml.AliasEvent)]
+    assert not [e for e in events if getattr(e, "anchor", None)]
+    assert yaml.safe_load(text) == yaml.safe_load(yaml.safe_dump(doc)), "the same data, written out in full"
