@@ -4,9 +4,10 @@ All decisions happen here, in Python: how the parse graph is unrolled (one C lab
 header-stack fill level, so loops become a DAG the verifier walks without back-edges), how each table maps to
 a BPF map (see `layout.py`), and how statements become C. Templates only lay the pieces out.
 
-The program edits the frame in place: headers are packet pointers (NULL while invalid), writes go straight to
-the packet, and the deparser has nothing to move because this target refuses programs that add or remove
-headers or whose deparse order differs from the parse order.
+The program edits the frame in place: headers are packet pointers (NULL while invalid) and writes go straight
+to the packet. When headers are added or removed, the deparser rebuilds the front of the frame with
+`bpf_xdp_adjust_head`: only moving the frame start for a pure decapsulation, copying just the new headers when
+they all come before the kept ones, and through a per-CPU scratch copy of every header otherwise.
 """
 
 from __future__ import annotations
@@ -129,6 +130,17 @@ class Emitter:
         if inst.is_stack and s.index is None:
             raise Unsupported(f"set_valid/set_invalid on stack '{s.instance}' needs an index")
         return elem_ptr(inst, s.index)
+
+    def fresh_bit(self, ptr: str) -> str | None:
+        """Bit of `fresh` that says the header behind `ptr` was made by set_valid (it lives in scratch memory),
+        None when the program cannot make it or has too many such headers to track (then no in-place deparse)."""
+        if ptr not in self.set_valid_slots or not self.track_fresh:
+            return None
+        return f"(1ULL << {list(self.set_valid_slots).index(ptr)})"
+
+    @property
+    def track_fresh(self) -> bool:
+        return 0 < len(self.set_valid_slots) <= 64
 
     @property
     def relayout(self) -> bool:
@@ -327,23 +339,7 @@ class Emitter:
         out.open("if (relayout) { /* headers were added or removed: rebuild the header stack in deparse order */")
         elems = self.deparse_elements()
         if all(not inst.type.groups and not inst.type.varlen for inst, _ in elems):
-            # Decapsulation fast path: when headers were only removed from the front, the remaining ones are still
-            # where the parser found them, back to back up to the cursor, and moving the frame start is enough.
-            out.add("__u64 keep = cur - data; /* offset of the remaining headers if they are still in place */")
-            out.add("__u64 moved = 0; /* offsets as scalars, so the check adds no verifier state */")
-            for inst, ptr in reversed(elems):
-                out.open(f"if ({ptr}) {{ /* {inst.name} */")
-                out.add(f"keep -= {inst.type.fixed_bytes};")
-                out.add(f"__u8 *at = {ptr};")
-                out.add("asm volatile(\"\" : \"+r\"(at)); /* keep the pointer subtraction under the NULL check */")
-                out.add("moved |= (__u64)(at - data) ^ keep;")
-                out.close()
-            out.open("if (!moved) { /* (nothing to move when set_invalid only hit invalid headers) */")
-            out.add("if (keep && bpf_xdp_adjust_head(ctx, (int)keep))")
-            out.add("\treturn XDP_ABORTED;")
-            out.add("relayout = 0;")
-            out.close()
-            out.close()
+            self.in_place(out, elems)
             out.open("if (relayout) { /* otherwise: copy the header stack through scratch memory */")
         out.add("__u64 oldlen = cur - data;")
         out.add('asm volatile("" : "+r"(oldlen)); /* a number to clang too: no packet pointer arithmetic with newlen */')
@@ -391,6 +387,69 @@ class Emitter:
         out.add("\treturn XDP_ABORTED;")
         out.close()
         return out.out
+
+    def in_place(self, out: Lines, elems: list[tuple[ir.Instance, str]]) -> None:
+        """The fast paths of the rebuild, taken when a runtime check proves them equivalent to it: the headers
+        that came from the frame and are still valid sit back to back, where the parser found them, up to the
+        cursor, and every header set_valid made comes before all of them in deparse order. Then the deparsed
+        frame is the new headers followed by the frame from the first kept header on: moving the frame start
+        by the difference and writing the new headers over the front gives exactly the rebuild's bytes
+        (decapsulation adds nothing, encapsulation keeps everything), with no copy of the kept headers and no
+        helper call to store them."""
+        slots = self.set_valid_slots
+        out.add("__u64 keep = cur - data; /* offset of the kept headers if they are still in place */")
+        out.add("__u64 moved = 0; /* offsets as scalars, so the check adds no verifier state */")
+        out.add("__u64 added = 0; /* bytes of the headers set_valid made */")
+        for inst, ptr in reversed(elems):
+            n = inst.type.fixed_bytes
+            bit = self.fresh_bit(ptr)
+            out.open(f"if ({ptr}) {{ /* {inst.name} */")
+            if bit is not None:
+                out.open(f"if (fresh & {bit}) {{ /* made by set_valid */")
+                out.add(f"added += {n};")
+                out.close("} else {")
+                out.depth += 1
+            elif ptr in slots:
+                out.add("moved = 1; /* may be in scratch memory: rebuild */")
+            if bit is not None or ptr not in slots:
+                out.add("moved |= added; /* a header from the frame after a new one: rebuild */")
+                out.add(f"keep -= {n};")
+                out.add(f"__u8 *at = {ptr};")
+                out.add("asm volatile(\"\" : \"+r\"(at)); /* keep the pointer subtraction under the NULL check */")
+                out.add("moved |= (__u64)(at - data) ^ keep;")
+            if bit is not None:
+                out.close()
+            out.close()
+        out.open("if (!moved) { /* (nothing to move when set_invalid only hit invalid headers) */")
+        out.add("if (keep != added && bpf_xdp_adjust_head(ctx, (int)keep - (int)added))")
+        out.add("\treturn XDP_ABORTED;")
+        if self.track_fresh:
+            out.open("if (added) { /* write the new headers over the front of the frame, in deparse order */")
+            out.add("data = (__u8 *)(long)ctx->data;")
+            out.add("end = (__u8 *)(long)ctx->data_end;")
+            out.add("__u64 pos = 0;")
+            total = 0
+            for inst, ptr in elems:
+                bit = self.fresh_bit(ptr)
+                if bit is None:
+                    continue
+                n = inst.type.fixed_bytes
+                off = slots[ptr][0]
+                out.open(f"if ({ptr} && (fresh & {bit})) {{ /* {inst.name} */")
+                if total:
+                    out.add(f"if (pos > {total})")
+                    out.add("\treturn XDP_ABORTED;")
+                out.add("__u8 *dst = data + pos;")
+                out.add(f"if (dst + {n} > end)")
+                out.add("\treturn XDP_ABORTED;")
+                out.add(f"c3po_copy(dst, sc->hdr + {off}, {n});")
+                out.add(f"pos += {n};")
+                out.close()
+                total += n
+            out.close()
+        out.add("relayout = 0;")
+        out.close()
+        out.close()
 
     def check_l4(self, inst: ir.Instance, pseudo: str | None) -> None:
         ht = inst.type
@@ -604,6 +663,8 @@ class Emitter:
                         out.add(f"{elem_ptr(oi, None)} = NULL; /* no options in a new header */")
                 if vl:
                     out.add(f"{vl} = 0;")
+                if (bit := self.fresh_bit(ptr)) is not None:
+                    out.add(f"fresh |= {bit};")
                 out.add("relayout = 1;")
                 out.close()
             else:
@@ -614,6 +675,8 @@ class Emitter:
                 if prog.instances[s.instance].walk_tlv:
                     for oi in option_instances(prog, s.instance):
                         out.add(f"{elem_ptr(oi, None)} = NULL; /* its options go with it */")
+                if (bit := self.fresh_bit(ptr)) is not None:
+                    out.add(f"fresh &= ~{bit};")
                 out.add("relayout = 1;")
         else:
             raise Unsupported(f"statement {type(s).__name__} is not supported by the xdp target")
