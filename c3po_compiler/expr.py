@@ -393,7 +393,7 @@ def parse_statement(text: str) -> RawAssign | RawCall:
         p = _Parser(lhs_text)
         if p.tok.kind != "ident":
             raise ExprSyntaxError("an assignment needs a field, metadata or register on the left", 0)
-        target = _lvalue(p)
+        target = p.name()  # a field or metadata name, or a register element `reg[expr]`
         p.at_end()
         try:
             value = parse_expression(rhs_text)
@@ -415,11 +415,6 @@ def parse_statement(text: str) -> RawAssign | RawCall:
             p.expect(",")
     p.at_end()
     return RawCall(tok.text, args, tok.pos)
-
-
-def _lvalue(p: _Parser) -> Expr:
-    """A field/metadata name, or a register element `reg[expr]`."""
-    return p.name()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -528,4 +528,3 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
     return []
 
 
-_UNUSED = (Present, Valid, Lookahead, ParamRef, StdRef, Const)

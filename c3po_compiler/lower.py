@@ -6,7 +6,6 @@ rather than stopping at the first, so a user sees all their mistakes in one run.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -188,9 +187,6 @@ class Lowerer:
         self.prune_unused_options()
         if any(p.severity == "error" for p in self.problems) or parser is None:
             return None
-        digest = hashlib.sha256()
-        for src in self.sources:
-            digest.update(src.file.encode() + b"\0")
         prog = ir.Program(
             name=name, files=[s.file for s in self.sources], header_types=self.header_types,
             instances=self.instances, metadata=self.metadata, parser=parser, tables=self.tables,
