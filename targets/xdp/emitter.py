@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from c3po_compiler import ir
 
 from . import layout as L
+from . import paths as P
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
 from .tlv import TLV_BUF, option_instances, walkers
 
@@ -60,6 +61,23 @@ class ParseNode:
     lines: list[str]
 
 
+@dataclass(eq=False)
+class HitMiss(ir.Stmt):
+    """The `hit:` / `miss:` statements of an apply, as a statement of their own when the rest of the control is
+    emitted per action (the run-time `hit` of that apply decides)."""
+
+    hit: list[ir.Stmt]
+    miss: list[ir.Stmt]
+
+
+class Done:
+    """Returned by `Emitter.block` when every path through the block ended in its own deparser."""
+
+
+DONE = Done()
+Frame = tuple[list[ir.Stmt], dict[str, str]]  # statements still to run after a block, and their action params
+
+
 def elem_ptr(inst: ir.Instance, index: int | None) -> str:
     return f"h_{inst.ident}_{index}" if inst.is_stack else f"h_{inst.ident}"
 
@@ -87,6 +105,10 @@ class Emitter:
         self._compute_must()
         self.hash_buffers.clear()
         self.perr_used.clear()
+        start = next(iter(self.edges), "parsed")
+        self.parse_family: P.Family = P.parse_family(self.edges, self.extracted, start,
+                                                     self.prog.default_verdict)
+        self.tails_left = P.TAIL_BUDGET
 
     def _compute_must(self) -> None:
         preds: dict[str, list[str]] = {}
@@ -180,9 +202,15 @@ class Emitter:
             return elem_ptr(inst, index)
         return elem_ptr(inst, None)
 
-    def translator(self, params: dict[str, str] | None = None) -> Translator:
+    def translator(self, params: dict[str, str] | None = None, fam: P.Family = None,
+                   exact: bool = False) -> Translator:
+        """`exact`: the expression is evaluated in `fam` itself; otherwise anywhere in a statement that may run
+        set_invalid first (so headers some set_invalid may clear are not assumed valid)."""
+        valid = self.control_valid
+        if fam is not None:
+            valid = P.must_valid(fam) if exact else valid | (P.must_valid(fam) - self.invalidated)
         return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
-                                valid=self.control_valid))
+                                valid=valid))
 
     # ---- parser
     def parser_nodes(self) -> list[ParseNode]:
@@ -331,10 +359,10 @@ class Emitter:
     def out_max(self) -> int:
         return sum(inst.type.max_bytes for inst, _ in self.deparse_elements())
 
-    def rebuild(self) -> list[str]:
+    def rebuild(self, depth: int = 1) -> list[str]:
         """When headers were added or removed: copy the valid headers, in deparse order, to scratch memory, move
         the frame start with bpf_xdp_adjust_head, and store them back in front of the payload."""
-        out = Lines(depth=1)
+        out = Lines(depth=depth)
         out_max = self.out_max()
         out.open("if (relayout) { /* headers were added or removed: rebuild the header stack in deparse order */")
         elems = self.deparse_elements()
@@ -486,9 +514,11 @@ class Emitter:
                 out.close()
         return out.out
 
-    def l4_updates(self) -> list[str]:
-        out = Lines(depth=1)
+    def l4_updates(self, depth: int = 1, only: frozenset[str] | None = None) -> list[str]:
+        out = Lines(depth=depth)
         for flag, name, pseudo in self.l4_requests:
+            if only is not None and flag not in only:
+                continue
             inst = self.prog.instances[name]
             ck = inst.type.checksum
             assert ck is not None
@@ -611,7 +641,7 @@ class Emitter:
                 raise Unsupported("checksum updates on header stacks are not supported by the xdp target")
             if ck.kind == "l4":
                 self.check_l4(inst, s.pseudo)
-                flag = f"csum_{inst.ident}" + (f"__{prog.instances[s.pseudo].ident}" if s.pseudo else "")
+                flag = self.csum_flag(s)
                 if (flag, inst.name, s.pseudo) not in self.l4_requests:
                     self.l4_requests.append((flag, inst.name, s.pseudo))
                 out.add(f"{flag} = 1; /* update_checksum({s.instance}{', ' + s.pseudo if s.pseudo else ''}) "
@@ -647,6 +677,13 @@ class Emitter:
             out.close()
         elif isinstance(s, ir.Apply):
             self.apply(out, s, tr)
+        elif isinstance(s, HitMiss):
+            out.open("if (hit) {")
+            self.stmts(out, s.hit, tr)
+            out.close("} else {")
+            out.depth += 1
+            self.stmts(out, s.miss, tr)
+            out.close()
         elif isinstance(s, ir.SetValid):
             ptr = self.setvalid_ptr(s)
             vl = f"vl_{ptr[2:]}" if prog.instances[s.instance].type.varlen else None
@@ -691,7 +728,10 @@ class Emitter:
             return
         self.stmts(out, a.body, tr)
 
-    def apply(self, out: Lines, s: ir.Apply, tr: Translator) -> None:
+    def apply(self, out: Lines, s: ir.Apply, tr: Translator, fam: P.Family = None,
+              cont: list[Frame] | None = None) -> None:
+        """With `cont`, each action's case goes on with the hit/miss and by-action statements and then the rest
+        of the control, ending in its own deparser; without, the cases join after the switch."""
         prog = self.prog
         t = prog.tables[s.table]
         lay = self.layouts[t.name]
@@ -785,10 +825,23 @@ class Emitter:
                        else f"(arg{slot} & {const(mask(width), 64)})")
                 out.add(f"{ctype(width)} p_{pname} = {val};")
                 params[pname] = f"p_{pname}"
-            self.action_body(out, a, self.translator(params))
-            out.add("break;")
+            if cont is None:
+                self.action_body(out, a, self.translator(params))
+                out.add("break;")
+            else:
+                frames: list[Frame] = [([HitMiss(s.hit, s.miss)] if s.hit or s.miss else [], tr.scope.params),
+                                       (s.by_action.get(name, []), tr.scope.params), *cont]
+                if a.builtin:
+                    self.action_body(out, a, self.translator(params))
+                    self.branch(out, [], params, self.after_action(a, fam), frames)
+                else:
+                    self.branch(out, a.body, params, fam, frames)
             out.close()
         out.close()
+        if cont is not None:
+            out.add("return XDP_ABORTED; /* not reached: act is always one of the table's actions */")
+            out.close()
+            return
         if s.hit or s.miss:
             out.open("if (hit) {")
             self.stmts(out, s.hit, tr)
@@ -806,6 +859,122 @@ class Emitter:
             out.close()
         out.close()
 
+    # ---- the end of a path: deparser and verdict
+    def tail(self, out: Lines, fam: P.Family) -> None:
+        """The deparser and verdict at the end of one path through the control: straight-line code for the one
+        world this path is in when that is known, the run-time deparser otherwise."""
+        real = P.feasible(fam)
+        w = next(iter(real)) if real is not None and len(real) == 1 else None
+        if w is None:
+            self.generic_tail(out)
+            return
+        if w.verdict == "drop":
+            out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
+            return
+        shown = ", ".join(f"{'+' if p in w.new else ''}{p[2:]}" for _, p in self.deparse_elements() if p in w.valid)
+        gone = [p for _, p in self.deparse_elements() if p in w.parsed - w.pkt]
+        out.add(f"/* deparse [{shown}]" + (f", removed [{', '.join(p[2:] for p in gone)}]" if gone else "")
+                + (" (+: made by set_valid)" if w.new else "") + " */")
+        self.csum_updates(out, w, P.must_valid(fam))
+        self.static_relayout(out, w, P.must_valid(fam))
+        self.verdict_return(out, w.verdict)
+
+    def generic_tail(self, out: Lines) -> None:
+        deparse = Lines(depth=out.depth)
+        self.csum_updates(deparse, None)
+        if self.relayout:
+            deparse.out += self.rebuild(depth=out.depth)
+        if deparse.out:
+            out.add("if (verdict == C3PO_V_DROP) /* nothing to deparse for a dropped frame */")
+            out.add("\treturn XDP_DROP;")
+            out.add("/* deparse: headers were edited in place; apply checksum updates"
+                    + (", then rebuild the header stack if headers were added or removed */" if self.relayout
+                       else " */"))
+            out.out += deparse.out
+        self.verdict_return(out, None)
+
+    def verdict_return(self, out: Lines, verdict: str | None) -> None:
+        if verdict is None:
+            out.open("switch (verdict) {")
+            out.add("case C3PO_V_DROP:")
+            out.add("\treturn XDP_DROP;")
+            out.add("case C3PO_V_REFLECT:")
+            out.add("\treturn XDP_TX;")
+            out.add("case C3PO_V_FORWARD:")
+            out.add("\tst->egress_port = (__u32)egress;")
+            out.add("\treturn bpf_redirect_map(&c3po_tx_ports, (__u32)egress, XDP_DROP);")
+            out.add("default:")
+            out.add("\treturn XDP_PASS;")
+            out.close()
+        elif verdict == "forward":
+            out.add("st->egress_port = (__u32)egress;")
+            out.add("return bpf_redirect_map(&c3po_tx_ports, (__u32)egress, XDP_DROP);")
+        else:
+            out.add({"drop": "return XDP_DROP;", "reflect": "return XDP_TX;", "to_host": "return XDP_PASS;"}[verdict])
+
+    def csum_updates(self, out: Lines, w: P.World | None, safe: frozenset[str] = frozenset()) -> None:
+        """RFC 1071 recomputation of the header checksums update_checksum asked for (`w`: in that world only)."""
+        for flag, name in self.csum_flags:
+            inst = self.prog.instances[name]
+            ck = inst.type.checksum
+            assert ck is not None
+            f = inst.type.field(ck.field)
+            assert f is not None
+            ptr = f"h_{inst.ident}"
+            if w is None:
+                guard = "" if ptr in self.control_valid else f" && {ptr}"
+                out.open(f"if ({flag}{guard}) {{ /* update_checksum({name}): RFC 1071 over the whole header */")
+            elif flag in w.csum and ptr in w.valid:
+                out.open(f"{'' if ptr in safe else f'if ({ptr}) '}{{ /* update_checksum({name}): RFC 1071 over "
+                         "the whole header */")
+            else:
+                continue
+            out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = 0;")
+            out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)~c3po_csum_fold({self.csum_sum(inst, ptr)}); "
+                    "/* raw order */")
+            out.close()
+        out.out += self.l4_updates(depth=out.depth, only=None if w is None else w.csum)
+
+    def static_relayout(self, out: Lines, w: P.World, safe: frozenset[str]) -> None:
+        """Move the frame start and write the new headers, for a world known at compile time. The fast case: every
+        removed and every new header comes before all kept ones in deparse order, so the kept ones stay where they
+        are (the parser's own layout) and only the front of the frame changes. Anything else goes through the
+        run-time rebuild (a copy of the header stack through scratch memory)."""
+        elems = self.deparse_elements()
+        removed = [(i, inst) for i, (inst, p) in enumerate(elems) if p in w.parsed and p not in w.pkt]
+        new = [(i, inst, p) for i, (inst, p) in enumerate(elems) if p in w.new]
+        if not removed and not new:
+            return
+        kept = [i for i, (_, p) in enumerate(elems) if p in w.pkt]
+        first = kept[0] if kept else len(elems)
+        fixed = all(inst.type.is_fixed for _, inst in removed)
+        if (any(i > first for i, _ in removed) or any(i > first for i, _, _ in new) or not self.track_fresh
+                or (kept and not fixed and elems[first][1] not in safe)):
+            out.out += self.rebuild(depth=out.depth)
+            return
+        new_bytes = sum(inst.type.fixed_bytes for _, inst, _ in new)
+        if not kept:
+            out.add(f"if (bpf_xdp_adjust_head(ctx, (int)(cur - data) - {new_bytes}))")
+            out.add("\treturn XDP_ABORTED;")
+        elif fixed:
+            delta = sum(inst.type.fixed_bytes for _, inst in removed) - new_bytes
+            if delta:
+                out.add(f"if (bpf_xdp_adjust_head(ctx, {delta}))")
+                out.add("\treturn XDP_ABORTED;")
+        else:
+            out.add(f"if (bpf_xdp_adjust_head(ctx, (int)({elems[first][1]} - data) - {new_bytes}))")
+            out.add("\treturn XDP_ABORTED;")
+        if new:
+            out.add("data = (__u8 *)(long)ctx->data;")
+            out.add("end = (__u8 *)(long)ctx->data_end;")
+            out.add(f"if (data + {new_bytes} > end)")
+            out.add("\treturn XDP_ABORTED;")
+            pos = 0
+            for _, inst, p in new:
+                n = inst.type.fixed_bytes
+                out.add(f"c3po_copy(data + {pos}, sc->hdr + {self.set_valid_slots[p][0]}, {n}); /* {inst.name} */")
+                pos += n
+
     def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
         slots = [0] * lay.slots
         for (_, width, slot), arg in zip(lay.arg_slots[t.default.action], t.default.args, strict=True):
@@ -817,9 +986,165 @@ class Emitter:
         return ", ".join(const(x, 64) for x in slots)
 
     def control(self) -> list[str]:
+        """The control and, at the end of each path through it, the deparser and the verdict (see paths.py)."""
         out = Lines(depth=1)
-        self.stmts(out, self.prog.control, self.translator())
+        self.tails_left = P.TAIL_BUDGET
+        fam = self.parse_family
+        if fam is not None:
+            # From here on, NULL tests of these pointers are what decides (the static worlds rely on them): hide
+            # where the pointers came from, so clang cannot replace a test by a parse condition it knows to be
+            # equivalent, which the verifier could not follow (it would then find a NULL dereference).
+            maybe = sorted({p for w in fam for p in w.parsed} - P.must_valid(fam))
+            for p in maybe:
+                out.add(f'asm volatile("" : "+r"({p})); /* valid on some parse paths only */')
+        end = self.block(out, self.prog.control, {}, self.parse_family, [])
+        if not isinstance(end, Done):
+            self.tail(out, end)
         return out.out
+
+    # ---- control paths: static knowledge of the headers, and specialised copies of the rest of the control
+    def valid_ptr(self, e: ir.Valid) -> str | None:
+        """The pointer whose validity the worlds track (None: not tracked, e.g. a TLV option the walker finds)."""
+        inst = self.prog.instances[e.instance]
+        if inst.tlv_parent or (inst.is_stack and not isinstance(e.index, int)):
+            return None
+        return elem_ptr(inst, e.index if inst.is_stack else None)
+
+    def csum_flag(self, s: ir.UpdateChecksum) -> str:
+        inst = self.prog.instances[s.instance]
+        ck = inst.type.checksum
+        if ck is not None and ck.kind == "l4" and s.pseudo:
+            return f"csum_{inst.ident}__{self.prog.instances[s.pseudo].ident}"
+        return f"csum_{inst.ident}"
+
+    def after(self, s: ir.Stmt, fam: P.Family) -> P.Family:
+        """The worlds after statement `s` runs in one of `fam`'s (pure: emits nothing)."""
+        if fam is None:
+            return None
+        if isinstance(s, ir.SetVerdict):
+            return P.with_verdict(fam, s.verdict.value)
+        if isinstance(s, ir.UpdateChecksum):
+            return P.with_csum(fam, self.csum_flag(s))
+        if isinstance(s, ir.SetValid):
+            return P.set_valid(fam, self.setvalid_ptr(s), s.valid)
+        if isinstance(s, ir.CallAction):
+            return self.after_action(self.prog.actions[s.action], fam)
+        if isinstance(s, ir.If):
+            return P.union([self.after_all(s.then, P.refine(fam, s.cond, True, self.valid_ptr)),
+                            self.after_all(s.otherwise, P.refine(fam, s.cond, False, self.valid_ptr))])
+        if isinstance(s, HitMiss):
+            return P.union([self.after_all(s.hit, fam), self.after_all(s.miss, fam)])
+        if isinstance(s, ir.Apply):
+            ends = self.stmt_leaves(s, fam)
+            return None if ends is None else P.union(ends)
+        return fam
+
+    def after_all(self, stmts: list[ir.Stmt], fam: P.Family) -> P.Family:
+        for s in stmts:
+            fam = self.after(s, fam)
+        return fam
+
+    def after_action(self, a: ir.Action, fam: P.Family) -> P.Family:
+        if a.builtin:
+            return fam if a.name == "nop" else P.with_verdict(fam, a.name)
+        return self.after_all(a.body, fam)
+
+    def leaves(self, stmts: list[ir.Stmt], fam: P.Family) -> list[P.Family] | None:
+        """The worlds at the end of each path through `stmts` (None: too many paths to follow)."""
+        outs: list[P.Family] = [fam]
+        for s in stmts:
+            nxt: list[P.Family] = []
+            for f in outs:
+                r = self.stmt_leaves(s, f)
+                if r is None:
+                    return None
+                nxt += r
+            outs = list(dict.fromkeys(nxt))
+            if len(outs) > P.WORLD_LIMIT:
+                return None
+        return outs
+
+    def stmt_leaves(self, s: ir.Stmt, fam: P.Family) -> list[P.Family] | None:
+        if fam is None:
+            return None
+        parts: list[list[P.Family] | None]
+        if isinstance(s, ir.If):
+            parts = [self.leaves(s.then, P.refine(fam, s.cond, True, self.valid_ptr)),
+                     self.leaves(s.otherwise, P.refine(fam, s.cond, False, self.valid_ptr))]
+        elif isinstance(s, HitMiss):
+            parts = [self.leaves(s.hit, fam), self.leaves(s.miss, fam)]
+        elif isinstance(s, ir.Apply):
+            parts = []
+            for name in self.layouts[s.table].action_ids:
+                a = self.prog.actions[name]
+                tail: list[ir.Stmt] = ([HitMiss(s.hit, s.miss)] if s.hit or s.miss else []) + s.by_action.get(name, [])
+                if a.builtin:
+                    parts.append(self.leaves(tail, self.after_action(a, fam)))
+                else:
+                    parts.append(self.leaves([*a.body, *tail], fam))
+        else:
+            return [self.after(s, fam)]
+        out: list[P.Family] = []
+        for part in parts:
+            if part is None:
+                return None
+            out += part
+        return out
+
+    def worth_splitting(self, s: ir.Stmt, fam: P.Family, branches: int) -> bool:
+        """Split (emit the rest of the control once per branch) when paths through `s` end in different worlds,
+        so each copy can end in a deparser specialised to its world; within a budget, as the rest of the control
+        is copied."""
+        ends = self.stmt_leaves(s, fam)
+        if ends is None or len({P.feasible(f) for f in ends}) < 2 or branches - 1 > self.tails_left:
+            return False
+        self.tails_left -= branches - 1
+        return True
+
+    def block(self, out: Lines, stmts: list[ir.Stmt], params: dict[str, str], fam: P.Family,
+              rest: list[Frame]) -> P.Family | Done:
+        """Emit `stmts`; where a branch is split, its branches also get `rest` (the statements after this block,
+        outermost last) and end in their own deparser, and DONE is returned (every path has returned)."""
+        for i, s in enumerate(stmts):
+            cont: list[Frame] = [(stmts[i + 1:], params), *rest]
+            if isinstance(s, ir.If | HitMiss):
+                if isinstance(s, ir.If):
+                    fams = [P.refine(fam, s.cond, True, self.valid_ptr), P.refine(fam, s.cond, False, self.valid_ptr)]
+                    bodies, cond = [s.then, s.otherwise], None
+                else:
+                    fams, bodies, cond = [fam, fam], [s.hit, s.miss], "hit"
+                if self.worth_splitting(s, fam, 2):
+                    tr = self.translator(params, fam)
+                    head = cond or tr.expr(s.cond)  # type: ignore[union-attr]
+                    out.open(f"if ({head}) {{ /* {where(self.prog, s.loc) if cond is None else 'hit'}: "
+                             "the rest of the control follows, per branch */")
+                    self.branch(out, bodies[0], params, fams[0], cont)
+                    out.close("} else {")
+                    out.depth += 1
+                    self.branch(out, bodies[1], params, fams[1], cont)
+                    out.close()
+                    return DONE
+            elif isinstance(s, ir.Apply) and self.worth_splitting(s, fam, len(self.layouts[s.table].action_ids)):
+                self.apply(out, s, self.translator(params, fam), fam=fam, cont=cont)
+                return DONE
+            self.stmt(out, s, self.translator(params, fam, exact=not isinstance(s, ir.If | HitMiss | ir.Apply |
+                                                                             ir.CallAction)))
+            fam = self.after(s, fam)
+        return fam
+
+    def branch(self, out: Lines, stmts: list[ir.Stmt], params: dict[str, str], fam: P.Family,
+               rest: list[Frame]) -> None:
+        """Emit `stmts` and then `rest`, ending every path in a deparser."""
+        if fam is not None and not P.feasible(fam):
+            out.add("return XDP_ABORTED; /* no packet takes this branch (the verifier explores it) */")
+            return
+        end = self.block(out, stmts, params, fam, rest)
+        for j, (more, p) in enumerate(rest):
+            if isinstance(end, Done):
+                return
+            end = self.block(out, more, p, end, rest[j + 1:])
+        if not isinstance(end, Done):
+            self.tail(out, end)
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:

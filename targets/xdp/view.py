@@ -7,8 +7,8 @@ from typing import Any
 from c3po_compiler import ir
 
 from . import layout as L
-from .cexpr import Unsupported, ctype
-from .emitter import XDP_FOR_VERDICT, Emitter, Lines, where
+from .cexpr import ctype
+from .emitter import XDP_FOR_VERDICT, Emitter, where
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
              "direct": "BPF_MAP_TYPE_ARRAY"}
@@ -41,27 +41,6 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     return f"{keys}; {how}; size {t.size}"
 
 
-def deparse_lines(em: Emitter) -> list[str]:
-    out = Lines(depth=1)
-    prog = em.prog
-    for flag, name in em.csum_flags:
-        inst = prog.instances[name]
-        ck = inst.type.checksum
-        assert ck is not None
-        f = inst.type.field(ck.field)
-        assert f is not None
-        if f.offset % 16 or f.width != 16:
-            raise Unsupported(f"checksum field '{name}.{ck.field}' is not a 16-bit word of the header")
-        ptr = f"h_{inst.ident}"
-        guard = "" if ptr in em.control_valid else f" && {ptr}"
-        out.open(f"if ({flag}{guard}) {{ /* update_checksum({name}): RFC 1071 over the whole header */")
-        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = 0;")
-        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)~c3po_csum_fold({em.csum_sum(inst, ptr)}); "
-                "/* raw order */")
-        out.close()
-    return out.out + em.l4_updates() + (em.rebuild() if em.relayout else [])
-
-
 def uses_std(prog: ir.Program, name: str) -> bool:
     """Whether any expression reads std.<name> (so the program computes it only when needed)."""
     exprs: list[ir.Expr] = [k.expr for t in prog.tables.values() for k in t.keys]
@@ -78,7 +57,6 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     parser = em.parser_nodes()
     control = em.control()
     control = em.l4_snapshot() + control
-    deparse = deparse_lines(em)
     tables = []
     for name, lay in em.layouts.items():
         t = prog.tables[name]
@@ -124,7 +102,6 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "parser_start": parser[0].label if parser else "parsed",
         "parser": [{"label": n.label, "comment": n.comment, "lines": n.lines} for n in parser],
         "control": control,
-        "deparse": deparse,
         "parser_errors": errors,
         "layouts": em.layouts,
     }
