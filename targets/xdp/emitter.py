@@ -752,13 +752,7 @@ class Emitter:
                 out.add("\t\tbreak;")
             else:  # large: bpf_loop, verified once whatever the size (an indirect call per entry)
                 out.add(f"bpf_loop({t.size}, t_{t.name}_match, &c, 0);")
-            out.add(f"struct t_{t.name}_value *v = NULL;")
-            out.open("if (c.found) {")
-            out.add("__u32 i = c.found - 1;")
-            out.add(f"struct t_{t.name}_entry *e = bpf_map_lookup_elem(&t_{t.name}, &i);")
-            out.add("if (e)")
-            out.add("\tv = &e->val;")
-            out.close()
+            out.add(f"struct t_{t.name}_value *v = c.found ? &c.val : NULL;")
         elif lay.kind == "direct":
             out.add(f"__u32 k = (__u32)({tr.expr(t.keys[0].expr)}); /* the key is the array index */")
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
@@ -865,6 +859,17 @@ class Emitter:
         world this path is in when that is known, the run-time deparser otherwise."""
         real = P.feasible(fam)
         w = next(iter(real)) if real is not None and len(real) == 1 else None
+        if w is None and real and len({(x.verdict, x.csum) for x in real}) == 1 and all(
+                not x.new and x.pkt == x.parsed for x in real):
+            # several worlds, none adds or removes headers and all agree on the verdict: only the checksums
+            # (each under its own NULL test) and the verdict are left
+            w = next(iter(real))
+            if w.verdict == "drop":
+                out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
+                return
+            self.csum_updates(out, w, P.must_valid(fam), guard_all=True)
+            self.verdict_return(out, w.verdict)
+            return
         if w is None:
             self.generic_tail(out)
             return
@@ -912,7 +917,8 @@ class Emitter:
         else:
             out.add({"drop": "return XDP_DROP;", "reflect": "return XDP_TX;", "to_host": "return XDP_PASS;"}[verdict])
 
-    def csum_updates(self, out: Lines, w: P.World | None, safe: frozenset[str] = frozenset()) -> None:
+    def csum_updates(self, out: Lines, w: P.World | None, safe: frozenset[str] = frozenset(),
+                     guard_all: bool = False) -> None:
         """RFC 1071 recomputation of the header checksums update_checksum asked for (`w`: in that world only)."""
         for flag, name in self.csum_flags:
             inst = self.prog.instances[name]
@@ -924,7 +930,7 @@ class Emitter:
             if w is None:
                 guard = "" if ptr in self.control_valid else f" && {ptr}"
                 out.open(f"if ({flag}{guard}) {{ /* update_checksum({name}): RFC 1071 over the whole header */")
-            elif flag in w.csum and ptr in w.valid:
+            elif flag in w.csum and (ptr in w.valid or guard_all):
                 out.open(f"{'' if ptr in safe else f'if ({ptr}) '}{{ /* update_checksum({name}): RFC 1071 over "
                          "the whole header */")
             else:
