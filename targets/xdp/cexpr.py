@@ -82,6 +82,7 @@ class Scope:
     hash_buffers: list[tuple[str, int]] = field(default_factory=list)  # (C name, bytes) to declare
     local_type: ir.HeaderType | None = None  # varlen lengths: the header whose fields are named bare
     valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
+    valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
 
 
 class Translator:
@@ -139,7 +140,12 @@ class Translator:
 
     def x_Valid(self, e: ir.Valid) -> str:
         ptr = self.scope.header_ptr(e.instance, e.index)
-        return "1" if ptr in self.scope.valid else f"({ptr} != 0)"
+        if ptr in self.scope.valid:
+            return "1"
+        bit = self.scope.valid_bits.get(ptr)
+        if bit is not None:  # a constant on each path to the verifier, unlike a packet pointer's NULL-ness
+            return f"((c3po_valid & (1ULL << {bit})) != 0)"
+        return f"({ptr} != 0)"
 
     def x_Present(self, e: ir.Present) -> str:
         return f"({group_ptr(self.scope.header_ptr(e.instance, None), e.group)} != 0)"

@@ -97,6 +97,9 @@ class Emitter:
         self.invalidated: set[str] = set()  # pointers some set_invalid may clear
         self._collect_validity_changes()
         self.walkers = walkers(prog)
+        # Validity bits for control conditions: see cexpr.Translator.x_Valid and paths.outcomes.
+        self.valid_bits = {p: i for i, (_, p) in enumerate(self.deparse_elements()[:64])}
+        self.exact = frozenset(self.valid_bits)
         self.edges: dict[str, set[str]] = {}
         self.extracted: dict[str, str] = {}
         self.must: dict[str, frozenset[str]] = {}
@@ -210,7 +213,7 @@ class Emitter:
         if fam is not None:
             valid = P.must_valid(fam) if exact else valid | (P.must_valid(fam) - self.invalidated)
         return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
-                                valid=valid))
+                                valid=valid, valid_bits=self.valid_bits))
 
     # ---- parser
     def parser_nodes(self) -> list[ParseNode]:
@@ -273,6 +276,8 @@ class Emitter:
             out.add(f"if (cur + {ht.fixed_bytes} > end)")
             out.add("\tgoto perr_truncated;")
             out.add(f"{ptr} = cur;")
+            if ptr in self.valid_bits:
+                out.add(f"c3po_valid |= 1ULL << {self.valid_bits[ptr]};")
             out.add(f"cur += {ht.fixed_bytes};")
             known.add(ptr)
             for g in ht.groups:
@@ -702,6 +707,8 @@ class Emitter:
                     out.add(f"{vl} = 0;")
                 if (bit := self.fresh_bit(ptr)) is not None:
                     out.add(f"fresh |= {bit};")
+                if ptr in self.valid_bits:
+                    out.add(f"c3po_valid |= 1ULL << {self.valid_bits[ptr]};")
                 out.add("relayout = 1;")
                 out.close()
             else:
@@ -714,6 +721,8 @@ class Emitter:
                         out.add(f"{elem_ptr(oi, None)} = NULL; /* its options go with it */")
                 if (bit := self.fresh_bit(ptr)) is not None:
                     out.add(f"fresh &= ~{bit};")
+                if ptr in self.valid_bits:
+                    out.add(f"c3po_valid &= ~(1ULL << {self.valid_bits[ptr]});")
                 out.add("relayout = 1;")
         else:
             raise Unsupported(f"statement {type(s).__name__} is not supported by the xdp target")
@@ -858,6 +867,9 @@ class Emitter:
         """The deparser and verdict at the end of one path through the control: straight-line code for the one
         world this path is in when that is known, the run-time deparser otherwise."""
         real = P.feasible(fam)
+        if real and all(x.verdict == "drop" for x in real):  # (statements before it may have been skipped)
+            out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
+            return
         w = next(iter(real)) if real is not None and len(real) == 1 else None
         if w is None and real and len({(x.verdict, x.csum) for x in real}) == 1 and all(
                 not x.new and x.pkt == x.parsed for x in real):
@@ -1003,6 +1015,8 @@ class Emitter:
             maybe = sorted({p for w in fam for p in w.parsed} - P.must_valid(fam))
             for p in maybe:
                 out.add(f'asm volatile("" : "+r"({p})); /* valid on some parse paths only */')
+            if self.valid_bits:
+                out.add('asm volatile("" : "+r"(c3po_valid)); /* tested as a number below, never rederived */')
         end = self.block(out, self.prog.control, {}, self.parse_family, [])
         if not isinstance(end, Done):
             self.tail(out, end)
@@ -1036,8 +1050,8 @@ class Emitter:
         if isinstance(s, ir.CallAction):
             return self.after_action(self.prog.actions[s.action], fam)
         if isinstance(s, ir.If):
-            return P.union([self.after_all(s.then, P.refine(fam, s.cond, True, self.valid_ptr)),
-                            self.after_all(s.otherwise, P.refine(fam, s.cond, False, self.valid_ptr))])
+            return P.union([self.after_all(s.then, P.refine(fam, s.cond, True, self.valid_ptr, self.exact)),
+                            self.after_all(s.otherwise, P.refine(fam, s.cond, False, self.valid_ptr, self.exact))])
         if isinstance(s, HitMiss):
             return P.union([self.after_all(s.hit, fam), self.after_all(s.miss, fam)])
         if isinstance(s, ir.Apply):
@@ -1075,8 +1089,8 @@ class Emitter:
             return None
         parts: list[list[P.Family] | None]
         if isinstance(s, ir.If):
-            parts = [self.leaves(s.then, P.refine(fam, s.cond, True, self.valid_ptr)),
-                     self.leaves(s.otherwise, P.refine(fam, s.cond, False, self.valid_ptr))]
+            parts = [self.leaves(s.then, P.refine(fam, s.cond, True, self.valid_ptr, self.exact)),
+                     self.leaves(s.otherwise, P.refine(fam, s.cond, False, self.valid_ptr, self.exact))]
         elif isinstance(s, HitMiss):
             parts = [self.leaves(s.hit, fam), self.leaves(s.miss, fam)]
         elif isinstance(s, ir.Apply):
@@ -1115,7 +1129,7 @@ class Emitter:
             cont: list[Frame] = [(stmts[i + 1:], params), *rest]
             if isinstance(s, ir.If | HitMiss):
                 if isinstance(s, ir.If):
-                    fams = [P.refine(fam, s.cond, True, self.valid_ptr), P.refine(fam, s.cond, False, self.valid_ptr)]
+                    fams = [P.refine(fam, s.cond, True, self.valid_ptr, self.exact), P.refine(fam, s.cond, False, self.valid_ptr, self.exact)]
                     bodies, cond = [s.then, s.otherwise], None
                 else:
                     fams, bodies, cond = [fam, fam], [s.hit, s.miss], "hit"
@@ -1133,10 +1147,40 @@ class Emitter:
             elif isinstance(s, ir.Apply) and self.worth_splitting(s, fam, len(self.layouts[s.table].action_ids)):
                 self.apply(out, s, self.translator(params, fam), fam=fam, cont=cont)
                 return DONE
-            self.stmt(out, s, self.translator(params, fam, exact=not isinstance(s, ir.If | HitMiss | ir.Apply |
-                                                                             ir.CallAction)))
+            if self.dropped_anyway(s, fam, cont):
+                out.add(f"/* {where(self.prog, s.loc)}: not run, the frame is dropped */")
+            else:
+                self.stmt(out, s, self.translator(params, fam, exact=not isinstance(s, ir.If | HitMiss | ir.Apply |
+                                                                                 ir.CallAction)))
             fam = self.after(s, fam)
         return fam
+
+    def inert(self, s: ir.Stmt) -> bool:
+        """Whether the statement only affects the frame, metadata or verdict (nothing a dropped frame leaves
+        behind: no counter, register or table counter)."""
+        if isinstance(s, ir.Assign):
+            return not isinstance(s.target, ir.RegRead) and not any(
+                isinstance(x, ir.RegRead) for x in ir.walk_expr(s.value))
+        if isinstance(s, ir.SetValid | ir.UpdateChecksum | ir.SetVerdict):
+            return True
+        if isinstance(s, ir.If):
+            return all(self.inert(x) for x in [*s.then, *s.otherwise])
+        if isinstance(s, ir.CallAction):
+            a = self.prog.actions[s.action]
+            return a.builtin or all(self.inert(x) for x in a.body)
+        return False
+
+    def dropped_anyway(self, s: ir.Stmt, fam: P.Family, cont: list[Frame]) -> bool:
+        """A statement whose effects the rest of its path discards: everything after it is inert too and every
+        path from there ends in a drop (split horizon: `to_remote` followed by `drop`)."""
+        if fam is None or not self.inert(s):
+            return False
+        rest = [x for stmts, _ in cont for x in stmts]
+        if not all(self.inert(x) for x in rest):
+            return False
+        ends = self.leaves(rest, self.after(s, fam))
+        return ends is not None and all(f is not None and P.feasible(f) and all(
+            w.verdict == "drop" for w in P.feasible(f) or ()) for f in ends)
 
     def branch(self, out: Lines, stmts: list[ir.Stmt], params: dict[str, str], fam: P.Family,
                rest: list[Frame]) -> None:

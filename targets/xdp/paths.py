@@ -92,10 +92,12 @@ def parse_family(edges: dict[str, set[str]], extracted: dict[str, str], start: s
     return frozenset(World(s, s, frozenset(), verdict=verdict) for s in at_parsed)
 
 
-def outcomes(e: ir.Expr, w: World, ptr_of: Callable[[ir.Valid], str | None], verifier: bool) -> frozenset[bool]:
+def outcomes(e: ir.Expr, w: World, ptr_of: Callable[[ir.Valid], str | None], verifier: bool,
+             exact: frozenset[str] = frozenset()) -> frozenset[bool]:
     """The values `e` can take in world `w`: at run time, or (`verifier`) on the paths the kernel's verifier
     explores. The verifier does not know that a packet pointer is never NULL, so it also follows the "NULL" side
-    of a test on a valid header; a NULL pointer, though, it tracks exactly."""
+    of a test on a valid header (a NULL pointer, though, it tracks exactly). Headers in `exact` are tested through
+    their bit in a validity word, a constant on every path the verifier walks, so it follows only the real side."""
     both = frozenset({True, False})
     if isinstance(e, ir.Valid):
         p = ptr_of(e)
@@ -103,26 +105,27 @@ def outcomes(e: ir.Expr, w: World, ptr_of: Callable[[ir.Valid], str | None], ver
             return both
         if p not in w.valid:
             return frozenset({False})
-        return both if verifier else frozenset({True})
+        return both if verifier and p not in exact else frozenset({True})
     if isinstance(e, ir.Unary) and e.op == "!":
-        return frozenset(not v for v in outcomes(e.operand, w, ptr_of, verifier))
+        return frozenset(not v for v in outcomes(e.operand, w, ptr_of, verifier, exact))
     if isinstance(e, ir.Binary) and e.op in ("&&", "||"):
-        a, b = outcomes(e.left, w, ptr_of, verifier), outcomes(e.right, w, ptr_of, verifier)
+        a, b = outcomes(e.left, w, ptr_of, verifier, exact), outcomes(e.right, w, ptr_of, verifier, exact)
         if e.op == "&&":
             return frozenset(x and y for x in a for y in b)
         return frozenset(x or y for x in a for y in b)
     return both
 
 
-def refine(fam: Family, cond: ir.Expr, outcome: bool, ptr_of: Callable[[ir.Valid], str | None]) -> Family:
+def refine(fam: Family, cond: ir.Expr, outcome: bool, ptr_of: Callable[[ir.Valid], str | None],
+           exact: frozenset[str] = frozenset()) -> Family:
     """The worlds the branch where `cond` is `outcome` is explored in: by the verifier (all of them), and at run
     time (those still `feasible`)."""
     if fam is None:
         return None
     out = set()
     for w in fam:
-        if outcome in outcomes(cond, w, ptr_of, verifier=True):
-            feasible = w.feasible and outcome in outcomes(cond, w, ptr_of, verifier=False)
+        if outcome in outcomes(cond, w, ptr_of, True, exact):
+            feasible = w.feasible and outcome in outcomes(cond, w, ptr_of, False, exact)
             out.add(w if feasible == w.feasible else replace(w, feasible=feasible))
     return frozenset(out)
 

@@ -84,6 +84,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "name": prog.name,
         "uses_ingress_port": uses_std(prog, "ingress_port"),
         "relayout": em.relayout,
+        "valid_bits": bool(em.valid_bits),
         "track_fresh": em.relayout and em.track_fresh,
         "scratch_hdr": max(8, sum((n + 7) // 8 * 8 for _, n in em.set_valid_slots.values())),
         "scratch_out": (em.out_max() + 7) // 8 * 8,
