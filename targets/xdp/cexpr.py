@@ -201,11 +201,37 @@ class Translator:
             shifted = f"((__u64){shifted})"
         return self._wrap(shifted, w) if w < max(e.operand.width, 1) else shifted
 
+    def contiguous_fields(self, args: list[ir.Expr]) -> tuple[str, int] | None:
+        """(header pointer, first byte) when the hash input is consecutive byte-aligned fields of one header
+        known valid here: then the CRC reads them in place, with no buffer to fill (the common ECMP case)."""
+        if not args or not all(isinstance(a, ir.FieldRef) and a.group is None and a.instance for a in args):
+            return None
+        refs = [a for a in args if isinstance(a, ir.FieldRef)]
+        if len({(r.instance, r.index) for r in refs}) != 1:
+            return None
+        inst = self.scope.prog.instances[refs[0].instance]
+        if inst.tlv_parent:
+            return None
+        ptr = self.scope.header_ptr(refs[0].instance, refs[0].index)
+        if ptr not in self.scope.valid:
+            return None
+        fields = [inst.type.field(r.field_name) for r in refs]
+        if any(f is None or f.offset % 8 or f.width % 8 or inst.type.group_of(f.name) for f in fields):
+            return None
+        offs = [(f.offset, f.width) for f in fields if f is not None]
+        if any(offs[i][0] + offs[i][1] != offs[i + 1][0] for i in range(len(offs) - 1)):
+            return None
+        return ptr, offs[0][0] // 8
+
     def x_Hash(self, e: ir.Hash) -> str:
         sizes = [(a.width + 7) // 8 for a in e.args]
         total = sum(sizes)
         if total > 64:
             raise Unsupported(f"hash over {total} bytes (the xdp target hashes at most 64)")
+        span = self.contiguous_fields(e.args)
+        if span is not None:  # whole bytes, in order, of one valid header: hash them where they are
+            ptr, first = span
+            return f"c3po_{e.algorithm}_bytes({ptr} + {first}, {total})"
         name = f"hb{len(self.scope.hash_buffers)}"
         self.scope.hash_buffers.append((name, total))
         # Zeroed here rather than where it is declared: only packets that take the hash pay for it (the verifier

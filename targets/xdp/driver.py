@@ -92,6 +92,19 @@ class XdpDriver(Driver):
         self.baseline: dict[tuple[str, str, int], tuple[int, int]] = {}
         self.fds: dict[str, int] = {}
         self.dirty_regs: set[tuple[str, int]] = set()
+        # Default actions live in one global (map ".data.defaults"): the spec's values as loaded, and each
+        # table's offset in it (tables in name order, as the generated struct c3po_defaults lays them out).
+        self.default_offsets: dict[str, int] = {}
+        off = 0
+        for name in sorted(self.layouts):
+            self.default_offsets[name] = off
+            off += self.layouts[name].value_size
+        self.spec_defaults = self.defaults_now = bytes(off)
+        if self.layouts:
+            buf = ctypes.create_string_buffer(off)
+            if self.lb.bpf_map_lookup_elem(self._fd(L.DEFAULTS_MAP), bytes(4), buf) != 0:
+                raise OSError(f"reading {L.DEFAULTS_MAP} failed: {os.strerror(ctypes.get_errno())}")
+            self.spec_defaults = self.defaults_now = buf.raw
         tx = self.bpf.map_fd("c3po_tx_ports")
         for port in range(DEVMAP_PORTS):
             self._update(tx, port.to_bytes(4, "little"), (1).to_bytes(4, "little"))  # loopback ifindex
@@ -130,7 +143,7 @@ class XdpDriver(Driver):
                 for key in self.installed[name]:
                     self.lb.bpf_map_delete_elem(fd, key)
             self.installed[name] = []
-            self._update(self.bpf.map_fd(f"td_{name}"), bytes(4), bytes(lay.value_size))
+        defaults = bytearray(self.spec_defaults)
         per_table: dict[str, list[tuple[tuple[ir.KeyElem, ...], str, tuple[int, ...], int]]] = {
             n: [(tuple(e.match), e.action.action, tuple(e.action.args), e.priority) for e in t.entries]
             for n, t in prog.tables.items()}
@@ -161,7 +174,11 @@ class XdpDriver(Driver):
             lay = self.layouts[tname]
             if action not in lay.action_ids:
                 raise ValueError(f"table '{tname}' cannot take default action '{action}' in the xdp target")
-            self._update(self.bpf.map_fd(f"td_{tname}"), bytes(4), L.encode_value(lay, action, args, 0))
+            off = self.default_offsets[tname]
+            defaults[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
+        if self.layouts and bytes(defaults) != self.defaults_now:
+            self._update(self._fd(L.DEFAULTS_MAP), bytes(4), bytes(defaults))
+            self.defaults_now = bytes(defaults)
 
     # ---- run
     def _reset(self, registers: Registers) -> None:

@@ -97,6 +97,13 @@ class Emitter:
         self.invalidated: set[str] = set()  # pointers some set_invalid may clear
         self._collect_validity_changes()
         self.walkers = walkers(prog)
+        # Whether a packet can be forwarded, and whether anything writes the per-CPU state record (egress port,
+        # touched counters/registers): a program that does neither never looks the record up.
+        bodies = [prog.control, *(a.body for a in prog.actions.values())]
+        self.uses_forward = any(isinstance(s, ir.SetVerdict) and s.verdict == ir.Verdict.FORWARD
+                                for b in bodies for s in ir.walk_stmts(b)) or any(
+            "forward" in t.actions or t.default.action == "forward" for t in prog.tables.values())
+        self.uses_state = self.uses_forward or bool(self.objects)
         # Validity bits for control conditions: see cexpr.Translator.x_Valid and paths.outcomes.
         self.valid_bits = {p: i for i, (_, p) in enumerate(self.deparse_elements()[:64])}
         self.exact = frozenset(self.valid_bits)
@@ -376,6 +383,7 @@ class Emitter:
             out.open("if (relayout) { /* otherwise: copy the header stack through scratch memory */")
         out.add("__u64 oldlen = cur - data;")
         out.add('asm volatile("" : "+r"(oldlen)); /* a number to clang too: no packet pointer arithmetic with newlen */')
+        out.add("C3PO_SCRATCH();")
         out.add("sc->pos = 0;")
         for inst, ptr in self.deparse_elements():
             fixed = inst.type.fixed_bytes
@@ -475,6 +483,7 @@ class Emitter:
                 out.add("__u8 *dst = data + pos;")
                 out.add(f"if (dst + {n} > end)")
                 out.add("\treturn XDP_ABORTED;")
+                out.add("C3PO_SCRATCH();")
                 out.add(f"c3po_copy(dst, sc->hdr + {off}, {n});")
                 out.add(f"pos += {n};")
                 out.close()
@@ -696,6 +705,7 @@ class Emitter:
                 off, n = self.set_valid_slots[ptr]
                 out.open(f"if (!{ptr}) {{ /* set_valid({s.instance}{'' if s.index is None else f'[{s.index}]'}) "
                          f"({where(prog, s.loc)}): a zeroed header in scratch memory */")
+                out.add("C3PO_SCRATCH();")
                 out.add(f"c3po_zero(sc->hdr + {off}, {n});")
                 out.add(f"{ptr} = sc->hdr + {off};")
                 for g in prog.instances[s.instance].type.groups:
@@ -785,37 +795,16 @@ class Emitter:
                     out.add(f"{fld} = {conv[kf.size]}({v}){close[kf.size]};")
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
         out.add("int hit = v != NULL;")
-        # The chosen entry, default override or spec default is loaded into scalars, so the action code below
-        # sees one kind of value whatever was chosen (the verifier checks it once per kind, not per pointer type).
-        dargs = self.default_args(t, lay).split(", ")
-        used = sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
-                       for j in range(2 if width > 64 else 1)})
-        out.add("__u32 act;")
+        # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are loaded
+        # into the same scalars, so the action code below is one verifier path whatever was chosen.
+        out.add("if (!v)")
+        out.add(f"\tv = &c3po_defaults.{t.name}; /* the default action */")
+        out.add("__u32 act = v->action;")
         if t.counters:
-            out.add("__u64 ent = 0;")
-        for i in used:
-            out.add(f"__u64 arg{i};")
-        out.open("if (v) {")
-        out.add("act = v->action;")
-        if t.counters:
-            out.add("ent = (__u64)v->entry + 1;")
-        for i in used:
-            out.add(f"arg{i} = v->args[{i}];")
-        out.close("} else {")
-        out.depth += 1
-        out.add(f"struct t_{t.name}_value *d = bpf_map_lookup_elem(&td_{t.name}, &zero); "
-                "/* control-plane default override */")
-        out.open("if (d && d->action) {")
-        out.add("act = d->action;")
-        for i in used:
-            out.add(f"arg{i} = d->args[{i}];")
-        out.close("} else {")
-        out.depth += 1
-        out.add(f"act = {lay.action_ids[t.default.action]}; /* spec default: {t.default.action} */")
-        for i in used:
-            out.add(f"arg{i} = {dargs[i]};")
-        out.close()
-        out.close()
+            out.add("__u32 ent = v->entry + 1; /* counter index: entry + 1, 0 for the default */")
+        for i in sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
+                         for j in range(2 if width > 64 else 1)}):
+            out.add(f"__u64 arg{i} = v->args[{i}];")
         if t.counters:
             out.add(f"c3po_count(&tc_{t.name}, ent, c3po_pkt_len, st, {self.objects[('table', t.name)]});")
         out.open("switch (act) {")
@@ -917,15 +906,14 @@ class Emitter:
             out.add("\treturn XDP_DROP;")
             out.add("case C3PO_V_REFLECT:")
             out.add("\treturn XDP_TX;")
-            out.add("case C3PO_V_FORWARD:")
-            out.add("\tst->egress_port = (__u32)egress;")
-            out.add("\treturn bpf_redirect_map(&c3po_tx_ports, (__u32)egress, XDP_DROP);")
+            if self.uses_forward:
+                out.add("case C3PO_V_FORWARD:")
+                out.add("\treturn c3po_forward(st, egress);")
             out.add("default:")
             out.add("\treturn XDP_PASS;")
             out.close()
         elif verdict == "forward":
-            out.add("st->egress_port = (__u32)egress;")
-            out.add("return bpf_redirect_map(&c3po_tx_ports, (__u32)egress, XDP_DROP);")
+            out.add("return c3po_forward(st, egress);")
         else:
             out.add({"drop": "return XDP_DROP;", "reflect": "return XDP_TX;", "to_host": "return XDP_PASS;"}[verdict])
 
@@ -987,6 +975,7 @@ class Emitter:
             out.add("end = (__u8 *)(long)ctx->data_end;")
             out.add(f"if (data + {new_bytes} > end)")
             out.add("\treturn XDP_ABORTED;")
+            out.add("C3PO_SCRATCH();")
             pos = 0
             for _, inst, p in new:
                 n = inst.type.fixed_bytes

@@ -136,6 +136,10 @@ def encode_be(value: int, size: int) -> bytes:
     return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "big")
 
 
+DEFAULTS_MAP = ".data.defaults"  # the global struct c3po_defaults: each table's default action, in name order
+DEFAULT_ENTRY = 0xFFFFFFFF  # the entry index of a default: entry + 1 wraps to counter index 0
+
+
 def encode_value(layout: TableLayout, action: str, args: tuple[int, ...] | list[int], entry: int) -> bytes:
     slots = [0] * layout.slots
     for (_, width, slot), arg in zip(layout.arg_slots[action], args, strict=True):

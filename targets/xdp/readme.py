@@ -86,7 +86,8 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "name": name, "kind": lay.kind, "key_fields": keys, "key_size": lay.key_size, "value_size": lay.value_size,
             "actions": [{"name": a, "id": i, "params": lay.arg_slots[a]} for a, i in lay.action_ids.items()],
             "commands": cmds, "const_linear": bool(t.entries) and lay.kind == "linear", "counters": t.counters,
-            "size": t.size,
+            "size": t.size, "default": t.default.action,
+            "default_offset": next(v["default_offset"] for v in view["tables"] if v["name"] == name),
         })
     return {"name": prog.name, "tables": tables, "sources": view["sources"],
             "counters": view["counters"], "registers": view["registers"]}

@@ -58,14 +58,18 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     control = em.control()
     control = em.l4_snapshot() + control
     tables = []
+    default_offset = 0
     for name, lay in em.layouts.items():
         t = prog.tables[name]
         tables.append({
+            "default_offset": default_offset, "default_id": lay.action_ids[t.default.action],
+            "default_args": em.default_args(t, lay),
             "name": name, "where": where(prog, t.loc), "doc": table_doc(t, lay), "kind": lay.kind,
             "map_type": MAP_TYPES[lay.kind], "size": (1 << t.keys[0].width) if lay.kind == "direct" else t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
             "default": t.default.action, "counter_size": t.size,
         })
+        default_offset += lay.value_size
     registers = []
     for name, r in sorted(prog.registers.items()):
         wide = r.width > 64
@@ -85,6 +89,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "uses_ingress_port": uses_std(prog, "ingress_port"),
         "relayout": em.relayout,
         "valid_bits": bool(em.valid_bits),
+        "uses_state": em.uses_state,
         "track_fresh": em.relayout and em.track_fresh,
         "scratch_hdr": max(8, sum((n + 7) // 8 * 8 for _, n in em.set_valid_slots.values())),
         "scratch_out": (em.out_max() + 7) // 8 * 8,

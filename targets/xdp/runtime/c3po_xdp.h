@@ -332,30 +332,38 @@ static const __u32 c3po_crc32_tab[256] = { /* CRC-32 (zlib): reflected polynomia
 	0xb3667a2e, 0xc4614ab8, 0x5d681b02, 0x2a6f2b94, 0xb40bbe37, 0xc30c8ea1, 0x5a05df1b, 0x2d02ef8d,
 };
 
-static __always_inline __u64 c3po_crc16(const struct c3po_hbuf *h, __u32 n)
+/* CRC over n bytes at p, where n is a constant at every call site: clang unrolls the loop, and p may be a header
+ * in the packet (already bounds-checked by the parser), in scratch memory, or a hash buffer. */
+static __always_inline __u64 c3po_crc16_bytes(const __u8 *p, __u32 n)
 {
 	__u32 crc = 0;
-	if (!h)
-		return 0;
 	for (__u32 i = 0; i < 64; i++) {
 		if (i >= n)
 			break;
-		crc = (crc >> 8) ^ c3po_crc16_tab[(crc ^ h->b[i]) & 0xff];
+		crc = (crc >> 8) ^ c3po_crc16_tab[(crc ^ p[i]) & 0xff];
 	}
 	return crc & 0xffff;
 }
 
-static __always_inline __u64 c3po_crc32(const struct c3po_hbuf *h, __u32 n)
+static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 {
 	__u32 crc = 0xffffffff;
-	if (!h)
-		return 0;
 	for (__u32 i = 0; i < 64; i++) {
 		if (i >= n)
 			break;
-		crc = (crc >> 8) ^ c3po_crc32_tab[(crc ^ h->b[i]) & 0xff];
+		crc = (crc >> 8) ^ c3po_crc32_tab[(crc ^ p[i]) & 0xff];
 	}
 	return ~crc & 0xffffffff;
+}
+
+static __always_inline __u64 c3po_crc16(const struct c3po_hbuf *h, __u32 n)
+{
+	return h ? c3po_crc16_bytes(h->b, n) : 0;
+}
+
+static __always_inline __u64 c3po_crc32(const struct c3po_hbuf *h, __u32 n)
+{
+	return h ? c3po_crc32_bytes(h->b, n) : 0;
 }
 
 /* Shifts by a run-time amount: P4 semantics, a shift by the width or more gives 0. */
@@ -371,6 +379,8 @@ static __always_inline __u64 c3po_shr(__u64 v, __u64 s, __u32 w)
 
 static __always_inline void c3po_touch(struct c3po_state *st, __u32 object, __u32 index)
 {
+	if (!st)
+		return;
 	__u32 n = st->touch_n;
 	if (n < C3PO_TOUCH_MAX) {
 		st->touch[n] = ((__u64)object << 32) | index;
