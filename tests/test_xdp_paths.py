@@ -61,9 +61,12 @@ def test_set_valid_and_invalid_update_every_world() -> None:
 def test_vxlan_paths_end_in_specialised_deparsers() -> None:
     prog = load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program
     control = "\n".join(build_view(prog)["control"])
-    # encapsulation: the frame start moves by the 50 new bytes and the new headers are copied at fixed offsets
+    # encapsulation: the frame start moves by the 50 new bytes before the outer headers are built, and they are
+    # built where they end up (no scratch memory, no copy)
     assert "bpf_xdp_adjust_head(ctx, -50)" in control
-    assert "c3po_copy(data + 42, sc->hdr + 48, 8); /* vxlan */" in control
+    assert "h_ethernet = data + 50; /* moved with the frame start */" in control
+    assert "h_vxlan = data + 42;" in control
+    assert "sc->hdr" not in control
     # decapsulation: the outer headers are dropped by moving the frame start, nothing copied
     assert "bpf_xdp_adjust_head(ctx, 50)" in control
     # every path knows its layout: no run-time rebuild, no verdict switch

@@ -126,7 +126,7 @@ class Translator:
         return f"m_{e.name}"
 
     def x_StdRef(self, e: ir.StdRef) -> str:
-        return {"ingress_port": "c3po_in_port", "packet_length": "c3po_pkt_len"}[e.name]
+        return {"ingress_port": "c3po_ingress_port(ctx, data)", "packet_length": "c3po_pkt_len"}[e.name]
 
     def x_ParamRef(self, e: ir.ParamRef) -> str:
         return self.scope.params[e.name]

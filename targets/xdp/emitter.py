@@ -88,6 +88,7 @@ class Emitter:
         self.layouts = {n: L.table_layout(prog, t) for n, t in sorted(prog.tables.items())}
         self.objects = touch_objects(prog)
         self.hash_buffers: list[tuple[str, int]] = []
+        self.placed: dict[str, int] = {}  # new header -> its offset, on a path after insert_now
         self.csum_flags: list[tuple[str, str]] = []  # (flag var, instance name)
         self.l4_requests: list[tuple[str, str, str | None]] = []  # (flag var, l4 instance, pseudo-header ip)
         self.perr_used: set[str] = set()
@@ -701,7 +702,17 @@ class Emitter:
         elif isinstance(s, ir.SetValid):
             ptr = self.setvalid_ptr(s)
             vl = f"vl_{ptr[2:]}" if prog.instances[s.instance].type.varlen else None
-            if s.valid:
+            if s.valid and ptr in self.placed:
+                off = self.placed[ptr]
+                n = prog.instances[s.instance].type.fixed_bytes
+                out.open(f"if (!{ptr}) {{ /* set_valid({s.instance}{'' if s.index is None else f'[{s.index}]'}) "
+                         f"({where(prog, s.loc)}): a zeroed header in its place at the front of the frame */")
+                out.add(f"{ptr} = data + {off};")
+                out.add(f"c3po_zero({ptr}, {n});")
+                if ptr in self.valid_bits:
+                    out.add(f"c3po_valid |= 1ULL << {self.valid_bits[ptr]};")
+                out.close()
+            elif s.valid:
                 off, n = self.set_valid_slots[ptr]
                 out.open(f"if (!{ptr}) {{ /* set_valid({s.instance}{'' if s.index is None else f'[{s.index}]'}) "
                          f"({where(prog, s.loc)}): a zeroed header in scratch memory */")
@@ -859,6 +870,15 @@ class Emitter:
         if real and all(x.verdict == "drop" for x in real):  # (statements before it may have been skipped)
             out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
             return
+        if self.placed:  # the frame already has its final layout (insert_now)
+            if real is None or any(x.new - set(self.placed) or x.pkt != x.parsed for x in real):
+                raise Unsupported("internal error: a path changed its layout after its headers were inserted")
+            out.add("/* deparse: the new headers were built in place */")
+            one = next(iter(real)) if len(real) == 1 else None
+            self.csum_updates(out, one, P.must_valid(fam))
+            verdicts = {x.verdict for x in real}
+            self.verdict_return(out, verdicts.pop() if len(verdicts) == 1 else None)
+            return
         w = next(iter(real)) if real is not None and len(real) == 1 else None
         if w is None and real and len({(x.verdict, x.csum) for x in real}) == 1 and all(
                 not x.new and x.pkt == x.parsed for x in real):
@@ -996,6 +1016,7 @@ class Emitter:
         """The control and, at the end of each path through it, the deparser and the verdict (see paths.py)."""
         out = Lines(depth=1)
         self.tails_left = P.TAIL_BUDGET
+        self.placed = {}
         fam = self.parse_family
         if fam is not None:
             # From here on, NULL tests of these pointers are what decides (the static worlds rely on them): hide
@@ -1136,6 +1157,10 @@ class Emitter:
             elif isinstance(s, ir.Apply) and self.worth_splitting(s, fam, len(self.layouts[s.table].action_ids)):
                 self.apply(out, s, self.translator(params, fam), fam=fam, cont=cont)
                 return DONE
+            if isinstance(s, ir.SetValid) and s.valid and not self.placed:
+                plan = self.insertion_plan(s, fam, cont)
+                if plan is not None:
+                    self.insert_now(out, plan, fam)
             if self.dropped_anyway(s, fam, cont):
                 out.add(f"/* {where(self.prog, s.loc)}: not run, the frame is dropped */")
             else:
@@ -1177,13 +1202,89 @@ class Emitter:
         if fam is not None and not P.feasible(fam):
             out.add("return XDP_ABORTED; /* no packet takes this branch (the verifier explores it) */")
             return
+        placed = self.placed  # an insertion made on this path holds until its end, which this call emits
         end = self.block(out, stmts, params, fam, rest)
         for j, (more, p) in enumerate(rest):
             if isinstance(end, Done):
-                return
+                break
             end = self.block(out, more, p, end, rest[j + 1:])
         if not isinstance(end, Done):
             self.tail(out, end)
+        self.placed = placed
+
+    # ---- headers added in place: encapsulation without scratch memory
+    def insertion_plan(self, s: ir.SetValid, fam: P.Family, cont: list[Frame]) -> dict[str, int] | None:
+        """Where each new header goes, when this set_valid starts an insertion whose final layout is the same on
+        every path from here: only headers added, all in front of the frame's own headers (which are all
+        fixed-size). Then the frame start can move now and the new headers be built where they end up, as a
+        hand-written encapsulation does, instead of in scratch memory copied at the deparser."""
+        real = P.feasible(fam)
+        if fam is None or real is None or len(fam) != 1 or len(real) != 1 or not self.track_fresh:
+            return None
+        w = next(iter(real))
+        if w.new or w.pkt != w.parsed or self.placed:
+            return None
+        rest: list[ir.Stmt] = [s, *(x for stmts, _ in cont for x in stmts)]
+        reach: list[ir.Stmt] = []
+        todo = list(rest)
+        while todo:  # every statement the rest of the path may run, action bodies included
+            x = todo.pop()
+            reach.append(x)
+            if isinstance(x, ir.If):
+                todo += x.then + x.otherwise
+            elif isinstance(x, HitMiss):
+                todo += x.hit + x.miss
+            elif isinstance(x, ir.Apply):
+                todo += x.hit + x.miss + [y for b in x.by_action.values() for y in b]
+                todo += [y for a in self.layouts[x.table].action_ids for y in self.prog.actions[a].body]
+            elif isinstance(x, ir.CallAction):
+                todo += self.prog.actions[x.action].body
+        if any(isinstance(x, ir.SetValid) and not x.valid for x in reach):
+            return None
+        ends = self.leaves(rest, fam)
+        if ends is None or any(f is None for f in ends):
+            return None
+        finals = {(e.pkt, e.new) for f in ends for e in (P.feasible(f) or ())}
+        if len(finals) != 1:
+            return None
+        pkt, new = finals.pop()
+        if not new or any(isinstance(x, ir.SetValid) and x.valid and self.setvalid_ptr(x) not in new for x in reach):
+            return None
+        elems = self.deparse_elements()
+        order = [p for _, p in elems]
+        first = min((order.index(p) for p in pkt), default=len(order))
+        if any(order.index(p) > first for p in new):
+            return None
+        if any(not inst.type.is_fixed or inst.walk_tlv for inst, p in elems if p in pkt):
+            return None
+        plan: dict[str, int] = {}
+        pos = 0
+        for inst, p in elems:
+            if p in new or p in pkt:
+                plan[p] = pos
+                pos += inst.type.fixed_bytes
+        return plan
+
+    def insert_now(self, out: Lines, plan: dict[str, int], fam: P.Family) -> None:
+        w = next(iter(P.feasible(fam) or ()))
+        elems = self.deparse_elements()
+        size = {p: inst.type.fixed_bytes for inst, p in elems}
+        new_bytes = sum(size[p] for p in plan if p not in w.pkt)
+        total = sum(size[p] for p in plan)
+        shown = ", ".join(f"{'' if p in w.pkt else '+'}{p[2:]}" for p in plan)
+        out.add(f"/* every path from here ends as [{shown}]: make room for the new headers now (+), and build them "
+                "where they end up */")
+        out.add(f"if (bpf_xdp_adjust_head(ctx, -{new_bytes}))")
+        out.add("\treturn XDP_ABORTED;")
+        out.add("data = (__u8 *)(long)ctx->data;")
+        out.add("end = (__u8 *)(long)ctx->data_end;")
+        out.add(f"if (data + {total} > end)")
+        out.add("\treturn XDP_ABORTED;")
+        for p, off in plan.items():
+            if p in w.pkt:
+                out.add(f"{p} = data + {off}; /* moved with the frame start */")
+        out.add(f"cur = data + {total};")
+        self.placed = {p: off for p, off in plan.items() if p not in w.pkt}
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
