@@ -20,7 +20,7 @@ from . import layout as L
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
 from .tlv import TLV_BUF, option_instances, walkers
 
-PARSE_NODE_LIMIT = 4096
+PARSE_NODE_LIMIT = 8192
 LINEAR_TABLE_LIMIT = 65536
 LINEAR_INLINE_MAX = 64
 

@@ -131,6 +131,20 @@ def referenced(lines: list[str]) -> set[str]:
     return {m for line in lines for m in _NAME.findall(line)}
 
 
+def incoming_reads(lines: list[str]) -> set[str]:
+    """Names a parse node reads before it assigns them: only those need their value from an earlier program (a
+    node that extracts a header assigns its pointer first, then selects on it)."""
+    seen: set[str] = set()
+    reads: set[str] = set()
+    for line in lines:
+        for m in _NAME.finditer(line):
+            name = m.group(1)
+            if name not in seen and not re.match(r" = [^=]", line[m.end():]):
+                reads.add(name)
+            seen.add(name)
+    return reads
+
+
 def _topo(em: Emitter, labels: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
     """Longest distance from the start of every node, and its predecessors."""
     preds: dict[str, list[str]] = {lbl: [] for lbl in labels}
@@ -194,7 +208,8 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
         if chain[lbl] - 1 > MAX_TAIL_CALLS:
             st = prog.parser.states[lbl_state(lbl, prog)]
             raise LimitError(
-                f"parse state '{st.name}' is reached after {chain[lbl] - 1} tail calls on its longest path "
+                f"parse state '{st.name}' (unrolled: {lbl}) is reached after {chain[lbl] - 1} tail calls on its "
+                "longest path "
                 f"({NODES_PER_PROGRAM} unrolled parse states per program), over the kernel's limit of "
                 f"{MAX_TAIL_CALLS} chained tail calls (MAX_TAIL_CALL_CNT)", st.loc)
     longest = max(chain.values())
@@ -229,6 +244,7 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
 
     targets: dict[int, list[str]] = {}
     local: dict[int, set[str]] = {}
+    reads: dict[int, set[str]] = {}
     for p in programs:
         targets[p.index] = []
         new_nodes = []
@@ -246,10 +262,19 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
         body = [line for n in p.nodes for line in n.lines]
         p.errors = sorted({m for line in body for m in _PERR.findall(line)})
         local[p.index] = referenced(body) | (referenced(control_lines) if p.runs_control else set())
+        reads[p.index] = set().union(*(incoming_reads(n.lines) for n in p.nodes)) | (
+            referenced(control_lines) if p.runs_control else set())
+    # needed[i]: state program i takes from the map, to read it or to pass it on (it holds that state in C
+    # variables, so it stores it again before the next tail call)
+    needed: dict[int, set[str]] = {}
+    later_of: dict[int, set[str]] = {}
+    for p in reversed(programs):
+        later_of[p.index] = set().union(*(needed[q.index] for q in programs[p.index + 1:]))
+        needed[p.index] = reads[p.index] | (local[p.index] & later_of[p.index])
     crossing: set[str] = set()
     for p in programs:
-        # state a later program reads: the only state worth saving (or marking invalid) on the way there
-        later = set().union(*(local[q.index] for q in programs[p.index + 1:]))
+        # state a later program takes: the only state worth saving (or marking invalid) on the way there
+        later = later_of[p.index]
         mine = local[p.index]
         entries = sorted((lbl for lbl in crossing if segment[lbl] == p.index), key=node_id.__getitem__)
         saved: set[str] = set()
@@ -263,12 +288,15 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
         exit_may = frozenset().union(*(may[t] for t in targets[p.index]))
         reloaded: set[str] = set()
         for e in entries:
-            lines, used = reload_lines(all_slots, mine, later, may[e], em.must.get(e, frozenset()), exit_may)
+            lines, used = reload_lines(all_slots, mine, needed[p.index], later, may[e], em.must.get(e, frozenset()),
+                                       exit_may)
             reloaded |= used
             p.resumes.append(Resume(node_id[e], e, by_label[e].comment, lines))
         crossing |= set(targets[p.index])
         held = saved | reloaded | (referenced(control_lines) & mine if p.runs_control else set())
         p.stack = 8 * len(held) + (control_stack(em) if p.runs_control else BASE_STACK)
+        if any("c3po_csum_var" in line for line in body + (control_lines if p.runs_control else [])):
+            p.stack += 64  # the frame of c3po_csum_area (calls share the 512 bytes)
         if p.stack > STACK_LIMIT:
             raise LimitError(
                 f"program {p.fn} (parse states {p.nodes[0].label}..{p.nodes[-1].label}) needs an estimated "
@@ -277,8 +305,8 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
                 f"{', ...' if len(held) > 6 else ''}) at 8 bytes each, plus {p.stack - 8 * len(held)} for the "
                 "control's locals", prog.parser.loc)
 
-    read = set().union(*(local[p.index] for p in programs[1:]))
-    used_slots = [s for s in all_slots if s.var in read and any(s.owner in may[t] for t in crossing)]
+    taken = set().union(*(needed[p.index] for p in programs[1:]))
+    used_slots = [s for s in all_slots if s.var in taken and any(s.owner in may[t] for t in crossing)]
     fields = [("__u32 node;", "the parse node to resume at"), ("__u16 cur;", "cursor offset")]
     fields += [(f"__u16 {s.var};", f"bytes of {s.owner}'s variable-length tail" if s.is_len
                 else "offset, C3PO_OFF_NONE while invalid") for s in used_slots]
@@ -317,7 +345,7 @@ def save_lines(all_slots: list[Slot], local: set[str], may: frozenset[str], must
     return out, used
 
 
-def reload_lines(all_slots: list[Slot], local: set[str], later: set[str], may: frozenset[str],
+def reload_lines(all_slots: list[Slot], local: set[str], needed: set[str], later: set[str], may: frozenset[str],
                  must: frozenset[str], exit_may: frozenset[str]) -> tuple[list[str], set[str]]:
     """C that reloads, at a resumed node, the state this program uses, with the bounds checks the verifier needs
     (it does not trust offsets read from a map). State this program passes on without touching and that is
@@ -325,7 +353,7 @@ def reload_lines(all_slots: list[Slot], local: set[str], later: set[str], may: f
     out: list[str] = []
     used: set[str] = set()
     for s in all_slots:
-        if s.var in local and s.owner in may:
+        if s.var in needed and s.owner in may:
             used.add(s.var)
             if s.is_len:
                 out.append(f"C3PO_RELOAD_LEN({s.var}, ps->{s.var}, {s.size});")
