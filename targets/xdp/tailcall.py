@@ -204,7 +204,7 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
     # Programs a packet passes through: tail calls on a path are one fewer.
     chain: dict[str, int] = {}
     for lbl in ordered:
-        chain[lbl] = max((chain[p] + (segment[p] != segment[lbl]) for p in preds[lbl]), default=1)
+        chain[lbl] = max((chain[a] + (segment[a] != segment[lbl]) for a in preds[lbl]), default=1)
         if chain[lbl] - 1 > MAX_TAIL_CALLS:
             st = prog.parser.states[lbl_state(lbl, prog)]
             raise LimitError(
@@ -226,10 +226,10 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
     may: dict[str, frozenset[str]] = {}
     for lbl in ordered:
         acc: set[str] = set()
-        for p in preds[lbl]:
-            acc |= may[p]
-            if p in em.extracted:
-                acc.add(em.extracted[p])
+        for a in preds[lbl]:
+            acc |= may[a]
+            if a in em.extracted:
+                acc.add(em.extracted[a])
         may[lbl] = frozenset(acc)
     all_slots = slots(em)
     control_lines = control or []
