@@ -132,7 +132,7 @@ def test_examples_and_suite_stay_one_program() -> None:
             continue
         assert len(Emitter(prog).parser_nodes()) <= T.NODES_PER_PROGRAM, spec.name
         src = XdpTarget().render(prog)[f"{prog.name}.bpf.c"]
-        assert src.count('SEC("xdp")') == 1 and "c3po_progs" not in src, spec.name
+        assert src.count('SEC("xdp")') == 1 and "BPF_MAP_TYPE_PROG_ARRAY" not in src, spec.name
 
 
 def test_deep_stack_splits_into_three_programs(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_failed_tail_call_aborts_and_close_unloads_all(deep: ir.Program, tmp_pat
     ids = {prog_id(drv.bpf.lb.bpf_program__fd(p)) for p in _programs(drv)}
     assert len(ids) == 3 and ids <= loaded_program_ids()
     drv.install(ControlState())
-    progs = drv.bpf.map_fd("c3po_progs")
+    progs = drv.bpf.map_fd("c3po_progs_deep_stack")
     assert drv.lb.bpf_map_delete_elem(progs, (2).to_bytes(4, "little")) == 0
     short, deep_pkt = drv.run([PacketIn(1, frame(30)), PacketIn(1, frame(60))], {})
     assert short.verdict == "forward"  # programs 0 and 1 still work

@@ -66,6 +66,8 @@ def lib() -> ctypes.CDLL:
         "bpf_program__set_log_buf": ([vp, vp, ctypes.c_size_t], ci),
         "bpf_program__set_log_level": ([vp, ctypes.c_uint32], ci),
         "bpf_object__find_map_by_name": ([vp, cs], vp),
+        "bpf_object__next_map": ([vp, vp], vp),
+        "bpf_map__set_pin_path": ([vp, cs], ci),
         "bpf_map__fd": ([vp], ci),
         "bpf_map_update_elem": ([ci, vp, vp, ctypes.c_uint64], ci),
         "bpf_map_lookup_elem": ([ci, vp, vp], ci),
@@ -121,6 +123,10 @@ class BpfObject:
         obj = self.lb.bpf_object__open_file(str(path).encode(), None)
         if not obj or self.lb.libbpf_get_error(obj):
             raise BuildError(f"libbpf could not open {path}: {errno_text(0)}")
+        m = self.lb.bpf_object__next_map(obj, None)
+        while m:  # never pin (a split parser's prog array asks to be): closing must leave nothing behind
+            self.lb.bpf_map__set_pin_path(m, None)
+            m = self.lb.bpf_object__next_map(obj, m)
         progs = []
         p = self.lb.bpf_object__next_program(obj, None)
         while p:

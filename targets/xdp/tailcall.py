@@ -105,6 +105,11 @@ class Split:
     fields: list[tuple[str, str]]  # (C declaration, comment) of struct c3po_parse
     state_bytes: int
     longest_chain: int  # most programs one packet can pass through
+    progs_map: str  # the prog array: named after the program, as it is pinned by name
+
+
+def progs_map(prog: ir.Program) -> str:
+    return f"c3po_progs_{prog.name}"
 
 
 def slots(em: Emitter) -> list[Slot]:
@@ -282,7 +287,7 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
             lines, used = save_lines(all_slots, mine & later, may[t], em.must.get(t, frozenset()), node_id[t])
             saved |= used
             q = programs[segment[t]]
-            lines += [f"bpf_tail_call(ctx, &c3po_progs, {q.index});",
+            lines += [f"bpf_tail_call(ctx, &{progs_map(prog)}, {q.index});",
                       "return XDP_ABORTED; /* the tail call failed: never skip the rest of the parse */"]
             p.exits.append(Trampoline(f"tc_{t}", t, node_id[t], q.index, q.fn, lines))
         exit_may = frozenset().union(*(may[t] for t in targets[p.index]))
@@ -314,7 +319,7 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
     if state_bytes > PERCPU_VALUE_MAX:
         raise LimitError(f"the parse state saved across tail calls needs {state_bytes} bytes, over the "
                          f"{PERCPU_VALUE_MAX}-byte limit of a per-CPU map value", prog.parser.loc)
-    return Split(programs, fields, state_bytes, longest)
+    return Split(programs, fields, state_bytes, longest, progs_map(prog))
 
 
 def lbl_state(lbl: str, prog: ir.Program) -> str:
