@@ -204,7 +204,8 @@ class Emitter:
                 order.append(node)
                 if len(order) > PARSE_NODE_LIMIT:
                     raise Unsupported(f"the parse graph unrolls into more than {PARSE_NODE_LIMIT} states "
-                                      "(header stacks multiply them); the xdp target's limit")
+                                      "(header stacks multiply them); the xdp target's limit (past 128 it splits "
+                                      "the parser over tail-called programs)")
             return labels[node]
 
         label(start)

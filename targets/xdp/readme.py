@@ -89,4 +89,4 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "size": t.size,
         })
     return {"name": prog.name, "tables": tables, "sources": view["sources"],
-            "counters": view["counters"], "registers": view["registers"]}
+            "counters": view["counters"], "registers": view["registers"], "split": view["split"]}
