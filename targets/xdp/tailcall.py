@@ -284,7 +284,8 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
         entries = sorted((lbl for lbl in crossing if segment[lbl] == p.index), key=node_id.__getitem__)
         saved: set[str] = set()
         for t in sorted(targets[p.index], key=node_id.__getitem__):
-            lines, used = save_lines(all_slots, mine & later, may[t], em.must.get(t, frozenset()), node_id[t])
+            lines, used = save_lines(all_slots, mine & later, later if p.index == 0 else set(), may[t],
+                                     em.must.get(t, frozenset()), node_id[t])
             saved |= used
             q = programs[segment[t]]
             lines += [f"bpf_tail_call(ctx, &{progs_map(prog)}, {q.index});",
@@ -330,14 +331,17 @@ def lbl_state(lbl: str, prog: ir.Program) -> str:
     return name
 
 
-def save_lines(all_slots: list[Slot], local: set[str], may: frozenset[str], must: frozenset[str],
-               node: int) -> tuple[list[str], set[str]]:
+def save_lines(all_slots: list[Slot], local: set[str], untouched: set[str], may: frozenset[str],
+               must: frozenset[str], node: int) -> tuple[list[str], set[str]]:
     """C that stores the state live at a node into c3po_parse before a tail call. Only this program's variables
-    are stored: state it never touches is already in the map."""
+    are stored: state it never touches is already in the map, except in the entry program (`untouched`: what
+    later programs take), where the map still holds an earlier packet's state: that is marked invalid."""
     out = ["struct c3po_parse *ps = bpf_map_lookup_elem(&c3po_parse, &zero);", "if (!ps)",
            "\treturn XDP_ABORTED;", f"ps->node = {node};", "ps->cur = cur - data;"]
     used: set[str] = set()
     for s in all_slots:
+        if s.owner in may and s.var not in local and s.var in untouched:
+            out.append(f"ps->{s.var} = {'0' if s.is_len else 'C3PO_OFF_NONE'}; /* not parsed yet */")
         if s.owner not in may or s.var not in local:
             continue
         used.add(s.var)
