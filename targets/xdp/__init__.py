@@ -82,8 +82,10 @@ class XdpTarget(Target):
                 em = Emitter(prog)
                 em.parser_nodes()
                 em.control()
+                build_view(prog)  # the tail-call split and its kernel limits (tailcall.py)
             except Unsupported as exc:
-                problems.append(error(prog.loc, f"target 'xdp' cannot build this program: {exc}"))
+                problems.append(error(getattr(exc, "loc", None) or prog.loc,
+                                      f"target 'xdp' cannot build this program: {exc}"))
         return problems
 
     def render(self, prog: ir.Program) -> dict[str, str]:

@@ -72,7 +72,7 @@ class XdpDriver(Driver):
         build = target.build(prog, workdir)
         if "object" not in build.files:
             raise DriverUnavailable("the object file was not built (is clang installed?)")
-        self.bpf = BpfObject(build.files["object"])
+        self.bpf = BpfObject(build.files["object"], entry=f"c3po_{prog.name}")
         self.lb = lib()
         self.ncpu = self.lb.libbpf_num_possible_cpus()
         self._old_affinity = os.sched_getaffinity(0)

@@ -18,10 +18,11 @@ from c3po_compiler import ir
 
 from . import layout as L
 from . import paths as P
+from . import tailcall
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
 from .tlv import TLV_BUF, option_instances, walkers
 
-PARSE_NODE_LIMIT = 256
+PARSE_NODE_LIMIT = 8192
 LINEAR_TABLE_LIMIT = 65536
 LINEAR_INLINE_MAX = 64
 
@@ -112,7 +113,11 @@ class Emitter:
         self.extracted: dict[str, str] = {}
         self.must: dict[str, frozenset[str]] = {}
         self.control_valid: frozenset[str] = frozenset()
-        self.parser_nodes()  # first pass: learn the DAG, then compute what is valid where
+        if len(self.parser_nodes()) > tailcall.NODES_PER_PROGRAM:  # first pass: learn the DAG, then what is valid where
+            # The parser is split over tail calls (tailcall.py), which hand over header pointers, not this word:
+            # valid(...) tests the pointers, and the worlds follow the verifier's view of those tests.
+            self.valid_bits = {}
+            self.exact = frozenset()
         self._compute_must()
         self.hash_buffers.clear()
         self.perr_used.clear()
@@ -243,7 +248,8 @@ class Emitter:
                 order.append(node)
                 if len(order) > PARSE_NODE_LIMIT:
                     raise Unsupported(f"the parse graph unrolls into more than {PARSE_NODE_LIMIT} states "
-                                      "(header stacks multiply them); the xdp target's limit")
+                                      "(header stacks multiply them); the xdp target's limit (past 128 it splits "
+                                      "the parser over tail-called programs)")
             return labels[node]
 
         label(start)

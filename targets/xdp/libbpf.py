@@ -61,9 +61,13 @@ def lib() -> ctypes.CDLL:
         "bpf_object__close": ([vp], None),
         "bpf_object__next_program": ([vp, vp], vp),
         "bpf_program__fd": ([vp], ci),
+        "bpf_program__name": ([vp], cs),
+        "bpf_object__find_program_by_name": ([vp, cs], vp),
         "bpf_program__set_log_buf": ([vp, vp, ctypes.c_size_t], ci),
         "bpf_program__set_log_level": ([vp, ctypes.c_uint32], ci),
         "bpf_object__find_map_by_name": ([vp, cs], vp),
+        "bpf_object__next_map": ([vp, vp], vp),
+        "bpf_map__set_pin_path": ([vp, cs], ci),
         "bpf_map__fd": ([vp], ci),
         "bpf_map_update_elem": ([ci, vp, vp, ctypes.c_uint64], ci),
         "bpf_map_lookup_elem": ([ci, vp, vp], ci),
@@ -104,40 +108,66 @@ def processed_insns(log: str) -> int | None:
 
 
 class BpfObject:
-    """An opened and loaded BPF object with one XDP program; `close()` unloads everything."""
+    """An opened and loaded BPF object; `close()` unloads everything. Its programs all load (a split parser's
+    programs fill the prog array as the object loads); `prog_fd` is the entry program's: `entry` by name, or the
+    object's first program."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, entry: str | None = None) -> None:
         self.lb = lib()
         self.obj: int | None = None
         self.log = ""
-        self._open_and_load(path, LOG_LEVEL_STATS)
+        self.logs: dict[str, str] = {}
+        self._open_and_load(path, LOG_LEVEL_STATS, entry)
 
-    def _open_and_load(self, path: Path, level: int) -> None:
+    def _open_and_load(self, path: Path, level: int, entry: str | None) -> None:
         obj = self.lb.bpf_object__open_file(str(path).encode(), None)
         if not obj or self.lb.libbpf_get_error(obj):
             raise BuildError(f"libbpf could not open {path}: {errno_text(0)}")
-        buf = ctypes.create_string_buffer(LOG_SIZE)
-        prog = self.lb.bpf_object__next_program(obj, None)
-        if not prog:
+        m = self.lb.bpf_object__next_map(obj, None)
+        while m:  # never pin (a split parser's prog array asks to be): closing must leave nothing behind
+            self.lb.bpf_map__set_pin_path(m, None)
+            m = self.lb.bpf_object__next_map(obj, m)
+        progs = []
+        p = self.lb.bpf_object__next_program(obj, None)
+        while p:
+            progs.append(p)
+            p = self.lb.bpf_object__next_program(obj, p)
+        main = self.lb.bpf_object__find_program_by_name(obj, entry.encode()) if entry else (progs or [None])[0]
+        if not main:
             self.lb.bpf_object__close(obj)
-            raise BuildError(f"{path} holds no program")
-        self.lb.bpf_program__set_log_buf(prog, buf, LOG_SIZE)
-        self.lb.bpf_program__set_log_level(prog, level)
+            raise BuildError(f"{path} holds no program" + (f" named {entry}" if entry else ""))
+        size = max(LOG_SIZE // len(progs), 256 * 1024)  # one log per program: a split parser has several
+        bufs = [ctypes.create_string_buffer(size) for _ in progs]
+        for prog, buf in zip(progs, bufs, strict=True):
+            self.lb.bpf_program__set_log_buf(prog, buf, size)
+            self.lb.bpf_program__set_log_level(prog, level)
         rc = self.lb.bpf_object__load(obj)
-        log = buf.value.decode(errors="replace")
+        logs = {self.lb.bpf_program__name(prog).decode(): buf.value.decode(errors="replace")
+                for prog, buf in zip(progs, bufs, strict=True)}
         if rc != 0:
             self.lb.bpf_object__close(obj)
             if level == LOG_LEVEL_STATS:  # reload with the full log to point at the failing instruction
-                return self._open_and_load(path, LOG_LEVEL_VERBOSE | LOG_LEVEL_STATS)
-            raise BuildError(f"the kernel verifier rejected {path.name} ({errno_text(rc)}):\n"
+                return self._open_and_load(path, LOG_LEVEL_VERBOSE | LOG_LEVEL_STATS, entry)
+            # libbpf loads programs in order and stops at the first the verifier rejects: the last log written
+            name, log = [(n, text) for n, text in logs.items() if text.strip()][-1] if any(
+                t.strip() for t in logs.values()) else ("", "")
+            which = f" (program {name})" if len(progs) > 1 and name else ""
+            raise BuildError(f"the kernel verifier rejected {path.name}{which} ({errno_text(rc)}):\n"
                              f"{verifier_excerpt(log)}")
         self.obj = obj
-        self.log = log
-        self.prog_fd = self.lb.bpf_program__fd(prog)
+        self.logs = logs
+        self.log = logs[self.lb.bpf_program__name(main).decode()]
+        self.prog_fd = self.lb.bpf_program__fd(main)
+
+    @property
+    def insns_by_program(self) -> dict[str, int | None]:
+        return {name: processed_insns(log) for name, log in self.logs.items()}
 
     @property
     def insns_processed(self) -> int | None:
-        return processed_insns(self.log)
+        """Instructions the verifier processed, summed over the object's programs."""
+        counts = [n for n in self.insns_by_program.values() if n is not None]
+        return sum(counts) if counts else None
 
     def map_fd(self, name: str) -> int:
         assert self.obj is not None

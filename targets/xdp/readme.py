@@ -90,4 +90,4 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "default_offset": next(v["default_offset"] for v in view["tables"] if v["name"] == name),
         })
     return {"name": prog.name, "tables": tables, "sources": view["sources"],
-            "counters": view["counters"], "registers": view["registers"]}
+            "counters": view["counters"], "registers": view["registers"], "split": view["split"]}

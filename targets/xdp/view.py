@@ -9,6 +9,7 @@ from c3po_compiler import ir
 from . import layout as L
 from .cexpr import ctype
 from .emitter import XDP_FOR_VERDICT, Emitter, where
+from .tailcall import Split, plan
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
              "direct": "BPF_MAP_TYPE_ARRAY"}
@@ -84,6 +85,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     for kind in sorted(em.perr_used):
         verdict = prog.parser.on_error.get(kind, prog.parser.on_error.get("default", "drop"))
         errors.append({"kind": kind, "action": XDP_FOR_VERDICT[verdict]})
+    split = plan(em, parser, control)
     return {
         "name": prog.name,
         "uses_ingress_port": uses_std(prog, "ingress_port"),
@@ -110,4 +112,22 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "control": control,
         "parser_errors": errors,
         "layouts": em.layouts,
+        "split": split,
+        "programs": program_views(prog, parser, errors, split),
     }
+
+
+def program_views(prog: ir.Program, parser: list[Any], errors: list[dict[str, str]],
+                  split: Split | None) -> list[dict[str, Any]]:
+    """The SEC("xdp") functions of the object: one, or the entry program and the ones it tail-calls."""
+    def node_views(nodes: list[Any]) -> list[dict[str, Any]]:
+        return [{"label": n.label, "comment": n.comment, "lines": n.lines} for n in nodes]
+
+    if split is None:
+        return [{"fn": f"c3po_{prog.name}", "index": 0, "nodes": node_views(parser), "resumes": [], "exits": [],
+                 "runs_control": True, "errors": errors}]
+    action = {e["kind"]: e["action"] for e in errors}
+    return [{"fn": p.fn, "index": p.index, "nodes": node_views(p.nodes), "resumes": p.resumes, "exits": p.exits,
+             "runs_control": p.runs_control, "errors": [{"kind": k, "action": action[k]} for k in p.errors],
+             "first": p.nodes[0].label, "last": p.nodes[-1].label, "stack": p.stack}
+            for p in split.programs]
