@@ -36,7 +36,7 @@ struct c3po_meta {
 /* Per-CPU record of what packets did that BPF_PROG_TEST_RUN does not report: the egress port of a forward, and
  * which counter/register elements were touched (so a driver reads only those). The program only appends; a
  * reader clears it (in production nobody does: the log fills up and is then skipped at the cost of a compare). */
-#define C3PO_TOUCH_MAX 32 /* a power of two */
+#define C3PO_TOUCH_MAX 32
 struct c3po_state {
 	__u32 egress_port;
 	__u32 touch_n;
@@ -382,8 +382,10 @@ static __always_inline void c3po_touch(struct c3po_state *st, __u32 object, __u3
 	if (!st)
 		return;
 	__u32 n = st->touch_n;
-	st->touch[n & (C3PO_TOUCH_MAX - 1)] = ((__u64)object << 32) | index; /* no branch: past the end it wraps */
-	st->touch_n = n + 1;
+	if (n < C3PO_TOUCH_MAX) {
+		st->touch[n] = ((__u64)object << 32) | index;
+		st->touch_n = n + 1;
+	}
 }
 
 /* Count one packet of `bytes` bytes in element `index` of a per-CPU counter array. The array lookup itself
