@@ -193,9 +193,10 @@ def test_linear_entry_encodes_ternary_range_and_exact(tmp_path: Path) -> None:
     value = L.encode_value(lay, "set_class", (9,), 4)
     raw = linear_entry(lay, (KeyElem("mask", 0x0A000001, 0xFF000000), KeyElem("range", 10, 20),
                              KeyElem("value", 7)), value)
-    words = [int.from_bytes(raw[8 * i:8 * i + 8], "little") for i in range(6)]
+    assert lay.word_bytes == 4  # every key fits 32 bits: u32 words
+    words = [int.from_bytes(raw[4 * i:4 * i + 4], "little") for i in range(6)]
     assert words == [0x0A000000, 10, 7, 0xFF000000, 20, 0xFFF]
-    assert raw[48:] == value
+    assert raw[24:] == value and len(raw) == lay.entry_size == 24 + lay.value_size
     assert value[:4] == lay.action_ids["set_class"].to_bytes(4, "little") and value[8] == 9
 
 

@@ -9,8 +9,9 @@ the BPF stack is strictly aligned and packed structs would turn every key store 
 - other exact-only tables: BPF_MAP_TYPE_HASH; key = each key in spec order, big-endian, in 1/2/4/8/16 bytes.
 - one lpm key plus exact keys: BPF_MAP_TYPE_LPM_TRIE; key = u32 prefix length, then the exact keys, then the
   lpm key (reordered so the longest-prefix match runs over the exact keys' full width first).
-- any ternary/range key: a priority-ordered BPF_MAP_TYPE_ARRAY searched linearly; per key one or two u64
-  words (value, mask) or (lo, hi), host order.
+- any ternary/range key: a priority-ordered BPF_MAP_TYPE_ARRAY searched linearly; per key one or two words
+  (value, mask) or (lo, hi), host order: u32 words when every key fits 32 bits (an IPv4 5-tuple rule then takes
+  40 bytes instead of 64: more rules per cache line), u64 otherwise.
 Values: u32 action id, u32 entry (install) index, then one u64 slot per action parameter (two for wide ones).
 """
 
@@ -59,10 +60,12 @@ class TableLayout:
     def value_size(self) -> int:
         return 8 + 8 * self.slots
 
+    word_bytes: int = 8  # linear tables: 4 when every key fits 32 bits
+
     @property
     def entry_size(self) -> int:
         """Linear tables: bytes of one array element (value words, mask words, then the value)."""
-        return 16 * self.key_size + self.value_size
+        return align(2 * self.word_bytes * self.key_size, 8) + self.value_size
 
 
 def action_ids(prog: ir.Program) -> dict[str, int]:
@@ -121,8 +124,9 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
             slot += 1 if p.width <= 64 else 2
         arg_slots[name] = params
         slots = max(slots, slot)
+    word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
     return TableLayout(t.name, kind, keys, key_size, max(slots, 1),
-                       {a: ids[a] for a in arg_slots}, arg_slots)
+                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes)
 
 
 def lpm_prefix_bits(layout: TableLayout, prefix_len: int) -> int:

@@ -66,7 +66,8 @@ def linear_entry(lay: L.TableLayout, match: list[ir.KeyElem] | tuple[ir.KeyElem,
             if kf.kind == "range":
                 a[kf.offset], b[kf.offset] = 0, full
             # ternary/lpm any: value 0, mask 0
-    return b"".join(x.to_bytes(8, "little") for x in a + b) + value
+    keys = b"".join(x.to_bytes(lay.word_bytes, "little") for x in a + b)
+    return keys.ljust(lay.entry_size - len(value), b"\0") + value
 
 
 def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +85,7 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
                 for k in lay.keys]
         tables.append({
             "name": name, "kind": lay.kind, "key_fields": keys, "key_size": lay.key_size, "value_size": lay.value_size,
+            "word_bytes": lay.word_bytes, "entry_size": lay.entry_size,
             "actions": [{"name": a, "id": i, "params": lay.arg_slots[a]} for a, i in lay.action_ids.items()],
             "commands": cmds, "const_linear": bool(t.entries) and lay.kind == "linear", "counters": t.counters,
             "size": t.size, "default": t.default.action,

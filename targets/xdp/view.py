@@ -67,6 +67,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "default_args": em.default_args(t, lay),
             "name": name, "where": where(prog, t.loc), "doc": table_doc(t, lay), "kind": lay.kind,
             "map_type": MAP_TYPES[lay.kind], "size": (1 << t.keys[0].width) if lay.kind == "direct" else t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
+            "word_type": "__u32" if lay.word_bytes == 4 else "__u64",
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
             "default": t.default.action, "counter_size": t.size,
         })
