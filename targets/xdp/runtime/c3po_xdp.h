@@ -332,27 +332,46 @@ static const __u32 c3po_crc32_tab[256] = { /* CRC-32 (zlib): reflected polynomia
 	0xb3667a2e, 0xc4614ab8, 0x5d681b02, 0x2a6f2b94, 0xb40bbe37, 0xc30c8ea1, 0x5a05df1b, 0x2d02ef8d,
 };
 
-/* CRC over n bytes at p, where n is a constant at every call site: clang unrolls the loop, and p may be a header
- * in the packet (already bounds-checked by the parser), in scratch memory, or a hash buffer. */
+/* CRC over n bytes at p, where n is a constant at every call site, so every branch below folds away. p may be a
+ * header in the packet (already bounds-checked by the parser), in scratch memory, or a hash buffer. The bytes are
+ * loaded 8, 4, 2 at a time and taken apart with shifts (memory order: the low byte first on this little-endian
+ * target): loaded one by one, clang hoists all of them above the table lookups and spills them to the stack. */
+#define C3PO_CRC_STEP(crc, tab, b) ((crc) = ((crc) >> 8) ^ (tab)[((crc) ^ (b)) & 0xff])
+#define C3PO_CRC_BYTES(crc, tab, p, n)                                                         \
+	do {                                                                                   \
+		__u32 i_ = 0;                                                                  \
+		for (; i_ + 8 <= (n) && i_ < 64; i_ += 8) {                                    \
+			__u64 w_ = *(const __u64 *)((p) + i_);                                 \
+			for (int j_ = 0; j_ < 8; j_++, w_ >>= 8)                               \
+				C3PO_CRC_STEP(crc, tab, (__u32)w_);                            \
+		}                                                                              \
+		if (i_ + 4 <= (n)) {                                                           \
+			__u32 w_ = *(const __u32 *)((p) + i_);                                 \
+			for (int j_ = 0; j_ < 4; j_++, w_ >>= 8)                               \
+				C3PO_CRC_STEP(crc, tab, w_);                                   \
+			i_ += 4;                                                               \
+		}                                                                              \
+		if (i_ + 2 <= (n)) {                                                           \
+			__u32 w_ = *(const __u16 *)((p) + i_);                                 \
+			C3PO_CRC_STEP(crc, tab, w_);                                           \
+			C3PO_CRC_STEP(crc, tab, w_ >> 8);                                      \
+			i_ += 2;                                                               \
+		}                                                                              \
+		if (i_ < (n))                                                                  \
+			C3PO_CRC_STEP(crc, tab, (p)[i_]);                                      \
+	} while (0)
+
 static __always_inline __u64 c3po_crc16_bytes(const __u8 *p, __u32 n)
 {
 	__u32 crc = 0;
-	for (__u32 i = 0; i < 64; i++) {
-		if (i >= n)
-			break;
-		crc = (crc >> 8) ^ c3po_crc16_tab[(crc ^ p[i]) & 0xff];
-	}
+	C3PO_CRC_BYTES(crc, c3po_crc16_tab, p, n);
 	return crc & 0xffff;
 }
 
 static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 {
 	__u32 crc = 0xffffffff;
-	for (__u32 i = 0; i < 64; i++) {
-		if (i >= n)
-			break;
-		crc = (crc >> 8) ^ c3po_crc32_tab[(crc ^ p[i]) & 0xff];
-	}
+	C3PO_CRC_BYTES(crc, c3po_crc32_tab, p, n);
 	return ~crc & 0xffffffff;
 }
 
