@@ -83,6 +83,7 @@ class Scope:
     local_type: ir.HeaderType | None = None  # varlen lengths: the header whose fields are named bare
     valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
     valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
+    invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
 
 
 class Translator:
@@ -119,6 +120,8 @@ class Translator:
         ptr = self.scope.header_ptr(e.instance, e.index)
         if e.instance == "" or ptr in self.scope.valid:
             return field_access(f.offset, f.width).get(ptr)
+        if ptr in self.scope.invalid:
+            return const(0, e.width)
         zero = const(0, e.width)
         return f"({ptr} ? {field_access(f.offset, f.width).get(ptr)} : {zero})"
 
@@ -142,6 +145,8 @@ class Translator:
         ptr = self.scope.header_ptr(e.instance, e.index)
         if ptr in self.scope.valid:
             return "1"
+        if ptr in self.scope.invalid:
+            return "0"
         bit = self.scope.valid_bits.get(ptr)
         if bit is not None:  # a constant on each path to the verifier, unlike a packet pointer's NULL-ness
             return f"((c3po_valid & (1ULL << {bit})) != 0)"

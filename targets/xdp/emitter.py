@@ -223,10 +223,14 @@ class Emitter:
         """`exact`: the expression is evaluated in `fam` itself; otherwise anywhere in a statement that may run
         set_invalid first (so headers some set_invalid may clear are not assumed valid)."""
         valid = self.control_valid
+        invalid: frozenset[str] = frozenset()
         if fam is not None:
             valid = P.must_valid(fam) if exact else valid | (P.must_valid(fam) - self.invalidated)
+            if exact and fam:  # NULL in every world the verifier explores: a constant, not a test
+                invalid = frozenset(p for _, p in self.deparse_elements()) - frozenset().union(
+                    *(w.valid for w in fam))
         return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
-                                valid=valid, valid_bits=self.valid_bits))
+                                valid=valid, valid_bits=self.valid_bits, invalid=invalid))
 
     # ---- parser
     def parser_nodes(self) -> list[ParseNode]:
@@ -646,7 +650,9 @@ class Emitter:
                 f = prog.instances[t.instance].type.field(t.field_name)
                 if f is None or prog.instances[t.instance].tlv_parent:
                     raise Unsupported(f"writing '{t.instance}.{t.field_name}' is not supported")
-                if ptr in tr.scope.valid:
+                if ptr in tr.scope.invalid:
+                    out.add(f"/* {where(prog, s.loc)}: '{t.instance}' is invalid on this path: no effect */")
+                elif ptr in tr.scope.valid:
                     out.add(f"{field_access(f.offset, f.width).set(ptr, v)}; /* {where(prog, s.loc)} */")
                 else:
                     out.add(f"if ({ptr}) /* {where(prog, s.loc)} */")
