@@ -107,7 +107,17 @@ class Emitter:
             "forward" in t.actions or t.default.action == "forward" for t in prog.tables.values())
         self.uses_state = self.uses_forward or bool(self.objects)
         # Validity bits for control conditions: see cexpr.Translator.x_Valid and paths.outcomes.
-        self.valid_bits = {p: i for i, (_, p) in enumerate(self.deparse_elements()[:64])}
+        # Only headers the control tests get a bit: a bit the verifier carries for nothing keeps it from merging
+        # parse paths that meet again (their words differ).
+        tested = {x.instance for b in [prog.control, *(a.body for a in prog.actions.values())]
+                  for st in ir.walk_stmts(b) for e in ir.stmt_exprs(st) for x in ir.walk_expr(e)
+                  if isinstance(x, ir.Valid)}
+        tested |= {x.instance for t in prog.tables.values() for k in t.keys for x in ir.walk_expr(k.expr)
+                   if isinstance(x, ir.Valid)}
+        self.valid_bits = {p: i for i, p in enumerate(p for inst, p in self.deparse_elements()
+                                                      if inst.name in tested)}
+        if len(self.valid_bits) > 64:
+            self.valid_bits = {}
         self.exact = frozenset(self.valid_bits)
         self.edges: dict[str, set[str]] = {}
         self.extracted: dict[str, str] = {}
