@@ -841,9 +841,15 @@ class Emitter:
         if t.counters:
             out.add(f"c3po_count(&tc_{t.name}, ent, c3po_pkt_len, st, {self.objects[('table', t.name)]});")
         out.open("switch (act) {")
+        # Split: every case ends its path, and act is always one of the table's action ids, so one of them is the
+        # `default` (nop when the table has it only as a possible default): no path for an impossible act.
+        last = "nop" if "nop" in lay.action_ids else list(lay.action_ids)[-1]
         for name in lay.action_ids:
             a = prog.actions[name]
-            out.open(f"case {lay.action_ids[name]}: {{ /* {name} */")
+            if cont is not None and name == last:
+                out.open(f"default: {{ /* {name} ({lay.action_ids[name]}) */")
+            else:
+                out.open(f"case {lay.action_ids[name]}: {{ /* {name} */")
             params = {}
             for pname, width, slot in lay.arg_slots[name]:
                 val = (f"C3PO_U128(arg{slot}, arg{slot + 1})" if width > 64
@@ -864,7 +870,6 @@ class Emitter:
             out.close()
         out.close()
         if cont is not None:
-            out.add("return XDP_ABORTED; /* not reached: act is always one of the table's actions */")
             out.close()
             return
         if s.hit or s.miss:
