@@ -42,17 +42,6 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     return f"{keys}; {how}; size {t.size}"
 
 
-def uses_std(prog: ir.Program, name: str) -> bool:
-    """Whether any expression reads std.<name> (so the program computes it only when needed)."""
-    exprs: list[ir.Expr] = [k.expr for t in prog.tables.values() for k in t.keys]
-    for st in prog.parser.states.values():
-        exprs += st.select
-    for body in [prog.control, *(a.body for a in prog.actions.values())]:
-        for s in ir.walk_stmts(body):
-            exprs += ir.stmt_exprs(s)
-    return any(isinstance(x, ir.StdRef) and x.name == name for e in exprs for x in ir.walk_expr(e))
-
-
 def build_view(prog: ir.Program) -> dict[str, Any]:
     em = Emitter(prog)
     parser = em.parser_nodes()
@@ -89,7 +78,6 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     split = plan(em, parser, control)
     return {
         "name": prog.name,
-        "uses_ingress_port": uses_std(prog, "ingress_port"),
         "relayout": em.relayout,
         "valid_bits": bool(em.valid_bits),
         "uses_state": em.uses_state,
