@@ -1,7 +1,9 @@
 """Plain libpcap files (the format tcpdump and Wireshark read), written with `struct`: no scapy needed.
 
 pcap carries frames, not ingress ports or expectations: reading gives one vector per frame on one port, with
-the expected results left to the oracle; writing stores frames in order with deterministic timestamps.
+the expected results left to the oracle; writing stores frames in order with deterministic timestamps. Vectors
+with expected results also get `<name>.expected.pcap`: each frame that leaves the program (anything not dropped),
+stamped with the timestamp of the input frame that produced it, so the two files line up in Wireshark.
 """
 
 from __future__ import annotations
@@ -24,13 +26,41 @@ class PcapError(ValueError):
     """A file that is not a readable pcap; the message names the file and the record."""
 
 
-def write_pcap(path: str | Path, frames: list[tuple[int, bytes]], snaplen: int = 65535) -> None:
-    """Frames as (ingress port, bytes); the port is not representable in pcap and is dropped. Timestamps are
-    the frame's index in seconds, so the file is the same bytes on every run."""
+def write_pcap(path: str | Path, frames: list[tuple[int, bytes]], snaplen: int = 65535,
+               stamps: list[int] | None = None) -> None:
+    """Frames as (port, bytes); the port is not representable in pcap and is dropped. Timestamps are `stamps`
+    (seconds), by default the frame's index, so the file is the same bytes on every run."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)]
     for i, (_port, data) in enumerate(frames):
-        out.append(struct.pack("<IIII", i, 0, len(data), len(data)) + data)
+        out.append(struct.pack("<IIII", i if stamps is None else stamps[i], 0, len(data), len(data)) + data)
     Path(path).write_bytes(b"".join(out))
+
+
+def expected_path(path: str | Path) -> Path:
+    """Where the expected output frames of `path` go: `x.pcap` -> `x.expected.pcap`."""
+    p = Path(path)
+    return p.with_name(p.stem + ".expected.pcap")
+
+
+def write_vectors_pcap(path: str | Path, vectors: list[Vector]) -> Path | None:
+    """The input frames to `path` and, when the vectors carry expected results, the frames that leave the program
+    to `expected_path(path)` (returned); an output frame has the timestamp of the input frame it came from."""
+    inputs = [(pk.port, pk.data) for v in vectors for pk in v.packets]
+    write_pcap(path, inputs)
+    if not any(v.expected for v in vectors):
+        return None
+    outputs: list[tuple[int, bytes]] = []
+    stamps: list[int] = []
+    n = 0
+    for v in vectors:
+        for i, _pk in enumerate(v.packets):
+            if i < len(v.expected) and v.expected[i].verdict != "drop":
+                outputs.append((v.expected[i].port or 0, v.expected[i].data))
+                stamps.append(n)
+            n += 1
+    out = expected_path(path)
+    write_pcap(out, outputs, stamps=stamps)
+    return out
 
 
 def read_pcap(path: str | Path) -> list[bytes]:

@@ -138,9 +138,9 @@ def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec
     if suffix in (".yaml", ".yml"):
         p.write_text(dumps_yaml(vectors, prog, spec), encoding="utf-8")
     elif suffix == ".pcap":
-        from .pcap import write_pcap
+        from .pcap import write_vectors_pcap
 
-        write_pcap(p, [(pk.port, pk.data) for v in vectors for pk in v.packets])
+        write_vectors_pcap(p, vectors)
     elif suffix == ".stf":
         from .stf import dumps_stf
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from c3po_compiler.expr import KeyElem
 from conformance.generate import generate
 from conformance.model import ControlState, EntryState, Expected, PacketIn, Vector
 from conformance.packets import build_layers, ones_complement_sum
-from conformance.pcap import PcapError, read_pcap, vectors_from_pcap, write_pcap
+from conformance.pcap import PcapError, expected_path, read_pcap, vectors_from_pcap, write_pcap
 from conformance.stf import dumps_stf, loads_stf
 from conformance.vector_io import VectorFileError, dumps_jsonl, dumps_yaml, load_vectors, save_vectors
 from conformance.vectors import VectorFormatError, vector_from_data
@@ -226,6 +227,28 @@ def test_pcap_round_trip_and_errors(tmp_path: Path) -> None:
     (tmp_path / "n.pcap").write_bytes(b"\x0a\x0d\x0d\x0a" + bytes(40))
     with pytest.raises(VectorFileError, match="not a pcap file"):
         load_vectors(tmp_path / "n.pcap", router())
+
+
+def test_pcap_export_writes_expected_output_frames(tmp_path: Path) -> None:
+    """Saving generated vectors as pcap also writes the frames the program sends on, stamped like their inputs."""
+    prog = router()
+    vectors = list(router_vectors())
+    path = tmp_path / "router.pcap"
+    save_vectors(path, vectors, prog)
+    inputs = read_pcap(path)
+    assert inputs == [pk.data for v in vectors for pk in v.packets]
+    out = expected_path(path)
+    assert out.name == "router.expected.pcap"
+    sent = [(n, e.data) for n, e in enumerate(e for v in vectors for e in v.expected) if e.verdict != "drop"]
+    assert sent and len(sent) < len(inputs)  # the router drops some packets
+    assert read_pcap(out) == [data for _, data in sent]
+    blob = out.read_bytes()
+    stamps, off = [], 24
+    while off < len(blob):
+        ts, _, caplen, _ = struct.unpack_from("<IIII", blob, off)
+        stamps.append(ts)
+        off += 16 + caplen
+    assert stamps == [n for n, _ in sent]
 
 
 def test_stf_round_trip() -> None:
