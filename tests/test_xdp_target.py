@@ -214,3 +214,20 @@ def test_build_compiles_an_object(example: Path, tmp_path: Path) -> None:
     prog = load_program(example).program
     result = XdpTarget().build(prog, tmp_path)
     assert result.files["object"].stat().st_size > 0
+
+
+def test_ipv4_checksum_is_incremental_only_when_the_parser_verified_it(tmp_path: Path) -> None:
+    """RFC 1624 gives the recomputed checksum only if the old one was right: the router verifies IPv4 in its
+    parser, so its TTL decrement updates one word; without `verify` the header is summed in full."""
+    router = (ROOT / "spec" / "examples" / "router.yaml").read_text(encoding="utf-8")
+    c = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
+    assert "oc_ipv4[0] = *(__u16 *)(h_ipv4 + 8);" in c  # the TTL/protocol word, as parsed
+    assert "c3po_csum_step(s, bpf_ntohs(oc_ipv4[0]), c3po_ld(h_ipv4 + 8, 2));" in c
+    assert "c3po_csum_fixed(h_ipv4, 20)" not in c.split("parsed:;")[1]
+    assert "      verify: [ipv4]\n" in router
+    unverified = tmp_path / "router.yaml"
+    unverified.write_text(router.replace("      verify: [ipv4]\n", "").replace("../protocols/",
+                          os.path.relpath(ROOT / "spec" / "protocols", tmp_path) + "/"), encoding="utf-8")
+    c = XdpTarget().render(load_program(unverified).program)["router.bpf.c"]
+    assert "oc_ipv4" not in c
+    assert "c3po_csum_fixed(h_ipv4, 20)" in c.split("parsed:;")[1]

@@ -106,6 +106,7 @@ class Emitter:
                                 for b in bodies for s in ir.walk_stmts(b)) or any(
             "forward" in t.actions or t.default.action == "forward" for t in prog.tables.values())
         self.uses_state = self.uses_forward or bool(self.objects)
+        self.csum_words = self._incremental_csum_words()
         # Validity bits for control conditions: see cexpr.Translator.x_Valid and paths.outcomes.
         # Only headers the control tests get a bit: a bit the verifier carries for nothing keeps it from merging
         # parse paths that meet again (their words differ).
@@ -157,6 +158,65 @@ class Emitter:
                     changed = True
         self.must = must
         self.control_valid = (must["parsed"] if preds.get("parsed") else frozenset()) - self.invalidated
+
+    def _incremental_csum_words(self) -> dict[str, list[int]]:
+        """Header checksums (RFC 1071 kind) that can be updated incrementally, and the 16-bit words the program may
+        write. Incrementally (RFC 1624) gives the recomputed value only when the checksum was right to start with:
+        so only headers the parser verifies in every state that extracts them, and only when they came from the
+        frame (a header set_valid made is summed in full)."""
+        prog = self.prog
+        out: dict[str, list[int]] = {}
+        for name, inst in sorted(prog.instances.items()):
+            ck = inst.type.checksum
+            if ck is None or ck.kind == "l4" or inst.is_stack or inst.tlv_parent or inst.type.groups:
+                continue
+            states = [st for st in prog.parser.states.values() if st.extract == name]
+            if not states or any(name not in st.verify for st in states):
+                continue
+            cf = inst.type.field(ck.field)
+            if cf is None or cf.offset % 16 or cf.width != 16:
+                continue
+            words: set[int] = set()
+            for body in [prog.control, *(a.body for a in prog.actions.values())]:
+                for st in ir.walk_stmts(body):
+                    if isinstance(st, ir.Assign) and isinstance(st.target, ir.FieldRef) and st.target.instance == name:
+                        f = inst.type.field(st.target.field_name)
+                        if f is None:
+                            continue
+                        words |= set(range(f.offset // 16, (f.offset + f.width - 1) // 16 + 1))
+            words.discard(cf.offset // 16)
+            out[name] = sorted(w for w in words if 2 * w + 2 <= inst.type.fixed_bytes)
+        return out
+
+    def csum_snapshot(self) -> list[str]:
+        """At the start of the control: the words of each incrementally updated header checksum's header that the
+        program may write, as parsed (RFC 1624 needs the old values)."""
+        out = Lines(depth=1)
+        for _, name in self.csum_flags:
+            words = self.csum_words.get(name)
+            if not words:
+                continue
+            inst = self.prog.instances[name]
+            ptr = elem_ptr(inst, None)
+            out.add(f"__u16 oc_{inst.ident}[{len(words)}] = {{}}; /* {name}: the words the program may write, as "
+                    "parsed */")
+            out.open(f"if ({ptr}) {{")
+            for k, w in enumerate(words):
+                out.add(f"oc_{inst.ident}[{k}] = *(__u16 *)({ptr} + {2 * w});")
+            out.close()
+        return out.out
+
+    def csum_incremental(self, out: Lines, name: str, ptr: str) -> None:
+        inst = self.prog.instances[name]
+        ck = inst.type.checksum
+        assert ck is not None
+        f = inst.type.field(ck.field)
+        assert f is not None
+        words = self.csum_words[name]
+        out.add(f"__u32 s = ~c3po_ld({ptr} + {f.offset // 8}, 2) & 0xffff;")
+        for k, w in enumerate(words):
+            out.add(f"s = c3po_csum_step(s, bpf_ntohs(oc_{inst.ident}[{k}]), c3po_ld({ptr} + {2 * w}, 2));")
+        out.add(f"c3po_st({ptr} + {f.offset // 8}, 2, ~s & 0xffff);")
 
     def _collect_validity_changes(self) -> None:
         bodies = [self.prog.control, *(a.body for a in self.prog.user_actions.values())]
@@ -981,6 +1041,13 @@ class Emitter:
                 out.open(f"{'' if ptr in safe else f'if ({ptr}) '}{{ /* update_checksum({name}): RFC 1071 over "
                          "the whole header */")
             else:
+                continue
+            # From the frame for sure (this world, or never made by set_valid): RFC 1624 over the words written.
+            from_frame = ptr not in self.set_valid_slots if w is None else ptr in w.pkt
+            if name in self.csum_words and from_frame:
+                out.add("/* verified by the parser, so updated incrementally (RFC 1624): same result, fewer loads */")
+                self.csum_incremental(out, name, ptr)
+                out.close()
                 continue
             out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = 0;")
             out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)~c3po_csum_fold({self.csum_sum(inst, ptr)}); "

@@ -46,7 +46,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     em = Emitter(prog)
     parser = em.parser_nodes()
     control = em.control()
-    control = em.l4_snapshot() + control
+    control = em.l4_snapshot() + em.csum_snapshot() + control
     tables = []
     default_offset = 0
     for name, lay in em.layouts.items():
