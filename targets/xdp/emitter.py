@@ -1,18 +1,15 @@
-"""The plain, sorted view of a program that the XDP templates render.
+"""The plain, sorted view of a program that the XDP templates render: the parser and the control, as C.
 
-All decisions happen here, in Python: how the parse graph is unrolled (one C label per parser state and
-header-stack fill level, so loops become a DAG the verifier walks without back-edges), how each table maps to
-a BPF map (see `layout.py`), and how statements become C. Templates only lay the pieces out.
+All decisions happen in Python: how the parse graph is unrolled (one C label per parser state and header-stack
+fill level, so loops become a DAG the verifier walks without back-edges; past 128 labels, tailcall.py splits it),
+how each table maps to a BPF map (layout.py), and how statements become C. Templates only lay the pieces out.
 
-The program edits the frame in place: headers are packet pointers (NULL while invalid) and writes go straight
-to the packet. When headers are added or removed, the deparser rebuilds the front of the frame with
-`bpf_xdp_adjust_head`: only moving the frame start for a pure decapsulation, copying just the new headers when
-they all come before the kept ones, and through a per-CPU scratch copy of every header otherwise.
+The program edits the frame in place: headers are packet pointers (NULL while invalid) and writes go straight to
+the packet. What the emitter knows about the headers along each path (paths.py) decides where the rest of the
+control is written once per branch; every path ends in the deparser (deparse.py).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 
@@ -20,6 +17,8 @@ from . import layout as L
 from . import paths as P
 from . import tailcall
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
+from .ctext import DONE, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
+from .deparse import Deparser
 from .tlv import TLV_BUF, option_instances, walkers
 
 PARSE_NODE_LIMIT = 8192
@@ -27,60 +26,6 @@ LINEAR_TABLE_LIMIT = 65536
 LINEAR_INLINE_MAX = 64
 
 XDP_FOR_VERDICT = {"drop": "XDP_DROP", "to_host": "XDP_PASS"}
-
-
-def where(prog: ir.Program, loc: ir.Loc) -> str:
-    """`file:line` of a spec node, relative paths as the user wrote them, for comments in the C."""
-    if loc is None or not getattr(loc, "file", None):
-        return prog.name
-    return f"{loc.file}:{loc.line}"
-
-
-@dataclass
-class Lines:
-    """C statements with indentation; the only place C text is assembled line by line."""
-
-    out: list[str] = field(default_factory=list)
-    depth: int = 1
-
-    def add(self, text: str) -> None:
-        self.out.append("\t" * self.depth + text)
-
-    def open(self, text: str) -> None:
-        self.add(text)
-        self.depth += 1
-
-    def close(self, text: str = "}") -> None:
-        self.depth -= 1
-        self.add(text)
-
-
-@dataclass
-class ParseNode:
-    label: str
-    comment: str
-    lines: list[str]
-
-
-@dataclass(eq=False)
-class HitMiss(ir.Stmt):
-    """The `hit:` / `miss:` statements of an apply, as a statement of their own when the rest of the control is
-    emitted per action (the run-time `hit` of that apply decides)."""
-
-    hit: list[ir.Stmt]
-    miss: list[ir.Stmt]
-
-
-class Done:
-    """Returned by `Emitter.block` when every path through the block ended in its own deparser."""
-
-
-DONE = Done()
-Frame = tuple[list[ir.Stmt], dict[str, str]]  # statements still to run after a block, and their action params
-
-
-def elem_ptr(inst: ir.Instance, index: int | None) -> str:
-    return f"h_{inst.ident}_{index}" if inst.is_stack else f"h_{inst.ident}"
 
 
 class Emitter:
@@ -98,6 +43,7 @@ class Emitter:
         self.set_valid_slots: dict[str, tuple[int, int]] = {}  # pointer -> (offset in c3po_scratch.hdr, bytes)
         self.invalidated: set[str] = set()  # pointers some set_invalid may clear
         self._collect_validity_changes()
+        self.dp = Deparser(self)
         self.walkers = walkers(prog)
         # Whether a packet can be forwarded, and whether anything writes the per-CPU state record (egress port,
         # touched counters/registers): a program that does neither never looks the record up.
@@ -106,7 +52,6 @@ class Emitter:
                                 for b in bodies for s in ir.walk_stmts(b)) or any(
             "forward" in t.actions or t.default.action == "forward" for t in prog.tables.values())
         self.uses_state = self.uses_forward or bool(self.objects)
-        self.csum_words = self._incremental_csum_words()
         # Validity bits for control conditions: see cexpr.Translator.x_Valid and paths.outcomes.
         # Only headers the control tests get a bit: a bit the verifier carries for nothing keeps it from merging
         # parse paths that meet again (their words differ).
@@ -159,64 +104,8 @@ class Emitter:
         self.must = must
         self.control_valid = (must["parsed"] if preds.get("parsed") else frozenset()) - self.invalidated
 
-    def _incremental_csum_words(self) -> dict[str, list[int]]:
-        """Header checksums (RFC 1071 kind) that can be updated incrementally, and the 16-bit words the program may
-        write. Incrementally (RFC 1624) gives the recomputed value only when the checksum was right to start with:
-        so only headers the parser verifies in every state that extracts them, and only when they came from the
-        frame (a header set_valid made is summed in full)."""
-        prog = self.prog
-        out: dict[str, list[int]] = {}
-        for name, inst in sorted(prog.instances.items()):
-            ck = inst.type.checksum
-            if ck is None or ck.kind == "l4" or inst.is_stack or inst.tlv_parent or inst.type.groups:
-                continue
-            states = [st for st in prog.parser.states.values() if st.extract == name]
-            if not states or any(name not in st.verify for st in states):
-                continue
-            cf = inst.type.field(ck.field)
-            if cf is None or cf.offset % 16 or cf.width != 16:
-                continue
-            words: set[int] = set()
-            for body in [prog.control, *(a.body for a in prog.actions.values())]:
-                for st in ir.walk_stmts(body):
-                    if isinstance(st, ir.Assign) and isinstance(st.target, ir.FieldRef) and st.target.instance == name:
-                        f = inst.type.field(st.target.field_name)
-                        if f is None:
-                            continue
-                        words |= set(range(f.offset // 16, (f.offset + f.width - 1) // 16 + 1))
-            words.discard(cf.offset // 16)
-            out[name] = sorted(w for w in words if 2 * w + 2 <= inst.type.fixed_bytes)
-        return out
 
-    def csum_snapshot(self) -> list[str]:
-        """At the start of the control: the words of each incrementally updated header checksum's header that the
-        program may write, as parsed (RFC 1624 needs the old values)."""
-        out = Lines(depth=1)
-        for _, name in self.csum_flags:
-            words = self.csum_words.get(name)
-            if not words:
-                continue
-            inst = self.prog.instances[name]
-            ptr = elem_ptr(inst, None)
-            out.add(f"__u16 oc_{inst.ident}[{len(words)}] = {{}}; /* {name}: the words the program may write, as "
-                    "parsed */")
-            out.open(f"if ({ptr}) {{")
-            for k, w in enumerate(words):
-                out.add(f"oc_{inst.ident}[{k}] = *(__u16 *)({ptr} + {2 * w});")
-            out.close()
-        return out.out
 
-    def csum_incremental(self, out: Lines, name: str, ptr: str) -> None:
-        inst = self.prog.instances[name]
-        ck = inst.type.checksum
-        assert ck is not None
-        f = inst.type.field(ck.field)
-        assert f is not None
-        words = self.csum_words[name]
-        out.add(f"__u32 s = ~c3po_ld({ptr} + {f.offset // 8}, 2) & 0xffff;")
-        for k, w in enumerate(words):
-            out.add(f"s = c3po_csum_step(s, bpf_ntohs(oc_{inst.ident}[{k}]), c3po_ld({ptr} + {2 * w}, 2));")
-        out.add(f"c3po_st({ptr} + {f.offset // 8}, 2, ~s & 0xffff);")
 
     def _collect_validity_changes(self) -> None:
         bodies = [self.prog.control, *(a.body for a in self.prog.user_actions.values())]
@@ -449,130 +338,8 @@ class Emitter:
             out += [(inst, p) for p in ptrs]
         return out
 
-    def out_max(self) -> int:
-        return sum(inst.type.max_bytes for inst, _ in self.deparse_elements())
 
-    def rebuild(self, depth: int = 1) -> list[str]:
-        """When headers were added or removed: copy the valid headers, in deparse order, to scratch memory, move
-        the frame start with bpf_xdp_adjust_head, and store them back in front of the payload."""
-        out = Lines(depth=depth)
-        out_max = self.out_max()
-        out.open("if (relayout) { /* headers were added or removed: rebuild the header stack in deparse order */")
-        elems = self.deparse_elements()
-        if all(not inst.type.groups and not inst.type.varlen for inst, _ in elems):
-            self.in_place(out, elems)
-            out.open("if (relayout) { /* otherwise: copy the header stack through scratch memory */")
-        out.add("__u64 oldlen = cur - data;")
-        out.add('asm volatile("" : "+r"(oldlen)); /* a number to clang too: no packet pointer arithmetic with newlen */')
-        out.add("C3PO_SCRATCH();")
-        out.add("sc->pos = 0;")
-        for inst, ptr in self.deparse_elements():
-            fixed = inst.type.fixed_bytes
-            most = inst.type.max_bytes
-            # The pointer is tested through an opaque copy: clang may otherwise test a parse condition it knows to
-            # be equivalent (a stack's next EtherType) and load through a register the verifier sees as NULL.
-            out.open(f"{{ /* {inst.name} */")
-            out.add(f"__u8 *src = {ptr};")
-            out.add('asm volatile("" : "+r"(src));')
-            out.open("if (src) {")
-            out.add("__u64 pos = sc->pos; /* read back from the map: one verifier state whatever the layout */")
-            out.add(f"if (pos > {out_max - most})")
-            out.add("\treturn XDP_ABORTED;")
-            out.add(f"c3po_copy(sc->out + pos, src, {fixed});")
-            if inst.type.groups:
-                out.add(f"pos += {fixed};")
-                fixed = 0
-                for g in inst.type.groups:
-                    gp = group_ptr(ptr, g.name)
-                    out.open(f"if ({gp}) {{ /* group {g.name} */")
-                    out.add(f"c3po_copy(sc->out + pos, {gp}, {g.bytes});")
-                    out.add(f"pos += {g.bytes};")
-                    out.close()
-                out.add(f"if (pos > {out_max - (inst.type.varlen.max_bytes if inst.type.varlen else 0)})")
-                out.add("\treturn XDP_ABORTED;")
-            if inst.type.varlen:
-                vl = f"vl_{ptr[2:]}"
-                out.add(f"__u64 n = {vl};")
-                out.open(f"if (n > 0 && n <= {inst.type.varlen.max_bytes}) {{ /* tail bytes verbatim */")
-                out.add(f"if (bpf_xdp_load_bytes(ctx, {ptr} + {fixed} - data, sc->out + pos + {fixed}, n))")
-                out.add("\treturn XDP_ABORTED;")
-                out.close()
-                out.add(f"sc->pos = pos + {fixed} + ({vl} <= {inst.type.varlen.max_bytes} ? {vl} : 0);")
-            else:
-                out.add(f"sc->pos = pos + {fixed};")
-            out.close()
-            out.close()
-        out.add("__u64 newlen = sc->pos;")
-        out.add("if (bpf_xdp_adjust_head(ctx, (int)oldlen - (int)newlen))")
-        out.add("\treturn XDP_ABORTED;")
-        out.add(f"if (newlen > 0 && newlen <= {out_max} && bpf_xdp_store_bytes(ctx, 0, sc->out, newlen))")
-        out.add("\treturn XDP_ABORTED;")
-        out.close()
-        return out.out
 
-    def in_place(self, out: Lines, elems: list[tuple[ir.Instance, str]]) -> None:
-        """The fast paths of the rebuild, taken when a runtime check proves them equivalent to it: the headers
-        that came from the frame and are still valid sit back to back, where the parser found them, up to the
-        cursor, and every header set_valid made comes before all of them in deparse order. Then the deparsed
-        frame is the new headers followed by the frame from the first kept header on: moving the frame start
-        by the difference and writing the new headers over the front gives exactly the rebuild's bytes
-        (decapsulation adds nothing, encapsulation keeps everything), with no copy of the kept headers and no
-        helper call to store them."""
-        slots = self.set_valid_slots
-        out.add("__u64 keep = cur - data; /* offset of the kept headers if they are still in place */")
-        out.add("__u64 moved = 0; /* offsets as scalars, so the check adds no verifier state */")
-        out.add("__u64 added = 0; /* bytes of the headers set_valid made */")
-        for inst, ptr in reversed(elems):
-            n = inst.type.fixed_bytes
-            bit = self.fresh_bit(ptr)
-            out.open(f"if ({ptr}) {{ /* {inst.name} */")
-            if bit is not None:
-                out.open(f"if (fresh & {bit}) {{ /* made by set_valid */")
-                out.add(f"added += {n};")
-                out.close("} else {")
-                out.depth += 1
-            elif ptr in slots:
-                out.add("moved = 1; /* may be in scratch memory: rebuild */")
-            if bit is not None or ptr not in slots:
-                out.add("moved |= added; /* a header from the frame after a new one: rebuild */")
-                out.add(f"keep -= {n};")
-                out.add(f"__u8 *at = {ptr};")
-                out.add("asm volatile(\"\" : \"+r\"(at)); /* keep the pointer subtraction under the NULL check */")
-                out.add("moved |= (__u64)(at - data) ^ keep;")
-            if bit is not None:
-                out.close()
-            out.close()
-        out.open("if (!moved) { /* (nothing to move when set_invalid only hit invalid headers) */")
-        out.add("if (keep != added && bpf_xdp_adjust_head(ctx, (int)keep - (int)added))")
-        out.add("\treturn XDP_ABORTED;")
-        if self.track_fresh:
-            out.open("if (added) { /* write the new headers over the front of the frame, in deparse order */")
-            out.add("data = (__u8 *)(long)ctx->data;")
-            out.add("end = (__u8 *)(long)ctx->data_end;")
-            out.add("__u64 pos = 0;")
-            total = 0
-            for inst, ptr in elems:
-                bit = self.fresh_bit(ptr)
-                if bit is None:
-                    continue
-                n = inst.type.fixed_bytes
-                off = slots[ptr][0]
-                out.open(f"if ({ptr} && (fresh & {bit})) {{ /* {inst.name} */")
-                if total:
-                    out.add(f"if (pos > {total})")
-                    out.add("\treturn XDP_ABORTED;")
-                out.add("__u8 *dst = data + pos;")
-                out.add(f"if (dst + {n} > end)")
-                out.add("\treturn XDP_ABORTED;")
-                out.add("C3PO_SCRATCH();")
-                out.add(f"c3po_copy(dst, sc->hdr + {off}, {n});")
-                out.add(f"pos += {n};")
-                out.close()
-                total += n
-            out.close()
-        out.add("relayout = 0;")
-        out.close()
-        out.close()
 
     def check_l4(self, inst: ir.Instance, pseudo: str | None) -> None:
         ht = inst.type
@@ -584,73 +351,7 @@ class Emitter:
                 if f is None or f.offset % 16 or f.width % 16:
                     raise Unsupported(f"pseudo-header field '{pseudo}.{fname}' is not made of 16-bit words")
 
-    def l4_snapshot(self) -> list[str]:
-        """At the start of the control: the L4 words and pseudo-header addresses as parsed (RFC 1624 needs them)."""
-        out = Lines(depth=1)
-        done: set[str] = set()
-        for _, name, pseudo in self.l4_requests:
-            for inst_name, fields in ((name, None), (pseudo, ("src", "dst"))):
-                if inst_name is None or f"{inst_name}:{fields}" in done:
-                    continue
-                done.add(f"{inst_name}:{fields}")
-                inst = self.prog.instances[inst_name]
-                ptr = elem_ptr(inst, None)
-                arr = f"o_{inst.ident}" if fields is None else f"o_{inst.ident}_addrs"
-                spans = ([(0, inst.type.fixed_bytes)] if fields is None else
-                         [(f.offset // 8, f.width // 8) for f in (inst.type.field(n) for n in fields) if f])
-                total = sum(n for _, n in spans)
-                out.add(f"__u16 {arr}[{total // 2}] = {{}}; /* {inst_name} "
-                        f"{'fixed part' if fields is None else 'src, dst'} as parsed */")
-                out.open(f"if ({ptr}) {{")
-                k = 0
-                for off, n in spans:
-                    out.add(f"__builtin_memcpy(&{arr}[{k}], {ptr} + {off}, {n});")
-                    k += n // 2
-                out.close()
-        return out.out
 
-    def l4_updates(self, depth: int = 1, only: frozenset[str] | None = None) -> list[str]:
-        out = Lines(depth=depth)
-        for flag, name, pseudo in self.l4_requests:
-            if only is not None and flag not in only:
-                continue
-            inst = self.prog.instances[name]
-            ck = inst.type.checksum
-            assert ck is not None
-            f = inst.type.field(ck.field)
-            assert f is not None
-            acc = field_access(f.offset, f.width)
-            ptr = elem_ptr(inst, None)
-            out.open(f"if ({flag} && {ptr}) {{ /* update_checksum({name}{', ' + pseudo if pseudo else ''}): "
-                     "RFC 1624 over the changed words */")
-            out.add(f"__u32 hc = {acc.get(ptr)};")
-            out.open("if (hc != 0) {" if ck.zero_means_none else "{")
-            out.add("__u32 s = ~hc & 0xffff;")
-            word = f.offset // 16
-            for i in range(inst.type.fixed_bytes // 2):
-                if i != word:
-                    out.add(f"s = c3po_csum_step(s, bpf_ntohs(o_{inst.ident}[{i}]), c3po_ld({ptr} + {2 * i}, 2));")
-            if pseudo is not None:
-                pinst = self.prog.instances[pseudo]
-                pptr = elem_ptr(pinst, None)
-                out.open(f"if ({pptr}) {{")
-                k = 0
-                for fname in ("src", "dst"):
-                    pf = pinst.type.field(fname)
-                    assert pf is not None
-                    for j in range(pf.width // 16):
-                        out.add(f"s = c3po_csum_step(s, bpf_ntohs(o_{pinst.ident}_addrs[{k}]), "
-                                f"c3po_ld({pptr} + {pf.offset // 8 + 2 * j}, 2));")
-                        k += 1
-                out.close()
-            out.add("__u32 r = ~s & 0xffff;")
-            if ck.zero_means_none:
-                out.add("if (r == 0)")
-                out.add("\tr = 0xffff;")
-            out.add(acc.set(ptr, "r") + ";")
-            out.close()
-            out.close()
-        return out.out
 
     def tlv_walk(self, out: Lines, inst: ir.Instance, ptr: str) -> None:
         """Walk the TLV area at `cur` (see tlv.py); sets the option pointers or goes to perr_bad_length."""
@@ -950,151 +651,10 @@ class Emitter:
         out.close()
 
     # ---- the end of a path: deparser and verdict
-    def tail(self, out: Lines, fam: P.Family) -> None:
-        """The deparser and verdict at the end of one path through the control: straight-line code for the one
-        world this path is in when that is known, the run-time deparser otherwise."""
-        real = P.feasible(fam)
-        if real and all(x.verdict == "drop" for x in real):  # (statements before it may have been skipped)
-            out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
-            return
-        if self.placed:  # the frame already has its final layout (insert_now)
-            if real is None or any(x.new - set(self.placed) or x.pkt != x.parsed for x in real):
-                raise Unsupported("internal error: a path changed its layout after its headers were inserted")
-            out.add("/* deparse: the new headers were built in place */")
-            one = next(iter(real)) if len(real) == 1 else None
-            self.csum_updates(out, one, P.must_valid(fam))
-            verdicts = {x.verdict for x in real}
-            self.verdict_return(out, verdicts.pop() if len(verdicts) == 1 else None)
-            return
-        w = next(iter(real)) if real is not None and len(real) == 1 else None
-        if w is None and real and len({(x.verdict, x.csum) for x in real}) == 1 and all(
-                not x.new and x.pkt == x.parsed for x in real):
-            # several worlds, none adds or removes headers and all agree on the verdict: only the checksums
-            # (each under its own NULL test) and the verdict are left
-            w = next(iter(real))
-            if w.verdict == "drop":
-                out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
-                return
-            self.csum_updates(out, w, P.must_valid(fam), guard_all=True)
-            self.verdict_return(out, w.verdict)
-            return
-        if w is None:
-            self.generic_tail(out)
-            return
-        if w.verdict == "drop":
-            out.add("return XDP_DROP; /* nothing to deparse for a dropped frame */")
-            return
-        shown = ", ".join(f"{'+' if p in w.new else ''}{p[2:]}" for _, p in self.deparse_elements() if p in w.valid)
-        gone = [p for _, p in self.deparse_elements() if p in w.parsed - w.pkt]
-        out.add(f"/* deparse [{shown}]" + (f", removed [{', '.join(p[2:] for p in gone)}]" if gone else "")
-                + (" (+: made by set_valid)" if w.new else "") + " */")
-        self.csum_updates(out, w, P.must_valid(fam))
-        self.static_relayout(out, w, P.must_valid(fam))
-        self.verdict_return(out, w.verdict)
 
-    def generic_tail(self, out: Lines) -> None:
-        deparse = Lines(depth=out.depth)
-        self.csum_updates(deparse, None)
-        if self.relayout:
-            deparse.out += self.rebuild(depth=out.depth)
-        if deparse.out:
-            out.add("if (verdict == C3PO_V_DROP) /* nothing to deparse for a dropped frame */")
-            out.add("\treturn XDP_DROP;")
-            out.add("/* deparse: headers were edited in place; apply checksum updates"
-                    + (", then rebuild the header stack if headers were added or removed */" if self.relayout
-                       else " */"))
-            out.out += deparse.out
-        self.verdict_return(out, None)
 
-    def verdict_return(self, out: Lines, verdict: str | None) -> None:
-        if verdict is None:
-            out.open("switch (verdict) {")
-            out.add("case C3PO_V_DROP:")
-            out.add("\treturn XDP_DROP;")
-            out.add("case C3PO_V_REFLECT:")
-            out.add("\treturn XDP_TX;")
-            if self.uses_forward:
-                out.add("case C3PO_V_FORWARD:")
-                out.add("\treturn c3po_forward(st, egress);")
-            out.add("default:")
-            out.add("\treturn XDP_PASS;")
-            out.close()
-        elif verdict == "forward":
-            out.add("return c3po_forward(st, egress);")
-        else:
-            out.add({"drop": "return XDP_DROP;", "reflect": "return XDP_TX;", "to_host": "return XDP_PASS;"}[verdict])
 
-    def csum_updates(self, out: Lines, w: P.World | None, safe: frozenset[str] = frozenset(),
-                     guard_all: bool = False) -> None:
-        """RFC 1071 recomputation of the header checksums update_checksum asked for (`w`: in that world only)."""
-        for flag, name in self.csum_flags:
-            inst = self.prog.instances[name]
-            ck = inst.type.checksum
-            assert ck is not None
-            f = inst.type.field(ck.field)
-            assert f is not None
-            ptr = f"h_{inst.ident}"
-            if w is None:
-                guard = "" if ptr in self.control_valid else f" && {ptr}"
-                out.open(f"if ({flag}{guard}) {{ /* update_checksum({name}): RFC 1071 over the whole header */")
-            elif flag in w.csum and (ptr in w.valid or guard_all):
-                out.open(f"{'' if ptr in safe else f'if ({ptr}) '}{{ /* update_checksum({name}): RFC 1071 over "
-                         "the whole header */")
-            else:
-                continue
-            # From the frame for sure (this world, or never made by set_valid): RFC 1624 over the words written.
-            from_frame = ptr not in self.set_valid_slots if w is None else ptr in w.pkt
-            if name in self.csum_words and from_frame:
-                out.add("/* verified by the parser, so updated incrementally (RFC 1624): same result, fewer loads */")
-                self.csum_incremental(out, name, ptr)
-                out.close()
-                continue
-            out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = 0;")
-            out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)~c3po_csum_fold({self.csum_sum(inst, ptr)}); "
-                    "/* raw order */")
-            out.close()
-        out.out += self.l4_updates(depth=out.depth, only=None if w is None else w.csum)
 
-    def static_relayout(self, out: Lines, w: P.World, safe: frozenset[str]) -> None:
-        """Move the frame start and write the new headers, for a world known at compile time. The fast case: every
-        removed and every new header comes before all kept ones in deparse order, so the kept ones stay where they
-        are (the parser's own layout) and only the front of the frame changes. Anything else goes through the
-        run-time rebuild (a copy of the header stack through scratch memory)."""
-        elems = self.deparse_elements()
-        removed = [(i, inst) for i, (inst, p) in enumerate(elems) if p in w.parsed and p not in w.pkt]
-        new = [(i, inst, p) for i, (inst, p) in enumerate(elems) if p in w.new]
-        if not removed and not new:
-            return
-        kept = [i for i, (_, p) in enumerate(elems) if p in w.pkt]
-        first = kept[0] if kept else len(elems)
-        fixed = all(inst.type.is_fixed for _, inst in removed)
-        if (any(i > first for i, _ in removed) or any(i > first for i, _, _ in new) or not self.track_fresh
-                or (kept and not fixed and elems[first][1] not in safe)):
-            out.out += self.rebuild(depth=out.depth)
-            return
-        new_bytes = sum(inst.type.fixed_bytes for _, inst, _ in new)
-        if not kept:
-            out.add(f"if (bpf_xdp_adjust_head(ctx, (int)(cur - data) - {new_bytes}))")
-            out.add("\treturn XDP_ABORTED;")
-        elif fixed:
-            delta = sum(inst.type.fixed_bytes for _, inst in removed) - new_bytes
-            if delta:
-                out.add(f"if (bpf_xdp_adjust_head(ctx, {delta}))")
-                out.add("\treturn XDP_ABORTED;")
-        else:
-            out.add(f"if (bpf_xdp_adjust_head(ctx, (int)({elems[first][1]} - data) - {new_bytes}))")
-            out.add("\treturn XDP_ABORTED;")
-        if new:
-            out.add("data = (__u8 *)(long)ctx->data;")
-            out.add("end = (__u8 *)(long)ctx->data_end;")
-            out.add(f"if (data + {new_bytes} > end)")
-            out.add("\treturn XDP_ABORTED;")
-            out.add("C3PO_SCRATCH();")
-            pos = 0
-            for _, inst, p in new:
-                n = inst.type.fixed_bytes
-                out.add(f"c3po_copy(data + {pos}, sc->hdr + {self.set_valid_slots[p][0]}, {n}); /* {inst.name} */")
-                pos += n
 
     def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
         slots = [0] * lay.slots
@@ -1123,7 +683,7 @@ class Emitter:
                 out.add('asm volatile("" : "+r"(c3po_valid)); /* tested as a number below, never rederived */')
         end = self.block(out, self.prog.control, {}, self.parse_family, [])
         if not isinstance(end, Done):
-            self.tail(out, end)
+            self.dp.tail(out, end)
         return out.out
 
     # ---- control paths: static knowledge of the headers, and specialised copies of the rest of the control
@@ -1252,9 +812,9 @@ class Emitter:
                 self.apply(out, s, self.translator(params, fam), fam=fam, cont=cont)
                 return DONE
             if isinstance(s, ir.SetValid) and s.valid and not self.placed:
-                plan = self.insertion_plan(s, fam, cont)
+                plan = self.dp.insertion_plan(s, fam, cont)
                 if plan is not None:
-                    self.insert_now(out, plan, fam)
+                    self.dp.insert_now(out, plan, fam)
             if self.dropped_anyway(s, fam, cont):
                 out.add(f"/* {where(self.prog, s.loc)}: not run, the frame is dropped */")
             else:
@@ -1303,82 +863,11 @@ class Emitter:
                 break
             end = self.block(out, more, p, end, rest[j + 1:])
         if not isinstance(end, Done):
-            self.tail(out, end)
+            self.dp.tail(out, end)
         self.placed = placed
 
     # ---- headers added in place: encapsulation without scratch memory
-    def insertion_plan(self, s: ir.SetValid, fam: P.Family, cont: list[Frame]) -> dict[str, int] | None:
-        """Where each new header goes, when this set_valid starts an insertion whose final layout is the same on
-        every path from here: only headers added, all in front of the frame's own headers (which are all
-        fixed-size). Then the frame start can move now and the new headers be built where they end up, as a
-        hand-written encapsulation does, instead of in scratch memory copied at the deparser."""
-        real = P.feasible(fam)
-        if fam is None or real is None or len(fam) != 1 or len(real) != 1 or not self.track_fresh:
-            return None
-        w = next(iter(real))
-        if w.new or w.pkt != w.parsed or self.placed:
-            return None
-        rest: list[ir.Stmt] = [s, *(x for stmts, _ in cont for x in stmts)]
-        reach: list[ir.Stmt] = []
-        todo = list(rest)
-        while todo:  # every statement the rest of the path may run, action bodies included
-            x = todo.pop()
-            reach.append(x)
-            if isinstance(x, ir.If):
-                todo += x.then + x.otherwise
-            elif isinstance(x, HitMiss):
-                todo += x.hit + x.miss
-            elif isinstance(x, ir.Apply):
-                todo += x.hit + x.miss + [y for b in x.by_action.values() for y in b]
-                todo += [y for a in self.layouts[x.table].action_ids for y in self.prog.actions[a].body]
-            elif isinstance(x, ir.CallAction):
-                todo += self.prog.actions[x.action].body
-        if any(isinstance(x, ir.SetValid) and not x.valid for x in reach):
-            return None
-        ends = self.leaves(rest, fam)
-        if ends is None or any(f is None for f in ends):
-            return None
-        finals = {(e.pkt, e.new) for f in ends for e in (P.feasible(f) or ())}
-        if len(finals) != 1:
-            return None
-        pkt, new = finals.pop()
-        if not new or any(isinstance(x, ir.SetValid) and x.valid and self.setvalid_ptr(x) not in new for x in reach):
-            return None
-        elems = self.deparse_elements()
-        order = [p for _, p in elems]
-        first = min((order.index(p) for p in pkt), default=len(order))
-        if any(order.index(p) > first for p in new):
-            return None
-        if any(not inst.type.is_fixed or inst.walk_tlv for inst, p in elems if p in pkt):
-            return None
-        plan: dict[str, int] = {}
-        pos = 0
-        for inst, p in elems:
-            if p in new or p in pkt:
-                plan[p] = pos
-                pos += inst.type.fixed_bytes
-        return plan
 
-    def insert_now(self, out: Lines, plan: dict[str, int], fam: P.Family) -> None:
-        w = next(iter(P.feasible(fam) or ()))
-        elems = self.deparse_elements()
-        size = {p: inst.type.fixed_bytes for inst, p in elems}
-        new_bytes = sum(size[p] for p in plan if p not in w.pkt)
-        total = sum(size[p] for p in plan)
-        shown = ", ".join(f"{'' if p in w.pkt else '+'}{p[2:]}" for p in plan)
-        out.add(f"/* every path from here ends as [{shown}]: make room for the new headers now (+), and build them "
-                "where they end up */")
-        out.add(f"if (bpf_xdp_adjust_head(ctx, -{new_bytes}))")
-        out.add("\treturn XDP_ABORTED;")
-        out.add("data = (__u8 *)(long)ctx->data;")
-        out.add("end = (__u8 *)(long)ctx->data_end;")
-        out.add(f"if (data + {total} > end)")
-        out.add("\treturn XDP_ABORTED;")
-        for p, off in plan.items():
-            if p in w.pkt:
-                out.add(f"{p} = data + {off}; /* moved with the frame start */")
-        out.add(f"cur = data + {total};")
-        self.placed = {p: off for p, off in plan.items() if p not in w.pkt}
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:

@@ -169,7 +169,3 @@ def must_valid(fam: Family) -> frozenset[str]:
     if not fam:
         return frozenset()
     return frozenset.intersection(*(w.valid for w in fam))
-
-
-def replace_all(fam: Family, **kw: object) -> Family:
-    return None if fam is None else frozenset(replace(w, **kw) for w in fam)  # type: ignore[arg-type]

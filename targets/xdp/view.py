@@ -46,7 +46,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     em = Emitter(prog)
     parser = em.parser_nodes()
     control = em.control()
-    control = em.l4_snapshot() + em.csum_snapshot() + control
+    control = em.dp.l4_snapshot() + em.dp.csum_snapshot() + control
     tables = []
     default_offset = 0
     for name, lay in em.layouts.items():
@@ -83,7 +83,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "uses_state": em.uses_state,
         "track_fresh": em.relayout and em.track_fresh,
         "scratch_hdr": max(8, sum((n + 7) // 8 * 8 for _, n in em.set_valid_slots.values())),
-        "scratch_out": (em.out_max() + 7) // 8 * 8,
+        "scratch_out": (em.dp.out_max() + 7) // 8 * 8,
         "sources": ", ".join(prog.files) if prog.files else prog.name,
         "tables": tables,
         "counters": [{"name": n, "size": c.size, "where": where(prog, c.loc)} for n, c in sorted(prog.counters.items())],

@@ -1,0 +1,62 @@
+"""C text building blocks the emitter and the deparser share: the lines being written, header pointer names,
+spec locations for comments, and the markers of a control path emitted per branch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from c3po_compiler import ir
+
+
+def where(prog: ir.Program, loc: ir.Loc) -> str:
+    """`file:line` of a spec node, relative paths as the user wrote them, for comments in the C."""
+    if loc is None or not getattr(loc, "file", None):
+        return prog.name
+    return f"{loc.file}:{loc.line}"
+
+
+@dataclass
+class Lines:
+    """C statements with indentation; the only place C text is assembled line by line."""
+
+    out: list[str] = field(default_factory=list)
+    depth: int = 1
+
+    def add(self, text: str) -> None:
+        self.out.append("\t" * self.depth + text)
+
+    def open(self, text: str) -> None:
+        self.add(text)
+        self.depth += 1
+
+    def close(self, text: str = "}") -> None:
+        self.depth -= 1
+        self.add(text)
+
+
+@dataclass
+class ParseNode:
+    label: str
+    comment: str
+    lines: list[str]
+
+
+@dataclass(eq=False)
+class HitMiss(ir.Stmt):
+    """The `hit:` / `miss:` statements of an apply, as a statement of their own when the rest of the control is
+    emitted per action (the run-time `hit` of that apply decides)."""
+
+    hit: list[ir.Stmt]
+    miss: list[ir.Stmt]
+
+
+class Done:
+    """Returned by `Emitter.block` when every path through the block ended in its own deparser."""
+
+
+DONE = Done()
+Frame = tuple[list[ir.Stmt], dict[str, str]]  # statements still to run after a block, and their action params
+
+
+def elem_ptr(inst: ir.Instance, index: int | None) -> str:
+    return f"h_{inst.ident}_{index}" if inst.is_stack else f"h_{inst.ident}"
