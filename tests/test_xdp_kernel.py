@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import random
 import struct
 import subprocess
@@ -19,10 +20,10 @@ from c3po_compiler.target_api import BuildError
 from conformance.generate import generate
 from conformance.interpreter import Interpreter
 from conformance.model import ControlState, EntryState, PacketIn, Result
-from targets.xdp import compile_object
+from targets.xdp import XdpTarget, compile_object
 from targets.xdp.driver import XdpDriver
 from targets.xdp.libbpf import BpfObject, lib
-from tests.conftest import need_bpf
+from tests.conftest import ROOT, need_bpf
 from tests.test_xdp_target import features_spec, supported_examples
 
 
@@ -185,3 +186,35 @@ def test_short_frames_are_not_applicable(tmp_path: Path) -> None:
         drv.install(ControlState())
         (res,) = drv.run([PacketIn(0, b"\x01" * 10)], {})
     assert res.error is not None and "14 bytes" in res.error
+
+
+def test_hash_inputs_past_the_stack_budget_move_to_the_scratch_map(tmp_path: Path) -> None:
+    """Nine chained hashes need 144 bytes of hash input: more than the target keeps on the 512-byte BPF stack
+    (HASH_STACK_MAX), so they go to the per-CPU scratch map, and the program still matches the reference."""
+    need_bpf()
+    p = os.path.relpath(ROOT / "spec" / "protocols", tmp_path)
+    chain = "\n".join(
+        f"      - meta.m{i} = hash(crc32, ipv4.{'src' if i % 2 else 'dst'}, ipv4.ttl, ethernet.src"
+        + (f", meta.m{i - 1})" if i else ")") for i in range(9))
+    spec = tmp_path / "hashes.yaml"
+    spec.write_text(f"""c3po: 1
+program: hashes
+include: [{p}/ethernet.yaml, {p}/ipv4.yaml]
+metadata: {{{", ".join(f"m{i}: 32" for i in range(9))}}}
+parser:
+  start: eth
+  states:
+    eth: {{extract: ethernet, select: ethernet.ethertype, cases: {{"0x0800": ip}}, default: accept}}
+    ip: {{extract: ipv4}}
+control:
+  - if: "valid(ipv4)"
+    then:
+{chain}
+      - ipv4.identification = (bit<16>) meta.m8
+      - forward(1)
+""", encoding="utf-8")
+    prog = load_program(spec).program
+    c = XdpTarget().render(prog)["hashes.bpf.c"]
+    assert "__u8 hb[144];" in c and "c3po_crc32_bytes((sc->hb + 128), 15)" in c
+    count, diffs = compare_with_reference(prog, tmp_path, seed=3)
+    assert count > 0 and not diffs, "\n".join(diffs[:5])

@@ -84,6 +84,12 @@ class Scope:
     valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
     valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
     invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
+    hash_in_map: bool = False  # hash inputs in the per-CPU scratch map (sc->hb) rather than on the stack
+
+
+def hash_slot(nbytes: int) -> int:
+    """Bytes a hash input of `nbytes` takes (8-byte aligned, so the CRC's word loads stay aligned)."""
+    return (nbytes + 7) // 8 * 8
 
 
 class Translator:
@@ -238,12 +244,14 @@ class Translator:
             ptr, first = span
             return f"c3po_{e.algorithm}_bytes({ptr} + {first}, {total})"
         name = f"hb{len(self.scope.hash_buffers)}"
+        at = sum(hash_slot(n) for _, n in self.scope.hash_buffers)  # its place in sc->hb, in map mode
         self.scope.hash_buffers.append((name, total))
+        buf = f"(sc->hb + {at})" if self.scope.hash_in_map else name
         # Zeroed here rather than where it is declared: only packets that take the hash pay for it (the verifier
         # wants all of it initialised, as the CRC function's argument).
-        parts = [f"__builtin_memset(&{name}, 0, sizeof({name}))"]
+        parts = [f"__builtin_memset({buf}, 0, {hash_slot(total)})"]
         off = 0
         for a, n in zip(e.args, sizes, strict=True):
-            parts.append(f"c3po_stb({name}.b + {off}, {n}, {self.expr(a)})")
+            parts.append(f"c3po_stb({buf} + {off}, {n}, {self.expr(a)})")
             off += n
-        return f"({', '.join(parts)}, c3po_{e.algorithm}(&{name}, {total}))"
+        return f"({', '.join(parts)}, c3po_{e.algorithm}_bytes({buf}, {total}))"

@@ -16,12 +16,13 @@ from c3po_compiler import ir
 from . import layout as L
 from . import paths as P
 from . import tailcall
-from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, mask
+from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
 from .deparse import Deparser
 from .tlv import TLV_BUF, option_instances, walkers
 
 PARSE_NODE_LIMIT = 8192
+HASH_STACK_MAX = 128  # bytes of hash inputs kept on the 512-byte BPF stack; past that, in the scratch map
 LINEAR_TABLE_LIMIT = 65536
 LINEAR_INLINE_MAX = 64
 
@@ -34,6 +35,7 @@ class Emitter:
         self.layouts = {n: L.table_layout(prog, t) for n, t in sorted(prog.tables.items())}
         self.objects = touch_objects(prog)
         self.hash_buffers: list[tuple[str, int]] = []
+        self.hash_in_map = False  # see control(): hash inputs move to the scratch map past HASH_STACK_MAX bytes
         self.placed: dict[str, int] = {}  # new header -> its offset, on a path after insert_now
         self.csum_flags: list[tuple[str, str]] = []  # (flag var, instance name)
         self.l4_requests: list[tuple[str, str, str | None]] = []  # (flag var, l4 instance, pseudo-header ip)
@@ -189,7 +191,8 @@ class Emitter:
                 invalid = frozenset(p for _, p in self.deparse_elements()) - frozenset().union(
                     *(w.valid for w in fam))
         return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
-                                valid=valid, valid_bits=self.valid_bits, invalid=invalid))
+                                valid=valid, valid_bits=self.valid_bits, invalid=invalid,
+                                hash_in_map=self.hash_in_map))
 
     # ---- parser
     def parser_nodes(self) -> list[ParseNode]:
@@ -258,7 +261,8 @@ class Emitter:
             out.add(f"cur += {ht.fixed_bytes};")
             known.add(ptr)
             for g in ht.groups:
-                tr_g = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers))
+                tr_g = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers,
+                                      hash_in_map=self.hash_in_map))
                 gp = group_ptr(ptr, g.name)
                 out.open(f"if ({tr_g.expr(g.when)}) {{ /* optional group {g.name} ({where(prog, g.loc)}) */")
                 out.add(f"if (cur + {g.bytes} > end)")
@@ -268,7 +272,8 @@ class Emitter:
                 out.close()
             if ht.varlen:
                 vl = ht.varlen
-                tr = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers))
+                tr = Translator(Scope(prog, lambda n, i: ptr, local_type=ht, hash_buffers=self.hash_buffers,
+                                      hash_in_map=self.hash_in_map))
                 self.perr_used.add("bad_length")
                 out.add(f"vl_{ptr[2:]} = {tr.expr(vl.length)}; /* {vl.name}: at most {vl.max_bytes} bytes */")
                 out.add(f"if (vl_{ptr[2:]} > {vl.max_bytes})")
@@ -303,7 +308,8 @@ class Emitter:
             return target
 
         if st.select:
-            tr = Translator(Scope(prog, ptr_in_parser, hash_buffers=self.hash_buffers, valid=frozenset(known)))
+            tr = Translator(Scope(prog, ptr_in_parser, hash_buffers=self.hash_buffers, valid=frozenset(known),
+                                  hash_in_map=self.hash_in_map))
             look = 0
             for e in st.select:
                 for sub in ir.walk_expr(e):
@@ -665,6 +671,17 @@ class Emitter:
             else:
                 slots[slot] = arg
         return ", ".join(const(x, 64) for x in slots)
+
+    def emit(self) -> tuple[list[ParseNode], list[str]]:
+        """The parser and the control, as C. Hash inputs that would take more than HASH_STACK_MAX bytes of the
+        512-byte BPF stack go to the per-CPU scratch map instead: then both are emitted again in that mode."""
+        self.hash_buffers.clear()
+        parser, control = self.parser_nodes(), self.control()
+        if not self.hash_in_map and sum(hash_slot(n) for _, n in self.hash_buffers) > HASH_STACK_MAX:
+            self.hash_in_map = True
+            self.hash_buffers.clear()
+            parser, control = self.parser_nodes(), self.control()
+        return parser, control
 
     def control(self) -> list[str]:
         """The control and, at the end of each path through it, the deparser and the verdict (see paths.py)."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from c3po_compiler import ir
 
-from .cexpr import Unsupported, group_ptr
+from .cexpr import Unsupported, group_ptr, hash_slot
 
 if TYPE_CHECKING:
     from .emitter import Emitter, ParseNode
@@ -393,4 +393,5 @@ def control_stack(em: Emitter) -> int:
     for _, name, pseudo in em.l4_requests:
         l4 += prog.instances[name].type.fixed_bytes + (32 if pseudo else 0)
     flags = 8 * (len(em.csum_flags) + len(em.l4_requests))
-    return BASE_STACK + meta + 64 * len(em.hash_buffers) + keys + l4 + flags
+    hashes = 0 if em.hash_in_map else sum(hash_slot(n) for _, n in em.hash_buffers)
+    return BASE_STACK + meta + hashes + keys + l4 + flags

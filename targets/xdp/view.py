@@ -7,7 +7,7 @@ from typing import Any
 from c3po_compiler import ir
 
 from . import layout as L
-from .cexpr import ctype
+from .cexpr import ctype, hash_slot
 from .emitter import XDP_FOR_VERDICT, Emitter, where
 from .tailcall import Split, plan
 
@@ -44,8 +44,7 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
 
 def build_view(prog: ir.Program) -> dict[str, Any]:
     em = Emitter(prog)
-    parser = em.parser_nodes()
-    control = em.control()
+    parser, control = em.emit()
     control = em.dp.l4_snapshot() + em.dp.csum_snapshot() + control
     tables = []
     default_offset = 0
@@ -94,7 +93,10 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "tlv_walkers": ["\n".join(w.function(prog)) for w in em.walkers.values()],
         "metadata": [{"name": n, "width": w, "ctype": ctype(w)} for n, w in sorted(prog.metadata.items())],
         "csum_flags": [f for f, _ in em.csum_flags] + [f for f, _, _ in em.l4_requests],
-        "hash_buffers": [{"name": n, "size": s} for n, s in em.hash_buffers],
+        "hash_buffers": [] if em.hash_in_map else [{"name": n, "size": s, "slot": hash_slot(s)}
+                                                  for n, s in em.hash_buffers],
+        "hash_in_map": em.hash_in_map,
+        "scratch_hb": sum(hash_slot(s) for _, s in em.hash_buffers) if em.hash_in_map else 0,
         "default_verdict": prog.default_verdict.upper(),
         "parser_start": parser[0].label if parser else "parsed",
         "parser": [{"label": n.label, "comment": n.comment, "lines": n.lines} for n in parser],

@@ -268,10 +268,6 @@ static __always_inline __u64 c3po_csum_var(struct xdp_md *ctx, __u64 off, __u64 
  * result is a table load at an unknown index, an unknown value to the verifier, so hash results do not multiply the
  * states it explores (the former bit-by-bit CRC did: inlined it made ddos_filter exceed 1M insns, and as a global
  * function its loop cost 320k insns processed per CRC on kernel 6.18 and a BPF-to-BPF call per packet). */
-struct c3po_hbuf {
-	__u8 b[64];
-};
-
 static const __u16 c3po_crc16_tab[256] = { /* CRC-16/ARC: reflected polynomial 0xA001 */
 	0x0000, 0xc0c1, 0xc181, 0x0140, 0xc301, 0x03c0, 0x0280, 0xc241, 0xc601, 0x06c0, 0x0780, 0xc741,
 	0x0500, 0xc5c1, 0xc481, 0x0440, 0xcc01, 0x0cc0, 0x0d80, 0xcd41, 0x0f00, 0xcfc1, 0xce81, 0x0e40,
@@ -373,16 +369,6 @@ static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 	__u32 crc = 0xffffffff;
 	C3PO_CRC_BYTES(crc, c3po_crc32_tab, p, n);
 	return ~crc & 0xffffffff;
-}
-
-static __always_inline __u64 c3po_crc16(const struct c3po_hbuf *h, __u32 n)
-{
-	return h ? c3po_crc16_bytes(h->b, n) : 0;
-}
-
-static __always_inline __u64 c3po_crc32(const struct c3po_hbuf *h, __u32 n)
-{
-	return h ? c3po_crc32_bytes(h->b, n) : 0;
 }
 
 /* Shifts by a run-time amount: P4 semantics, a shift by the width or more gives 0. */
