@@ -231,3 +231,14 @@ def test_ipv4_checksum_is_incremental_only_when_the_parser_verified_it(tmp_path:
     c = XdpTarget().render(load_program(unverified).program)["router.bpf.c"]
     assert "oc_ipv4" not in c
     assert "c3po_csum_fixed(h_ipv4, 20)" in c.split("parsed:;")[1]
+
+
+def test_stack_overflow_is_reported_naming_the_limit(tmp_path: Path) -> None:
+    need_tool("clang")
+    src = tmp_path / "big.bpf.c"
+    src.write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+                   'SEC("xdp") int f(struct xdp_md *ctx) { volatile char b[600]; b[0] = 1; b[599] = 2; '
+                   'return b[ctx->data & 511]; }\nchar L[] SEC("license") = "GPL";\n', encoding="utf-8")
+    with pytest.raises(BuildError, match="more than the kernel's 512-byte BPF stack") as exc:
+        compile_object(src, tmp_path / "big.bpf.o")
+    assert "\n" not in str(exc.value)  # one line, not clang's cascade of errors

@@ -57,6 +57,11 @@ def compile_object(src: Path, obj: Path) -> None:
     """clang -O2 -g -target bpf; a failure raises BuildError carrying clang's own message."""
     proc = subprocess.run(clang_command(src, obj), capture_output=True, text=True)
     if proc.returncode != 0:
+        if "BPF stack limit of 512 bytes is exceeded" in proc.stderr:
+            first = next(line for line in proc.stderr.splitlines() if "stack limit" in line)
+            raise BuildError(f"{src.name}: the program needs more than the kernel's 512-byte BPF stack (too many "
+                             "header pointers, metadata or table keys live at once in one program); clang: "
+                             f"{first.strip()}")
         raise BuildError(f"clang failed on {src}:\n{proc.stderr.strip()}")
 
 
