@@ -121,10 +121,6 @@ class XdpDriver(Driver):
         if rc != 0:
             raise OSError(f"bpf_map_update_elem failed: {os.strerror(ctypes.get_errno())}")
 
-    def _percpu(self, value: bytes) -> bytes:
-        size = (len(value) + 7) // 8 * 8
-        return value.ljust(size, b"\0") * self.ncpu
-
     # ---- install
     def install(self, control: ControlState) -> None:
         assert self.bpf is not None and self.prog is not None

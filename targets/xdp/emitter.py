@@ -640,12 +640,7 @@ class Emitter:
             out.close()
             return
         if s.hit or s.miss:
-            out.open("if (hit) {")
-            self.stmts(out, s.hit, tr)
-            out.close("} else {")
-            out.depth += 1
-            self.stmts(out, s.miss, tr)
-            out.close()
+            self.stmt(out, HitMiss(s.hit, s.miss), tr)
         if s.by_action:
             out.open("switch (act) {")
             for name, body in s.by_action.items():
