@@ -223,14 +223,14 @@ def test_ipv4_checksum_is_incremental_only_when_the_parser_verified_it(tmp_path:
     c = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
     assert "oc_ipv4[0] = *(__u16 *)(h_ipv4 + 8);" in c  # the TTL/protocol word, as parsed
     assert "c3po_csum_step(s, bpf_ntohs(oc_ipv4[0]), c3po_ld(h_ipv4 + 8, 2));" in c
-    assert "c3po_csum_fixed(h_ipv4, 20)" not in c.split("parsed:;")[1]
+    assert "c3po_csum_fixed(h_ipv4, 20)" not in c.split("---- control")[1]
     assert "      verify: [ipv4]\n" in router
     unverified = tmp_path / "router.yaml"
     unverified.write_text(router.replace("      verify: [ipv4]\n", "").replace("../protocols/",
                           os.path.relpath(ROOT / "spec" / "protocols", tmp_path) + "/"), encoding="utf-8")
     c = XdpTarget().render(load_program(unverified).program)["router.bpf.c"]
     assert "oc_ipv4" not in c
-    assert "c3po_csum_fixed(h_ipv4, 20)" in c.split("parsed:;")[1]
+    assert "c3po_csum_fixed(h_ipv4, 20)" in c.split("---- control")[1]
 
 
 def test_stack_overflow_is_reported_naming_the_limit(tmp_path: Path) -> None:

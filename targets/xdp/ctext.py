@@ -55,6 +55,7 @@ class Done:
 
 
 DONE = Done()
+SNAPSHOT = "\0snapshot"  # in the control's lines: where the parsed values RFC 1624 needs are saved (view.py)
 Frame = tuple[list[ir.Stmt], dict[str, str]]  # statements still to run after a block, and their action params
 
 

@@ -17,11 +17,12 @@ from . import layout as L
 from . import paths as P
 from . import tailcall
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
-from .ctext import DONE, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
+from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
 from .deparse import Deparser
 from .tlv import TLV_BUF, option_instances, walkers
 
 PARSE_NODE_LIMIT = 8192
+TREE_LEAVES = 8  # parse paths, at most, for a tree-shaped parser (one copy of the control per path)
 HASH_STACK_MAX = 128  # bytes of hash inputs kept on the 512-byte BPF stack; past that, in the scratch map
 LINEAR_TABLE_LIMIT = 65536
 LINEAR_INLINE_MAX = 64
@@ -62,6 +63,7 @@ class Emitter:
                   if isinstance(x, ir.Valid)}
         tested |= {x.instance for t in prog.tables.values() for k in t.keys for x in ir.walk_expr(k.expr)
                    if isinstance(x, ir.Valid)}
+        self.tested = frozenset(p for inst, p in self.deparse_elements() if inst.name in tested)
         self.valid_bits = {p: i for i, p in enumerate(p for inst, p in self.deparse_elements()
                                                       if inst.name in tested)}
         if len(self.valid_bits) > 64:
@@ -71,18 +73,103 @@ class Emitter:
         self.extracted: dict[str, str] = {}
         self.must: dict[str, frozenset[str]] = {}
         self.control_valid: frozenset[str] = frozenset()
+        # Parser as a tree (see tree_worth): each parse path ends in its own copy of the control (`leaves`: the
+        # label a path's accept jumps to -> the last parse state before it).
+        self.tree = False
+        self.parse_leaves: dict[str, str] = {}
+        self.parent: dict[str, str] = {}
+        # Bytes known to be in the frame past `cur` when a parse state starts (an earlier bounds check on every
+        # path to it covered them), and what each state needs: (bytes extracted, lookahead bytes, variable).
+        self.avail: dict[str, int] = {}
+        self.needs: dict[str, tuple[int, int, bool]] = {}
         if len(self.parser_nodes()) > tailcall.NODES_PER_PROGRAM:  # first pass: learn the DAG, then what is valid where
             # The parser is split over tail calls (tailcall.py), which hand over header pointers, not this word:
             # valid(...) tests the pointers, and the worlds follow the verifier's view of those tests.
             self.valid_bits = {}
             self.exact = frozenset()
+        else:
+            if self.tree_worth():
+                self.tree = True
+                self.edges, self.extracted, self.needs = {}, {}, {}
+                self.parser_nodes()
+            self._compute_avail()
         self._compute_must()
         self.hash_buffers.clear()
         self.perr_used.clear()
         start = next(iter(self.edges), "parsed")
         self.parse_family: P.Family = P.parse_family(self.edges, self.extracted, start,
                                                      self.prog.default_verdict)
+        if self.tree:
+            self.parse_family = frozenset(self.leaf_world(leaf) for leaf in self.parse_leaves)
         self.tails_left = P.TAIL_BUDGET
+
+    def _topo(self) -> list[str]:
+        """The parse states in topological order (the unrolled parse graph is a DAG)."""
+        indeg: dict[str, int] = {lbl: 0 for lbl in self.edges}
+        for succs in self.edges.values():
+            for b in succs:
+                if b in indeg:
+                    indeg[b] += 1
+        ready = [lbl for lbl in self.edges if not indeg[lbl]]
+        order: list[str] = []
+        while ready:
+            lbl = ready.pop()
+            order.append(lbl)
+            for b in sorted(self.edges[lbl]):
+                if b in indeg:
+                    indeg[b] -= 1
+                    if not indeg[b]:
+                        ready.append(b)
+        return order
+
+    def tree_worth(self) -> bool:
+        """Whether to write the parser as a tree, each parse state once per path that reaches it, each path
+        ending in its own copy of the control. The copy then knows exactly which headers are valid and where they
+        are (pointers are the frame start plus a constant on fixed-size paths): valid() folds, field accesses need
+        no NULL test, no pointer has to be merged where paths meet (clang materialises every merged pointer on
+        every incoming edge), and the verifier walks straight-line paths. Worth it while the paths are few, and
+        when the control tests the validity of a header some parse paths extract and others do not (so it
+        branches on the parse path anyway); otherwise the copies would only multiply the verifier's work (a
+        linear table search is walked once per copy)."""
+        start = next(iter(self.edges), "parsed")
+        fam = P.parse_family(self.edges, self.extracted, start, self.prog.default_verdict)
+        if not fam or not (self.tested & (frozenset().union(*(w.parsed for w in fam)) - P.must_valid(fam))):
+            return False
+        paths: dict[str, int] = {}
+        order = self._topo()
+        if order:
+            paths[order[0]] = 1
+        leaves = 0
+        for lbl in order:
+            n = paths.get(lbl, 0)
+            for b in self.edges[lbl]:
+                if b == "parsed":
+                    leaves += n
+                elif b in self.edges:
+                    paths[b] = paths.get(b, 0) + n
+        return 1 < leaves <= TREE_LEAVES and sum(paths.values()) <= tailcall.NODES_PER_PROGRAM
+
+    def leaf_world(self, leaf: str) -> P.World:
+        hdrs = set()
+        lbl: str | None = self.parse_leaves[leaf]
+        while lbl is not None:
+            if lbl in self.extracted:
+                hdrs.add(self.extracted[lbl])
+            lbl = self.parent.get(lbl)
+        return P.World(frozenset(hdrs), frozenset(hdrs), frozenset(), verdict=self.prog.default_verdict)
+
+    def _compute_avail(self) -> None:
+        out: dict[str, int] = {}
+        preds: dict[str, list[str]] = {}
+        for src, succs in self.edges.items():
+            for b in succs:
+                preds.setdefault(b, []).append(src)
+        for lbl in self._topo():
+            n = min((out[p] for p in preds.get(lbl, [])), default=0)
+            self.avail[lbl] = n
+            fixed, look, variable = self.needs.get(lbl, (0, 0, True))
+            n = 0 if variable else max(n, fixed) - fixed
+            out[lbl] = max(n, look)
 
     def _compute_must(self) -> None:
         preds: dict[str, list[str]] = {}
@@ -199,32 +286,49 @@ class Emitter:
         prog = self.prog
         stacks = sorted(n for n, i in prog.instances.items() if i.is_stack)
         start = (prog.parser.start, tuple(0 for _ in stacks))
-        labels: dict[tuple[str, tuple[int, ...]], str] = {}
-        order: list[tuple[str, tuple[int, ...]]] = []
+        labels: dict[tuple[tuple[str, tuple[int, ...]], str | None], str] = {}  # (state, counts), tree parent
+        order: list[tuple[tuple[str, tuple[int, ...]], str | None]] = []
 
-        def label(node: tuple[str, tuple[int, ...]]) -> str:
+        names: set[str] = set()
+        self.parse_leaves, self.parent = {}, {}
+
+        def label(node: tuple[str, tuple[int, ...]], parent: str | None = None) -> str:
             name, counts = node
             if name == "accept":
-                return "parsed"
+                if not self.tree:
+                    return "parsed"
+                leaf = f"parsed_{parent}"
+                self.parse_leaves.setdefault(leaf, parent or "")
+                return leaf
             if name == "reject":
                 self.perr_used.add("reject")
                 return "perr_reject"
-            if node not in labels:
-                labels[node] = f"st_{name}" + "".join(f"_{c}" for c in counts) if stacks else f"st_{name}"
-                order.append(node)
+            key = (node, parent if self.tree else None)
+            if key not in labels:
+                base = f"st_{name}" + "".join(f"_{c}" for c in counts) if stacks else f"st_{name}"
+                lbl = base
+                k = 1
+                while lbl in names:  # the same state on another path (tree)
+                    k += 1
+                    lbl = f"{base}__{k}"
+                names.add(lbl)
+                labels[key] = lbl
+                if self.tree and parent is not None:
+                    self.parent[lbl] = parent
+                order.append(key)
                 if len(order) > PARSE_NODE_LIMIT:
                     raise Unsupported(f"the parse graph unrolls into more than {PARSE_NODE_LIMIT} states "
                                       "(header stacks multiply them); the xdp target's limit (past 128 it splits "
                                       "the parser over tail-called programs)")
-            return labels[node]
+            return labels[key]
 
         label(start)
         nodes: list[ParseNode] = []
         i = 0
         while i < len(order):
-            node = order[i]
+            key = order[i]
             i += 1
-            nodes.append(self.parse_node(node, labels[node], stacks, label))
+            nodes.append(self.parse_node(key[0], labels[key], stacks, label))
         return nodes
 
     def parse_node(self, node: tuple[str, tuple[int, ...]], lbl: str, stacks: list[str],
@@ -235,6 +339,7 @@ class Emitter:
         out = Lines(depth=1)
         self.edges.setdefault(lbl, set())
         known = set(self.must.get(lbl, frozenset()))
+        avail = self.avail.get(lbl, 0)  # bytes past cur an earlier check covered
         cur_ptr: dict[str, str] = {}
         new_counts = list(counts)
         if st.extract:
@@ -252,9 +357,13 @@ class Emitter:
             cur_ptr[inst.name] = ptr
             self.extracted[lbl] = ptr
             ht = inst.type
-            self.perr_used.add("truncated")
-            out.add(f"if (cur + {ht.fixed_bytes} > end)")
-            out.add("\tgoto perr_truncated;")
+            if avail < ht.fixed_bytes:
+                self.perr_used.add("truncated")
+                out.add(f"if (cur + {ht.fixed_bytes} > end)")
+                out.add("\tgoto perr_truncated;")
+            else:
+                out.add(f"/* {ht.fixed_bytes} bytes: covered by an earlier bounds check on every path here */")
+            avail = 0 if ht.groups or ht.varlen else max(avail, ht.fixed_bytes) - ht.fixed_bytes
             out.add(f"{ptr} = cur;")
             if ptr in self.valid_bits:
                 out.add(f"c3po_valid |= 1ULL << {self.valid_bits[ptr]};")
@@ -303,19 +412,19 @@ class Emitter:
             return elem_ptr(inst, index)
 
         def nxt(state: str) -> str:
-            target: str = label((state, tuple(new_counts)))  # type: ignore[operator]
+            target: str = label((state, tuple(new_counts)), lbl)  # type: ignore[operator]
             self.edges[lbl].add(target)
             return target
 
+        look = 0
         if st.select:
             tr = Translator(Scope(prog, ptr_in_parser, hash_buffers=self.hash_buffers, valid=frozenset(known),
                                   hash_in_map=self.hash_in_map))
-            look = 0
             for e in st.select:
                 for sub in ir.walk_expr(e):
                     if isinstance(sub, ir.Lookahead):
                         look = max(look, (sub.offset + sub.bits + 7) // 8)
-            if look:
+            if look > avail:
                 self.perr_used.add("truncated")
                 out.add(f"if (cur + {look} > end) /* lookahead */")
                 out.add("\tgoto perr_truncated;")
@@ -331,6 +440,9 @@ class Emitter:
             out.add(f"goto {nxt(st.default)};")
         else:
             out.add(f"goto {nxt(st.default)};")
+        ext = prog.instances[st.extract].type if st.extract else None
+        self.needs[lbl] = (ext.fixed_bytes if ext else 0, look if st.select else 0,
+                           bool(ext and (ext.groups or ext.varlen)))
         out.out = ["\t{", *("\t" + x for x in out.out), "\t}"]
         return ParseNode(lbl, f"parser state {name} ({where(prog, st.loc)})", out.out)
 
@@ -554,11 +666,12 @@ class Emitter:
         prog = self.prog
         t = prog.tables[s.table]
         lay = self.layouts[t.name]
+        ktr = tr if fam is None else self.translator(tr.scope.params, fam, exact=True)  # keys: before any action
         out.open(f"{{ /* apply {t.name} ({where(prog, s.loc)}) */")
         if lay.kind == "linear":
             out.add(f"struct t_{t.name}_ctx c = {{}};")
             for kf in lay.keys:
-                v = tr.expr(t.keys[kf.index].expr)
+                v = ktr.expr(t.keys[kf.index].expr)
                 if kf.size == 2:
                     out.add(f"c3po_u128 k{kf.index} = {v};")
                     out.add(f"c.k[{kf.offset}] = (__u64)(k{kf.index} >> 64);")
@@ -573,7 +686,7 @@ class Emitter:
                 out.add(f"bpf_loop({t.size}, t_{t.name}_match, &c, 0);")
             out.add(f"struct t_{t.name}_value *v = c.found ? &c.val : NULL;")
         elif lay.kind == "direct":
-            out.add(f"__u32 k = (__u32)({tr.expr(t.keys[0].expr)}); /* the key is the array index */")
+            out.add(f"__u32 k = (__u32)({ktr.expr(t.keys[0].expr)}); /* the key is the array index */")
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
             out.add("if (v && !v->action) /* no entry at this index */")
             out.add("\tv = NULL;")
@@ -583,7 +696,7 @@ class Emitter:
             if lay.kind == "lpm":
                 out.add("k.prefixlen = 8 * (sizeof(k) - 4);")
             for kf in lay.keys:
-                v = tr.expr(t.keys[kf.index].expr)
+                v = ktr.expr(t.keys[kf.index].expr)
                 fld = f"k.k{kf.index}"
                 if kf.size == 16:
                     out.add(f"c3po_u128 k{kf.index} = {v};")
@@ -681,9 +794,24 @@ class Emitter:
     def control(self) -> list[str]:
         """The control and, at the end of each path through it, the deparser and the verdict (see paths.py)."""
         out = Lines(depth=1)
+        if self.tree:
+            for leaf in self.parse_leaves:
+                w = self.leaf_world(leaf)
+                parsed = ", ".join(i.name for i, p in self.deparse_elements() if p in w.parsed) or "nothing"
+                out.out.append(f"{leaf}:; /* the parse path to {self.parse_leaves[leaf]} ends here: {parsed} */")
+                out.open("{")
+                out.out.append(SNAPSHOT)
+                self.tails_left = P.TAIL_BUDGET
+                self.placed = {}
+                end = self.block(out, self.prog.control, {}, frozenset({w}), [])
+                if not isinstance(end, Done):
+                    self.dp.tail(out, end)
+                out.close()
+            return out.out
         self.tails_left = P.TAIL_BUDGET
         self.placed = {}
         fam = self.parse_family
+        out.out.append(SNAPSHOT)
         if fam is not None:
             # From here on, NULL tests of these pointers are what decides (the static worlds rely on them): hide
             # where the pointers came from, so clang cannot replace a test by a parse condition it knows to be
@@ -810,7 +938,7 @@ class Emitter:
                 else:
                     fams, bodies, cond = [fam, fam], [s.hit, s.miss], "hit"
                 if self.worth_splitting(s, fam, 2):
-                    tr = self.translator(params, fam)
+                    tr = self.translator(params, fam, exact=True)  # the condition is evaluated in `fam` itself
                     head = cond or tr.expr(s.cond)  # type: ignore[union-attr]
                     out.open(f"if ({head}) {{ /* {where(self.prog, s.loc) if cond is None else 'hit'}: "
                              "the rest of the control follows, per branch */")

@@ -8,6 +8,7 @@ from c3po_compiler import ir
 
 from . import layout as L
 from .cexpr import ctype, hash_slot
+from .ctext import SNAPSHOT
 from .emitter import XDP_FOR_VERDICT, Emitter, where
 from .tailcall import Split, plan
 
@@ -45,7 +46,9 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
 def build_view(prog: ir.Program) -> dict[str, Any]:
     em = Emitter(prog)
     parser, control = em.emit()
-    control = em.dp.l4_snapshot() + em.dp.csum_snapshot() + control
+    snapshot = em.dp.l4_snapshot() + em.dp.csum_snapshot()
+    control = [x for line in control for x in (["\t" * em.tree + y for y in snapshot] if line == SNAPSHOT
+                                                else [line])]
     tables = []
     default_offset = 0
     for name, lay in em.layouts.items():
@@ -104,21 +107,21 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "parser_errors": errors,
         "layouts": em.layouts,
         "split": split,
-        "programs": program_views(prog, parser, errors, split),
+        "programs": program_views(prog, parser, errors, split, em.tree),
     }
 
 
 def program_views(prog: ir.Program, parser: list[Any], errors: list[dict[str, str]],
-                  split: Split | None) -> list[dict[str, Any]]:
+                  split: Split | None, tree: bool = False) -> list[dict[str, Any]]:
     """The SEC("xdp") functions of the object: one, or the entry program and the ones it tail-calls."""
     def node_views(nodes: list[Any]) -> list[dict[str, Any]]:
         return [{"label": n.label, "comment": n.comment, "lines": n.lines} for n in nodes]
 
     if split is None:
         return [{"fn": f"c3po_{prog.name}", "index": 0, "nodes": node_views(parser), "resumes": [], "exits": [],
-                 "runs_control": True, "errors": errors}]
+                 "runs_control": True, "tree": tree, "errors": errors}]
     action = {e["kind"]: e["action"] for e in errors}
     return [{"fn": p.fn, "index": p.index, "nodes": node_views(p.nodes), "resumes": p.resumes, "exits": p.exits,
-             "runs_control": p.runs_control, "errors": [{"kind": k, "action": action[k]} for k in p.errors],
+             "runs_control": p.runs_control, "tree": False, "errors": [{"kind": k, "action": action[k]} for k in p.errors],
              "first": p.nodes[0].label, "last": p.nodes[-1].label, "stack": p.stack}
             for p in split.programs]
