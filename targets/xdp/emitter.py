@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from c3po_compiler import ir
 
+from . import images, tailcall
 from . import layout as L
 from . import paths as P
-from . import tailcall
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
 from .deparse import Deparser
@@ -38,6 +38,7 @@ class Emitter:
         self.hash_buffers: list[tuple[str, int]] = []
         self.hash_in_map = False  # see control(): hash inputs move to the scratch map past HASH_STACK_MAX bytes
         self.placed: dict[str, int] = {}  # new header -> its offset, on a path after insert_now
+        self.pending: dict[str, images.Image] = {}  # placed headers whose constant bytes are not written yet
         self.csum_flags: list[tuple[str, str]] = []  # (flag var, instance name)
         self.l4_requests: list[tuple[str, str, str | None]] = []  # (flag var, l4 instance, pseudo-header ip)
         self.perr_used: set[str] = set()
@@ -696,6 +697,11 @@ class Emitter:
             if lay.kind == "lpm":
                 out.add("k.prefixlen = 8 * (sizeof(k) - 4);")
             for kf in lay.keys:
+                copy = self.key_copy(kf, t.keys[kf.index].expr, ktr)
+                if copy:
+                    for line in copy:
+                        out.add(line)
+                    continue
                 v = ktr.expr(t.keys[kf.index].expr)
                 fld = f"k.k{kf.index}"
                 if kf.size == 16:
@@ -769,6 +775,35 @@ class Emitter:
 
 
 
+
+    def key_copy(self, kf: L.KeyField, e: ir.Expr, tr: Translator) -> list[str] | None:
+        """A key that is a whole-byte field of a header known valid here is already in network order in the
+        packet: copied into its key member with loads and stores, no byte swap or shift. The member is
+        big-endian with the field right-aligned, so its bytes are the field's bytes after leading zeros; the
+        stores stay aligned to the stack (the verifier insists), the packet loads need not be."""
+        if not isinstance(e, ir.FieldRef) or e.group is not None or e.width % 8 or e.width > 8 * kf.size:
+            return None
+        inst = self.prog.instances[e.instance]
+        f = inst.type.field(e.field_name)
+        if f is None or f.offset % 8 or inst.tlv_parent:
+            return None
+        try:
+            ptr = self.control_ptr(e.instance, e.index)
+        except Unsupported:
+            return None
+        if ptr not in tr.scope.valid:
+            return None
+        n = e.width // 8
+        lead = kf.size - n  # zero bytes (left by the memset) in front of the field's bytes
+        out = [f"/* k{kf.index} = {kf.text}: its bytes, in network order in the packet already */"]
+        pos = lead
+        while pos < kf.size:
+            c = next(c for c in (8, 4, 2, 1) if pos % c == 0 and pos + c <= kf.size)
+            src = f.offset // 8 + pos - lead
+            ut = {8: "__u64", 4: "__u32", 2: "__u16", 1: "__u8"}[c]
+            out.append(f"*({ut} *)((__u8 *)&k.k{kf.index} + {pos}) = *(const {ut} *)({ptr} + {src});")
+            pos += c
+        return out
 
     def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
         slots = [0] * lay.slots
@@ -958,10 +993,63 @@ class Emitter:
             if self.dropped_anyway(s, fam, cont):
                 out.add(f"/* {where(self.prog, s.loc)}: not run, the frame is dropped */")
             else:
-                self.stmt(out, s, self.translator(params, fam, exact=not isinstance(s, ir.If | HitMiss | ir.Apply |
-                                                                                 ir.CallAction)))
+                tr = self.translator(params, fam, exact=not isinstance(s, ir.If | HitMiss | ir.Apply | ir.CallAction))
+                if not self.absorbable(s):
+                    images.flush(out, self.pending)
+                if not self.image_stmt(out, s, tr):
+                    self.stmt(out, s, tr)
             fam = self.after(s, fam)
+        images.flush(out, self.pending)
         return fam
+
+    # ---- new headers built from constants (images.py)
+    def absorbable(self, s: ir.Stmt) -> bool:
+        """Whether `s` leaves the pending header images unobserved (they can still wait)."""
+        if not self.pending:
+            return True
+        if isinstance(s, ir.SetValid):
+            return s.valid
+        if isinstance(s, ir.UpdateChecksum):  # a flag: the sum is taken at deparse, after the images are written
+            return True
+        if isinstance(s, ir.Assign):
+            return not isinstance(s.target, ir.RegRead) and not images.reads(s.value, self.pending, self.control_ptr)
+        if isinstance(s, ir.SetVerdict):
+            return s.port is None or not images.reads(s.port, self.pending, self.control_ptr)
+        return False
+
+    def image_stmt(self, out: Lines, s: ir.Stmt, tr: Translator) -> bool:
+        """Emit `s` through the images when it makes or fills a new header in place; False: not handled."""
+        prog = self.prog
+        if isinstance(s, ir.SetValid) and s.valid:
+            ptr = self.setvalid_ptr(s)
+            inst = prog.instances[s.instance]
+            if ptr not in self.placed or ptr not in tr.scope.invalid or not images.simple(inst):
+                return False
+            out.add(f"{ptr} = data + {self.placed[ptr]}; /* set_valid({s.instance}) ({where(prog, s.loc)}): in its "
+                    "place at the front of the frame; its constant bytes are written below */")
+            if ptr in self.valid_bits:
+                out.add(f"c3po_valid |= 1ULL << {self.valid_bits[ptr]};")
+            self.pending[ptr] = images.Image(inst)
+            return True
+        if not isinstance(s, ir.Assign) or not isinstance(s.target, ir.FieldRef) or s.target.group is not None:
+            return False
+        t = s.target
+        ptr = self.control_ptr(t.instance, t.index)
+        img = self.pending.get(ptr)
+        f = prog.instances[t.instance].type.field(t.field_name)
+        if img is None or f is None:
+            return False
+        value = images.constant(s.value)
+        if value is not None and not img.bytes_of(f) & img.dynamic:
+            img.put(f, value)
+            out.add(f"/* {where(prog, s.loc)}: {t.instance}.{t.field_name} = 0x{value & mask(f.width):x}, "
+                    "in the constant bytes */")
+            return True
+        if value is None and f.offset % 8 == 0 and f.width % 8 == 0:
+            img.dynamic |= img.bytes_of(f)  # stored now, by the plain assignment
+        else:
+            images.flush(out, self.pending, ptr)
+        return False
 
     def inert(self, s: ir.Stmt) -> bool:
         """Whether the statement only affects the frame, metadata or verdict (nothing a dropped frame leaves
