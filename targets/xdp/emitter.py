@@ -692,7 +692,7 @@ class Emitter:
             out.add("if (v && !v->action) /* no entry at this index */")
             out.add("\tv = NULL;")
         else:
-            out.add(f"struct t_{t.name}_key k;")
+            out.add(f"struct t_{t.name}_key k __attribute__((aligned(8))); /* its stores stay aligned */")
             out.add("__builtin_memset(&k, 0, sizeof(k));")
             if lay.kind == "lpm":
                 out.add("k.prefixlen = 8 * (sizeof(k) - 4);")
@@ -704,7 +704,13 @@ class Emitter:
                     continue
                 v = ktr.expr(t.keys[kf.index].expr)
                 fld = f"k.k{kf.index}"
-                if kf.size == 16:
+                if kf.size not in (1, 2, 4, 8, 16):  # a byte array: big-endian, in aligned pieces
+                    out.add(f"__u64 k{kf.index} = {v};")
+                    for pos, c in aligned_pieces(kf.offset, 0, kf.size):
+                        shift = 8 * (kf.size - pos - c)
+                        val = f"k{kf.index} >> {shift}" if shift else f"k{kf.index}"
+                        out.add(f"*({UINT[c]} *)((__u8 *)&k + {kf.offset + pos}) = {BE_CONV[c].format(val)};")
+                elif kf.size == 16:
                     out.add(f"c3po_u128 k{kf.index} = {v};")
                     out.add(f"{fld}[0] = bpf_cpu_to_be64((__u64)(k{kf.index} >> 64));")
                     out.add(f"{fld}[1] = bpf_cpu_to_be64((__u64)k{kf.index});")
@@ -796,13 +802,9 @@ class Emitter:
         n = e.width // 8
         lead = kf.size - n  # zero bytes (left by the memset) in front of the field's bytes
         out = [f"/* k{kf.index} = {kf.text}: its bytes, in network order in the packet already */"]
-        pos = lead
-        while pos < kf.size:
-            c = next(c for c in (8, 4, 2, 1) if pos % c == 0 and pos + c <= kf.size)
+        for pos, c in aligned_pieces(kf.offset, lead, kf.size):
             src = f.offset // 8 + pos - lead
-            ut = {8: "__u64", 4: "__u32", 2: "__u16", 1: "__u8"}[c]
-            out.append(f"*({ut} *)((__u8 *)&k.k{kf.index} + {pos}) = *(const {ut} *)({ptr} + {src});")
-            pos += c
+            out.append(f"*({UINT[c]} *)((__u8 *)&k + {kf.offset + pos}) = *(const {UINT[c]} *)({ptr} + {src});")
         return out
 
     def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
@@ -1096,6 +1098,22 @@ class Emitter:
 
     # ---- headers added in place: encapsulation without scratch memory
 
+
+
+UINT = {8: "__u64", 4: "__u32", 2: "__u16", 1: "__u8"}
+BE_CONV = {8: "bpf_cpu_to_be64({})", 4: "bpf_htonl((__u32)({}))", 2: "bpf_htons((__u16)({}))", 1: "(__u8)({})"}
+
+
+def aligned_pieces(base: int, start: int, end: int) -> list[tuple[int, int]]:
+    """Bytes start..end of a member at offset `base` of an 8-aligned stack object, as (position, size) pieces
+    of 8, 4, 2 or 1 bytes, each aligned (the verifier rejects misaligned stack accesses)."""
+    out = []
+    pos = start
+    while pos < end:
+        c = next(c for c in (8, 4, 2, 1) if (base + pos) % c == 0 and pos + c <= end)
+        out.append((pos, c))
+        pos += c
+    return out
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:

@@ -32,6 +32,19 @@ def byte_size(width: int) -> int:
     raise ValueError(f"width {width} is wider than 128 bits")
 
 
+def hash_member_size(width: int) -> int:
+    """Bytes of a hash-table key member: exactly the key's bytes up to 8 (a 48-bit MAC takes 6, not 8: every
+    byte of the key is hashed and compared on each lookup, and 16 bytes cost the kernel's jhash2 a round more
+    than 12), then 16."""
+    return (width + 7) // 8 if width <= 64 else 16
+
+
+def member_align(size: int) -> int:
+    """Alignment of a key member: a C integer of 1, 2, 4 or 8 bytes, 8 for 16 bytes (two __be64), else a byte
+    array."""
+    return size if size in (1, 2, 4, 8) else 8 if size == 16 else 1
+
+
 def align(off: int, n: int) -> int:
     return (off + n - 1) // n * n
 
@@ -42,7 +55,7 @@ class KeyField:
     text: str
     kind: str
     width: int
-    size: int  # bytes (hash/lpm) or u64 words (linear)
+    size: int  # bytes (hash/lpm; a byte array unless 1, 2, 4, 8 or 16) or u64 words (linear)
     offset: int  # byte offset in the key struct (hash/lpm) or first word index (linear)
 
 
@@ -103,15 +116,18 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
             order = [i for i in order if i != lpm] + [lpm]  # type: ignore[list-item]
         off = 4 if kind == "lpm" else 0
         max_align = 4 if kind == "lpm" else 1
+        if kind == "hash":  # no padding between members: widest alignment first
+            order.sort(key=lambda i: -member_align(hash_member_size(t.keys[i].width)))
         for i in order:
             k = t.keys[i]
-            n = byte_size(k.width)
-            a = min(n, 8)
+            n = hash_member_size(k.width) if kind == "hash" else byte_size(k.width)
+            a = member_align(n)
             off = align(off, a)
             max_align = max(max_align, a)
             keys.append(KeyField(i, k.text, k.kind, k.width, n, off))
             off += n
-        key_size = align(off, max_align)
+        # A hash key is a whole number of 32-bit words: the kernel hashes those with jhash2, word by word.
+        key_size = align(off, max(max_align, 4) if kind == "hash" else max_align)
     ids = action_ids(prog)
     arg_slots: dict[str, list[tuple[str, int, int]]] = {}
     slots = 0
