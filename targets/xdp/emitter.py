@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from c3po_compiler import ir
 
-from . import images, tailcall
+from . import images, keys, tailcall
 from . import layout as L
 from . import paths as P
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
@@ -692,32 +692,21 @@ class Emitter:
             out.add("if (v && !v->action) /* no entry at this index */")
             out.add("\tv = NULL;")
         else:
-            out.add(f"struct t_{t.name}_key k __attribute__((aligned(8))); /* its stores stay aligned */")
-            out.add("__builtin_memset(&k, 0, sizeof(k));")
+            out.add(f"struct t_{t.name}_key k __attribute__((aligned(8))); /* written word by word (keys.py) */")
+            members: list[tuple[L.KeyField, keys.Source]] = []
+            for kf in lay.keys:
+                e = t.keys[kf.index].expr
+                src = keys.packet_source(kf, e, prog, ktr, self.control_ptr)
+                if src is None:
+                    src = keys.Source(local=f"k{kf.index}")
+                    out.add(f"{'c3po_u128' if kf.size > 8 else '__u64'} k{kf.index} = {ktr.expr(e)}; /* {kf.text} */")
+                else:
+                    out.add(f"/* {kf.text}: from the packet, in network order already */")
+                members.append((kf, src))
             if lay.kind == "lpm":
                 out.add("k.prefixlen = 8 * (sizeof(k) - 4);")
-            for kf in lay.keys:
-                copy = self.key_copy(kf, t.keys[kf.index].expr, ktr)
-                if copy:
-                    for line in copy:
-                        out.add(line)
-                    continue
-                v = ktr.expr(t.keys[kf.index].expr)
-                fld = f"k.k{kf.index}"
-                if kf.size not in (1, 2, 4, 8, 16):  # a byte array: big-endian, in aligned pieces
-                    out.add(f"__u64 k{kf.index} = {v};")
-                    for pos, c in aligned_pieces(kf.offset, 0, kf.size):
-                        shift = 8 * (kf.size - pos - c)
-                        val = f"k{kf.index} >> {shift}" if shift else f"k{kf.index}"
-                        out.add(f"*({UINT[c]} *)((__u8 *)&k + {kf.offset + pos}) = {BE_CONV[c].format(val)};")
-                elif kf.size == 16:
-                    out.add(f"c3po_u128 k{kf.index} = {v};")
-                    out.add(f"{fld}[0] = bpf_cpu_to_be64((__u64)(k{kf.index} >> 64));")
-                    out.add(f"{fld}[1] = bpf_cpu_to_be64((__u64)k{kf.index});")
-                else:
-                    conv = {1: "(__u8)", 2: "bpf_htons((__u16)", 4: "bpf_htonl((__u32)", 8: "bpf_cpu_to_be64("}
-                    close = {1: "", 2: ")", 4: ")", 8: ")"}
-                    out.add(f"{fld} = {conv[kf.size]}({v}){close[kf.size]};")
+            for line in keys.build(members, 4 if lay.kind == "lpm" else 0, lay.key_size):
+                out.add(line)
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
         out.add("int hit = v != NULL;")
         # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are loaded
@@ -781,31 +770,6 @@ class Emitter:
 
 
 
-
-    def key_copy(self, kf: L.KeyField, e: ir.Expr, tr: Translator) -> list[str] | None:
-        """A key that is a whole-byte field of a header known valid here is already in network order in the
-        packet: copied into its key member with loads and stores, no byte swap or shift. The member is
-        big-endian with the field right-aligned, so its bytes are the field's bytes after leading zeros; the
-        stores stay aligned to the stack (the verifier insists), the packet loads need not be."""
-        if not isinstance(e, ir.FieldRef) or e.group is not None or e.width % 8 or e.width > 8 * kf.size:
-            return None
-        inst = self.prog.instances[e.instance]
-        f = inst.type.field(e.field_name)
-        if f is None or f.offset % 8 or inst.tlv_parent:
-            return None
-        try:
-            ptr = self.control_ptr(e.instance, e.index)
-        except Unsupported:
-            return None
-        if ptr not in tr.scope.valid:
-            return None
-        n = e.width // 8
-        lead = kf.size - n  # zero bytes (left by the memset) in front of the field's bytes
-        out = [f"/* k{kf.index} = {kf.text}: its bytes, in network order in the packet already */"]
-        for pos, c in aligned_pieces(kf.offset, lead, kf.size):
-            src = f.offset // 8 + pos - lead
-            out.append(f"*({UINT[c]} *)((__u8 *)&k + {kf.offset + pos}) = *(const {UINT[c]} *)({ptr} + {src});")
-        return out
 
     def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
         slots = [0] * lay.slots
@@ -1098,22 +1062,6 @@ class Emitter:
 
     # ---- headers added in place: encapsulation without scratch memory
 
-
-
-UINT = {8: "__u64", 4: "__u32", 2: "__u16", 1: "__u8"}
-BE_CONV = {8: "bpf_cpu_to_be64({})", 4: "bpf_htonl((__u32)({}))", 2: "bpf_htons((__u16)({}))", 1: "(__u8)({})"}
-
-
-def aligned_pieces(base: int, start: int, end: int) -> list[tuple[int, int]]:
-    """Bytes start..end of a member at offset `base` of an 8-aligned stack object, as (position, size) pieces
-    of 8, 4, 2 or 1 bytes, each aligned (the verifier rejects misaligned stack accesses)."""
-    out = []
-    pos = start
-    while pos < end:
-        c = next(c for c in (8, 4, 2, 1) if (base + pos) % c == 0 and pos + c <= end)
-        out.append((pos, c))
-        pos += c
-    return out
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
