@@ -10,6 +10,7 @@ from pathlib import Path
 
 from c3po_compiler import ir
 from c3po_compiler.loader import load_program
+from targets.xdp import XdpTarget
 from targets.xdp import paths as P
 from targets.xdp.emitter import Emitter
 from targets.xdp.view import build_view
@@ -80,3 +81,49 @@ def test_unknown_family_keeps_the_run_time_deparser() -> None:
     em.parser_nodes()
     lines = "\n".join(em.control())
     assert "switch (verdict)" in lines
+
+
+def test_few_parse_paths_whose_validity_the_control_tests_make_a_tree() -> None:
+    """The VXLAN gateway's two parse paths each end in their own copy of the control: every pointer is the frame
+    start plus a constant there, so valid() folds and nothing is merged where the paths would have met."""
+    em = emitter("vxlan_gateway")
+    assert em.tree
+    labels = [n.label for n in em.parser_nodes()]
+    assert labels.count("st_tenant") == 1 and "st_tenant__2" in labels  # the shared state, once per path
+    prog = load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program
+    control = "\n".join(build_view(prog)["control"])
+    assert "parsed_st_tenant:;" in control and "parsed_st_tenant__2:;" in control
+    assert "asm volatile" not in control  # no merged pointer to hide from clang
+    assert "(c3po_valid & (1ULL" not in control  # valid() is a constant in each copy, not a test
+
+
+def test_a_control_that_does_not_test_validity_stays_one_copy() -> None:
+    """Without valid() tests the copies would differ in nothing but would each cost the verifier a walk (a linear
+    table search, 64 iterations, per copy)."""
+    prog = load_program(ROOT / "conformance" / "suite" / "match_ternary.yaml").program
+    em = Emitter(prog)
+    assert not em.tree
+    assert "parsed:;" in XdpTarget().render(prog)["match_ternary.bpf.c"]
+
+
+def test_bounds_checks_an_earlier_check_covers_are_left_out() -> None:
+    """The classifying lookahead checks 38 bytes: the outer Ethernet (14) and IPv4 (20) headers need no check of
+    their own, the UDP header after them does."""
+    nodes = {n.label: "\n".join(n.lines) for n in emitter("vxlan_gateway").parser_nodes()}
+    assert "cur + 38 > end" in nodes["st_classify"]
+    assert "> end" not in nodes["st_underlay"] and "> end" not in nodes["st_outer_ipv4"]
+    assert "covered by an earlier bounds check" in nodes["st_underlay"]
+    assert "cur + 8 > end" in nodes["st_outer_udp"]
+    assert "> end" not in nodes["st_tenant"]  # 14 of the 38 bytes the lookahead checked
+    assert "cur + 14 > end" in nodes["st_tenant__2"]  # after 50 bytes of outer headers
+
+
+def test_new_headers_are_built_from_constant_images() -> None:
+    """The outer IPv4 header of an encapsulation: its constant fields (version and IHL share a byte, so do the
+    flags and the fragment offset) become two wide stores; no zeroing, no read-modify-write."""
+    prog = load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program
+    control = "\n".join(build_view(prog)["control"])
+    assert "c3po_st(h_outer_ipv4 + 0, 2, 0x4500ULL);" in control
+    assert "c3po_st(h_outer_ipv4 + 4, 8, 0x400040110000ULL);" in control
+    assert "c3po_zero(h_outer" not in control
+    assert "c3po_set(h_outer_ipv4 + 0, 1, 4, 4" not in control  # the version nibble, written alone

@@ -242,3 +242,16 @@ def test_stack_overflow_is_reported_naming_the_limit(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="more than the kernel's 512-byte BPF stack") as exc:
         compile_object(src, tmp_path / "big.bpf.o")
     assert "\n" not in str(exc.value)  # one line, not clang's cascade of errors
+
+
+def test_hash_keys_are_packed_and_written_word_by_word() -> None:
+    """The VXLAN FDB key (24-bit VNI, 48-bit MAC) takes 12 bytes, not 16, and is written one 32-bit word at a
+    time: no memset, no narrow stores that the kernel's word loads would have to wait for."""
+    from targets.xdp import layout as L
+    prog = load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program
+    lay = L.table_layout(prog, prog.tables["fdb"])
+    assert lay.key_size == 12
+    assert [(k.text, k.offset, k.size) for k in lay.keys] == [("meta.vni", 0, 3), ("ethernet.dst", 3, 6)]
+    c = XdpTarget().render(prog)["vxlan_gateway.bpf.c"]
+    assert "__builtin_memset(&k" not in c
+    assert "*(__be32 *)((__u8 *)&k + 4) = bpf_htonl((__u32)((__u64)c3po_ld(h_ethernet + 1, 4)));" in c
