@@ -51,8 +51,10 @@ class Emitter:
         self.walkers = walkers(prog)
         # Whether a packet can be forwarded, and whether anything writes the per-CPU state record (egress port,
         # touched counters/registers): a program that does neither never looks the record up.
-        bodies = [prog.control, *(a.body for a in prog.actions.values())]
-        self.uses_forward = any(isinstance(s, ir.SetVerdict) and s.verdict == ir.Verdict.FORWARD
+        # (The built-in actions are in prog.actions whether or not anything uses them: only the user's count.)
+        bodies = [prog.control, *(a.body for a in prog.actions.values() if not a.builtin)]
+        self.uses_forward = any((isinstance(s, ir.SetVerdict) and s.verdict == ir.Verdict.FORWARD) or
+                                (isinstance(s, ir.CallAction) and s.action == "forward")
                                 for b in bodies for s in ir.walk_stmts(b)) or any(
             "forward" in t.actions or t.default.action == "forward" for t in prog.tables.values())
         self.uses_state = self.uses_forward or bool(self.objects)

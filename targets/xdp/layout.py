@@ -65,7 +65,7 @@ class TableLayout:
     kind: str  # 'hash' | 'lpm' | 'linear'
     keys: list[KeyField]  # in struct order
     key_size: int  # bytes of the key struct (hash/lpm); words per entry key (linear)
-    slots: int  # u64 argument slots in the value
+    slots: int  # u64 argument slots in the value (0: no action takes parameters, the value is 8 bytes)
     action_ids: dict[str, int]
     arg_slots: dict[str, list[tuple[str, int, int]]]  # action -> [(param, width, first slot)]
 
@@ -141,7 +141,7 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
         arg_slots[name] = params
         slots = max(slots, slot)
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
-    return TableLayout(t.name, kind, keys, key_size, max(slots, 1),
+    return TableLayout(t.name, kind, keys, key_size, slots,
                        {a: ids[a] for a in arg_slots}, arg_slots, word_bytes)
 
 
