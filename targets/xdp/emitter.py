@@ -1,12 +1,14 @@
 """The plain, sorted view of a program that the XDP templates render: the parser and the control, as C.
 
 All decisions happen in Python: how the parse graph is unrolled (one C label per parser state and header-stack
-fill level, so loops become a DAG the verifier walks without back-edges; past 128 labels, tailcall.py splits it),
-how each table maps to a BPF map (layout.py), and how statements become C. Templates only lay the pieces out.
+fill level, so loops become a DAG the verifier walks without back-edges; past 128 labels, tailcall.py splits it;
+with few paths, a tree whose every path has its own copy of the control), how each table maps to a BPF map
+(layout.py, keys.py), and how statements become C. Templates only lay the pieces out.
 
 The program edits the frame in place: headers are packet pointers (NULL while invalid) and writes go straight to
 the packet. What the emitter knows about the headers along each path (paths.py) decides where the rest of the
-control is written once per branch; every path ends in the deparser (deparse.py).
+control is written once per branch; every path ends in the deparser (deparse.py). New headers are built from
+constant images (images.py).
 """
 
 from __future__ import annotations
@@ -138,12 +140,9 @@ class Emitter:
         fam = P.parse_family(self.edges, self.extracted, start, self.prog.default_verdict)
         if not fam or not (self.tested & (frozenset().union(*(w.parsed for w in fam)) - P.must_valid(fam))):
             return False
-        paths: dict[str, int] = {}
-        order = self._topo()
-        if order:
-            paths[order[0]] = 1
+        paths: dict[str, int] = {start: 1}  # parse paths from the start state to each state
         leaves = 0
-        for lbl in order:
+        for lbl in self._topo():
             n = paths.get(lbl, 0)
             for b in self.edges[lbl]:
                 if b == "parsed":
