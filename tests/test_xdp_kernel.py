@@ -277,3 +277,39 @@ def test_truncated_frames_match_reference_at_every_length(tmp_path: Path) -> Non
                 if not same(got, want):
                     diffs.append(f"{v.name}: {len(q.data)} bytes {q.data.hex()}\n  xdp {got}\n  ref {want}")
     assert count > 500 and not diffs, "\n".join(diffs[:5])
+
+
+def test_new_header_images_are_written_before_the_control_splits(tmp_path: Path) -> None:
+    """Constant bytes still pending when an apply splits the rest of the control into one copy per action are
+    written before the split, so every copy (forward, to host, reflect) sends the whole header."""
+    need_bpf()
+    p = os.path.relpath(ROOT / "spec" / "protocols", tmp_path)
+    spec = tmp_path / "split.yaml"
+    spec.write_text(f"""c3po: 1
+program: split
+include: [{p}/ethernet.yaml]
+headers:
+  tag:
+    fields: {{a: 4, b: 4, c: 16, d: 8}}
+parser:
+  start: eth
+  states:
+    eth: {{extract: ethernet}}
+deparse: [tag, ethernet]
+tables:
+  t:
+    key: {{ethernet.dst: exact}}
+    actions: [forward, to_host, reflect]
+    default: to_host
+    size: 16
+control:
+  - set_valid(tag)
+  - tag.a = 5
+  - tag.d = 0x7f
+  - apply: t
+""", encoding="utf-8")
+    prog = load_program(spec).program
+    c = XdpTarget().render(prog)["split.bpf.c"]
+    assert c.index("/* tag: constant bytes 0..3 */") < c.index("switch (act)")
+    count, diffs = compare_with_reference(prog, tmp_path, seed=6)
+    assert count > 0 and not diffs, "\n".join(diffs[:5])

@@ -933,6 +933,8 @@ class Emitter:
         outermost last) and end in their own deparser, and DONE is returned (every path has returned)."""
         for i, s in enumerate(stmts):
             cont: list[Frame] = [(stmts[i + 1:], params), *rest]
+            if not self.absorbable(s):  # before anything of `s` is emitted, split branches included
+                images.flush(out, self.pending)
             if isinstance(s, ir.If | HitMiss):
                 if isinstance(s, ir.If):
                     fams = [P.refine(fam, s.cond, True, self.valid_ptr, self.exact), P.refine(fam, s.cond, False, self.valid_ptr, self.exact)]
@@ -961,8 +963,6 @@ class Emitter:
                 out.add(f"/* {where(self.prog, s.loc)}: not run, the frame is dropped */")
             else:
                 tr = self.translator(params, fam, exact=not isinstance(s, ir.If | HitMiss | ir.Apply | ir.CallAction))
-                if not self.absorbable(s):
-                    images.flush(out, self.pending)
                 if not self.image_stmt(out, s, tr):
                     self.stmt(out, s, tr)
             fam = self.after(s, fam)
