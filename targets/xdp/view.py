@@ -21,8 +21,12 @@ def key_members(lay: L.TableLayout) -> list[str]:
     out = ["__u32 prefixlen; /* 8 * (sizeof key - 4) for lookups */"] if lay.kind == "lpm" else []
     end = 4 if lay.kind == "lpm" else 0
     for kf in lay.keys:
-        decl = (f"__be64 k{kf.index}[2];" if kf.size == 16 else f"{KEY_CTYPES[kf.size]} k{kf.index};"
-                if kf.size in KEY_CTYPES else f"__u8 k{kf.index}[{kf.size}];")
+        if kf.size == 16:
+            decl = f"__be64 k{kf.index}[2];"
+        elif kf.size in KEY_CTYPES:
+            decl = f"{KEY_CTYPES[kf.size]} k{kf.index};"
+        else:  # 3, 5, 6 or 7 bytes (hash keys take exactly their bytes)
+            decl = f"__u8 k{kf.index}[{kf.size}];"
         out.append(f"{decl} /* {kf.text}: {kf.kind}, bit<{kf.width}>, big-endian at byte {kf.offset} */")
         end = max(end, kf.offset + kf.size)
     if lay.key_size > end:
