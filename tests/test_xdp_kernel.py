@@ -220,25 +220,32 @@ control:
     assert count > 0 and not diffs, "\n".join(diffs[:5])
 
 
-def test_new_header_images_keep_the_statement_order(tmp_path: Path) -> None:
-    """A header made by set_valid and filled with constants, run-time values, a field sharing a byte with a
-    constant one, a constant over a run-time field and a read of the header itself: the constant image is
-    written before anything can observe it, and the frame matches the reference byte for byte."""
-    need_bpf()
+def tag_program(tmp_path: Path, name: str, fields: str, rest: str) -> ir.Program:
+    """A program that puts a new header `tag` in front of each Ethernet frame: the prologue the constant-image
+    tests share, then `rest` (tables, control)."""
     p = os.path.relpath(ROOT / "spec" / "protocols", tmp_path)
-    spec = tmp_path / "images.yaml"
+    spec = tmp_path / f"{name}.yaml"
     spec.write_text(f"""c3po: 1
-program: images
+program: {name}
 include: [{p}/ethernet.yaml]
 headers:
   tag:
-    fields: {{a: 4, b: 4, c: 16, d: 8, e: 24, f: 8}}
+    fields: {{{fields}}}
 parser:
   start: eth
   states:
     eth: {{extract: ethernet}}
 deparse: [tag, ethernet]
-control:
+{rest}""", encoding="utf-8")
+    return load_program(spec).program
+
+
+def test_new_header_images_keep_the_statement_order(tmp_path: Path) -> None:
+    """A header made by set_valid and filled with constants, run-time values, a field sharing a byte with a
+    constant one, a constant over a run-time field and a read of the header itself: the constant image is
+    written before anything can observe it, and the frame matches the reference byte for byte."""
+    need_bpf()
+    prog = tag_program(tmp_path, "images", "a: 4, b: 4, c: 16, d: 8, e: 24, f: 8", """control:
   - set_valid(tag)
   - tag.a = 5
   - tag.c = (bit<16>) std.packet_length
@@ -248,8 +255,7 @@ control:
   - tag.e = (bit<24>) tag.d + 1
   - tag.f = ethernet.dst[7:0]
   - forward(1)
-""", encoding="utf-8")
-    prog = load_program(spec).program
+""")
     c = XdpTarget().render(prog)["images.bpf.c"]
     assert "/* tag: constant bytes 3..7 */" in c and "c3po_zero(h_tag" not in c
     count, diffs = compare_with_reference(prog, tmp_path, seed=5)
@@ -283,22 +289,9 @@ def test_new_header_images_are_written_before_the_control_splits(tmp_path: Path)
     """Constant bytes still pending when an apply splits the rest of the control into one copy per action are
     written before the split, so every copy (forward, to host, reflect) sends the whole header."""
     need_bpf()
-    p = os.path.relpath(ROOT / "spec" / "protocols", tmp_path)
-    spec = tmp_path / "split.yaml"
-    spec.write_text(f"""c3po: 1
-program: split
-include: [{p}/ethernet.yaml]
-headers:
-  tag:
-    fields: {{a: 4, b: 4, c: 16, d: 8}}
-parser:
-  start: eth
-  states:
-    eth: {{extract: ethernet}}
-deparse: [tag, ethernet]
-tables:
+    prog = tag_program(tmp_path, "split", "a: 4, b: 4, c: 16, d: 8", """tables:
   t:
-    key: {{ethernet.dst: exact}}
+    key: {ethernet.dst: exact}
     actions: [forward, to_host, reflect]
     default: to_host
     size: 16
@@ -307,8 +300,7 @@ control:
   - tag.a = 5
   - tag.d = 0x7f
   - apply: t
-""", encoding="utf-8")
-    prog = load_program(spec).program
+""")
     c = XdpTarget().render(prog)["split.bpf.c"]
     assert c.index("/* tag: constant bytes 0..3 */") < c.index("switch (act)")
     count, diffs = compare_with_reference(prog, tmp_path, seed=6)
