@@ -21,6 +21,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The P4 tools (p4c, BMv2) are not packaged for Debian: install them from ../shared/tools/p4/ when it sits beside
+# this clone (CI and the project's machines), idempotently. Elsewhere the P4 target skips with an install hint.
+p4_install="${C3PO_P4_TOOLS:-$here/../shared/tools/p4}/install.sh"
+if [ -f "$p4_install" ]; then
+  bash "$p4_install"
+elif ! command -v p4c-bm2-ss >/dev/null 2>&1; then
+  echo "bootstrap: p4c/BMv2 not found and no ../shared/tools/p4 here: the p4 target will be skipped (docs/targets/p4.md)"
+fi
+
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

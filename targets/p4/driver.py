@@ -81,7 +81,7 @@ def reset_commands(desc: dict[str, Any], registers: Registers, prog: ir.Program)
 _HANDLE = re.compile(r"Entry has been added with handle (\d+)")
 _REG = re.compile(r"(?:^|RuntimeCmd: )(\w+)\[(\d+)\]\s*=\s*(\d+)", re.M)
 _REG_ALL = re.compile(r"(?:^|RuntimeCmd: )(\w+)=\s*(\d+(?:,\s*\d+)*)\s*$", re.M)
-_COUNTER = re.compile(r"BmCounterValue\(packets=(\d+),\s*bytes=(\d+)\)")
+_COUNTER = re.compile(r"\w+\[\d+\]=\s*\((\d+) bytes, (\d+) packets\)")
 _ERROR = re.compile(r"^.*\b(?:Error|Invalid|invalid|not found|Exception)\b.*$", re.M)
 
 
@@ -103,7 +103,7 @@ def cli_errors(cli_output: str) -> list[str]:
 
 
 def parse_counter_reads(cli_output: str) -> list[tuple[int, int]]:
-    return [(int(p), int(b)) for p, b in _COUNTER.findall(cli_output)]
+    return [(int(p), int(b)) for b, p in _COUNTER.findall(cli_output)]
 
 
 def state_read_commands(prog: ir.Program, desc: dict[str, Any], handles: dict[str, list[int]]
