@@ -290,3 +290,37 @@ def test_tlv_areas_are_walked_only_when_an_option_is_read() -> None:
         for option in tlv.options:
             if f"{name}.{option.name}" in prog.instances:
                 assert f"hdr.{ident}__{option.name}.setValid();" in states[f"{name}__tlv_c_{option.name}"].body
+
+
+SHIFTS = """
+c3po: 1
+program: shifts
+headers:
+  eth:
+    fields: {dst: 48, src: 48, ethertype: 16}
+parser:
+  start: eth
+  states:
+    eth: {extract: eth}
+metadata: {s8: 8, s32: 32, m: 16}
+control:
+  - meta.m = eth.ethertype << meta.s8
+  - meta.m = eth.ethertype >> meta.s32
+  - meta.m = eth.ethertype << 3
+  - meta.m = eth.ethertype << 16
+  - meta.m = eth.ethertype >> 200
+"""
+
+
+def test_shift_amounts_fit_p4c_for_bmv2(tmp_path: Path) -> None:
+    """p4c's BMv2 back end refuses shift amounts wider than 8 bits and warns about constant amounts >= W: a
+    variable wide amount is tested against W and cast to bit<8>, a constant >= W is the constant 0 (the spec's
+    result of such a shift), a constant below W is an 8-bit literal."""
+    path = tmp_path / "shifts.yaml"
+    path.write_text(SHIFTS)
+    text = P4Target().render(_load(path))["shifts.p4"]
+    et = "(hdr.eth.isValid() ? hdr.eth.ethertype : 16w0)"
+    assert f"meta.m = ({et} << meta.s8);" in text
+    assert f"meta.m = ((meta.s32 >= 32w0x10) ? 16w0 : ({et} >> ((bit<8>) meta.s32)));" in text
+    assert f"meta.m = ({et} << 8w3);" in text
+    assert text.count("meta.m = 16w0;") == 2

@@ -93,6 +93,8 @@ class ExprWriter:
         if isinstance(e, Unary):
             return f"({e.op}{self.expr(e.operand)})"
         if isinstance(e, Binary):
+            if e.op in ("<<", ">>"):
+                return self.shift(e)
             return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
         if isinstance(e, Cast):
             return f"((bit<{e.to}>) {self.expr(e.operand)})"
@@ -112,6 +114,27 @@ class ExprWriter:
         if isinstance(e, Hash):
             return self.hash(e)
         raise TypeError(f"no P4 translation for {type(e).__name__}")
+
+    def shift(self, e: Binary) -> str:
+        """`x << n` / `x >> n` with the spec's "a shift by W or more gives 0" (section 10) made explicit.
+
+        p4c's BMv2 back end refuses shift amounts wider than 8 bits ("shift amount limited to 8 bits on this
+        target"), and warns about a constant amount >= W. Values are at most 128 bits wide, so any amount
+        below W fits in 8 bits: a constant amount >= W is the constant 0, a constant below W is written as
+        `8w<n>`, and a variable amount wider than 8 bits is tested against W and then cast to `bit<8>`. An
+        8-bit amount is left as it is: BMv2 masks the result to W bits, so amounts from W to 255 give 0.
+        """
+        width = e.width
+        assert 0 < width < 256, "shifted values are at most 128 bits wide"
+        left = self.expr(e.left)
+        if isinstance(e.right, Const):
+            if e.right.value >= width:
+                return lit(0, width)
+            return f"({left} {e.op} {lit(e.right.value, 8)})"
+        amount = self.expr(e.right)
+        if e.right.width <= 8:
+            return f"({left} {e.op} {amount})"
+        return f"(({amount} >= {lit(width, e.right.width)}) ? {lit(0, width)} : ({left} {e.op} ((bit<8>) {amount})))"
 
     def field(self, e: FieldRef) -> str:
         if e.instance == "":
