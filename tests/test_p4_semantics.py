@@ -1,0 +1,220 @@
+"""The generated P4 behaves like the reference interpreter on BMv2, and p4c compiles it without warnings.
+
+These tests run `simple_switch` on pcap files (`--use-files`): no network namespace, veth or raw socket is
+involved, so what they check is the generated program alone (the conformance driver adds its own packet I/O
+on top). Every packet of one run enters on one port, so BMv2 handles them in order; the switch log says what
+became of each (`Transmitting packet ... out of port P` or `Dropping packet`), and the k-th frame sent on
+port P is the k-th record of `P_out.pcap`. Only programs whose vectors need no table entries or registers are
+run here, with empty tables (each table's default action runs, in BMv2 and in the reference alike).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from c3po_compiler import ir, load_program
+from conformance.generate import generate
+from conformance.interpreter import Interpreter
+from conformance.model import PacketIn
+from conformance.pcap import write_pcap
+from targets.p4 import P4Target
+from targets.p4.emitter import DEFAULT_CPU_PORT
+from tests.conftest import ROOT, need_p4
+
+IN_PORT = 2
+OUT_PORTS = [*range(8), DEFAULT_CPU_PORT]
+_OUTCOME = re.compile(r"\[(\d+)\.0\] \[cxt \d+\] (?:Transmitting packet of size \d+ out of port (\d+)|Dropping packet)")
+
+Outcome = tuple[int | None, bytes]  # (egress port or None for a drop, frame)
+
+
+def compile_p4(prog: ir.Program, workdir: Path) -> tuple[Path, str]:
+    """Render and compile with p4c-bm2-ss; returns the BMv2 JSON and p4c's warnings (stderr)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = workdir / f"{prog.name}.p4"
+    source.write_text(P4Target().render(prog)[f"{prog.name}.p4"], encoding="utf-8")
+    out = workdir / f"{prog.name}.json"
+    proc = subprocess.run(["p4c-bm2-ss", "--arch", "v1model", "--std", "p4-16", "-o", str(out), str(source)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"p4c-bm2-ss rejected {source}:\n{proc.stderr}"
+    return out, proc.stderr
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_bmv2(bmv2_json: Path, frames: list[bytes], workdir: Path, timeout: float = 60) -> list[Outcome]:
+    """Every frame in on IN_PORT, in order; what left where (None: dropped)."""
+    for port in OUT_PORTS:
+        mine = frames if port == IN_PORT else []
+        write_pcap(workdir / f"{port}_in.pcap", [(port, f) for f in mine], stamps=[0] * len(mine))
+    log = workdir / "switch"
+    cmd = ["simple_switch", "--use-files", "0", "--thrift-port", str(_free_tcp_port()),
+           "--notifications-addr", f"ipc://{workdir}/notifications.ipc", "--log-file", str(log), "--log-flush"]
+    for port in OUT_PORTS:
+        cmd += ["-i", f"{port}@{port}"]
+    proc = subprocess.Popen([*cmd, str(bmv2_json)], cwd=workdir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    logfile = workdir / "switch.txt"
+    done: dict[int, int | None] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while len(done) < len(frames):
+            assert proc.poll() is None, "simple_switch exited"
+            assert time.monotonic() < deadline, f"BMv2 finished {len(done)} of {len(frames)} frames"
+            time.sleep(0.1)
+            if logfile.exists():
+                done = {int(m[0]): int(m[1]) if m[1] else None
+                        for m in _OUTCOME.findall(logfile.read_text(encoding="utf-8", errors="replace"))}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    sent = {port: iter(_pcap_frames(workdir / f"{port}_out.pcap")) for port in OUT_PORTS}
+    out: list[Outcome] = []
+    for i in range(len(frames)):
+        port = done[i]
+        out.append((None, b"") if port is None else (port, next(sent[port])))
+    return out
+
+
+def _pcap_frames(path: Path) -> list[bytes]:
+    """BMv2's output files: empty (no header) for a port that sent nothing, and link type 0, which
+    conformance.pcap refuses; the records are plain little-endian pcap."""
+    blob = path.read_bytes()
+    frames, pos = [], 24
+    while pos < len(blob):
+        incl = struct.unpack("<I", blob[pos + 8:pos + 12])[0]
+        frames.append(blob[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+    return frames
+
+
+def expected_outcomes(prog: ir.Program, frames: list[bytes]) -> list[Outcome]:
+    """The reference's results as BMv2 shows them: where the frame left (the CPU port for to_host)."""
+    interp = Interpreter(prog)
+    out: list[Outcome] = []
+    for frame in frames:
+        r = interp.run([PacketIn(IN_PORT, frame)], {})[0]
+        if r.verdict == "drop":
+            out.append((None, b""))
+        elif r.verdict == "to_host":
+            out.append((DEFAULT_CPU_PORT, r.data))
+        elif r.verdict == "reflect":
+            out.append((IN_PORT, r.data))
+        else:
+            assert r.port is not None and r.port < DEFAULT_CPU_PORT, "forwarding to the CPU port and above drops"
+            out.append((r.port, r.data))
+    return out
+
+
+def assert_same_as_reference(prog: ir.Program, frames: list[bytes], workdir: Path) -> None:
+    bmv2_json, _ = compile_p4(prog, workdir)
+    got = run_bmv2(bmv2_json, frames, workdir)
+    want = expected_outcomes(prog, frames)
+    diffs = [f"{f.hex()}: reference {w[0]} {w[1].hex()}, BMv2 {g[0]} {g[1].hex()}"
+             for f, w, g in zip(frames, want, got, strict=True) if w != g]
+    assert not diffs, f"{len(diffs)} of {len(frames)} frames differ:\n" + "\n".join(diffs[:10])
+
+
+def _load_text(tmp_path: Path, text: str) -> ir.Program:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text.replace("@PROTOCOLS@", str(ROOT / "spec" / "protocols")), encoding="utf-8")
+    return load_program(str(path)).program
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    need_p4()
+    if shutil.which("simple_switch") is None:
+        pytest.skip("simple_switch is not installed")
+
+
+# -- the suite programs whose conformance runs failed on BMv2 ------------------------------------------------------
+
+# All table-free (or default-action-only) programs: every generated and fuzzed frame, on BMv2 exactly as in the
+# reference. Failures the conformance driver showed here were its packet I/O (see docs/targets/p4.md), not the
+# generated P4 — these runs have no veth in between.
+SUITE_PROGRAMS = ["checksum_verify", "decap", "hash_crc16", "header_stack", "select_mask", "select_range",
+                  "shift_and_slice", "varlen"]
+
+
+@pytest.mark.parametrize("name", SUITE_PROGRAMS)
+def test_suite_program_matches_reference(name: str, tmp_path: Path) -> None:
+    prog = load_program(str(ROOT / "conformance" / "suite" / f"{name}.yaml")).program
+    assert not prog.registers and not prog.counters
+    vectors = generate(prog, seed=0, fuzz=120).vectors  # their frames; entries are not installed here
+    frames = list(dict.fromkeys(pk.data for v in vectors for pk in v.packets))
+    assert_same_as_reference(prog, frames, tmp_path)
+
+
+def test_header_stack_two_tags_and_overflow(tmp_path: Path) -> None:
+    """Two tags fill the stack; a third is stack_overflow (to_host here), and the frame leaves unchanged."""
+    prog = load_program(str(ROOT / "conformance" / "suite" / "header_stack.yaml")).program
+    eth = bytes.fromhex("020000000001020000000002")
+    frames = [eth + bytes.fromhex("8100") + bytes.fromhex("2001" "0800") + bytes(20),
+              eth + bytes.fromhex("8100") + bytes.fromhex("2001" "8100" "3002" "0800") + bytes(20),
+              eth + bytes.fromhex("8100") + bytes.fromhex("2001" "8100" "3002" "8100" "4003" "0800") + bytes(20)]
+    want = expected_outcomes(prog, frames)
+    assert [w[0] for w in want] == [DEFAULT_CPU_PORT] * 3 and [w[1] for w in want] == frames
+    assert_same_as_reference(prog, frames, tmp_path)
+
+
+# -- shifts ----------------------------------------------------------------------------------------------------------
+
+SHIFTS = """
+c3po: 1
+program: shifts
+include: [@PROTOCOLS@/ethernet.yaml, @PROTOCOLS@/vlan.yaml]
+parser:
+  start: ethernet
+  states:
+    ethernet:
+      extract: ethernet
+      select: ethernet.ethertype
+      cases: {"0x8100": vlan}
+      default: accept
+    vlan:
+      extract: vlan
+metadata: {s8: 8, s32: 32, a: 16, b: 48, w: 128}
+control:
+  - meta.s8 = ethernet.src[7:0]
+  - meta.s32 = ethernet.src[31:0]
+  - meta.a = ethernet.dst[15:0] << meta.s8
+  - meta.b = ethernet.dst >> meta.s32
+  - meta.w = ((bit<128>) ethernet.dst) << meta.s8
+  - ethernet.dst = ((bit<48>) meta.a) ^ meta.b ^ meta.w[47:0] ^ ((bit<48>) (vlan.vid >> ethernet.ethertype))
+  - ethernet.src = ((bit<48>) meta.w[127:112]) ^ ((bit<48>) (ethernet.ethertype[7:0] << 8)) ^ ((bit<48>) 1 << 47)
+  - forward(1)
+"""
+
+
+def test_shift_amounts_of_any_width(tmp_path: Path) -> None:
+    """Shift amounts wider than 8 bits (p4c's BMv2 back end refuses them) and amounts >= the width (0)."""
+    prog = _load_text(tmp_path, SHIFTS)
+    frames = []
+    for low in (0, 1, 7, 8, 15, 16, 47, 48, 100, 127, 128, 200, 255):
+        for amount in (low, 0x100 | low, 0xFFFFFF00 | low):
+            src = bytes([0x02, low]) + amount.to_bytes(4, "big")
+            for tail in (b"\x81\x00\x21\x23\x08\x00", b"\x08\x00"):
+                frames.append(bytes.fromhex("0a1b2c3d4e5f") + src + tail + bytes(range(16)))
+    assert_same_as_reference(prog, frames, tmp_path)
+
+
+def test_no_p4c_warnings(tmp_path: Path) -> None:
+    """p4c used to warn "shifting value with 8 bits by 8" on shift_and_slice; a constant shift by >= the width
+    is now written as 0, as the spec defines it."""
+    for name in ("shift_and_slice", "hash_crc16"):
+        prog = load_program(str(ROOT / "conformance" / "suite" / f"{name}.yaml")).program
+        _, warnings = compile_p4(prog, tmp_path / name)
+        assert "warning" not in warnings, warnings
