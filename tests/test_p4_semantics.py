@@ -218,3 +218,32 @@ def test_no_p4c_warnings(tmp_path: Path) -> None:
         prog = load_program(str(ROOT / "conformance" / "suite" / f"{name}.yaml")).program
         _, warnings = compile_p4(prog, tmp_path / name)
         assert "warning" not in warnings, warnings
+
+
+# -- checksum verification -----------------------------------------------------------------------------------------
+
+
+def _ones_sum(data: bytes) -> int:
+    s = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def test_verify_accepts_both_zeros(tmp_path: Path) -> None:
+    """Where the other words of an IPv4 header sum to 0xffff, the spec accepts the checksum 0x0000 and 0xffff
+    (the sum over the whole header is 0xffff either way); comparing csum16 of the other words with the field
+    accepted only 0x0000."""
+    prog = load_program(str(ROOT / "conformance" / "suite" / "checksum_verify.yaml")).program
+    eth = bytes.fromhex("0200000000010200000000ff0800")
+    frames = []
+    for options in (b"", b"\x01\x01\x01\x00"):
+        h = bytearray([0x45 + len(options) // 4, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+        h += options
+        ident = next(i for i in range(1 << 16) if _ones_sum(bytes(h[:4]) + i.to_bytes(2, "big") + h[6:]) == 0xFFFF)
+        h[4:6] = ident.to_bytes(2, "big")
+        for checksum in (0x0000, 0xFFFF, 0x1234):
+            h[10:12] = checksum.to_bytes(2, "big")
+            frames.append(eth + bytes(h) + bytes(6))
+    assert [port for port, _ in expected_outcomes(prog, frames)] == [1, 1, DEFAULT_CPU_PORT] * 2
+    assert_same_as_reference(prog, frames, tmp_path)

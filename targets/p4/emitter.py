@@ -15,6 +15,7 @@ from .layout import InstanceLayout, header_decls, struct_members
 from .parser_gen import ParserGen
 
 DEFAULT_CPU_PORT = 510
+ZERO16 = "c3po_zero16"  # a 16-bit metadata field nothing writes: verify_checksum's comparand
 # Names the generated program declares or that v1model.p4/core.p4 define: a spec name equal to one of them
 # would shadow it in P4, so such programs are refused with a rename hint.
 RESERVED = frozenset({
@@ -131,10 +132,15 @@ def verify_lines(prog: ir.Program) -> list[str]:
         lay = InstanceLayout(inst)
         cs = inst.type.checksum
         assert cs is not None
-        out.append(f"/* verify: [{name}] (kind {cs.kind}); a mismatch sets standard_metadata.checksum_error */")
+        # The spec's test, verbatim: the one's-complement sum of the whole header, checksum included, is 0xffff,
+        # i.e. csum16 (its complement) over it is 0. Comparing csum16 without the checksum field to the field
+        # would refuse the checksum 0xffff where the other words sum to 0xffff (one's-complement -0 for +0).
+        # BMv2 wants a field to compare with, not a constant: meta.c3po_zero16 is never written.
+        out.append(f"/* verify: [{name}] (kind {cs.kind}): csum16 over the whole header, checksum included, must "
+                   "be 0; a mismatch sets standard_metadata.checksum_error */")
         out.append(f"verify_checksum(meta.c3po_verify__{inst.ident} == 1w1,")
-        out += field_list(lay.checksum_fields())
-        out.append(f"    hdr.{inst.ident}.{cs.field}, HashAlgorithm.csum16);")
+        out += field_list(lay.checksum_fields(with_checksum=True))
+        out.append(f"    meta.{ZERO16}, HashAlgorithm.csum16);")
     return out
 
 
@@ -166,6 +172,7 @@ def build_view(prog: ir.Program, cpu_port: int = DEFAULT_CPU_PORT) -> dict[str, 
     cgen = ControlGen(prog, cpu_port)
     ingress = cgen.ingress()
     meta = [(w, n) for n, w in sorted(prog.metadata.items(), key=lambda x: x[0])]
+    verify = verify_lines(prog)
     return {
         "program": prog.name,
         "spec_file": prog.loc.file,
@@ -174,10 +181,10 @@ def build_view(prog: ir.Program, cpu_port: int = DEFAULT_CPU_PORT) -> dict[str, 
         "header_types": header_decls(prog),
         "headers": struct_members(prog),
         "metadata": meta,
-        "internal_metadata": cgen.metadata_fields(),
+        "internal_metadata": cgen.metadata_fields() + ([(16, ZERO16)] if verify else []),
         "parser_locals": list(dict.fromkeys(pgen.locals)),
         "states": states,
-        "verify": verify_lines(prog),
+        "verify": verify,
         "counters": [(c.name, c.size, f"{c.loc.file}:{c.loc.line}") for c in
                      sorted(prog.counters.values(), key=lambda c: c.name)],
         "registers": [(r.name, r.width, r.size, f"{r.loc.file}:{r.loc.line}") for r in

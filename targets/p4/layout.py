@@ -96,11 +96,12 @@ class InstanceLayout:
         names = [f"{self.inst.name}.{o.name}" for o in tlv.options] if tlv else []
         return [n for n in names if prog is None or n in prog.instances]
 
-    def checksum_fields(self) -> list[str]:
-        """The whole header, checksum field left out (it sits on a 16-bit boundary, checked by `limits`)."""
+    def checksum_fields(self, *, with_checksum: bool = False) -> list[str]:
+        """The whole header in wire order, the checksum field left out unless `with_checksum` (it sits on a
+        16-bit boundary, checked by `limits`, so leaving it out leaves the other words in place)."""
         cs = self.ht.checksum
         assert cs is not None
-        out = [f"hdr.{self.ident}.{f.name}" for f in self.ht.fields if f.name != cs.field]
+        out = [f"hdr.{self.ident}.{f.name}" for f in self.ht.fields if with_checksum or f.name != cs.field]
         for g in self.ht.groups:
             out += [f"{self.group(g)}.{f.name}" for f in g.fields]
         if self.ht.varlen:
