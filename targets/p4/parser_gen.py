@@ -58,12 +58,26 @@ def select_lines(exprs: list[str], widths: list[int], cases: list[tuple[list[Key
     return lines
 
 
+POS = "c3po_pos"
+
+
 class ParserGen:
     def __init__(self, prog: ir.Program) -> None:
         self.prog = prog
         self.states: list[P4State] = []
         self.locals: list[str] = []
         self.verified: list[str] = sorted({v for st in prog.parser.states.values() for v in st.verify})
+        # The byte offset of the cursor, kept only where a TLV area is walked: the spec checks that the whole
+        # area is in the frame (`truncated`) before it looks at any option (`bad_length`), and a P4 parser can
+        # learn that only by comparing the offset with the frame length.
+        self.track = any(InstanceLayout(prog.instances[st.extract]).tlv is not None
+                         for st in prog.parser.states.values() if st.extract)
+        if self.track:
+            self.locals.append(f"bit<32> {POS};")
+
+    def advance(self, state: P4State, nbytes: str) -> None:
+        if self.track:
+            state.stmts.append(f"{POS} = {POS} + {nbytes};")
 
     def run(self) -> list[P4State]:
         start = self.prog.parser.start
@@ -71,6 +85,8 @@ class ParserGen:
             self.states.append(P4State("start", "entry point", [], [f"transition {start};"]))
         for st in self.prog.parser.states.values():
             self.state(st)
+        if self.track:
+            self.states[0].stmts.insert(0, f"{POS} = 32w0;  /* the cursor's byte offset, for TLV areas */")
         self.states.append(P4State(REJECT_STATE, "a spec transition to reject: a parser error of kind 'reject'",
                                    ["verify(false, error.C3poReject);"], ["transition accept;"]))
         return self.states
@@ -85,6 +101,7 @@ class ParserGen:
             lay = InstanceLayout(inst)
             ref = f"hdr.{inst.ident}.next" if inst.is_stack else f"hdr.{inst.ident}"
             first.stmts.append(f"pkt.extract({ref});")
+            self.advance(first, f"32w{inst.type.fixed_bytes}")
             current = self.extract_rest(st, lay, current)
         for v in st.verify:
             current.stmts.append(f"meta.c3po_verify__{self.prog.instances[v].ident} = 1w1;"
@@ -116,6 +133,7 @@ class ParserGen:
                                   f"    default: {nxt if i + 1 == len(steps) else steps[i] + '_skip'};", "}"]
             ext = P4State(steps[i], f"optional group {ht.name}.{g.name} ({g.loc.file}:{g.loc.line})",
                           [f"pkt.extract({lay.group(g)});"])
+            self.advance(ext, f"32w{g.bytes}")
             self.states.append(ext)
             if i + 1 < len(steps):
                 skip = P4State(steps[i] + "_skip", f"after optional group {g.name}")
@@ -139,8 +157,12 @@ class ParserGen:
                 tail_state.stmts.append(f"verify({length} <= {lit(vl.max_bytes, vl.length.width)}, {BAD_LENGTH});")
             if lay.tlv is None:
                 tail_state.stmts.append(f"pkt.extract({lay.varlen}, ((bit<32>) {length}) << 3);")
+                self.advance(tail_state, f"((bit<32>) {length})")
                 tail_state.transition = [f"transition {after};"]
             else:
+                tail_state.stmts.append(f"verify({POS} + ((bit<32>) {length}) <= standard_metadata.packet_length, "
+                                        "error.PacketTooShort);  /* the whole area is in the frame */")
+                self.advance(tail_state, f"((bit<32>) {length})")  # the walk below consumes exactly the area
                 self.tlv_walk(st.name, lay, vl, tail_state, after)
         self.states.append(done)
         return done
