@@ -34,6 +34,9 @@ class Driver(ABC):
     # Feature names (c3po_compiler.features.FEATURES) this driver's target supports; vectors of programs
     # needing others are N/A on it.
     supports: frozenset[str] = frozenset()
+    # The target's documented deviations from the reference (an expected-failures YAML file shipped with the
+    # driver): each rule names the upstream reason, so a deviation is an XFAIL, never a silent skip.
+    known_deviations: Path | None = None
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -51,6 +54,11 @@ class Driver(ABC):
     @abstractmethod
     def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
         """Reset counters to zero and registers to `registers` (others 0), then run the packets in order."""
+
+    def run_batch(self, batch: list[tuple[list[PacketIn], Registers]]) -> list[list[Result]]:
+        """Several vectors of one control state, each as `run` would; a target that can overlap them (BMv2,
+        where one packet's round trip is milliseconds) overrides this."""
+        return [self.run(packets, registers) for packets, registers in batch]
 
     def close(self) -> None:  # noqa: B027 - an optional hook: drivers holding nothing need not override it
         """Release everything; must be safe to call twice and after a failed open."""

@@ -8,6 +8,9 @@ File format (YAML), a list of rules:
       target: xdp                # glob on the target name (default "*")
       reason: "TTL .* not decremented"   # optional regex the failure text must match
       note: "bug #123"           # free text, shown in reports
+
+A rule for every vector (`vector: "*"`, no feature) with a `reason` describes a kind of failure, not vectors
+that fail: it turns the failures it explains into XFAIL, and a vector that passes stays PASS (not XPASS).
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ class Rule:
         ):
             return False
         return self.feature is None or any(fnmatch.fnmatchcase(f, self.feature) for f in features)
+
+    @property
+    def expects_failure(self) -> bool:
+        """Whether a pass under this rule is news (XPASS): not for a rule describing a kind of failure."""
+        return not (self.vector == "*" and self.feature is None and self.reason is not None)
 
     def explains(self, failure_text: str) -> bool:
         return self.reason is None or self.reason.search(failure_text) is not None

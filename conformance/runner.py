@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,14 @@ from c3po_compiler.features import FEATURES, program_features
 
 from .compare import Layout, compare, layout_from_headers
 from .driver import Driver, DriverUnavailable, load_driver_class
-from .expected_failures import ExpectedFailures
+from .expected_failures import ExpectedFailures, load_expected_failures
 from .interpreter import Interpreter
 from .model import ControlState, Expected, Vector
 
 OUTCOMES = ["PASS", "FAIL", "N/A", "ERROR", "XFAIL", "XPASS"]
 OPEN_TIMEOUT = 300.0  # building a program (clang, p4c) can take a while; per-vector timeouts are separate
 TIMEOUT_GRACE = 3.0  # seconds the parent waits beyond the per-vector timeout before killing a worker
+BATCH = 64  # vectors per call to a driver (it may overlap their packets); a failed batch is rerun one by one
 
 
 @dataclass
@@ -94,6 +95,18 @@ def make_driver(target: str, timeout: float) -> Driver:
     return driver_class(target)()
 
 
+def with_known_deviations(xfail: ExpectedFailures | None, target: str) -> ExpectedFailures | None:
+    """The user's expected failures, then the target's own documented deviations (rules for that target)."""
+    if target.startswith("cmd:"):
+        return xfail
+    path = driver_class(target).known_deviations
+    if path is None:
+        return xfail
+    own = load_expected_failures(path)
+    rules = [replace(r, target=target) if r.target == "*" else r for r in own.rules]
+    return ExpectedFailures([*(xfail.rules if xfail else []), *rules])
+
+
 def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
     """(why the target cannot run here, the features it supports). Unknown names raise KeyError."""
     if target.startswith("cmd:"):
@@ -139,6 +152,8 @@ def _worker(conn: Connection, target: str, spec: str, workdir: str, timeout: flo
                 reply = ("ok", None)
             elif op == "run":
                 reply = ("ok", driver.run(msg[1], msg[2]))
+            elif op == "run_batch":
+                reply = ("ok", driver.run_batch(msg[1]))
             else:
                 break
         except NotApplicable as exc:
@@ -287,6 +302,7 @@ def _run_target(
 ) -> tuple[TargetStatus, list[VectorOutcome]]:
     outcomes: list[VectorOutcome] = []
     layout_for = layout_function(prog)
+    xfail = with_known_deviations(xfail, target)
     runnable: list[Vector] = []
     for v in vectors:
         missing = sorted((set(v.requires) | features) - supports)
@@ -321,21 +337,20 @@ def _run_target(
                         install_error = f"install failed: {payload}"
                 except (WorkerDied, DriverUnavailable) as exc:
                     install_error = f"install failed: {exc}"
-                for v in group:
-                    outcomes.append(
-                        _run_one(
-                            session, v, install_error, timeout, target, prog, xfail, features, layout_for
-                        )
-                    )
-                    progress(1)
+                for start in range(0, len(group), BATCH):
+                    chunk = group[start:start + BATCH]
+                    for out in _run_batch(session, chunk, install_error, timeout, target, prog, xfail, features,
+                                          layout_for):
+                        outcomes.append(out)
+                        progress(1)
         finally:
             session.stop()
     return TargetStatus(target, True), outcomes
 
 
-def _run_one(
+def _run_batch(
     session: TargetSession,
-    v: Vector,
+    chunk: list[Vector],
     install_error: str | None,
     timeout: float,
     target: str,
@@ -343,20 +358,57 @@ def _run_one(
     xfail: ExpectedFailures | None,
     features: set[str],
     layout_for: Callable[[bytes], Layout],
+) -> list[VectorOutcome]:
+    """The chunk in one call; if that call fails as a whole, each vector alone, so a failure is pinned to the
+    vector that caused it."""
+    def judge(v: Vector, status: str, payload: Any, seconds: float) -> VectorOutcome:
+        return _judge(v, status, payload, seconds, install_error, target, prog, xfail, features, layout_for)
+
+    if install_error is None and len(chunk) > 1:
+        t0 = time.monotonic()
+        packets = sum(max(1, len(v.packets)) for v in chunk)
+        try:
+            status, payload = session.call(
+                ("run_batch", [(v.packets, v.registers) for v in chunk]), timeout * packets + TIMEOUT_GRACE
+            )
+        except (WorkerDied, DriverUnavailable):
+            status, payload = "error", None
+        if status == "ok" and len(payload) == len(chunk):
+            each = (time.monotonic() - t0) / len(chunk)
+            return [judge(v, "ok", res, each) for v, res in zip(chunk, payload, strict=True)]
+    outs = []
+    for v in chunk:
+        t0 = time.monotonic()
+        status, payload = "ok", None
+        if install_error is None:
+            try:
+                # The grace lets a driver's own timeout (the subprocess plugin has one) report first, with its
+                # more precise message; the parent's is the backstop for drivers that hang in Python code.
+                status, payload = session.call(
+                    ("run", v.packets, v.registers), timeout * max(1, len(v.packets)) + TIMEOUT_GRACE
+                )
+            except (WorkerDied, DriverUnavailable) as exc:
+                status, payload = "error", str(exc)
+        outs.append(judge(v, status, payload, time.monotonic() - t0))
+    return outs
+
+
+def _judge(
+    v: Vector,
+    status: str,
+    payload: Any,
+    seconds: float,
+    install_error: str | None,
+    target: str,
+    prog: ir.Program,
+    xfail: ExpectedFailures | None,
+    features: set[str],
+    layout_for: Callable[[bytes], Layout],
 ) -> VectorOutcome:
-    t0 = time.monotonic()
     out = VectorOutcome(target, v.name, "PASS", tags=v.tags)
     if install_error is not None:
         out.outcome, out.detail = "ERROR", [install_error]
     else:
-        try:
-            # The grace lets a driver's own timeout (the subprocess plugin has one) report first, with its
-            # more precise message; the parent's is the backstop for drivers that hang in Python code.
-            status, payload = session.call(
-                ("run", v.packets, v.registers), timeout * max(1, len(v.packets)) + TIMEOUT_GRACE
-            )
-        except (WorkerDied, DriverUnavailable) as exc:
-            status, payload = "error", str(exc)
         if status == "na":
             out.outcome, out.detail = "N/A", [str(payload)]
         elif status != "ok":
@@ -380,7 +432,7 @@ def _run_one(
                     prefix = f"packet {i}: " if len(v.packets) > 1 else ""
                     out.detail += [prefix + line for line in mm.lines]
                     out.fields += [f for f in mm.fields if f not in out.fields]
-    out.seconds = time.monotonic() - t0
+    out.seconds = seconds
     if out.outcome in ("FAIL", "ERROR"):
         out.packets = [f"port {p.port}: {p.data.hex()}" for p in v.packets]
     if xfail is not None and out.outcome != "N/A":
@@ -389,7 +441,7 @@ def _run_one(
             if out.outcome in ("FAIL", "ERROR") and rule.explains("\n".join(out.detail)):
                 out.outcome = "XFAIL"
                 out.detail.insert(0, f"expected failure: {rule.note}" if rule.note else "expected failure")
-            elif out.outcome == "PASS":
+            elif out.outcome == "PASS" and rule.expects_failure:
                 out.outcome = "XPASS"
                 out.detail.insert(0, f"passed although listed as expected failure {rule.note}".strip())
     return out

@@ -64,13 +64,17 @@ class P4Target(Target):
             result.notes.append("p4c-bm2-ss not found: wrote P4 source only (see docs/targets/p4.md to install p4c)")
             return result
         out = outdir / f"{prog.name}.json"
-        cmd = compile_command(p4c, result.files[f"{prog.name}.p4"], out)
+        p4info = outdir / f"{prog.name}.p4info.txtpb"
+        cmd = compile_command(p4c, result.files[f"{prog.name}.p4"], out, p4info)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         if proc.returncode != 0:
             raise BuildError(f"p4c-bm2-ss failed on {result.files[f'{prog.name}.p4']}:\n{proc.stderr.strip()}")
         result.files["bmv2_json"] = out
+        result.files["p4info"] = p4info
         return result
 
 
-def compile_command(p4c: str, source: Path, out: Path) -> list[str]:
-    return [p4c, "--arch", "v1model", "--std", "p4-16", "-o", str(out), str(source)]
+def compile_command(p4c: str, source: Path, out: Path, p4info: Path | None = None) -> list[str]:
+    """BMv2 JSON, and with `p4info` the P4Info P4Runtime clients need (p4c names and numbers every object)."""
+    extra = ["--p4runtime-files", str(p4info)] if p4info is not None else []
+    return [p4c, "--arch", "v1model", "--std", "p4-16", "-o", str(out), *extra, str(source)]
