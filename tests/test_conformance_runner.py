@@ -118,8 +118,12 @@ def test_reports_are_well_formed(tmp_path: Path) -> None:
     write_html(reports, tmp_path / "r.html")
     root = ET.parse(tmp_path / "j.xml").getroot()
     cases = root.findall(".//testcase")
-    assert len([c for c in cases if c.get("classname", "").endswith(".ref")]) == 5
-    assert len(root.findall(".//failure")) == 1
+    ref_cases = [c for c in cases if c.get("classname", "").endswith(".ref")]
+    assert len(ref_cases) == 5
+    assert len([c for c in ref_cases if c.find("failure") is not None]) == 1
+    # p4 runs where p4c/BMv2 are installed (the bad vector fails there too) and is skipped elsewhere.
+    p4_ran = any(c.get("classname", "").endswith(".p4") and c.find("skipped") is None for c in cases)
+    assert len(root.findall(".//failure")) == 1 + p4_ran
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc == to_json(reports)
     assert doc["runs"][0]["counts"]["ref"]["FAIL"] == 1 and doc["runs"][0]["counts"]["ref"]["PASS"] == 4

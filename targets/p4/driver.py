@@ -51,13 +51,20 @@ BATCH = 128  # frames in flight at once (BMv2's input queue holds 1024)
 _counter = 0
 
 
-def switch_command(ports: list[int], log: Path, grpc_addr: str) -> list[str]:
-    """Debug logging is what reports each packet's fate; the pipeline comes later, over P4Runtime."""
-    cmd = ["simple_switch_grpc", "--thrift-port", str(THRIFT_PORT), "--log-file", str(log), "--log-flush",
-           "-L", "debug", "--log-file-max-size", str(1 << 40), "--no-p4"]
+def switch_command(ports: list[int], workdir: Path) -> list[str]:
+    """Debug logging is what reports each packet's fate; the pipeline comes later, over P4Runtime, on a unix
+    socket (reachable from outside the namespace). The notification socket is private too: its default is one
+    path in /tmp shared by every switch on the machine."""
+    cmd = ["simple_switch_grpc", "--thrift-port", str(THRIFT_PORT), "--log-file", str(workdir / "switch"),
+           "--log-flush", "-L", "debug", "--log-file-max-size", str(1 << 40), "--no-p4",
+           "--notifications-addr", f"ipc://{workdir / 'notifications.ipc'}"]
     for p in ports:
         cmd += ["-i", f"{p}@{veth_names(p)[0]}"]
-    return [*cmd, "--", "--grpc-server-addr", grpc_addr]
+    return [*cmd, "--", "--grpc-server-addr", grpc_address(workdir)]
+
+
+def grpc_address(workdir: Path) -> str:
+    return f"unix:{workdir / 'grpc.sock'}"
 
 
 def result_from_fate(fate: Fate, frame: bytes | None, cpu_port: int, wired: set[int]) -> Result:
@@ -159,10 +166,7 @@ class P4Driver(Driver):
 
         nsutil.create(self.ns, self.ports)
         self.ns_created = True
-        log_base = workdir / "switch"
-        sock = workdir / "grpc.sock"
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns,
-                                      *switch_command(self.ports, log_base, f"unix:{sock}")],
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.log = LogTail(workdir / "switch.txt")
         deadline = time.monotonic() + START_TIMEOUT
@@ -175,11 +179,12 @@ class P4Driver(Driver):
                 with nsutil.entered(self.ns):
                     self.thrift.connect()
                 break
-            except Exception:
+            except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"simple_switch_grpc did not open its Thrift port in {START_TIMEOUT:g} s")
+                    raise RuntimeError(f"simple_switch_grpc did not open its Thrift port in {START_TIMEOUT:g} s: "
+                                       f"{exc}") from None
                 time.sleep(0.1)
-        self.p4rt = P4RuntimeControl(f"unix:{sock}", p4info, bmv2, self.desc)
+        self.p4rt = P4RuntimeControl(grpc_address(workdir), p4info, bmv2, self.desc)
         self.p4rt.connect()
         self.socks = PortSockets(self.ns, self.ports)
 
@@ -224,11 +229,7 @@ class P4Driver(Driver):
         assert self.prog is not None and self.thrift is not None
         counters: dict[tuple[str, int], tuple[int, int]] = {}
         if self.prog.counters:
-            for c in sorted(self.prog.counters.values(), key=lambda c: c.name):
-                for i in range(c.size):
-                    value = self.thrift.counter_read(c.name, i)
-                    if value != (0, 0):
-                        counters[(c.name, i)] = value
+            counters.update(self.p4rt.read_counters(sorted(self.prog.counters)))
         if any(t["counters"] for t in self.desc["tables"]):
             counters.update(self.p4rt.read_table_counters())
         registers: Registers = {}

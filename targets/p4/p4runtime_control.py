@@ -540,6 +540,19 @@ class P4RuntimeControl:
                 add((f"table.{miss[e.counter_entry.counter_id]}", -1), e.counter_entry.data)
         return {k: v for k, v in total.items() if v != (0, 0)}
 
+    def read_counters(self, names: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+        """(counter, index) -> (packets, bytes) of the program's own counter arrays, every index in one Read
+        (a CounterEntry without an index is a wildcard); zeros left out."""
+        entities = [p4runtime_pb2.Entity(counter_entry=p4runtime_pb2.CounterEntry(
+            counter_id=self._counters[n].preamble.id)) for n in names]
+        by_id = {self._counters[n].preamble.id: n for n in names}
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        for e in self._read(entities) if entities else []:
+            c = e.counter_entry
+            if c.data.packet_count or c.data.byte_count:
+                out[(by_id[c.counter_id], c.index.index)] = (c.data.packet_count, c.data.byte_count)
+        return out
+
     def reset_table_counters(self) -> None:
         """Zero the direct counter of every installed entry and every `__miss` counter (one Write)."""
         updates = [self._update(p4runtime_pb2.Update.MODIFY, direct_counter_entry=p4runtime_pb2.DirectCounterEntry(

@@ -99,10 +99,6 @@ class ThriftClient:
     def counter_reset(self, name: str) -> None:
         self.client.bm_counter_reset_all(0, name)
 
-    def counter_read(self, name: str, index: int) -> tuple[int, int]:
-        v = self.client.bm_counter_read(0, name, index)
-        return int(v.packets), int(v.bytes)
-
     def table_counters_reset(self, table: str) -> None:
         self.client.bm_mt_reset_counters(0, table)
 
