@@ -178,10 +178,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return 1
     try:
         vectors = load_vectors(args.input, loaded.program)
+        save_vectors(args.output, vectors, loaded.program, args.spec)
     except VectorFileError as exc:
         print(f"c3po conformance: {exc}", file=sys.stderr)
         return 1
-    save_vectors(args.output, vectors, loaded.program, args.spec)
     print(f"wrote {len(vectors)} vectors to {args.output}")
     return 0
 

@@ -7,6 +7,7 @@ print one line instead of a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,19 @@ def dumps_yaml(vectors: list[Vector], prog: ir.Program, spec: str | None = None)
     return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=110)
 
 
+def _with_expected(path: Path, vectors: list[Vector], prog: ir.Program) -> list[Vector]:
+    """Copies of `vectors`, the ones without expected results given the reference interpreter's (the callers'
+    vectors are left as they are); a vector the oracle cannot run is a VectorFileError."""
+    from .runner import fill_expected
+
+    copies = [dataclasses.replace(v) for v in vectors]
+    problems = fill_expected(prog, copies)
+    if problems:
+        name, why = next(iter(problems.items()))
+        raise VectorFileError(f"{path}: vector '{name}': no expected frames for the pcap export: {why}")
+    return copies
+
+
 def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> None:
     p = Path(path)
     suffix = p.suffix.lower()
@@ -140,7 +154,7 @@ def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec
     elif suffix == ".pcap":
         from .pcap import write_vectors_pcap
 
-        write_vectors_pcap(p, vectors)
+        write_vectors_pcap(p, _with_expected(p, vectors, prog))
     elif suffix == ".stf":
         from .stf import dumps_stf
 
