@@ -11,8 +11,7 @@ import pytest
 from c3po_compiler import ir, load_program
 from targets.p4 import P4Target, compile_command
 from targets.p4.bmv2_log import LogTail
-from targets.p4.driver import P4Driver, counters_of, result_from_fate, switch_command
-from targets.p4.entries import describe
+from targets.p4.driver import P4Driver, grown, result_from_fate, switch_command
 from targets.p4.netns import link_batch, namespace_name, veth_names
 from targets.p4.pktio import kernel_refuses, with_vlan_tag
 from tests.conftest import EXAMPLES, need_p4
@@ -107,11 +106,11 @@ def test_names_and_commands() -> None:
         "--p4runtime-files", "a.txtpb", "a.p4"]
 
 
-def test_counters_to_reset(tmp_path: Path) -> None:
-    prog = _program(tmp_path)
-    desc = describe(prog, 510)
-    desc["tables"][0]["p4_tables"] = ["fwd", "fwd__2"]  # as if applied twice
-    assert counters_of(prog, desc) == (["hits", "fwd__miss", "fwd__2__miss"], ["fwd", "fwd__2"])
+def test_counts_are_what_grew_since_the_vector_started() -> None:
+    start = {("hits", 1): (3, 180), ("table.fwd", -1): (1, 60)}
+    now = {("hits", 1): (4, 244), ("table.fwd", -1): (1, 60), ("table.fwd", 0): (1, 64)}
+    assert grown(now, start) == {("hits", 1): (1, 64), ("table.fwd", 0): (1, 64)}
+    assert grown(start, start) == {}
 
 
 LOG = """\

@@ -27,7 +27,7 @@ from typing import Any
 
 from c3po_compiler import ir
 from conformance.driver import Driver, DriverUnavailable
-from conformance.model import ControlState, PacketIn, Registers, Result
+from conformance.model import ControlState, Counters, PacketIn, Registers, Result
 
 from . import P4_FEATURES, P4Target, compile_command
 from . import netns as nsutil
@@ -51,12 +51,12 @@ BATCH = 64  # frames per exchange: no more than an egress queue holds (64 in sim
 _counter = 0
 
 
-def switch_command(ports: list[int], workdir: Path) -> list[str]:
+def switch_command(ports: list[int], workdir: Path, log_level: str = "debug") -> list[str]:
     """Debug logging is what reports each packet's fate; the pipeline comes later, over P4Runtime, on a unix
     socket (reachable from outside the namespace). The notification socket is private too: its default is one
     path in /tmp shared by every switch on the machine."""
     cmd = ["simple_switch_grpc", "--thrift-port", str(THRIFT_PORT), "--log-file", str(workdir / "switch"),
-           "--log-flush", "-L", "debug", "--log-file-max-size", str(1 << 40), "--no-p4",
+           "--log-flush", "-L", log_level, "--log-file-max-size", str(1 << 40), "--no-p4",
            "--notifications-addr", f"ipc://{workdir / 'notifications.ipc'}"]
     for p in ports:
         cmd += ["-i", f"{p}@{veth_names(p)[0]}"]
@@ -85,15 +85,14 @@ def result_from_fate(fate: Fate, frame: bytes | None, cpu_port: int, wired: set[
     return Result("forward", port, data, observations=obs)
 
 
-def counters_of(prog: ir.Program, desc: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(indirect counter arrays to reset, P4 tables whose direct counters to reset)."""
-    arrays = sorted(prog.counters)
-    tables: list[str] = []
-    for t in desc["tables"]:
-        if t["counters"]:
-            arrays += [f"{p4t}__miss" for p4t in t["p4_tables"]]
-            tables += t["p4_tables"]
-    return arrays, tables
+def grown(now: Counters, start: Counters) -> Counters:
+    """What each counter added since `start` (counters only grow), zeros left out as the reference does."""
+    out: Counters = {}
+    for key, (p, b) in now.items():
+        p0, b0 = start.get(key, (0, 0))
+        if (p - p0, b - b0) != (0, 0):
+            out[key] = (p - p0, b - b0)
+    return out
 
 
 class P4Driver(Driver):
@@ -101,7 +100,8 @@ class P4Driver(Driver):
     supports = P4_FEATURES
     known_deviations = Path(__file__).with_name("known_deviations.yaml")
 
-    def __init__(self, cpu_port: int = DEFAULT_CPU_PORT, data_ports: int = DATA_PORTS) -> None:
+    def __init__(self, cpu_port: int = DEFAULT_CPU_PORT, data_ports: int = DATA_PORTS, log_level: str = "debug") -> None:
+        """`log_level` other than debug leaves BMv2 faster but blind: only benchmarks of BMv2 itself use it."""
         global _counter
         _counter += 1
         self.cpu_port = cpu_port
@@ -117,6 +117,9 @@ class P4Driver(Driver):
         self.socks: PortSockets | None = None
         self.log: LogTail | None = None
         self.stateful = False
+        self.log_level = log_level
+        self.counted: Counters = {}  # every counter as last read
+        self.registers_now: Registers = {}  # every nonzero register as last set or read
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -148,8 +151,7 @@ class P4Driver(Driver):
         for rel, text in target.render(prog).items():
             (workdir / rel).write_text(text, encoding="utf-8")
         self.desc = describe(prog, self.cpu_port)
-        arrays, tables = counters_of(prog, self.desc)
-        self.stateful = bool(arrays or tables or prog.registers)
+        self.stateful = bool(prog.counters or prog.registers or any(t.counters for t in prog.tables.values()))
         bmv2, p4info = workdir / f"{prog.name}.json", workdir / f"{prog.name}.p4info.txtpb"
         proc = subprocess.run(compile_command("p4c-bm2-ss", workdir / f"{prog.name}.p4", bmv2, p4info),
                               capture_output=True, text=True, timeout=600, check=False)
@@ -166,7 +168,7 @@ class P4Driver(Driver):
 
         nsutil.create(self.ns, self.ports)
         self.ns_created = True
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir)],
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir, self.log_level)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.log = LogTail(workdir / "switch.txt")
         deadline = time.monotonic() + START_TIMEOUT
@@ -210,34 +212,40 @@ class P4Driver(Driver):
     def install(self, control: ControlState) -> None:
         self.control = control
         self.p4rt.install(control)
+        if self.stateful:
+            self.counted = self._read_counters()  # the new entries start at zero; the program's counters do not
 
-    def _reset(self, registers: Registers) -> None:
-        assert self.prog is not None and self.thrift is not None
-        arrays, tables = counters_of(self.prog, self.desc)
-        for name in arrays:
-            self.thrift.counter_reset(name)
-        for p4t in tables:
-            self.thrift.table_counters_reset(p4t)
-        for r in sorted(self.prog.registers):
-            self.thrift.register_reset(r)
-        for (name, idx), value in sorted(registers.items()):
+    def _set_registers(self, registers: Registers) -> None:
+        """Give the registers the vector's values; nothing to do when they hold them already."""
+        assert self.thrift is not None
+        wanted = {k: v for k, v in registers.items() if v}
+        if wanted == self.registers_now:
+            return
+        for name in sorted({name for name, _ in self.registers_now}):
+            self.thrift.register_reset(name)
+        for (name, idx), value in sorted(wanted.items()):
             self.thrift.register_write(name, idx, value)
+        self.registers_now = wanted
 
-    def read_state(self) -> tuple[dict[tuple[str, int], tuple[int, int]], Registers]:
-        """Every nonzero counter element (table entries by install index, -1 for misses, summed over table
-        copies) and every nonzero register, as the reference reports them."""
-        assert self.prog is not None and self.thrift is not None
-        counters: dict[tuple[str, int], tuple[int, int]] = {}
+    def _read_counters(self) -> Counters:
+        """Every nonzero counter element as it stands (table entries by install index, -1 for misses, summed
+        over table copies): one P4Runtime Read each for the program's counters and the tables'."""
+        assert self.prog is not None
+        counters: Counters = {}
         if self.prog.counters:
             counters.update(self.p4rt.read_counters(sorted(self.prog.counters)))
         if any(t["counters"] for t in self.desc["tables"]):
             counters.update(self.p4rt.read_table_counters())
+        return counters
+
+    def _read_registers(self) -> Registers:
+        assert self.prog is not None and self.thrift is not None
         registers: Registers = {}
         for r in sorted(self.prog.registers):
             for i, v in enumerate(self.thrift.register_read_all(r)):
                 if v:
                     registers[(r, i)] = v
-        return counters, registers
+        return registers
 
     # --------------------------------------------------------------------------------------------- data plane
     def exchange(self, packets: list[PacketIn]) -> list[Result]:
@@ -312,21 +320,27 @@ class P4Driver(Driver):
         if not self.stateful:
             flat = [p for packets, _ in batch for p in packets]
             results: list[Result] = []
-            for start in range(0, len(flat), BATCH):
-                results += self.exchange(flat[start:start + BATCH])
+            for first in range(0, len(flat), BATCH):
+                results += self.exchange(flat[first:first + BATCH])
             out, pos = [], 0
             for packets, _ in batch:
                 out.append(results[pos:pos + len(packets)])
                 pos += len(packets)
             return out
+        # With state, one vector at a time: its registers set, its packets one by one, the state read after
+        # each. Counters are never reset: a vector's counts are what they grew by since it started.
         out = []
         for packets, registers in batch:
-            self._reset(registers)
+            self._set_registers(registers)
+            start = self.counted
             vec: list[Result] = []
             for pkt in packets:
                 r = self.exchange([pkt])[0]
-                if r.error is None:
-                    r.counters, r.registers = self.read_state()
+                if r.error is None or not r.error.startswith("N/A"):  # a frame not sent changes nothing
+                    self.counted = self._read_counters()
+                    if self.prog is not None and self.prog.registers:
+                        self.registers_now = self._read_registers()
+                r.counters, r.registers = grown(self.counted, start), dict(self.registers_now)
                 vec.append(r)
             out.append(vec)
         return out

@@ -1,8 +1,8 @@
 """BMv2's Thrift runtime API (the one simple_switch_CLI speaks), called directly: counters and registers.
 
-P4Runtime installs the tables (targets/p4/p4runtime_control.py). What stays here is what P4Runtime cannot do
-on BMv2, or cannot do fast enough per vector: register reads and writes (BMv2's P4Runtime server does not
-implement RegisterEntry) and resetting every counter array in one call each. One persistent connection
+P4Runtime installs the tables and reads the counters (targets/p4/p4runtime_control.py). What stays here is
+what P4Runtime cannot do on BMv2: register reads and writes (its P4Runtime server answers RegisterEntry with
+"not supported yet"). One persistent connection
 replaces a `simple_switch_CLI` process per command (≈ 300 ms each).
 
 The generated Python bindings (`bm_runtime`) ship with BMv2, not on PyPI: they are loaded from BMv2's own
@@ -94,13 +94,6 @@ class ThriftClient:
         if self.transport is not None:
             self.transport.close()
             self.transport = None
-
-    # Counters ----------------------------------------------------------------------------------------------
-    def counter_reset(self, name: str) -> None:
-        self.client.bm_counter_reset_all(0, name)
-
-    def table_counters_reset(self, table: str) -> None:
-        self.client.bm_mt_reset_counters(0, table)
 
     # Registers ---------------------------------------------------------------------------------------------
     def register_reset(self, name: str) -> None:
