@@ -229,13 +229,12 @@ class P4Driver(Driver):
 
     def _read_counters(self) -> Counters:
         """Every nonzero counter element as it stands (table entries by install index, -1 for misses, summed
-        over table copies): one P4Runtime Read each for the program's counters and the tables'."""
+        over table copies): the program's counters and the tables' in one P4Runtime Read."""
         assert self.prog is not None
-        counters: Counters = {}
-        if self.prog.counters:
-            counters.update(self.p4rt.read_counters(sorted(self.prog.counters)))
-        if any(t["counters"] for t in self.desc["tables"]):
-            counters.update(self.p4rt.read_table_counters())
+        counted = any(t["counters"] for t in self.desc["tables"])
+        if not (self.prog.counters or counted):
+            return {}
+        counters: Counters = self.p4rt.read_counters(sorted(self.prog.counters), tables=counted)
         return counters
 
     def _read_registers(self) -> Registers:

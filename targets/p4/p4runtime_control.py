@@ -514,44 +514,42 @@ class P4RuntimeControl:
     def read_table_counters(self) -> dict[tuple[str, int], tuple[int, int]]:
         """("table.NAME", i) -> (packets, bytes), i the entry's index among that table's entries in
         `all_entries` order and -1 for misses, summed over the table's P4 copies; zeros left out."""
-        entities: list[Any] = []
-        for t in self.desc["tables"]:
-            if t["counters"]:
-                for p4t in t["p4_tables"]:
-                    te = p4runtime_pb2.TableEntry(table_id=self._tables[p4t].preamble.id)
-                    te.counter_data.SetInParent()
-                    entities.append(p4runtime_pb2.Entity(table_entry=te))
-        miss = dict((cid, name) for name, cid in self._miss_counter_ids())
-        for cid in miss:
-            entities.append(p4runtime_pb2.Entity(counter_entry=p4runtime_pb2.CounterEntry(
-                counter_id=cid, index=p4runtime_pb2.Index(index=0))))
+        return self.read_counters([], tables=True)
+
+    def read_counters(self, names: list[str], tables: bool = False) -> dict[tuple[str, int], tuple[int, int]]:
+        """(counter, index) -> (packets, bytes) of the program's counter arrays `names` (a CounterEntry without
+        an index reads every element) and, with `tables`, the per-entry counters as `read_table_counters` has
+        them, all in one Read; zeros left out."""
+        entities = [p4runtime_pb2.Entity(counter_entry=p4runtime_pb2.CounterEntry(
+            counter_id=self._counters[n].preamble.id)) for n in names]
+        by_id = {self._counters[n].preamble.id: n for n in names}
+        miss: dict[int, str] = {}
+        if tables:
+            for t in self.desc["tables"]:
+                if t["counters"]:
+                    for p4t in t["p4_tables"]:
+                        te = p4runtime_pb2.TableEntry(table_id=self._tables[p4t].preamble.id)
+                        te.counter_data.SetInParent()
+                        entities.append(p4runtime_pb2.Entity(table_entry=te))
+            miss = {cid: name for name, cid in self._miss_counter_ids()}
+            entities += [p4runtime_pb2.Entity(counter_entry=p4runtime_pb2.CounterEntry(
+                counter_id=cid, index=p4runtime_pb2.Index(index=0))) for cid in miss]
         total: dict[tuple[str, int], tuple[int, int]] = {}
 
         def add(key: tuple[str, int], data: Any) -> None:
             p, b = total.get(key, (0, 0))
             total[key] = (p + data.packet_count, b + data.byte_count)
 
-        for e in self._read(entities):
+        for e in self._read(entities) if entities else []:
             if e.HasField("table_entry"):
                 slot = self._index.get(entry_key(e.table_entry))
                 if slot is not None:  # an entry this session did not install has no index
                     add((f"table.{slot[0]}", slot[1]), e.table_entry.counter_data)
-            else:
+            elif e.counter_entry.counter_id in miss:
                 add((f"table.{miss[e.counter_entry.counter_id]}", -1), e.counter_entry.data)
+            else:
+                add((by_id[e.counter_entry.counter_id], e.counter_entry.index.index), e.counter_entry.data)
         return {k: v for k, v in total.items() if v != (0, 0)}
-
-    def read_counters(self, names: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
-        """(counter, index) -> (packets, bytes) of the program's own counter arrays, every index in one Read
-        (a CounterEntry without an index is a wildcard); zeros left out."""
-        entities = [p4runtime_pb2.Entity(counter_entry=p4runtime_pb2.CounterEntry(
-            counter_id=self._counters[n].preamble.id)) for n in names]
-        by_id = {self._counters[n].preamble.id: n for n in names}
-        out: dict[tuple[str, int], tuple[int, int]] = {}
-        for e in self._read(entities) if entities else []:
-            c = e.counter_entry
-            if c.data.packet_count or c.data.byte_count:
-                out[(by_id[c.counter_id], c.index.index)] = (c.data.packet_count, c.data.byte_count)
-        return out
 
     def reset_table_counters(self) -> None:
         """Zero the direct counter of every installed entry and every `__miss` counter (one Write)."""
