@@ -13,6 +13,7 @@ from pathlib import Path
 
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
+from c3po_compiler.text import comment_text
 
 from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, vtype
 
@@ -78,7 +79,7 @@ def loc_comment(loc: object, root: Path | None = None) -> str:
         shown = str(p.resolve().relative_to(root)) if root else p.name
     except ValueError:
         shown = p.name
-    return f"{shown}:{line}"
+    return f"{comment_text(shown)}:{line}"
 
 
 @dataclass
@@ -1014,7 +1015,7 @@ class Emitter:
         counters = [CounterView(c.name, i, c.size) for i, c in enumerate(prog.counters.values())]
         regs = [RegisterView(r.name, i, r.width, r.size, ctype(r.width), nbytes(r.width))
                 for i, r in enumerate(prog.registers.values())]
-        src = ", ".join(Path(f).name for f in prog.files[:1])
+        src = ", ".join(comment_text(Path(f).name) for f in prog.files[:1])
         return ProgramView(prog.name, self.upper, src, list(self.insts.values()), meta,
                            list(self.action_views.values()), list(self.table_views.values()), counters, regs,
                            parser_lines, control, funcs, deparse, checks, hash_funcs, max(1, len(self.ck_ids)),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 from c3po_compiler.expr import Expr, FieldRef, MetaRef, RegRead
+from c3po_compiler.text import loc_text
 
 from .exprs import ExprWriter, Temps, header_ref, lit
 from .layout import InstanceLayout
@@ -158,7 +159,7 @@ class ControlGen:
             action = self.prog.actions[s.action]
             for p, a in zip(action.params, s.args, strict=True):
                 out.append(f"{self.arg_field(action.name, p.name)} = {self.value(a, params, out)};")
-            out.append(f"/* action {action.name} ({action.loc.file}:{action.loc.line}) */")
+            out.append(f"/* action {action.name} ({loc_text(action.loc)}) */")
             out += self.block(action.body, self.action_params(action))
         elif isinstance(s, ir.If):
             cond = self.value(s.cond, params, out)
@@ -208,7 +209,7 @@ class ControlGen:
         self.sites += 1
         hit, ran = f"c3po_hit{site}", f"c3po_ran{site}"
         self.locals += [f"bool {hit};", f"bit<16> {ran};"]
-        out = [f"/* apply {s.table} ({s.loc.file}:{s.loc.line}) */"]
+        out = [f"/* apply {s.table} ({loc_text(s.loc)}) */"]
         for i, k in enumerate(table.keys):
             out.append(f"meta.c3po_key__{s.table}__{i} = {self.value(k.expr, params, out)};  /* {k.text} */")
         miss = [f"    {p4name}__miss.count(32w0);  /* the default action's counter (index -1) */"] \
@@ -260,10 +261,10 @@ class ControlGen:
             args = ", ".join(lit(v, p.width) for v, p in zip(t.default.args, self.prog.actions[t.default.action].params,
                                                              strict=True))
             entries = [f"{e.action.action}({', '.join(map(str, e.action.args))}) priority {e.priority} "
-                       f"({e.loc.file}:{e.loc.line})" for e in t.entries]
+                       f"({loc_text(e.loc)})" for e in t.entries]
             for p4name in self.copies[tname]:
                 keys = [(f"meta.c3po_key__{tname}__{i}", k.kind, k.text) for i, k in enumerate(t.keys)]
-                views.append(TableView(p4name, tname, f"table {tname} ({t.loc.file}:{t.loc.line})", keys, actions,
+                views.append(TableView(p4name, tname, f"table {tname} ({loc_text(t.loc)})", keys, actions,
                                        f"{p4_action_name(t.default.action)}({args})", t.size, t.counters, entries))
         return views
 
@@ -274,7 +275,7 @@ class ControlGen:
             params = [f"bit<{p.width}> {p.name}" for p in action.params]
             body = [f"meta.c3po_action = 16w{aid};"]
             body += [f"{self.arg_field(name, p.name)} = {p.name};" for p in action.params]
-            where = "built-in" if action.builtin else f"{action.loc.file}:{action.loc.line}"
+            where = "built-in" if action.builtin else loc_text(action.loc)
             out.append({"name": p4_action_name(name), "p4rt": name, "params": ", ".join(params), "body": body,
                         "comment": f"action {name} ({where}); its body runs in the control after the apply"})
         return out

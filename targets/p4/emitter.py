@@ -9,6 +9,7 @@ from typing import Any
 
 from c3po_compiler import ir
 from c3po_compiler.problems import Problem, error, warning
+from c3po_compiler.text import comment_text, loc_text
 
 from .control_gen import ControlGen, verdict_lines
 from .layout import InstanceLayout, header_decls, struct_members
@@ -175,8 +176,8 @@ def build_view(prog: ir.Program, cpu_port: int = DEFAULT_CPU_PORT) -> dict[str, 
     verify = verify_lines(prog)
     return {
         "program": prog.name,
-        "spec_file": prog.loc.file,
-        "files": prog.files,
+        "spec_file": comment_text(prog.loc.file),
+        "files": [comment_text(f) for f in prog.files],
         "cpu_port": cpu_port,
         "header_types": header_decls(prog),
         "headers": struct_members(prog),
@@ -185,9 +186,9 @@ def build_view(prog: ir.Program, cpu_port: int = DEFAULT_CPU_PORT) -> dict[str, 
         "parser_locals": list(dict.fromkeys(pgen.locals)),
         "states": states,
         "verify": verify,
-        "counters": [(c.name, c.size, f"{c.loc.file}:{c.loc.line}") for c in
+        "counters": [(c.name, c.size, loc_text(c.loc)) for c in
                      sorted(prog.counters.values(), key=lambda c: c.name)],
-        "registers": [(r.name, r.width, r.size, f"{r.loc.file}:{r.loc.line}") for r in
+        "registers": [(r.name, r.width, r.size, loc_text(r.loc)) for r in
                       sorted(prog.registers.values(), key=lambda r: r.name)],
         "actions": cgen.p4_actions(),
         "tables": cgen.tables(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from c3po_compiler import ir
+from c3po_compiler.text import loc_text
 
 
 def tlv_field(name: str) -> str:
@@ -123,7 +124,7 @@ def header_decls(prog: ir.Program) -> list[dict[str, object]]:
     for _, inst in sorted(prog.instances.items()):
         ht = inst.type
         base = ht.name.replace(".", "__")
-        where = f"{ht.loc.file}:{ht.loc.line}"
+        where = loc_text(ht.loc)
         if inst.tlv_option is not None:
             # Never emitted, but BMv2 still wants whole bytes (and no empty headers).
             fields = [(f"bit<{f.width}>", f.name) for f in ht.fields]
@@ -135,14 +136,14 @@ def header_decls(prog: ir.Program) -> list[dict[str, object]]:
         add(type_name(ht), [(f"bit<{f.width}>", f.name) for f in ht.fields], f"header {ht.name} ({where})")
         for g in ht.groups:
             add(f"{base}__{g.name}_t", [(f"bit<{f.width}>", f.name) for f in g.fields],
-                f"optional group {ht.name}.{g.name} ({g.loc.file}:{g.loc.line})")
+                f"optional group {ht.name}.{g.name} ({loc_text(g.loc)})")
         vl = ht.varlen
         if vl is None:
             continue
         tlv = InstanceLayout(inst).tlv
         if tlv is None:
             add(f"{base}__{vl.name}_t", [(f"varbit<{vl.max_bytes * 8}>", "data")],
-                f"variable-length tail {ht.name}.{vl.name} ({vl.loc.file}:{vl.loc.line})")
+                f"variable-length tail {ht.name}.{vl.name} ({loc_text(vl.loc)})")
             continue
         tname = f"{base}__{vl.name}"
         members: list[tuple[str, str]] = []
@@ -153,7 +154,7 @@ def header_decls(prog: ir.Program) -> list[dict[str, object]]:
         opt_bits = max(8, (vl.max_bytes - tlv.header_bytes) * 8)
         add(f"{tname}__opt_t", [*((f"bit<{f.width}>", tlv_field(f.name)) for f in tlv.header),
                                 (f"varbit<{opt_bits}>", "data")],
-            f"one TLV option of {ht.name}.{vl.name} ({tlv.loc.file}:{tlv.loc.line})")
+            f"one TLV option of {ht.name}.{vl.name} ({loc_text(tlv.loc)})")
         members.append((f"{tname}__opt_t", "opt"))
         add(f"{tname}__u", members, f"one walked TLV option of {ht.name}.{vl.name}", kind="header_union")
         add(f"{tname}__pad_t", [(f"varbit<{vl.max_bytes * 8}>", "data")],

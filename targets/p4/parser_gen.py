@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
+from c3po_compiler.text import loc_text
 
 from .exprs import ExprWriter, lit
 from .layout import InstanceLayout
@@ -92,7 +93,7 @@ class ParserGen:
         return self.states
 
     def state(self, st: ir.ParserState) -> None:
-        where = f"parser state {st.name} ({st.loc.file}:{st.loc.line})"
+        where = f"parser state {st.name} ({loc_text(st.loc)})"
         first = P4State(st.name, where)
         self.states.append(first)
         current = first
@@ -131,7 +132,7 @@ class ParserGen:
             nxt = steps[i + 1] if i + 1 < len(steps) else tail
             current.transition = [f"transition select({writer(g.when)}) {{", f"    true: {steps[i]};",
                                   f"    default: {nxt if i + 1 == len(steps) else steps[i] + '_skip'};", "}"]
-            ext = P4State(steps[i], f"optional group {ht.name}.{g.name} ({g.loc.file}:{g.loc.line})",
+            ext = P4State(steps[i], f"optional group {ht.name}.{g.name} ({loc_text(g.loc)})",
                           [f"pkt.extract({lay.group(g)});"])
             self.advance(ext, f"32w{g.bytes}")
             self.states.append(ext)
@@ -148,7 +149,7 @@ class ParserGen:
         done = P4State(after, f"{ht.name} extracted")
         if ht.varlen:
             vl = ht.varlen
-            tail_state = P4State(tail, f"variable-length tail {ht.name}.{vl.name} ({vl.loc.file}:{vl.loc.line})")
+            tail_state = P4State(tail, f"variable-length tail {ht.name}.{vl.name} ({loc_text(vl.loc)})")
             self.states.append(tail_state)
             length = f"c3po_{lay.ident}_len"
             self.locals.append(f"bit<{vl.length.width}> {length};")
@@ -231,7 +232,7 @@ class ParserGen:
             shadow = f"hdr.{lay.ident}__{option.name}"
             need = hb + option.data_bytes
             self.states.append(P4State(f"{sname}__tlv_o_{option.name}",
-                                       f"option {option.name} ({option.loc.file}:{option.loc.line}): first one wins",
+                                       f"option {option.name} ({loc_text(option.loc)}): first one wins",
                                        [f"verify(((bit<32>) {size}) >= 32w{need}, {BAD_LENGTH});"],
                                        [f"transition select({shadow}.isValid()) {{", f"    true: {skip};",
                                         f"    default: {sname}__tlv_c_{option.name};", "}"]

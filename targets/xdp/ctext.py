@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from c3po_compiler import ir
+from c3po_compiler.text import loc_text
 
 
 def where(prog: ir.Program, loc: ir.Loc) -> str:
-    """`file:line` of a spec node, relative paths as the user wrote them, for comments in the C."""
-    if loc is None or not getattr(loc, "file", None):
-        return prog.name
-    return f"{loc.file}:{loc.line}"
+    """`file:line` of a spec node, relative paths as the user wrote them, for comments in the C (made safe there
+    by `c3po_compiler.text`)."""
+    return loc_text(loc, prog.name)
 
 
 @dataclass

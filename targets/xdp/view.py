@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from c3po_compiler import ir
+from c3po_compiler.text import comment_text
 
 from . import layout as L
 from .cexpr import ctype, hash_slot
@@ -95,7 +96,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "track_fresh": em.relayout and em.track_fresh,
         "scratch_hdr": max(8, sum((n + 7) // 8 * 8 for _, n in em.set_valid_slots.values())),
         "scratch_out": (em.dp.out_max() + 7) // 8 * 8,
-        "sources": ", ".join(prog.files) if prog.files else prog.name,
+        "sources": ", ".join(map(comment_text, prog.files)) if prog.files else prog.name,
         "tables": tables,
         "counters": [{"name": n, "size": c.size, "where": where(prog, c.loc)} for n, c in sorted(prog.counters.items())],
         "registers": registers,
