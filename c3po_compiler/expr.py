@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 BOOL = 0  # the width we give booleans: they are a separate type, never mixed with bit<W>
 
+# Limits on what the input controls (docs/spec-reference.md, "Limits"). Every later stage (type checking,
+# lowering, the targets' emitters, the reference interpreter) walks expressions recursively, so the front end
+# refuses anything deeper and no stage ever sees it; 64 levels stay far below Python's recursion limit.
+MAX_EXPR_DEPTH = 64
+MAX_LITERAL_BITS = 128  # the widest type: a literal that needs more bits fits nothing
+
 
 class ExprSyntaxError(Exception):
     def __init__(self, message: str, column: int, hint: str | None = None) -> None:
@@ -196,12 +202,74 @@ def tokenize(text: str) -> list[Token]:
                 raise ExprSyntaxError(f"invalid IPv4 address {tok_text!r}", pos) from None
             tokens.append(Token("num", tok_text, pos, int(addr4), 32))
         elif kind == "num":
-            tokens.append(Token("num", tok_text, pos, int(tok_text.replace("_", ""), 0)))
+            tokens.append(Token("num", tok_text, pos, _int_literal(tok_text, pos)))
         else:
             tokens.append(Token(kind, tok_text, pos))
         pos += len(tok_text)
     tokens.append(Token("end", "", len(text)))
     return tokens
+
+
+_WELL_FORMED_INT = re.compile(r"0[xX]_?[0-9A-Fa-f]+(?:_[0-9A-Fa-f]+)*|0[bB]_?[01]+(?:_[01]+)*|\d+(?:_\d+)*")
+_INT_SHAPES = "hex 0x0800 or 0x08_00, binary 0b1010, decimal 1500 or 1_500: digits, single '_' between them"
+
+
+def _int_literal(text: str, pos: int) -> int:
+    """The value of an integer literal, refused (with its position) when malformed or wider than any type."""
+    shown = text if len(text) <= 24 else text[:20] + "…"
+    if not _WELL_FORMED_INT.fullmatch(text):
+        raise ExprSyntaxError(f"malformed integer literal '{shown}'", pos, _INT_SHAPES)
+    if text[:2] in ("0x", "0X"):
+        base, digits, bits_per_digit = 16, text[2:], 4
+    elif text[:2] in ("0b", "0B"):
+        base, digits, bits_per_digit = 2, text[2:], 1
+    else:
+        base, digits, bits_per_digit = 10, text, 4  # a decimal digit needs at most 4 bits (log2 10 < 4)
+    digits = digits.replace("_", "").lstrip("0") or "0"
+    # Count digits before converting: a 5,000-digit literal never reaches int() (which refuses > 4,300 digits).
+    max_digits = 39 if base == 10 else MAX_LITERAL_BITS // bits_per_digit  # 2**128 has 39 decimal digits
+    value = int(digits, base) if len(digits) <= max_digits else None
+    if value is None or value.bit_length() > MAX_LITERAL_BITS:
+        raise ExprSyntaxError(f"integer literal '{shown}' is too wide: it needs more than {MAX_LITERAL_BITS} bits, "
+                              f"and no type is wider than bit<{MAX_LITERAL_BITS}>", pos,
+                              f"the largest literal is 2^{MAX_LITERAL_BITS} - 1 "
+                              f"(0x{'f' * (MAX_LITERAL_BITS // 4)})")
+    return value
+
+
+def _too_deep(pos: int) -> ExprSyntaxError:
+    return ExprSyntaxError(f"the expression nests deeper than {MAX_EXPR_DEPTH} levels", pos,
+                           "every parenthesis, operator, cast, slice, call and index is a level (a chain "
+                           "'a && b && c' is two); split it through metadata: 'meta.x = ...', then use meta.x")
+
+
+_NESTING = (Unary, Binary, Cast, Slice, Call, RegRead, Hash)
+
+
+def check_depth(expr: Expr) -> None:
+    """Refuse a syntax tree deeper than MAX_EXPR_DEPTH, at the first node past it (iteratively: the tree may be
+    deep even when the parser's own nesting is not, e.g. a long left-associative chain `a && b && ... && z`)."""
+    stack: list[tuple[Expr, int]] = [(expr, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, _NESTING):
+            depth += 1
+            if depth > MAX_EXPR_DEPTH:
+                raise _too_deep(node.pos)
+        stack.extend((child, depth) for child in children(node))
+
+
+def children(expr: Expr) -> list[Expr]:
+    """The direct sub-expressions of a node."""
+    if isinstance(expr, Binary):
+        return [expr.left, expr.right]
+    if isinstance(expr, (Unary, Cast, Slice)):
+        return [expr.operand]
+    if isinstance(expr, (Call, Hash)):
+        return list(expr.args)
+    if isinstance(expr, RegRead):
+        return [expr.index]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -225,6 +293,12 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0  # nesting of the recursive descent, bounded by MAX_EXPR_DEPTH
+
+    def enter(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_EXPR_DEPTH:
+            raise _too_deep(pos)
 
     @property
     def tok(self) -> Token:
@@ -265,14 +339,19 @@ class _Parser:
             if prec is None or prec < min_prec:
                 return left
             self.advance()
+            self.enter(tok.pos)
             right = self.expression(prec + 1)
+            self.depth -= 1
             left = Binary(tok.text, left, right, pos=tok.pos)
 
     def unary(self) -> Expr:
         tok = self.tok
         if tok.kind == "op" and tok.text in ("~", "!", "-"):
             self.advance()
-            return Unary(tok.text, self.unary(), pos=tok.pos)
+            self.enter(tok.pos)
+            operand = self.unary()
+            self.depth -= 1
+            return Unary(tok.text, operand, pos=tok.pos)
         if tok.kind == "op" and tok.text == "(" and self._is_cast():
             self.advance()
             self.expect("bit")
@@ -280,7 +359,10 @@ class _Parser:
             width = self.expect_int()
             self.expect(">")
             self.expect(")")
-            return Cast(width, self.unary(), pos=tok.pos)
+            self.enter(tok.pos)
+            operand = self.unary()
+            self.depth -= 1
+            return Cast(width, operand, pos=tok.pos)
         return self.postfix(self.primary())
 
     def _is_cast(self) -> bool:
@@ -311,8 +393,10 @@ class _Parser:
             return self.name()
         if tok.kind == "op" and tok.text == "(":
             self.advance()
+            self.enter(tok.pos)
             inner = self.expression()
             self.expect(")")
+            self.depth -= 1
             return inner
         found = tok.text or "end of expression"
         raise ExprSyntaxError(f"expected a value but found '{found}'", tok.pos)
@@ -321,12 +405,14 @@ class _Parser:
         tok = self.advance()
         self.expect("(")
         args: list[Expr] = []
+        self.enter(tok.pos)
         if not self.accept(")"):
             while True:
                 args.append(self.expression())
                 if self.accept(")"):
                     break
                 self.expect(",")
+        self.depth -= 1
         return Call(tok.text, args, pos=tok.pos)
 
     def name(self) -> Expr:
@@ -342,9 +428,10 @@ class _Parser:
                 # `vlan[0]` (index) vs `x[7:0]` (slice): an index has no colon.
                 if self.tokens[self.i + 2].text == ":":
                     break
-                self.advance()
+                self.enter(self.advance().pos)
                 index = self.expression()
                 self.expect("]")
+                self.depth -= 1
                 if isinstance(index, Const) and not index.is_bool:
                     parts.append(index.value)
                 elif len(parts) == 1:
@@ -360,6 +447,7 @@ def parse_expression(text: str) -> Expr:
     p = _Parser(text)
     expr = p.expression()
     p.at_end()
+    check_depth(expr)
     return expr
 
 
@@ -395,6 +483,7 @@ def parse_statement(text: str) -> RawAssign | RawCall:
             raise ExprSyntaxError("an assignment needs a field, metadata or register on the left", 0)
         target = p.name()  # a field or metadata name, or a register element `reg[expr]`
         p.at_end()
+        check_depth(target)
         try:
             value = parse_expression(rhs_text)
         except ExprSyntaxError as exc:
@@ -414,6 +503,8 @@ def parse_statement(text: str) -> RawAssign | RawCall:
                 break
             p.expect(",")
     p.at_end()
+    for arg in args:
+        check_depth(arg)
     return RawCall(tok.text, args, tok.pos)
 
 
