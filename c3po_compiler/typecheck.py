@@ -262,8 +262,10 @@ class Resolver:
         if e.op in ("<<", ">>"):
             if left.width < 0:
                 if isinstance(left, Const) and isinstance(right, Const):
+                    if e.op == "<<" and left.value and right.value > MAX_WIDTH:
+                        raise _too_wide_constant(e.pos)  # before computing: `1 << 10**12` would fill the memory
                     v = left.value << right.value if e.op == "<<" else left.value >> right.value
-                    return Const(v, pos=e.pos, width=-1)
+                    return _unsized(v, e.pos)
                 raise TypeProblem(f"cannot shift an unsized literal by a {_describe(right.width)}", e.pos,
                                   "cast the literal, e.g. '(bit<32>) 1 << n'")
             if right.width < 0:
@@ -372,6 +374,19 @@ def _fold(op: str, left: Const, right: Const, pos: int) -> Expr:
     v = {"+": a + b, "-": a - b, "*": a * b, "&": a & b, "|": a | b, "^": a ^ b}[op]
     if v < 0:
         raise TypeProblem(f"constant expression is negative ({v})", pos, "all values are unsigned")
+    return _unsized(v, pos)
+
+
+def _too_wide_constant(pos: int) -> TypeProblem:
+    return TypeProblem(f"constant expression is too wide: it needs more than {MAX_WIDTH} bits, and no type is "
+                       f"wider than bit<{MAX_WIDTH}>", pos, "cast a literal to give the expression a width, "
+                       "e.g. '(bit<32>) 1 << n'")
+
+
+def _unsized(v: int, pos: int) -> Const:
+    """A folded constant without width; never wider than the widest type (so folding stays cheap)."""
+    if v.bit_length() > MAX_WIDTH:
+        raise _too_wide_constant(pos)
     return Const(v, pos=pos, width=-1)
 
 
