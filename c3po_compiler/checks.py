@@ -174,7 +174,7 @@ def deparse_order(prog: ir.Program) -> list[Problem]:
     if problems:
         return problems
     # Checking each extraction against the next ones along every path is enough: the deparse list is a
-    # total order, so consecutive pairs in order make the whole path in order. Linear in the graph's size.
+    # total order, so consecutive pairs in order make the whole path in order.
     nexts = _next_extractions(p)
     reported: set[tuple[str, str]] = set()
     for name, st in p.states.items():
@@ -203,16 +203,23 @@ def _next_extractions(p: ir.Parser) -> Callable[[str], set[str]]:
     memo: dict[str, set[str]] = {}
 
     def through(state: str) -> set[str]:
-        # States reached from `state`'s successors, stopping at the first extracting state on each path.
+        # A walk over the states reached from `state`'s successors, stopping at the first extracting state on
+        # each path. Iterative: a chain of thousands of states that extract nothing must not overflow the stack.
         if state in memo:
             return memo[state]
-        memo[state] = set()  # cycles without extraction are reported by unbounded_cycles
         out: set[str] = set()
-        for succ in p.graph.successors(state):
-            st = p.states.get(succ)
-            if st is None:
-                continue
-            out |= {succ} if st.extract else through(succ)
+        seen: set[str] = {state}
+        todo = [state]
+        while todo:
+            for succ in p.graph.successors(todo.pop()):
+                st = p.states.get(succ)
+                if st is None:
+                    continue
+                if st.extract:
+                    out.add(succ)
+                elif succ not in seen:
+                    seen.add(succ)
+                    todo.append(succ)
         memo[state] = out
         return out
 

@@ -14,6 +14,7 @@ import networkx as nx
 
 from . import ir
 from .expr import (
+    MAX_LITERAL_BITS,
     Const,
     Expr,
     ExprSyntaxError,
@@ -37,6 +38,9 @@ from .typecheck import Resolver, Scope, TypeProblem, coerce
 from .yaml_source import PathKey, Source
 
 TERMINAL_STATES = ("accept", "reject")
+# docs/spec-reference.md, "Limits": generous for any real protocol stack, and far below what the stages that walk
+# the parse graph (and the reference interpreter's per-packet bound of 4096 visited states) can take.
+MAX_PARSER_STATES = 1024
 VERDICT_STATEMENTS = {"drop": ir.Verdict.DROP, "to_host": ir.Verdict.TO_HOST, "reflect": ir.Verdict.REFLECT}
 
 
@@ -107,6 +111,10 @@ class Lowerer:
         if isinstance(text, bool):
             return Const(int(text), is_bool=True)
         if isinstance(text, int):
+            if text.bit_length() > MAX_LITERAL_BITS:
+                self.err(path, f"integer is too wide: it needs {text.bit_length()} bits, and no type is wider than "
+                         f"bit<{MAX_LITERAL_BITS}>", f"the largest value is 2^{MAX_LITERAL_BITS} - 1")
+                raise _Abort
             return Const(text)
         if not isinstance(text, str):
             self.err(path, "expected an expression string")
@@ -749,6 +757,11 @@ class Lowerer:
             default = oe.get("default", "drop")
             on_error = {e: oe.get(e, default) for e in ir.ERROR_KINDS}
         states_data = data.get("states") or {}
+        if len(states_data) > MAX_PARSER_STATES:
+            self.err((*path, "states"), f"the parser has {len(states_data)} states, more than the limit of "
+                     f"{MAX_PARSER_STATES}", "no protocol stack needs that many: merge states that only pass "
+                     "through (a state may extract one header and select on several fields)", key=True)
+            return None
         states: dict[str, ir.ParserState] = {}
         for sname in states_data:
             if sname in TERMINAL_STATES:
