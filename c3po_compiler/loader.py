@@ -18,9 +18,10 @@ import jsonschema
 
 from . import ir
 from .checks import run_checks
+from .input_files import SPEC_LIMIT, InputFileError, decode_text, read_input
 from .lower import Lowerer
 from .problems import Loc, Problem, SpecError, error
-from .yaml_source import Source, load_yaml
+from .yaml_source import Source, load_yaml_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "c3po.schema.json"
 
@@ -186,9 +187,44 @@ def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[An
     return err.message, None, None
 
 
+# Longest include name and file name component (bytes): Linux's PATH_MAX and NAME_MAX.
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+
+def _name_problem(name: str) -> tuple[str, str] | None:
+    """Why a file name cannot name a file (message, hint), checked before the OS sees it."""
+    if "\0" in name:
+        return "the file name contains a NUL byte", "file names cannot contain NUL bytes"
+    encoded = name.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_PATH_BYTES:
+        return (f"the file name is {len(encoded)} bytes long, more than {MAX_PATH_BYTES}",
+                f"paths are at most {MAX_PATH_BYTES} bytes")
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > MAX_NAME_BYTES:
+        return (f"a part of the file name is {longest} bytes long, more than {MAX_NAME_BYTES}",
+                f"each directory or file name is at most {MAX_NAME_BYTES} bytes")
+    return None
+
+
 def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order: list[Source],
-               problems: list[Problem], include_loc: Loc | None) -> None:
-    path = path.resolve()
+               problems: list[Problem], include_loc: Loc | None, raw: dict[Path, bytes],
+               written_name: str | None = None) -> None:
+    shown = display_name(path)
+    loc = include_loc or Loc(shown, 1, 1)
+    verb = "cannot read spec" if include_loc is None else "cannot include"
+    bad_name = _name_problem(str(path))
+    if bad_name is not None:  # the name as written, shortened: the position points at it
+        written = str(path) if written_name is None else written_name
+        written = written if len(written) <= 80 else written[:60] + "..." + written[-12:]
+        problems.append(error(loc, f"{verb} {written!r}: {bad_name[0]}", bad_name[1]))
+        return
+    try:
+        path = path.resolve()
+        is_file, is_dir, exists = path.is_file(), path.is_dir(), path.exists()
+    except (OSError, RuntimeError) as exc:  # a name too long once joined to its directory, a symlink loop
+        problems.append(error(loc, f"{verb} {shown}: {getattr(exc, 'strerror', None) or exc}"))
+        return
     if path in chain:
         cycle = " -> ".join(display_name(p) for p in [*chain[chain.index(path):], path])
         assert include_loc is not None
@@ -196,23 +232,32 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
         return
     if path in loaded:
         return
-    if not path.is_file():
-        loc = include_loc or Loc(display_name(path), 1, 1)
-        if path.is_dir():
-            message, hint = f"{display_name(path)} is a directory, not a spec file", "name the .yaml files, e.g. DIR/*.yaml"
-        elif include_loc is None:
-            message, hint = f"spec file not found: {display_name(path)}", None
+    shown = display_name(path)
+    if not is_file and not exists:
+        if include_loc is None:
+            message, hint = f"spec file not found: {shown}", None
         else:
-            message, hint = (f"included spec file not found: {display_name(path)}",
+            message, hint = (f"included spec file not found: {shown}",
                              "include paths are relative to the including file")
         problems.append(error(loc, message, hint))
         return
+    if is_dir:
+        problems.append(error(loc, f"{shown} is a directory, not a spec file", "name the .yaml files, e.g. DIR/*.yaml"))
+        return
     try:
-        src = load_yaml(path, display_name(path))
+        data = read_input(path, "file", SPEC_LIMIT)
+        text = decode_text(data, "file")
+    except InputFileError as exc:
+        where = Loc(shown, exc.line, exc.col or 1) if exc.line is not None else loc
+        problems.append(error(where, f"{verb} {shown}: {exc.message}", exc.hint))
+        return
+    try:
+        src = load_yaml_text(text, shown)
     except SpecError as exc:  # keep going: the other files' problems are reported in the same run
         problems.extend(exc.problems)
         return
     loaded[path] = src
+    raw[path] = data
     if not isinstance(src.data, dict):
         problems.append(error(src.loc(()), "a spec file is a YAML mapping", "start with 'c3po: 1'"))
         return
@@ -222,7 +267,8 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
     if isinstance(includes, list):
         for i, inc in enumerate(includes):
             if isinstance(inc, str):
-                _load_tree(path.parent / inc, [*chain, path], loaded, order, problems, src.loc(("include", i)))
+                _load_tree(path.parent / inc, [*chain, path], loaded, order, problems, src.loc(("include", i)), raw,
+                           inc)
     order.append(src)
 
 
@@ -232,7 +278,8 @@ def load_program(path: str | Path) -> Loaded:
     loaded: dict[Path, Source] = {}
     order: list[Source] = []
     top = Path(path)
-    _load_tree(top, [], loaded, order, problems, None)
+    raw: dict[Path, bytes] = {}
+    _load_tree(top, [], loaded, order, problems, None, raw)
     if problems:
         raise SpecError(problems)
     main = order[-1]
@@ -248,7 +295,7 @@ def load_program(path: str | Path) -> Loaded:
     digest = hashlib.sha256()
     for src in order:
         digest.update(Path(src.file).name.encode() + b"\0")
-        digest.update(Path(loaded_path(loaded, src)).read_bytes())
+        digest.update(raw[loaded_path(loaded, src)])
     program.source_hash = digest.hexdigest()[:16]
     return Loaded(program, [p for p in problems if p.severity == "warning"])
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .input_files import SPEC_LIMIT, InputFileError, Limit, read_input_text
 from .problems import Loc, Problem, SpecError, error
 
 try:
@@ -45,6 +46,11 @@ class Source:
     keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     nodes: int = 0  # values built so far, aliases expanded: bounded so that an alias bomb cannot hang us
     building: set[int] = field(default_factory=set)  # ids of the nodes being built: a recursive alias is a loop
+    # Where aliases are refused (vector files): the nodes built so far, since an alias is a node built twice,
+    # and what the file is called in messages.
+    seen: set[int] | None = None
+    what: str = "spec"
+    max_nodes: int | None = None
 
     def loc(self, path: PathKey, *, key: bool = False) -> Loc:
         """Location of the value at `path` (or of its mapping key), falling back to the nearest parent."""
@@ -63,6 +69,9 @@ class Source:
 
 
 _INT_TAG = "tag:yaml.org,2002:int"
+# The longest integer a spec or vector needs: 128 bits in binary with a `_` between digits, and a sign. Longer
+# ones are refused before they are converted (a 5,000-digit integer cannot even be printed in decimal).
+MAX_INT_CHARS = 2 + 128 * 2
 _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map",
                                                           "timestamp", "binary", "merge", "value"))
 
@@ -73,7 +82,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if node.style in ("'", '"'):  # quoted: always a string
         return value
     if tag == _INT_TAG:
-        if ":" in value:  # YAML 1.1 sexagesimal: really a MAC address or time
+        if ":" in value or len(value) > MAX_INT_CHARS:  # YAML 1.1 sexagesimal: really a MAC address or time
             return value
         text = value.replace("_", "")
         sign = -1 if text.startswith("-") else 1
@@ -106,14 +115,42 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 
+class _AliasFound(Exception):
+    """A node built a second time: an alias, where aliases are refused."""
+
+    def __init__(self, node: yaml.Node, path: PathKey):
+        super().__init__()
+        self.node, self.path = node, path
+
+
+def _alias_error(text: str, src: Source, found: _AliasFound) -> SpecError:
+    """The composed graph has lost where the alias was written: the first alias event in the text is the one
+    (nodes are built in document order, and an alias comes after its anchor)."""
+    line, col = found.node.start_mark.line + 1, found.node.start_mark.column + 1
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent) and event.start_mark is not None:
+            line, col = event.start_mark.line + 1, event.start_mark.column + 1
+            break
+    return SpecError([error(Loc(src.file, line, col, json_path(found.path)),
+                            f"YAML aliases (*name) are not allowed in a {src.what}",
+                            f"write the value out in full (this one repeats the value anchored at line "
+                            f"{found.node.start_mark.line + 1})")])
+
+
 def _build(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem]) -> Any:
     src.nodes += 1
     here = Loc(src.file, node.start_mark.line + 1, node.start_mark.column + 1, json_path(path))
-    if src.nodes > MAX_NODES:
-        raise SpecError([error(here, f"the spec expands to more than {MAX_NODES} values",
+    max_nodes = MAX_NODES if src.max_nodes is None else src.max_nodes
+    if src.nodes > max_nodes:
+        raise SpecError([error(here, f"the {src.what} expands to more than {max_nodes} values",
                                "YAML anchors and aliases (&a, *a) are expanded; is one repeated by mistake?")])
     if len(path) > MAX_DEPTH:
-        raise SpecError([error(here, f"the spec nests deeper than {MAX_DEPTH} levels")])
+        raise SpecError([error(here, f"the {src.what} nests deeper than {MAX_DEPTH} levels",
+                               "no spec or vector needs that many levels")])
+    if src.seen is not None:
+        if id(node) in src.seen:
+            raise _AliasFound(node, path)
+        src.seen.add(id(node))
     if isinstance(node, yaml.CollectionNode):
         if id(node) in src.building:
             raise SpecError([error(here, "a YAML alias refers to a node that contains it",
@@ -134,6 +171,11 @@ def _build_node(node: yaml.Node, path: PathKey, src: Source, problems: list[Prob
         problems.append(error(Loc(src.file, node.start_mark.line + 1, node.start_mark.column + 1, json_path(path)),
                               f"unsupported YAML tag '{node.tag}'", "a spec uses plain YAML values, without tags"))
     if isinstance(node, yaml.ScalarNode):
+        if node.tag == _INT_TAG and node.style not in ("'", '"') and len(node.value) > MAX_INT_CHARS:
+            problems.append(error(Loc(src.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                      json_path(path)),
+                                  f"integer '{node.value[:20]}...' is too long ({len(node.value)} characters)",
+                                  f"integers are at most 128 bits (at most {MAX_INT_CHARS} characters)"))
         return _scalar(node)
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), src, problems) for i, item in enumerate(node.value)]
@@ -166,18 +208,26 @@ def _build_node(node: yaml.Node, path: PathKey, src: Source, problems: list[Prob
     raise TypeError(node)  # pragma: no cover
 
 
-def load_yaml(path: Path, display: str | None = None) -> Source:
-    """Load one YAML file; raise SpecError (never a parser traceback) when it is not valid YAML."""
+def load_yaml(path: Path, display: str | None = None, *, what: str = "spec",
+              limit: Limit = SPEC_LIMIT, aliases: bool = True) -> Source:
+    """Load one YAML file; raise SpecError (never a parser traceback) when it is not valid YAML.
+
+    Only regular files up to `limit` are read (see `input_files`). `aliases=False` refuses YAML aliases, for
+    formats that have no use for them (vector files), and lifts the bound on values (without aliases the file
+    size bounds them).
+    """
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([error(Loc(name, 1, 1), f"cannot read spec: {exc}")]) from None
-    return load_yaml_text(text, name)
+        text = read_input_text(path, what, limit)
+    except InputFileError as exc:
+        raise SpecError([error(Loc(name, exc.line or 1, exc.col or 1), exc.message, exc.hint)]) from None
+    return load_yaml_text(text, name, what=what, aliases=aliases)
 
 
-def load_yaml_text(text: str, name: str) -> Source:
-    src = Source(name, None)
+def load_yaml_text(text: str, name: str, *, what: str = "spec", aliases: bool = True) -> Source:
+    src = Source(name, None, what=what)
+    if not aliases:
+        src.seen, src.max_nodes = set(), 1 << 62
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -196,7 +246,10 @@ def load_yaml_text(text: str, name: str) -> Source:
     except yaml.YAMLError as exc:
         raise SpecError([error(Loc(name, 1, 1), f"invalid YAML: {exc}")]) from None
     problems: list[Problem] = []
-    src.data = None if node is None else _build(node, (), src, problems)
+    try:
+        src.data = None if node is None else _build(node, (), src, problems)
+    except _AliasFound as found:
+        raise _alias_error(text, src, found) from None
     if problems:
         raise SpecError(problems)
     return src

@@ -20,6 +20,8 @@ import struct
 import sys
 from pathlib import Path
 
+from c3po_compiler.input_files import VECTOR_LIMIT, InputFileError, read_input
+
 from .model import ControlState, Expected, PacketIn, Vector
 
 LINKTYPE_ETHERNET = 1
@@ -116,10 +118,10 @@ def read_pcap(path: str | Path, bmv2: bool = False) -> list[bytes]:
     header not flushed yet) is no frames, and its link type 0 is taken as Ethernet (BMv2 writes Ethernet frames
     under the link type 0 of `pcap_open_dead(0, 0)`)."""
     p = Path(path)
-    try:
-        blob = p.read_bytes()
-    except OSError as exc:
-        raise PcapError(f"{p}: cannot read: {exc.strerror}") from None
+    try:  # a regular file of at most C3PO_MAX_VECTOR_BYTES (c3po_compiler.input_files)
+        blob = read_input(p, "pcap file", VECTOR_LIMIT)
+    except InputFileError as exc:
+        raise PcapError(f"{p}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
     if bmv2 and not blob:
         return []
     if len(blob) < 24 or blob[:4] not in _MAGICS:

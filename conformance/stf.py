@@ -20,6 +20,7 @@ from pathlib import Path
 
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
+from c3po_compiler.input_files import VECTOR_LIMIT, InputFileError, read_input_text
 
 from .model import ControlState, EntryState, Expected, PacketIn, Vector
 from .packets import literal
@@ -179,10 +180,12 @@ def loads_stf(text: str, prog: ir.Program, source: str = "<stf>") -> list[Vector
 
 def load_stf(path: str | Path, prog: ir.Program) -> list[Vector]:
     p = Path(path)
-    try:
-        return loads_stf(p.read_text(encoding="utf-8"), prog, str(p))
-    except OSError as exc:
-        raise StfError(f"{p}: cannot read: {exc.strerror}") from None
+    try:  # a regular file of at most C3PO_MAX_VECTOR_BYTES (c3po_compiler.input_files)
+        text = read_input_text(p, "STF file", VECTOR_LIMIT)
+    except InputFileError as exc:
+        line = f":{exc.line}" if exc.line is not None else ""
+        raise StfError(f"{p}{line}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
+    return loads_stf(text, prog, str(p))
 
 
 def _stf_value(e: KeyElem) -> str:
