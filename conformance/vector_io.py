@@ -1,5 +1,6 @@
 """Vector files: YAML for hand-written ones, JSON Lines for generated ones; pcap and STF through their
-modules.
+modules. All are read through `c3po_compiler.input_files`: regular files only, at most C3PO_MAX_VECTOR_BYTES
+(JSON Lines streamed, each line at most C3PO_MAX_VECTOR_LINE_BYTES); YAML aliases are refused.
 
 Every failure becomes a `VectorFileError` naming the file and the entry (line for JSON Lines), so the CLI can
 print one line instead of a traceback.
@@ -14,7 +15,9 @@ from typing import Any
 
 import yaml
 
-from c3po_compiler import ir
+from c3po_compiler import SpecError, ir
+from c3po_compiler.input_files import VECTOR_LIMIT, VECTOR_LINE_LIMIT, InputFileError, input_lines
+from c3po_compiler.yaml_source import MAX_DEPTH, load_yaml
 
 from .model import VECTOR_FORMAT_VERSION, Vector
 from .vectors import VectorFormatError, header_data, vector_from_data, vector_to_data
@@ -33,15 +36,23 @@ def _check_header(doc: dict[str, Any], prog: ir.Program, where: str) -> None:
         raise VectorFileError(f"{where}: vectors are for program '{program}', not '{prog.name}'")
 
 
+def _file_error(path: Path, exc: InputFileError) -> VectorFileError:
+    pos = f":{exc.line}" if exc.line is not None else ""
+    hint = f" ({exc.hint})" if exc.hint else ""
+    return VectorFileError(f"{path}{pos}: {exc.message}{hint}")
+
+
 def load_yaml_vectors(path: Path, prog: ir.Program) -> list[Vector]:
+    """YAML without aliases (a vector file has no use for them, and an alias bomb expands without bound),
+    nested at most `yaml_source.MAX_DEPTH` levels, read through `input_files` (regular files up to the cap)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VectorFileError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise VectorFileError(f"{path}{pos}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        src = load_yaml(path, str(path), what="vector file", limit=VECTOR_LIMIT, aliases=False)
+    except SpecError as exc:
+        p = exc.problems[0]
+        hint = f" ({p.hint})" if p.hint else ""
+        message = p.message.replace("invalid YAML: ", "not valid YAML: ", 1)
+        raise VectorFileError(f"{p.loc.file}:{p.loc.line}:{p.loc.col}: {message}{hint}") from None
+    doc = src.data
     if not isinstance(doc, dict) or not isinstance(doc.get("vectors"), list):
         raise VectorFileError(f"{path}: expected a map with 'c3po_vectors: 1' and a 'vectors' list")
     _check_header(doc, prog, str(path))
@@ -50,24 +61,35 @@ def load_yaml_vectors(path: Path, prog: ir.Program) -> list[Vector]:
         try:
             out.append(vector_from_data(vd, prog, f"vectors[{i}]"))
         except VectorFormatError as exc:
-            raise VectorFileError(f"{path}: {exc}") from None
+            raise VectorFileError(f"{path}:{src.loc(('vectors', i)).line}: {exc}") from None
     _check_unique(out, path)
     return out
 
 
 def load_jsonl_vectors(path: Path, prog: ir.Program) -> list[Vector]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise VectorFileError(f"{path}: cannot read: {exc.strerror}") from None
+    """Streamed: one line in memory at a time, each at most C3PO_MAX_VECTOR_LINE_BYTES (see `input_files`)."""
     out = []
-    for lineno, line in enumerate(lines, 1):
+    lines = input_lines(path, "vector file", VECTOR_LIMIT, VECTOR_LINE_LIMIT)
+    while True:
+        try:
+            item = next(lines, None)
+        except InputFileError as exc:
+            raise _file_error(path, exc) from None
+        if item is None:
+            break
+        lineno, line = item
         if not line.strip():
             continue
         try:
             doc = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise VectorFileError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
+            raise VectorFileError(f"{path}:{lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise VectorFileError(f"{path}:{lineno}: the JSON nests too deeply") from None
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise VectorFileError(f"{path}:{lineno}: not valid JSON: {exc}") from None
+        if _depth(doc) > MAX_DEPTH:
+            raise VectorFileError(f"{path}:{lineno}: the vector nests deeper than {MAX_DEPTH} levels")
         if isinstance(doc, dict) and "c3po_vectors" in doc:
             _check_header(doc, prog, f"{path}:{lineno}")
             continue
@@ -77,6 +99,20 @@ def load_jsonl_vectors(path: Path, prog: ir.Program) -> list[Vector]:
             raise VectorFileError(f"{path}:{lineno}: {exc}") from None
     _check_unique(out, path)
     return out
+
+
+def _depth(value: Any) -> int:
+    """How deeply a JSON value nests, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 def _check_unique(vectors: list[Vector], path: Path) -> None:
