@@ -23,9 +23,62 @@ class VectorFormatError(ValueError):
 
 
 def _need(d: Any, key: str, where: str) -> Any:
-    if not isinstance(d, dict) or key not in d:
+    if not isinstance(d, dict):
+        raise VectorFormatError(f"{where}: expected a map, found {_show(d)}")
+    if key not in d:
         raise VectorFormatError(f"{where}: missing '{key}'")
     return d[key]
+
+
+def _show(value: Any) -> str:
+    """A value as messages quote it: its YAML/JSON kind and a short repr."""
+    kind = {bool: "boolean", int: "integer", str: "string", list: "list", dict: "map", float: "number"}.get(
+        type(value), type(value).__name__)
+    if value is None:
+        return "null"
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"integer of {value.bit_length()} bits"
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _int(value: Any, where: str, lo: int, hi: int) -> int:
+    """An integer lo..hi (a boolean is not one)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise VectorFormatError(f"{where}: expected an integer {lo}..{hi}, found {_show(value)}")
+    if not lo <= value <= hi:
+        raise VectorFormatError(f"{where}: {value} is out of range {lo}..{hi}")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise VectorFormatError(f"{where}: expected a string, found {_show(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    """A list; left out (null) is empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise VectorFormatError(f"{where}: expected a list, found {_show(value)}")
+    return value
+
+
+def _map(value: Any, where: str) -> dict[Any, Any]:
+    """A map; left out (null) is empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise VectorFormatError(f"{where}: expected a map, found {_show(value)}")
+    return value
+
+
+# Entry priorities travel as 32-bit signed integers (P4Runtime, the targets' tables).
+MAX_PRIORITY = (1 << 31) - 1
+# Counter and register indexes, packet counts: far beyond any target's, small enough for every integer type.
+MAX_COUNT = (1 << 64) - 1
 
 
 # ------------------------------------------------------------------------------------------- match values
@@ -60,7 +113,7 @@ def _action(
     if "args" in d:
         if arg_exprs:
             raise VectorFormatError(f"{where}: give arguments either in 'action' or in 'args', not both")
-        raw_args = list(d["args"] or [])
+        raw_args = list(_list(d["args"], f"{where}.args"))
     if len(raw_args) != len(params):
         raise VectorFormatError(
             f"{where}: action '{name}' takes {len(params)} argument(s), {len(raw_args)} given"
@@ -80,15 +133,22 @@ def control_from_data(data: Any, prog: ir.Program, where: str) -> ControlState:
     if not isinstance(data, dict):
         raise VectorFormatError(f"{where}: 'control' must be a map with 'entries' and/or 'defaults'")
     entries: list[EntryState] = []
-    for i, ed in enumerate(data.get("entries") or []):
+    installed: dict[str, int] = {}
+    for i, ed in enumerate(_list(data.get("entries"), f"{where}.entries")):
         w = f"{where}.entries[{i}]"
-        tname = _need(ed, "table", w)
-        table = prog.tables.get(tname)
-        if table is None:
-            raise VectorFormatError(f"{w}: unknown table '{tname}'; known: {', '.join(sorted(prog.tables))}")
-        given = ed.get("match") or {}
+        tname = _table_name(ed, prog, w)
+        table = prog.tables[tname]
+        # The table holds its constant entries too: a vector that overfills it would pass on the reference
+        # and fail on a target for a reason that is the vector's, not the target's.
+        installed[tname] = installed.get(tname, len(table.entries)) + 1
+        if installed[tname] > table.size:
+            consts = f", {len(table.entries)} of them constant" if table.entries else ""
+            raise VectorFormatError(f"{w}: table '{tname}' is full: it holds {table.size} entries{consts}, "
+                                    f"and this is entry {installed[tname]}")
+        given = ed.get("match")
+        given = {} if given is None else given
         if not isinstance(given, dict):
-            raise VectorFormatError(f"{w}: 'match' must map key names to values")
+            raise VectorFormatError(f"{w}: 'match' must map key names to values, found {_show(given)}")
         unknown = set(map(str, given)) - {k.text for k in table.keys}
         if unknown:
             raise VectorFormatError(
@@ -104,17 +164,25 @@ def control_from_data(data: Any, prog: ir.Program, where: str) -> ControlState:
             else:
                 match.append(canonical_match(given[k.text], k, f"{w}.match.{k.text}"))
         action, args = _action(ed, table.actions, prog, w)
-        entries.append(EntryState(tname, tuple(match), action, args, int(ed.get("priority", 0))))
+        priority = _int(ed.get("priority", 0), f"{w}.priority", 0, MAX_PRIORITY)
+        entries.append(EntryState(tname, tuple(match), action, args, priority))
     defaults: list[tuple[str, str, tuple[int, ...]]] = []
-    for i, dd in enumerate(data.get("defaults") or []):
+    for i, dd in enumerate(_list(data.get("defaults"), f"{where}.defaults")):
         w = f"{where}.defaults[{i}]"
-        tname = _need(dd, "table", w)
-        table = prog.tables.get(tname)
-        if table is None:
-            raise VectorFormatError(f"{w}: unknown table '{tname}'")
+        tname = _table_name(dd, prog, w)
+        table = prog.tables[tname]
         action, args = _action(dd, [*table.actions, "nop"], prog, w)
         defaults.append((tname, action, args))
     return ControlState(tuple(entries), tuple(defaults))
+
+
+def _table_name(d: Any, prog: ir.Program, where: str) -> str:
+    tname = _need(d, "table", where)
+    if not isinstance(tname, str) or tname not in prog.tables:
+        known = ", ".join(sorted(prog.tables)) or "(the program has no tables)"
+        shown = f"'{tname}'" if isinstance(tname, str) else _show(tname)
+        raise VectorFormatError(f"{where}: unknown table {shown}; known: {known}")
+    return tname
 
 
 def control_to_data(control: ControlState, prog: ir.Program) -> dict[str, Any]:
@@ -145,14 +213,21 @@ def _call_text(action: str, args: tuple[int, ...]) -> str:
 
 def registers_from_data(data: Any, prog: ir.Program, where: str) -> Registers:
     out: Registers = {}
-    for i, r in enumerate(data or []):
+    for i, r in enumerate(_list(data, where)):
         w = f"{where}[{i}]"
         name = _need(r, "register", w)
-        reg = prog.registers.get(name)
+        reg = prog.registers.get(name) if isinstance(name, str) else None
         if reg is None:
-            raise VectorFormatError(f"{w}: unknown register '{name}'")
+            known = ", ".join(sorted(prog.registers)) or "(the program has no registers)"
+            shown = f"'{name}'" if isinstance(name, str) else _show(name)
+            raise VectorFormatError(f"{w}: unknown register {shown}; known: {known}")
+        index = _need(r, "index", w)
+        if isinstance(index, int) and not isinstance(index, bool) and not 0 <= index < reg.size:
+            raise VectorFormatError(f"{w}.index: {index} is out of range: register '{name}' has {reg.size} "
+                                    f"element(s), indexes 0..{reg.size - 1}")
+        index = _int(index, f"{w}.index", 0, reg.size - 1)
         try:
-            out[(name, int(_need(r, "index", w)))] = literal(_need(r, "value", w), reg.width, w)
+            out[(name, index)] = literal(_need(r, "value", w), reg.width, f"{w}.value")
         except PacketBuildError as exc:
             raise VectorFormatError(str(exc)) from None
     return out
@@ -164,11 +239,13 @@ def registers_to_data(regs: Registers) -> list[dict[str, Any]]:
 
 def counters_from_data(data: Any, where: str) -> dict[tuple[str, int], tuple[int, int]]:
     out: dict[tuple[str, int], tuple[int, int]] = {}
-    for i, c in enumerate(data or []):
+    for i, c in enumerate(_list(data, where)):
         w = f"{where}[{i}]"
-        out[(str(_need(c, "counter", w)), int(_need(c, "index", w)))] = (
-            int(_need(c, "packets", w)),
-            int(_need(c, "bytes", w)),
+        name = _str(_need(c, "counter", w), f"{w}.counter")
+        # -1: a table counter's default-action element
+        out[(name, _int(_need(c, "index", w), f"{w}.index", -1, MAX_COUNT))] = (
+            _int(_need(c, "packets", w), f"{w}.packets", 0, MAX_COUNT),
+            _int(_need(c, "bytes", w), f"{w}.bytes", 0, MAX_COUNT),
         )
     return out
 
@@ -184,8 +261,8 @@ def counters_to_data(counters: dict[tuple[str, int], tuple[int, int]]) -> list[d
 
 def packet_from_data(d: Any, prog: ir.Program, where: str) -> PacketIn:
     port = _need(d, "port", where)
-    if not isinstance(port, int) or not 0 <= port < 1 << 16:
-        raise VectorFormatError(f"{where}: 'port' must be an integer 0..65535")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 1 << 16:
+        raise VectorFormatError(f"{where}: 'port' must be an integer 0..65535, found {_show(port)}")
     try:
         if "data" in d:
             return PacketIn(port, hex_bytes(d["data"], f"{where}.data"))
@@ -205,10 +282,12 @@ def packet_from_data(d: Any, prog: ir.Program, where: str) -> PacketIn:
 
 def expected_from_data(d: Any, prog: ir.Program, where: str) -> Expected:
     verdict = _need(d, "verdict", where)
-    if verdict not in VERDICT_NAMES:
-        raise VectorFormatError(
-            f"{where}: verdict '{verdict}' is not one of {', '.join(sorted(VERDICT_NAMES))}"
-        )
+    if not isinstance(verdict, str) or verdict not in VERDICT_NAMES:
+        shown = f"'{verdict}'" if isinstance(verdict, str) else _show(verdict)
+        raise VectorFormatError(f"{where}: verdict {shown} is not one of {', '.join(sorted(VERDICT_NAMES))}")
+    port = d.get("port")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 1 << 16):
+        raise VectorFormatError(f"{where}: 'port' must be an integer 0..65535 or null, found {_show(port)}")
     try:
         data = hex_bytes(d.get("data", ""), f"{where}.data")
         mask = hex_bytes(d["care_mask"], f"{where}.care_mask") if d.get("care_mask") is not None else None
@@ -218,14 +297,14 @@ def expected_from_data(d: Any, prog: ir.Program, where: str) -> Expected:
         raise VectorFormatError(f"{where}: care_mask has {len(mask)} bytes but data has {len(data)}")
     return Expected(
         verdict,
-        d.get("port"),
+        port,
         data,
         mask,
         counters_from_data(d["counters"], f"{where}.counters") if d.get("counters") is not None else None,
         registers_from_data(d["registers"], prog, f"{where}.registers")
         if d.get("registers") is not None
         else None,
-        dict(d.get("observations") or {}),
+        dict(_map(d.get("observations"), f"{where}.observations")),
     )
 
 
@@ -249,15 +328,17 @@ def vector_from_data(d: Any, prog: ir.Program, where: str) -> Vector:
     if not isinstance(d, dict):
         raise VectorFormatError(f"{where}: a vector must be a map")
     name = _need(d, "name", where)
+    if not isinstance(name, str | int) or isinstance(name, bool) or str(name) == "":
+        raise VectorFormatError(f"{where}: 'name' must be a non-empty string, found {_show(name)}")
     where = f"{where} ('{name}')"
-    extra = set(d) - VECTOR_KEYS
+    extra = set(map(str, d)) - VECTOR_KEYS
     if extra:
         raise VectorFormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
     packets_data = _need(d, "packets", where)
     if not isinstance(packets_data, list) or not packets_data:
         raise VectorFormatError(f"{where}: 'packets' must be a non-empty list")
     packets = [packet_from_data(p, prog, f"{where}.packets[{i}]") for i, p in enumerate(packets_data)]
-    expected_data = d.get("expected") or []
+    expected_data = _list(d.get("expected"), f"{where}.expected")
     if expected_data and len(expected_data) != len(packets):
         raise VectorFormatError(f"{where}: {len(expected_data)} expected results for {len(packets)} packets")
     return Vector(
@@ -266,10 +347,20 @@ def vector_from_data(d: Any, prog: ir.Program, where: str) -> Vector:
         packets=packets,
         registers=registers_from_data(d.get("registers"), prog, f"{where}.registers"),
         expected=[expected_from_data(e, prog, f"{where}.expected[{i}]") for i, e in enumerate(expected_data)],
-        tags=[str(t) for t in d.get("tags") or []],
-        requires=[str(r) for r in d.get("requires") or []],
-        provenance=dict(d.get("provenance") or {}),
+        tags=_names(d.get("tags"), f"{where}.tags"),
+        requires=_names(d.get("requires"), f"{where}.requires"),
+        provenance=dict(_map(d.get("provenance"), f"{where}.provenance")),
     )
+
+
+def _names(value: Any, where: str) -> list[str]:
+    """A list of words (tags, feature names)."""
+    out = []
+    for i, item in enumerate(_list(value, where)):
+        if not isinstance(item, str | int) or isinstance(item, bool):
+            raise VectorFormatError(f"{where}[{i}]: expected a word, found {_show(item)}")
+        out.append(str(item))
+    return out
 
 
 def vector_to_data(v: Vector, prog: ir.Program) -> dict[str, Any]:
