@@ -7,9 +7,12 @@ user is a bug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,14 +20,25 @@ from pathlib import Path
 from .graph import GraphvizMissing, write_graph
 from .loader import Loaded, load_program
 from .problems import SpecError
-from .target_api import BuildError, available_targets, load_target
+from .target_api import BuildError, atomic_output, available_targets, load_target
 
 # Commands contributed by other packages (conformance registers `conformance` here through its entry point,
 # so the compiler never imports the conformance package).
 COMMAND_GROUP = "c3po.commands"
 BUILTIN_COMMANDS: dict[str, str] = {}
-# Exit statuses: 0 ok, 1 problems in the spec (or a target refused or failed), 2 usage, 70 a bug in c3po.
+# Exit statuses: 0 ok, 1 problems in the spec (or a target refused or failed), 2 usage, 70 a bug in c3po,
+# 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM): 128 + the signal, as a shell reports it.
 INTERNAL_ERROR = 70
+INTERRUPTED = 128 + signal.SIGINT
+TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT, so clean-up code runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _load(spec: str) -> Loaded | None:
@@ -63,7 +77,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     out = Path(args.output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_graph(loaded.program, out)
+        with atomic_output(out) as tmp:
+            write_graph(loaded.program, tmp)
     except GraphvizMissing as exc:
         print(f"c3po graph: {exc}", file=sys.stderr)
         return 2
@@ -164,23 +179,39 @@ def _command_plugins() -> dict[str, Callable[[argparse._SubParsersAction], None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = build_parser(_command_plugins())
-    args = ap.parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _on_sigterm)) if in_main else None
+    command = "c3po"
     try:
+        ap = build_parser(_command_plugins())
+        args = ap.parse_args(argv)
+        command = f"c3po {args.command}"
         code: int = args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        # The command has cleaned up on the way out (workers stopped, temporary files removed): one line.
+        if in_main:  # a second Ctrl-C while the line is printed must not become a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if argv is None:  # the command itself: stay deaf to them until the interpreter has exited
+                previous = None
+        term = isinstance(exc, Terminated)
+        with contextlib.suppress(OSError):
+            print(f"{command}: {'terminated' if term else 'interrupted'}", file=sys.stderr, flush=True)
+        return TERMINATED if term else INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:
         # A bug in c3po, not in the spec: one line for the user, the traceback on request.
         if os.environ.get("C3PO_TRACEBACK"):
             raise
-        print(f"c3po {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+        print(f"{command}: internal error: {type(exc).__name__}: {exc}\n"
               "    this is a bug in c3po, not in your spec; rerun with C3PO_TRACEBACK=1 for the traceback",
               file=sys.stderr)
         return INTERNAL_ERROR
+    finally:
+        if previous is not None:
+            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     return code
 
 

@@ -7,8 +7,11 @@ Built-in targets are listed explicitly; outside plugins register under the entry
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -59,9 +62,36 @@ class Target(ABC):
         for rel, text in self.render(prog).items():
             path = outdir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_atomic(path, text)
             result.files[rel] = path
         return result
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[Path]:
+    """A temporary name beside `path` (same directory, same suffix, so format detection still works) to write
+    to; renamed over `path` when the block succeeds, removed when it fails, so a full disk or an interrupt
+    never leaves a truncated file under the real name."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            exc.filename = str(path)  # the user asked for `path`; a failed write() names no file at all
+        raise
+
+
+def write_atomic(path: Path | str, data: str | bytes) -> None:
+    """Write a whole file through `atomic_output`."""
+    with atomic_output(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
 
 
 def available_targets() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Exit status: 0 all passed; 1 a vector failed or errored, or bad input (spec, vector file); 2 a requested
 target cannot run (except a p4 skip when another target ran, see `runner.exit_status`) or an unknown
-target name.
+target name; 130 interrupted (SIGINT), 143 terminated (SIGTERM), after the workers have closed their drivers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from c3po_compiler import SpecError, load_program
+from c3po_compiler.target_api import atomic_output, write_atomic
 
 from .expected_failures import ExpectedFailuresError, load_expected_failures
 from .model import Vector
@@ -43,7 +44,8 @@ def cmd_gen(args: argparse.Namespace) -> int:
         return 1
     prog = loaded.program
     g = generate(prog, seed=args.seed, fuzz=args.fuzz)
-    save_vectors(args.output, g.vectors, prog, args.spec)
+    with atomic_output(args.output) as tmp:
+        save_vectors(tmp, g.vectors, prog, args.spec)
     print(f"wrote {len(g.vectors)} vectors to {args.output}")
     for part, c in g.coverage.items():
         line = (
@@ -57,9 +59,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
         for inf in c["infeasible"][:3]:
             print(f"      infeasible: {inf['item']}: {inf['reason']}")
     if args.coverage:
-        Path(args.coverage).write_text(
-            json.dumps(g.coverage, indent=1, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        write_atomic(args.coverage, json.dumps(g.coverage, indent=1, sort_keys=True) + "\n")
     return 0
 
 
@@ -111,9 +111,11 @@ def _execute(args: argparse.Namespace, requests: list[Any], targets: list[str], 
         for p in reports.write_report_dir(results, args.report):
             print(f"wrote {p}")
     if args.junit:
-        reports.write_junit(results, args.junit)
+        with atomic_output(args.junit) as tmp:
+            reports.write_junit(results, tmp)
     if args.json:
-        reports.write_json(results, args.json)
+        with atomic_output(args.json) as tmp:
+            reports.write_json(results, tmp)
     return exit_status(results)
 
 
@@ -178,7 +180,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return 1
     try:
         vectors = load_vectors(args.input, loaded.program)
-        save_vectors(args.output, vectors, loaded.program, args.spec)
+        with atomic_output(args.output) as tmp:
+            save_vectors(tmp, vectors, loaded.program, args.spec)
     except VectorFileError as exc:
         print(f"c3po conformance: {exc}", file=sys.stderr)
         return 1
