@@ -4,6 +4,14 @@ Every target runs in its own worker process (one per target and spec), so a driv
 a vector costs that vector an ERROR — the worker is killed, restarted, the program reopened and the control
 state reinstalled — and the run goes on. Vectors are grouped by control state so tables are installed once
 per group. Expected results missing from a vector come from the reference interpreter, in this process.
+
+Interrupts: workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group) and answer SIGTERM by
+closing their driver and exiting. When the parent is interrupted (KeyboardInterrupt, or the CLI's SIGTERM
+exception) it sends every live worker SIGTERM, kills those still there after `STOP_GRACE` seconds, starts no
+new ones, and re-raises once its threads have unwound (temporary directories removed). Temporary directories are
+named `c3po-<target>-<parent pid>-XXXXXXXX`, so `sweep_stale` at the start of a run removes those of runs that
+were killed (SIGKILL runs no code), together with p4 network namespaces `c3po-p4-<worker pid>-<n>` whose worker
+is gone.
 """
 
 from __future__ import annotations
@@ -11,6 +19,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing as mp
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -35,6 +49,7 @@ OUTCOMES = ["PASS", "FAIL", "N/A", "ERROR", "XFAIL", "XPASS"]
 OPEN_TIMEOUT = 300.0  # building a program (clang, p4c) can take a while; per-vector timeouts are separate
 TIMEOUT_GRACE = 3.0  # seconds the parent waits beyond the per-vector timeout before killing a worker
 BATCH = 64  # vectors per call to a driver (it may overlap their packets); a failed batch is rerun one by one
+STOP_GRACE = 1.2  # seconds an interrupted run gives its workers to close their drivers before killing them
 
 
 @dataclass
@@ -124,18 +139,57 @@ def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
 # ------------------------------------------------------------------------------------------- worker side
 
 
+class _Stop(BaseException):
+    """Raised in a worker by SIGTERM: unwinds whatever the driver is doing so that its close() runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough: close() must not be interrupted
+    raise _Stop
+
+
 def _worker(conn: Connection, target: str, spec: str, workdir: str, timeout: float) -> None:
-    """Runs in the worker process: owns one driver, answers (op, ...) messages with (status, payload)."""
+    """Runs in the worker process: owns one driver, answers (op, ...) messages with (status, payload).
+
+    SIGINT is ignored (the parent decides); SIGTERM closes the driver and exits quietly. Both were blocked by the
+    parent while it started this process, so one arriving during start-up waits for these handlers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # Temporary files of the driver and its tools (gcc's, clang's) go in the work directory, which the parent
+    # removes whatever happens: a compiler killed mid-way cannot clean up after itself.
+    os.environ["TMPDIR"] = tempfile.tempdir = workdir
+    driver: Driver | None = None
+    clean = False
+    try:
+        driver = make_driver(target, timeout)
+        clean = _serve(conn, driver, spec, workdir)
+    except _Stop:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if driver is not None:
+                if clean:
+                    driver.close()
+                else:  # interrupted or failed to open: tidy up, quietly (the parent has the story)
+                    with contextlib.suppress(Exception):
+                        driver.close()
+        finally:
+            conn.close()
+
+
+def _serve(conn: Connection, driver: Driver, spec: str, workdir: str) -> bool:
+    """Open the program and answer messages until told to close; False when the open failed."""
     try:
         prog = load_program(spec).program
-        driver = make_driver(target, timeout)
         driver.open(prog, Path(workdir))
     except DriverUnavailable as exc:
         conn.send(("unavailable", str(exc)))
-        return
+        return False
     except Exception as exc:
         conn.send(("error", f"open failed: {type(exc).__name__}: {exc}"))
-        return
+        return False
     conn.send(("ok", None))
     from .subprocess_driver import NotApplicable
 
@@ -165,32 +219,84 @@ def _worker(conn: Connection, target: str, spec: str, workdir: str, timeout: flo
             conn.send(reply)
         except OSError:  # the parent gave up on this worker (timeout): nobody is left to tell
             break
-    try:
-        driver.close()
-    finally:
-        conn.close()
+    return True
 
 
 class WorkerDied(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """The run is being stopped (Ctrl-C, SIGTERM): raised in the parent's threads instead of starting workers.
+    Deliberately not a WorkerDied, so nothing on the way up mistakes it for a vector's ERROR."""
+
+
+class Stopper:
+    """The live workers of one run, so that an interrupt can stop them all promptly."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.procs: set[Any] = set()
+
+    def discard(self, proc: Any) -> None:
+        with self.lock:
+            self.procs.discard(proc)
+
+    def stop(self, grace: float = STOP_GRACE) -> int:
+        """SIGTERM every worker (each closes its driver), then SIGKILL whoever is left after `grace` seconds;
+        returns how many had to be killed."""
+        with self.lock:
+            self.stopping = True
+            procs = list(self.procs)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        deadline = time.monotonic() + grace
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(max(0.0, deadline - time.monotonic()))
+        killed = 0
+        for p in procs:
+            with contextlib.suppress(Exception):
+                if p.is_alive():
+                    killed += 1
+                    p.kill()
+                    p.join(1.0)
+        return killed
+
+
 class TargetSession:
     """The parent's handle on one target's worker, with restart-on-failure."""
 
-    def __init__(self, target: str, spec: str, workdir: str, timeout: float) -> None:
+    def __init__(self, target: str, spec: str, workdir: str, timeout: float, stopper: Stopper | None = None) -> None:
         self.target, self.spec, self.workdir, self.timeout = target, spec, workdir, timeout
         self.ctx = mp.get_context("spawn")
         self.proc: Any = None
         self.conn: Connection | None = None
         self.control: ControlState | None = None
+        self.stopper = stopper or Stopper()
 
     def start(self) -> None:
+        if self.stopper.stopping:
+            raise Interrupted
         parent, child = self.ctx.Pipe()
         self.proc = self.ctx.Process(
             target=_worker, args=(child, self.target, self.spec, self.workdir, self.timeout), daemon=True
         )
-        self.proc.start()
+        # The worker inherits this thread's signal mask: SIGINT/SIGTERM stay pending until it has its handlers.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            with self.stopper.lock:
+                if self.stopper.stopping:
+                    child.close()
+                    parent.close()
+                    self.proc = None
+                    raise Interrupted
+                self.proc.start()
+                self.stopper.procs.add(self.proc)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child.close()
         self.conn = parent
         status, payload = self._wait(OPEN_TIMEOUT)
@@ -212,6 +318,8 @@ class TargetSession:
         except (EOFError, OSError):
             code = self.proc.exitcode if self.proc is not None else None
             self.stop()
+            if self.stopper.stopping:
+                raise Interrupted from None
             raise WorkerDied(f"driver process died (exit status {code})") from None
 
     def call(self, msg: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
@@ -241,10 +349,14 @@ class TargetSession:
             self.conn.close()
             self.conn = None
         if self.proc is not None:
-            self.proc.join(2.0)
+            self.proc.join(0.0 if self.stopper.stopping else 2.0)
+            if self.proc.is_alive() and self.stopper.stopping:
+                self.proc.terminate()  # it closes its driver; the run's Stopper kills it if it takes too long
+                self.proc.join(STOP_GRACE)
             if self.proc.is_alive():
                 self.proc.kill()
                 self.proc.join()
+            self.stopper.discard(self.proc)
             self.proc = None
 
 
@@ -299,6 +411,7 @@ def _run_target(
     supports: frozenset[str],
     oracle_problems: dict[str, str],
     progress: ProgressFn,
+    stopper: Stopper | None = None,
 ) -> tuple[TargetStatus, list[VectorOutcome]]:
     outcomes: list[VectorOutcome] = []
     layout_for = layout_function(prog)
@@ -318,8 +431,8 @@ def _run_target(
             runnable.append(v)
     if not runnable:
         return TargetStatus(target, True), outcomes
-    with tempfile.TemporaryDirectory(prefix=f"c3po-{target.replace('/', '_').replace(':', '_')}-") as workdir:
-        session = TargetSession(target, spec, workdir, timeout)
+    with tempfile.TemporaryDirectory(prefix=workdir_prefix(target), ignore_cleanup_errors=True) as workdir:
+        session = TargetSession(target, spec, workdir, timeout, stopper)
         try:
             session.start()
         except DriverUnavailable as exc:
@@ -447,6 +560,65 @@ def _judge(
     return out
 
 
+# --------------------------------------------------------------------------------- temporary state, stale state
+
+# c3po-<target>-<pid of the run>-<tempfile's 8 random characters>
+_WORKDIR = re.compile(r"c3po-.+-(\d+)-[a-z0-9_]{8}")
+# c3po-p4-<pid of the worker>-<n>: targets.p4.netns.namespace_name
+_NETNS = re.compile(r"c3po-p4-(\d+)-\d+")
+NETNS_DIR = Path("/run/netns")
+
+
+def workdir_prefix(target: str) -> str:
+    return f"c3po-{target.replace('/', '_').replace(':', '_')}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists
+        return True
+    return True
+
+
+def sweep_stale(tmp: Path | None = None, netns_dir: Path = NETNS_DIR) -> list[str]:
+    """Remove what killed runs left behind (SIGKILL runs no clean-up code): our temporary directories whose run
+    is gone, and p4 network namespaces whose worker is gone (with any switch still running in them). Only
+    directories owned by this user; returns what was removed."""
+    removed: list[str] = []
+    tmp = Path(tmp or tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tmp):
+            m = _WORKDIR.fullmatch(entry.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return removed
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(netns_dir):
+            m = _NETNS.fullmatch(entry.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                pids = subprocess.run(["ip", "netns", "pids", entry.name], capture_output=True, text=True,
+                                      timeout=10, check=False).stdout.split()
+                for pid in pids:  # a simple_switch whose worker was killed: it has its own session
+                    with contextlib.suppress(OSError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
+                subprocess.run(["ip", "netns", "delete", entry.name], capture_output=True, timeout=10, check=False)
+                removed.append(f"netns {entry.name}")
+    return removed
+
+
 @dataclass
 class RunRequest:
     spec: str
@@ -469,6 +641,7 @@ def run_conformance(
             with lock:
                 progress(n)
 
+    sweep_stale()
     plans: list[tuple[RunRequest, ir.Program, set[str], dict[str, str]]] = []
     for req in requests:
         prog = load_program(req.spec).program
@@ -477,7 +650,9 @@ def run_conformance(
     statuses: dict[str, tuple[str | None, frozenset[str]]] = {t: target_problem(t) for t in targets}
     reports = [RunReport(req.spec, prog.name, sorted(feats), [], []) for req, prog, feats, _ in plans]
     tasks = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    stopper = Stopper()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         for i, (req, prog, feats, problems) in enumerate(plans):
             for t in targets:
                 reason, supports = statuses[t]
@@ -500,10 +675,24 @@ def run_conformance(
                             supports,
                             problems,
                             tick,
+                            stopper,
                         ),
                     )
                 )
         results = {(i, t): f.result() for i, t, f in tasks}
+    except BaseException:
+        # Interrupted (or broken): no new workers, the live ones closed, the threads unwound — which removes
+        # their temporary directories — and only then the exception goes on.
+        _interrupt_signals(signal.SIG_IGN)
+        try:
+            killed = stopper.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if killed:  # a worker too slow to close its driver: remove what it left (a p4 namespace, a switch)
+                sweep_stale()
+        finally:
+            _interrupt_signals(None)
+        raise
+    pool.shutdown(wait=True)
     for i, _ in enumerate(plans):
         for t in targets:
             reason, _s = statuses[t]
@@ -514,6 +703,21 @@ def run_conformance(
             reports[i].targets.append(status)
             reports[i].outcomes += outs
     return reports
+
+
+_saved_handlers: list[Any] = []
+
+
+def _interrupt_signals(handler: Any) -> None:
+    """Ignore SIGINT/SIGTERM while stopping (a second Ctrl-C must not cut the clean-up short); `None` restores."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if handler is not None:
+        _saved_handlers[:] = [signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)]
+    elif _saved_handlers:
+        for s, h in zip((signal.SIGINT, signal.SIGTERM), _saved_handlers, strict=True):
+            signal.signal(s, h)
+        _saved_handlers.clear()
 
 
 def exit_status(reports: list[RunReport]) -> int:

@@ -283,12 +283,15 @@ class XdpDriver(Driver):
         return Result("error", None, b"", snap_c, snap_r, error=f"XDP action {action} (aborted or unknown)")
 
     def close(self) -> None:
-        if self.bpf is not None:
-            self.bpf.close()
-            self.bpf = None
-        if self._old_affinity is not None:
-            os.sched_setaffinity(0, self._old_affinity)
-            self._old_affinity = None
+        """Unload the program and its maps (nothing is pinned); also after a failed open or an interrupted run."""
+        try:
+            if self.bpf is not None:
+                bpf, self.bpf = self.bpf, None
+                bpf.close()
+        finally:
+            if self._old_affinity is not None:
+                old, self._old_affinity = self._old_affinity, None
+                os.sched_setaffinity(0, old)
 
 
 __all__ = ["BuildError", "XdpDriver"]
