@@ -102,17 +102,18 @@ def load_jsonl_vectors(path: Path, prog: ir.Program) -> list[Vector]:
 
 
 def _depth(value: Any) -> int:
-    """How deeply a JSON value nests, without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        deepest = max(deepest, d)
-        if isinstance(v, dict):
-            stack.extend((x, d + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, d + 1) for x in v)
-    return deepest
+    """How many levels of maps and lists a JSON value has (up to one past MAX_DEPTH), without recursion."""
+    depth = 0
+    level = [value] if isinstance(value, dict | list) else []
+    while level and depth <= MAX_DEPTH:
+        depth += 1
+        below: list[Any] = []
+        for v in level:
+            for x in v.values() if isinstance(v, dict) else v:
+                if isinstance(x, dict | list):
+                    below.append(x)
+        level = below
+    return depth
 
 
 def _check_unique(vectors: list[Vector], path: Path) -> None:
