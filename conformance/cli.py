@@ -44,8 +44,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
         return 1
     prog = loaded.program
     g = generate(prog, seed=args.seed, fuzz=args.fuzz)
-    with atomic_output(args.output) as tmp:
-        save_vectors(tmp, g.vectors, prog, args.spec)
+    save_vectors(args.output, g.vectors, prog, args.spec)  # written under a temporary name, then renamed
     print(f"wrote {len(g.vectors)} vectors to {args.output}")
     for part, c in g.coverage.items():
         line = (
@@ -180,8 +179,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return 1
     try:
         vectors = load_vectors(args.input, loaded.program)
-        with atomic_output(args.output) as tmp:
-            save_vectors(tmp, vectors, loaded.program, args.spec)
+        save_vectors(args.output, vectors, loaded.program, args.spec)
     except VectorFileError as exc:
         print(f"c3po conformance: {exc}", file=sys.stderr)
         return 1

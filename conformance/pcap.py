@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from c3po_compiler.input_files import VECTOR_LIMIT, InputFileError, read_input
+from c3po_compiler.target_api import write_atomic
 
 from .model import ControlState, Expected, PacketIn, Vector
 
@@ -45,7 +46,7 @@ def write_pcap(path: str | Path, frames: list[tuple[int, bytes]], snaplen: int =
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)]
     for i, (_port, data) in enumerate(frames):
         out.append(struct.pack("<IIII", i if stamps is None else stamps[i], 0, len(data), len(data)) + data)
-    Path(path).write_bytes(b"".join(out))
+    write_atomic(path, b"".join(out))
 
 
 def expected_path(path: str | Path) -> Path:

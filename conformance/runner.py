@@ -38,6 +38,7 @@ from typing import Any
 
 from c3po_compiler import ir, load_program
 from c3po_compiler.features import FEATURES, program_features
+from targets.p4.netns import socket_dir
 
 from .compare import Layout, compare, layout_from_headers
 from .driver import Driver, DriverUnavailable, load_driver_class
@@ -615,6 +616,7 @@ def sweep_stale(tmp: Path | None = None, netns_dir: Path = NETNS_DIR) -> list[st
                     with contextlib.suppress(OSError, ValueError):
                         os.kill(int(pid), signal.SIGKILL)
                 subprocess.run(["ip", "netns", "delete", entry.name], capture_output=True, timeout=10, check=False)
+                shutil.rmtree(socket_dir(entry.name), ignore_errors=True)
                 removed.append(f"netns {entry.name}")
     return removed
 

@@ -17,6 +17,7 @@ import yaml
 
 from c3po_compiler import SpecError, ir
 from c3po_compiler.input_files import VECTOR_LIMIT, VECTOR_LINE_LIMIT, InputFileError, input_lines
+from c3po_compiler.target_api import write_atomic
 from c3po_compiler.yaml_source import MAX_DEPTH, load_yaml
 
 from .model import VECTOR_FORMAT_VERSION, Vector
@@ -184,10 +185,11 @@ def _with_expected(path: Path, vectors: list[Vector], prog: ir.Program) -> list[
 
 
 def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> None:
+    """Every file is written under a temporary name and renamed (a pcap export writes several)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        p.write_text(dumps_yaml(vectors, prog, spec), encoding="utf-8")
+        write_atomic(p, dumps_yaml(vectors, prog, spec))
     elif suffix == ".pcap":
         from .pcap import write_vectors_pcap
 
@@ -195,6 +197,6 @@ def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec
     elif suffix == ".stf":
         from .stf import dumps_stf
 
-        p.write_text(dumps_stf(vectors, prog), encoding="utf-8")
+        write_atomic(p, dumps_stf(vectors, prog))
     else:
-        p.write_text(dumps_jsonl(vectors, prog, spec), encoding="utf-8")
+        write_atomic(p, dumps_jsonl(vectors, prog, spec))

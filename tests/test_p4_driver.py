@@ -91,12 +91,13 @@ def test_names_and_commands() -> None:
     for port in (0, 7, 510):
         sw, tp = veth_names(port)
         assert sw != tp and len(sw) <= 15 and len(tp) <= 15
-    cmd = switch_command([0, 1, 510], Path("/w"))
+    cmd = switch_command([0, 1, 510], Path("/w"), Path("/run/c3po/ns1"))
     assert cmd[0] == "simple_switch_grpc" and "--no-p4" in cmd
     assert [cmd[i + 1] for i, c in enumerate(cmd) if c == "-i"] == ["0@sw0", "1@sw1", "510@sw510"]
     assert cmd[cmd.index("-L") + 1] == "debug"  # the per-packet fate lines are debug messages
-    assert cmd[cmd.index("--notifications-addr") + 1] == "ipc:///w/notifications.ipc"
-    assert cmd[-2:] == ["--grpc-server-addr", "unix:/w/grpc.sock"]
+    assert cmd[cmd.index("--log-file") + 1] == "/w/switch"
+    assert cmd[cmd.index("--notifications-addr") + 1] == "ipc:///run/c3po/ns1/notifications.ipc"
+    assert cmd[-2:] == ["--grpc-server-addr", "unix:/run/c3po/ns1/grpc.sock"]
     batch = link_batch([0, 510]).splitlines()
     assert "link add sw510 mtu 9000 type veth peer name tp510 mtu 9000" in batch
     assert "link set tp0 up" in batch

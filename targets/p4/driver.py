@@ -34,7 +34,7 @@ from . import netns as nsutil
 from .bmv2_log import Fate, LogTail
 from .emitter import DEFAULT_CPU_PORT
 from .entries import describe
-from .netns import namespace_name, veth_names
+from .netns import namespace_name, socket_dir, veth_names
 from .pktio import PortSockets, kernel_refuses
 from .thrift_api import ThriftClient
 from .thrift_api import unavailable as thrift_unavailable
@@ -51,20 +51,20 @@ BATCH = 64  # frames per exchange: no more than an egress queue holds (64 in sim
 _counter = 0
 
 
-def switch_command(ports: list[int], workdir: Path, log_level: str = "debug") -> list[str]:
+def switch_command(ports: list[int], workdir: Path, sockets: Path, log_level: str = "debug") -> list[str]:
     """Debug logging is what reports each packet's fate; the pipeline comes later, over P4Runtime, on a unix
     socket (reachable from outside the namespace). The notification socket is private too: its default is one
     path in /tmp shared by every switch on the machine."""
     cmd = ["simple_switch_grpc", "--thrift-port", str(THRIFT_PORT), "--log-file", str(workdir / "switch"),
            "--log-flush", "-L", log_level, "--log-file-max-size", str(1 << 40), "--no-p4",
-           "--notifications-addr", f"ipc://{workdir / 'notifications.ipc'}"]
+           "--notifications-addr", f"ipc://{sockets / 'notifications.ipc'}"]
     for p in ports:
         cmd += ["-i", f"{p}@{veth_names(p)[0]}"]
-    return [*cmd, "--", "--grpc-server-addr", grpc_address(workdir)]
+    return [*cmd, "--", "--grpc-server-addr", grpc_address(sockets)]
 
 
-def grpc_address(workdir: Path) -> str:
-    return f"unix:{workdir / 'grpc.sock'}"
+def grpc_address(sockets: Path) -> str:
+    return f"unix:{sockets / 'grpc.sock'}"
 
 
 def result_from_fate(fate: Fate, frame: bytes | None, cpu_port: int, wired: set[int]) -> Result:
@@ -107,6 +107,7 @@ class P4Driver(Driver):
         self.cpu_port = cpu_port
         self.ports = [*range(data_ports), cpu_port]
         self.ns = namespace_name(os.getpid(), _counter)
+        self.sockets = socket_dir(self.ns)  # the switch's gRPC and notification sockets
         self.proc: subprocess.Popen[bytes] | None = None
         self.ns_created = False
         self.prog: ir.Program | None = None
@@ -168,7 +169,8 @@ class P4Driver(Driver):
 
         nsutil.create(self.ns, self.ports)
         self.ns_created = True
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir, self.log_level)],
+        self.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir, self.sockets, self.log_level)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.log = LogTail(workdir / "switch.txt")
         deadline = time.monotonic() + START_TIMEOUT
@@ -186,7 +188,7 @@ class P4Driver(Driver):
                     raise RuntimeError(f"simple_switch_grpc did not open its Thrift port in {START_TIMEOUT:g} s: "
                                        f"{exc}") from None
                 time.sleep(0.1)
-        self.p4rt = P4RuntimeControl(grpc_address(workdir), p4info, bmv2, self.desc)
+        self.p4rt = P4RuntimeControl(grpc_address(self.sockets), p4info, bmv2, self.desc)
         self.p4rt.connect()
         self.socks = PortSockets(self.ns, self.ports)
 
@@ -206,6 +208,7 @@ class P4Driver(Driver):
             self.proc = None
         if self.ns_created:
             nsutil.delete(self.ns)
+            shutil.rmtree(self.sockets, ignore_errors=True)
             self.ns_created = False
 
     # ----------------------------------------------------------------------------------------- control plane

@@ -13,9 +13,11 @@ import ctypes
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
+SOCKET_ROOT = Path("/run/c3po")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -23,6 +25,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def namespace_name(pid: int, n: int) -> str:
     """Unique per driver instance, recognisably ours, short enough for `ip netns`."""
     return f"c3po-p4-{pid}-{n}"
+
+
+def socket_dir(ns: str) -> Path:
+    """Where the switch of namespace `ns` keeps its gRPC and notification sockets: a unix socket path is
+    limited to 107 bytes, which a work directory under a long TMPDIR may exceed."""
+    return SOCKET_ROOT / ns
 
 
 def veth_names(port: int) -> tuple[str, str]:
