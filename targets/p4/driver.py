@@ -29,7 +29,7 @@ from c3po_compiler import ir
 from conformance.driver import Driver, DriverUnavailable
 from conformance.model import ControlState, Counters, PacketIn, Registers, Result
 
-from . import P4_FEATURES, P4Target, compile_command
+from . import P4_FEATURES, P4Target
 from . import netns as nsutil
 from .bmv2_log import Fate, LogTail
 from .emitter import DEFAULT_CPU_PORT
@@ -112,7 +112,6 @@ class P4Driver(Driver):
         self.ns_created = False
         self.prog: ir.Program | None = None
         self.desc: dict[str, Any] = {}
-        self.control = ControlState()
         self.p4rt: Any = None
         self.thrift: ThriftClient | None = None
         self.socks: PortSockets | None = None
@@ -148,18 +147,11 @@ class P4Driver(Driver):
         problems = [p for p in target.refusals(prog) if p.severity == "error"]
         if problems:
             raise DriverUnavailable("; ".join(p.message for p in problems))
-        workdir.mkdir(parents=True, exist_ok=True)
-        for rel, text in target.render(prog).items():
-            (workdir / rel).write_text(text, encoding="utf-8")
+        built = target.build(prog, workdir)  # the P4 source, the BMv2 JSON and the P4Info, as `c3po build` makes them
         self.desc = describe(prog, self.cpu_port)
         self.stateful = bool(prog.counters or prog.registers or any(t.counters for t in prog.tables.values()))
-        bmv2, p4info = workdir / f"{prog.name}.json", workdir / f"{prog.name}.p4info.txtpb"
-        proc = subprocess.run(compile_command("p4c-bm2-ss", workdir / f"{prog.name}.p4", bmv2, p4info),
-                              capture_output=True, text=True, timeout=600, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"p4c-bm2-ss failed: {proc.stderr.strip()}")
         try:
-            self._start(workdir, bmv2, p4info)
+            self._start(workdir, built.files["bmv2_json"], built.files["p4info"])
         except BaseException:
             self.close()
             raise
@@ -170,8 +162,8 @@ class P4Driver(Driver):
         nsutil.create(self.ns, self.ports)
         self.ns_created = True
         self.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir, self.sockets, self.log_level)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cmd = ["ip", "netns", "exec", self.ns, *switch_command(self.ports, workdir, self.sockets, self.log_level)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.log = LogTail(workdir / "switch.txt")
         deadline = time.monotonic() + START_TIMEOUT
         self.thrift = ThriftClient(THRIFT_PORT)
@@ -213,7 +205,6 @@ class P4Driver(Driver):
 
     # ----------------------------------------------------------------------------------------- control plane
     def install(self, control: ControlState) -> None:
-        self.control = control
         self.p4rt.install(control)
         if self.stateful:
             self.counted = self._read_counters()  # the new entries start at zero; the program's counters do not
