@@ -21,6 +21,7 @@ from .graph import GraphvizMissing, write_graph
 from .loader import Loaded, load_program
 from .problems import SpecError
 from .target_api import BuildError, atomic_output, available_targets, load_target
+from .text import terminal_lines, terminal_text
 
 # Commands contributed by other packages (conformance registers `conformance` here through its entry point,
 # so the compiler never imports the conformance package).
@@ -48,7 +49,7 @@ def _load(spec: str) -> Loaded | None:
         for p in exc.problems:
             print(p.format(), file=sys.stderr)
         n = sum(p.severity == "error" for p in exc.problems)
-        print(f"{spec}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        print(f"{terminal_text(spec)}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
         return None
     for w in loaded.warnings:
         print(w.format(), file=sys.stderr)
@@ -64,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         prog = loaded.program
         if not args.quiet:
-            print(f"{spec}: ok — program '{prog.name}': {len(prog.parser.states)} parser states, "
+            print(f"{terminal_text(spec)}: ok — program '{prog.name}': {len(prog.parser.states)} parser states, "
                   f"{len([i for i in prog.instances.values() if i.tlv_option is None])} headers, "
                   f"{len(prog.tables)} tables, {len(prog.user_actions)} actions")
     return status
@@ -80,14 +81,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
         with atomic_output(out) as tmp:
             write_graph(loaded.program, tmp)
     except GraphvizMissing as exc:
-        print(f"c3po graph: {exc}", file=sys.stderr)
+        print(f"c3po graph: {terminal_text(exc)}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError:
-        print(f"c3po graph: Graphviz could not write '{out}' (is '{out.suffix}' a format it knows? "
+        print(f"c3po graph: Graphviz could not write '{terminal_text(out)}' (is '{terminal_text(out.suffix)}' a format it knows? "
               "try .svg, .png, .pdf or .dot)", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"c3po graph: cannot write '{out}': {exc.strerror or exc}", file=sys.stderr)
+        print(f"c3po graph: cannot write '{terminal_text(out)}': {terminal_text(exc.strerror or exc)}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0
@@ -110,7 +111,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         try:
             target = load_target(name)
         except Exception as exc:  # a broken target plugin is reported, not a traceback
-            print(f"c3po build: target '{name}' cannot be loaded: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"c3po build: target '{name}' cannot be loaded: {type(exc).__name__}: {terminal_text(exc)}",
+                  file=sys.stderr)
             status = 1
             continue
         refusals = target.refusals(prog)
@@ -125,11 +127,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         try:
             result = target.build(prog, outdir)
         except BuildError as exc:
-            print(f"c3po build: target '{name}' failed:\n{exc}", file=sys.stderr)
+            print(f"c3po build: target '{name}' failed:\n{terminal_lines(exc)}", file=sys.stderr)
             status = 1
             continue
         except OSError as exc:
-            print(f"c3po build: cannot write '{outdir}': {exc.strerror or exc}", file=sys.stderr)
+            print(f"c3po build: cannot write '{terminal_text(outdir)}': {terminal_text(exc.strerror or exc)}",
+                  file=sys.stderr)
             status = 1
             continue
         for _rel, path in sorted(result.files.items()):
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A bug in c3po, not in the spec: one line for the user, the traceback on request.
         if os.environ.get("C3PO_TRACEBACK"):
             raise
-        print(f"{command}: internal error: {type(exc).__name__}: {exc}\n"
+        print(f"{command}: internal error: {type(exc).__name__}: {terminal_text(exc)}\n"
               "    this is a bug in c3po, not in your spec; rerun with C3PO_TRACEBACK=1 for the traceback",
               file=sys.stderr)
         return INTERNAL_ERROR

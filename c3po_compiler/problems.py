@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from .text import terminal_text
+
 Severity = Literal["error", "warning"]
 
 
@@ -38,9 +40,11 @@ class Problem:
     hint: str | None = None
 
     def format(self) -> str:
-        text = f"{self.loc}: {self.severity}: {self.message} (at {self.loc.path})"
+        """The message line and, with a hint, the hint line: always exactly those lines, whatever text from the
+        spec (file name, key, value) they echo, since `terminal_text` escapes every control character."""
+        text = terminal_text(f"{self.loc}: {self.severity}: {self.message} (at {self.loc.path})")
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    hint: {terminal_text(self.hint)}"
         return text
 
     def __str__(self) -> str:

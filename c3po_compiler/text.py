@@ -12,6 +12,12 @@ returned unchanged; everything else is escaped visibly, with a backslash, so the
   `--\\>` and `--!\\>` (no HTML comment closes);
 * a text never ends with a backslash (a final one is `\\x5c`), so a `//` comment cannot swallow the next line;
 * at most MAX_CHARS characters of the input are shown: a longer text keeps its start and its end around `...`.
+
+`terminal_text` is its sibling for what is printed on a terminal (every diagnostic, through `Problem.format`, and
+the commands' one-line errors): the same visible escapes for every character that is not printable (C0 and C1
+controls, DEL, ESC and so the start of every escape sequence, bidi overrides, line and paragraph separators), so
+a spec value can neither colour, move nor add a line; a backslash and ordinary text are left as they are, no
+length cap. `terminal_lines` keeps the line breaks of a text that is several lines by design.
 """
 
 from __future__ import annotations
@@ -50,6 +56,19 @@ def _escape(s: str, final: bool) -> str:
         else:
             out.append(c)
     return "".join(out)
+
+
+def terminal_text(s: object) -> str:
+    """`s` as one line safe to print on a terminal: every non-printable character escaped visibly."""
+    text = str(s)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _NAMED.get(c) or _code(c) for c in text)
+
+
+def terminal_lines(s: object) -> str:
+    """`s`, several lines by design (a compiler's output), with each line made safe by `terminal_text`."""
+    return "\n".join(terminal_text(line) for line in str(s).split("\n"))
 
 
 def comment_text(s: object) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from c3po_compiler import SpecError, load_program
 from c3po_compiler.target_api import atomic_output, write_atomic
+from c3po_compiler.text import terminal_text
 
 from .expected_failures import ExpectedFailuresError, load_expected_failures
 from .model import Vector
@@ -32,7 +33,7 @@ def _load(spec: str) -> Any:
             print(p.format(), file=sys.stderr)
         return None
     except OSError as exc:
-        print(f"{spec}: cannot read: {exc.strerror}", file=sys.stderr)
+        print(f"{terminal_text(spec)}: cannot read: {terminal_text(exc.strerror)}", file=sys.stderr)
         return None
 
 
@@ -89,7 +90,7 @@ def _execute(args: argparse.Namespace, requests: list[Any], targets: list[str], 
         try:
             xfail = load_expected_failures(args.xfail)
         except ExpectedFailuresError as exc:
-            print(f"c3po conformance: {exc}", file=sys.stderr)
+            print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
             return 1
     total = sum(len(r.vectors) for r in requests) * len(targets)
     with tqdm(
@@ -134,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for f in args.vectors or []:
             vectors += load_vectors(f, prog)
     except VectorFileError as exc:
-        print(f"c3po conformance: {exc}", file=sys.stderr)
+        print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
         return 1
     if args.gen or args.fuzz or not args.vectors:
         vectors += generate(prog, seed=args.seed, fuzz=args.fuzz).vectors
@@ -166,7 +167,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
             if hand.exists():
                 vectors += load_vectors(hand, prog)
         except VectorFileError as exc:
-            print(f"c3po conformance: {exc}", file=sys.stderr)
+            print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
             return 1
         vectors += generate(prog, seed=args.seed, fuzz=args.fuzz).vectors
         requests.append(RunRequest(str(spec), vectors))
@@ -181,7 +182,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         vectors = load_vectors(args.input, loaded.program)
         save_vectors(args.output, vectors, loaded.program, args.spec)
     except VectorFileError as exc:
-        print(f"c3po conformance: {exc}", file=sys.stderr)
+        print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
         return 1
     print(f"wrote {len(vectors)} vectors to {args.output}")
     return 0
@@ -194,7 +195,8 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
         try:
             return func(args)
         except OSError as exc:
-            print(f"c3po conformance: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"c3po conformance: {terminal_text(exc.filename or '')}: {terminal_text(exc.strerror or exc)}",
+                  file=sys.stderr)
             return 1
 
     return run

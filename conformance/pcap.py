@@ -22,6 +22,7 @@ from pathlib import Path
 
 from c3po_compiler.input_files import VECTOR_LIMIT, InputFileError, read_input
 from c3po_compiler.target_api import write_atomic
+from c3po_compiler.text import terminal_text
 
 from .model import ControlState, Expected, PacketIn, Vector
 
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         problems = compare_ports(args.directory)
     except (OSError, PcapError) as exc:
-        print(f"{args.directory}: {exc}", file=sys.stderr)
+        print(f"{terminal_text(args.directory)}: {terminal_text(exc)}", file=sys.stderr)
         return 1
     for line in problems:
         print(line)
