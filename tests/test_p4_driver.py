@@ -11,7 +11,7 @@ import pytest
 from c3po_compiler import ir, load_program
 from targets.p4 import P4Target, compile_command
 from targets.p4.bmv2_log import LogTail
-from targets.p4.driver import P4Driver, grown, result_from_fate, switch_command
+from targets.p4.driver import P4Driver, grown, pair_captures, result_from_fate, switch_command
 from targets.p4.netns import link_batch, namespace_name, veth_names
 from targets.p4.pktio import kernel_refuses, with_vlan_tag
 from tests.conftest import EXAMPLES, need_p4
@@ -140,10 +140,16 @@ def test_log_tail_reports_fates_in_order_across_partial_writes(tmp_path: Path) -
     tail.poll()
     assert tail.fates[8].dropped and tail.fates[8].done
     assert tail.fates[7].out_ports == [2] and not tail.fates[7].dropped
-    assert tail.transmitted == {2: [9, 7]}  # the order frames left port 2: captures pair with it
+    assert tail.transmitted == {2: [(9, 60), (7, 64)]}  # the order frames left port 2: captures pair with it
     assert tail.received_on() == {1: [7, 8], 3: [9]}
     tail.mark()
     assert tail.fates == {} and tail.received == {} and tail.transmitted == {}
+
+
+def test_captures_pair_with_transmissions_by_order_and_size() -> None:
+    sent = {2: [(9, 4), (7, 3), (8, 5)], 510: [(4, 2)]}
+    got = {2: [b"aaaa", b"ccccc"], 510: [b"xx"]}  # the 3-byte frame never arrived
+    assert pair_captures(sent, got) == {9: b"aaaa", 8: b"ccccc", 4: b"xx"}
 
 
 def test_result_from_fate() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 _LINE = re.compile(r"\[(\d+)\.(\d+)\] \[cxt \d+\] (.*)$")
 _RECEIVED = re.compile(r"Processing packet received on port (\d+)")
-_SENT = re.compile(r"Transmitting packet of size \d+ out of port (\d+)")
+_SENT = re.compile(r"Transmitting packet of size (\d+) out of port (\d+)")
 _DROPPED = re.compile(r"Dropping packet at the end of (ingress|egress)")
 
 
@@ -45,7 +45,7 @@ class LogTail:
         self.offset = 0
         self.partial = b""
         self.fates: dict[int, Fate] = {}
-        self.transmitted: dict[int, list[int]] = {}  # egress port -> packet ids, in the order they left
+        self.transmitted: dict[int, list[tuple[int, int]]] = {}  # egress port -> (packet id, size) as they left
         self.received: dict[int, int] = {}  # ingress port -> frames received
 
     def poll(self) -> None:
@@ -79,9 +79,9 @@ class LogTail:
         if fate is None:
             return
         if (s := _SENT.match(text)) is not None:
-            port = int(s.group(1))
+            port = int(s.group(2))
             fate.out_ports.append(port)
-            self.transmitted.setdefault(port, []).append(pid)
+            self.transmitted.setdefault(port, []).append((pid, int(s.group(1))))
         elif _DROPPED.match(text) is not None and copy == 0:
             fate.dropped = True
 

@@ -46,6 +46,7 @@ DATA_PORTS = 16  # ports 0..15 have a veth each; vectors and the examples forwar
 THRIFT_PORT = 9090
 START_TIMEOUT = 60.0  # simple_switch_grpc takes seconds to open its ports on a loaded 2-core machine
 PACKET_TIMEOUT = 10.0  # for a whole batch to come out of BMv2; a healthy switch needs milliseconds
+CAPTURE_GRACE = 0.5  # after BMv2 logged a frame as sent, for it to reach the capture
 BATCH = 64  # frames per exchange: no more than an egress queue holds (64 in simple_switch), which drops silently
 
 _counter = 0
@@ -67,9 +68,28 @@ def grpc_address(sockets: Path) -> str:
     return f"unix:{sockets / 'grpc.sock'}"
 
 
+def pair_captures(transmitted: dict[int, list[tuple[int, int]]], captured: dict[int, list[bytes]]) -> dict[int, bytes]:
+    """Packet id -> the frame captured for it. Per port, transmissions and captures are in the same order; a
+    transmission whose size the next capture does not have never arrived (the receiving kernel dropped it)."""
+    out: dict[int, bytes] = {}
+    for port, sends in transmitted.items():
+        frames = captured.get(port, [])
+        j = 0
+        for pid, size in sends:
+            if j < len(frames) and len(frames[j]) == size:
+                out.setdefault(pid, frames[j])
+                j += 1
+    return out
+
+
+def fate_verdict(fate: Fate, cpu_port: int) -> str:
+    port = fate.out_ports[0]
+    return "to_host" if port == cpu_port else "reflect" if port == fate.in_port else "forward"
+
+
 def result_from_fate(fate: Fate, frame: bytes | None, cpu_port: int, wired: set[int]) -> Result:
     """BMv2 shows only where a frame left: dropped is drop, the CPU port is to_host, the ingress port is
-    reflect (forward to the ingress port looks the same), any other port is forward."""
+    reflect (forward to the ingress port looks the same: `egress_only`), any other port is forward."""
     if fate.dropped or not fate.out_ports:
         return Result("drop", None, b"")
     port = fate.out_ports[0]
@@ -77,12 +97,10 @@ def result_from_fate(fate: Fate, frame: bytes | None, cpu_port: int, wired: set[
         return Result("forward", port, b"", error=f"the frame left on port {port}, which has no interface here "
                                                   f"(ports 0..{DATA_PORTS - 1} and the CPU port {cpu_port} are wired)")
     obs: dict[str, Any] = {"copies": len(fate.out_ports)} if len(fate.out_ports) > 1 else {}
-    data = frame or b""
-    if port == cpu_port:
-        return Result("to_host", None, data, observations=obs)
-    if port == fate.in_port:
-        return Result("reflect", port, data, observations={**obs, "egress_only": True})
-    return Result("forward", port, data, observations=obs)
+    verdict = fate_verdict(fate, cpu_port)
+    if verdict == "reflect":
+        obs["egress_only"] = True
+    return Result(verdict, None if verdict == "to_host" else port, frame or b"", observations=obs)
 
 
 def grown(now: Counters, start: Counters) -> Counters:
@@ -273,11 +291,15 @@ class P4Driver(Driver):
                     deadline = time.monotonic() + PACKET_TIMEOUT
             self.socks.drain(0.0002)
             fates = self.log.fates
-            if len(fates) >= total and all(f.done for f in fates.values()):
+            if not any(queues.values()) and len(fates) >= total and all(f.done for f in fates.values()):
                 want = self.log.transmitted_counts()
                 if all(len(self.socks.captured.get(p, [])) >= n for p, n in want.items() if p in self.socks.by_port):
                     break
-            if time.monotonic() > deadline:
+                # BMv2 is done; a frame it sent that never arrives was dropped by the receiving kernel
+                deadline = min(deadline, time.monotonic() + CAPTURE_GRACE)
+                if time.monotonic() > deadline:
+                    break
+            elif time.monotonic() > deadline:
                 return self._timed_out(results, sent)
         received = self.log.received_on()
         if any(len(received.get(p, [])) != len(idx) for p, idx in sent.items()) or len(fates) != total:
@@ -287,14 +309,16 @@ class P4Driver(Driver):
         for port, idx in sent.items():
             for i, pid in zip(idx, received[port], strict=True):
                 pid_of[i] = pid
-        frames = self.socks.take()
-        frame_of: dict[int, bytes] = {}
-        for port, pids in self.log.transmitted.items():
-            for pid, data in zip(pids, frames.get(port, []), strict=False):
-                frame_of.setdefault(pid, data)
+        frame_of = pair_captures(self.log.transmitted, self.socks.take())
         wired = set(self.socks.by_port)
         for i, pid in pid_of.items():
-            results[i] = result_from_fate(fates[pid], frame_of.get(pid), self.cpu_port, wired)
+            fate = fates[pid]
+            if not fate.dropped and fate.out_ports and fate.out_ports[0] in wired and pid not in frame_of:
+                results[i] = Result(fate_verdict(fate, self.cpu_port), fate.out_ports[0], b"", error=(
+                    f"N/A: BMv2 sent the frame out of port {fate.out_ports[0]}, but Linux dropped it before any "
+                    "packet socket saw it (a frame a veth cannot carry, e.g. a VLAN tag cut short)"))
+                continue
+            results[i] = result_from_fate(fate, frame_of.get(pid), self.cpu_port, wired)
         return [r for r in results if r is not None]
 
     def _timed_out(self, results: list[Result | None], sent: dict[int, list[int]]) -> list[Result]:
