@@ -41,6 +41,13 @@ TERMINAL_STATES = ("accept", "reject")
 # docs/spec-reference.md, "Limits": generous for any real protocol stack, and far below what the stages that walk
 # the parse graph (and the reference interpreter's per-packet bound of 4096 visited states) can take.
 MAX_PARSER_STATES = 1024
+# Sizes (section 13): no stage unrolls a table, counter or register per element, but the targets allocate them
+# (kernel maps, BMv2 arrays, the NIC's state struct); a header stack is unrolled by every parser generator and by
+# vector generation (states x fill levels), which stays within seconds at 64 (at 256 it takes 20 s).
+MAX_STACK_DEPTH = 64
+MAX_STATE_ELEMENTS = 1 << 20  # counter and register elements
+MAX_TABLE_SIZE = 1 << 20
+MAX_PRIORITY = (1 << 31) - 1  # an int32 in P4Runtime and the generated C; the vector files' limit too
 VERDICT_STATEMENTS = {"drop": ir.Verdict.DROP, "to_host": ir.Verdict.TO_HOST, "reflect": ir.Verdict.REFLECT}
 
 
@@ -389,6 +396,10 @@ class Lowerer:
                 self.problems.append(undefined(self.loc((*path, "type")), "header type", tname, self.header_types))
                 continue
             stack = int(decl.get("stack", 0))
+            if stack > MAX_STACK_DEPTH:
+                self.err((*path, "stack"), f"header stack '{name}' has {stack} elements, more than the limit of "
+                         f"{MAX_STACK_DEPTH}", f"a stack is unrolled in every parser: use at most {MAX_STACK_DEPTH} "
+                         "(docs/spec-reference.md section 13)")  # still declared: no follow-on errors
             if stack and ht.varlen is not None:
                 self.err((*path, "stack"), "a header stack must have fixed-length elements",
                          f"'{tname}' has a variable-length part")
@@ -407,15 +418,25 @@ class Lowerer:
     def lower_state(self, data: dict[str, Any]) -> None:
         for name, decl in (data.get("counters") or {}).items():
             if self.check_ident(name, ("counters", name)):
-                self.counters[name] = ir.Counter(name, int(decl.get("size", 1)), self.loc(("counters", name), key=True))
+                self.counters[name] = ir.Counter(name, self.state_size(decl, ("counters", name), "counter"),
+                                                 self.loc(("counters", name), key=True))
         for name, decl in (data.get("registers") or {}).items():
             if self.check_ident(name, ("registers", name)):
                 if name in self.counters:
                     self.problems.append(duplicate(self.loc(("registers", name), key=True), "name", name,
                                                    self.counters[name].loc))
                     continue
-                self.registers[name] = ir.Register(name, int(decl.get("width", 32)), int(decl.get("size", 1)),
+                self.registers[name] = ir.Register(name, int(decl.get("width", 32)),
+                                                   self.state_size(decl, ("registers", name), "register"),
                                                    self.loc(("registers", name), key=True))
+
+    def state_size(self, decl: dict[str, Any], path: PathKey, kind: str) -> int:
+        size = int(decl.get("size", 1))
+        if size > MAX_STATE_ELEMENTS:
+            self.err((*path, "size"), f"{kind} '{path[-1]}' has {size:,} elements, more than the limit of "
+                     f"{MAX_STATE_ELEMENTS:,} (2^20)", "every target allocates each element; use a smaller 'size' "
+                     "(docs/spec-reference.md section 13)")
+        return size
 
     # -- statements ----------------------------------------------------------------------------------------------
 
@@ -673,6 +694,10 @@ class Lowerer:
                 actions.append(aname)
         default = self.action_call(decl.get("default", "nop"), (*path, "default"), actions, allow_nop=True)
         size = int(decl.get("size", 1024))
+        if size > MAX_TABLE_SIZE:
+            self.err((*path, "size"), f"table '{name}' has size {size:,}, more than the limit of {MAX_TABLE_SIZE:,} "
+                     "entries (2^20)", "every target allocates the whole table; use a smaller 'size' "
+                     "(docs/spec-reference.md section 13)")
         table = ir.Table(name, keys, actions, default, size, bool(decl.get("counters", False)), [],
                          self.loc(path, key=True))
         for i, edata in enumerate((decl.get("entries") or []) if keys_ok else []):
@@ -730,7 +755,12 @@ class Lowerer:
                 continue
             match.append(self.match_value(given[k.text], k, mpath))
         action = self.action_call(data.get("action"), (*path, "action"), table.actions)
-        return ir.Entry(match, action, int(data.get("priority", 0)), self.loc(path))
+        priority = int(data.get("priority", 0))
+        if not 0 <= priority <= MAX_PRIORITY:
+            self.err((*path, "priority"), f"priority {priority} is out of range 0..{MAX_PRIORITY} (2^31 - 1)",
+                     "priorities are 32-bit signed integers in P4Runtime and the generated C")
+            raise _Abort
+        return ir.Entry(match, action, priority, self.loc(path))
 
     def match_value(self, value: Any, key: ir.TableKey, path: PathKey) -> KeyElem:
         try:

@@ -1,0 +1,94 @@
+"""Size limits (issue 12, class 2): the language's limits (docs/spec-reference.md section 13), each refused with
+a positioned error naming the limit and accepted at the limit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from c3po_compiler.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOLS = ROOT / "spec" / "protocols"
+PROBLEM = re.compile(r"^\S+\.yaml:\d+:\d+: error: .+ \(at \$[^)]*\)$")
+
+
+def spec(tmp_path: Path, *, stack: int = 2, counter: int = 8, register: int = 8, table: int = 64,
+         priority: int = 5) -> Path:
+    text = f"""c3po: 1
+program: lim
+include: [{PROTOCOLS}/ethernet.yaml, {PROTOCOLS}/vlan.yaml]
+instances:
+  vlan: {{type: vlan, stack: {stack}}}
+parser:
+  start: ethernet
+  states:
+    ethernet:
+      extract: ethernet
+      select: ethernet.ethertype
+      cases: {{"0x8100": vlan}}
+      default: accept
+    vlan:
+      extract: vlan
+      select: vlan.last.ethertype
+      cases: {{"0x8100": vlan}}
+      default: accept
+counters: {{c: {{size: {counter}}}}}
+registers: {{r: {{width: 32, size: {register}}}}}
+tables:
+  t:
+    key: {{ethernet.dst: ternary}}
+    actions: [forward, drop]
+    default: drop
+    size: {min(table, 64)}
+    entries:
+      - {{match: {{ethernet.dst: "0x1&&&0xff"}}, action: drop, priority: {priority}}}
+  e:
+    key: {{ethernet.src: exact}}
+    actions: [forward, drop]
+    default: drop
+    size: {table}
+control:
+  - count(c, 1)
+  - r[1] = r[1] + 1
+  - apply: t
+  - apply: e
+"""
+    path = tmp_path / "lim.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("field", "over", "message", "where"), [
+    ("stack", 65, "header stack 'vlan' has 65 elements, more than the limit of 64", "$.instances.vlan.stack"),
+    ("counter", 1 << 20 | 1, "counter 'c' has 1,048,577 elements, more than the limit of 1,048,576 (2^20)",
+     "$.counters.c.size"),
+    ("register", 10**9, "register 'r' has 1,000,000,000 elements, more than the limit of 1,048,576 (2^20)",
+     "$.registers.r.size"),
+    ("table", 1 << 20 | 1, "1048577 is out of range 1..1048576", "$.tables.e.size"),  # the schema's maximum
+    ("priority", 1 << 32, "priority 4294967296 is out of range 0..2147483647 (2^31 - 1)",
+     "$.tables.t.entries[0].priority"),
+])
+def test_past_the_limit_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, over: int,
+                                   message: str, where: str) -> None:
+    code, out, err = run(capsys, "check", str(spec(tmp_path, **{field: over})))
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1, err  # no follow-on errors
+    assert PROBLEM.match(errors[0]) and message in errors[0] and where in errors[0], err
+    assert "Traceback" not in err
+
+
+def test_at_the_limits_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = spec(tmp_path, stack=64, counter=1 << 20, register=1 << 20, table=1 << 20, priority=(1 << 31) - 1)
+    code, _out, err = run(capsys, "check", str(path))
+    assert code == 0, err
