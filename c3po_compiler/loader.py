@@ -128,63 +128,121 @@ _PATTERN_HINTS = {
 }
 
 
-def _explain(err: jsonschema.ValidationError) -> tuple[str, str | None, tuple[Any, ...] | None]:
+_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "nothing (null)"}
+_SHOWN_CHARS = 60  # of a value echoed in a message: its start, then '...'
+
+
+def _value(instance: Any) -> str:
+    """A spec value as a message shows it: YAML words (null, true, a mapping), never Python's type names."""
+    if instance is None:
+        return "null"
+    if isinstance(instance, bool):
+        return "true" if instance else "false"
+    if isinstance(instance, (int, float)):
+        text = str(instance)
+        return text if len(text) <= _SHOWN_CHARS else f"a {len(text)}-digit number"
+    if isinstance(instance, str):
+        text = instance if len(instance) <= _SHOWN_CHARS else instance[:_SHOWN_CHARS] + "..."
+        return f"'{text}'"
+    if isinstance(instance, dict):
+        return "a mapping"
+    if isinstance(instance, list):
+        return "a list"
+    return "a value of another kind"  # pragma: no cover - YAML gives nothing else
+
+
+def _expected(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in names)
+
+
+def _description(err: jsonschema.ValidationError) -> str | None:
+    return err.schema.get("description") if isinstance(err.schema, dict) else None
+
+
+def _explain(err: jsonschema.ValidationError) -> tuple[str, str, tuple[Any, ...] | None]:
+    """The problem in the project's words (message, hint, the key to point at): jsonschema's own text is never
+    shown, nor Python's type names."""
     v = err.validator
     where = tuple(err.absolute_path)
+    shown = _value(err.instance)
     if v == "additionalProperties" or v == "unevaluatedProperties":
         props = sorted((err.schema.get("properties") or {}).keys()) if isinstance(err.schema, dict) else []
         extra = [k for k in err.instance if k not in props] if isinstance(err.instance, dict) else []
         name = extra[0] if extra else "?"
-        hint = ("valid keys here: " + ", ".join(props)) if props else None
+        hint = ("valid keys here: " + ", ".join(props)) if props else "remove it: no other keys are allowed here"
         from .problems import did_you_mean
 
         close = did_you_mean(name, props) if props else None
         if close and close.startswith("did you mean"):
             hint = close + (f" (valid keys: {', '.join(props)})" if len(props) <= 12 else "")
-        return f"unknown key '{name}'", hint, (*where, name)
+        return f"unknown key {_value(name)}", hint, (*where, name)
     if v == "required":
-        missing = err.message.split("'")[1] if "'" in err.message else err.message
-        hint = "every spec file starts with 'c3po: 1', the language version" if missing == "c3po" else None
+        required: Any = err.validator_value
+        have = err.instance if isinstance(err.instance, dict) else {}
+        missing = next((str(r) for r in required if r not in have), "?")
+        hint = ("every spec file starts with 'c3po: 1', the language version" if missing == "c3po"
+                else f"add '{missing}: ...' here" + (f" ({_description(err)})" if _description(err) else ""))
         return f"missing required key '{missing}'", hint, None
     if v == "enum":
         values: Any = err.validator_value
         allowed = ", ".join(map(str, values))
         what = _def_title(err.schema)
-        message = f"'{err.instance}' is not a valid {what}" if what else f"'{err.instance}' is not valid here"
+        message = f"{shown} is not a valid {what}" if what else f"{shown} is not valid here"
         return message, f"expected one of: {allowed}", None
     if v == "uniqueItems" and isinstance(err.instance, list):
         seen_items: list[Any] = []
         for i, item in enumerate(err.instance):
             if item in seen_items:
-                return f"'{item}' is listed twice", f"first at index {seen_items.index(item)}", (*where, i)
+                return f"{_value(item)} is listed twice", f"first at index {seen_items.index(item)}", (*where, i)
             seen_items.append(item)
     if v == "const":
-        return f"'{err.instance}' is not valid here", f"expected {err.validator_value!r}", None
+        return f"{shown} is not valid here", f"expected {_value(err.validator_value)}", None
     if v in ("minimum", "maximum") and isinstance(err.schema, dict) and "minimum" in err.schema \
             and "maximum" in err.schema:
-        return (f"{err.instance} is out of range {err.schema['minimum']}..{err.schema['maximum']}",
-                err.schema.get("description"), None)
+        return (f"{shown} is out of range {err.schema['minimum']}..{err.schema['maximum']}",
+                _description(err) or f"write a value from {err.schema['minimum']} to {err.schema['maximum']}",
+                None)
     title = _def_title(err.schema)
     key_path = (*where, err.instance) if "propertyNames" in err.absolute_schema_path else None
     if v == "maxLength" and isinstance(err.instance, str):
         limit: Any = err.validator_value
-        return (f"'{err.instance}' is longer than {limit} characters",
-                f"{title}s are at most {limit} characters" if title else None, key_path)
+        return (f"{shown} is longer than {limit} characters",
+                f"{title}s are at most {limit} characters" if title else f"at most {limit} characters here",
+                key_path)
     if v == "pattern" and title and title != "name":
-        return f"'{err.instance}' is not a valid {title}", _PATTERN_HINTS.get(title), key_path
+        return (f"{shown} is not a valid {title}",
+                _PATTERN_HINTS.get(title) or _description(err) or f"write a {title}", key_path)
     if v == "pattern" or v == "not":
-        what = err.schema.get("description", "") if isinstance(err.schema, dict) else ""
+        what = _description(err) or ""
         if "identifier" in what.lower() or "name" in what.lower()[:40]:
-            return (f"'{err.instance}' is not a valid name",
+            return (f"{shown} is not a valid name",
                     "names match [a-z][a-z0-9_]*, at most 48 characters, not starting with 'c3po_'", key_path)
-        return f"'{err.instance}' is not valid here", what or None, None
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{err.instance} is out of range", err.message, None
+        return f"{shown} is not valid here", what or "see docs/spec-reference.md for what is valid here", None
+    if v in ("minimum", "exclusiveMinimum"):
+        bound: Any = err.validator_value
+        least = "at least" if v == "minimum" else "more than"
+        return f"{shown} is too small", _description(err) or f"the value here is {least} {bound}", None
+    if v in ("maximum", "exclusiveMaximum"):
+        bound = err.validator_value
+        most = "at most" if v == "maximum" else "less than"
+        return f"{shown} is too large", _description(err) or f"the value here is {most} {bound}", None
     if v == "type":
-        return f"expected {err.validator_value}, found {type(err.instance).__name__} {err.instance!r}", None, None
+        expected = _expected(err.validator_value)
+        desc = _description(err)
+        return f"expected {expected}, found {shown}", f"write {expected} here" + (f": {desc}" if desc else ""), None
     if v == "propertyNames" and isinstance(err.instance, str):
-        return f"'{err.instance}' is not a valid name", "names match [a-z][a-z0-9_]*", where
-    return err.message, None, None
+        return f"{shown} is not a valid name", "names match [a-z][a-z0-9_]*", where
+    if v in ("minItems", "minProperties", "minLength"):
+        fewest: Any = err.validator_value
+        unit = {"minItems": "item", "minProperties": "entry", "minLength": "character"}[str(v)]
+        plural = "entries" if unit == "entry" else unit + "s"
+        return (f"{shown} is empty" if fewest == 1 else f"{shown} is too short",
+                f"write at least {fewest} {unit if fewest == 1 else plural} here", None)
+    if v == "maxItems" or v == "maxProperties":
+        return f"{shown} has too many items", f"at most {err.validator_value} here", None
+    return f"{shown} is not valid here", _description(err) or "see docs/spec-reference.md for what is valid here", None
 
 
 # Longest include name and file name component (bytes): Linux's PATH_MAX and NAME_MAX.

@@ -133,7 +133,7 @@ def test_errors_in_several_files_are_all_reported(tmp_path: Path) -> None:
     write(tmp_path, {"top.yaml": PROGRAM.format(includes="a.yaml, b.yaml").replace("program: p", "program: P"),
                      "a.yaml": LIB_H.replace("a: 8", "a: 0"), "b.yaml": "c3po: 2\n"})
     found = messages(tmp_path / "top.yaml")
-    assert found == ["a.yaml:4:17: 0 is out of range 1..128", "b.yaml:1:7: '2' is not valid here",
+    assert found == ["a.yaml:4:17: 0 is out of range 1..128", "b.yaml:1:7: 2 is not valid here",
                      "top.yaml:2:10: 'P' is not a valid name"]
 
 
