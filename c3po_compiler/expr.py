@@ -399,7 +399,8 @@ class _Parser:
             self.depth -= 1
             return inner
         found = tok.text or "end of expression"
-        raise ExprSyntaxError(f"expected a value but found '{found}'", tok.pos)
+        raise ExprSyntaxError(f"expected a value but found '{found}'", tok.pos,
+                              "a value is a number, a field (hdr.field, meta.x), a call or a parenthesized expression")
 
     def call(self) -> Expr:
         tok = self.advance()

@@ -463,7 +463,8 @@ class Lowerer:
                                               params=params), loc=loc)
             if "apply" in item:
                 if not in_control:
-                    self.err(path, "tables are applied in 'control', not inside actions")
+                    self.err(path, "tables are applied in 'control', not inside actions",
+                             "apply the table in 'control' and let its actions do the work")
                     raise _Abort
                 tname = item["apply"]
                 table = self.tables.get(tname)
@@ -500,7 +501,8 @@ class Lowerer:
     def lower_assign(self, raw: RawAssign, res: Resolver, path: PathKey, loc: Loc) -> ir.Stmt:
         target = self.resolve(res.expr, path, raw.target)
         if isinstance(target, StdRef):
-            self.err(path, f"'std.{target.name}' is read-only")
+            self.err(path, f"'std.{target.name}' is read-only",
+                     "standard metadata is set by the target; copy it into a 'meta' field to change it")
             raise _Abort
         if isinstance(target, FieldRef):
             inst = self.instances[target.instance]
@@ -545,7 +547,8 @@ class Lowerer:
             assert isinstance(valid, ir.Valid)
             inst = self.instances[valid.instance]
             if inst.tlv_option is not None:
-                self.err(path, f"'{name}' cannot be applied to a TLV option")
+                self.err(path, f"'{name}' cannot be applied to a TLV option",
+                         "a TLV option is valid when the packet carries it; test it with valid(...)")
                 raise _Abort
             if name == "update_checksum":
                 if inst.type.checksum is None:
@@ -562,7 +565,7 @@ class Lowerer:
             nargs(2, "count(counter, index)")
             cname = args[0]
             if not (isinstance(cname, ir.Expr) and hasattr(cname, "parts") and len(cname.parts) == 1):  # type: ignore[attr-defined]
-                self.err(path, "count() takes a counter name first")
+                self.err(path, "count() takes a counter name first", "write count(COUNTER, INDEX), COUNTER declared in 'counters'")
                 raise _Abort
             counter = str(cname.parts[0])  # type: ignore[attr-defined]
             if counter not in self.counters:
@@ -704,7 +707,8 @@ class Lowerer:
             with suppress(_Abort):
                 table.entries.append(self.lower_entry(table, edata, (*path, "entries", i)))
         if len(table.entries) > size:
-            self.err((*path, "entries"), f"{len(table.entries)} constant entries exceed the table size {size}")
+            self.err((*path, "entries"), f"{len(table.entries)} constant entries exceed the table size {size}",
+                     f"raise the table's 'size' to at least {len(table.entries)} or remove entries")
         return table
 
     def action_call(self, text: Any, path: PathKey, allowed: list[str], allow_nop: bool = False) -> ir.ActionCall:
@@ -728,10 +732,12 @@ class Lowerer:
         values: list[int] = []
         for a, p in zip(args, action.params, strict=True):
             if not isinstance(a, Const) or a.is_bool:
-                self.err(path, f"argument for '{p.name}' must be a constant")
+                self.err(path, f"argument for '{p.name}' must be a constant",
+                         "entry and default arguments are numbers, e.g. 0x1 or 5; fields are read inside the action")
                 raise _Abort
             if a.value >= 1 << p.width:
-                self.err(path, f"{a.value:#x} does not fit parameter '{p.name}' (bit<{p.width}>)")
+                self.err(path, f"{a.value:#x} does not fit parameter '{p.name}' (bit<{p.width}>)",
+                         f"the largest bit<{p.width}> value is {(1 << p.width) - 1:#x}")
                 raise _Abort
             values.append(a.value)
         return ir.ActionCall(aname, values, self.loc(path))
@@ -749,7 +755,8 @@ class Lowerer:
             mpath = (*path, "match", k.text)
             if k.text not in given:
                 if k.kind == "exact":
-                    self.err((*path, "match"), f"exact key '{k.text}' needs a value")
+                    self.err((*path, "match"), f"exact key '{k.text}' needs a value",
+                             f"add '{k.text}: VALUE' to the entry's match; only lpm, ternary and range keys may be left out")
                     raise _Abort
                 match.append(KeyElem("any"))
                 continue
@@ -795,7 +802,8 @@ class Lowerer:
         states: dict[str, ir.ParserState] = {}
         for sname in states_data:
             if sname in TERMINAL_STATES:
-                self.err((*path, "states", sname), f"'{sname}' is a built-in terminal state", key=True)
+                self.err((*path, "states", sname), f"'{sname}' is a built-in terminal state",
+                         "accept and reject need no definition: rename this state", key=True)
         for sname, sdata in states_data.items():
             spath = (*path, "states", sname)
             if sname in TERMINAL_STATES or not self.check_ident(sname, spath):
@@ -841,7 +849,9 @@ class Lowerer:
             if inst is None or inst.type.checksum is None:
                 msg = (f"undefined header '{vname}'" if inst is None
                        else f"header '{inst.type.name}' declares no checksum to verify")
-                self.err((*path, "verify", i), msg)
+                self.err((*path, "verify", i), msg,
+                         "verify names a header whose type declares 'checksum'" if inst is not None
+                         else did_you_mean(str(vname), self.instances) or "verify names an extracted header")
             elif inst.type.checksum.kind != "ipv4_header":
                 self.err((*path, "verify", i), "only header checksums (kind ipv4_header) can be verified in the "
                          "parser", "L4 checksums cover the payload; verify them in a later stage")

@@ -56,7 +56,8 @@ def canonical_match(value: Any, kind: str, width: int, key_text: str, *, strict:
         raise MatchValueError(f"'{value}' is not {article} {kind} match", f"write {_FORMS[kind]}")
     limit = 1 << width
     if elem.a >= limit or (elem.kind in ("mask", "range") and elem.b >= limit):
-        raise MatchValueError(f"'{value}' does not fit key '{key_text}' (bit<{width}>)")
+        raise MatchValueError(f"'{value}' does not fit key '{key_text}' (bit<{width}>)",
+                              f"the largest bit<{width}> value is {limit - 1:#x}")
     if elem.kind == "prefix" and elem.b > width:
         raise MatchValueError(f"prefix length {elem.b} is longer than bit<{width}>")
     if elem.kind == "range" and elem.a > elem.b:

@@ -79,7 +79,10 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
 
 def undefined(loc: Loc, kind: str, name: str, known: Iterable[str]) -> Problem:
-    return error(loc, f"undefined {kind} '{name}'", did_you_mean(name, known))
+    names = sorted(set(known))
+    hint = did_you_mean(name, names) or (
+        f"no {kind} is defined" if not names else "known: " + ", ".join(names[:8]) + ", ...")
+    return error(loc, f"undefined {kind} '{name}'", hint)
 
 
 def duplicate(loc: Loc, kind: str, name: str, first: Loc) -> Problem:

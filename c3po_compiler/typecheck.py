@@ -89,7 +89,7 @@ class Resolver:
     def any_sized(self, e: Expr, what: str) -> Expr:
         out = self._resolve(e)
         if out.width == BOOL:
-            raise TypeProblem(f"{what} must be bit<W>, not bool", e.pos)
+            raise TypeProblem(f"{what} must be bit<W>, not bool", e.pos, "use a field or a bit<W> expression, not a comparison")
         if out.width < 0:
             assert isinstance(out, Const)
             out.width = max(1, out.value.bit_length())
@@ -116,7 +116,7 @@ class Resolver:
             return self._binary(e)
         if isinstance(e, Cast):
             if not 1 <= e.to <= MAX_WIDTH:
-                raise TypeProblem(f"cast to bit<{e.to}>: widths are 1..{MAX_WIDTH}", e.pos)
+                raise TypeProblem(f"cast to bit<{e.to}>: widths are 1..{MAX_WIDTH}", e.pos, f"cast to bit<1> .. bit<{MAX_WIDTH}>")
             inner = self._resolve(e.operand)
             if inner.width == BOOL:
                 raise TypeProblem("cannot cast a bool to bit<W>", e.pos, "use a comparison result in an if")
@@ -195,7 +195,8 @@ class Resolver:
                 raise TypeProblem(f"'{head}.last' is only available in the parser", e.pos,
                                   f"use a constant index such as '{head}[0]'")
             if isinstance(index, int) and not 0 <= index < inst.stack:
-                raise TypeProblem(f"index {index} is outside stack '{head}' of size {inst.stack}", e.pos)
+                raise TypeProblem(f"index {index} is outside stack '{head}' of size {inst.stack}", e.pos,
+                                  f"indexes of '{head}' are 0..{inst.stack - 1}")
             rest = rest[1:]
         elif rest and isinstance(rest[0], int):
             raise TypeProblem(f"'{head}' is not a header stack", e.pos)
@@ -251,7 +252,8 @@ class Resolver:
         if e.op in _LOGIC:
             for side in (left, right):
                 if side.width != BOOL:
-                    raise TypeProblem(f"'{e.op}' needs bool operands, not {_describe(side.width)}", side.pos)
+                    raise TypeProblem(f"'{e.op}' needs bool operands, not {_describe(side.width)}", side.pos,
+                                      "compare a bit<W> value to get a bool, e.g. 'x != 0'")
             e.left, e.right, e.width = left, right, BOOL
             return e
         if BOOL in (left.width, right.width):
@@ -320,13 +322,15 @@ class Resolver:
             return Hash(algo, args, pos=e.pos, width=HASH_ALGORITHMS[algo])
         if e.func == "lookahead":
             if not sc.in_parser:
-                raise TypeProblem("lookahead() is only available in parser selects", e.pos)
+                raise TypeProblem("lookahead() is only available in parser selects", e.pos,
+                                  "extract the header in the parser and read its fields here")
             if not 1 <= len(e.args) <= 2 or not all(isinstance(a, Const) for a in e.args):
                 raise TypeProblem("lookahead takes constant bits: 'lookahead(W)' or 'lookahead(OFFSET, W)'", e.pos)
             vals = [a.value for a in e.args if isinstance(a, Const)]
             offset, bits = (0, vals[0]) if len(vals) == 1 else (vals[0], vals[1])
             if not 1 <= bits <= 64:
-                raise TypeProblem(f"lookahead of {bits} bits: 1..64 bits can be looked at", e.pos)
+                raise TypeProblem(f"lookahead of {bits} bits: 1..64 bits can be looked at", e.pos,
+                                  "look at 64 bits or fewer: lookahead(W) or lookahead(OFFSET, W) with W <= 64")
             if offset > 512 * 8:
                 raise TypeProblem("lookahead offset is beyond 512 bytes", e.pos)
             return Lookahead(offset, bits, pos=e.pos, width=bits)
@@ -344,7 +348,8 @@ class Resolver:
             if len(rest) != 1 or not isinstance(rest[0], int):
                 raise TypeProblem(f"'{head}' is a header stack: write '{head}[0]'", arg.pos)
             if not 0 <= rest[0] < inst.stack:
-                raise TypeProblem(f"index {rest[0]} is outside stack '{head}' of size {inst.stack}", arg.pos)
+                raise TypeProblem(f"index {rest[0]} is outside stack '{head}' of size {inst.stack}", arg.pos,
+                                  f"indexes of '{head}' are 0..{inst.stack - 1}")
             return inst.name, rest[0]
         if len(rest) == 1 and isinstance(rest[0], str):
             opt = sc.instances(f"{head}.{rest[0]}")
@@ -405,5 +410,6 @@ def coerce(e: Expr, width: int, what: str) -> Expr:
         return e
     if e.width != width:
         raise TypeProblem(f"width mismatch: {what} is bit<{width}> but the value is {_describe(e.width)}",
-                          e.pos, f"cast it: '(bit<{width}>) ...'" if e.width != BOOL else None)
+                          e.pos, f"cast it: '(bit<{width}>) ...'" if e.width != BOOL
+                          else f"a bool is no number: use a bit<{width}> value, e.g. a field or a constant")
     return e

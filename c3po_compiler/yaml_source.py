@@ -235,7 +235,8 @@ def load_yaml_text(text: str, name: str, *, what: str = "spec", aliases: bool = 
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         lines = text.splitlines()
         bad_line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
-        hint = "YAML does not allow tabs for indentation: use spaces" if "\t" in bad_line else None
+        hint = ("YAML does not allow tabs for indentation: use spaces" if "\t" in bad_line
+                else "check the indentation and the brackets and quotes around this position")
         raise SpecError([error(Loc(name, line, col), f"invalid YAML: {exc.problem or exc}", hint)]) from None
     except yaml.reader.ReaderError as exc:  # a control character or bad encoding, with an offset only
         pos = min(exc.position, len(text))
