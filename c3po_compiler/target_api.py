@@ -31,6 +31,9 @@ BUILTIN_TARGETS = {
 class BuildResult:
     files: dict[str, Path] = field(default_factory=dict)  # what was written, by role ("source", "object", ...)
     notes: list[str] = field(default_factory=list)  # printed by `c3po build` (footprints, skipped steps)
+    # Bytes of state the program needs on the target (its "state total" note), None when the target could not
+    # tell; `c3po build` refuses a build past its memory budget (--memory-budget).
+    footprint: int | None = None
 
 
 class BuildError(Exception):

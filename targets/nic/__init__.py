@@ -53,6 +53,9 @@ class NicTarget(Target):
             raise BuildError(f"gcc rejected the generated {src.name}:\n{proc.stderr}")
         result.files["object"] = obj
         result.notes += footprint_notes(prog, outdir, cc)
+        total = next((n for n in result.notes if n.startswith("state total: ")), None)
+        if total is not None:
+            result.footprint = int(total.split()[2].replace(",", ""))
         return result
 
 

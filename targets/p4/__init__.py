@@ -59,6 +59,8 @@ class P4Target(Target):
     def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
         result = super().build(prog, outdir)
         result.notes += [p.format() for p in warnings(prog)]
+        result.footprint, notes = footprint(prog)
+        result.notes += notes
         p4c = shutil.which("p4c-bm2-ss")
         if p4c is None:
             result.notes.append("p4c-bm2-ss not found: wrote P4 source only (see docs/targets/p4.md to install p4c)")
@@ -72,6 +74,35 @@ class P4Target(Target):
         result.files["bmv2_json"] = out
         result.files["p4info"] = p4info
         return result
+
+
+def _nbytes(width: int) -> int:
+    return (width + 7) // 8
+
+
+def footprint(prog: ir.Program) -> tuple[int, list[str]]:
+    """An estimate of the switch's state from the sizes and widths BMv2 allocates: each table entry's key (twice
+    for ternary and lpm keys: value and mask), its largest action data and 8 bytes of action id and priority;
+    16 bytes (packets, bytes) per counter and table-counter element; each register element's bytes. BMv2's own
+    per-object overhead comes on top."""
+    notes: list[str] = []
+    total = 0
+    for t in prog.tables.values():
+        key = sum(_nbytes(k.width) * (2 if k.kind in ("ternary", "lpm") else 1) for k in t.keys)
+        data = max((sum(_nbytes(p.width) for p in prog.actions[a].params) for a in t.actions), default=0)
+        size = t.size * (key + data + 8 + (16 if t.counters else 0))
+        notes.append(f"table {t.name}: {size:,} bytes ({t.size} entries x ({key} key + {data} action data + 8"
+                     f"{' + 16 counters' if t.counters else ''}) bytes)")
+        total += size
+    for c in prog.counters.values():
+        notes.append(f"counter {c.name}: {c.size * 16:,} bytes ({c.size} elements x 16 bytes)")
+        total += c.size * 16
+    for r in prog.registers.values():
+        notes.append(f"register {r.name}: {r.size * _nbytes(r.width):,} bytes ({r.size} elements x "
+                     f"{_nbytes(r.width)} bytes)")
+        total += r.size * _nbytes(r.width)
+    notes.append(f"state total: {total:,} bytes (estimate from sizes and widths; BMv2's own overhead not counted)")
+    return total, notes
 
 
 def compile_command(p4c: str, source: Path, out: Path, p4info: Path | None = None) -> list[str]:

@@ -114,7 +114,56 @@ class XdpTarget(Target):
         compile_object(src, obj)
         result.files["object"] = obj
         result.files["source"] = result.files.pop(f"{prog.name}.bpf.c")
+        result.footprint, notes = map_footprint(obj)
+        result.notes += notes
         return result
+
+
+# Map types the kernel allocates once per possible CPU (include/uapi/linux/bpf.h).
+PERCPU_MAP_TYPES = {5: "percpu hash", 6: "percpu array", 10: "lru percpu hash"}
+
+
+def map_footprint(obj: Path) -> tuple[int | None, list[str]]:
+    """The maps' memory as the object declares them: (key + value) x max_entries each, x the possible CPUs of this
+    machine for per-CPU maps (the kernel allocates a value per CPU); hash and LPM maps at their maximum (their
+    entries are allocated as they are added). Read with libbpf from the ELF, nothing loaded."""
+    import ctypes
+
+    from .libbpf import lib
+
+    try:
+        lb = lib()
+    except OSError:
+        return None, ["footprint: libbpf not found, maps not measured (the memory budget is not checked)"]
+    vp = ctypes.c_void_p
+    for fn, res in (("bpf_map__name", ctypes.c_char_p), ("bpf_map__type", ctypes.c_int),
+                    ("bpf_map__key_size", ctypes.c_uint32), ("bpf_map__value_size", ctypes.c_uint32),
+                    ("bpf_map__max_entries", ctypes.c_uint32)):
+        getattr(lb, fn).argtypes = [vp]
+        getattr(lb, fn).restype = res
+    handle = lb.bpf_object__open_file(str(obj).encode(), None)
+    if not handle or lb.libbpf_get_error(handle):
+        return None, [f"footprint: libbpf cannot open {obj.name}, maps not measured (the memory budget is not checked)"]
+    cpus = max(1, lb.libbpf_num_possible_cpus())
+    notes: list[str] = []
+    total = 0
+    try:
+        m = lb.bpf_object__next_map(handle, None)
+        while m:
+            name = lb.bpf_map__name(m).decode()
+            kind, entries = lb.bpf_map__type(m), lb.bpf_map__max_entries(m)
+            key, value = lb.bpf_map__key_size(m), lb.bpf_map__value_size(m)
+            size = (key + value) * entries * (cpus if kind in PERCPU_MAP_TYPES else 1)
+            if not name.startswith("."):  # .rodata/.bss: the program's constants, not state
+                per_cpu = f" x {cpus} CPUs" if kind in PERCPU_MAP_TYPES else ""
+                notes.append(f"map {name}: {size:,} bytes ({entries} entries x ({key} + {value}) bytes{per_cpu})")
+            total += size
+            m = lb.bpf_object__next_map(handle, m)
+    finally:
+        lb.bpf_object__close(handle)
+    notes.append(f"state total: {total:,} bytes (maps; per-CPU maps counted for the {cpus} possible CPUs of this "
+                 "machine)")
+    return total, notes
 
 
 def deparse_order_problems(prog: ir.Program) -> list[Problem]:
