@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from .graph import GraphvizMissing, write_graph
 from .loader import Loaded, load_program
-from .problems import SpecError
+from .problems import SpecError, error
 from .target_api import BuildError, atomic_output, available_targets, load_target
 from .text import terminal_lines, terminal_text
 
@@ -135,11 +136,44 @@ def cmd_build(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             status = 1
             continue
+        if result.footprint is not None and result.footprint > args.memory_budget:
+            for note in result.notes:
+                print(f"{name}: {note}", file=sys.stderr)
+            for path in result.files.values():  # nothing to load by mistake
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            print(error(prog.loc, f"target '{name}' needs {result.footprint:,} bytes of state "
+                        f"({format_size(result.footprint)}), more than the memory budget of "
+                        f"{format_size(args.memory_budget)}",
+                        "reduce table, counter or register sizes (the lines above give each one), or raise the "
+                        "budget with --memory-budget SIZE").format(), file=sys.stderr)
+            status = 1
+            continue
         for _rel, path in sorted(result.files.items()):
             print(f"{name}: wrote {path}")
         for note in result.notes:
             print(f"{name}: {note}")
     return status
+
+
+DEFAULT_MEMORY_BUDGET = "1GiB"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`1073741824`, `512M`, `1GiB`, `2g`, `64KB`: binary units (K = 1024)."""
+    m = re.fullmatch(r"\s*(\d{1,15})\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size: write bytes or a number with K, M, G or T "
+                                         "(binary units), e.g. 512M or 1GiB")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def format_size(n: int) -> str:
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
 
 
 def build_parser(extra: dict[str, Callable[[argparse._SubParsersAction], None]] | None = None,  # type: ignore[type-arg]
@@ -158,6 +192,9 @@ def build_parser(extra: dict[str, Callable[[argparse._SubParsersAction], None]] 
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("-t", "--target", required=True, help="comma-separated targets: " + ", ".join(available_targets()))
     p.add_argument("-o", "--output", default="build", help="output directory (default build/PROGRAM/TARGET)")
+    p.add_argument("--memory-budget", metavar="SIZE", type=parse_size, default=parse_size(DEFAULT_MEMORY_BUDGET),
+                   help="refuse a target whose state (tables, counters, registers, maps) needs more memory than this "
+                        f"(bytes, or K/M/G/T binary units; default {DEFAULT_MEMORY_BUDGET})")
     p.set_defaults(func=cmd_build)
     for register in (extra or {}).values():
         register(sub)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from c3po_compiler.cli import main
+from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = ROOT / "spec" / "protocols"
@@ -92,3 +93,37 @@ def test_at_the_limits_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture
     path = spec(tmp_path, stack=64, counter=1 << 20, register=1 << 20, table=1 << 20, priority=(1 << 31) - 1)
     code, _out, err = run(capsys, "check", str(path))
     assert code == 0, err
+
+
+def test_build_prints_every_targets_state_footprint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    need_tool("clang", "gcc")
+    path = spec(tmp_path, counter=1 << 20)
+    code, out, err = run(capsys, "build", str(path), "-t", "xdp,p4,nic", "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    for target in ("xdp", "p4", "nic"):
+        assert re.search(rf"^{target}: state total: [\d,]+ bytes \(", out, re.MULTILINE), out
+    # a per-CPU map is counted once per CPU of this machine, and says so
+    assert re.search(r"^xdp: map c_c: [\d,]+ bytes \(1048576 entries x \(4 \+ 16\) bytes x \d+ CPUs\)$", out,
+                     re.MULTILINE), out
+    assert "p4: counter c: 16,777,216 bytes (1048576 elements x 16 bytes)" in out
+
+
+def test_build_past_the_memory_budget_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = spec(tmp_path, register=1 << 20)  # 4 MiB of register on p4 (an estimate, with or without p4c)
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "build", str(path), "-t", "p4", "-o", str(out_dir), "--memory-budget", "4M")
+    assert code == 1 and "wrote" not in out
+    assert re.search(r"^\S+lim\.yaml:\d+:\d+: error: target 'p4' needs [\d,]+ bytes of state \([\d.]+ MiB\), more "
+                     r"than the memory budget of 4 MiB \(at \$\)$", err, re.MULTILINE), err
+    assert "--memory-budget" in err and "Traceback" not in err
+    assert not [p for p in out_dir.rglob("*") if p.is_file()]  # nothing left to load by mistake
+    code, out, err = run(capsys, "build", str(path), "-t", "p4", "-o", str(out_dir), "--memory-budget", "5MiB")
+    assert code == 0, err
+    assert "p4: register r: 4,194,304 bytes (1048576 elements x 4 bytes)" in out
+
+
+def test_memory_budget_must_be_a_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["build", str(spec(tmp_path)), "-t", "p4", "--memory-budget", "lots"])
+    assert exc.value.code == 2
+    assert "'lots' is not a size" in capsys.readouterr().err
