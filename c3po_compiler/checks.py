@@ -283,7 +283,7 @@ def table_defaults(prog: ir.Program) -> list[Problem]:
         if not t.keys:
             problems.append(error(t.loc, f"table '{t.name}' has no key", "add 'key: {field: exact}'"))
         if not t.actions:
-            problems.append(error(t.loc, f"table '{t.name}' lists no actions"))
+            problems.append(error(t.loc, f"table '{t.name}' lists no actions", "add 'actions: [ACTION, ...]', e.g. [drop]"))
     return problems
 
 

@@ -172,7 +172,8 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if not m:
-            raise ExprSyntaxError(f"unexpected character {text[pos]!r}", pos)
+            raise ExprSyntaxError(f"unexpected character {text[pos]!r}", pos,
+                                  "expressions use names, numbers, addresses and the operators of docs/spec-reference.md")
         kind = m.lastgroup or ""
         tok_text = m.group()
         if kind == "ipv6":
@@ -186,7 +187,8 @@ def tokenize(text: str) -> list[Token]:
                 try:
                     addr = ipaddress.IPv6Address(tok_text)
                 except ValueError:
-                    raise ExprSyntaxError(f"invalid IPv6 address {tok_text!r}", pos) from None
+                    raise ExprSyntaxError(f"invalid IPv6 address {tok_text!r}", pos,
+                                          "write eight groups of hex digits, or fewer with one '::', e.g. 2001:db8::1") from None
                 tokens.append(Token("num", tok_text, pos, int(addr), 128))
                 pos = m.end()
                 continue
@@ -199,7 +201,8 @@ def tokenize(text: str) -> list[Token]:
             try:
                 addr4 = ipaddress.IPv4Address(tok_text)
             except ValueError:
-                raise ExprSyntaxError(f"invalid IPv4 address {tok_text!r}", pos) from None
+                raise ExprSyntaxError(f"invalid IPv4 address {tok_text!r}", pos,
+                                      "write four numbers 0..255 separated by dots, e.g. 10.0.0.1") from None
             tokens.append(Token("num", tok_text, pos, int(addr4), 32))
         elif kind == "num":
             tokens.append(Token("num", tok_text, pos, _int_literal(tok_text, pos)))
@@ -318,17 +321,20 @@ class _Parser:
     def expect(self, text: str) -> Token:
         if self.tok.text != text or self.tok.kind not in ("op", "ident"):
             found = self.tok.text or "end of expression"
-            raise ExprSyntaxError(f"expected '{text}' but found '{found}'", self.tok.pos)
+            raise ExprSyntaxError(f"expected '{text}' but found '{found}'", self.tok.pos,
+                                  f"add '{text}' here; brackets and parentheses come in pairs")
         return self.advance()
 
     def expect_int(self) -> int:
         if self.tok.kind != "num":
-            raise ExprSyntaxError(f"expected an integer but found '{self.tok.text or 'end'}'", self.tok.pos)
+            raise ExprSyntaxError(f"expected an integer but found '{self.tok.text or 'end'}'", self.tok.pos,
+                                  "write a constant number here, e.g. 8 or 0x10")
         return self.advance().value
 
     def at_end(self) -> None:
         if self.tok.kind != "end":
-            hint = "comparison is written '=='; '=' assigns, and only as a statement" if self.tok.text == "=" else None
+            hint = ("comparison is written '=='; '=' assigns, and only as a statement" if self.tok.text == "="
+                    else "the expression is complete before this: join the parts with an operator or remove it")
             raise ExprSyntaxError(f"unexpected '{self.tok.text}'", self.tok.pos, hint)
 
     def expression(self, min_prec: int = 1) -> Expr:
@@ -423,7 +429,8 @@ class _Parser:
             if self.tok.kind == "op" and self.tok.text == ".":
                 self.advance()
                 if self.tok.kind != "ident":
-                    raise ExprSyntaxError(f"expected a name after '.' but found '{self.tok.text}'", self.tok.pos)
+                    raise ExprSyntaxError(f"expected a name after '.' but found '{self.tok.text}'", self.tok.pos,
+                                          "write header.field, e.g. ipv4.ttl")
                 parts.append(self.advance().text)
             elif self.tok.kind == "op" and self.tok.text == "[":
                 # `vlan[0]` (index) vs `x[7:0]` (slice): an index has no colon.
@@ -438,7 +445,8 @@ class _Parser:
                 elif len(parts) == 1:
                     return RegRead(str(parts[0]), index, pos=start)
                 else:
-                    raise ExprSyntaxError("a header stack index must be a constant", index.pos)
+                    raise ExprSyntaxError("a header stack index must be a constant", index.pos,
+                                          "write a number, e.g. vlan[0], or vlan.last in the parser")
             else:
                 break
         return Name(parts, pos=start)
@@ -481,7 +489,8 @@ def parse_statement(text: str) -> RawAssign | RawCall:
         lhs_text, rhs_text = text[: m.start()], text[m.end() :]
         p = _Parser(lhs_text)
         if p.tok.kind != "ident":
-            raise ExprSyntaxError("an assignment needs a field, metadata or register on the left", 0)
+            raise ExprSyntaxError("an assignment needs a field, metadata or register on the left", 0,
+                                  "write hdr.field = ..., meta.x = ... or REGISTER[i] = ...")
         target = p.name()  # a field or metadata name, or a register element `reg[expr]`
         p.at_end()
         check_depth(target)
@@ -584,5 +593,6 @@ def parse_action_call(text: str) -> tuple[str, list[Expr]]:
     """`name` or `name(arg, ...)` with constant arguments (table defaults and entries)."""
     stmt = parse_statement(text)
     if not isinstance(stmt, RawCall):
-        raise ExprSyntaxError("expected an action call such as 'set_port(3)'", 0)
+        raise ExprSyntaxError("expected an action call such as 'set_port(3)'", 0,
+                              "write an action's name, with its arguments in parentheses if it takes any")
     return stmt.name, stmt.args

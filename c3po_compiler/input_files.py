@@ -35,6 +35,9 @@ DEFAULT_VECTOR_LINE_LIMIT = 1 * MIB
 _PSEUDO_ROOTS = ("/proc", "/sys")
 
 
+_READ_HINT = "check that the file exists and that you may read it"
+
+
 class InputFileError(Exception):
     """An input file that is not read: the message (without the file name), a hint, and the line if known."""
 
@@ -97,7 +100,7 @@ def _open(path: Path, what: str, limit: Limit) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}") from None
+        raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}", _READ_HINT) from None
     for test, kind in _KINDS:
         if test(st.st_mode):
             raise InputFileError(f"the {what} is {kind}, not a regular file",
@@ -114,7 +117,7 @@ def _open(path: Path, what: str, limit: Limit) -> tuple[int, int]:
         # O_NONBLOCK: should the file be swapped for a FIFO after the stat, opening and reading do not block.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}") from None
+        raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}", _READ_HINT) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InputFileError(f"the {what} is not a regular file", "name a file, not a pipe or device")
@@ -138,7 +141,7 @@ def read_input(path: str | Path, what: str, limit: Limit) -> bytes:
     except BlockingIOError:
         raise InputFileError(f"cannot read the {what}: it would block", "name a regular file") from None
     except OSError as exc:
-        raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}") from None
+        raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}", _READ_HINT) from None
     finally:
         os.close(fd)
     return b"".join(chunks)
@@ -176,7 +179,7 @@ def input_lines(path: str | Path, what: str, limit: Limit, line_limit: Limit) ->
                 except BlockingIOError:
                     raise InputFileError(f"cannot read the {what}: it would block", "name a regular file") from None
                 except OSError as exc:
-                    raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}") from None
+                    raise InputFileError(f"cannot read the {what}: {exc.strerror or exc}", _READ_HINT) from None
                 if not raw:
                     return
                 lineno += 1

@@ -281,7 +281,8 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
         path = path.resolve()
         is_file, is_dir, exists = path.is_file(), path.is_dir(), path.exists()
     except (OSError, RuntimeError) as exc:  # a name too long once joined to its directory, a symlink loop
-        problems.append(error(loc, f"{verb} {shown}: {getattr(exc, 'strerror', None) or exc}"))
+        problems.append(error(loc, f"{verb} {shown}: {getattr(exc, 'strerror', None) or exc}",
+                              "check the path: each directory or file name at most 255 bytes, no symlink loop"))
         return
     if path in chain:
         cycle = " -> ".join(display_name(p) for p in [*chain[chain.index(path):], path])
@@ -293,7 +294,7 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
     shown = display_name(path)
     if not is_file and not exists:
         if include_loc is None:
-            message, hint = f"spec file not found: {shown}", None
+            message, hint = f"spec file not found: {shown}", "name an existing .yaml file, relative to this directory"
         else:
             message, hint = (f"included spec file not found: {shown}",
                              "include paths are relative to the including file")

@@ -124,7 +124,7 @@ class Lowerer:
                 raise _Abort
             return Const(text)
         if not isinstance(text, str):
-            self.err(path, "expected an expression string")
+            self.err(path, "expected an expression string", "write the expression as text, quoted if it contains ': ' or '#'")
             raise _Abort
         try:
             return parse_expression(text)
@@ -247,7 +247,7 @@ class Lowerer:
                 self.problems.append(duplicate(self.loc(fpath, key=True), "field", fname, seen[fname]))
                 ok = False
             if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 128:
-                self.err(fpath, f"field width must be 1..128 bits, not {width!r}")
+                self.err(fpath, f"field width must be 1..128 bits, not {width!r}", "write a number of bits from 1 to 128")
                 ok = False
             if ok:
                 seen[fname] = self.loc(fpath, key=True)
@@ -263,7 +263,7 @@ class Lowerer:
         fields = self.lower_fields(data.get("fields"), (*path, "fields"), seen, f"the fixed part of '{name}'")
         ht = ir.HeaderType(name, fields, doc=data.get("doc", ""), loc=self.loc(path, key=True))
         if not fields:
-            self.err((*path, "fields"), f"header '{name}' has no fields")
+            self.err((*path, "fields"), f"header '{name}' has no fields", "declare at least one field: 'fields: {NAME: WIDTH}'")
         local = Resolver(self.scope(local_header=ht))
         for gname, gdata in (data.get("optional") or {}).items():
             gpath = (*path, "optional", gname)
@@ -295,7 +295,8 @@ class Lowerer:
                 self.err((*cpath, "field"), f"checksum field '{cs.get('field')}' is not a field of '{name}'",
                          did_you_mean(str(cs.get("field")), [x.name for x in ht.all_fields()]))
             elif f.width != 16 or ht.group_of(f.name) is not None:
-                self.err((*cpath, "field"), "a checksum field must be a 16-bit field of the fixed part")
+                self.err((*cpath, "field"), "a checksum field must be a 16-bit field of the fixed part",
+                         "name a 16-bit field of the header's 'fields', e.g. hdr_checksum")
             else:
                 ht.checksum = ir.Checksum(f.name, cs.get("kind", "ipv4_header"),
                                           bool(cs.get("zero_means_none", False)),
@@ -323,13 +324,15 @@ class Lowerer:
             key = list(data.get("key") or [header[0].name if header else "type"])
             size_text = data.get("size")
             if size_text is None:
-                self.err(path, "a TLV with a 'header' needs 'size' (the option's total bytes)")
+                self.err(path, "a TLV with a 'header' needs 'size' (the option's total bytes)",
+                         "add 'size: BYTES' beside 'header'")
                 raise _Abort
         else:
             tw, lw = data.get("type", 8), data.get("length", 8)
             header = [ir.Field("type", tw, 0, self.loc(path)), ir.Field("length", lw, tw, self.loc(path))]
             if (tw + lw) % 8 or tw % 8:
-                self.err(path, "TLV type and length widths must make whole bytes, with the type byte aligned")
+                self.err(path, "TLV type and length widths must make whole bytes, with the type byte aligned",
+                         "use 8- or 16-bit type and length fields, e.g. type: 8, length: 8")
                 raise _Abort
             unit, adjust = int(data.get("length_unit", 1)), int(data.get("length_adjust", 0))
             size_text = f"(bit<16>) length * {unit} + {adjust}" if lw <= 16 else f"length * {unit} + {adjust}"
@@ -348,7 +351,8 @@ class Lowerer:
             if self.check_ident(sname, (*path, "singletons", sname), is_field=True):
                 singletons[sname] = int(value)
         if singletons and header[0].width % 8:
-            self.err((*path, "singletons"), "singletons need a byte-aligned leading type field")
+            self.err((*path, "singletons"), "singletons need a byte-aligned leading type field",
+                     "make the type field the first field and a whole number of bytes wide")
         end = list(data.get("end") or [])
         for e in end:
             if e not in singletons:
@@ -366,13 +370,14 @@ class Lowerer:
                         continue
                     if str(k) in names and value >= 1 << names[str(k)]:
                         self.err((*opath, "match", str(k)), f"{value:#x} does not fit TLV key field '{k}' "
-                                 f"(bit<{names[str(k)]}>)")
+                                 f"(bit<{names[str(k)]}>)", f"the largest bit<{names[str(k)]}> value is {(1 << names[str(k)]) - 1:#x}")
                         continue
                     match[str(k)] = value
             elif "type" in odata:
                 match = {key[0]: int(odata["type"])}
             else:
-                self.err(opath, f"option '{oname}' needs 'type' or 'match'")
+                self.err(opath, f"option '{oname}' needs 'type' or 'match'",
+                         "add 'type: N', the option's type code, or 'match: {FIELD: VALUE}'")
                 continue
             for k in match:
                 if k not in key:
@@ -411,7 +416,7 @@ class Lowerer:
             path: PathKey = ("metadata", name)
             if self.check_ident(name, path, is_field=True):
                 if not isinstance(width, int) or not 1 <= width <= 128:
-                    self.err(path, f"metadata width must be 1..128 bits, not {width!r}")
+                    self.err(path, f"metadata width must be 1..128 bits, not {width!r}", "write a number of bits from 1 to 128")
                     continue
                 self.metadata[name] = width
 
@@ -444,7 +449,7 @@ class Lowerer:
                     params: dict[str, int] | None = None) -> list[ir.Stmt]:
         out: list[ir.Stmt] = []
         if not isinstance(items, list):
-            self.err(path, "expected a list of statements")
+            self.err(path, "expected a list of statements", "write a YAML list: one '- STATEMENT' per line, or [a, b]")
             return out
         for i, item in enumerate(items):
             with suppress(_Abort):
@@ -484,10 +489,11 @@ class Lowerer:
                 return ir.Apply(tname, self.lower_block(item.get("hit") or [], (*path, "hit"), in_control=True),
                                 self.lower_block(item.get("miss") or [], (*path, "miss"), in_control=True),
                                 by_action, loc=loc)
-            self.err(path, "a statement object has 'if' or 'apply'")
+            self.err(path, "a statement object has 'if' or 'apply'",
+                     "write '- if: COND' with 'then:' (and 'else:'), or '- apply: TABLE'")
             raise _Abort
         if not isinstance(item, str):
-            self.err(path, "expected a statement")
+            self.err(path, "expected a statement", "a statement is a string such as 'drop' or 'meta.x = 1', or an if/apply mapping")
             raise _Abort
         try:
             raw = parse_statement(item)
@@ -602,11 +608,12 @@ class Lowerer:
         for fname in ("src", "dst"):
             f = ip_type.field(fname)
             if f is None or f.width not in (32, 128) or f.offset % 16:
-                self.err(path, f"'{ip.instance}' is not an IP header with 16-bit aligned 'src' and 'dst' fields")
+                self.err(path, f"'{ip.instance}' is not an IP header with 16-bit aligned 'src' and 'dst' fields",
+                         "name the IPv4 or IPv6 header the L4 checksum covers")
                 raise _Abort
         if any(f.offset % 16 or f.width % 16 for f in [cs_field for cs_field in self.instances[l4.instance].type.fields
                                                        if cs_field.name == cs.field]):
-            self.err(path, "an L4 checksum field must be 16-bit aligned")
+            self.err(path, "an L4 checksum field must be 16-bit aligned", "name a 16-bit field starting at an even byte offset")
             raise _Abort
         return ir.UpdateChecksum(l4.instance, ip.instance, loc=loc)
 
@@ -639,7 +646,8 @@ class Lowerer:
                 ppath = (*path, "params", pname)
                 if self.check_ident(pname, ppath, is_field=True):
                     if not isinstance(width, int) or not 1 <= width <= 128:
-                        self.err(ppath, f"parameter width must be 1..128 bits, not {width!r}")
+                        self.err(ppath, f"parameter width must be 1..128 bits, not {width!r}",
+                                 "write a number of bits from 1 to 128")
                         continue
                     params[pname] = width
             self.actions[name] = ir.Action(name, [ir.Param(n, w) for n, w in params.items()], [],
@@ -677,10 +685,12 @@ class Lowerer:
                 keys_ok = False
                 continue
             if not isinstance(ref, FieldRef | MetaRef | StdRef):
-                self.err(kpath, f"table key '{ktext}' must be a header field or metadata", key=True)
+                self.err(kpath, f"table key '{ktext}' must be a header field or metadata",
+                         "write hdr.field or meta.x, e.g. ipv4.dst", key=True)
                 continue
             if isinstance(ref, FieldRef) and ref.index == "last":
-                self.err(kpath, "'.last' is only available in the parser", key=True)
+                self.err(kpath, "'.last' is only available in the parser", "index the stack with a number, e.g. vlan[0]",
+                         key=True)
                 continue
             keys.append(ir.TableKey(ref, kind, ktext, self.loc(kpath, key=True)))
         if sum(k.kind == "lpm" for k in keys) > 1:
@@ -692,7 +702,7 @@ class Lowerer:
                     self.problems.append(undefined(self.loc((*path, "actions", i)), "action", str(aname),
                                                    self.actions))
             elif aname in actions:
-                self.err((*path, "actions", i), f"action '{aname}' is listed twice")
+                self.err((*path, "actions", i), f"action '{aname}' is listed twice", "list each action once")
             else:
                 actions.append(aname)
         default = self.action_call(decl.get("default", "nop"), (*path, "default"), actions, allow_nop=True)
@@ -713,7 +723,8 @@ class Lowerer:
 
     def action_call(self, text: Any, path: PathKey, allowed: list[str], allow_nop: bool = False) -> ir.ActionCall:
         if not isinstance(text, str):
-            self.err(path, "expected an action such as 'drop' or 'set_port(3)'")
+            self.err(path, "expected an action such as 'drop' or 'set_port(3)'",
+                     "write an action's name, with its arguments in parentheses if it takes any")
             raise _Abort
         try:
             aname, args = parse_action_call(text)
@@ -841,7 +852,8 @@ class Lowerer:
                                                self.scope().instance_names()))
                 raise _Abort
             if inst.tlv_option is not None:
-                self.err((*path, "extract"), "TLV options are extracted with their enclosing header")
+                self.err((*path, "extract"), "TLV options are extracted with their enclosing header",
+                         "extract the header that declares the TLV options")
                 raise _Abort
             st.extract = inst.name
         for i, vname in enumerate(data.get("verify") or []):
@@ -919,7 +931,7 @@ class Lowerer:
                 self.problems.append(undefined(self.loc(("deparse", i)), "header", str(name),
                                                self.scope().instance_names()))
             elif name in out:
-                self.err(("deparse", i), f"'{name}' is listed twice in 'deparse'")
+                self.err(("deparse", i), f"'{name}' is listed twice in 'deparse'", "list each header once, in wire order")
             else:
                 out.append(inst.name)
         return out
@@ -927,7 +939,8 @@ class Lowerer:
 
 def _flow_hint(exc: ExprSyntaxError, text: str) -> ExprSyntaxError:
     """YAML splits `[a(1, 2)]` at the comma; say so when an expression ends with an open parenthesis."""
-    if exc.hint is None and text.count("(") > text.count(")"):
+    # A missing ')' or ',' (the parser's general hint: "add ')' here") is most likely such a split.
+    if (exc.hint is None or exc.message.startswith("expected '")) and text.count("(") > text.count(")"):
         exc.hint = ("in a YAML flow list [a, b] every comma separates items: quote an expression that contains "
                     "commas, e.g. \"count(c, 1)\"")
     return exc

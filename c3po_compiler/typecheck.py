@@ -137,7 +137,7 @@ class Resolver:
             return e
         if isinstance(e, Call):
             return self._call(e)
-        raise TypeProblem("unexpected expression", e.pos)  # pragma: no cover
+        raise TypeProblem("unexpected expression", e.pos, "this is a bug in c3po: please report it")  # pragma: no cover
 
     def _name(self, e: Name) -> Expr:
         parts = e.parts
@@ -146,7 +146,8 @@ class Resolver:
         sc = self.scope
         if head == "meta":
             if len(parts) != 2 or not isinstance(parts[1], str):
-                raise TypeProblem("metadata is referenced as 'meta.NAME'", e.pos)
+                raise TypeProblem("metadata is referenced as 'meta.NAME'", e.pos,
+                                  "name a field declared under 'metadata', e.g. meta.nexthop")
             if parts[1] not in sc.metadata:
                 raise TypeProblem(f"undefined metadata field '{parts[1]}'", e.pos,
                                   did_you_mean(parts[1], sc.metadata))
@@ -199,7 +200,7 @@ class Resolver:
                                   f"indexes of '{head}' are 0..{inst.stack - 1}")
             rest = rest[1:]
         elif rest and isinstance(rest[0], int):
-            raise TypeProblem(f"'{head}' is not a header stack", e.pos)
+            raise TypeProblem(f"'{head}' is not a header stack", e.pos, f"only a stack is indexed: write {head}.FIELD")
         if len(rest) == 2 and isinstance(rest[0], str) and isinstance(rest[1], str):
             opt = sc.instances(f"{head}.{rest[0]}")
             if opt is None or opt.tlv_option is None:
@@ -211,7 +212,7 @@ class Resolver:
                                   did_you_mean(rest[1], [x.name for x in opt.type.fields]))
             return FieldRef(opt.name, None, f.name, pos=e.pos, width=f.width)
         if len(rest) != 1 or not isinstance(rest[0], str):
-            raise TypeProblem(f"expected '{head}.FIELD'", e.pos)
+            raise TypeProblem(f"expected '{head}.FIELD'", e.pos, "a header is read one field at a time, e.g. ipv4.ttl")
         fname = rest[0]
         f = inst.type.field(fname)
         if f is None:
@@ -225,7 +226,8 @@ class Resolver:
         if reg is None:
             inst = self.scope.instances(e.register)
             if inst is not None:
-                raise TypeProblem(f"a header stack index must be a constant: '{e.register}[...]'", e.pos)
+                raise TypeProblem(f"a header stack index must be a constant: '{e.register}[...]'", e.pos,
+                                  f"write a number, e.g. {e.register}[0]")
             raise TypeProblem(f"undefined register '{e.register}'", e.pos,
                               did_you_mean(e.register, self.scope.registers))
         e.index = self.any_sized(e.index, "a register index")
@@ -260,7 +262,8 @@ class Resolver:
             if e.op in ("==", "!=") and left.width == right.width == BOOL:
                 e.left, e.right, e.width = left, right, BOOL
                 return e
-            raise TypeProblem(f"'{e.op}' cannot mix bool and bit<W>", e.pos)
+            raise TypeProblem(f"'{e.op}' cannot mix bool and bit<W>", e.pos,
+                              "compare the bit<W> side to get a bool, e.g. 'x != 0'")
         if e.op in ("<<", ">>"):
             if left.width < 0:
                 if isinstance(left, Const) and isinstance(right, Const):
@@ -295,13 +298,15 @@ class Resolver:
         sc = self.scope
         if e.func == "valid":
             if len(e.args) != 1 or not isinstance(e.args[0], Name):
-                raise TypeProblem("valid() takes one header, e.g. 'valid(ipv4)'", e.pos)
+                raise TypeProblem("valid() takes one header, e.g. 'valid(ipv4)'", e.pos,
+                                  "name one header instance, or a stack element such as vlan[0]")
             inst_name, index = self._header_arg(e.args[0])
             return Valid(inst_name, index, pos=e.pos, width=BOOL)
         if e.func == "present":
             arg = e.args[0] if len(e.args) == 1 else None
             if not isinstance(arg, Name) or len(arg.parts) != 2:
-                raise TypeProblem("present() takes a header's optional group, e.g. 'present(gre.key)'", e.pos)
+                raise TypeProblem("present() takes a header's optional group, e.g. 'present(gre.key)'", e.pos,
+                                  "name HEADER.GROUP, a group under the header type's 'optional'")
             inst = sc.instances(str(arg.parts[0]))
             if inst is None:
                 raise TypeProblem(f"undefined header '{arg.parts[0]}'", arg.pos,
@@ -313,7 +318,8 @@ class Resolver:
             return Present(inst.name, str(arg.parts[1]), pos=e.pos, width=BOOL)
         if e.func == "hash":
             if len(e.args) < 2 or not isinstance(e.args[0], Name) or len(e.args[0].parts) != 1:
-                raise TypeProblem("hash() is written 'hash(crc32, field, ...)'", e.pos)
+                raise TypeProblem("hash() is written 'hash(crc32, field, ...)'", e.pos,
+                                  "the first argument names the algorithm, the others the fields to hash")
             algo = str(e.args[0].parts[0])
             if algo not in HASH_ALGORITHMS:
                 raise TypeProblem(f"unknown hash algorithm '{algo}'", e.args[0].pos,
@@ -325,14 +331,15 @@ class Resolver:
                 raise TypeProblem("lookahead() is only available in parser selects", e.pos,
                                   "extract the header in the parser and read its fields here")
             if not 1 <= len(e.args) <= 2 or not all(isinstance(a, Const) for a in e.args):
-                raise TypeProblem("lookahead takes constant bits: 'lookahead(W)' or 'lookahead(OFFSET, W)'", e.pos)
+                raise TypeProblem("lookahead takes constant bits: 'lookahead(W)' or 'lookahead(OFFSET, W)'", e.pos,
+                                  "W and OFFSET are numbers of bits, e.g. lookahead(16)")
             vals = [a.value for a in e.args if isinstance(a, Const)]
             offset, bits = (0, vals[0]) if len(vals) == 1 else (vals[0], vals[1])
             if not 1 <= bits <= 64:
                 raise TypeProblem(f"lookahead of {bits} bits: 1..64 bits can be looked at", e.pos,
                                   "look at 64 bits or fewer: lookahead(W) or lookahead(OFFSET, W) with W <= 64")
             if offset > 512 * 8:
-                raise TypeProblem("lookahead offset is beyond 512 bytes", e.pos)
+                raise TypeProblem("lookahead offset is beyond 512 bytes", e.pos, "look at most 4096 bits ahead")
             return Lookahead(offset, bits, pos=e.pos, width=bits)
         known = ["valid", "present", "hash"] + (["lookahead"] if sc.in_parser else [])
         raise TypeProblem(f"unknown function '{e.func}'", e.pos, did_you_mean(e.func, known))
@@ -358,7 +365,7 @@ class Resolver:
                                   did_you_mean(rest[0], _tlv_names(inst)))
             return opt.name, None
         if rest and isinstance(rest[0], int):
-            raise TypeProblem(f"'{head}' is not a header stack", arg.pos)
+            raise TypeProblem(f"'{head}' is not a header stack", arg.pos, f"only a stack is indexed: name {head} itself")
         if rest:
             text = ".".join(map(str, arg.parts))
             raise TypeProblem(f"'{text}' is not a header or TLV option", arg.pos,
@@ -399,7 +406,8 @@ def coerce(e: Expr, width: int, what: str) -> Expr:
     """Give an unsized literal `width` bits (if it fits), or check a sized expression has that width."""
     if width == BOOL:
         if e.width != BOOL:
-            raise TypeProblem(f"{what} must be bool, not {_describe(e.width)}", e.pos)
+            raise TypeProblem(f"{what} must be bool, not {_describe(e.width)}", e.pos,
+                          "compare the value to get a bool, e.g. 'x != 0'")
         return e
     if e.width < 0:
         assert isinstance(e, Const)

@@ -183,7 +183,8 @@ def _build_node(node: yaml.Node, path: PathKey, src: Source, problems: list[Prob
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(error(src.loc(path), "mapping keys must be plain scalars"))
+                problems.append(error(src.loc(path), "mapping keys must be plain scalars",
+                                      "write a name or a number as the key, not a list or a mapping"))
                 continue
             key = _scalar(key_node)
             if isinstance(key, bool) or key is None:
@@ -245,7 +246,7 @@ def load_yaml_text(text: str, name: str, *, what: str = "spec", aliases: bool = 
         raise SpecError([error(Loc(name, line, col), f"invalid YAML: unacceptable character {char!r} "
                                f"(U+{ord(char):04X})", "YAML text cannot contain control characters")]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([error(Loc(name, 1, 1), f"invalid YAML: {exc}")]) from None
+        raise SpecError([error(Loc(name, 1, 1), f"invalid YAML: {exc}", "check that the file is plain YAML text")]) from None
     problems: list[Problem] = []
     try:
         src.data = None if node is None else _build(node, (), src, problems)
