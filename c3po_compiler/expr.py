@@ -434,7 +434,7 @@ class _Parser:
                 parts.append(self.advance().text)
             elif self.tok.kind == "op" and self.tok.text == "[":
                 # `vlan[0]` (index) vs `x[7:0]` (slice): an index has no colon.
-                if self.tokens[self.i + 2].text == ":":
+                if self.i + 2 < len(self.tokens) and self.tokens[self.i + 2].text == ":":
                     break
                 self.enter(self.advance().pos)
                 index = self.expression()

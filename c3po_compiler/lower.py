@@ -33,7 +33,7 @@ from .expr import (
 )
 from .matches import MatchValueError, canonical_match
 from .names import ident_problem
-from .problems import Loc, Problem, did_you_mean, duplicate, error, undefined
+from .problems import Loc, Problem, did_you_mean, duplicate, error, suggest, undefined
 from .typecheck import Resolver, Scope, TypeProblem, coerce
 from .yaml_source import PathKey, Source
 
@@ -293,7 +293,7 @@ class Lowerer:
             f = ht.field(cs.get("field", ""))
             if f is None:
                 self.err((*cpath, "field"), f"checksum field '{cs.get('field')}' is not a field of '{name}'",
-                         did_you_mean(str(cs.get("field")), [x.name for x in ht.all_fields()]))
+                         suggest(str(cs.get("field")), [x.name for x in ht.all_fields()]))
             elif f.width != 16 or ht.group_of(f.name) is not None:
                 self.err((*cpath, "field"), "a checksum field must be a 16-bit field of the fixed part",
                          "name a 16-bit field of the header's 'fields', e.g. hdr_checksum")
@@ -341,7 +341,7 @@ class Lowerer:
         for k in key:
             if k not in names:
                 self.err((*path, "key"), f"TLV key '{k}' is not a field of the option header",
-                         did_you_mean(k, names))
+                         suggest(k, names))
                 raise _Abort
         res = Resolver(self.scope(local_fields=names))
         size = self.resolve(res.any_sized, (*path, "size") if "size" in data else path,
@@ -356,7 +356,7 @@ class Lowerer:
         end = list(data.get("end") or [])
         for e in end:
             if e not in singletons:
-                self.err((*path, "end"), f"'end' names '{e}', which is not a singleton", did_you_mean(e, singletons))
+                self.err((*path, "end"), f"'end' names '{e}', which is not a singleton", suggest(e, singletons))
         options: list[ir.TlvOption] = []
         for oname, odata in (data.get("options") or {}).items():
             opath = (*path, "options", oname)
@@ -483,7 +483,7 @@ class Lowerer:
                     if aname not in table.actions and aname != table.default.action:
                         self.problems.append(error(self.loc((*path, "action", aname), key=True),
                                                    f"table '{tname}' has no action '{aname}'",
-                                                   did_you_mean(aname, table.actions)))
+                                                   suggest(aname, table.actions)))
                         continue
                     by_action[aname] = self.lower_block(body, (*path, "action", aname), in_control=True)
                 return ir.Apply(tname, self.lower_block(item.get("hit") or [], (*path, "hit"), in_control=True),
@@ -592,7 +592,7 @@ class Lowerer:
             raise _Abort
         known = [*VERDICT_STATEMENTS, "forward", "set_valid", "set_invalid", "update_checksum", "count", "nop",
                  *self.user_action_names()]
-        self.problems.append(error(loc, f"unknown statement '{name}'", did_you_mean(name, known)))
+        self.problems.append(error(loc, f"unknown statement '{name}'", suggest(name, known)))
         raise _Abort
 
     def lower_l4_update(self, args: list[Expr], res: Resolver, path: PathKey, loc: Loc) -> ir.Stmt:

@@ -78,11 +78,16 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     return None
 
 
-def undefined(loc: Loc, kind: str, name: str, known: Iterable[str]) -> Problem:
+def suggest(name: str, known: Iterable[str]) -> str:
+    """`did_you_mean`, or else what is known (the first 8 names of a longer list), or that nothing is: a hint
+    for every misspelt name."""
     names = sorted(set(known))
-    hint = did_you_mean(name, names) or (
-        f"no {kind} is defined" if not names else "known: " + ", ".join(names[:8]) + ", ...")
-    return error(loc, f"undefined {kind} '{name}'", hint)
+    return did_you_mean(name, names) or ("none is defined here" if not names
+                                         else "known: " + ", ".join(names[:8]) + ", ...")
+
+
+def undefined(loc: Loc, kind: str, name: str, known: Iterable[str]) -> Problem:
+    return error(loc, f"undefined {kind} '{name}'", suggest(name, known))
 
 
 def duplicate(loc: Loc, kind: str, name: str, first: Loc) -> Problem:

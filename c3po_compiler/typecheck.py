@@ -31,7 +31,7 @@ from .expr import (
     Valid,
 )
 from .ir import HASH_ALGORITHMS, STD_METADATA, HeaderType, Instance, Register
-from .problems import did_you_mean
+from .problems import did_you_mean, suggest
 
 MAX_WIDTH = 128
 _ARITH = {"+", "-", "*", "&", "|", "^"}
@@ -150,7 +150,7 @@ class Resolver:
                                   "name a field declared under 'metadata', e.g. meta.nexthop")
             if parts[1] not in sc.metadata:
                 raise TypeProblem(f"undefined metadata field '{parts[1]}'", e.pos,
-                                  did_you_mean(parts[1], sc.metadata))
+                                  suggest(parts[1], sc.metadata))
             return MetaRef(parts[1], pos=e.pos, width=sc.metadata[parts[1]])
         if head == "std":
             if len(parts) != 2 or not isinstance(parts[1], str) or parts[1] not in STD_METADATA:
@@ -167,12 +167,12 @@ class Resolver:
                     return FieldRef("", None, head, pos=e.pos, width=f.width)
                 known = [x.name for x in sc.local_header.fields]
                 raise TypeProblem(f"'{head}' is not a fixed field of header '{sc.local_header.name}'", e.pos,
-                                  did_you_mean(head, known))
+                                  suggest(head, known))
             if sc.local_fields is not None:
                 if head in sc.local_fields:
                     return FieldRef("", None, head, pos=e.pos, width=sc.local_fields[head])
                 raise TypeProblem(f"'{head}' is not a field of the option header", e.pos,
-                                  did_you_mean(head, sc.local_fields))
+                                  suggest(head, sc.local_fields))
             known = [*sc.params, "meta.…", "std.…", *sc.instance_names()]
             raise TypeProblem(f"undefined name '{head}'", e.pos, did_you_mean(head, known) or
                               "fields are written 'header.field'")
@@ -182,9 +182,9 @@ class Resolver:
             if head in sc.registers:
                 return self._register(RegRead(head, Const(parts[1], pos=e.pos), pos=e.pos))
             raise TypeProblem(f"undefined register or header stack '{head}'", e.pos,
-                              did_you_mean(head, [*sc.registers, *sc.instance_names()]))
+                              suggest(head, [*sc.registers, *sc.instance_names()]))
         if inst is None:
-            raise TypeProblem(f"undefined header '{head}'", e.pos, did_you_mean(head, sc.instance_names()))
+            raise TypeProblem(f"undefined header '{head}'", e.pos, suggest(head, sc.instance_names()))
         rest = parts[1:]
         index: int | str | None = None
         if inst.is_stack:
@@ -205,11 +205,11 @@ class Resolver:
             opt = sc.instances(f"{head}.{rest[0]}")
             if opt is None or opt.tlv_option is None:
                 raise TypeProblem(f"'{rest[0]}' is not a TLV option of '{head}'", e.pos,
-                                  did_you_mean(rest[0], _tlv_names(inst)))
+                                  suggest(rest[0], _tlv_names(inst)))
             f = opt.type.field(rest[1])
             if f is None:
                 raise TypeProblem(f"option '{head}.{rest[0]}' has no field '{rest[1]}'", e.pos,
-                                  did_you_mean(rest[1], [x.name for x in opt.type.fields]))
+                                  suggest(rest[1], [x.name for x in opt.type.fields]))
             return FieldRef(opt.name, None, f.name, pos=e.pos, width=f.width)
         if len(rest) != 1 or not isinstance(rest[0], str):
             raise TypeProblem(f"expected '{head}.FIELD'", e.pos, "a header is read one field at a time, e.g. ipv4.ttl")
@@ -217,7 +217,7 @@ class Resolver:
         f = inst.type.field(fname)
         if f is None:
             raise TypeProblem(f"header '{inst.type.name}' has no field '{fname}'", e.pos,
-                              did_you_mean(fname, [x.name for x in inst.type.all_fields()]))
+                              suggest(fname, [x.name for x in inst.type.all_fields()]))
         group = inst.type.group_of(fname)
         return FieldRef(inst.name, index, fname, group.name if group else None, pos=e.pos, width=f.width)
 
@@ -229,7 +229,7 @@ class Resolver:
                 raise TypeProblem(f"a header stack index must be a constant: '{e.register}[...]'", e.pos,
                                   f"write a number, e.g. {e.register}[0]")
             raise TypeProblem(f"undefined register '{e.register}'", e.pos,
-                              did_you_mean(e.register, self.scope.registers))
+                              suggest(e.register, self.scope.registers))
         e.index = self.any_sized(e.index, "a register index")
         e.width = reg.width
         return e
@@ -310,11 +310,11 @@ class Resolver:
             inst = sc.instances(str(arg.parts[0]))
             if inst is None:
                 raise TypeProblem(f"undefined header '{arg.parts[0]}'", arg.pos,
-                                  did_you_mean(str(arg.parts[0]), sc.instance_names()))
+                                  suggest(str(arg.parts[0]), sc.instance_names()))
             groups = [g.name for g in inst.type.groups]
             if arg.parts[1] not in groups:
                 raise TypeProblem(f"header '{inst.type.name}' has no optional group '{arg.parts[1]}'", arg.pos,
-                                  did_you_mean(str(arg.parts[1]), groups))
+                                  suggest(str(arg.parts[1]), groups))
             return Present(inst.name, str(arg.parts[1]), pos=e.pos, width=BOOL)
         if e.func == "hash":
             if len(e.args) < 2 or not isinstance(e.args[0], Name) or len(e.args[0].parts) != 1:
@@ -342,14 +342,14 @@ class Resolver:
                 raise TypeProblem("lookahead offset is beyond 512 bytes", e.pos, "look at most 4096 bits ahead")
             return Lookahead(offset, bits, pos=e.pos, width=bits)
         known = ["valid", "present", "hash"] + (["lookahead"] if sc.in_parser else [])
-        raise TypeProblem(f"unknown function '{e.func}'", e.pos, did_you_mean(e.func, known))
+        raise TypeProblem(f"unknown function '{e.func}'", e.pos, suggest(e.func, known))
 
     def _header_arg(self, arg: Name) -> tuple[str, int | None]:
         sc = self.scope
         head = str(arg.parts[0])
         inst = sc.instances(head)
         if inst is None:
-            raise TypeProblem(f"undefined header '{head}'", arg.pos, did_you_mean(head, sc.instance_names()))
+            raise TypeProblem(f"undefined header '{head}'", arg.pos, suggest(head, sc.instance_names()))
         rest = arg.parts[1:]
         if inst.is_stack:
             if len(rest) != 1 or not isinstance(rest[0], int):
@@ -362,7 +362,7 @@ class Resolver:
             opt = sc.instances(f"{head}.{rest[0]}")
             if opt is None:
                 raise TypeProblem(f"'{rest[0]}' is not a TLV option of '{head}'", arg.pos,
-                                  did_you_mean(rest[0], _tlv_names(inst)))
+                                  suggest(rest[0], _tlv_names(inst)))
             return opt.name, None
         if rest and isinstance(rest[0], int):
             raise TypeProblem(f"'{head}' is not a header stack", arg.pos, f"only a stack is indexed: name {head} itself")

@@ -244,3 +244,14 @@ def test_a_long_value_is_shortened_in_the_message(tmp_path: Path) -> None:
     spec.write_text(SPEC.replace("    size: 16", f"    size: {'x' * 5000}"), encoding="utf-8")
     (p,) = [p for p in problems_of(spec) if p.severity == "error"]
     assert p.message.startswith("expected an integer, found 'xxx") and len(p.message) < 120
+
+
+@pytest.mark.parametrize("stmt", ["meta.nexthop = port[", "meta.nexthop = ipv4.ttl["])
+def test_an_unclosed_index_at_the_end_is_an_error_not_a_crash(tmp_path: Path, stmt: str) -> None:
+    """Found by the mutation campaign: `x[` at the end of an expression raised IndexError (exit 70)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC.replace("do: [forward(port)]", f'do: [forward(port), "{stmt}"]'), encoding="utf-8")
+    code, _, err = run_check(spec)
+    assert code == 1
+    check_output(err)
+    assert "expected a value but found 'end of expression'" in err
