@@ -33,7 +33,8 @@ class NicTarget(Target):
         try:
             render_program(prog)
         except Unsupported as exc:
-            return [error(prog.loc, f"target 'nic' cannot generate this program: {exc}")]
+            return [error(prog.loc, f"target 'nic' cannot generate this program: {exc}",
+                          "simplify this part of the program, or build for another target (docs/targets.md)")]
         return []
 
     def render(self, prog: ir.Program) -> dict[str, str]:

@@ -76,11 +76,13 @@ def limits(prog: ir.Program, cpu_port: int) -> list[Problem]:
             f = ht.field(ht.checksum.field)
             if f is not None and f.offset % 16:
                 problems.append(error(ht.checksum.loc, f"target 'p4' needs the checksum field '{f.name}' on a 16-bit "
-                                      "boundary of the header"))
+                                      "boundary of the header", "move the checksum field to a bit offset that is a multiple of 16"))
         if inst.tlv_parent is None and InstanceLayout(inst).tlv and inst.is_stack:
-            problems.append(error(inst.loc, "target 'p4' cannot walk TLV options of a header stack"))
+            problems.append(error(inst.loc, "target 'p4' cannot walk TLV options of a header stack",
+                                  "declare the TLV header as a single instance, or build for xdp or nic"))
     if not 0 < cpu_port < 511:
-        problems.append(error(prog.loc, f"CPU port {cpu_port} is not a v1model port (1..510; 511 drops)"))
+        problems.append(error(prog.loc, f"CPU port {cpu_port} is not a v1model port (1..510; 511 drops)",
+                              "choose a CPU port from 1 to 510"))
     return problems
 
 

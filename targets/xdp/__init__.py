@@ -80,7 +80,8 @@ class XdpTarget(Target):
                                       "reduce 'size' or split the table"))
             for k in t.keys:
                 if k.kind == "range" and k.width > 64:
-                    problems.append(error(k.loc, f"range key '{k.text}' is wider than 64 bits (xdp target limit)"))
+                    problems.append(error(k.loc, f"range key '{k.text}' is wider than 64 bits (xdp target limit)",
+                                          "use a ternary or lpm key for this field, or build for another target"))
         problems += deparse_order_problems(prog)
         if not problems and not program_features(prog) - self.supports:
             try:
@@ -90,7 +91,8 @@ class XdpTarget(Target):
                 build_view(prog)  # the tail-call split and its kernel limits (tailcall.py)
             except Unsupported as exc:
                 problems.append(error(getattr(exc, "loc", None) or prog.loc,
-                                      f"target 'xdp' cannot build this program: {exc}"))
+                                      f"target 'xdp' cannot build this program: {exc}",
+                                      "simplify this part of the program, or build for another target (docs/targets.md)"))
         return problems
 
     def render(self, prog: ir.Program) -> dict[str, str]:
@@ -173,12 +175,13 @@ def deparse_order_problems(prog: ir.Program) -> list[Problem]:
     for st in sorted(prog.parser.states.values(), key=lambda s: s.name):
         if st.extract and prog.instances[st.extract].tlv_parent is None and st.extract not in order:
             problems.append(error(st.loc, f"'{st.extract}' is parsed but not deparsed: the xdp target edits frames "
-                                  "in place and cannot drop headers"))
+                                  "in place and cannot drop headers", f"add '{st.extract}' to 'deparse'"))
     g = prog.parser.graph
     for a, b in sorted(g.edges()):
         ea, eb = prog.parser.states.get(a), prog.parser.states.get(b)
         if (ea and eb and ea.extract and eb.extract and ea.extract != eb.extract
                 and order.get(ea.extract, 0) > order.get(eb.extract, 0)):
             problems.append(error(eb.loc, f"deparse order puts '{eb.extract}' before '{ea.extract}', which "
-                                  "the parser reads after it: the xdp target cannot reorder headers"))
+                                  "the parser reads after it: the xdp target cannot reorder headers",
+                                  f"list '{ea.extract}' before '{eb.extract}' in 'deparse'"))
     return problems
