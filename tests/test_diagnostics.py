@@ -29,7 +29,8 @@ from c3po_compiler.text import terminal_lines, terminal_text
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = ROOT / "spec" / "protocols"
 BAD_SPECS = sorted((ROOT / "tests" / "bad_specs").glob("*.yaml"))
-EXAMPLES = sorted((ROOT / "spec" / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "spec" / "examples").glob("*.yaml")) + sorted(
+    p for p in (ROOT / "conformance" / "suite").glob("*.yaml") if not p.name.endswith(".vectors.yaml"))
 PROBLEM_LINE = re.compile(r"^.+:\d+:\d+: (error|warning): .+ \(at \$.*\)$")
 HINT_LINE = re.compile(r"^    hint: .+$")
 SUMMARY_LINE = re.compile(r"^.+: \d+ errors?$")
@@ -160,21 +161,26 @@ def test_raw_control_characters_in_the_yaml_text(tmp_path: Path) -> None:
 
 
 _CHARS = st.sampled_from(HOSTILE) | st.characters(max_codepoint=0x3000).map(str)
+# Structural edits too: YAML and expression syntax, wrong types, names, out-of-range values.
+_WORDS = st.sampled_from(["", ": ", "- ", "[", "}", "(", "&&", "==", "null", "true", "abc", "-5", "99999999999",
+                          "{}", "[]", "x(1)", "vlan[9]", "1.2.3", "accept", "\n  bogus: 1\n", "\t"])
 _WORK = Path(tempfile.mkdtemp(prefix="c3po-test-diag-"))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=st.sampled_from(EXAMPLES), edits=st.lists(st.tuples(st.floats(0, 1), _CHARS), min_size=1,
-                                                       max_size=4))
-def test_mutated_examples_never_forge_a_line(spec: Path, edits: list[tuple[float, str]]) -> None:
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=st.sampled_from(EXAMPLES), edits=st.lists(st.tuples(st.floats(0, 1), _CHARS | _WORDS, st.integers(0, 8)),
+                                                       min_size=1, max_size=4))
+def test_mutated_specs_never_forge_a_line_and_every_error_has_a_hint(spec: Path, edits: list[tuple[float, str, int]]) -> None:
     text = spec.read_text(encoding="utf-8")
-    for where, bad in edits:
+    for where, bad, cut in edits:
         i = int(where * len(text))
-        text = text[:i] + bad + text[i:]
+        text = text[:i] + bad + text[i + cut:]
     path = _WORK / spec.name
-    path.write_text(text.replace("../protocols/", f"{PROTOCOLS}/"), encoding="utf-8")
+    path.write_text(text.replace("../../spec/protocols/", f"{PROTOCOLS}/").replace("../protocols/", f"{PROTOCOLS}/"),
+                    encoding="utf-8")
     for p in problems_of(path):
         check_problem(p)
+        assert p.severity != "error" or p.hint, p.format()
     code, out, err = run_check(path)
     assert code in (0, 1)
     assert safe(out)
