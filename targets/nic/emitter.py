@@ -15,7 +15,7 @@ from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
 from c3po_compiler.text import comment_text
 
-from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, vtype
+from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, range_cond, vtype
 
 ERR_CODES = {e: i + 1 for i, e in enumerate(ir.ERROR_KINDS)}
 
@@ -739,7 +739,7 @@ class Emitter:
                 elif k.kind == "mask":
                     conds.append(f"(s{i} & {const(k.b, w)}) == {const(k.a & k.b, w)}")
                 elif k.kind == "range":
-                    conds.append(f"(s{i} >= {const(k.a, w)} && s{i} <= {const(k.b, w)})")
+                    conds.append(range_cond(f"s{i}", k.a, k.b, w, const))
             cond = " && ".join(conds) or "1"
             kw = "if" if first else "else if"
             out.append(f"{p}    {kw} ({cond}) state = {ids[case.next]};")
@@ -781,7 +781,8 @@ class Emitter:
                 out.append(f"{p}        (void)pos;")
                 out.append(f"{p}    }}")
             out.append(f"{p}}} else")
-        out += [f"{p}{{", f"{p}    uint32_t hl = 0, pos = 0, pay = n - cur;"]
+        # `pos` only when a header is written (a program whose states extract nothing has none to write)
+        out += [f"{p}{{", f"{p}    uint32_t hl = 0, {'pos = 0, ' if elems else ''}pay = n - cur;"]
         for _buf, valid, iv in elems:
             size = [f"{iv.fixed_bytes}u"]
             if not iv.stack:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 from c3po_compiler.expr import BOOL
+from targets.nic.cexpr import decided, value_range
 
 
 class Unsupported(Exception):
@@ -174,8 +175,12 @@ class Translator:
         return f"({code} & {const(mask(width), width)})"
 
     def x_Binary(self, e: ir.Binary) -> str:
-        a, b = self.expr(e.left), self.expr(e.right)
         op = e.op
+        if op in ("<", "<=", ">", ">=", "==", "!=") and BOOL not in (e.left.width, e.right.width):
+            fixed = decided(op, value_range(e.left), value_range(e.right))
+            if fixed is not None:  # `x >= 0` and the like: folded, never emitted
+                return "1" if fixed else "0"
+        a, b = self.expr(e.left), self.expr(e.right)
         if op in ("&&", "||", "==", "!=", "<", "<=", ">", ">=", "&", "|", "^"):
             return f"({a} {op} {b})"
         if op in ("+", "-", "*"):

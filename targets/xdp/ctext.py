@@ -8,6 +8,16 @@ from dataclasses import dataclass, field
 from c3po_compiler import ir
 from c3po_compiler.text import loc_text
 
+# The `c3po_*` helpers, maps and types of an xdp program's C file, without the prefix (tests/test_compiler_clean.py
+# keeps the list in step with the runtime header, the templates and the generator).
+HELPER_NAMES = frozenset(["compiler", "copy", "count", "counter", "crc16_bytes", "crc16_tab", "crc32_bytes", "crc32_tab", "csum_area", "csum_fixed", "csum_fold", "csum_step", "csum_var", "defaults", "forward", "get", "getw", "ifports", "ingress_port", "ld", "ldw", "meta", "parse", "pkt_len", "progs", "scratch", "set", "setw", "shl", "shr", "st", "state", "state_rec", "stb", "stw", "tlvbuf", "touch", "tx_ports", "u128", "valid", "wide", "xdp", "zero"])
+
+
+def entry_name(program: str) -> str:
+    """The entry program's function, `c3po_<program>`, or `c3po_entry_<program>` when that would be one of the
+    helpers' names (a program named `forward` would define c3po_forward twice). No helper starts c3po_entry_."""
+    return f"c3po_entry_{program}" if program in HELPER_NAMES else f"c3po_{program}"
+
 
 def where(prog: ir.Program, loc: ir.Loc) -> str:
     """`file:line` of a spec node, relative paths as the user wrote them, for comments in the C (made safe there

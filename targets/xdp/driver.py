@@ -27,6 +27,7 @@ from conformance.model import ControlState, Counters, PacketIn, Registers, Resul
 
 from . import SUPPORTS, XdpTarget
 from . import layout as L
+from .ctext import entry_name
 from .emitter import touch_objects
 from .libbpf import BpfObject, TestRunner, lib
 from .readme import entry_key, linear_entry
@@ -72,7 +73,7 @@ class XdpDriver(Driver):
         build = target.build(prog, workdir)
         if "object" not in build.files:
             raise DriverUnavailable("the object file was not built (is clang installed?)")
-        self.bpf = BpfObject(build.files["object"], entry=f"c3po_{prog.name}")
+        self.bpf = BpfObject(build.files["object"], entry=entry_name(prog.name))
         self.lb = lib()
         self.ncpu = self.lb.libbpf_num_possible_cpus()
         self._old_affinity = os.sched_getaffinity(0)

@@ -14,6 +14,7 @@ constant images (images.py).
 from __future__ import annotations
 
 from c3po_compiler import ir
+from targets.nic.cexpr import range_cond
 
 from . import images, keys, tailcall
 from . import layout as L
@@ -1072,7 +1073,7 @@ def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
         return f"{var} == {const(k.a & mask(width), width)}"
     if k.kind == "mask":
         return f"({var} & {const(k.b & mask(width), width)}) == {const(k.a & k.b & mask(width), width)}"
-    return f"({var} >= {const(k.a, width)} && {var} <= {const(k.b, width)})"
+    return range_cond(var, k.a, k.b, width, const)
 
 
 def touch_objects(prog: ir.Program) -> dict[tuple[str, str], int]:

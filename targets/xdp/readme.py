@@ -8,6 +8,7 @@ from typing import Any
 from c3po_compiler import ir
 
 from . import layout as L
+from .ctext import entry_name
 
 
 def hexbytes(b: bytes) -> str:
@@ -91,5 +92,5 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "size": t.size, "default": t.default.action,
             "default_offset": next(v["default_offset"] for v in view["tables"] if v["name"] == name),
         })
-    return {"name": prog.name, "tables": tables, "sources": view["sources"],
+    return {"name": prog.name, "entry": entry_name(prog.name), "tables": tables, "sources": view["sources"],
             "counters": view["counters"], "registers": view["registers"], "split": view["split"]}

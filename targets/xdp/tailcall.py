@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from c3po_compiler import ir
 
 from .cexpr import Unsupported, group_ptr, hash_slot
+from .ctext import entry_name
 
 if TYPE_CHECKING:
     from .emitter import Emitter, ParseNode
@@ -239,7 +240,7 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
     all_slots = slots(em)
     control_lines = control or []
 
-    fn = f"c3po_{prog.name}"
+    fn = entry_name(prog.name)
     programs = [Program(i, fn if i == 0 else f"{fn}_p{i}", []) for i in range(count)]
     for lbl in ordered:
         programs[segment[lbl]].nodes.append(by_label[lbl])

@@ -9,7 +9,7 @@ from c3po_compiler.text import comment_text
 
 from . import layout as L
 from .cexpr import ctype, hash_slot
-from .ctext import SNAPSHOT
+from .ctext import SNAPSHOT, entry_name
 from .emitter import XDP_FOR_VERDICT, Emitter, where
 from .tailcall import Split, plan
 
@@ -128,7 +128,7 @@ def program_views(prog: ir.Program, parser: list[Any], errors: list[dict[str, st
         return [{"label": n.label, "comment": n.comment, "lines": n.lines} for n in nodes]
 
     if split is None:
-        return [{"fn": f"c3po_{prog.name}", "index": 0, "nodes": node_views(parser), "resumes": [], "exits": [],
+        return [{"fn": entry_name(prog.name), "index": 0, "nodes": node_views(parser), "resumes": [], "exits": [],
                  "runs_control": True, "tree": tree, "errors": errors}]
     action = {e["kind"]: e["action"] for e in errors}
     return [{"fn": p.fn, "index": p.index, "nodes": node_views(p.nodes), "resumes": p.resumes, "exits": p.exits,
