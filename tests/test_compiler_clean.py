@@ -39,11 +39,13 @@ def c3po(*argv: str) -> tuple[int, str]:
 
 
 def build(spec: Path, outdir: Path, targets: str = TARGETS) -> None:
-    """check, then build: both must succeed with nothing on stderr (a compiler dump is a failure)."""
+    """check, then build: both must succeed with nothing but the spec's warnings on stderr (no compiler dump)."""
     code, err = c3po("check", str(spec))
     assert code == 0, err
     code, err = c3po("build", str(spec), "--target", targets, "-o", str(outdir))
-    assert code == 0 and not err.strip(), err
+    others = [line for line in err.splitlines()
+              if line.strip() and ": warning: " not in line and not line.lstrip().startswith("hint:")]
+    assert code == 0 and not others, err
 
 
 def bracket_depth(text: str) -> int:
