@@ -114,6 +114,26 @@ def indent(items: list[str], pad: str) -> list[str]:
 
 
 @st.composite
+def entry_matches(draw: st.DrawFn, keyfields: list[tuple[str, int]], kinds: list[str]) -> str:
+    """One constant entry's match: every key, a value of its kind within the field's width."""
+    parts = []
+    for (name, w), kind in zip(keyfields, kinds, strict=True):
+        a = draw(st.integers(0, mask(w)))
+        if kind == "lpm":
+            plen = draw(st.integers(0, w))
+            value = f"{a & (mask(w) ^ mask(w - plen))}/{plen}"
+        elif kind == "ternary":
+            m = draw(st.integers(0, mask(w)))
+            value = f"{a & m} &&& {m}"
+        elif kind == "range":
+            value = f"{a} .. {draw(st.integers(a, mask(w)))}"
+        else:
+            value = str(a)
+        parts.append(f'{name}: "{value}"')
+    return ", ".join(parts)
+
+
+@st.composite
 def specs(draw: st.DrawFn) -> str:
     sp = Spec()
     n_headers = draw(st.integers(1, 3))
@@ -170,6 +190,16 @@ def specs(draw: st.DrawFn) -> str:
             default = draw(st.sampled_from(["drop", "to_host", "forward(2)", "act(3)"]))
             lines += [f"  t{t}:", f"    key: {{{key}}}", "    actions: [act, forward, drop, to_host]",
                       f"    default: {default}", f"    size: {draw(st.sampled_from([16, 64]))}"]
+            if draw(st.booleans()):
+                lines.append("    counters: true")
+            entries = {draw(entry_matches(keyfields, kinds)) for _ in range(draw(st.integers(0, 3)))}
+            if entries:
+                prio = any(k in ("ternary", "range") for k in kinds)
+                lines.append("    entries:")
+                for match in sorted(entries):
+                    action = draw(st.sampled_from(["drop", "to_host", "forward(5)", "act(9)"]))
+                    extra = f", priority: {draw(st.integers(0, 2**31 - 1))}" if prio else ""
+                    lines.append(f"      - {{match: {{{match}}}, action: {action}{extra}}}")
     control = draw(statements(sp)) + [f"apply: t{t}" for t in range(n_tables)]
     if draw(st.booleans()):
         control.append(draw(st.sampled_from(["forward(1)", "drop", "to_host"])))
