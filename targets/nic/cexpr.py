@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from c3po_compiler import ir
+from targets.c_bounds import decided, value_range
 
 FieldResolver = Callable[[ir.FieldRef], str]
 
@@ -61,37 +62,6 @@ def convert(code: str, from_w: int, to_w: int) -> str:
     if to_w <= 64 < from_w:
         return f"((uint64_t){code})"
     return code
-
-
-def value_range(e: ir.Expr) -> tuple[int, int]:
-    """Bounds of the values `e` can take: a constant is itself, a widening cast keeps its operand's bounds."""
-    top = (1 << max(e.width, 1)) - 1
-    if isinstance(e, ir.Const):
-        return e.value & top, e.value & top
-    if isinstance(e, ir.Cast) and e.operand.width != ir.BOOL and value_range(e.operand)[1] <= top:
-        return value_range(e.operand)
-    if isinstance(e, ir.Binary) and e.op == "&":
-        return 0, min(value_range(e.left)[1], value_range(e.right)[1])
-    return 0, top
-
-
-def decided(op: str, left: tuple[int, int], right: tuple[int, int]) -> bool | None:
-    """The comparison's result when the operands' bounds fix it (`x >= 0`, `x <= 255` of a byte), else None:
-    such comparisons are folded here, never emitted (gcc's -Wtype-limits refuses them under -Werror)."""
-    (al, ah), (bl, bh) = left, right
-    if op in (">", ">="):
-        op, (al, ah), (bl, bh) = ("<" if op == ">" else "<="), (bl, bh), (al, ah)
-    facts = {"<": (ah < bl, al >= bh), "<=": (ah <= bl, al > bh),
-             "==": (al == ah == bl == bh, ah < bl or bh < al), "!=": (ah < bl or bh < al, al == ah == bl == bh)}
-    true, false = facts[op]
-    return True if true else False if false else None
-
-
-def range_cond(var: str, lo: int, hi: int, width: int, const_fn: Callable[[int, int], str]) -> str:
-    """`lo <= var <= hi` for an unsigned `var` of `width` bits, without the bounds that hold for every value."""
-    conds = ([f"{var} >= {const_fn(lo, width)}"] if lo > 0 else []) + (
-        [f"{var} <= {const_fn(hi, width)}"] if hi < (1 << width) - 1 else [])
-    return f"({' && '.join(conds)})" if conds else "1"
 
 
 class ExprCompiler:

@@ -14,8 +14,9 @@ from pathlib import Path
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
 from c3po_compiler.text import comment_text
+from targets.c_bounds import range_cond
 
-from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, range_cond, vtype
+from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, vtype
 
 ERR_CODES = {e: i + 1 for i, e in enumerate(ir.ERROR_KINDS)}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 from c3po_compiler.expr import BOOL
-from targets.nic.cexpr import decided, value_range
+from targets.c_bounds import decided, value_range
 
 
 class Unsupported(Exception):

@@ -14,7 +14,7 @@ constant images (images.py).
 from __future__ import annotations
 
 from c3po_compiler import ir
-from targets.nic.cexpr import range_cond
+from targets.c_bounds import range_cond
 
 from . import images, keys, tailcall
 from . import layout as L
