@@ -65,6 +65,19 @@ class Entry:
         return (self.action, self.args) == (other.action, other.args)
 
 
+def canonical(table: ir.Table, match: tuple[KeyElem, ...]) -> tuple[KeyElem, ...]:
+    """Wildcards in one form: a ternary mask of 0, an lpm prefix of length 0 and a full range all match
+    everything, and a target reads them back as `any`; so two writings of one entry compare equal."""
+    out = []
+    for k, m in zip(table.keys, match, strict=True):
+        full = (1 << k.width) - 1
+        if (m.kind == "mask" and m.b == 0) or (m.kind == "prefix" and m.b == 0) or \
+                (m.kind == "range" and m.a == 0 and m.b == full):
+            m = KeyElem("any")
+        out.append(m)
+    return tuple(out)
+
+
 def entry_identity(table: ir.Table, match: tuple[KeyElem, ...], priority: int) -> tuple[Any, ...]:
     """What makes two entries the same entry: the match, and for priority-ordered tables the priority too
     (P4Runtime's rule: ternary/range entries with equal matches and different priorities are distinct)."""
@@ -108,7 +121,7 @@ class Table:
                                    f"the largest value is {limit - 1:#x}")
             if m.kind == "prefix" and m.b > k.width:
                 raise ControlError(f"prefix length {m.b} is longer than key '{k.text}' (bit<{k.width}>)")
-        return tuple(match)
+        return canonical(self.spec, tuple(match))
 
     def _check_action(self, action: str, args: tuple[int, ...] | list[int], default: bool = False
                       ) -> tuple[int, ...]:
@@ -272,7 +285,8 @@ class Dataplane(ABC):
     def apply(self, tables: dict[str, list[Entry]], defaults: dict[str, tuple[str, tuple[int, ...]]],
               only: Iterable[str] | None = None) -> Diff:
         """Make the live tables equal to `tables` (every table of the program, or those in `only`): entries not
-        listed are deleted, listed ones added or modified; then defaults. Deletes go first so a full table
+        listed are deleted (except the spec's constant entries: they are part of the program), listed ones
+        added or modified; then defaults. Deletes go first so a full table
         can be refilled. Each entry is written on its own (see the target's docs for what a packet in flight
         sees)."""
         names = list(only) if only is not None else list(self.prog.tables)
@@ -291,7 +305,7 @@ class Dataplane(ABC):
                 have = {entry_identity(t.spec, e.match, e.priority): e
                         for e in self._entries(tname, counters=False)}
                 for ident, e in have.items():
-                    if ident not in want:
+                    if ident not in want and not e.const:  # the spec's entries are part of the program
                         self._remove(tname, e)
                         diff.deleted.append((tname, e))
                 for ident, e in want.items():
@@ -364,3 +378,4 @@ class Dataplane(ABC):
 
     def close(self) -> None:
         """Release this process's handles; the program keeps running (unload stops it)."""
+        return None

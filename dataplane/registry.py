@@ -26,6 +26,7 @@ from c3po_compiler.text import terminal_text
 
 from .api import ControlError
 
+_held: dict[str, int] = {}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
@@ -86,13 +87,24 @@ def lock(name: str) -> Iterator[None]:
     """Exclusive lock on a program's state (blocks while another c3po command changes it). The lock file
     outlives crashes; flock is released by the kernel when the holder dies, so a killed command never
     leaves it held."""
+    check_name(name)
+    if name in _held:  # re-entrant within this process (load holds it while the backend installs entries)
+        _held[name] += 1
+        try:
+            yield
+        finally:
+            _held[name] -= 1
+        return
     d = run_dir()
     _private_dir(d)
-    path = d / f".{check_name(name)}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(d / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        _held[name] = 1
+        try:
+            yield
+        finally:
+            del _held[name]
     finally:
         os.close(fd)
 

@@ -7,7 +7,7 @@ cd "$here"
 bash scripts/bootstrap.sh
 export PATH="$here/.venv/bin:$PATH"
 echo "== ruff"
-ruff check c3po_compiler targets conformance tests benchmarks
+ruff check c3po_compiler targets conformance dataplane tests benchmarks scripts
 echo "== mypy"
 mypy
 echo "== pytest"

@@ -1,0 +1,538 @@
+"""The XDP program on live interfaces: loaded once, pinned in bpffs, driven by name from any later process.
+
+Layout in bpffs, `/sys/fs/bpf/c3po/<name>/`: `prog` (the entry program), `map_<map>` for every map of the object
+(tables, per-entry counters, counters, registers, the defaults global, the port maps, a split parser's program
+array, whose entries the kernel would clear with the last user reference), `prio_<table>` for priority-ordered
+tables, and `link_<ifindex>` per interface: the program is attached through a BPF link, pinned, so it stays
+attached when the command exits and is detached by removing the pin (`c3po unload`).
+
+Entries live only in the kernel: a later process reads them back from the maps, so there is no second copy to
+fall out of step. The one thing the kernel maps do not hold is a priority-ordered table's priorities (its array is
+kept sorted by them); `prio_<table>` is an array created here and pinned beside the program, indexed by the
+entry's install index, written before the entry itself so a crash between the two writes leaves only an unused
+slot.
+
+What a packet in flight sees while entries change (the kernel gives no transaction across map writes):
+- hash and LPM tables: each add/modify/delete is atomic for the entry (the kernel swaps the element under RCU);
+- direct (array) tables and the defaults: the element is copied in place, so a packet racing a modify can read
+  a mix of old and new action data;
+- priority-ordered (linear) tables: an add or delete shifts the entries behind it one element at a time (each a
+  copy in place, the same caveat); during the shift an entry may be seen twice, never lost, because entries
+  are moved away from the gap first.
+`apply` is per entry: a packet may see some of a file's entries and not yet others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
+from dataplane import registry
+from dataplane.api import (
+    ControlError,
+    Counter,
+    Dataplane,
+    DataplaneUnavailable,
+    Entry,
+    canonical,
+    entry_identity,
+)
+
+from . import XdpTarget
+from . import layout as L
+from .ctext import entry_name
+from .libbpf import BpfObject, errno_text, lib
+from .readme import entry_key, linear_entry
+
+BPFFS = Path("/sys/fs/bpf")
+BPF_XDP = 37  # enum bpf_attach_type
+BPF_MAP_TYPE_ARRAY = 2
+XDP_FLAGS = {"auto": 0, "generic": 2, "native": 4}  # XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE
+COUNTER_BYTES = 16  # struct c3po_counter: packets, bytes
+
+
+class LinkCreateOpts(ctypes.Structure):
+    """struct bpf_link_create_opts of libbpf 1.1 (only `flags` is used; the rest must be zero)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
+                ("iter_info", ctypes.c_void_p), ("iter_info_len", ctypes.c_uint32),
+                ("target_btf_id", ctypes.c_uint32), ("_union", ctypes.c_uint8 * 32)]
+
+
+_declared = False
+
+
+def _libbpf() -> ctypes.CDLL:
+    global _declared
+    lb = lib()
+    if not _declared:
+        vp, ci, cs, u32 = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32
+        for fn, args, res in (("bpf_obj_pin", [ci, cs], ci), ("bpf_obj_get", [cs], ci),
+                              ("bpf_link_create", [ci, ci, ctypes.c_int, vp], ci),
+                              ("bpf_map_create", [ctypes.c_int, cs, u32, u32, u32, vp], ci),
+                              ("bpf_map__name", [vp], cs)):
+            f = getattr(lb, fn)
+            f.argtypes, f.restype = args, res
+        _declared = True
+    return lb
+
+
+def pin_dir(name: str) -> Path:
+    return BPFFS / "c3po" / registry.check_name(name)
+
+
+def _pin_name(map_name: str) -> str:
+    """A map's pin file name: its name with the characters bpffs or a shell would trip on replaced."""
+    return "map_" + "".join(c if c.isalnum() or c == "_" else "_" for c in map_name.lstrip("."))
+
+
+def unavailable() -> str | None:
+    from .driver import XdpDriver
+
+    return XdpDriver.unavailable()
+
+
+def _private_mounts() -> bool:
+    """Whether this process runs in a mount namespace of its own, as under `ip netns exec` (a bpffs mounted
+    there dies with the command, and the program with it)."""
+    try:
+        return os.readlink("/proc/self/ns/mnt") != os.readlink(f"/proc/{os.getppid()}/ns/mnt")
+    except OSError:
+        return False
+
+
+def _mount_bpffs() -> None:
+    if os.path.ismount(BPFFS):
+        return
+    if _private_mounts():
+        raise ControlError("bpffs is not mounted in this mount namespace (is this `ip netns exec`?): pins made "
+                           "here would vanish with the command", "run c3po load --netns NS ... instead")
+    BPFFS.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "bpf", "bpf", str(BPFFS)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise DataplaneUnavailable(f"cannot mount bpffs on {BPFFS}: {r.stderr.strip()}",
+                                   "mount it: mount -t bpf bpf /sys/fs/bpf")
+
+
+def _pin(fd: int, path: Path) -> None:
+    if _libbpf().bpf_obj_pin(fd, str(path).encode()) != 0:
+        raise OSError(f"pinning {path} failed: {errno_text(0)}")
+
+
+def load(prog: ir.Program, record: registry.Record, workdir: Path) -> XdpDataplane:
+    why = unavailable()
+    if why:
+        raise DataplaneUnavailable(why)
+    mode = record.mode or "auto"
+    if mode not in XDP_FLAGS:
+        raise ControlError(f"unknown XDP mode '{mode}'", "modes: native, generic (auto: native where the driver "
+                           "supports it)")
+    _mount_bpffs()
+    pins = pin_dir(record.name)
+    if pins.exists():  # left by a crashed load of the same name: nothing in it is attached to a record
+        shutil.rmtree(pins)
+    pins.mkdir(parents=True, mode=0o700)
+    record.extra["pins"] = str(pins)
+    record.mode = mode
+    record.save()
+    build = XdpTarget().build(prog, workdir / "build")
+    if "object" not in build.files:
+        raise DataplaneUnavailable("the object file was not built (is clang installed?)")
+    obj = BpfObject(build.files["object"], entry=entry_name(prog.name))
+    lb = _libbpf()
+    try:
+        m = lb.bpf_object__next_map(obj.obj, None)
+        while m:
+            _pin(lb.bpf_map__fd(m), pins / _pin_name(lb.bpf_map__name(m).decode()))
+            m = lb.bpf_object__next_map(obj.obj, m)
+        _pin(obj.prog_fd, pins / "prog")
+        for t in prog.tables.values():
+            if L.table_kind(t) == "linear":
+                fd = lb.bpf_map_create(BPF_MAP_TYPE_ARRAY, f"c3po_prio_{t.name}"[:15].encode(), 4, 4, t.size, None)
+                if fd < 0:
+                    raise OSError(f"creating the priority map of {t.name} failed: {errno_text(fd)}")
+                try:
+                    _pin(fd, pins / f"prio_{t.name}")
+                finally:
+                    os.close(fd)
+        dp = XdpDataplane(record.name, prog, pins)
+        for p in record.ports:
+            dp.map_port(p.port, p.ifindex)
+        with dp.locked():
+            for t in prog.tables.values():
+                for e in t.entries:
+                    dp._insert(t.name, Entry(tuple(e.match), e.action.action, tuple(e.action.args), e.priority,
+                                             const=True))
+        opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=XDP_FLAGS[mode])
+        for p in record.ports:
+            link = lb.bpf_link_create(obj.prog_fd, p.ifindex, BPF_XDP, ctypes.byref(opts))
+            if link < 0:
+                raise ControlError(f"attaching to {p.ifname} ({mode} mode) failed: {errno_text(link)}",
+                                   "is another XDP program attached? (ip link show dev IF); "
+                                   "--mode generic works on every device")
+            try:
+                _pin(link, pins / f"link_{p.ifindex}")
+            finally:
+                os.close(link)
+        return dp
+    finally:
+        obj.close()  # the pins hold everything now
+
+
+def open(prog: ir.Program, record: registry.Record) -> XdpDataplane:
+    pins = Path(record.extra.get("pins", pin_dir(record.name)))
+    if not (pins / "prog").exists():
+        raise ControlError(f"program '{record.name}' has no pins in {pins}: it was unloaded or the machine "
+                           "rebooted", f"c3po unload {record.name} removes the stale record")
+    return XdpDataplane(record.name, prog, pins)
+
+
+def unload(record: registry.Record) -> list[str]:
+    pins = Path(record.extra.get("pins", pin_dir(record.name)))
+    removed = []
+    if pins.exists():
+        for f in sorted(pins.iterdir()):  # links first in sort order does not matter: unpinning detaches
+            f.unlink()
+            removed.append(f.name)
+        pins.rmdir()
+    return [f"{pins}/{n}" for n in removed]
+
+
+class XdpDataplane(Dataplane):
+    """Tables, counters and registers of a pinned XDP program, through the same layouts the conformance
+    driver uses (`layout.py`, `readme.entry_key` / `linear_entry`): one encoder."""
+
+    target = "xdp"
+
+    def __init__(self, name: str, prog: ir.Program, pins: Path) -> None:
+        super().__init__(name, prog)
+        self.pins = pins
+        self.lb = _libbpf()
+        self.ncpu = self.lb.libbpf_num_possible_cpus()
+        self.layouts = {n: L.table_layout(prog, t) for n, t in prog.tables.items()}
+        self.fds: dict[str, int] = {}
+        self.ids = {i: a for a, i in L.action_ids(prog).items()}
+        self.default_offsets: dict[str, int] = {}
+        off = 0
+        for n in sorted(self.layouts):
+            self.default_offsets[n] = off
+            off += self.layouts[n].value_size
+        self.defaults_size = off
+        self.consts = {n: {entry_identity(t, canonical(t, tuple(e.match)), e.priority) for e in t.entries}
+                       for n, t in prog.tables.items()}
+        self._cache: dict[str, list[Entry]] | None = None
+        self._depth = 0
+
+    # ---- plumbing
+    def _fd(self, pin: str) -> int:
+        fd = self.fds.get(pin)
+        if fd is None:
+            fd = self.lb.bpf_obj_get(str(self.pins / pin).encode())
+            if fd < 0:
+                raise ControlError(f"cannot open {self.pins / pin}: {errno_text(fd)}",
+                                   f"is '{self.name}' still loaded? (c3po status)")
+            self.fds[pin] = fd
+        return fd
+
+    def _map(self, name: str) -> int:
+        return self._fd(_pin_name(name))
+
+    def _lookup(self, fd: int, key: bytes, size: int) -> bytes | None:
+        buf = ctypes.create_string_buffer(size)
+        if self.lb.bpf_map_lookup_elem(fd, key, buf) != 0:
+            return None
+        return buf.raw
+
+    def _update(self, fd: int, key: bytes, value: bytes) -> None:
+        if self.lb.bpf_map_update_elem(fd, key, value, 0) != 0:
+            raise ControlError(f"map update failed: {errno_text(0)}")
+
+    def _keys(self, fd: int, key_size: int) -> Iterator[bytes]:
+        key = ctypes.create_string_buffer(key_size)
+        prev: Any = None
+        while self.lb.bpf_map_get_next_key(fd, prev, key) == 0:
+            k = key.raw
+            yield k
+            prev = ctypes.create_string_buffer(k, key_size)
+
+    def map_port(self, port: int, ifindex: int) -> None:
+        """forward(port) leaves through `ifindex`; frames received on `ifindex` carry `port` as ingress port."""
+        self._update(self._map("c3po_tx_ports"), port.to_bytes(4, "little"), ifindex.to_bytes(4, "little"))
+        self._update(self._map("c3po_ifports"), ifindex.to_bytes(4, "little"), port.to_bytes(4, "little"))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The registry's file lock; while it is held, what this process read of the tables stays true, so
+        entries are read from the kernel once per locked operation, not once per entry."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with registry.lock(self.name):
+            self._depth, self._cache = 1, {}
+            try:
+                yield
+            finally:
+                self._depth, self._cache = 0, None
+
+    # ---- entries
+    def _decode_value(self, lay: L.TableLayout, raw: bytes) -> tuple[str, tuple[int, ...], int]:
+        action = self.ids[int.from_bytes(raw[0:4], "little")]
+        entry = int.from_bytes(raw[4:8], "little")
+        slots = [int.from_bytes(raw[8 + 8 * i:16 + 8 * i], "little") for i in range(lay.slots)]
+        args = []
+        for _, width, slot in lay.arg_slots[action]:
+            args.append(slots[slot] if width <= 64 else slots[slot] << 64 | slots[slot + 1])
+        return action, tuple(args), entry
+
+    def _decode_key(self, t: ir.Table, lay: L.TableLayout, key: bytes) -> tuple[KeyElem, ...]:
+        match: list[KeyElem] = [KeyElem("any")] * len(t.keys)
+        if lay.kind == "direct":
+            match[0] = KeyElem("value", int.from_bytes(key, "little"))
+            return tuple(match)
+        for kf in lay.keys:
+            v = int.from_bytes(key[kf.offset:kf.offset + kf.size], "big")
+            match[kf.index] = KeyElem("value", v)
+        if lay.kind == "lpm":
+            lk = lay.keys[-1]
+            plen = int.from_bytes(key[0:4], "little") - L.lpm_prefix_bits(lay, 0)
+            v = match[lk.index].a
+            match[lk.index] = KeyElem("prefix", v, plen) if plen > 0 else KeyElem("any")
+        return tuple(match)
+
+    def _decode_linear(self, t: ir.Table, lay: L.TableLayout, raw: bytes) -> tuple[KeyElem, ...]:
+        words = max(lay.key_size, 1)
+        wb = lay.word_bytes
+        a = [int.from_bytes(raw[i * wb:(i + 1) * wb], "little") for i in range(words)]
+        b = [int.from_bytes(raw[(words + i) * wb:(words + i + 1) * wb], "little") for i in range(words)]
+        match = []
+        for kf in lay.keys:
+            full = (1 << kf.width) - 1
+            va, vb = (a[kf.offset] << 64 | a[kf.offset + 1], b[kf.offset] << 64 | b[kf.offset + 1]) \
+                if kf.size == 2 else (a[kf.offset], b[kf.offset])
+            if kf.kind == "range":
+                match.append(KeyElem("range", va, vb))
+            elif kf.kind == "exact":
+                match.append(KeyElem("value", va))
+            elif kf.kind == "lpm":
+                plen = bin(vb).count("1")
+                match.append(KeyElem("prefix", va, plen))
+            else:
+                match.append(KeyElem("mask", va, vb) if vb != full else KeyElem("mask", va, full))
+        return canonical(t, tuple(match))
+
+    def _read_entries(self, tname: str) -> list[tuple[Entry, int, bytes]]:
+        """(entry, install index, key or array slot bytes), in match order."""
+        t, lay = self.prog.tables[tname], self.layouts[tname]
+        fd = self._map(f"t_{tname}")
+        out: list[tuple[Entry, int, bytes]] = []
+        if lay.kind == "linear":
+            prio_fd = self._fd(f"prio_{tname}")
+            for slot in range(t.size):
+                raw = self._lookup(fd, slot.to_bytes(4, "little"), lay.entry_size)
+                if raw is None or raw[-lay.value_size:-lay.value_size + 4] == bytes(4):
+                    break
+                action, args, index = self._decode_value(lay, raw[-lay.value_size:])
+                prio_raw = self._lookup(prio_fd, index.to_bytes(4, "little"), 4) or bytes(4)
+                prio = int.from_bytes(prio_raw, "little")
+                match = self._decode_linear(t, lay, raw)
+                out.append((self._entry(t, match, action, args, prio), index, slot.to_bytes(4, "little")))
+            return out
+        if lay.kind == "direct":
+            keys: Iterator[bytes] = (i.to_bytes(4, "little") for i in range(1 << t.keys[0].width))
+        else:
+            keys = self._keys(fd, lay.key_size)
+        for key in keys:
+            raw = self._lookup(fd, key, lay.value_size)
+            if raw is None or raw[0:4] == bytes(4):
+                continue
+            action, args, index = self._decode_value(lay, raw)
+            match = canonical(t, self._decode_key(t, lay, key))
+            out.append((self._entry(t, match, action, args, 0), index, key))
+        out.sort(key=lambda x: x[1])  # install order, as the reference lists them
+        return out
+
+    def _entry(self, t: ir.Table, match: tuple[KeyElem, ...], action: str, args: tuple[int, ...],
+               prio: int) -> Entry:
+        const = entry_identity(t, match, prio) in self.consts[t.name]
+        return Entry(match, action, args, prio, const=const)
+
+    def _snapshot(self, tname: str) -> list[tuple[Entry, int, bytes]]:
+        if self._cache is None:
+            return self._read_entries(tname)
+        if tname not in self._cache:
+            self._cache[tname] = self._read_entries(tname)  # type: ignore[assignment]
+        return self._cache[tname]  # type: ignore[return-value]
+
+    def _entries(self, table: str, counters: bool) -> list[Entry]:
+        rows = self._snapshot(table)
+        if not counters or not self.prog.tables[table].counters:
+            return [e for e, _, _ in rows]
+        fd = self._map(f"tc_{table}")
+        return [Entry(e.match, e.action, e.args, e.priority, self._percpu_counter(fd, i + 1), e.const)
+                for e, i, _ in rows]
+
+    def _percpu_counter(self, fd: int, index: int) -> Counter:
+        raw = self._lookup(fd, index.to_bytes(4, "little"), COUNTER_BYTES * self.ncpu) or b""
+        pk = sum(int.from_bytes(raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu))
+        by = sum(int.from_bytes(raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu))
+        return pk, by
+
+    def _zero_counter(self, table: str, index: int) -> None:
+        if self.prog.tables[table].counters:
+            self._update(self._map(f"tc_{table}"), (index + 1).to_bytes(4, "little"),
+                         bytes(COUNTER_BYTES * self.ncpu))
+
+    def _insert(self, table: str, entry: Entry) -> None:
+        t, lay = self.prog.tables[table], self.layouts[table]
+        rows = self._snapshot(table)
+        used = {i for _, i, _ in rows}
+        index = next(i for i in range(t.size + 1) if i not in used)
+        if index >= t.size:
+            raise ControlError(f"table '{table}' is full ({t.size} entries)")
+        self._zero_counter(table, index)  # a deleted entry's counts must not show up in the new one
+        value = L.encode_value(lay, entry.action, entry.args, index)
+        fd = self._map(f"t_{table}")
+        match = canonical(t, entry.match)
+        new = self._entry(t, match, entry.action, entry.args, entry.priority)
+        if lay.kind == "linear":
+            self._update(self._fd(f"prio_{table}"), index.to_bytes(4, "little"),
+                         entry.priority.to_bytes(4, "little"))
+            pos = next((k for k, (e, _, _) in enumerate(rows) if e.priority < entry.priority), len(rows))
+            # Make room from the end backwards: every entry stays visible, at worst twice, while they move.
+            for k in range(len(rows), pos, -1):
+                src = self._lookup(fd, (k - 1).to_bytes(4, "little"), lay.entry_size)
+                assert src is not None
+                self._update(fd, k.to_bytes(4, "little"), src)
+            self._update(fd, pos.to_bytes(4, "little"), linear_entry(lay, list(match), value))
+            rows.insert(pos, (new, index, pos.to_bytes(4, "little")))
+            for k in range(len(rows)):
+                e, i, _ = rows[k]
+                rows[k] = (e, i, k.to_bytes(4, "little"))
+            return
+        key = entry_key(lay, list(match))
+        self._update(fd, key, value)
+        rows.append((new, index, key))
+
+    def _find_row(self, table: str, entry: Entry) -> int:
+        t = self.prog.tables[table]
+        ident = entry_identity(t, canonical(t, entry.match), entry.priority)
+        for k, (e, _, _) in enumerate(self._snapshot(table)):
+            if entry_identity(t, e.match, e.priority) == ident:
+                return k
+        raise ControlError(f"table '{table}' has no entry with this match")
+
+    def _modify(self, table: str, old: Entry, new: Entry) -> None:
+        lay = self.layouts[table]
+        rows = self._snapshot(table)
+        k = self._find_row(table, old)
+        e, index, key = rows[k]
+        value = L.encode_value(lay, new.action, new.args, index)
+        fd = self._map(f"t_{table}")
+        if lay.kind == "linear":
+            self._update(fd, key, linear_entry(lay, list(e.match), value))
+        else:
+            self._update(fd, key, value)
+        rows[k] = (Entry(e.match, new.action, new.args, e.priority, const=e.const), index, key)
+
+    def _remove(self, table: str, entry: Entry) -> None:
+        lay = self.layouts[table]
+        rows = self._snapshot(table)
+        k = self._find_row(table, entry)
+        _, index, key = rows[k]
+        fd = self._map(f"t_{table}")
+        if lay.kind == "linear":
+            # Close the gap from the front: the entry behind moves up before its old slot is overwritten.
+            n = len(rows)
+            for s in range(k, n - 1):
+                src = self._lookup(fd, (s + 1).to_bytes(4, "little"), lay.entry_size)
+                assert src is not None
+                self._update(fd, s.to_bytes(4, "little"), src)
+            self._update(fd, (n - 1).to_bytes(4, "little"), bytes(lay.entry_size))
+            del rows[k]
+            for s in range(len(rows)):
+                e, i, _ = rows[s]
+                rows[s] = (e, i, s.to_bytes(4, "little"))
+        elif lay.kind == "direct":
+            self._update(fd, key, bytes(lay.value_size))
+            del rows[k]
+        else:
+            if self.lb.bpf_map_delete_elem(fd, key) != 0:
+                raise ControlError(f"deleting from table '{table}' failed: {errno_text(0)}")
+            del rows[k]
+        self._zero_counter(table, index)
+
+    # ---- defaults
+    def _defaults_raw(self) -> bytes:
+        raw = self._lookup(self._map(L.DEFAULTS_MAP), bytes(4), self.defaults_size)
+        if raw is None:
+            raise ControlError(f"reading {L.DEFAULTS_MAP} failed: {errno_text(0)}")
+        return raw
+
+    def _get_default(self, table: str) -> tuple[str, tuple[int, ...]]:
+        lay, off = self.layouts[table], self.default_offsets[table]
+        action, args, _ = self._decode_value(lay, self._defaults_raw()[off:off + lay.value_size])
+        return action, args
+
+    def _set_default(self, table: str, action: str, args: tuple[int, ...]) -> None:
+        lay, off = self.layouts[table], self.default_offsets[table]
+        raw = bytearray(self._defaults_raw())
+        raw[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
+        self._update(self._map(L.DEFAULTS_MAP), bytes(4), bytes(raw))
+
+    def _default_counter(self, table: str) -> Counter | None:
+        if not self.prog.tables[table].counters:
+            return None
+        return self._percpu_counter(self._map(f"tc_{table}"), 0)
+
+    # ---- counters and registers
+    def _counter_read(self, name: str, index: int | None) -> dict[int, Counter]:
+        fd = self._map(f"c_{name}")
+        indexes = [index] if index is not None else range(self.prog.counters[name].size)
+        out = {}
+        for i in indexes:
+            c = self._percpu_counter(fd, i)
+            if c != (0, 0) or index is not None:
+                out[i] = c
+        return out
+
+    def _counter_reset(self, name: str, index: int | None) -> None:
+        fd = self._map(f"c_{name}")
+        zero = bytes(COUNTER_BYTES * self.ncpu)
+        for i in [index] if index is not None else range(self.prog.counters[name].size):
+            self._update(fd, i.to_bytes(4, "little"), zero)
+
+    def _register_read(self, name: str, index: int | None) -> dict[int, int]:
+        reg = self.prog.registers[name]
+        fd = self._map(f"r_{name}")
+        out = {}
+        for i in [index] if index is not None else range(reg.size):
+            raw = self._lookup(fd, i.to_bytes(4, "little"), 16) or bytes(16)
+            v = (int.from_bytes(raw[0:8], "little") << 64 | int.from_bytes(raw[8:16], "little")) \
+                if reg.width > 64 else int.from_bytes(raw[0:8], "little")
+            if v or index is not None:
+                out[i] = v
+        return out
+
+    def _register_write(self, name: str, index: int, value: int) -> None:
+        from .driver import XdpDriver
+
+        reg = self.prog.registers[name]
+        self._update(self._map(f"r_{name}"), index.to_bytes(4, "little"), XdpDriver._reg_bytes(reg, value))
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+

@@ -1,0 +1,224 @@
+"""`c3po load` and the table commands on real interfaces (issue 13): the router example attached to the veths of a
+"router" namespace, frames sent from one neighbour namespace and captured in the other, tables driven between
+the sends with the same commands a user types. Only namespaces, veths and pins created here are touched; they
+are removed whatever happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from c3po_compiler.cli import main
+from tests.conftest import ROOT, need_bpf, need_tool
+
+pytestmark = pytest.mark.kernel
+
+ROUTER = str(ROOT / "spec" / "examples" / "router.yaml")
+ROUTER_MAC, NEXT_MAC, OUT_MAC = "02:00:00:00:00:01", "02:00:00:00:00:99", "02:00:00:00:00:02"
+
+PASS_SPEC = """
+c3po: 1
+program: peer_pass
+include: [{p}/ethernet.yaml]
+parser:
+  start: ethernet
+  states:
+    ethernet: {{extract: ethernet}}
+default_verdict: to_host
+"""
+
+# In a namespace: send frames (hex) on IFACE, collect what arrives (IPv4 only) for SECONDS, print it as JSON.
+SOCKET_SCRIPT = r"""
+import json, socket, sys, time
+iface, seconds, frames = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+s.settimeout(0.05)
+print("ready", flush=True)
+for f in frames:
+    s.send(bytes.fromhex(f))
+got, end = [], time.time() + seconds
+while time.time() < end:
+    try:
+        data, addr = s.recvfrom(2048)
+    except socket.timeout:
+        continue
+    if addr[2] != socket.PACKET_OUTGOING and data[12:14] == b"\x08\x00":
+        got.append(data.hex())
+print(json.dumps(got), flush=True)
+"""
+
+
+def sh(*args: str) -> str:
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def ipv4_frame(dst: str, ttl: int = 64, marker: int = 1) -> bytes:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    pkt = Ether(dst=ROUTER_MAC, src="02:00:00:00:00:aa") / IP(src="192.0.2.1", dst=dst, ttl=ttl) / \
+        UDP(sport=1000 + marker, dport=2000) / (bytes([marker]) * 20)
+    return bytes(pkt)
+
+
+class Net:
+    """Three namespaces: A -- r0 [router R] r1 -- B."""
+
+    def __init__(self, tag: str) -> None:
+        self.r, self.a, self.b = f"c3po-op-{tag}-r", f"c3po-op-{tag}-a", f"c3po-op-{tag}-b"
+        for ns in (self.r, self.a, self.b):
+            sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", "r0", "netns", self.r, "type", "veth", "peer", "name", "a0", "netns", self.a)
+        sh("ip", "link", "add", "r1", "netns", self.r, "type", "veth", "peer", "name", "b0", "netns", self.b)
+        for ns, dev in ((self.r, "r0"), (self.r, "r1"), (self.a, "a0"), (self.b, "b0")):
+            sh("ip", "-n", ns, "link", "set", "dev", dev, "up")
+
+    def close(self) -> None:
+        for ns in (self.r, self.a, self.b):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+
+    def exchange(self, frames: list[bytes], seconds: float = 1.0) -> list[bytes]:
+        """Send `frames` from A; what B received."""
+        listener = subprocess.Popen(["ip", "netns", "exec", self.b, sys.executable, "-c", SOCKET_SCRIPT, "b0",
+                                     str(seconds + 0.5), "[]"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert listener.stdout is not None
+            assert listener.stdout.readline().strip() == "ready"
+            subprocess.run(["ip", "netns", "exec", self.a, sys.executable, "-c", SOCKET_SCRIPT, "a0", "0.2",
+                            json.dumps([f.hex() for f in frames])], capture_output=True, text=True, timeout=30,
+                           check=True)
+            out, _ = listener.communicate(timeout=30)
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+                listener.wait()
+        return [bytes.fromhex(h) for h in json.loads(out.splitlines()[-1])]
+
+
+@pytest.fixture
+def net(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Net]:
+    need_bpf()
+    need_tool("ip")
+    monkeypatch.setenv("C3PO_RUN_DIR", str(tmp_path / "run"))
+    n = Net(str(os.getpid()))
+    try:
+        yield n
+    finally:
+        for name in (f"rt{os.getpid()}", f"peer{os.getpid()}"):
+            main(["unload", name, "--force"])
+        n.close()
+
+
+def c3po(capsys: pytest.CaptureFixture[str], *argv: str, rc: int = 0) -> str:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    assert code == rc, out.err
+    return out.out if rc == 0 else out.err
+
+
+def pinned_ids(pins: Path) -> list[tuple[str, int]]:
+    """(kind, id) of every program and map pinned under `pins` (ids, not names: other tests may load the
+    same programs at the same time)."""
+    out = []
+    for f in pins.iterdir():
+        kind = "prog" if f.name == "prog" else "map" if f.name.startswith(("map_", "prio_")) else None
+        if kind:
+            out.append((kind, json.loads(sh("bpftool", "-j", kind, "show", "pinned", str(f)))["id"]))
+    return out
+
+
+def exists(kind: str, ident: int) -> bool:
+    return subprocess.run(["bpftool", kind, "show", "id", str(ident)], capture_output=True).returncode == 0
+
+
+def test_router_on_live_interfaces(net: Net, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+
+    rt, peer = f"rt{os.getpid()}", f"peer{os.getpid()}"
+    spec = tmp_path / "peer_pass.yaml"
+    spec.write_text(PASS_SPEC.format(p=ROOT / "spec" / "protocols"))
+    out = c3po(capsys, "load", ROUTER, "-t", "xdp", "--netns", net.r, "--dev", "r0", "--dev", "r1", "--name", rt)
+    assert "r0 (port 0), r1 (port 1)" in out and "7 constant entries" in out
+    # veth only receives redirected frames when its peer runs XDP: the far side gets a pass-everything program
+    c3po(capsys, "load", str(spec), "-t", "xdp", "--netns", net.b, "--dev", "b0", "--mode", "native", "--name", peer)
+    pins = Path("/sys/fs/bpf/c3po") / rt
+    assert ((pins / "prog").exists() and (pins / "link_2").exists()) or any(pins.glob("link_*"))
+    status = json.loads(c3po(capsys, "status", rt, "--json"))[0]
+    assert status["tables"]["routes_v4"] == {"entries": 4, "size": 65536}
+    assert [p["interface"] for p in status["ports"]] == ["r0", "r1"]
+
+    frames = [ipv4_frame("10.1.2.3", marker=i) for i in range(3)]
+    assert net.exchange(frames) == []  # empty tables: router_mac misses, the frames go to the host
+
+    c3po(capsys, "table", rt, "router_mac", "add", f"ethernet.dst={ROUTER_MAC}", "nop")
+    c3po(capsys, "table", rt, "routes_v4", "add", "ipv4.dst=10.0.0.0/8", "set_nexthop", "id=7")
+    c3po(capsys, "table", rt, "nexthops", "add", "meta.nexthop=7", "next_hop", "port=1", f"smac={OUT_MAC}",
+         f"dmac={NEXT_MAC}")
+    got = net.exchange(frames)
+    assert len(got) == 3
+    for sent, recv in zip(frames, got, strict=True):
+        e = Ether(recv)
+        assert e.dst == NEXT_MAC and e.src == OUT_MAC
+        ip = e[IP]
+        assert ip.ttl == 63
+        check = ip.chksum
+        del ip.chksum
+        assert IP(bytes(ip)).chksum == check  # the checksum the program wrote is the right one
+        assert bytes(ip.payload) == bytes(Ether(sent)[IP].payload)
+
+    dump = json.loads(c3po(capsys, "table", rt, "nexthops", "dump", "--json"))
+    [entry] = dump["entries"]
+    assert entry["counter"]["packets"] == 3
+    assert entry["counter"]["bytes"] == sum(len(f) for f in frames)
+    assert entry["args"] == {"port": 1, "smac": 0x020000000002, "dmac": 0x020000000099}
+
+    # a refused request names the problem and writes nothing
+    err = c3po(capsys, "table", rt, "routes_v4", "add", "ipv4.dst=10.0.0.0/8", "set_nexthop", "id=8", rc=1)
+    assert "already has an entry" in err
+    err = c3po(capsys, "table", rt, "routes_v4", "add", "ipv4.dst=10.0.0.1/8", "drop", rc=1)
+    assert "did you mean 10.0.0.0/8" in err
+    err = c3po(capsys, "table", rt, "route_v4", "dump", rc=1)
+    assert "did you mean 'routes_v4'" in err
+
+    c3po(capsys, "table", rt, "routes_v4", "delete", "ipv4.dst=10.0.0.0/8")
+    assert net.exchange(frames) == []  # the route is gone: the default drops them
+
+    # apply / dump round trip through an entries file
+    entries = tmp_path / "entries.yaml"
+    c3po(capsys, "dump", rt, "-o", str(entries))
+    text = entries.read_text()
+    assert "02:00:00:00:00:01" in text or "0x20000000001" in text
+    c3po(capsys, "table", rt, "nexthops", "clear")
+    out = c3po(capsys, "apply", rt, str(entries))
+    assert "1 added, 0 modified, 0 deleted" in out
+    assert c3po(capsys, "apply", rt, str(entries)).startswith("0 added, 0 modified, 0 deleted")
+
+    ours = pinned_ids(pins) + pinned_ids(Path("/sys/fs/bpf/c3po") / peer)
+    assert len(ours) > 10
+    c3po(capsys, "unload", rt)
+    c3po(capsys, "unload", peer)
+    assert not pins.exists()
+    deadline = time.time() + 5  # the kernel frees programs and maps after an RCU grace period
+    while (alive := [o for o in ours if exists(*o)]) and time.time() < deadline:
+        time.sleep(0.1)
+    assert alive == []
+    assert "xdp" not in sh("ip", "-n", net.r, "link", "show", "dev", "r0")
+    assert "nothing is loaded" in c3po(capsys, "status")
+
+
+def test_load_refuses_bad_names_and_interfaces(net: Net, capsys: pytest.CaptureFixture[str]) -> None:
+    err = c3po(capsys, "load", ROUTER, "-t", "xdp", "--netns", net.r, "--dev", "nosuch0", "--name", "x", rc=1)
+    assert "there is no interface 'nosuch0'" in err
+    err = c3po(capsys, "load", ROUTER, "-t", "xdp", "--netns", net.r, "--dev", "r0", "--name", "../evil", rc=1)
+    assert "not a valid program name" in err
+    err = c3po(capsys, "table", "nothing_here", "t", "dump", rc=1)
+    assert "no program named 'nothing_here' is loaded" in err
