@@ -33,15 +33,23 @@ DEFAULT_HANDLE = 0xFFFFFFFF
 
 @dataclass
 class Watch:
-    kind: int  # 0: table entry counter, 1: named counter, 2: register
+    kind: int  # 0: table entry counter (the only kind watched; counters and registers come from the touch log)
     id: int
     idx: int
     key: tuple[str, int]
 
 
-# What a backend reports per packet: verdict code, egress port, output bytes, and the watched values that changed
-# (watch index, v1, v2). Plain tuples: the driver builds hundreds of thousands of them per second.
+# What a backend reports per packet: verdict code, egress port, output bytes, and change records (tag, v1, v2):
+# a tag below TOUCHED is a watch index whose value changed; from TOUCHED on it names a counter (kind 1) or
+# register (kind 2) element the packet wrote, with its value now (see host_shim.c.j2). Plain tuples: the driver
+# builds hundreds of thousands of them per second.
 RawResult = tuple[int, int, bytes, list[tuple[int, int, int]]]
+TOUCHED = 1 << 63
+
+
+def touched(tag: int) -> tuple[int, int, int]:
+    """(kind, id, index) of a touched element's tag."""
+    return (tag >> 56) & 0x7F, (tag >> 32) & 0xFFFFFF, tag & 0xFFFFFFFF
 
 
 class Backend(Protocol):
@@ -79,8 +87,9 @@ class SharedObject:
         lib.shim_reset.argtypes = [vp, u32, ctypes.c_void_p, ctypes.c_void_p, u8p]
         lib.shim_run.restype = u32
         lib.shim_run.argtypes = [vp, u32, u8p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                 u32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, u32,
-                                 ctypes.c_void_p]
+                                 u32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.shim_changes.restype = ctypes.POINTER(ctypes.c_uint64)
+        lib.shim_changes.argtypes = [vp]
         lib.shim_bench.restype = ctypes.c_uint64
         lib.shim_bench.argtypes = [vp, u32, u8p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, u32]
         lib.shim_state_size.restype = ctypes.c_size_t
@@ -128,16 +137,15 @@ class SharedObject:
             obuf = ctypes.create_string_buffer(n * stride)
             olen, verd, oport, nchg = (ctypes.c_uint32 * n)(), (ctypes.c_int32 * n)(), (ctypes.c_uint32 * n)(), \
                 (ctypes.c_uint32 * n)()
-            cap = max(self.n_watch * min(n, 64), 1024)
-            chg = (ctypes.c_uint64 * (3 * cap))()
             done = self.lib.shim_run(self.handle, n, blob, _u32(offs), _u32(lens), _u32(ports), obuf, stride, olen,
-                                     verd, oport, chg, cap, nchg)
-            if done == 0:
-                raise RuntimeError("nic: the change buffer is too small for one packet")
+                                     verd, oport, nchg)
+            if done != n:
+                raise MemoryError("nic: the host shim could not grow its change log")
             raw = obuf.raw
             # bulk conversions: indexing ctypes arrays element by element is slow
             counts, lens_out, verdicts, ports_out = list(nchg), list(olen), list(verd), list(oport)
-            flat = list(chg[:3 * sum(counts[:done])])
+            total = 3 * sum(counts)
+            flat = self.lib.shim_changes(self.handle)[:total] if total else []
             k = 0
             for i in range(done):
                 c = counts[i]
@@ -331,16 +339,14 @@ class NicDriver(Driver):
                                                                                            default=True))
             if rc != 0:
                 raise ValueError(f"table '{tname}': cannot set default {action}")
+        # Table entry counters are watched (one per installed entry); counter and register elements are not: the
+        # shim reports the ones each packet wrote, so a 2^20-element register costs nothing until it is written.
         watches: list[Watch] = []
         for tname, t in prog.tables.items():
             if t.counters:
                 tid = self.table_ids[tname]
                 watches += [Watch(0, tid, h, (f"table.{tname}", i)) for h, i in handles[tname]]
                 watches.append(Watch(0, tid, DEFAULT_HANDLE, (f"table.{tname}", -1)))
-        for ci, c in enumerate(prog.counters.values()):
-            watches += [Watch(1, ci, i, (c.name, i)) for i in range(c.size)]
-        for ri, r in enumerate(prog.registers.values()):
-            watches += [Watch(2, ri, i, (r.name, i)) for i in range(r.size)]
         self.watches = watches
         be.watch(watches)
 
@@ -361,15 +367,27 @@ class NicDriver(Driver):
         counters: Counters = {}
         results: list[Result] = []
         watches = self.watches
+        counter_names, reg_names = list(prog.counters), list(prog.registers)
         snap_c, snap_r = counters.copy(), regs.copy()
         for p, (code, out_port, out_data, changes) in zip(packets, be.run(packets), strict=True):
-            if changes:
-                for w, v1, v2 in changes:
-                    watch = watches[w]
-                    if watch.kind == 2:
-                        regs[watch.key] = (v1 << 64) | v2
-                    else:
-                        counters[watch.key] = (v1, v2)
+            changed = False
+            for tag, v1, v2 in changes:
+                if tag < TOUCHED:
+                    counters[watches[tag].key] = (v1, v2)
+                    changed = True
+                    continue
+                # a touched element is a change only if its value differs from the one held (registers start
+                # at their initial values, counters at 0): the results are those of a scan of every element
+                kind, oid, idx = touched(tag)
+                if kind == 2:
+                    key, value = (reg_names[oid], idx), (v1 << 64) | v2
+                    if regs.get(key, 0) != value:
+                        regs[key] = value
+                        changed = True
+                elif counters.get(key := (counter_names[oid], idx), (0, 0)) != (v1, v2):
+                    counters[key] = (v1, v2)
+                    changed = True
+            if changed:
                 # a packet that changed nothing shares the previous packet's snapshots (never mutated)
                 snap_c, snap_r = counters.copy(), regs.copy()
             verdict = VERDICTS.get(code, "drop")

@@ -368,8 +368,9 @@ class Emitter:
             idx = self.expr(s.index)
             if s.index.width > 64:
                 idx = f"c3po_clamp128({idx})"
+            cid = list(self.prog.counters).index(s.counter)
             return [f"{p}{{ uint64_t i_ = {idx}; if (i_ < {size}u) {{ st->c_{s.counter}_pk[i_]++; "
-                    f"st->c_{s.counter}_by[i_] += c->std_packet_length; }} }}"]
+                    f"st->c_{s.counter}_by[i_] += c->std_packet_length; C3PO_TOUCH(1u, {cid}u, i_); }} }}"]
         if isinstance(s, ir.CallAction):
             act = self.prog.actions[s.action]
             if not act.params:
@@ -398,8 +399,10 @@ class Emitter:
             idx = self.expr(t.index)
             if t.index.width > 64:
                 idx = f"c3po_clamp128({idx})"
+            rid = list(self.prog.registers).index(t.register)
             return [f"{{ uint64_t i_ = {idx}; {vtype(t.width)} v_ = {val}; "
-                    f"if (i_ < {reg.size}u) st->r_{reg.name}[i_] = ({ctype(reg.width)})v_; }}"]
+                    f"if (i_ < {reg.size}u) {{ st->r_{reg.name}[i_] = ({ctype(reg.width)})v_; "
+                    f"C3PO_TOUCH(2u, {rid}u, i_); }} }}"]
         assert isinstance(t, ir.FieldRef)
         inst = self.prog.instances[t.instance]
         if inst.tlv_parent is not None:

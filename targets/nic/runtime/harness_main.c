@@ -7,7 +7,8 @@
  *
  * Text protocol on stdin/stdout, one command per line, hex for bytes ("-" for none):
  *   init | add T PRIO A MATCH ARGS | def T A ARGS | watch N (KIND ID IDX)*N | reset N (ID IDX VAL16)*N
- *   pkt PORT DATA -> "VERDICT OUT_PORT DATA NCHG (W V1 V2)*"
+ *   pkt PORT DATA -> "VERDICT OUT_PORT DATA NCHG (TAG V1 V2)*" (TAG: a watch index, or a touched counter or
+ *   register element as the host shim encodes it)
  *   fuzz SEED COUNT NTABLES NSEEDS, then NSEEDS lines of DATA -> "fuzzed COUNT"
  */
 #define _GNU_SOURCE
@@ -27,7 +28,8 @@ int shim_reset(void *p, uint32_t n_regs, const uint32_t *reg_id, const uint32_t 
 int shim_process(void *p, uint8_t *pkt, uint32_t *len, uint32_t cap, uint32_t port, uint32_t *out_port);
 uint32_t shim_run(void *p, uint32_t n, const uint8_t *in, const uint32_t *in_off, const uint32_t *in_len,
                   const uint32_t *ports, uint8_t *out, uint32_t stride, uint32_t *out_len, int32_t *verdict,
-                  uint32_t *out_port, uint64_t *chg, uint32_t chg_cap, uint32_t *n_chg);
+                  uint32_t *out_port, uint32_t *n_chg);
+const uint64_t *shim_changes(void *p);
 
 #define STRIDE 16384u
 
@@ -165,8 +167,12 @@ int main(int argc, char **argv) {
             uint32_t port = (uint32_t)strtoul(strtok_r(NULL, " \n", &save), NULL, 10), off = 0, i;
             uint32_t len = (uint32_t)unhex(strtok_r(NULL, " \n", &save), buf, sizeof buf), out_len, out_port, n_chg;
             int32_t verdict;
-            static uint64_t chg[3u * 65536u];
-            shim_run(s, 1, buf, &off, &len, &port, out, STRIDE, &out_len, &verdict, &out_port, chg, 65536u, &n_chg);
+            const uint64_t *chg;
+            if (shim_run(s, 1, buf, &off, &len, &port, out, STRIDE, &out_len, &verdict, &out_port, &n_chg) != 1) {
+                fprintf(stderr, "harness: out of memory for the change log\n");
+                return 3;
+            }
+            chg = shim_changes(s);
             printf("%d %u ", verdict, out_port);
             if (out_len == 0) printf("-");
             for (i = 0; i < out_len; i++) printf("%02x", out[i]);
