@@ -228,7 +228,7 @@ class XdpDataplane(Dataplane):
         self.defaults_size = off
         self.consts = {n: {entry_identity(t, canonical(t, tuple(e.match)), e.priority) for e in t.entries}
                        for n, t in prog.tables.items()}
-        self._cache: dict[str, list[Entry]] | None = None
+        self._cache: dict[str, _Rows] | None = None
         self._depth = 0
 
     # ---- plumbing
@@ -368,15 +368,16 @@ class XdpDataplane(Dataplane):
         const = entry_identity(t, match, prio) in self.consts[t.name]
         return Entry(match, action, args, prio, const=const)
 
-    def _snapshot(self, tname: str) -> list[tuple[Entry, int, bytes]]:
+    def _state(self, tname: str) -> _Rows:
         if self._cache is None:
-            return self._read_entries(tname)
-        if tname not in self._cache:
-            self._cache[tname] = self._read_entries(tname)  # type: ignore[assignment]
-        return self._cache[tname]  # type: ignore[return-value]
+            return _Rows(self.prog.tables[tname], self._read_entries(tname))
+        rows = self._cache.get(tname)
+        if rows is None:
+            rows = self._cache[tname] = _Rows(self.prog.tables[tname], self._read_entries(tname))
+        return rows
 
     def _entries(self, table: str, counters: bool) -> list[Entry]:
-        rows = self._snapshot(table)
+        rows = self._state(table).rows()
         if not counters or not self.prog.tables[table].counters:
             return [e for e, _, _ in rows]
         fd = self._map(f"tc_{table}")
@@ -396,11 +397,8 @@ class XdpDataplane(Dataplane):
 
     def _insert(self, table: str, entry: Entry) -> None:
         t, lay = self.prog.tables[table], self.layouts[table]
-        rows = self._snapshot(table)
-        used = {i for _, i, _ in rows}
-        index = next(i for i in range(t.size + 1) if i not in used)
-        if index >= t.size:
-            raise ControlError(f"table '{table}' is full ({t.size} entries)")
+        st = self._state(table)
+        index = st.alloc()
         self._zero_counter(table, index)  # a deleted entry's counts must not show up in the new one
         value = L.encode_value(lay, entry.action, entry.args, index)
         fd = self._map(f"t_{table}")
@@ -409,6 +407,7 @@ class XdpDataplane(Dataplane):
         if lay.kind == "linear":
             self._update(self._fd(f"prio_{table}"), index.to_bytes(4, "little"),
                          entry.priority.to_bytes(4, "little"))
+            rows = st.linear
             pos = next((k for k, (e, _, _) in enumerate(rows) if e.priority < entry.priority), len(rows))
             # Make room from the end backwards: every entry stays visible, at worst twice, while they move.
             for k in range(len(rows), pos, -1):
@@ -416,61 +415,47 @@ class XdpDataplane(Dataplane):
                 assert src is not None
                 self._update(fd, k.to_bytes(4, "little"), src)
             self._update(fd, pos.to_bytes(4, "little"), linear_entry(lay, list(match), value))
-            rows.insert(pos, (new, index, pos.to_bytes(4, "little")))
-            for k in range(len(rows)):
-                e, i, _ = rows[k]
-                rows[k] = (e, i, k.to_bytes(4, "little"))
+            rows.insert(pos, (new, index, b""))
             return
         key = entry_key(lay, list(match))
         self._update(fd, key, value)
-        rows.append((new, index, key))
-
-    def _find_row(self, table: str, entry: Entry) -> int:
-        t = self.prog.tables[table]
-        ident = entry_identity(t, canonical(t, entry.match), entry.priority)
-        for k, (e, _, _) in enumerate(self._snapshot(table)):
-            if entry_identity(t, e.match, e.priority) == ident:
-                return k
-        raise ControlError(f"table '{table}' has no entry with this match")
+        st.by_ident[st.ident(new)] = (new, index, key)
 
     def _modify(self, table: str, old: Entry, new: Entry) -> None:
         lay = self.layouts[table]
-        rows = self._snapshot(table)
-        k = self._find_row(table, old)
-        e, index, key = rows[k]
+        st = self._state(table)
+        k, (e, index, key) = st.find(old)
         value = L.encode_value(lay, new.action, new.args, index)
         fd = self._map(f"t_{table}")
+        row = (Entry(e.match, new.action, new.args, e.priority, const=e.const), index, key)
         if lay.kind == "linear":
-            self._update(fd, key, linear_entry(lay, list(e.match), value))
+            self._update(fd, k.to_bytes(4, "little"), linear_entry(lay, list(e.match), value))
+            st.linear[k] = row
         else:
             self._update(fd, key, value)
-        rows[k] = (Entry(e.match, new.action, new.args, e.priority, const=e.const), index, key)
+            st.by_ident[st.ident(e)] = row
 
     def _remove(self, table: str, entry: Entry) -> None:
         lay = self.layouts[table]
-        rows = self._snapshot(table)
-        k = self._find_row(table, entry)
-        _, index, key = rows[k]
+        st = self._state(table)
+        k, (e, index, key) = st.find(entry)
         fd = self._map(f"t_{table}")
         if lay.kind == "linear":
             # Close the gap from the front: the entry behind moves up before its old slot is overwritten.
-            n = len(rows)
+            n = len(st.linear)
             for s in range(k, n - 1):
                 src = self._lookup(fd, (s + 1).to_bytes(4, "little"), lay.entry_size)
                 assert src is not None
                 self._update(fd, s.to_bytes(4, "little"), src)
             self._update(fd, (n - 1).to_bytes(4, "little"), bytes(lay.entry_size))
-            del rows[k]
-            for s in range(len(rows)):
-                e, i, _ = rows[s]
-                rows[s] = (e, i, s.to_bytes(4, "little"))
-        elif lay.kind == "direct":
-            self._update(fd, key, bytes(lay.value_size))
-            del rows[k]
+            del st.linear[k]
         else:
-            if self.lb.bpf_map_delete_elem(fd, key) != 0:
+            if lay.kind == "direct":
+                self._update(fd, key, bytes(lay.value_size))
+            elif self.lb.bpf_map_delete_elem(fd, key) != 0:
                 raise ControlError(f"deleting from table '{table}' failed: {errno_text(0)}")
-            del rows[k]
+            del st.by_ident[st.ident(e)]
+        st.free(index)
         self._zero_counter(table, index)
 
     # ---- defaults
@@ -536,3 +521,48 @@ class XdpDataplane(Dataplane):
             os.close(fd)
         self.fds = {}
 
+
+
+class _Rows:
+    """A table's entries as this process last read or wrote them, valid while it holds the lock: linear tables
+    as a list in array order, others by identity (in install order); install indexes handed out lowest
+    first, in amortised constant time, so `apply` of N entries costs N map writes and no rescans."""
+
+    def __init__(self, table: ir.Table, rows: list[tuple[Entry, int, bytes]]) -> None:
+        self.table = table
+        self.is_linear = table.uses_priority
+        self.linear: list[tuple[Entry, int, bytes]] = rows if self.is_linear else []
+        self.by_ident: dict[tuple[Any, ...], tuple[Entry, int, bytes]] = \
+            {} if self.is_linear else {self.ident(r[0]): r for r in rows}
+        self.used = {i for _, i, _ in rows}
+        self.hint = 0
+
+    def ident(self, e: Entry) -> tuple[Any, ...]:
+        return entry_identity(self.table, e.match, e.priority)
+
+    def rows(self) -> list[tuple[Entry, int, bytes]]:
+        return self.linear if self.is_linear else list(self.by_ident.values())
+
+    def find(self, entry: Entry) -> tuple[int, tuple[Entry, int, bytes]]:
+        """(array position for linear tables, else 0; the row)."""
+        ident = entry_identity(self.table, canonical(self.table, entry.match), entry.priority)
+        if not self.is_linear:
+            row = self.by_ident.get(ident)
+            if row is not None:
+                return 0, row
+        for k, row in enumerate(self.linear):
+            if self.ident(row[0]) == ident:
+                return k, row
+        raise ControlError(f"table '{self.table.name}' has no entry with this match")
+
+    def alloc(self) -> int:
+        while self.hint in self.used:
+            self.hint += 1
+        if self.hint >= self.table.size:
+            raise ControlError(f"table '{self.table.name}' is full ({self.table.size} entries)")
+        self.used.add(self.hint)
+        return self.hint
+
+    def free(self, index: int) -> None:
+        self.used.discard(index)
+        self.hint = min(self.hint, index)
