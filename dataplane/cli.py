@@ -138,7 +138,7 @@ def _load(args: argparse.Namespace, prog: ir.Program, name: str) -> int:
         consts = sum(len(t.entries) for t in prog.tables.values())
         _say(f"loaded {name} ({args.target}, {record.mode or 'default'} mode) on "
              + ", ".join(f"{p.ifname} (port {p.port})" for p in ports)
-             + (f"; {consts} constant entries installed" if consts else ""))
+             + (f"; {consts} constant {'entry' if consts == 1 else 'entries'} installed" if consts else ""))
     finally:
         dp.close()
     return 0

@@ -128,7 +128,7 @@ def literal_text(v: int, width: int, key: str = "") -> str:
         return str(ipaddress.IPv6Address(v))
     if width == 48:
         return ":".join(f"{b:02x}" for b in v.to_bytes(6, "big"))
-    return str(v) if v < 10 else hex(v)
+    return str(v) if width <= 16 or v < 10 else hex(v)  # ports, VLAN ids, next-hop ids read best in decimal
 
 
 def elem_text(m: KeyElem, width: int, key: str = "") -> str:

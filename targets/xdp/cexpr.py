@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 from c3po_compiler.expr import BOOL
-from targets.c_bounds import decided, value_range
+from targets.c_bounds import compared
 
 
 class Unsupported(Exception):
@@ -177,7 +177,7 @@ class Translator:
     def x_Binary(self, e: ir.Binary) -> str:
         op = e.op
         if op in ("<", "<=", ">", ">=", "==", "!=") and BOOL not in (e.left.width, e.right.width):
-            fixed = decided(op, value_range(e.left), value_range(e.right))
+            fixed = compared(op, e.left, e.right)
             if fixed is not None:  # `x >= 0` and the like: folded, never emitted
                 return "1" if fixed else "0"
         a, b = self.expr(e.left), self.expr(e.right)

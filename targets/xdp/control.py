@@ -190,6 +190,9 @@ def load(prog: ir.Program, record: registry.Record, workdir: Path) -> XdpDatapla
 def open(prog: ir.Program, record: registry.Record) -> XdpDataplane:
     pins = Path(record.extra.get("pins", pin_dir(record.name)))
     if not (pins / "prog").exists():
+        if _private_mounts() and not os.path.ismount(BPFFS):
+            raise ControlError("the bpffs pins are not visible in this mount namespace (is this `ip netns "
+                               "exec`?)", "run c3po outside it: the record knows the program's namespace")
         raise ControlError(f"program '{record.name}' has no pins in {pins}: it was unloaded or the machine "
                            "rebooted", f"c3po unload {record.name} removes the stale record")
     return XdpDataplane(record.name, prog, pins)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from c3po_compiler import ir
@@ -93,4 +94,38 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "default_offset": next(v["default_offset"] for v in view["tables"] if v["name"] == name),
         })
     return {"name": prog.name, "entry": entry_name(prog.name), "tables": tables, "sources": view["sources"],
+            "examples": example_commands(prog),
             "counters": view["counters"], "registers": view["registers"], "split": view["split"]}
+
+
+def _sample(width: int, kind: str) -> str:
+    """A plausible value for a key or parameter of this width, in the syntax people write."""
+    if width == 48:
+        return "02:00:00:00:00:01"
+    if width == 32:
+        return "10.0.0.0/8" if kind == "lpm" else "10.0.0.1"
+    if width == 128:
+        return "2001:db8::/32" if kind == "lpm" else "2001:db8::1"
+    if kind == "ternary":
+        return f"1&&&{(1 << width) - 1:#x}"
+    if kind == "range":
+        return f"1..{min((1 << width) - 1, 1023)}"
+    return "1"
+
+
+def example_commands(prog: ir.Program) -> list[str]:
+    """One `c3po table ... add` per table (its first action that takes parameters, else its first), and the
+    counter and register commands: what a user runs instead of writing map bytes."""
+    out = []
+    for name, t in prog.tables.items():
+        keys = [f"{k.text}={_sample(k.width, k.kind)}" for k in t.keys]
+        action = next((a for a in t.actions if prog.actions[a].params), t.actions[0] if t.actions else "nop")
+        params = [f"{p.name}={_sample(p.width, 'exact')}" for p in prog.actions[action].params]
+        prio = " --priority 10" if t.uses_priority else ""
+        out.append(" ".join([f"c3po table {prog.name} {name} add", *map(shlex.quote, keys), action,
+                             *map(shlex.quote, params)]) + prio)
+    for name in prog.counters:
+        out.append(f"c3po counter {prog.name} {name} read")
+    for name in prog.registers:
+        out.append(f"c3po register {prog.name} {name} read 0")
+    return out
