@@ -20,6 +20,32 @@ def value_range(e: ir.Expr) -> tuple[int, int]:
     return 0, top
 
 
+def known_bits(e: ir.Expr) -> tuple[int, int]:
+    """(bits that are 1 in every value of `e`, bits that may be 1): `x | 0x207` always has 0x207 set, `x & 5` never
+    has bit 1. gcc decides `(x | 0x207) == 0` and `(x & 5) == 2` from these and refuses them under -Werror
+    (-Wtautological-compare, "bitwise comparison always evaluates to false")."""
+    top = (1 << max(e.width, 1)) - 1
+    if isinstance(e, ir.Const):
+        return e.value & top, e.value & top
+    if isinstance(e, ir.Cast) and e.operand.width != ir.BOOL:
+        one, may = known_bits(e.operand)
+        return one & top, may & top
+    if isinstance(e, ir.Binary) and e.op in ("&", "|"):
+        (a1, am), (b1, bm) = known_bits(e.left), known_bits(e.right)
+        return (a1 & b1, am & bm) if e.op == "&" else (a1 | b1, am | bm)
+    return 0, top
+
+
+def compared(op: str, left: ir.Expr, right: ir.Expr) -> bool | None:
+    """The comparison's result when the operands' bounds or known bits fix it, else None (see `decided`)."""
+    fixed = decided(op, value_range(left), value_range(right))
+    if fixed is None and op in ("==", "!="):
+        (l1, lm), (r1, rm) = known_bits(left), known_bits(right)
+        if l1 & ~rm or r1 & ~lm:  # a bit set on one side is clear on the other: never equal
+            fixed = op == "!="
+    return fixed
+
+
 def decided(op: str, left: tuple[int, int], right: tuple[int, int]) -> bool | None:
     """The comparison's result when the operands' bounds fix it (`x >= 0`, `x <= 255` of a byte), else None:
     such comparisons are folded here, never emitted (gcc's -Wtype-limits refuses them under -Werror)."""

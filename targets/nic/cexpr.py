@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from c3po_compiler import ir
-from targets.c_bounds import decided, value_range
+from targets.c_bounds import compared
 
 FieldResolver = Callable[[ir.FieldRef], str]
 
@@ -112,7 +112,7 @@ class ExprCompiler:
             return mask_expr(f"(({vtype(w)})0 - {x})", w)
         if isinstance(e, ir.Binary):
             if e.op in ("<", "<=", ">", ">=", "==", "!=") and ir.BOOL not in (e.left.width, e.right.width):
-                fixed = decided(e.op, value_range(e.left), value_range(e.right))
+                fixed = compared(e.op, e.left, e.right)
                 if fixed is not None:
                     return "1" if fixed else "0"
             return self.binary(e, c(e.left), c(e.right))
