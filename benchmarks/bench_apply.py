@@ -5,7 +5,8 @@
 
 The router example is loaded with `c3po load` on a veth in a namespace made here (removed after). Measured, each
 the median of `--repeat` runs from empty tables:
-- `c3po apply` as a user runs it: reads and checks the YAML file, reads the live tables, writes the difference;
+- `c3po apply` as a user runs it (YAML, and the JSON `c3po dump --json` writes): reads and checks the file, reads
+  the live tables, writes the difference;
 - `Dataplane.apply` alone, entries already parsed (what a Python controller pays);
 - baseline: the fastest a program can write the same routes through the kernel's map API one by one (the LPM
   trie has no batch update): `bpf_map_update_elem` in a tight ctypes loop over keys and values encoded
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import statistics
 import subprocess
@@ -44,6 +46,7 @@ def entries_file(path: Path, routes: int) -> None:
     rows = [{"table": "routes_v4", "match": {"ipv4.dst": f"10.{i >> 8 & 255}.{i & 255}.0/24"},
              "action": f"set_nexthop({1 + i % 64})"} for i in range(routes)]
     path.write_text(yaml.safe_dump({"entries": rows}, sort_keys=False))
+    path.with_suffix(".json").write_text(json.dumps({"entries": rows}))
 
 
 def run(argv: list[str]) -> None:
@@ -84,7 +87,7 @@ def measure(tmp: Path, routes: int, repeat: int) -> None:
     def empty() -> None:
         dp.apply({"routes_v4": []}, {}, only=["routes_v4"])
 
-    cli, api, base = [], [], []
+    cli, cli_json, api, base = [], [], [], []
     lay = L.table_layout(prog, prog.tables["routes_v4"])
     encoded = [(entry_key(lay, list(e.match)), L.encode_value(lay, e.action, e.args, i))
                for i, e in enumerate(tables["routes_v4"])]
@@ -93,6 +96,10 @@ def measure(tmp: Path, routes: int, repeat: int) -> None:
         t0 = time.perf_counter()
         run(["apply", NAME, str(path), "--show", "0"])
         cli.append(time.perf_counter() - t0)
+        empty()
+        t0 = time.perf_counter()
+        run(["apply", NAME, str(path.with_suffix(".json")), "--show", "0"])
+        cli_json.append(time.perf_counter() - t0)
         empty()
         t0 = time.perf_counter()
         dp.apply(tables, defaults, only=["routes_v4"])
@@ -108,7 +115,7 @@ def measure(tmp: Path, routes: int, repeat: int) -> None:
         base.append(time.perf_counter() - t0)
     empty()
     dp.close()
-    rows = [("c3po apply (file → kernel)", cli), ("Dataplane.apply (parsed entries)", api),
+    rows = [("c3po apply ENTRIES.yaml", cli), ("c3po apply ENTRIES.json", cli_json), ("Dataplane.apply (parsed entries)", api),
             ("baseline: bpf_map_update_elem loop", base)]
     b = statistics.median(base)
     print(f"{routes} IPv4 /24 routes into routes_v4 (LPM trie), median of {repeat}:")

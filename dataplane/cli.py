@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from c3po_compiler import SpecError, ir, load_program
-from c3po_compiler.input_files import VECTOR_LIMIT
+from c3po_compiler.input_files import VECTOR_LIMIT, InputFileError, read_input_text
 from c3po_compiler.target_api import BuildError, write_atomic
 from c3po_compiler.text import terminal_lines, terminal_text
 from c3po_compiler.yaml_source import load_yaml
@@ -319,14 +319,28 @@ def cmd_register(args: argparse.Namespace) -> int:
 def load_entries(path: str, prog: ir.Program) -> tuple[dict[str, list[Entry]], dict[str, tuple[str, tuple[int, ...]]]]:
     """An entries file: the `control` format of vector files (`entries:` and `defaults:` lists, optionally
     under `control:`), read with the vector files' limits and no YAML aliases."""
+    from conformance.vector_io import MAX_DEPTH, _depth
     from conformance.vectors import VectorFormatError, control_from_data
 
-    try:
-        src = load_yaml(Path(path), path, what="entries file", limit=VECTOR_LIMIT, aliases=False)
-    except SpecError as exc:
-        p = exc.problems[0]
-        raise ControlError(f"{p.loc.file}:{p.loc.line}:{p.loc.col}: {p.message}", p.hint) from None
-    data = src.data
+    data: Any
+    if path.endswith(".json"):  # what `c3po dump --json` writes; parsed in C, so large files load fast
+        try:
+            data = json.loads(read_input_text(path, "entries file", VECTOR_LIMIT))
+        except InputFileError as exc:
+            raise ControlError(f"{path}: {exc.message}", exc.hint) from None
+        except json.JSONDecodeError as exc:
+            raise ControlError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+        except (RecursionError, ValueError) as exc:
+            raise ControlError(f"{path}: not usable JSON ({type(exc).__name__})",
+                               "entries files nest a few levels and hold integers of at most 128 bits") from None
+        if _depth(data) > MAX_DEPTH:
+            raise ControlError(f"{path}: nests deeper than {MAX_DEPTH} levels")
+    else:
+        try:
+            data = load_yaml(Path(path), path, what="entries file", limit=VECTOR_LIMIT, aliases=False).data
+        except SpecError as exc:
+            p = exc.problems[0]
+            raise ControlError(f"{p.loc.file}:{p.loc.line}:{p.loc.col}: {p.message}", p.hint) from None
     if isinstance(data, dict) and "control" in data:
         data = data["control"]
     if data is not None and not (isinstance(data, dict) and set(data) <= {"entries", "defaults"}):

@@ -267,7 +267,7 @@ def test_priority_tables_read_back_in_match_order(one_port: str, capsys: pytest.
                 t = prog.tables[es.table]
                 want[es.table].append(Entry(canonical(t, es.match), es.action, es.args, es.priority))
             dp.apply(want, {})
-            for tname, t in prog.tables.items():
+            for tname in prog.tables:
                 got = dp.table(tname).entries(counters=False)
                 runtime = [e for e in got if not e.const]
                 assert len(got) == consts[tname] + len({(e.match, e.priority) for e in want[tname]})
@@ -329,8 +329,40 @@ def test_kill_9_mid_apply_leaves_a_consistent_program(one_port: str, tmp_path: P
     procs = [subprocess.Popen([sys.executable, "-m", "c3po_compiler.cli", "apply", name, str(small)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     assert json.loads(c3po(capsys, "status", name, "--json"))[0]["tables"]["routes_v4"]["entries"] == 504
     c3po(capsys, "unload", name)
     assert not (Path("/sys/fs/bpf/c3po") / name).exists()
+
+
+def test_a_split_parser_loads_and_its_tail_calls_work_after_the_command(one_port: str, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A program split into tail-called parts (which `ip link ... xdp obj` cannot load) loads like any other:
+    its prog array is pinned, so after `c3po load` exits, a frame whose parse ends in the third program still
+    gets there (an emptied prog array would abort it)."""
+    from targets.xdp.control import _libbpf
+    from targets.xdp.libbpf import TestRunner
+    from tests.test_xdp_tailcall import deep_stack_spec, frame
+
+    deep_stack_spec(tmp_path, 64)
+    name = f"acl{os.getpid()}"  # the fixture unloads this name
+    c3po(capsys, "load", str(tmp_path / "deep_stack.yaml"), "-t", "xdp", "--netns", one_port, "--dev", "p0",
+         "--name", name)
+    pins = Path("/sys/fs/bpf/c3po") / name
+    from c3po_compiler import load_program
+    from targets.xdp.tailcall import progs_map
+
+    assert (pins / f"map_{progs_map(load_program(tmp_path / 'deep_stack.yaml').program)}").exists()
+    fd = _libbpf().bpf_obj_get(str(pins / "prog").encode())
+    assert fd >= 0
+    try:
+        runner = TestRunner(fd)
+        hit = frame(60)  # bottom of the stack parsed by the third program; fib: label 5, port 53 -> forward(3)
+        miss = bytearray(hit)
+        miss[-10:-8] = (54).to_bytes(2, "big")  # UDP destination port 54: a miss, to_host
+        assert runner.run(bytes(miss))[0] == 2  # XDP_PASS
+        assert runner.run(hit)[0] == 1  # forward(3): port 3 has no devmap entry here, so XDP_DROP
+    finally:
+        os.close(fd)
+    c3po(capsys, "unload", name)

@@ -169,8 +169,8 @@ def load(prog: ir.Program, record: registry.Record, workdir: Path) -> XdpDatapla
         with dp.locked():
             for t in prog.tables.values():
                 for e in t.entries:
-                    dp._insert(t.name, Entry(tuple(e.match), e.action.action, tuple(e.action.args), e.priority,
-                                             const=True))
+                    dp._insert(t.name, Entry(canonical(t, tuple(e.match)), e.action.action, tuple(e.action.args),
+                                             e.priority, const=True))
         opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=XDP_FLAGS[mode])
         for p in record.ports:
             link = lb.bpf_link_create(obj.prog_fd, p.ifindex, BPF_XDP, ctypes.byref(opts))
@@ -222,6 +222,7 @@ class XdpDataplane(Dataplane):
         self.ncpu = self.lb.libbpf_num_possible_cpus()
         self.layouts = {n: L.table_layout(prog, t) for n, t in prog.tables.items()}
         self.fds: dict[str, int] = {}
+        self.map_fds: dict[str, int] = {}
         self.ids = {i: a for a, i in L.action_ids(prog).items()}
         self.default_offsets: dict[str, int] = {}
         off = 0
@@ -246,7 +247,10 @@ class XdpDataplane(Dataplane):
         return fd
 
     def _map(self, name: str) -> int:
-        return self._fd(_pin_name(name))
+        fd = self.map_fds.get(name)
+        if fd is None:
+            fd = self.map_fds[name] = self._fd(_pin_name(name))
+        return fd
 
     def _lookup(self, fd: int, key: bytes, size: int) -> bytes | None:
         buf = ctypes.create_string_buffer(size)
@@ -405,7 +409,7 @@ class XdpDataplane(Dataplane):
         self._zero_counter(table, index)  # a deleted entry's counts must not show up in the new one
         value = L.encode_value(lay, entry.action, entry.args, index)
         fd = self._map(f"t_{table}")
-        match = canonical(t, entry.match)
+        match = entry.match  # canonical: api.Table checked it (and load() canonicalises the spec's entries)
         new = self._entry(t, match, entry.action, entry.args, entry.priority)
         if lay.kind == "linear":
             self._update(self._fd(f"prio_{table}"), index.to_bytes(4, "little"),
@@ -522,7 +526,7 @@ class XdpDataplane(Dataplane):
     def close(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
-        self.fds = {}
+        self.fds, self.map_fds = {}, {}
 
 
 
