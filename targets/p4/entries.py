@@ -112,6 +112,53 @@ def _params(desc: dict[str, Any], action: str, args: tuple[int, ...] | list[int]
     return [{"name": p["name"], "value": _hex(v)} for p, v in zip(spec["params"], args, strict=True)]
 
 
+def entry_items(desc: dict[str, Any], table: dict[str, Any], match: tuple[KeyElem, ...], action: str | None,
+                args: tuple[int, ...] | list[int], priority: int | None) -> list[dict[str, Any]]:
+    """One entry of `table` (an item of `desc["tables"]`) as P4Runtime-style items, one per P4 copy of the
+    table; `priority` is P4Runtime's (None: the table has none); without `action`, the item is only the entry's
+    key (what a delete names)."""
+    matches = [m for m in (_p4rt_match(k, x) for k, x in zip(table["keys"], match, strict=True)) if m]
+    out: list[dict[str, Any]] = []
+    for p4t in table["p4_tables"]:
+        item: dict[str, Any] = {"table": p4t, "match": matches}
+        if action is not None:
+            item["action"] = {"name": action, "params": _params(desc, action, args)}
+        if priority is not None:
+            item["priority"] = priority
+        out.append(item)
+    return out
+
+
+def default_items(desc: dict[str, Any], table: dict[str, Any], action: str, args: tuple[int, ...] | list[int]
+                  ) -> list[dict[str, Any]]:
+    """`table`'s default action as P4Runtime-style items (a MODIFY of each copy's default entry)."""
+    return [{"table": p4t, "is_default_action": True,
+             "action": {"name": action, "params": _params(desc, action, args)}} for p4t in table["p4_tables"]]
+
+
+def match_from_p4runtime(table: dict[str, Any], fields: list[dict[str, Any]]) -> tuple[KeyElem, ...]:
+    """The inverse of the match part of `entry_items`: P4Runtime-style field matches (as
+    `P4RuntimeControl.read_items` gives them) back to one canonical element per key of `table`. A field left
+    out is a wildcard (`any`): P4Runtime leaves out every don't-care, however it was written."""
+    by_name = {f["field"]: f for f in fields}
+    out = []
+    for k in table["keys"]:
+        f = by_name.get(k["name"])
+        if f is None:
+            out.append(KeyElem("any"))
+        elif "exact" in f:
+            out.append(KeyElem("value", int(f["exact"]["value"], 16)))
+        elif "lpm" in f:
+            out.append(KeyElem("prefix", int(f["lpm"]["value"], 16), int(f["lpm"]["prefix_len"])))
+        elif "ternary" in f:
+            out.append(KeyElem("mask", int(f["ternary"]["value"], 16), int(f["ternary"]["mask"], 16)))
+        elif "range" in f:
+            out.append(KeyElem("range", int(f["range"]["low"], 16), int(f["range"]["high"], 16)))
+        else:
+            raise ValueError(f"unsupported field match {f}")
+    return tuple(out)
+
+
 def to_p4runtime(desc: dict[str, Any], control: ControlState) -> list[dict[str, Any]]:
     """P4Runtime-style table entries (JSON-ready), defaults last."""
     entries = all_entries(desc, control)
@@ -119,19 +166,10 @@ def to_p4runtime(desc: dict[str, Any], control: ControlState) -> list[dict[str, 
     tables = {t["name"]: t for t in desc["tables"]}
     out: list[dict[str, Any]] = []
     for i, e in enumerate(entries):
-        t = tables[e.table]
-        matches = [m for m in (_p4rt_match(k, x) for k, x in zip(t["keys"], e.match, strict=True)) if m]
         n = sum(1 for x in entries if x.table == e.table)
-        for p4t in t["p4_tables"]:
-            item: dict[str, Any] = {"table": p4t, "match": matches,
-                                    "action": {"name": e.action, "params": _params(desc, e.action, e.args)}}
-            if i in ranks:
-                item["priority"] = n - ranks[i]
-            out.append(item)
+        out += entry_items(desc, tables[e.table], e.match, e.action, e.args, n - ranks[i] if i in ranks else None)
     for table, action, args in control.defaults:
-        for p4t in tables[table]["p4_tables"]:
-            out.append({"table": p4t, "is_default_action": True,
-                        "action": {"name": action, "params": _params(desc, action, args)}})
+        out += default_items(desc, tables[table], action, args)
     return out
 
 

@@ -17,6 +17,10 @@ default back with an action-less MODIFY, as P4Runtime specifies). A table P4 dec
 earlier entry of the same table is not sent — P4Runtime refuses duplicates, and the earlier one wins anyway — so
 its counter stays zero, as in the reference.
 
+A program operated at run time (targets/p4/control.py) uses the same session entry by entry: `connect(push=
+False)` joins a running pipeline without emptying it, `write_items` / `read_items` take and give the
+`to_p4runtime` form, and a refused Write raises `WriteError` naming the failed updates and their codes.
+
 The switch: `simple_switch_grpc --no-p4 [-i PORT@IFACE ...] --thrift-port N -- --grpc-server-addr unix:PATH`
 (a unix socket is reachable from outside the switch's network namespace; `connect` waits for it to answer).
 
@@ -63,7 +67,7 @@ from conformance.model import ControlState
 
 from .entries import all_entries, to_p4runtime
 
-__all__ = ["P4RuntimeControl", "check_entries_against_p4info", "load_p4info"]
+__all__ = ["P4RuntimeControl", "WriteError", "check_entries_against_p4info", "load_p4info"]
 
 CONNECT_TIMEOUT = 30.0  # seconds for the switch's gRPC server to come up
 RPC_TIMEOUT = 30.0
@@ -198,6 +202,16 @@ def entry_key(te: Any) -> EntryKey:
     return te.table_id, tuple(sorted(_field_key(fm) for fm in te.match)), te.priority
 
 
+class WriteError(RuntimeError):
+    """A Write the switch refused: `code` is the gRPC status name (UNKNOWN when single updates failed, then
+    `errors` holds (update index, canonical code name, message) of each failed one)."""
+
+    def __init__(self, message: str, code: str, errors: list[tuple[int, str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.errors = errors or []
+
+
 def _write_errors(exc: Any) -> list[tuple[int, Any]]:
     """(update index, p4.v1.Error) of each failed update of a batch, from the status details P4Runtime puts
     in the trailing metadata. (p4runtime-shell's P4RuntimeWriteException loops forever when a batch has both
@@ -299,9 +313,11 @@ class P4RuntimeControl:
 
     # -- session ----------------------------------------------------------------------------------------------
 
-    def connect(self) -> None:
-        """Wait for the gRPC server, become primary (election id ELECTION_ID), push P4Info + BMv2 JSON with
-        VERIFY_AND_COMMIT (which also empties every table). Connecting again starts a new session."""
+    def connect(self, push: bool = True, election_id: tuple[int, int] = ELECTION_ID) -> None:
+        """Wait for the gRPC server, become primary (`election_id`), push P4Info + BMv2 JSON with
+        VERIFY_AND_COMMIT (which also empties every table). Connecting again starts a new session. Without
+        `push`, the session drives the pipeline the switch already runs (a program loaded earlier: pushing
+        would empty its tables)."""
         self.close()
         probe = grpc.insecure_channel(self.grpc_addr)
         try:  # blocks until the server answers (the switch may still be starting), fast once it does
@@ -312,12 +328,14 @@ class P4RuntimeControl:
                                   f"({exc.code().name} after up to {CONNECT_TIMEOUT:.0f} s)") from None
         finally:
             probe.close()
-        client = _Client(self.device_id, self.grpc_addr, ELECTION_ID)
+        client = _Client(self.device_id, self.grpc_addr, election_id)
         self.client = client
         if client.failure or not client.primary:
             self.close()
             raise ConnectionError(f"P4Runtime at {self.grpc_addr}: "
                                   f"{client.failure or f'another client is primary for device {self.device_id}'}")
+        if not push:
+            return
         try:
             client.set_fwd_pipe_config(str(self.p4info_path), str(self.bmv2_json))
         except Exception as exc:  # p4runtime_sh's P4RuntimeException, or a P4Info parse error
@@ -362,14 +380,15 @@ class P4RuntimeControl:
         try:
             client.stub.Write(req, timeout=RPC_TIMEOUT)
         except grpc.RpcError as exc:
+            code = exc.code().name
             if exc.code() != grpc.StatusCode.UNKNOWN:
-                raise RuntimeError(f"P4Runtime Write failed ({exc.code().name}): {exc.details()}") from None
+                raise WriteError(f"P4Runtime Write failed ({code}): {exc.details()}", code) from None
             errors = _write_errors(exc)
             if not errors:
-                raise RuntimeError(f"P4Runtime Write failed: {exc.details()}") from None
+                raise WriteError(f"P4Runtime Write failed: {exc.details()}", code) from None
             lines = [f"{what[i]}: {code_pb2.Code.Name(e.canonical_code)} {e.message}" for i, e in errors[:10]]
-            raise RuntimeError(f"P4Runtime Write: {len(errors)} of {len(updates)} updates failed: "
-                               + "; ".join(lines)) from None
+            raise WriteError(f"P4Runtime Write: {len(errors)} of {len(updates)} updates failed: " + "; ".join(lines),
+                             code, [(i, code_pb2.Code.Name(e.canonical_code), e.message) for i, e in errors]) from None
 
     # -- messages ---------------------------------------------------------------------------------------------
 
@@ -562,3 +581,53 @@ class P4RuntimeControl:
         self._write(updates, [f"direct counter {i}" for i in range(len(self._counted))]
                     + [f"miss counter of {name}" for name, _ in misses])
 
+    # -- single entries, for a program operated at run time (targets/p4/control.py) ---------------------------
+
+    def write_items(self, kind: str, items: list[dict[str, Any]]) -> None:
+        """One WriteRequest of `to_p4runtime`-form items (`kind`: insert, modify or delete; a default entry's
+        item is a MODIFY with `is_default_action`). Raises WriteError, whose `errors` say which items failed:
+        BMv2 applies the others (P4Runtime's CONTINUE_ON_ERROR)."""
+        kinds = {"insert": p4runtime_pb2.Update.INSERT, "modify": p4runtime_pb2.Update.MODIFY,
+                 "delete": p4runtime_pb2.Update.DELETE}
+        updates = [self._update(kinds[kind], table_entry=self._table_entry(item)) for item in items]
+        self._write(updates, [f"{kind} {item['table']}" for item in items])
+
+    def read_items(self, p4_tables: list[str], counters: bool = False, defaults: bool = False,
+                   entries: bool = True) -> list[dict[str, Any]]:
+        """The entries of `p4_tables` (and/or their default entries, with `defaults`) in one Read, in
+        `to_p4runtime`'s JSON form, in the order the switch reports them; with `counters`, each entry's direct
+        counter as `"counter": (packets, bytes)`."""
+        entities: list[Any] = []
+        for name in p4_tables:
+            te = p4runtime_pb2.TableEntry(table_id=self._tables[name].preamble.id)
+            if counters:
+                te.counter_data.SetInParent()
+            if entries:
+                entities.append(p4runtime_pb2.Entity(table_entry=te))
+            if defaults:
+                entities.append(p4runtime_pb2.Entity(table_entry=p4runtime_pb2.TableEntry(
+                    table_id=te.table_id, is_default_action=True)))
+        out = []
+        for e in self._read(entities):
+            item = self._to_json(e.table_entry)
+            if counters and e.table_entry.HasField("counter_data"):
+                item["counter"] = (e.table_entry.counter_data.packet_count, e.table_entry.counter_data.byte_count)
+            out.append(item)
+        return out
+
+    def counter_elements(self, name: str, index: int | None = None) -> dict[int, tuple[int, int]]:
+        """Index -> (packets, bytes) of the indirect counter `name`: one element, or every element (zeros
+        included) with `index` None, in one Read."""
+        ce = p4runtime_pb2.CounterEntry(counter_id=self._counters[name].preamble.id)
+        if index is not None:
+            ce.index.index = index
+        return {e.counter_entry.index.index: (e.counter_entry.data.packet_count, e.counter_entry.data.byte_count)
+                for e in self._read([p4runtime_pb2.Entity(counter_entry=ce)])}
+
+    def counter_zero(self, name: str, indices: list[int]) -> None:
+        """Zero the given elements of the indirect counter `name` in one Write (BMv2 refuses a wildcard write
+        of an indirect counter)."""
+        cid = self._counters[name].preamble.id
+        self._write([self._update(p4runtime_pb2.Update.MODIFY, counter_entry=p4runtime_pb2.CounterEntry(
+            counter_id=cid, index=p4runtime_pb2.Index(index=i), data=p4runtime_pb2.CounterData()))
+            for i in indices], [f"counter {name}[{i}]" for i in indices])
