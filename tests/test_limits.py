@@ -127,3 +127,61 @@ def test_memory_budget_must_be_a_size(tmp_path: Path, capsys: pytest.CaptureFixt
         main(["build", str(spec(tmp_path)), "-t", "p4", "--memory-budget", "lots"])
     assert exc.value.code == 2
     assert "'lots' is not a size" in capsys.readouterr().err
+
+
+APPLIED_TWICE = """c3po: 1
+program: twice
+headers:
+  h0:
+    fields: {f0: 8, f1: 8}
+parser:
+  start: s0
+  states:
+    s0: {extract: h0}
+tables:
+  t:
+    key: {h0.f0: exact}
+    actions: [forward, drop]
+    default: drop
+    size: 1000
+    counters: true
+  unused:
+    key: {h0.f1: ternary}
+    actions: [forward, drop]
+    default: drop
+    size: 500
+control:
+  - if: 'h0.f1 == 1'
+    then: [{apply: t}]
+    else: [{apply: t}]
+  - apply: t
+"""
+
+
+def test_p4_footprint_counts_a_table_per_apply_site_as_the_json_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """p4c's JSON holds one table per apply site ('t', 't__2', 't__3', each with its max_size and direct
+    counters) and none for a table never applied: the footprint (and so the memory budget) counts the same."""
+    import json
+
+    from tests.conftest import need_p4
+
+    path = tmp_path / "twice.yaml"
+    path.write_text(APPLIED_TWICE, encoding="utf-8")
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "build", str(path), "-t", "p4", "-o", str(out_dir))
+    assert code == 0, err
+    per_entry = 1 + 2 + 8 + 16  # key, action data (forward's port), action id and priority, counters
+    assert (f"p4: table t: {3 * 1000 * per_entry:,} bytes (3 P4 tables (one per apply) x 1000 entries x "
+            "(1 key + 2 action data + 8 + 16 counters) bytes)") in out
+    assert "p4: table unused: 0 bytes (never applied: p4c leaves it out)" in out
+    assert f"p4: state total: {3 * 1000 * per_entry:,} bytes" in out
+    code, out, err = run(capsys, "build", str(path), "-t", "p4", "-o", str(out_dir), "--memory-budget", "64K")
+    assert code == 1 and "more than the memory budget" in err  # 81,000 bytes; one copy alone would fit
+    need_p4()
+    code, out, err = run(capsys, "build", str(path), "-t", "p4", "-o", str(out_dir))
+    assert code == 0, err
+    bmv2 = json.loads((out_dir / "twice.json").read_text(encoding="utf-8"))
+    tables = {t["name"]: t for p in bmv2["pipelines"] for t in p["tables"] if t["key"]}
+    assert sorted(tables) == ["t", "t__2", "t__3"]
+    assert all(t["max_size"] == 1000 and t["with_counters"] for t in tables.values())

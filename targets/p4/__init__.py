@@ -84,15 +84,28 @@ def footprint(prog: ir.Program) -> tuple[int, list[str]]:
     """An estimate of the switch's state from the sizes and widths BMv2 allocates: each table entry's key (twice
     for ternary and lpm keys: value and mask), its largest action data and 8 bytes of action id and priority;
     16 bytes (packets, bytes) per counter and table-counter element; each register element's bytes. BMv2's own
-    per-object overhead comes on top."""
+    per-object overhead comes on top.
+
+    A table counts once per apply site: P4 applies a table once per control, so the generated program declares a
+    copy per site ('t', 't__2', ...) and the BMv2 JSON holds each with its own entries and counters; a table never
+    applied is left out of the JSON by p4c and counts nothing (p4c's keyless helper tables hold no entries)."""
     notes: list[str] = []
     total = 0
+    sites = {name: 0 for name in prog.tables}
+    for s in ir.walk_stmts(prog.control):
+        if isinstance(s, ir.Apply):
+            sites[s.table] += 1
     for t in prog.tables.values():
         key = sum(_nbytes(k.width) * (2 if k.kind in ("ternary", "lpm") else 1) for k in t.keys)
         data = max((sum(_nbytes(p.width) for p in prog.actions[a].params) for a in t.actions), default=0)
-        size = t.size * (key + data + 8 + (16 if t.counters else 0))
-        notes.append(f"table {t.name}: {size:,} bytes ({t.size} entries x ({key} key + {data} action data + 8"
-                     f"{' + 16 counters' if t.counters else ''}) bytes)")
+        n = sites[t.name]
+        size = n * t.size * (key + data + 8 + (16 if t.counters else 0))
+        if n == 0:
+            notes.append(f"table {t.name}: 0 bytes (never applied: p4c leaves it out)")
+        else:
+            copies = f"{n} P4 tables (one per apply) x " if n > 1 else ""
+            notes.append(f"table {t.name}: {size:,} bytes ({copies}{t.size} entries x ({key} key + {data} action data"
+                         f" + 8{' + 16 counters' if t.counters else ''}) bytes)")
         total += size
     for c in prog.counters.values():
         notes.append(f"counter {c.name}: {c.size * 16:,} bytes ({c.size} elements x 16 bytes)")
