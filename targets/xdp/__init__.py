@@ -97,11 +97,19 @@ class XdpTarget(Target):
 
     def render(self, prog: ir.Program) -> dict[str, str]:
         view = build_view(prog)
-        return {
+        out = {
             f"{prog.name}.bpf.c": _ENV.get_template("program.bpf.c.j2").render(**view),
             "c3po_xdp.h": RUNTIME_HEADER.read_text(encoding="utf-8"),
             "README.md": _ENV.get_template("README.md.j2").render(**readme_view(prog, view)),
         }
+        # The P4 target's P4Info (same names and ids as p4c gives it): what `c3po p4runtime serve` speaks, so
+        # P4Runtime controllers drive this object like BMv2 (docs/p4runtime.md). Needs the p4runtime package.
+        try:
+            from targets.p4.p4info import p4info_text
+        except ImportError:
+            return out
+        out[f"{prog.name}.p4info.txtpb"] = p4info_text(prog)
+        return out
 
     def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
         problems = self.refusals(prog)
