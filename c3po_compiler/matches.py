@@ -59,7 +59,8 @@ def canonical_match(value: Any, kind: str, width: int, key_text: str, *, strict:
         raise MatchValueError(f"'{value}' does not fit key '{key_text}' (bit<{width}>)",
                               f"the largest bit<{width}> value is {limit - 1:#x}")
     if elem.kind == "prefix" and elem.b > width:
-        raise MatchValueError(f"prefix length {elem.b} is longer than bit<{width}>")
+        raise MatchValueError(f"prefix length {elem.b} is longer than bit<{width}>",
+                              f"a prefix of a bit<{width}> key is /0 to /{width}")
     if elem.kind == "range" and elem.a > elem.b:
         raise MatchValueError(f"empty range '{value}'", "write LO .. HI with LO <= HI")
     if kind == "lpm" and elem.kind == "value":

@@ -353,7 +353,8 @@ class Resolver:
         rest = arg.parts[1:]
         if inst.is_stack:
             if len(rest) != 1 or not isinstance(rest[0], int):
-                raise TypeProblem(f"'{head}' is a header stack: write '{head}[0]'", arg.pos)
+                raise TypeProblem(f"'{head}' is a header stack: write '{head}[0]'", arg.pos,
+                                  f"name one element of the stack, '{head}[0]' to '{head}[{inst.stack - 1}]'")
             if not 0 <= rest[0] < inst.stack:
                 raise TypeProblem(f"index {rest[0]} is outside stack '{head}' of size {inst.stack}", arg.pos,
                                   f"indexes of '{head}' are 0..{inst.stack - 1}")

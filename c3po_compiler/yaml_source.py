@@ -87,15 +87,18 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         text = value.replace("_", "")
         sign = -1 if text.startswith("-") else 1
         text = text.lstrip("+-")
-        if text.startswith(("0x", "0X")):
-            return sign * int(text, 16)
-        if text.startswith(("0b", "0B")):
-            return sign * int(text, 2)
-        if text.startswith(("0o", "0O")):
-            return sign * int(text, 8)
-        if len(text) > 1 and text.startswith("0"):
-            return sign * int(text, 8)
-        return sign * int(text)
+        try:
+            if text.startswith(("0x", "0X")):
+                return sign * int(text, 16)
+            if text.startswith(("0b", "0B")):
+                return sign * int(text, 2)
+            if text.startswith(("0o", "0O")):
+                return sign * int(text, 8)
+            if len(text) > 1 and text.startswith("0"):
+                return sign * int(text, 8)
+            return sign * int(text)
+        except ValueError:  # `0b_`, `0x_`: PyYAML's resolver tags them int, but they have no digit
+            return value
     if tag == "tag:yaml.org,2002:bool":
         return value.lower() in ("true", "yes", "on", "y")
     if tag == "tag:yaml.org,2002:null":

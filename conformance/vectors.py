@@ -237,13 +237,29 @@ def registers_to_data(regs: Registers) -> list[dict[str, Any]]:
     return [{"register": n, "index": i, "value": v} for (n, i), v in sorted(regs.items())]
 
 
-def counters_from_data(data: Any, where: str) -> dict[tuple[str, int], tuple[int, int]]:
+def _counter_indexes(prog: ir.Program, name: str) -> tuple[int, int] | None:
+    """The indexes of a counter an expectation may name: a program counter's elements, or a table's per-entry
+    counters `table.<table>` (install index, -1 for the default action); None for a name the program lacks."""
+    if name.startswith("table."):
+        table = prog.tables.get(name.removeprefix("table."))
+        return (-1, table.size - 1) if table is not None and table.counters else None
+    counter = prog.counters.get(name)
+    return (0, counter.size - 1) if counter is not None else None
+
+
+def counters_from_data(data: Any, prog: ir.Program, where: str) -> dict[tuple[str, int], tuple[int, int]]:
+    """Expected counter values, checked against the program like registers are: a counter it does not have, or
+    an index beyond one it has, is a mistake in the vector file, not a FAIL of every target."""
     out: dict[tuple[str, int], tuple[int, int]] = {}
     for i, c in enumerate(_list(data, where)):
         w = f"{where}[{i}]"
         name = _str(_need(c, "counter", w), f"{w}.counter")
-        # -1: a table counter's default-action element
-        out[(name, _int(_need(c, "index", w), f"{w}.index", -1, MAX_COUNT))] = (
+        indexes = _counter_indexes(prog, name)
+        if indexes is None:
+            known = [*sorted(prog.counters), *(f"table.{t}" for t, tab in sorted(prog.tables.items()) if tab.counters)]
+            raise VectorFormatError(f"{w}: unknown counter '{name}'; known: "
+                                    f"{', '.join(known) or '(the program has no counters)'}")
+        out[(name, _int(_need(c, "index", w), f"{w}.index", *indexes))] = (
             _int(_need(c, "packets", w), f"{w}.packets", 0, MAX_COUNT),
             _int(_need(c, "bytes", w), f"{w}.bytes", 0, MAX_COUNT),
         )
@@ -300,7 +316,7 @@ def expected_from_data(d: Any, prog: ir.Program, where: str) -> Expected:
         port,
         data,
         mask,
-        counters_from_data(d["counters"], f"{where}.counters") if d.get("counters") is not None else None,
+        counters_from_data(d["counters"], prog, f"{where}.counters") if d.get("counters") is not None else None,
         registers_from_data(d["registers"], prog, f"{where}.registers")
         if d.get("registers") is not None
         else None,

@@ -198,3 +198,26 @@ def test_random_hostile_expressions_never_crash_check(expr: str, where: str) -> 
         problems = [ln for ln in err.splitlines() if ln and not ln.startswith(" ") and not ln.endswith("error")
                     and not ln.endswith("errors")]
         assert problems and all(PROBLEM_LINE.match(ln) for ln in problems), err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Found by the 100,000-mutant campaign (scripts/fuzz_campaign.py): errors that had no hint.
+
+
+def test_a_prefix_longer_than_the_key_has_a_hint(tmp_path: Path) -> None:
+    text = spec_text(assign="1").replace(
+        "metadata: {m: 8}",
+        "metadata: {m: 8}\ntables:\n  t:\n    key: {ethernet.dst: lpm}\n    actions: [drop]\n    default: drop\n"
+        "    entries:\n      - {match: {ethernet.dst: '0/65536'}, action: drop}")
+    code, err = check(tmp_path / "s.yaml", text)
+    assert_refused(code, err, "prefix length 65536 is longer than bit<48>", 17)
+    assert "    hint: a prefix of a bit<48> key is /0 to /48" in err
+
+
+def test_a_whole_stack_where_an_element_is_needed_has_a_hint(tmp_path: Path) -> None:
+    spec = ROOT / "conformance" / "suite" / "stack_pop.yaml"
+    text = spec.read_text(encoding="utf-8").replace("select: vlan.last.ethertype", "select: valid(vlan.last)")
+    text = text.replace("../../spec/protocols/", f"{ETHERNET.parent}/")
+    code, err = check(tmp_path / "s.yaml", text)
+    assert_refused(code, err, "'vlan' is a header stack: write 'vlan[0]'", 21)
+    assert "    hint: name one element of the stack, 'vlan[0]' to 'vlan[1]'" in err
