@@ -46,7 +46,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
     prog = loaded.program
     g = generate(prog, seed=args.seed, fuzz=args.fuzz)
     save_vectors(args.output, g.vectors, prog, args.spec)  # written under a temporary name, then renamed
-    print(f"wrote {len(g.vectors)} vectors to {args.output}")
+    print(f"wrote {len(g.vectors)} vectors to {terminal_text(args.output)}")
     for part, c in g.coverage.items():
         line = (
             f"  {part.replace('_', ' ')}: {c['covered']}/{c['feasible']} feasible covered ({c['percent']}%)"
@@ -55,9 +55,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
             line += f", {len(c['infeasible'])} infeasible"
         print(line)
         for item in c["uncovered"][:5]:
-            print(f"      not covered: {item}")
+            print(f"      not covered: {terminal_text(item)}")
         for inf in c["infeasible"][:3]:
-            print(f"      infeasible: {inf['item']}: {inf['reason']}")
+            print(f"      infeasible: {terminal_text(inf['item'])}: {terminal_text(inf['reason'])}")
     if args.coverage:
         write_atomic(args.coverage, json.dumps(g.coverage, indent=1, sort_keys=True) + "\n")
     return 0
@@ -71,8 +71,8 @@ def _targets(text: str) -> list[str] | None:
     unknown = [n for n in names if not n.startswith(("cmd:", "py:")) and n not in known]
     if unknown or not names:
         print(
-            f"c3po conformance: unknown target {', '.join(map(repr, unknown)) or '(none)'}; available: "
-            f"{', '.join(sorted(known))}, cmd:PROGRAM for a subprocess plugin, or py:MODULE:CLASS",
+            f"c3po conformance: unknown target {terminal_text(', '.join(map(repr, unknown))) or '(none)'}; "
+            f"available: {', '.join(sorted(known))}, cmd:PROGRAM for a subprocess plugin, or py:MODULE:CLASS",
             file=sys.stderr,
         )
         return None
@@ -109,7 +109,7 @@ def _execute(args: argparse.Namespace, requests: list[Any], targets: list[str], 
         print(reports.feature_table(results))
     if args.report:
         for p in reports.write_report_dir(results, args.report):
-            print(f"wrote {p}")
+            print(f"wrote {terminal_text(p)}")
     if args.junit:
         with atomic_output(args.junit) as tmp:
             reports.write_junit(results, tmp)
@@ -184,7 +184,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     except VectorFileError as exc:
         print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
         return 1
-    print(f"wrote {len(vectors)} vectors to {args.output}")
+    print(f"wrote {len(vectors)} vectors to {terminal_text(args.output)}")
     return 0
 
 

@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from c3po_compiler.text import terminal_lines, terminal_text
+
 from .runner import OUTCOMES, RunReport, TargetStatus, VectorOutcome
 
 # "p4c / simple_switch not found (p4c-bm2-ss, simple_switch missing)" says "not found" twice over.
@@ -27,13 +29,15 @@ def target_note(t: TargetStatus) -> str:
 
 
 def skipped_lines(reports: list[RunReport]) -> list[str]:
+    """Why each target did not run, once per target, ready for a terminal: a driver's reason may be several
+    lines by design (a compiler's output), each made safe by `terminal_lines`."""
     seen: set[str] = set()
     out = []
     for r in reports:
         for t in r.targets:
             if not t.ran and t.name not in seen:
                 seen.add(t.name)
-                out.append(target_note(t))
+                out.append(terminal_lines(target_note(t)))
     return out
 
 
@@ -41,30 +45,34 @@ def terminal(
     reports: list[RunReport], verbose: bool = False, max_failures: int = 20, notes: bool = True
 ) -> str:
     """Failures, then a count per target and outcome; `notes` adds why targets did not run (off when the
-    feature table follows, which ends with the same lines)."""
+    feature table follows, which ends with the same lines).
+
+    Vector names, failure details and target names come from vector files, drivers and the command line: every
+    line goes through `terminal_text`, so none of them can colour, move or add a line on the terminal."""
     lines: list[str] = []
     shown = 0
     for r in reports:
         for o in r.outcomes:
             if o.outcome in ("FAIL", "ERROR", "XPASS") and shown < max_failures:
                 shown += 1
-                lines.append(f"{o.outcome} {r.program}/{o.vector} on {o.target}")
-                lines += [f"    {d}" for d in o.detail[: 12 if not verbose else None]]
+                lines.append(terminal_text(f"{o.outcome} {r.program}/{o.vector} on {o.target}"))
+                lines += ["    " + terminal_text(d) for d in o.detail[: 12 if not verbose else None]]
     if lines:
         lines.append("")
     targets = list(dict.fromkeys(t.name for r in reports for t in r.targets))
+    names = {t: terminal_text(t) for t in targets}
     totals = {t: dict.fromkeys(OUTCOMES, 0) for t in targets}
     for r in reports:
         for t, c in r.counts().items():
             for k, n in c.items():
                 totals[t][k] += n
-    width = max([6, *(len(t) for t in targets)])
+    width = max([6, *(len(t) for t in names.values())])
     lines.append(f"{'target':<{width}}  " + "  ".join(f"{k:>5}" for k in OUTCOMES))
     for t in targets:
         ran = any(ts.ran for r in reports for ts in r.targets if ts.name == t)
         if not ran:
             continue
-        lines.append(f"{t:<{width}}  " + "  ".join(f"{totals[t][k]:>5}" for k in OUTCOMES))
+        lines.append(f"{names[t]:<{width}}  " + "  ".join(f"{totals[t][k]:>5}" for k in OUTCOMES))
     if notes:
         lines += skipped_lines(reports)
     return "\n".join(lines)
@@ -72,16 +80,19 @@ def terminal(
 
 def feature_table(reports: list[RunReport]) -> str:
     """The suite's view: one row per program (feature), one column per target. A cell shows the worst
-    outcome with its count (ERROR, FAIL, XPASS, XFAIL), else the passes, with N/A vectors in brackets."""
+    outcome with its count (ERROR, FAIL, XPASS, XFAIL), else the passes, with N/A vectors in brackets. Target
+    and program names are shown through `terminal_text` (a `cmd:` target is whatever the user typed)."""
     targets = list(dict.fromkeys(t.name for r in reports for t in r.targets))
-    width = max([7, *(len(r.program) for r in reports)])
+    names = [terminal_text(t) for t in targets]
+    programs = [terminal_text(r.program) for r in reports]
+    width = max([7, *(len(p) for p in programs)])
     rows = [[_feature_cell(r, t) for t in targets] for r in reports]
     # each column as wide as its widest cell, so "PASS 12 (1 N/A)" does not push the next column right
-    cws = [max([len(t), *(len(row[i]) for row in rows)]) for i, t in enumerate(targets)]
-    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>{cw}}" for t, cw in zip(targets, cws, strict=True))]
-    for r, cells in zip(reports, rows, strict=True):
+    cws = [max([len(t), *(len(row[i]) for row in rows)]) for i, t in enumerate(names)]
+    lines = [f"{'feature':<{width}}  " + "  ".join(f"{t:>{cw}}" for t, cw in zip(names, cws, strict=True))]
+    for program, cells in zip(programs, rows, strict=True):
         lines.append(
-            f"{r.program:<{width}}  " + "  ".join(f"{c:>{cw}}" for c, cw in zip(cells, cws, strict=True))
+            f"{program:<{width}}  " + "  ".join(f"{c:>{cw}}" for c, cw in zip(cells, cws, strict=True))
         )
     lines += skipped_lines(reports)
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -261,3 +262,40 @@ def test_an_unclosed_index_at_the_end_is_an_error_not_a_crash(tmp_path: Path, st
     assert code == 1
     check_output(err)
     assert "expected a value but found 'end of expression'" in err
+
+
+# -- conformance runs: vector names and details from files ---------------------------------------------------------
+
+
+def test_a_hostile_vector_name_reaches_the_terminal_escaped(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A vector's name is printed in the run's failure lines: an ESC sequence and a newline in it must neither
+    colour the terminal nor start a line that looks like the report's own."""
+    evil = "\x1b[31mevil\nFAIL forged/vector on xdp\x1b[0m"
+    vectors = tmp_path / "v.yaml"
+    vectors.write_text(json.dumps({"c3po_vectors": 1, "vectors": [{
+        "name": evil, "packets": [{"port": 1, "data": "020000000002020000000001 88b5"}],
+        "expected": [{"verdict": "forward", "port": 7, "data": ""}]}]}), encoding="utf-8")
+    spec = ROOT / "conformance" / "suite" / "action_drop.yaml"
+    code = main(["conformance", "run", str(spec), "--vectors", str(vectors), "--targets", "ref", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert safe(out) and safe(err), repr(out + err)
+    assert "FAIL action_drop/\\x1b[31mevil\\nFAIL forged/vector on xdp\\x1b[0m on ref" in out.splitlines()
+    assert not [line for line in out.splitlines() if line.startswith("FAIL forged")]
+
+
+def test_report_lines_escape_target_names_and_reasons() -> None:
+    """Target names come from the command line (`cmd:PROGRAM`), reasons from drivers: a reason keeps its line
+    breaks (a compiler's output is several lines by design) but no line carries a control character."""
+    from conformance import reports
+    from conformance.runner import RunReport, TargetStatus, VectorOutcome
+
+    run = RunReport("s.yaml", "p", [], [TargetStatus("cmd:x\x1b[2J", True), TargetStatus("nic", False,
+                                                                                        "gcc failed:\nline\x07 2")],
+                    [VectorOutcome("cmd:x\x1b[2J", "v\r1", "ERROR", ["plugin said \x1b]0;t\x07"])])
+    for text in (reports.terminal([run]), reports.feature_table([run])):
+        assert safe(text), repr(text)
+    text = reports.terminal([run])
+    assert "ERROR p/v\\r1 on cmd:x\\x1b[2J" in text and "    plugin said \\x1b]0;t\\x07" in text
+    assert "nic: skipped (gcc failed:\nline\\x07 2)" in text
