@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -95,6 +96,31 @@ def write_atomic(path: Path | str, data: str | bytes) -> None:
             tmp.write_text(data, encoding="utf-8")
         else:
             tmp.write_bytes(data)
+
+
+class _ToolFailed(Exception):
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(proc.returncode)
+        self.proc = proc
+
+
+def run_to_outputs(cmd: Sequence[str], outputs: Sequence[Path | str], timeout: float | None = None
+                   ) -> subprocess.CompletedProcess[str]:
+    """Run a tool (a compiler) that writes `outputs`, each named as one argument of `cmd`, with every such
+    argument replaced by an `atomic_output` temporary name: the outputs are renamed into place only when the
+    tool exits 0, and removed otherwise. A compiler that fails, is interrupted or runs out of disk half-way then
+    never leaves a truncated object, binary or JSON under the real name, where the next step (a driver, a
+    loader) would take it for a good one. Returns the finished process (output captured as text) either way."""
+    try:
+        with contextlib.ExitStack() as stack:
+            temps = {str(p): str(stack.enter_context(atomic_output(p))) for p in outputs}
+            proc = subprocess.run([temps.get(str(a), str(a)) for a in cmd], capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+            if proc.returncode != 0:
+                raise _ToolFailed(proc)  # leaves the block by an exception: the temporary files are removed
+    except _ToolFailed as failed:
+        return failed.proc
+    return proc
 
 
 def available_targets() -> dict[str, str]:

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from c3po_compiler.target_api import atomic_output
 from c3po_compiler.text import terminal_lines, terminal_text
 
 from .runner import OUTCOMES, RunReport, TargetStatus, VectorOutcome
@@ -260,10 +261,13 @@ def write_html(reports: list[RunReport], path: str | Path) -> None:
 
 
 def write_report_dir(reports: list[RunReport], directory: str | Path) -> list[Path]:
+    """report.html, report.json and junit.xml in `directory`, each written under a temporary name and renamed
+    (`atomic_output`): a full disk or an interrupt leaves the previous report or none, never a truncated one
+    that a CI dashboard would read as a short run."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    paths = [d / "report.html", d / "report.json", d / "junit.xml"]
-    write_html(reports, paths[0])
-    write_json(reports, paths[1])
-    write_junit(reports, paths[2])
-    return paths
+    writers = [(d / "report.html", write_html), (d / "report.json", write_json), (d / "junit.xml", write_junit)]
+    for path, write in writers:
+        with atomic_output(path) as tmp:
+            write(reports, tmp)
+    return [path for path, _ in writers]

@@ -208,3 +208,84 @@ def test_atomic_output_replaces_only_on_success(tmp_path: Path) -> None:
         raise RuntimeError
     assert out.read_text(encoding="utf-8") == "one"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+# -- compiler outputs and report directories: renamed into place only when complete ------------------------------------
+
+_FAKE_TOOL = """#!/bin/sh
+# writes part of every output it is given (-o FILE, --p4runtime-files FILE), then exits with $FAKE_STATUS
+while [ $# -gt 0 ]; do
+  case "$1" in -o|--p4runtime-files) printf 'half' > "$2"; echo "$2" >> "$FAKE_LOG";; esac
+  shift
+done
+exit "${FAKE_STATUS:-1}"
+"""
+
+
+def _fake_tool(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    tool = directory / name
+    tool.write_text(_FAKE_TOOL, encoding="utf-8")
+    tool.chmod(0o755)
+    return tool
+
+
+def test_a_failed_compile_leaves_no_output_under_the_real_name(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nic driver loads lib<prog>_nic.so and executes <prog>_harness by name: a compiler that fails (or is
+    killed) half-way must leave the previous file, or none, and no temporary file."""
+    from targets.nic.toolchain import ToolchainError, run_cc
+
+    cc = _fake_tool(tmp_path / "bin", "cc")
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    out = tmp_path / "out" / "libp_nic.so"
+    out.parent.mkdir()
+    out.write_bytes(b"old")
+    monkeypatch.setenv("FAKE_STATUS", "1")
+    with pytest.raises(ToolchainError) as info:
+        run_cc([str(cc), "-O2", "p.c", "-o", str(out)])
+    assert str(out) in str(info.value)  # the command as the user would run it, with the real name
+    assert out.read_bytes() == b"old" and [p.name for p in out.parent.iterdir()] == ["libp_nic.so"]
+    written = (tmp_path / "log").read_text(encoding="utf-8").split()
+    assert written and str(out) not in written  # the compiler was given another name
+    monkeypatch.setenv("FAKE_STATUS", "0")
+    run_cc([str(cc), "-O2", "p.c", "-o", str(out)])
+    assert out.read_bytes() == b"half" and [p.name for p in out.parent.iterdir()] == ["libp_nic.so"]
+
+
+def test_a_failed_p4c_leaves_no_json_or_p4info(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from c3po_compiler import load_program
+    from targets.p4 import P4Target
+
+    bin_dir = tmp_path / "bin"
+    _fake_tool(bin_dir, "p4c-bm2-ss")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    prog = load_program(SPEC).program
+    out = tmp_path / "out"
+    monkeypatch.setenv("FAKE_STATUS", "1")
+    with pytest.raises(target_api.BuildError):
+        P4Target().build(prog, out)
+    assert sorted(p.name for p in out.iterdir()) == ["action_drop.entries.json", "action_drop.p4"]
+    assert len((tmp_path / "log").read_text(encoding="utf-8").split()) == 2  # both outputs were being written
+    monkeypatch.setenv("FAKE_STATUS", "0")
+    result = P4Target().build(prog, out)
+    assert result.files["bmv2_json"].read_bytes() == b"half" and result.files["p4info"].read_bytes() == b"half"
+    assert sorted(p.name for p in out.iterdir()) == ["action_drop.entries.json", "action_drop.json",
+                                                    "action_drop.p4", "action_drop.p4info.txtpb"]
+
+
+def test_a_failed_report_write_leaves_no_partial_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.html").write_text("the previous run's\n", encoding="utf-8")
+    monkeypatch.setattr(Path, "write_text", _failing_write)
+    code = c3po_main(["conformance", "run", str(SPEC), "--targets", "ref", "-q", "--report", str(report)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert [ln for ln in err.splitlines() if ln.strip()] == [
+        f"c3po conformance: {report / 'report.html'}: {os.strerror(errno.ENOSPC)}"]
+    assert [p.name for p in report.iterdir()] == ["report.html"]
+    monkeypatch.undo()
+    assert (report / "report.html").read_text(encoding="utf-8") == "the previous run's\n"

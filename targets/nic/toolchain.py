@@ -6,10 +6,10 @@ Kept apart from the driver so the tests and the benchmark build exactly what the
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 from c3po_compiler import ir
+from c3po_compiler.target_api import run_to_outputs, write_atomic
 
 from .emitter import program_view
 from .render import _ENV, HERE, render_program
@@ -32,11 +32,11 @@ def write_sources(prog: ir.Program, outdir: Path, with_shim: bool = True) -> dic
     files: dict[str, Path] = {}
     for rel, text in render_program(prog).items():
         path = outdir / rel
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
         files[rel] = path
     if with_shim:
         shim = outdir / f"{prog.name}_shim.c"
-        shim.write_text(_ENV.get_template("host_shim.c.j2").render(v=program_view(prog)), encoding="utf-8")
+        write_atomic(shim, _ENV.get_template("host_shim.c.j2").render(v=program_view(prog)))
         files["shim"] = shim
     return files
 
@@ -50,7 +50,10 @@ def compiler(preferred: str = "gcc") -> str:
 
 
 def run_cc(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    """Run a compile; its output (`-o FILE`) goes through `run_to_outputs`, so a failed or interrupted compile
+    leaves no truncated shared object or harness under the name the driver loads or executes."""
+    outputs = [cmd[cmd.index("-o") + 1]] if "-o" in cmd[:-1] else []
+    proc = run_to_outputs(cmd, outputs)
     if proc.returncode != 0:
         raise ToolchainError(f"{' '.join(cmd)}\n{proc.stderr}")
 

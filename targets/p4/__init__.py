@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import jinja2
 
 from c3po_compiler import ir
 from c3po_compiler.problems import Problem
-from c3po_compiler.target_api import BuildError, BuildResult, Target
+from c3po_compiler.target_api import BuildError, BuildResult, Target, run_to_outputs
 
 from .emitter import DEFAULT_CPU_PORT, build_view, limits, warnings
 from .entries import describe
@@ -68,7 +67,8 @@ class P4Target(Target):
         out = outdir / f"{prog.name}.json"
         p4info = outdir / f"{prog.name}.p4info.txtpb"
         cmd = compile_command(p4c, result.files[f"{prog.name}.p4"], out, p4info)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        # both written under temporary names and renamed only when p4c succeeds: never a half-written JSON
+        proc = run_to_outputs(cmd, [out, p4info], timeout=300)
         if proc.returncode != 0:
             raise BuildError(f"p4c-bm2-ss failed on {result.files[f'{prog.name}.p4']}:\n{proc.stderr.strip()}")
         result.files["bmv2_json"] = out
