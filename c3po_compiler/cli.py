@@ -156,6 +156,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Where the installed package keeps its JSON Schemas (and protocol library): an editor outside the clone is
+    pointed at this path, which moves with every virtualenv and install."""
+    from .loader import LIBRARIES, SCHEMA_PATH, VECTORS_SCHEMA_PATH
+
+    path = LIBRARIES[max(LIBRARIES)] if args.library else VECTORS_SCHEMA_PATH if args.vectors else SCHEMA_PATH
+    if not path.exists():
+        print(f"c3po schema: '{terminal_text(path)}' is missing: this installation of c3po is incomplete "
+              "(reinstall it)", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 DEFAULT_MEMORY_BUDGET = "1GiB"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -196,6 +210,12 @@ def build_parser(extra: dict[str, Callable[[argparse._SubParsersAction], None]] 
                    help="refuse a target whose state (tables, counters, registers, maps) needs more memory than this "
                         f"(bytes, or K/M/G/T binary units; default {DEFAULT_MEMORY_BUDGET})")
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("schema", help="print the path of the installed JSON Schema of specs (for editors)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--vectors", action="store_true", help="the schema of conformance vector files instead")
+    which.add_argument("--library", action="store_true",
+                       help="the directory of the protocol library ('include: [std/NAME]') instead")
+    p.set_defaults(func=cmd_schema)
     for register in (extra or {}).values():
         register(sub)
     return ap

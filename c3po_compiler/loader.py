@@ -23,7 +23,17 @@ from .lower import Lowerer
 from .problems import Loc, Problem, SpecError, error
 from .yaml_source import Source, load_yaml_text
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "c3po.schema.json"
+# Package data (c3po_compiler/schema and c3po_compiler/std are symlinks to the clone's schema/ and spec/protocols/,
+# which setuptools follows when it builds a wheel or sdist): found the same way in a clone and in an installation.
+PACKAGE_DIR = Path(__file__).resolve().parent
+SCHEMA_PATH = PACKAGE_DIR / "schema" / "c3po.schema.json"
+VECTORS_SCHEMA_PATH = PACKAGE_DIR / "schema" / "vectors.schema.json"
+# The protocol library of each language version: `include: [std/NAME]` in a file with `c3po: V` loads
+# LIBRARIES[V]/NAME.yaml. A new language version gets a directory of its own, so a spec keeps the library it was
+# written against; within a version the library only grows (new files, new header types), never changes a field.
+LIBRARIES: dict[int, Path] = {1: PACKAGE_DIR / "std"}
+LIBRARY_PREFIX = "std/"
+_LIBRARY_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass
@@ -298,6 +308,10 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
         else:
             message, hint = (f"included spec file not found: {shown}",
                              "include paths are relative to the including file")
+            stem = (written_name or "").removesuffix(".yml").removesuffix(".yaml")
+            if written_name != stem and f"{LIBRARY_PREFIX}{Path(stem).name}" in library_names():
+                hint = (f"the protocol library is included by name, without '.yaml': "
+                        f"'{LIBRARY_PREFIX}{Path(stem).name}'; paths are relative to the including file")
         problems.append(error(loc, message, hint))
         return
     if is_dir:
@@ -325,10 +339,51 @@ def _load_tree(path: Path, chain: list[Path], loaded: dict[Path, Source], order:
     includes = src.data.get("include") or []
     if isinstance(includes, list):
         for i, inc in enumerate(includes):
-            if isinstance(inc, str):
-                _load_tree(path.parent / inc, [*chain, path], loaded, order, problems, src.loc(("include", i)), raw,
-                           inc)
+            if not isinstance(inc, str):
+                continue
+            inc_loc = src.loc(("include", i))
+            if is_library_name(inc):
+                found = _library_file(inc, src.data.get("c3po"), inc_loc, problems)
+                if found is not None:
+                    _load_tree(found, [*chain, path], loaded, order, problems, inc_loc, raw, inc)
+                continue
+            _load_tree(path.parent / inc, [*chain, path], loaded, order, problems, inc_loc, raw, inc)
     order.append(src)
+
+
+def is_library_name(include: str) -> bool:
+    """`std/NAME` (no directory below it, no .yaml suffix) names a library file; anything else is a path relative
+    to the including file, so a user's own `std/x.yaml` stays reachable."""
+    return include.startswith(LIBRARY_PREFIX) and "/" not in include[len(LIBRARY_PREFIX):] \
+        and not include.endswith(_LIBRARY_SUFFIXES)
+
+
+def library_names(version: int = 1) -> list[str]:
+    """The names (`std/ethernet`, ...) the library of a language version offers, sorted."""
+    directory = LIBRARIES.get(version)
+    if directory is None or not directory.is_dir():
+        return []
+    return sorted(LIBRARY_PREFIX + p.stem for p in directory.glob("*.yaml"))
+
+
+def _library_file(name: str, version: Any, loc: Loc, problems: list[Problem]) -> Path | None:
+    """The file `std/NAME` names for the including file's language version, or None with the problem recorded.
+
+    An unknown language version is the schema's error on the `c3po` key, reported once there: no second error here.
+    """
+    if isinstance(version, bool) or not isinstance(version, int) or version not in LIBRARIES:
+        return None
+    known = library_names(version)
+    if name in known:
+        return LIBRARIES[version] / (name[len(LIBRARY_PREFIX):] + ".yaml")
+    from .problems import did_you_mean
+
+    hint = did_you_mean(name, known)
+    if hint is None or not hint.startswith("did you mean"):
+        hint = ("the library has: " + ", ".join(known) + "; a file of your own is included by its path relative "
+                "to this file, e.g. 'lib/my_header.yaml'")
+    problems.append(error(loc, f"unknown protocol library file '{name}'", hint))
+    return None
 
 
 def load_program(path: str | Path) -> Loaded:
