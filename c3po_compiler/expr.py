@@ -570,8 +570,31 @@ def _const_value(p: _Parser) -> int:
     return p.advance().value
 
 
+# The two forms a route table is filled with, by the ten thousand (`c3po apply`): a decimal number and a dotted
+# IPv4 address with an optional prefix length. Read directly, they give what the parser gives; anything else,
+# or any octet above 255, takes the parser (and its error messages).
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,38}")
+_PLAIN_IPV4 = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?:/([0-9]{1,3}))?")
+
+
+def _plain_match_value(text: str) -> KeyElem | None:
+    if _PLAIN_DECIMAL.fullmatch(text) and (text == "0" or text[0] != "0"):
+        return KeyElem("value", int(text))
+    m = _PLAIN_IPV4.fullmatch(text)
+    if m is None:
+        return None
+    octets = [int(x) for x in m.groups()[:4]]
+    if max(octets) > 255 or any(len(x) > 1 and x[0] == "0" for x in m.groups()[:4]):
+        return None
+    value = octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]
+    return KeyElem("value", value) if m.group(5) is None else KeyElem("prefix", value, int(m.group(5)))
+
+
 def parse_match_value(text: str, kind: str) -> KeyElem:
     """A table-entry match: exact `V`, lpm `V/LEN`, ternary `V &&& M`, range `LO .. HI`, or `_`."""
+    plain = _plain_match_value(text)
+    if plain is not None:
+        return plain
     p = _Parser(text)
     if p.tok.kind == "ident" and p.tok.text == "_":
         p.advance()

@@ -7,10 +7,11 @@ decide the canonical `KeyElem`. Every error names the entry it is about; `vector
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from c3po_compiler import ir, matches
-from c3po_compiler.expr import Const, ExprSyntaxError, KeyElem, parse_action_call
+from c3po_compiler.expr import Const, Expr, ExprSyntaxError, KeyElem, parse_action_call
 
 from .model import VECTOR_FORMAT_VERSION, ControlState, EntryState, Expected, PacketIn, Registers, Vector
 from .packets import PacketBuildError, build_layers, hex_bytes, literal
@@ -94,6 +95,13 @@ def canonical_match(value: Any, key: ir.TableKey, where: str) -> KeyElem:
         raise VectorFormatError(f"{where}: {exc.message}{hint}") from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed_call(text: str) -> tuple[str, list[Expr]]:
+    """Entries files repeat a few action texts thousands of times (`set_nexthop(7)`): parse each once. The
+    result is never mutated by callers."""
+    return parse_action_call(text)
+
+
 def _action(
     d: dict[str, Any], allowed: list[str], prog: ir.Program, where: str
 ) -> tuple[str, tuple[int, ...]]:
@@ -101,7 +109,7 @@ def _action(
     if not isinstance(text, str):
         raise VectorFormatError(f"{where}: 'action' must be a string such as 'set_port(3)'")
     try:
-        name, arg_exprs = parse_action_call(text)
+        name, arg_exprs = _parsed_call(text)
     except ExprSyntaxError as exc:
         raise VectorFormatError(f"{where}: action {text!r}: {exc.message}") from None
     if name not in allowed:

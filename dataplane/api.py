@@ -297,9 +297,9 @@ class Dataplane(ABC):
                 want: dict[tuple[Any, ...], Entry] = {}
                 for e in tables.get(tname, []):
                     m = t._check_match(e.match)
-                    e = replace(e, match=m, args=t._check_action(e.action, e.args),
-                                priority=t._check_priority(e.priority))
-                    want.setdefault(entry_identity(t.spec, m, e.priority), e)
+                    p = t._check_priority(e.priority)
+                    e = Entry(m, e.action, t._check_action(e.action, e.args), p)
+                    want.setdefault(entry_identity(t.spec, m, p), e)
                 if len(want) > t.spec.size:
                     raise ControlError(f"{len(want)} entries for table '{tname}', which holds {t.spec.size}")
                 have = {entry_identity(t.spec, e.match, e.priority): e

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import shutil
 import subprocess
@@ -78,7 +79,8 @@ def _libbpf() -> ctypes.CDLL:
         for fn, args, res in (("bpf_obj_pin", [ci, cs], ci), ("bpf_obj_get", [cs], ci),
                               ("bpf_link_create", [ci, ci, ctypes.c_int, vp], ci),
                               ("bpf_map_create", [ctypes.c_int, cs, u32, u32, u32, vp], ci),
-                              ("bpf_map__name", [vp], cs)):
+                              ("bpf_map__name", [vp], cs),
+                              ("bpf_map_lookup_batch", [ci, vp, vp, vp, vp, ctypes.POINTER(u32), vp], ci)):
             f = getattr(lb, fn)
             f.argtypes, f.restype = args, res
         _declared = True
@@ -270,6 +272,31 @@ class XdpDataplane(Dataplane):
             yield k
             prev = ctypes.create_string_buffer(k, key_size)
 
+    def _array(self, fd: int, size: int, value_size: int) -> Iterator[tuple[bytes, bytes | None]]:
+        """Every element of an array map, 4,096 per syscall (BPF_MAP_LOOKUP_BATCH): a direct table of a 16-bit
+        key is 65,536 elements, which one lookup each would take a quarter of a second to read."""
+        chunk = 4096
+        keys = ctypes.create_string_buffer(4 * chunk)
+        values = ctypes.create_string_buffer(value_size * chunk)
+        cursor = ctypes.create_string_buffer(4)
+        count = ctypes.c_uint32()
+        first = True
+        done = 0
+        while done < size:
+            count.value = chunk
+            rc = self.lb.bpf_map_lookup_batch(fd, None if first else cursor, cursor, keys, values,
+                                              ctypes.byref(count), None)
+            err = ctypes.get_errno() if rc else 0
+            if rc and err != errno.ENOENT:
+                raise ControlError(f"reading an array map failed: {os.strerror(err)}")
+            raw_k, raw_v = keys.raw, values.raw
+            for i in range(count.value):
+                yield raw_k[4 * i:4 * i + 4], raw_v[value_size * i:value_size * (i + 1)]
+            done += count.value
+            first = False
+            if rc or count.value == 0:
+                return
+
     def map_port(self, port: int, ifindex: int) -> None:
         """forward(port) leaves through `ifindex`; frames received on `ifindex` carry `port` as ingress port."""
         self._update(self._map("c3po_tx_ports"), port.to_bytes(4, "little"), ifindex.to_bytes(4, "little"))
@@ -357,11 +384,10 @@ class XdpDataplane(Dataplane):
                 out.append((self._entry(t, match, action, args, prio), index, slot.to_bytes(4, "little")))
             return out
         if lay.kind == "direct":
-            keys: Iterator[bytes] = (i.to_bytes(4, "little") for i in range(1 << t.keys[0].width))
+            pairs: Iterator[tuple[bytes, bytes | None]] = self._array(fd, 1 << t.keys[0].width, lay.value_size)
         else:
-            keys = self._keys(fd, lay.key_size)
-        for key in keys:
-            raw = self._lookup(fd, key, lay.value_size)
+            pairs = ((k, self._lookup(fd, k, lay.value_size)) for k in self._keys(fd, lay.key_size))
+        for key, raw in pairs:
             if raw is None or raw[0:4] == bytes(4):
                 continue
             action, args, index = self._decode_value(lay, raw)
