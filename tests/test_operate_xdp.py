@@ -373,3 +373,40 @@ def test_a_split_parser_loads_and_its_tail_calls_work_after_the_command(one_port
     finally:
         os.close(fd)
     c3po(capsys, "unload", name)
+
+
+def test_counters_and_registers_from_the_command_line(one_port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """ddos_filter counts passed frames per ingress port and keeps SYNs per bucket in a register: packets run
+    through the pinned program show up in `c3po counter ... read`, registers read back what was written, and
+    resets and range errors behave."""
+    from targets.xdp.control import _libbpf
+    from targets.xdp.libbpf import TestRunner
+
+    name = f"acl{os.getpid()}"  # the fixture unloads this name
+    c3po(capsys, "load", str(ROOT / "spec/examples/ddos_filter.yaml"), "-t", "xdp", "--netns", one_port,
+         "--dev", "p0", "--name", name)
+    assert "passed: all zero" in c3po(capsys, "counter", name, "passed", "read")
+    fd = _libbpf().bpf_obj_get(str(Path("/sys/fs/bpf/c3po") / name / "prog").encode())
+    try:
+        runner = TestRunner(fd)
+        frame = ipv4_frame("192.0.2.9")
+        for _ in range(3):
+            assert runner.run(frame)[0] == 2  # not a SYN: passed to the host
+    finally:
+        os.close(fd)
+    # BPF_PROG_TEST_RUN runs on the loopback device (ifindex 1), not in c3po_ifports: port 1
+    out = c3po(capsys, "counter", name, "passed", "read")
+    assert out.strip() == f"passed[1]: 3 packets, {3 * len(frame)} bytes"
+    assert json.loads(c3po(capsys, "counter", name, "passed", "read", "1", "--json")) == \
+        {"1": {"packets": 3, "bytes": 3 * len(frame)}}
+    c3po(capsys, "counter", name, "passed", "reset")
+    assert "all zero" in c3po(capsys, "counter", name, "passed", "read")
+    c3po(capsys, "register", name, "syn_per_bucket", "write", "4095", "0xdeadbeef")
+    assert c3po(capsys, "register", name, "syn_per_bucket", "read", "4095").strip() == \
+        "syn_per_bucket[4095] = 0xdeadbeef"
+    err = c3po(capsys, "register", name, "syn_per_bucket", "write", "4096", "1", rc=1)
+    assert "index 4096 is outside register 'syn_per_bucket'" in err and "0..4095" in err
+    err = c3po(capsys, "register", name, "syn_per_bucket", "write", "1", "0x1ffffffff", rc=1)
+    assert "does not fit bit<32>" in err
+    err = c3po(capsys, "counter", name, "pased", "read", rc=1)
+    assert "did you mean 'passed'" in err
