@@ -8,11 +8,40 @@ from collections.abc import Callable
 from c3po_compiler import ir
 
 
+def constant(e: ir.Expr) -> int | None:
+    """The value of an expression made of constants only (`~0x7fff & 0x7fff`, `1 - 1`), else None: gcc folds
+    such operands before it judges a comparison, so they are folded here too."""
+    if e.width == ir.BOOL or e.width <= 0:
+        return None
+    top = (1 << e.width) - 1
+    if isinstance(e, ir.Const):
+        return e.value & top
+    if isinstance(e, ir.Cast):
+        v = constant(e.operand)
+        return None if v is None else v & top
+    if isinstance(e, ir.Slice):
+        v = constant(e.operand)
+        return None if v is None else (v >> e.lo) & top
+    if isinstance(e, ir.Unary) and e.op in ("~", "-"):
+        v = constant(e.operand)
+        return None if v is None else (~v if e.op == "~" else -v) & top
+    if isinstance(e, ir.Binary) and e.op in ("+", "-", "*", "&", "|", "^", "<<", ">>"):
+        a, b = constant(e.left), constant(e.right)
+        if a is None or b is None:
+            return None
+        if e.op in ("<<", ">>"):
+            return 0 if b >= e.width else ((a << b) if e.op == "<<" else (a >> b)) & top
+        ops = {"+": a + b, "-": a - b, "*": a * b, "&": a & b, "|": a | b, "^": a ^ b}
+        return ops[e.op] & top
+    return None
+
+
 def value_range(e: ir.Expr) -> tuple[int, int]:
     """Bounds of the values `e` can take: a constant is itself, a widening cast keeps its operand's bounds."""
     top = (1 << max(e.width, 1)) - 1
-    if isinstance(e, ir.Const):
-        return e.value & top, e.value & top
+    v = constant(e)
+    if v is not None:
+        return v, v
     if isinstance(e, ir.Cast) and e.operand.width != ir.BOOL and value_range(e.operand)[1] <= top:
         return value_range(e.operand)
     if isinstance(e, ir.Binary) and e.op == "&":
@@ -25,8 +54,9 @@ def known_bits(e: ir.Expr) -> tuple[int, int]:
     has bit 1. gcc decides `(x | 0x207) == 0` and `(x & 5) == 2` from these and refuses them under -Werror
     (-Wtautological-compare, "bitwise comparison always evaluates to false")."""
     top = (1 << max(e.width, 1)) - 1
-    if isinstance(e, ir.Const):
-        return e.value & top, e.value & top
+    v = constant(e)
+    if v is not None:
+        return v, v
     if isinstance(e, ir.Cast) and e.operand.width != ir.BOOL:
         one, may = known_bits(e.operand)
         return one & top, may & top
