@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def test_the_schema_offers_every_library_name() -> None:
     """The editor completes `include:` items from the schema's examples: they must be the library's names."""
     include = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]["include"]
     assert include["items"]["examples"] == library_names(1)
+
+
+def test_the_reference_lists_every_library_file() -> None:
+    """docs/spec-reference.md's library table is how users find a name: a file missing there is missing."""
+    text = (ROOT / "docs" / "spec-reference.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(std/[a-z0-9_]+)` \|", text, re.M)
+    assert rows == library_names(1)
 
 
 @pytest.mark.parametrize(("name", "library"), [
