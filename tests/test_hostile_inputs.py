@@ -548,7 +548,7 @@ def test_table_counters_keep_their_default_action_index(tmp_path: Path) -> None:
 def test_int_tagged_scalars_without_digits(tmp_path: Path, small: tuple[Path, Any], plain: str) -> None:
     """PyYAML's resolver tags a plain `0b_` or `0x_` as an integer, which has no digit to convert: a ValueError
     (exit 70) from a vector file's key or a spec's value; now the text itself, reported like any wrong value."""
-    spec, prog = small
+    _, prog = small
     v = tmp_path / "v.yaml"
     v.write_text(f"c3po_vectors: 1\nvectors:\n  - {{name: a, packets: [{{port: 1, data: '00'}}], {plain}: 1}}\n",
                  encoding="utf-8")
