@@ -469,3 +469,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-o", "--output", metavar="ENTRIES.yaml")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dump)
+    from .p4runtime_cli import register as register_p4runtime  # `c3po p4runtime serve` (docs/p4runtime.md)
+
+    register_p4runtime(sub)
