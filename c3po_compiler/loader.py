@@ -20,7 +20,7 @@ from . import ir
 from .checks import run_checks
 from .input_files import SPEC_LIMIT, InputFileError, decode_text, read_input
 from .lower import Lowerer
-from .problems import Loc, Problem, SpecError, error
+from .problems import Loc, Problem, SpecError, did_you_mean, error
 from .yaml_source import Source, load_yaml_text
 
 # Package data (c3po_compiler/schema and c3po_compiler/std are symlinks to the clone's schema/ and spec/protocols/,
@@ -376,8 +376,6 @@ def _library_file(name: str, version: Any, loc: Loc, problems: list[Problem]) ->
     known = library_names(version)
     if name in known:
         return LIBRARIES[version] / (name[len(LIBRARY_PREFIX):] + ".yaml")
-    from .problems import did_you_mean
-
     hint = did_you_mean(name, known)
     if hint is None or not hint.startswith("did you mean"):
         hint = ("the library has: " + ", ".join(known) + "; a file of your own is included by its path relative "
