@@ -171,8 +171,9 @@ def test_pip_install_of_a_clone_checks_and_builds_a_spec_in_an_empty_directory(t
     """What a new user does: `pip install <clone>` into a fresh virtualenv, then a spec of their own.
 
     The clone is of the committed HEAD (what CI tests). The new virtualenv borrows this one's dependencies through a
-    .pth line (`--no-deps`: no PyPI download of them), but c3po itself is a wheel built from the clone, so the
-    library and schemas it finds are the installed package data, never this checkout's.
+    .pth line (`--no-deps`: no PyPI download of them; only the build backend, setuptools>=77, comes from PyPI or
+    pip's cache, in pip's isolated build), but c3po itself is a wheel built from the clone, so the library and
+    schemas it finds are the installed package data, never this checkout's. About 11 s.
     """
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         if IN_CI:
