@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             creds = grpc.ssl_server_credentials([(Path(args.tls_key).read_bytes(),
                                                   Path(args.tls_cert).read_bytes())])
         dp = control_module(record.target).open(prog, record)
-        server, _ = serve(dp, address, args.device_id, _device_config(record), creds)
+        server, service = serve(dp, address, args.device_id, _device_config(record), creds)
     except ControlError as exc:
         return _fail(f"c3po p4runtime serve: {exc.message}" + (f"\n    hint: {exc.hint}" if exc.hint else ""))
     stop = threading.Event()
@@ -56,6 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"c3po p4runtime: '{args.name}' was unloaded, stopping", file=sys.stderr)
             break
     server.stop(grace=1.0).wait()
+    service.close()
     dp.close()
     return 0
 

@@ -40,10 +40,12 @@ address can become primary and rewrite the tables. The default address is 127.0.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -64,6 +66,7 @@ from .api import ControlError, Dataplane, Entry, entry_identity
 from .p4runtime_cli import DEFAULT_ADDRESS
 
 API_VERSION = "1.4.1"
+IDLE_RELEASE = 0.05  # seconds without a request before the server gives the program's lock back
 
 
 class P4RError(Exception):
@@ -143,6 +146,11 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.direct = {c.preamble.id: c for c in self.info.direct_counters}
         self.registers = {r.preamble.id: r for r in self.info.registers}
         self.table_by_name = {t.name: t for t in self.tables.values()}
+        self._stack: contextlib.ExitStack | None = None
+        self._index: dict[str, dict[tuple[Any, ...], Entry]] = {}
+        self._last = 0.0
+        self._closed = threading.Event()
+        self._releaser: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------ arbitration
 
@@ -280,25 +288,28 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
     def _reset(self) -> None:
         """The state a freshly committed pipeline has on BMv2: no entries, program defaults, zero counters
         and registers."""
-        with self.dp.locked():
-            for name, t in self.prog.tables.items():
-                self.dp.table(name).clear()
-                self.dp.table(name).set_default(t.default.action, tuple(t.default.args))
-                self.missing[name] = {}
-            for c in self.prog.counters:
-                self.dp.counter_reset(c)
-            for r in self.prog.registers:
-                for i in self.dp.register_read(r):
-                    self.dp.register_write(r, i, 0)
+        self._hold()
+        self._index = {}
+        for name, t in self.prog.tables.items():
+            self.dp.table(name).clear()
+            self.dp.table(name).set_default(t.default.action, tuple(t.default.args))
+            self.missing[name] = {}
+        for c in self.prog.counters:
+            self.dp.counter_reset(c)
+        for r in self.prog.registers:
+            for i in self.dp.register_read(r):
+                self.dp.register_write(r, i, 0)
         for t in self.prog.tables.values():
             if t.counters:
                 self._zero_miss(t.name)
 
     def _zero_miss(self, table: str) -> None:
+        """Zero the default action's counter (`T__miss`): the control API can read it, not reset it, so this
+        uses the XDP backend's own primitive (element 0 of the table's counter map) where it has one."""
         reset = getattr(self.dp, "_zero_counter", None)
         if reset is not None:
-            with self.dp.locked():
-                reset(table, -1)  # the default action's counter is element 0, entry i is i + 1
+            self._hold()
+            reset(table, -1)
 
     def GetForwardingPipelineConfig(self, request: Any, context: Any) -> Any:
         try:
@@ -329,15 +340,15 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
             with self.lock:
                 self._check_primary(request.election_id, "Write")
                 errors: list[tuple[int, str]] = []
-                with self.dp.locked():
-                    for u in request.updates:
-                        try:
-                            self._update(u)
-                            errors.append((code_pb2.OK, ""))
-                        except P4RError as exc:
-                            errors.append((exc.code, exc.message))
-                        except ControlError as exc:
-                            errors.append((_control_code(exc), str(exc)))
+                self._hold()
+                for u in request.updates:
+                    try:
+                        self._update(u)
+                        errors.append((code_pb2.OK, ""))
+                    except P4RError as exc:
+                        errors.append((exc.code, exc.message))
+                    except ControlError as exc:
+                        errors.append((_control_code(exc), str(exc)))
         except P4RError as exc:
             context.abort(_grpc_code(exc.code), exc.message)
         failed = [(i, c, m) for i, (c, m) in enumerate(errors) if c != code_pb2.OK]
@@ -469,11 +480,47 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                                    f"'{pp.name}'"))
         return pa.preamble.name, tuple(args)
 
-    def _current(self, t: _PTable, ident: tuple[Any, ...]) -> Entry | None:
-        for e in self.dp.table(t.spec.name).entries(counters=False):
-            if entry_identity(t.spec, e.match, e.priority) == ident:
-                return e
-        return None
+    # ---- the program's lock, held over bursts of requests
+
+    def _hold(self) -> None:
+        """Take the registry lock of the program (if this server does not hold it yet) and keep it until the
+        server has been idle for `IDLE_RELEASE` seconds. While it is held no other c3po process changes the
+        tables, so what was read of them stays true: entries are read from the kernel once per burst, not once
+        per Write (a 1,000-entry LPM table takes milliseconds to read back). Other c3po commands on the program
+        wait for the burst to end. Called with `self.lock` held."""
+        self._last = time.monotonic()
+        if self._stack is None:
+            stack = contextlib.ExitStack()
+            stack.enter_context(self.dp.locked())
+            self._stack, self._index = stack, {}
+            if self._releaser is None:
+                self._releaser = threading.Thread(target=self._release_when_idle, name="p4rt-lock", daemon=True)
+                self._releaser.start()
+
+    def _release_when_idle(self) -> None:
+        while not self._closed.wait(IDLE_RELEASE / 2):
+            with self.lock:
+                if self._stack is not None and time.monotonic() - self._last > IDLE_RELEASE:
+                    self._release()
+
+    def _release(self) -> None:
+        stack, self._stack, self._index = self._stack, None, {}
+        if stack is not None:
+            stack.close()
+
+    def close(self) -> None:
+        """Give the program's lock back (the server keeps running; stop the grpc.Server first)."""
+        self._closed.set()
+        with self.lock:
+            self._release()
+
+    def _entries(self, spec: ir.Table) -> dict[tuple[Any, ...], Entry]:
+        """Identity -> entry of a spec table, read once per burst and kept up to date by the writes."""
+        idx = self._index.get(spec.name)
+        if idx is None:
+            idx = self._index[spec.name] = {entry_identity(spec, e.match, e.priority): e
+                                            for e in self.dp.table(spec.name).entries(counters=False)}
+        return idx
 
     def _write_table_entry(self, kind: int, te: Any) -> None:
         U = p4runtime_pb2.Update
@@ -499,7 +546,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         prio = self._priority(t, te)
         ident = entry_identity(t.spec, match, prio)
         missing = self.missing[t.spec.name]
-        old = self._current(t, ident)
+        index = self._entries(t.spec)
+        old = index.get(ident)
         if old is None:
             missing.pop(ident, None)
         held = old is not None and t.name not in missing.get(ident, set())
@@ -509,10 +557,15 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                 raise P4RError(code_pb2.ALREADY_EXISTS, f"table '{t.name}' already has an entry with this match"
                                + (" and priority" if t.spec.uses_priority else ""))
             if old is None:
-                if len(table.entries(counters=False)) >= t.spec.size:
+                if len(index) >= t.spec.size:
                     raise P4RError(code_pb2.RESOURCE_EXHAUSTED, f"table '{t.name}' is full ({t.spec.size} "
                                    "entries)")
-                table.add(match, action, args, prio)
+                # What Dataplane.apply does once the checks are done (names, widths and priority checked by
+                # the table, duplicates and capacity against the index): the backend's one encoder writes it.
+                entry = Entry(table._check_match(match), action, table._check_action(action, args),
+                              table._check_priority(prio))
+                self.dp._insert(t.spec.name, entry)
+                index[ident] = entry
                 if len(t.copies) > 1:
                     missing[ident] = set(t.copies) - {t.name}
                 return
@@ -527,15 +580,19 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         if not held:
             raise P4RError(code_pb2.NOT_FOUND, f"table '{t.name}' has no entry with this match"
                            + (" and priority" if t.spec.uses_priority else ""))
+        assert old is not None
         if kind == U.MODIFY:
             action, args = self._action(t, te, default=False)
-            table.modify(match, action, args, prio)
+            new = Entry(old.match, action, table._check_action(action, args), old.priority, const=old.const)
+            self.dp._modify(t.spec.name, old, new)
+            index[ident] = new
         elif kind == U.DELETE:
             gone = missing.setdefault(ident, set())
             gone.add(t.name)
             if gone >= set(t.copies):
                 del missing[ident]
-                table.delete(match, prio)
+                self.dp._remove(t.spec.name, old)
+                del index[ident]
 
     def _element(self, what: str, objects: dict[int, Any], oid: int, index: Any | None) -> tuple[Any, int | None]:
         """The counter or register `oid` of the P4Info and the element index asked for (None: every one)."""
@@ -586,7 +643,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
     def Read(self, request: Any, context: Any) -> Iterator[Any]:
         try:
             self._check_device(request.device_id)
-            with self.lock, self.dp.locked():
+            with self.lock:
+                self._hold()
                 out: list[Any] = []
                 for ent in request.entities:
                     kind = ent.WhichOneof("entity")

@@ -177,6 +177,7 @@ def xdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XdpSide]:
         finally:
             if server is not None:
                 server.stop(grace=0).wait()
+                service.close()
             for n in (name, peer):
                 main(["unload", n, "--force"])
 
@@ -555,4 +556,5 @@ def test_counters_registers_and_priorities_of_ddos_filter(tmp_path: Path, monkey
     finally:
         if server is not None:
             server.stop(grace=0).wait()
+            service.close()
         main(["unload", name, "--force"])
