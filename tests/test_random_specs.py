@@ -324,6 +324,13 @@ def test_random_valid_specs_build_for_every_target(tmp_path_factory: object, tex
         obj.close()
 
 
+def build_text(tmp_path: Path, text: str, targets: str) -> None:
+    """A reproducer's spec text, checked and built (outputs in tmp_path/out, per target when there are several)."""
+    spec = tmp_path / "rnd.yaml"
+    spec.write_text(text, encoding="utf-8")
+    build(spec, tmp_path / "out", targets)
+
+
 BITWISE_DECIDED = """
 c3po: 1
 program: rnd
@@ -355,9 +362,7 @@ def test_comparisons_the_known_bits_decide_build(tmp_path: Path) -> None:
     (-Werror=tautological-compare, "bitwise comparison always evaluates to false"); `~127 <= x` of a bit<7> is
     `0 <= x` once gcc folds the constant (-Werror=type-limits). The C targets fold all of them."""
     need_compilers("nic,xdp")
-    spec = tmp_path / "rnd.yaml"
-    spec.write_text(BITWISE_DECIDED, encoding="utf-8")
-    build(spec, tmp_path / "out", "nic,xdp")
+    build_text(tmp_path, BITWISE_DECIDED, "nic,xdp")
     for name in ("nic/rnd.c", "xdp/rnd.bpf.c"):
         assert "0x207" not in (tmp_path / "out" / name).read_text(encoding="utf-8"), name
 
@@ -420,9 +425,7 @@ def test_stack_elements_read_in_keys_build(tmp_path: Path) -> None:
     uninitialized" (it cannot follow the flags). The nic target zeroes stack buffers per packet, as it does
     option buffers."""
     need_compilers("nic")
-    spec = tmp_path / "rnd.yaml"
-    spec.write_text(STACK_KEYS, encoding="utf-8")
-    build(spec, tmp_path / "out", "nic")
+    build_text(tmp_path, STACK_KEYS, "nic")
 
 
 # Verifier rejections the campaign found that are not fixed yet (about 4 in 1,000 specs; docs/robustness.md):
@@ -500,9 +503,7 @@ def load_xdp(tmp_path: Path, text: str) -> None:
     need_bpf()
     from targets.xdp.libbpf import BpfObject
 
-    spec = tmp_path / "rnd.yaml"
-    spec.write_text(text, encoding="utf-8")
-    build(spec, tmp_path / "out", "xdp")
+    build_text(tmp_path, text, "xdp")
     BpfObject(tmp_path / "out" / "rnd.bpf.o", entry="c3po_rnd").close()  # one target: no per-target folder
 
 
