@@ -38,8 +38,13 @@ def unbounded_cycles(prog: ir.Program) -> list[Problem]:
         return []
     names = [u for u, _ in cycle]
     first = p.states[names[0]]
-    return [error(first.loc, "unbounded parser loop: " + " -> ".join([*names, names[0]]),
-                  "loops must extract into a header stack (declare it in 'instances' with 'stack: N')")]
+    hint = "loops must extract into a header stack (declare it in 'instances' with 'stack: N')"
+    extracting = [x for n in names if (x := p.states[n].extract) is not None]
+    if extracting:
+        inst = prog.instances[extracting[0]]
+        hint = (f"loops must extract into a header stack: declare '{inst.name}' as one in 'instances' "
+                f"({inst.name}: {{type: {inst.type.name}, stack: N}}, N the most times the loop may repeat)")
+    return [error(first.loc, "unbounded parser loop: " + " -> ".join([*names, names[0]]), hint)]
 
 
 def extracted_before(prog: ir.Program) -> dict[str, set[str]]:
@@ -80,6 +85,14 @@ def select_on_extracted(prog: ir.Program) -> list[Problem]:
                                               f"'{needed}' is not extracted on every path into '{name}'",
                                               "select on a header extracted in this state or on every path "
                                               "before it"))
+        for s in ir.walk_stmts(st.do):
+            for e in ir.stmt_exprs(s):
+                for x in ir.walk_expr(e):
+                    if isinstance(x, ir.FieldRef) and x.index == "last" and x.instance not in avail.get(name, set()):
+                        problems.append(error(s.loc, f"state '{name}' reads '{x.instance}.last.{x.field_name}', but "
+                                              f"'{x.instance}' is not extracted on every path into '{name}'",
+                                              "read '.last' where the stack was extracted on every path before; "
+                                              f"elsewhere name an element, e.g. {x.instance}[0]"))
     return problems
 
 
@@ -298,8 +311,22 @@ CHECKS: list[Check] = [
 ]
 
 
+# Checks that rest on another's result: skipped when that one found an error, whose follow-ons they would only
+# report again. The deparse order is checked along the parse paths, which an unbounded loop makes endless: every
+# order among the loop's headers contradicts some path, so each would be "wrong" because of the one loop.
+DEPENDS: dict[Check, tuple[Check, ...]] = {
+    deparse_order: (unbounded_cycles,),
+}
+
+
 def run_checks(prog: ir.Program) -> list[Problem]:
     problems: list[Problem] = []
+    failed: set[Check] = set()
     for check in CHECKS:
-        problems.extend(check(prog))
+        if any(dep in failed for dep in DEPENDS.get(check, ())):
+            continue
+        found = check(prog)
+        if any(p.severity == "error" for p in found):
+            failed.add(check)
+        problems.extend(found)
     return problems

@@ -16,6 +16,7 @@ FEATURES: dict[str, str] = {
     "optional_groups": "flag-dependent optional field groups (GRE)",
     "header_stack": "header stacks and bounded parser loops",
     "lookahead": "lookahead() in parser selects",
+    "parser_do": "parser-state statements (do: metadata assignments and if)",
     "select_mask": "value &&& mask cases in parser selects",
     "select_range": "lo .. hi cases in parser selects",
     "verify_checksum": "IPv4 header checksum verification in the parser",
@@ -59,6 +60,8 @@ def program_features(prog: ir.Program) -> set[str]:
     for st in prog.parser.states.values():
         if st.verify:
             used.add("verify_checksum")
+        if st.do:
+            used.add("parser_do")
         for sel in st.select:
             if any(isinstance(e, ir.Lookahead) for e in ir.walk_expr(sel)):
                 used.add("lookahead")

@@ -290,6 +290,9 @@ class ParserState:
     name: str
     extract: str | None = None  # instance name
     verify: list[str] = field(default_factory=list)
+    # Statements run after extract and verify, before select (docs/spec-reference.md section 5): only
+    # metadata assignments and `if`, so a parser error leaves the frame, counters and registers untouched.
+    do: list[Stmt] = field(default_factory=list)
     select: list[Expr] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
     default: str = "accept"

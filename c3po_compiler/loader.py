@@ -89,6 +89,9 @@ def schema_problems(src: Source) -> list[Problem]:
                               "file has no 'program' name",
                               "a top-level spec starts with 'program: NAME'; an included library contributes "
                               "'headers' only"))
+    for path, message, hint in _cases_without_state(src.data):
+        problems.append(error(src.loc(path, key=True), message, hint))
+        errors = [e for e in errors if tuple(map(str, e.absolute_path)) != tuple(map(str, path))]
     for err in errors:
         err = _deepest(err)
         path = tuple(err.absolute_path)
@@ -100,6 +103,31 @@ def schema_problems(src: Source) -> list[Problem]:
         seen.add(dedupe)
         problems.append(error(loc, message, hint))
     return problems
+
+
+def _cases_without_state(data: Any) -> list[tuple[tuple[Any, ...], str, str]]:
+    """Cases whose next state is null: in a flow mapping `{0, 60: dopts}` YAML reads the unquoted tuple keyset as
+    two keys, '0' with no value. The schema would say "null is not a valid name" (twice); the mistake is the
+    missing quotes, so that is the one problem reported, at the key."""
+    out: list[tuple[tuple[Any, ...], str, str]] = []
+    parser = data.get("parser") if isinstance(data, dict) else None
+    states = parser.get("states") if isinstance(parser, dict) else None
+    for sname, st in (states or {}).items() if isinstance(states, dict) else ():
+        cases = st.get("cases") if isinstance(st, dict) else None
+        if not isinstance(cases, dict):
+            continue
+        keys = list(cases)
+        for i, k in enumerate(keys):
+            if cases[k] is not None:
+                continue
+            nxt = keys[i + 1] if i + 1 < len(keys) else None
+            if nxt is not None and isinstance(cases[nxt], str):
+                hint = (f"quote a keyset of several values: {{\"{k}, {nxt}\": {cases[nxt]}}} (unquoted, YAML reads "
+                        f"'{k}, {nxt}: {cases[nxt]}' as two cases, the first without a state)")
+            else:
+                hint = f"write '{k}: STATE', the state this case goes to"
+            out.append((("parser", "states", str(sname), "cases", str(k)), f"case '{k}' has no next state", hint))
+    return out
 
 
 def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:

@@ -6,7 +6,7 @@ rather than stopping at the first, so a user sees all their mistakes in one run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -76,6 +76,10 @@ class Lowerer:
         self.used_options: set[str] = set()
         # Tables and actions already reported as badly declared: references to them are not reported again.
         self.rejected: set[str] = set()
+        # The same for header types, instances ('NAME') and metadata ('meta.NAME'): poisoned names. A reference
+        # to one is a follow-on of the error already reported, so it is abandoned silently (one root cause,
+        # one error), instead of an 'undefined header' whose did-you-mean would point elsewhere.
+        self.poisoned: set[str] = set()
         self.src = main
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -109,6 +113,8 @@ class Lowerer:
     def expr_problem(self, path: PathKey, exc: ExprSyntaxError | TypeProblem, offset: int = 0, *,
                      key: bool = False) -> None:
         """Point into the expression text; `key` when the expression is a mapping key (a table key)."""
+        if isinstance(exc, TypeProblem) and exc.follow_on:
+            return
         base = self.loc(path, key=key)
         pos = exc.column if isinstance(exc, ExprSyntaxError) else exc.pos
         loc = Loc(base.file, base.line, base.col + offset + pos, base.path)
@@ -141,13 +147,16 @@ class Lowerer:
 
     def scope(self, **kw: Any) -> Scope:
         return Scope(self.get_instance, lambda: sorted(n for n in {*self.instances, *self.header_types}
-                                                         if "." not in n),
-                     self.metadata, self.registers, **kw)
+                                                         if "." not in n and n not in self.poisoned),
+                     self.metadata, self.registers, poisoned=frozenset(self.poisoned), **kw)
 
     # -- instances ---------------------------------------------------------------------------------------------
 
     def get_instance(self, name: str) -> ir.Instance | None:
-        """Instances are created on first reference: each header type has an implicit one of its own name."""
+        """Instances are created on first reference: each header type has an implicit one of its own name.
+        A poisoned name has none (its declaration failed): None, and the caller stays silent about it."""
+        if name.partition(".")[0] in self.poisoned:
+            return None
         if name in self.instances and "." not in name:
             return self.instances[name]
         if "." in name:
@@ -235,7 +244,7 @@ class Lowerer:
                 self.header_types[hname] = self.lower_header(hname, hdata, path)
                 self.header_src[hname] = (src, path)
             except _Abort:
-                pass
+                self.poisoned.add(hname)
 
     def lower_fields(self, data: Any, path: PathKey, seen: dict[str, Loc], whole_bytes: str | None) -> list[ir.Field]:
         fields: list[ir.Field] = []
@@ -398,7 +407,10 @@ class Lowerer:
             tname = decl.get("type", name)
             ht = self.header_types.get(tname)
             if ht is None:
-                self.problems.append(undefined(self.loc((*path, "type")), "header type", tname, self.header_types))
+                if tname not in self.poisoned:
+                    self.problems.append(undefined(self.loc((*path, "type")), "header type", tname,
+                                                   self.header_types))
+                self.poisoned.add(name)
                 continue
             stack = int(decl.get("stack", 0))
             if stack > MAX_STACK_DEPTH:
@@ -407,7 +419,10 @@ class Lowerer:
                          "(docs/spec-reference.md section 13)")  # still declared: no follow-on errors
             if stack and ht.varlen is not None:
                 self.err((*path, "stack"), "a header stack must have fixed-length elements",
-                         f"'{tname}' has a variable-length part")
+                         f"'{tname}' has a variable-length part: declare one instance per position instead "
+                         f"(e.g. {name}_1: {{type: {tname}}}, {name}_2: {{type: {tname}}}), each extracted in "
+                         "its own state")
+                self.poisoned.add(name)  # every reference to it follows from this one mistake
                 continue
             self._add_instance(ir.Instance(name, ht, stack, loc=self.loc(path, key=True)))
 
@@ -417,6 +432,7 @@ class Lowerer:
             if self.check_ident(name, path, is_field=True):
                 if not isinstance(width, int) or not 1 <= width <= 128:
                     self.err(path, f"metadata width must be 1..128 bits, not {width!r}", "write a number of bits from 1 to 128")
+                    self.poisoned.add(f"meta.{name}")
                     continue
                 self.metadata[name] = width
 
@@ -447,13 +463,17 @@ class Lowerer:
 
     def lower_block(self, items: Any, path: PathKey, *, in_control: bool = False,
                     params: dict[str, int] | None = None) -> list[ir.Stmt]:
+        return self.each_stmt(items, path, lambda item, p: self.lower_stmt(item, p, in_control, params or {}))
+
+    def each_stmt(self, items: Any, path: PathKey, lower_one: Callable[[Any, PathKey], ir.Stmt]) -> list[ir.Stmt]:
+        """A statement list, every statement lowered on its own: one bad statement does not hide the next."""
         out: list[ir.Stmt] = []
         if not isinstance(items, list):
             self.err(path, "expected a list of statements", "write a YAML list: one '- STATEMENT' per line, or [a, b]")
             return out
         for i, item in enumerate(items):
             with suppress(_Abort):
-                out.append(self.lower_stmt(item, (*path, i), in_control, params or {}))
+                out.append(lower_one(item, (*path, i)))
         return out
 
     def lower_stmt(self, item: Any, path: PathKey, in_control: bool, params: dict[str, int]) -> ir.Stmt:
@@ -492,17 +512,22 @@ class Lowerer:
             self.err(path, "a statement object has 'if' or 'apply'",
                      "write '- if: COND' with 'then:' (and 'else:'), or '- apply: TABLE'")
             raise _Abort
-        if not isinstance(item, str):
-            self.err(path, "expected a statement", "a statement is a string such as 'drop' or 'meta.x = 1', or an if/apply mapping")
-            raise _Abort
-        try:
-            raw = parse_statement(item)
-        except ExprSyntaxError as exc:
-            self.expr_problem(path, _flow_hint(exc, item))
-            raise _Abort from None
+        raw = self.raw_statement(item, path, "a statement is a string such as 'drop' or 'meta.x = 1', or an if/apply "
+                                 "mapping")
         if isinstance(raw, RawAssign):
             return self.lower_assign(raw, res, path, loc)
         return self.lower_call(raw, res, path, loc, in_control)
+
+    def raw_statement(self, item: Any, path: PathKey, hint: str) -> RawAssign | RawCall:
+        """A statement string parsed (not yet resolved); `hint` says what a statement is where this one stands."""
+        if not isinstance(item, str):
+            self.err(path, "expected a statement", hint)
+            raise _Abort
+        try:
+            return parse_statement(item)
+        except ExprSyntaxError as exc:
+            self.expr_problem(path, _flow_hint(exc, item))
+            raise _Abort from None
 
     def lower_assign(self, raw: RawAssign, res: Resolver, path: PathKey, loc: Loc) -> ir.Stmt:
         target = self.resolve(res.expr, path, raw.target)
@@ -519,7 +544,15 @@ class Lowerer:
         elif not isinstance(target, MetaRef | RegRead):
             self.err(path, f"cannot assign to '{raw.target_text}'", "assign header fields, metadata or reg[i]")
             raise _Abort
+        return self.assign_value(raw, res, path, loc, target)
+
+    def assign_value(self, raw: RawAssign, res: Resolver, path: PathKey, loc: Loc,
+                     target: FieldRef | MetaRef | RegRead, *, in_parser: bool = False) -> ir.Assign:
+        """The assignment of `raw`'s value to a checked target: the value resolved (within a parser state's
+        rules when `in_parser`) and given the target's width."""
         value = self.resolve(res.expr, path, raw.value, offset=raw.value_offset)
+        if in_parser:
+            self.parser_expr_ok(value, path, raw.value_offset)
         try:
             value = coerce(value, target.width, f"'{raw.target_text}'")
         except TypeProblem as exc:
@@ -848,8 +881,9 @@ class Lowerer:
         if "extract" in data:
             inst = self.get_instance(str(data["extract"]))
             if inst is None:
-                self.problems.append(undefined(self.loc((*path, "extract")), "header", str(data["extract"]),
-                                               self.scope().instance_names()))
+                if str(data["extract"]) not in self.poisoned:
+                    self.problems.append(undefined(self.loc((*path, "extract")), "header", str(data["extract"]),
+                                                   self.scope().instance_names()))
                 raise _Abort
             if inst.tlv_option is not None:
                 self.err((*path, "extract"), "TLV options are extracted with their enclosing header",
@@ -858,6 +892,8 @@ class Lowerer:
             st.extract = inst.name
         for i, vname in enumerate(data.get("verify") or []):
             inst = self.get_instance(str(vname))
+            if inst is None and str(vname) in self.poisoned:
+                continue
             if inst is None or inst.type.checksum is None:
                 msg = (f"undefined header '{vname}'" if inst is None
                        else f"header '{inst.type.name}' declares no checksum to verify")
@@ -872,6 +908,8 @@ class Lowerer:
                          f"verify it in the state with 'extract: {vname}'")
             else:
                 st.verify.append(inst.name)
+        if "do" in data:
+            st.do = self.lower_parser_block(data["do"], (*path, "do"))
         res = Resolver(self.scope(in_parser=True))
         if "next" in data:
             st.default = target(data["next"], (*path, "next"))
@@ -891,6 +929,98 @@ class Lowerer:
             with suppress(_Abort):
                 st.cases.append(self.lower_case(key, nxt, cpath, st, target))
         return st
+
+    # -- parser-state statements (`do`) -------------------------------------------------------------------------
+
+    def lower_parser_block(self, items: Any, path: PathKey) -> list[ir.Stmt]:
+        """A parser state's `do`: metadata assignments and `if`, nothing that touches the frame or the state.
+
+        Section 11.2 promises that a parser error leaves the frame unchanged and counters and registers
+        untouched; a parser may therefore only compute metadata. Everything else is refused with a hint that
+        says where it goes instead (mostly: set metadata here, act on it in 'control')."""
+        return self.each_stmt(items, path, self.lower_parser_stmt)
+
+    def lower_parser_stmt(self, item: Any, path: PathKey) -> ir.Stmt:
+        loc = self.loc(path)
+        res = Resolver(self.scope(in_parser=True))
+        if isinstance(item, dict):
+            if "if" in item:
+                cond = self.resolve(res.bool_expr, (*path, "if"), self.parse_expr(item["if"], (*path, "if")))
+                self.parser_expr_ok(cond, (*path, "if"))
+                return ir.If(cond, self.lower_parser_block(item.get("then") or [], (*path, "then")),
+                             self.lower_parser_block(item.get("else") or [], (*path, "else")), loc=loc)
+            if "apply" in item:
+                self.err(path, "tables are applied in 'control', not in parser states",
+                         "set metadata here (meta.NAME = ...) and apply the table in 'control'")
+                raise _Abort
+            self.err(path, "a statement object has 'if'", "write '- if: COND' with 'then:' (and 'else:')")
+            raise _Abort
+        raw = self.raw_statement(item, path, "a parser statement is a string such as 'meta.x = ipv4.protocol', or "
+                                 "an if mapping")
+        if isinstance(raw, RawAssign):
+            target = self.resolve(res.expr, path, raw.target)
+            if isinstance(target, FieldRef):
+                self.err(path, f"a parser state cannot assign the header field '{raw.target_text}'",
+                         "assign metadata here (meta.NAME = ...) and rewrite the header in 'control' or an action: "
+                         "a parser error must leave the frame unchanged")
+                raise _Abort
+            if isinstance(target, RegRead):
+                self.err(path, f"a parser state cannot write the register '{target.register}'",
+                         "assign metadata here and write the register in 'control': a parser error leaves "
+                         "registers untouched")
+                raise _Abort
+            if isinstance(target, StdRef):
+                self.err(path, f"'std.{target.name}' is read-only",
+                         "standard metadata is set by the target; copy it into a 'meta' field to change it")
+                raise _Abort
+            if not isinstance(target, MetaRef):
+                self.err(path, f"cannot assign to '{raw.target_text}'", "a parser state assigns metadata: meta.NAME = ...")
+                raise _Abort
+            return self.assign_value(raw, res, path, loc, target, in_parser=True)
+        name = raw.name
+        if name == "nop" and not raw.args:
+            raise _NoStatement
+        if name in VERDICT_STATEMENTS or name == "forward":
+            hint = ("a malformed packet goes to 'reject' (on_error picks its verdict); otherwise set metadata here "
+                    "and the verdict in 'control'")
+            self.err(path, f"a parser state cannot set a verdict ('{name}')", hint)
+        elif name in ("set_valid", "set_invalid"):
+            self.err(path, f"'{name}' is a control statement: a parser makes headers valid by extracting them",
+                     f"use '{name}' in 'control' or an action")
+        elif name == "update_checksum":
+            self.err(path, "checksums are updated in 'control', not in parser states",
+                     "check a header checksum here with 'verify: [HEADER]'; update it in 'control'")
+        elif name == "count":
+            self.err(path, "a parser state cannot count",
+                     "set metadata here and count(...) in 'control': a parser error leaves counters untouched")
+        elif name in self.actions:
+            self.err(path, f"actions are called from 'control', not from parser states ('{name}')",
+                     f"set metadata here and call '{name}' in 'control'")
+        else:
+            self.problems.append(error(loc, f"unknown statement '{name}'",
+                                       "a parser state's 'do' assigns metadata ('meta.NAME = EXPR'), under 'if' "
+                                       "when needed"))
+        raise _Abort
+
+    def parser_expr_ok(self, e: Expr, path: PathKey, offset: int = 0) -> None:
+        """Registers, hashes and lookahead are refused in a parser state's statements: registers are state a
+        parser error must leave untouched, v1model's hash is a control extern, and a lookahead belongs in a
+        select (where the parser reads ahead before it decides)."""
+        for sub in ir.walk_expr(e):
+            if isinstance(sub, RegRead):
+                self.expr_problem(path, TypeProblem(f"a parser state cannot read the register '{sub.register}'", sub.pos,
+                                                    "read registers in 'control'"), offset)
+                raise _Abort
+            if isinstance(sub, ir.Hash):
+                self.expr_problem(path, TypeProblem("hash() is only available in 'control' and actions", sub.pos,
+                                                    "hash the fields in 'control'; the parser's metadata is kept "
+                                                    "for it"), offset)
+                raise _Abort
+            if isinstance(sub, ir.Lookahead):
+                self.expr_problem(path, TypeProblem("lookahead() is only available in parser selects", sub.pos,
+                                                    "select on lookahead(...) directly, or extract the bytes as a "
+                                                    "header and read its field"), offset)
+                raise _Abort
 
     def lower_case(self, key: Any, nxt: Any, path: PathKey, st: ir.ParserState, target: Any) -> ir.Case:
         if isinstance(key, int):
@@ -927,6 +1057,8 @@ class Lowerer:
         out: list[str] = []
         for i, name in enumerate(data):
             inst = self.get_instance(str(name))
+            if inst is None and str(name) in self.poisoned:
+                continue
             if inst is None or inst.tlv_option is not None:
                 self.problems.append(undefined(self.loc(("deparse", i)), "header", str(name),
                                                self.scope().instance_names()))

@@ -40,11 +40,15 @@ _LOGIC = {"&&", "||"}
 
 
 class TypeProblem(Exception):
-    def __init__(self, message: str, pos: int, hint: str | None = None) -> None:
+    """`follow_on`: the name is one whose declaration was already reported as wrong (poisoned): the caller
+    abandons the expression without reporting again, so one mistake gives one error."""
+
+    def __init__(self, message: str, pos: int, hint: str | None = None, *, follow_on: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.pos = pos
         self.hint = hint
+        self.follow_on = follow_on
 
 
 @dataclass
@@ -59,6 +63,9 @@ class Scope:
     in_parser: bool = False  # allows `h.last.f` and `lookahead()`
     local_header: HeaderType | None = None  # bare field names refer to this header (varlen length, `when`)
     local_fields: dict[str, int] | None = None  # or to these (TLV option header)
+    # Headers/instances and metadata whose declaration failed (already reported): references to them are
+    # follow-on errors, never reported (see TypeProblem.follow_on).
+    poisoned: frozenset[str] = frozenset()
 
 
 def _describe(width: int) -> str:
@@ -150,7 +157,7 @@ class Resolver:
                                   "name a field declared under 'metadata', e.g. meta.nexthop")
             if parts[1] not in sc.metadata:
                 raise TypeProblem(f"undefined metadata field '{parts[1]}'", e.pos,
-                                  suggest(parts[1], sc.metadata))
+                                  suggest(parts[1], sc.metadata), follow_on=f"meta.{parts[1]}" in sc.poisoned)
             return MetaRef(parts[1], pos=e.pos, width=sc.metadata[parts[1]])
         if head == "std":
             if len(parts) != 2 or not isinstance(parts[1], str) or parts[1] not in STD_METADATA:
@@ -182,9 +189,9 @@ class Resolver:
             if head in sc.registers:
                 return self._register(RegRead(head, Const(parts[1], pos=e.pos), pos=e.pos))
             raise TypeProblem(f"undefined register or header stack '{head}'", e.pos,
-                              suggest(head, [*sc.registers, *sc.instance_names()]))
+                              suggest(head, [*sc.registers, *sc.instance_names()]), follow_on=head in sc.poisoned)
         if inst is None:
-            raise TypeProblem(f"undefined header '{head}'", e.pos, suggest(head, sc.instance_names()))
+            raise self._undefined_header(head, e.pos)
         rest = parts[1:]
         index: int | str | None = None
         if inst.is_stack:
@@ -220,6 +227,10 @@ class Resolver:
                               suggest(fname, [x.name for x in inst.type.all_fields()]))
         group = inst.type.group_of(fname)
         return FieldRef(inst.name, index, fname, group.name if group else None, pos=e.pos, width=f.width)
+
+    def _undefined_header(self, head: str, pos: int) -> TypeProblem:
+        return TypeProblem(f"undefined header '{head}'", pos, suggest(head, self.scope.instance_names()),
+                           follow_on=head in self.scope.poisoned)
 
     def _register(self, e: RegRead) -> Expr:
         reg = self.scope.registers.get(e.register)
@@ -309,8 +320,7 @@ class Resolver:
                                   "name HEADER.GROUP, a group under the header type's 'optional'")
             inst = sc.instances(str(arg.parts[0]))
             if inst is None:
-                raise TypeProblem(f"undefined header '{arg.parts[0]}'", arg.pos,
-                                  suggest(str(arg.parts[0]), sc.instance_names()))
+                raise self._undefined_header(str(arg.parts[0]), arg.pos)
             groups = [g.name for g in inst.type.groups]
             if arg.parts[1] not in groups:
                 raise TypeProblem(f"header '{inst.type.name}' has no optional group '{arg.parts[1]}'", arg.pos,
@@ -349,7 +359,7 @@ class Resolver:
         head = str(arg.parts[0])
         inst = sc.instances(head)
         if inst is None:
-            raise TypeProblem(f"undefined header '{head}'", arg.pos, suggest(head, sc.instance_names()))
+            raise self._undefined_header(head, arg.pos)
         rest = arg.parts[1:]
         if inst.is_stack:
             if len(rest) != 1 or not isinstance(rest[0], int):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -17,7 +18,7 @@ import networkx as nx
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
 
-from .packets import eval_header_expr, ipv4_checksum, pack_header
+from .packets import PacketBuildError, eval_header_expr, ipv4_checksum, pack_header
 
 MAX_PATHS = 1024
 EXHAUSTIVE_SELECT = 1 << 17  # select value spaces up to this size are searched exhaustively
@@ -174,6 +175,22 @@ class _Ref:
             rec.fixed.add(f)
 
 
+@dataclass
+class _Fixed:
+    """A select value the generator cannot choose: metadata computed by parser-state statements."""
+
+    value: int
+
+    def get(self) -> int:
+        return self.value
+
+    def fixed(self) -> bool:
+        return True
+
+    def set(self, v: int) -> None:
+        """Nothing to set: the solver only ever offers this value back."""
+
+
 _LENGTHS: dict[tuple[int, str, tuple[tuple[str, int], ...]], tuple[ir.VarLen, list[tuple[int, int]]]] = {}
 
 
@@ -247,11 +264,16 @@ class Builder:
         payload = Rec("payload", 0, PAYLOAD_TYPE)
         payload.values["bytes"] = self.rng.getrandbits(PAYLOAD_TYPE.fixed_bits)
         recs.append(payload)
-        for rec_i, step in sel_at:
+        self._steer_conditions(sel_at, recs)
+        # Selects on metadata that a `do` copied from a field are solved first: they fix that field, which an
+        # earlier state's select (usually its default edge) must then respect, rather than the other way round.
+        order = sorted(range(len(sel_at)), key=lambda k: (not self._aliased_select(sel_at, k), k))
+        for k in order:
+            rec_i, step = sel_at[k]
             st = prog.parser.states[step.state]
             if step.edge is None or not st.select:
                 continue
-            reason = self._solve_select(st, step.edge, recs, rec_i)
+            reason = self._solve_select(st, step.edge, recs, rec_i, sel_at[:k + 1])
             if reason:
                 return recs, f"state '{st.name}': {reason}"
         for rec in recs:
@@ -289,8 +311,94 @@ class Builder:
             return _Ref(pieces)
         return None
 
-    def _solve_select(self, st: ir.ParserState, edge: int, recs: list[Rec], rec_i: int) -> str | None:
-        refs = [self._ref(e, recs, rec_i) for e in st.select]
+    # -- metadata set by parser-state statements (`do`) ------------------------------------------------------
+
+    def _last_write(self, name: str, upto: list[tuple[int, Step]]) -> tuple[int, ir.Stmt] | None:
+        """The last top-level statement along the path (this state's `do` included) that may write meta.NAME."""
+        for rec_i, step in reversed(upto):
+            for s in reversed(self.prog.parser.states[step.state].do):
+                if any(isinstance(x, ir.Assign) and isinstance(x.target, ir.MetaRef) and x.target.name == name
+                       for x in ir.walk_stmts([s])):
+                    return rec_i, s
+        return None
+
+    def _aliased_select(self, sel_at: list[tuple[int, Step]], k: int) -> bool:
+        st = self.prog.parser.states[sel_at[k][1].state]
+        metas = [x for e in st.select for x in ir.walk_expr(e) if isinstance(x, ir.MetaRef)]
+        for m in metas:
+            last = self._last_write(m.name, sel_at[:k + 1])
+            if last is None or not (isinstance(last[1], ir.Assign) and isinstance(last[1].value, ir.FieldRef)):
+                return False
+        return bool(metas)
+
+    def _meta_ref(self, e: ir.MetaRef, recs: list[Rec], upto: list[tuple[int, Step]]) -> _Ref | _Fixed | None:
+        """What a select on metadata reads: the field a plain `meta.x = h.f` copied (so the solver can choose
+        it), else the value the path's statements compute from the values chosen so far."""
+        last = self._last_write(e.name, upto)
+        if last is None:
+            return _Fixed(0)
+        rec_i, s = last
+        if isinstance(s, ir.Assign) and isinstance(s.value, ir.FieldRef):
+            return self._ref(s.value, recs, rec_i)
+        try:
+            return _Fixed(self._run_do(upto, recs).get(e.name, 0))
+        except PacketBuildError:
+            return None
+
+    def _run_do(self, upto: list[tuple[int, Step]], recs: list[Rec]) -> dict[str, int]:
+        """The metadata after the `do` statements of the states on the path, over the current values."""
+        meta: dict[str, int] = {}
+
+        def leaf_at(rec_i: int) -> Callable[[ir.Expr], int | None]:
+            def leaf(x: ir.Expr) -> int | None:
+                if isinstance(x, ir.MetaRef):
+                    return meta.get(x.name, 0)
+                if isinstance(x, ir.FieldRef):
+                    ref = self._ref(x, recs, rec_i)
+                    return ref.get() if ref is not None else 0
+                if isinstance(x, ir.Valid):
+                    return int(any(r.instance == x.instance and (x.index is None or r.index == x.index)
+                                   for r in recs[:rec_i + 1]))
+                if isinstance(x, ir.Present | ir.StdRef):
+                    raise PacketBuildError("the generator does not follow present() or std.* in parser statements")
+                return None
+            return leaf
+
+        def run(stmts: list[ir.Stmt], leaf: Callable[[ir.Expr], int | None]) -> None:
+            for s in stmts:
+                if isinstance(s, ir.Assign) and isinstance(s.target, ir.MetaRef):
+                    meta[s.target.name] = eval_header_expr(s.value, {}, leaf) & ((1 << s.target.width) - 1)
+                elif isinstance(s, ir.If):
+                    run(s.then if eval_header_expr(s.cond, {}, leaf) else s.otherwise, leaf)
+
+        for rec_i, step in upto:
+            run(self.prog.parser.states[step.state].do, leaf_at(rec_i))
+        return meta
+
+    def _steer_conditions(self, sel_at: list[tuple[int, Step]], recs: list[Rec]) -> None:
+        """A field an `if` in a parser state compares with a constant gets that constant (or a neighbour) three
+        times in four, so both branches are drawn within a few retries (a random 13-bit fragment offset is
+        almost never 0)."""
+        for rec_i, step in sel_at:
+            for s in ir.walk_stmts(self.prog.parser.states[step.state].do):
+                if not isinstance(s, ir.If):
+                    continue
+                for x in ir.walk_expr(s.cond):
+                    if not (isinstance(x, ir.Binary) and isinstance(x.right, ir.Const)
+                            and isinstance(x.left, ir.FieldRef)):
+                        continue
+                    ref = self._ref(x.left, recs, rec_i)
+                    if ref is None or ref.fixed() or self.rng.random() < 0.25:
+                        continue
+                    v = (x.right.value + self.rng.choice((0, 0, 0, 1, -1))) & ((1 << x.left.width) - 1)
+                    for rec, f, lo, n in ref.pieces:
+                        rec.values[f] = (rec.values[f] & ~(((1 << n) - 1) << lo)) | ((v & ((1 << n) - 1)) << lo)
+
+    def _solve_select(self, st: ir.ParserState, edge: int, recs: list[Rec], rec_i: int,
+                      upto: list[tuple[int, Step]] | None = None) -> str | None:
+        refs: list[_Ref | _Fixed | None] = [
+            self._meta_ref(e, recs, upto or []) if isinstance(e, ir.MetaRef) else self._ref(e, recs, rec_i)
+            for e in st.select]
         if any(r is None for r in refs):
             return "select reads bits beyond the headers on this path (lookahead into the payload)"
         target = st.cases[edge].keyset if edge >= 0 else [KeyElem("any")] * len(st.select)
@@ -326,6 +434,8 @@ class Builder:
                     f"no value takes {which} among the candidates tried (the space of 2^n values is too big)"
                 )
             found = next((c for c in itertools.product(*spaces) if takes(c)), None)
+            if found is None and any(isinstance(r, _Fixed) for r in refs):
+                return f"no value takes {which} with the metadata this draw's values gave (parser statements)"
             if found is None:
                 fixed = " given the values earlier states fixed" if any(r and r.fixed() for r in refs) else ""
                 return f"no value takes {which}: every value matches an earlier case{fixed} (exhaustive)"

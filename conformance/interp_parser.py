@@ -7,6 +7,7 @@ before it happens, so a short or malformed frame can only end in a parser error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from c3po_compiler import ir
@@ -161,6 +162,7 @@ class StatePlan:
     name: str
     extract: ExtractPlan | None
     verify: bool
+    do: Callable[[Ctx], None] | None  # the state's statements (metadata only), after extract and verify
     select: list[Fn]
     cases: list[tuple[list[KeyElem], str]]
     by_value: dict[int, str] | None  # fast path: one select expression, every case a plain value
@@ -184,7 +186,9 @@ class ParserPlan:
     states: dict[str, StatePlan] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, prog: ir.Program, env: Env) -> ParserPlan:
+    def of(cls, prog: ir.Program, env: Env,
+           block: Callable[[list[ir.Stmt]], Callable[[Ctx], None]] | None = None) -> ParserPlan:
+        """`block` compiles a state's `do` statements (the control's compiler: the same statement semantics)."""
         plan = cls(prog.parser.start)
         extracts: dict[str, ExtractPlan] = {}
         for name, st in prog.parser.states.items():
@@ -200,7 +204,10 @@ class ParserPlan:
                 by_value = {}
                 for k, nxt in cases:
                     by_value.setdefault(k[0].a, nxt)
-            plan.states[name] = StatePlan(name, ex, bool(st.verify), select, cases, by_value, st.default)
+            if st.do and block is None:
+                raise ValueError("IR bug: a parser state has statements but no statement compiler was given")
+            do = block(st.do) if st.do and block is not None else None
+            plan.states[name] = StatePlan(name, ex, bool(st.verify), do, select, cases, by_value, st.default)
         return plan
 
     def parse(self, c: Ctx, path: list[str]) -> None:
@@ -217,6 +224,8 @@ class ParserPlan:
                 h = sp.extract.extract(c)
                 if sp.verify and ones_sum(h.raw or b"") != 0xFFFF:
                     raise ParseFail(ir.ParseError.CHECKSUM)
+            if sp.do is not None:
+                sp.do(c)  # section 11.1: after extract and verify, before select
             state = sp.next_state(c)
         raise RuntimeError("IR bug: the parse graph did not terminate")
 

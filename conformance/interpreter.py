@@ -70,11 +70,11 @@ class Interpreter:
                         for name, inst in prog.instances.items()}
         self.meta_names = list(prog.metadata)
         self.env = Env(prog, self.slots, self.layouts, {n: i for i, n in enumerate(self.meta_names)})
-        self.parser = ParserPlan.of(prog, self.env)
         self.tables = {name: TableRuntime(t, Matcher(t, []), t.default.action, tuple(t.default.args))
                        for name, t in prog.tables.items()}
         cc = ControlCompiler(prog, self.env, self.tables)
         cc.compile_actions()
+        self.parser = ParserPlan.of(prog, self.env, lambda stmts: cc.block(stmts, self.env))
         self.control: Run = cc.block(prog.control, self.env)
         self.deparse_slots: list[tuple[int, HeaderLayout]] = []
         for name in prog.deparse:

@@ -124,9 +124,15 @@ def program_with(split: T.Split, label: str) -> int:
     return next(p.index for p in split.programs if any(n.label == label for n in p.nodes))
 
 
+# Suite programs whose parse graph is deep enough to split: they test what crosses the tail calls.
+SPLIT_ON_PURPOSE = {"parser_do_tailcall"}
+
+
 def test_examples_and_suite_stay_one_program() -> None:
     """Below the budget nothing changes: one SEC("xdp") function, no prog array (byte-identical C)."""
     for spec in EXAMPLES + SUITE:
+        if spec.stem in SPLIT_ON_PURPOSE:
+            continue
         prog = load_program(spec).program
         if XdpTarget().refusals(prog):
             continue

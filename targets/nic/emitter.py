@@ -591,6 +591,7 @@ class Emitter:
                 steps += 1
             for v in st.verify:
                 lines += self.verify(self.prog.instances[v])
+            lines += self.stmts(st.do, 3)  # metadata assignments and if: the control's statement code
             lines += self.select(st)
             lines.append("        } break;")
         return lines, steps

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from c3po_compiler import ir
-from c3po_compiler.expr import KeyElem
+from c3po_compiler.expr import FieldRef, KeyElem
 from c3po_compiler.text import loc_text
 
-from .exprs import ExprWriter, lit
+from .exprs import ExprWriter, header_ref, lit
 from .layout import InstanceLayout
 
 BAD_LENGTH = "error.C3poBadLength"
@@ -62,6 +62,18 @@ def select_lines(exprs: list[str], widths: list[int], cases: list[tuple[list[Key
 POS = "c3po_pos"
 
 
+class _DoWriter(ExprWriter):
+    """Reads in a state's `do`: guarded like the control's, except `h.last.f`. The front end allows `.last`
+    there only for a stack extracted on every path into the state (so it is valid), and p4c 1.2.4 writes
+    `hdr.h.last.isValid()` in a parser as a BMv2 field BMv2 cannot load."""
+
+    def field(self, e: FieldRef) -> str:
+        if e.index == "last":
+            inst = self.prog.instances[e.instance]
+            return f"{header_ref(inst, 'last', e.group)}.{e.field_name}"
+        return super().field(e)
+
+
 class ParserGen:
     def __init__(self, prog: ir.Program) -> None:
         self.prog = prog
@@ -107,6 +119,8 @@ class ParserGen:
         for v in st.verify:
             current.stmts.append(f"meta.c3po_verify__{self.prog.instances[v].ident} = 1w1;"
                                  "  /* checked by verify_checksum */")
+        if st.do:
+            current.stmts += self.do_lines(st.do)
         writer = ExprWriter(self.prog, in_parser=True)
         if st.select:
             exprs = [writer(e) for e in st.select]
@@ -114,6 +128,27 @@ class ParserGen:
                                               [(c.keyset, c.next) for c in st.cases], st.default)
         else:
             current.transition = [f"transition {_target(st.default)};"]
+
+    def do_lines(self, stmts: list[ir.Stmt]) -> list[str]:
+        """A state's statements after its extract (and its groups and tail): metadata assignments and if, which
+        P4 parsers allow as they are. Reads are guarded like the control's (a field of an invalid header reads
+        0, section 10), since a state may read a header that not every path into it extracted."""
+        writer = _DoWriter(self.prog, in_parser=False)
+        out: list[str] = []
+        for s in stmts:
+            if isinstance(s, ir.Assign) and isinstance(s.target, ir.MetaRef):
+                out.append(f"meta.{s.target.name} = {writer(s.value)};  /* {loc_text(s.loc)} */")
+            elif isinstance(s, ir.If):
+                out.append(f"if ({writer(s.cond)}) {{  /* {loc_text(s.loc)} */")
+                out += ["    " + line for line in self.do_lines(s.then)]
+                if s.otherwise:
+                    out.append("} else {")
+                    out += ["    " + line for line in self.do_lines(s.otherwise)]
+                out.append("}")
+            else:
+                raise ValueError(f"IR bug: statement {type(s).__name__} in a parser state")
+        assert not writer.pre, "the front end refuses registers and hashes in parser states"
+        return out
 
     def _local(self, lay: InstanceLayout) -> ExprWriter:
         base = f"hdr.{lay.ident}.last" if lay.inst.is_stack else f"hdr.{lay.ident}"

@@ -419,10 +419,11 @@ class Emitter:
             self.edges[lbl].add(target)
             return target
 
+        tr = Translator(Scope(prog, ptr_in_parser, hash_buffers=self.hash_buffers, valid=frozenset(known),
+                              hash_in_map=self.hash_in_map))
+        self.stmts(out, st.do, tr)  # metadata assignments and if (the front end allows nothing else)
         look = 0
         if st.select:
-            tr = Translator(Scope(prog, ptr_in_parser, hash_buffers=self.hash_buffers, valid=frozenset(known),
-                                  hash_in_map=self.hash_in_map))
             for e in st.select:
                 for sub in ir.walk_expr(e):
                     if isinstance(sub, ir.Lookahead):

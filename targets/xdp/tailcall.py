@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from c3po_compiler import ir
 
-from .cexpr import Unsupported, group_ptr, hash_slot
+from .cexpr import Unsupported, ctype, group_ptr, hash_slot
 from .ctext import entry_name
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ STACK_LIMIT = 512  # bytes of BPF stack per program
 OFF_MAX = 0x7FFF  # largest saved offset: the verifier needs offset + header size <= MAX_PACKET_OFF (0xffff)
 OFF_NONE = 0xFFFF  # saved offset of an invalid header
 
-_NAME = re.compile(r"\b((?:h|g|vl)_\w+)\b")
+_NAME = re.compile(r"\b((?:h|g|vl|m)_\w+)\b")
 _GOTO = re.compile(r"\bgoto (st_\w+);")
 _PERR = re.compile(r"\bgoto perr_(\w+);")
 
@@ -68,6 +68,7 @@ class Slot:
     size: int  # pointers: bytes bounds-checked on reload; lengths: the largest valid value
     is_len: bool = False  # a varlen length (u16 value) rather than a packet pointer
     optional: bool = False  # a group or TLV option: may be NULL even while its header is valid
+    meta: str = ""  # metadata a parser state's `do` may have set: its C type (a value, valid on every path)
 
 
 @dataclass
@@ -130,6 +131,12 @@ def slots(em: Emitter) -> list[Slot]:
                 for opt in sorted(prog.instances.values(), key=lambda i: i.name):
                     if opt.tlv_parent == inst.name and opt.tlv_option is not None:
                         out.append(Slot(f"h_{opt.ident}", p, opt.tlv_option.data_bytes, optional=True))
+    # Metadata set by parser states' `do` crosses tail calls like the header pointers (the control reads it).
+    written = {s.target.name for st in prog.parser.states.values() for s in ir.walk_stmts(st.do)
+               if isinstance(s, ir.Assign) and isinstance(s.target, ir.MetaRef)}
+    for name in sorted(written):
+        width = prog.metadata[name]
+        out.append(Slot(f"m_{name}", "", width, meta=ctype(width)))
     return out
 
 
@@ -145,7 +152,8 @@ def incoming_reads(lines: list[str]) -> set[str]:
     for line in lines:
         for m in _NAME.finditer(line):
             name = m.group(1)
-            if name not in seen and not re.match(r" = [^=]", line[m.end():]):
+            # metadata: every use counts as a read (a write under an `if` keeps the incoming value otherwise)
+            if name.startswith("m_") or (name not in seen and not re.match(r" = [^=]", line[m.end():])):
                 reads.add(name)
             seen.add(name)
     return reads
@@ -313,11 +321,13 @@ def plan(em: Emitter, nodes: list[ParseNode], control: list[str] | None = None) 
                 "control's locals", prog.parser.loc)
 
     taken = set().union(*(needed[p.index] for p in programs[1:]))
-    used_slots = [s for s in all_slots if s.var in taken and any(s.owner in may[t] for t in crossing)]
+    used_slots = [s for s in all_slots if s.var in taken and (s.meta or any(s.owner in may[t] for t in crossing))]
     fields = [("__u32 node;", "the parse node to resume at"), ("__u16 cur;", "cursor offset")]
     fields += [(f"__u16 {s.var};", f"bytes of {s.owner}'s variable-length tail" if s.is_len
-                else "offset, C3PO_OFF_NONE while invalid") for s in used_slots]
-    state_bytes = (8 + 2 * len(used_slots) + 7) // 8 * 8
+                else "offset, C3PO_OFF_NONE while invalid") for s in used_slots if not s.meta]
+    fields += [(f"{s.meta} {s.var};", f"meta.{s.var[2:]}, set by a parser state") for s in used_slots if s.meta]
+    meta_bytes = sum(16 if s.size > 64 else 8 for s in used_slots if s.meta)
+    state_bytes = (8 + 2 * sum(not s.meta for s in used_slots) + 7) // 8 * 8 + meta_bytes
     if state_bytes > PERCPU_VALUE_MAX:
         raise LimitError(f"the parse state saved across tail calls needs {state_bytes} bytes, over the "
                          f"{PERCPU_VALUE_MAX}-byte limit of a per-CPU map value", prog.parser.loc)
@@ -341,6 +351,13 @@ def save_lines(all_slots: list[Slot], local: set[str], untouched: set[str], may:
            "\treturn XDP_ABORTED;", f"ps->node = {node};", "ps->cur = cur - data;"]
     used: set[str] = set()
     for s in all_slots:
+        if s.meta:
+            if s.var in local:
+                used.add(s.var)
+                out.append(f"ps->{s.var} = {s.var};")
+            elif s.var in untouched:
+                out.append(f"ps->{s.var} = 0; /* not set yet */")
+            continue
         if s.owner in may and s.var not in local and s.var in untouched:
             out.append(f"ps->{s.var} = {'0' if s.is_len else 'C3PO_OFF_NONE'}; /* not parsed yet */")
         if s.owner not in may or s.var not in local:
@@ -363,6 +380,11 @@ def reload_lines(all_slots: list[Slot], local: set[str], needed: set[str], later
     out: list[str] = []
     used: set[str] = set()
     for s in all_slots:
+        if s.meta:
+            if s.var in needed:
+                used.add(s.var)
+                out.append(f"{s.var} = ps->{s.var};")
+            continue
         if s.var in needed and s.owner in may:
             used.add(s.var)
             if s.is_len:

@@ -1,0 +1,154 @@
+"""Parser-state statements (`do`, docs/spec-reference.md section 5): what the front end lowers and refuses,
+when the reference interpreter runs them, and how the targets carry the metadata they set.
+
+The conformance suite programs conformance/suite/parser_do_*.yaml compare every target with the interpreter;
+these tests pin the semantics the interpreter implements and the pieces of target code that make it hold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from c3po_compiler import ir, load_program
+from c3po_compiler.problems import SpecError
+from conformance.interpreter import Interpreter
+from conformance.model import PacketIn
+
+from .conftest import ROOT
+
+SUITE = ROOT / "conformance" / "suite"
+
+SPEC = """
+c3po: 1
+program: pdo
+include: [std/ethernet, std/ipv4]
+metadata: {proto: 8, order: 8, hits: 4}
+parser:
+  start: ethernet
+  on_error: {default: drop, reject: to_host}
+  states:
+    ethernet:
+      extract: ethernet
+      do: [meta.order = 1]
+      select: ethernet.ethertype
+      cases: {0x0800: ipv4}
+      default: accept
+    ipv4:
+      extract: ipv4
+      do:
+        - meta.proto = ipv4.protocol
+        - "meta.order = meta.order * 2 + (bit<8>) meta.hits"
+        - if: ipv4.ttl == 1
+          then: [meta.proto = 0xff]
+          else: [meta.hits = meta.hits + 1]
+      next: l4
+    l4:
+      select: meta.proto
+      cases: {0xff: reject, 6: accept}
+      default: accept
+control:
+  - ethernet.src = ((bit<48>) meta.proto << 16) | ((bit<48>) meta.order << 8) | (bit<48>) meta.hits
+  - reflect
+"""
+
+
+def frame(ttl: int, proto: int) -> bytes:
+    eth = bytes(6) + bytes(6) + b"\x08\x00"
+    ip = bytes([0x45, 0, 0, 20, 0, 0, 0, 0, ttl, proto, 0, 0]) + bytes(8)
+    return eth + ip + b"payload"
+
+
+def program(tmp_path: Path, text: str = SPEC) -> ir.Program:
+    spec = tmp_path / "pdo.yaml"
+    spec.write_text(text, encoding="utf-8")
+    return load_program(spec).program
+
+
+def test_do_is_lowered_into_the_state_in_order(tmp_path: Path) -> None:
+    prog = program(tmp_path)
+    do = prog.parser.states["ipv4"].do
+    assert [type(s).__name__ for s in do] == ["Assign", "Assign", "If"]
+    first = do[0]
+    assert isinstance(first, ir.Assign) and isinstance(first.target, ir.MetaRef) and first.target.name == "proto"
+    assert not prog.parser.states["l4"].extract and prog.parser.states["l4"].select
+
+
+def test_do_runs_after_extract_before_select_and_reaches_the_control(tmp_path: Path) -> None:
+    interp = Interpreter(program(tmp_path))
+    [res] = interp.run([PacketIn(0, frame(64, 6))], {})
+    assert res.verdict == "reflect"
+    # proto read from the header just extracted; order = 1 * 2 + 0; hits incremented in the else branch
+    assert res.data[6:12] == (6 << 16 | 2 << 8 | 1).to_bytes(6, "big")
+
+
+def test_a_select_reads_metadata_its_state_chain_set(tmp_path: Path) -> None:
+    interp = Interpreter(program(tmp_path))
+    [res] = interp.run([PacketIn(0, frame(1, 6))], {})
+    # ttl 1: the if set meta.proto = 0xff, and the metadata-only state l4 went to reject
+    assert res.observations["parser_error"] == "reject"
+    assert res.observations["path"] == ["ethernet", "ipv4", "l4"]
+
+
+def test_a_parser_error_after_do_leaves_the_frame_unchanged(tmp_path: Path) -> None:
+    interp = Interpreter(program(tmp_path))
+    data = frame(1, 17)
+    [res] = interp.run([PacketIn(0, data)], {})
+    assert (res.verdict, res.data) == ("to_host", data)
+
+
+def test_metadata_set_in_the_parser_crosses_the_xdp_tail_call_split() -> None:
+    from targets.xdp import tailcall
+    from targets.xdp.emitter import Emitter
+
+    prog = load_program(SUITE / "parser_do_tailcall.yaml").program
+    em = Emitter(prog)
+    nodes, control = em.emit()
+    split = tailcall.plan(em, nodes, control)
+    assert split is not None and len(split.programs) >= 2
+    fields = {decl for decl, _ in split.fields}
+    assert {"__u64 m_labels;", "__u64 m_last_label;", "__u64 m_bos_ttl;", "__u64 m_via_mpls;"} <= fields
+    later = split.programs[1]
+    reloads = [line for r in later.resumes for line in r.lines]
+    assert "m_labels = ps->m_labels;" in reloads
+    saves = [line for t in split.programs[0].exits for line in t.lines]
+    assert "ps->m_labels = m_labels;" in saves
+
+
+def test_p4_parser_assigns_metadata_in_the_state() -> None:
+    from targets.p4.parser_gen import ParserGen
+
+    prog = load_program(SUITE / "parser_do_tailcall.yaml").program
+    states = {s.name: s for s in ParserGen(prog).run()}
+    text = "\n".join(states["mpls"].stmts)
+    assert "meta.labels = (meta.labels + 8w1);" in text
+    assert "meta.last_label = hdr.mpls.last.label;" in text  # .last unguarded: valid wherever it may be read
+
+
+@pytest.mark.parametrize(("stmt", "message"), [
+    ('"ipv4.ttl = 1"', "a parser state cannot assign the header field 'ipv4.ttl'"),
+    ("drop", "a parser state cannot set a verdict ('drop')"),
+    ('"count(c, 0)"', "a parser state cannot count"),
+    ('"meta.proto = hash(crc16, ipv4.ttl)[7:0]"', "hash() is only available in 'control' and actions"),
+])
+def test_forbidden_statements_are_one_positioned_error(tmp_path: Path, stmt: str, message: str) -> None:
+    text = f"""
+c3po: 1
+program: bad
+include: [std/ethernet, std/ipv4]
+metadata: {{proto: 8}}
+counters: {{c: {{size: 1}}}}
+parser:
+  start: ipv4
+  states:
+    ipv4:
+      extract: ipv4
+      do: [{stmt}]
+deparse: [ipv4]
+"""
+    with pytest.raises(SpecError) as exc:
+        program(tmp_path, text)
+    problems = exc.value.problems
+    assert [p.message for p in problems] == [message]
+    assert problems[0].loc.path.endswith(".do[0]") and problems[0].hint
