@@ -324,9 +324,9 @@ def test_arbitration_backups_read_but_cannot_write(xdp: XdpSide) -> None:
     from google.rpc import code_pb2
 
     primary = Client(xdp.target.address, (0, 10))
-    backup = Client(xdp.target.address, (0, 5))
+    assert primary.answer().arbitration.status.code == code_pb2.OK
+    backup = Client(xdp.target.address, (0, 5))  # after the primary's answer: the order of arrival is settled
     try:
-        assert primary.answer().arbitration.status.code == code_pb2.OK
         rep = backup.answer().arbitration
         assert rep.status.code == code_pb2.ALREADY_EXISTS and rep.election_id.low == 10
         with pytest.raises(grpc.RpcError) as err:
@@ -558,3 +558,38 @@ def test_counters_registers_and_priorities_of_ddos_filter(tmp_path: Path, monkey
             server.stop(grace=0).wait()
             service.close()
         main(["unload", name, "--force"])
+
+
+def test_commit_resets_state_and_wildcard_reads_see_every_table(xdp: XdpSide) -> None:
+    """A committed pipeline starts empty, as on BMv2; reads of all tables, of direct counters; packet-out is
+    refused on the stream without ending it."""
+    from google.rpc import code_pb2
+    from p4.v1 import p4runtime_pb2 as pb
+
+    c = Client(xdp.target.address, (0, 60))
+    try:
+        assert c.answer().arbitration.status.code == code_pb2.OK
+        c.write(route(xdp.service, 0x0F000000, 8, 1))
+        every = c.read(pb.Entity(table_entry=pb.TableEntry()))
+        assert {e.table_entry.table_id for e in every} >= {_ids(xdp.service)[0]["routes_v4"].preamble.id}
+        tid = _ids(xdp.service)[0]["nexthops"].preamble.id
+        direct = c.read(pb.Entity(direct_counter_entry=pb.DirectCounterEntry(table_entry=pb.TableEntry(
+            table_id=tid))))
+        assert all(d.direct_counter_entry.HasField("data") for d in direct)
+
+        out = pb.StreamMessageRequest()
+        out.packet.payload = b"\x00" * 64
+        c.requests.put(out)
+        err = c.answer().error
+        assert err.canonical_code == code_pb2.UNIMPLEMENTED and err.packet_out.packet_out.payload == b"\x00" * 64
+
+        req = pb.SetForwardingPipelineConfigRequest(device_id=0, action=pb.SetForwardingPipelineConfigRequest.
+                                                    VERIFY_AND_COMMIT)
+        req.election_id.low = 60
+        req.config.p4info.CopyFrom(xdp.service.info)
+        c.stub.SetForwardingPipelineConfig(req, timeout=30)
+        assert c.read(pb.Entity(table_entry=pb.TableEntry())) == []  # constant entries included, as on BMv2
+        assert xdp.dp.table("routes_v4").entries() == []
+        assert xdp.dp.table("routes_v4").default() == ("drop", ())
+    finally:
+        c.close()
