@@ -234,8 +234,19 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                 s.out.put(None)
 
         threading.Thread(target=read, name="p4rt-stream", daemon=True).start()
+        # A cancelled RPC (client gone, server stopping) must not leave this worker waiting on the queue: a
+        # blocked worker thread would keep the process from exiting.
+        context.add_callback(lambda: s.out.put(None))
         try:
-            while (msg := s.out.get()) is not None:
+            while True:
+                try:
+                    msg = s.out.get(timeout=1.0)
+                except queue.Empty:
+                    if context.is_active():
+                        continue
+                    break
+                if msg is None:
+                    break
                 yield msg
             if abort:
                 context.abort(_grpc_code(abort[0].code), abort[0].message)
@@ -488,6 +499,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         tables, so what was read of them stays true: entries are read from the kernel once per burst, not once
         per Write (a 1,000-entry LPM table takes milliseconds to read back). Other c3po commands on the program
         wait for the burst to end. Called with `self.lock` held."""
+        if self._closed.is_set():
+            raise P4RError(code_pb2.UNAVAILABLE, "the server is shutting down")
         self._last = time.monotonic()
         if self._stack is None:
             stack = contextlib.ExitStack()
@@ -513,6 +526,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         self._closed.set()
         with self.lock:
             self._release()
+            for stream in self.streams:
+                stream.out.put(None)
 
     def _entries(self, spec: ir.Table) -> dict[tuple[Any, ...], Entry]:
         """Identity -> entry of a spec table, read once per burst and kept up to date by the writes."""
