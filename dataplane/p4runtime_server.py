@@ -303,7 +303,7 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         self._index = {}
         for name, t in self.prog.tables.items():
             self.dp.table(name).clear()
-            self.dp.table(name).set_default(t.default.action, tuple(t.default.args))
+            self.dp._set_default(name, t.default.action, tuple(t.default.args))
             self.missing[name] = {}
         for c in self.prog.counters:
             self.dp.counter_reset(c)
@@ -546,11 +546,13 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                 raise _invalid("is_default_action: the default entry can only be modified")
             if te.match or te.priority:
                 raise _invalid("is_default_action: the default entry has no match and no priority")
-            if te.HasField("action"):
-                action, args = self._action(t, te, default=True)
-            else:  # P4Runtime: a default MODIFY without action restores the program's default
-                action, args = t.spec.default.action, tuple(t.spec.default.args)
-            table.set_default(action, args)
+            program_default = (t.spec.default.action, tuple(t.spec.default.args))
+            # P4Runtime: a default MODIFY without an action restores the program's default
+            action, args = self._action(t, te, default=True) if te.HasField("action") else program_default
+            if (action, args) == program_default:  # always allowed, even where it is no action of the table
+                self.dp._set_default(t.spec.name, action, args)
+            else:
+                table.set_default(action, args)
             return
         if te.HasField("counter_data") and (te.counter_data.packet_count or te.counter_data.byte_count):
             raise P4RError(code_pb2.UNIMPLEMENTED, "counter_data: the XDP target's per-CPU counters can only "
@@ -832,7 +834,10 @@ def serve(dp: Dataplane, address: str, device_id: int = 0, device_config: bytes 
                          options=[("grpc.max_receive_message_length", 64 << 20),
                                   ("grpc.max_send_message_length", 64 << 20)])
     p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(service, server)
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    try:
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if not port and not address.startswith("unix:"):
         raise ControlError(f"cannot listen on {address}", "is another server using that port?")
     server.start()

@@ -593,3 +593,26 @@ def test_commit_resets_state_and_wildcard_reads_see_every_table(xdp: XdpSide) ->
         assert xdp.dp.table("routes_v4").default() == ("drop", ())
     finally:
         c.close()
+
+
+def test_the_command_refuses_remote_addresses_and_unknown_programs(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """No kernel needed: the refusals come before anything is opened."""
+    from c3po_compiler.cli import main
+    from dataplane.api import ControlError
+    from dataplane.p4runtime_server import check_address
+
+    monkeypatch.setenv("C3PO_RUN_DIR", str(tmp_path / "run"))
+    assert check_address("127.0.0.1:9559", False) == "127.0.0.1:9559"
+    assert check_address("[::1]:9559", False) == "[::1]:9559"
+    assert check_address("unix:/run/x.sock", False) == "unix:/run/x.sock"
+    assert check_address("0.0.0.0:9559", True) == "0.0.0.0:9559"
+    with pytest.raises(ControlError, match="--allow-remote"):
+        check_address("0.0.0.0:9559", False)
+    with pytest.raises(ControlError, match="HOST:PORT"):
+        check_address("localhost", False)
+    assert main(["p4runtime", "serve", "nothing_here"]) == 1
+    assert "no program named 'nothing_here' is loaded" in capsys.readouterr().err
+    assert main(["p4runtime", "serve", "x", "--address", "192.0.2.1:9559"]) == 1
+    assert "no authentication" in capsys.readouterr().err
