@@ -15,7 +15,7 @@ from pathlib import Path
 from c3po_compiler import ir
 from c3po_compiler.features import FEATURES
 from c3po_compiler.problems import Problem, error
-from c3po_compiler.target_api import BuildError, BuildResult, Target
+from c3po_compiler.target_api import BuildError, BuildResult, Target, run_to_outputs
 
 from .emitter import Unsupported
 from .render import render_program
@@ -49,7 +49,7 @@ class NicTarget(Target):
         src = outdir / f"{prog.name}.c"
         obj = outdir / f"{prog.name}.o"
         cmd = [cc, *FREESTANDING_FLAGS, "-O2", "-c", str(src), "-o", str(obj)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = run_to_outputs(cmd, [obj])  # never a truncated object under the real name
         if proc.returncode != 0:
             raise BuildError(f"gcc rejected the generated {src.name}:\n{proc.stderr}")
         result.files["object"] = obj

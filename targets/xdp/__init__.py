@@ -16,7 +16,7 @@ import jinja2
 from c3po_compiler import ir
 from c3po_compiler.features import program_features
 from c3po_compiler.problems import Problem, error
-from c3po_compiler.target_api import BuildError, BuildResult, Target
+from c3po_compiler.target_api import BuildError, BuildResult, Target, run_to_outputs
 
 from . import layout as L
 from .cexpr import Unsupported
@@ -55,7 +55,7 @@ def clang_command(src: Path, obj: Path) -> list[str]:
 
 def compile_object(src: Path, obj: Path) -> None:
     """clang -O2 -g -target bpf; a failure raises BuildError carrying clang's own message."""
-    proc = subprocess.run(clang_command(src, obj), capture_output=True, text=True)
+    proc = run_to_outputs(clang_command(src, obj), [obj])  # never a truncated object under the real name
     if proc.returncode != 0:
         if "BPF stack limit of 512 bytes is exceeded" in proc.stderr:
             first = next(line for line in proc.stderr.splitlines() if "stack limit" in line)
