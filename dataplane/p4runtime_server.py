@@ -159,13 +159,15 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
             raise P4RError(code_pb2.NOT_FOUND, f"device id {device_id} is not served here (this is device "
                            f"{self.device_id})")
 
-    def _elect(self) -> None:
-        """Make the highest election id among arbitrated streams primary and tell every stream."""
+    def _elect(self, arriving: _Stream | None = None) -> None:
+        """Make the highest election id among arbitrated streams primary; tell every stream when the primary
+        changed, else only the one `arriving` (a new backup does not concern the others)."""
         ids = [s.election_id for s in self.streams if s.arbitrated and s.election_id is not None]
         new = max(ids) if ids else None
+        changed = new != self.primary_id
         self.primary_id = new
         for s in self.streams:
-            if not s.arbitrated:
+            if not s.arbitrated or (not changed and s is not arriving):
                 continue
             rep = p4runtime_pb2.StreamMessageResponse()
             arb = rep.arbitration
@@ -192,10 +194,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
             if eid is not None and any(o is not s and o.arbitrated and o.election_id == eid for o in self.streams):
                 raise _invalid(f"election id ({eid >> 64}, {eid & (2**64 - 1)}) is already used by another "
                                "client")
-            if s.arbitrated and s.election_id != eid and s.election_id == self.primary_id:
-                pass  # a primary may change its own id
-            s.election_id, s.arbitrated = eid, True
-            self._elect()
+            s.election_id, s.arbitrated = eid, True  # a client may arbitrate again with another id
+            self._elect(arriving=s)
 
     def _check_primary(self, election: Any, what: str) -> None:
         eid = election.high << 64 | election.low
