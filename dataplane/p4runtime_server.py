@@ -360,6 +360,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                         errors.append((exc.code, exc.message))
                     except ControlError as exc:
                         errors.append((_control_code(exc), str(exc)))
+                    except Exception as exc:  # a fault here: reported for this update, the batch goes on
+                        errors.append((code_pb2.INTERNAL, f"internal error: {exc!r}"))
         except P4RError as exc:
             context.abort(_grpc_code(exc.code), exc.message)
         failed = [(i, c, m) for i, (c, m) in enumerate(errors) if c != code_pb2.OK]
@@ -368,7 +370,7 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                                        message=f"{len(failed)} of {len(errors)} updates failed: {failed[0][2]}")
             for c, m in errors:
                 detail = any_pb2.Any()
-                detail.Pack(p4runtime_pb2.Error(canonical_code=c, message=m, space="c3po-xdp" if c else ""))
+                detail.Pack(p4runtime_pb2.Error(canonical_code=c, message=m))
                 status.details.append(detail)
             context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
             context.set_code(grpc.StatusCode.UNKNOWN)
