@@ -10,7 +10,7 @@ from c3po_compiler.text import comment_text
 from . import layout as L
 from .cexpr import ctype, hash_slot
 from .ctext import SNAPSHOT, entry_name
-from .emitter import XDP_FOR_VERDICT, Emitter, where
+from .emitter import LINEAR_INLINE_MAX, XDP_FOR_VERDICT, Emitter, where
 from .tailcall import Split, plan
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
@@ -117,6 +117,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "parser_errors": errors,
         "layouts": em.layouts,
         "split": split,
+        "linear_inline_max": LINEAR_INLINE_MAX,
         "programs": program_views(prog, parser, errors, split, em.tree),
     }
 
