@@ -25,7 +25,7 @@ import pytest
 
 from c3po_compiler import load_program
 from tests.conftest import ROOT, need_bpf, need_p4_driver, need_tool
-from tests.test_operate_p4 import namespaces, raw_socket  # the same veth and namespace set-up
+from tests.test_operate_p4 import make_record, namespaces, raw_socket  # the same namespaces and records
 from tests.test_operate_xdp import PASS_SPEC
 
 pytestmark = [pytest.mark.kernel]
@@ -184,9 +184,10 @@ def xdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XdpSide]:
 
 @pytest.fixture(scope="module")
 def bmv2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """The P4 target of the same spec on BMv2, loaded as tests/test_operate_p4.py loads it."""
     need_p4_driver()
     from dataplane import registry
-    from dataplane.registry import Port, Record
+    from dataplane.registry import Port
     from targets.p4 import control
     from targets.p4.netns import entered
 
@@ -197,8 +198,7 @@ def bmv2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         prog = load_program(ROUTER).program
         with entered(router_ns):
             ports = [Port(i, r, socket.if_nametoindex(r)) for i, (r, _) in enumerate(pairs)]
-        record = Record(name=f"p4rtb{SUFFIX}", target="p4", spec=str(ROUTER), program=prog.name, ports=ports)
-        registry.create(record, prog)
+        record = make_record(f"p4rtb{SUFFIX}", prog, ROUTER, ports)
         try:
             with entered(router_ns):
                 control.load(prog, record, record.dir).close()
