@@ -639,10 +639,27 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                 self._zero_miss(t.spec.name)
 
     def _write_direct_counter(self, kind: int, dce: Any) -> None:
+        """Zero one entry's counter (what controllers do to restart a measurement). The control API has no
+        per-entry reset, so this uses the XDP backend's own primitives: the entry's counter slot
+        (`_state(...).find`) and `_zero_counter`; a backend without them answers UNIMPLEMENTED."""
         if kind != p4runtime_pb2.Update.MODIFY:
             raise _invalid("direct counter entries can only be modified")
-        raise P4RError(code_pb2.UNIMPLEMENTED, "direct counter writes are not supported on the XDP target "
-                       "(re-insert the entry to zero its counter)")
+        if dce.data.packet_count or dce.data.byte_count:
+            raise P4RError(code_pb2.UNIMPLEMENTED, "data: the XDP target's per-CPU counters can only be zeroed")
+        te = dce.table_entry
+        t = self._table(te.table_id)
+        if not t.spec.counters:
+            raise _invalid(f"table_entry.table_id: table '{t.name}' has no direct counter")
+        state, zero = getattr(self.dp, "_state", None), getattr(self.dp, "_zero_counter", None)
+        if state is None or zero is None:
+            raise P4RError(code_pb2.UNIMPLEMENTED, "direct counter writes are not supported by this target")
+        ident = entry_identity(t.spec, self._match(t, te), self._priority(t, te))
+        entry = self._entries(t.spec).get(ident)
+        if entry is None or t.name in self.missing[t.spec.name].get(ident, ()):
+            raise P4RError(code_pb2.NOT_FOUND, f"table '{t.name}' has no entry with this match")
+        if t.copy == 0:  # the shared counter is reported on the first copy
+            _, (_, slot, _) = state(t.spec.name).find(entry)
+            zero(t.spec.name, slot)
 
     def _write_register(self, kind: int, re: Any) -> None:
         if kind != p4runtime_pb2.Update.MODIFY:

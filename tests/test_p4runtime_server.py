@@ -566,6 +566,7 @@ def test_commit_resets_state_and_wildcard_reads_see_every_table(xdp: XdpSide) ->
     from google.rpc import code_pb2
     from p4.v1 import p4runtime_pb2 as pb
 
+    controller(xdp.target)  # leaves routes, next hops and counted frames behind
     c = Client(xdp.target.address, (0, 60))
     try:
         assert c.answer().arbitration.status.code == code_pb2.OK
@@ -576,6 +577,13 @@ def test_commit_resets_state_and_wildcard_reads_see_every_table(xdp: XdpSide) ->
         direct = c.read(pb.Entity(direct_counter_entry=pb.DirectCounterEntry(table_entry=pb.TableEntry(
             table_id=tid))))
         assert all(d.direct_counter_entry.HasField("data") for d in direct)
+        hops = [d for d in direct if d.direct_counter_entry.data.packet_count]
+        assert hops  # the controller script's frames counted on some next hop: zero one entry's counter
+        zero = pb.DirectCounterEntry(table_entry=hops[0].direct_counter_entry.table_entry, data=pb.CounterData())
+        c.write(pb.Update(type=pb.Update.MODIFY, entity=pb.Entity(direct_counter_entry=zero)))
+        again = c.read(pb.Entity(direct_counter_entry=pb.DirectCounterEntry(
+            table_entry=hops[0].direct_counter_entry.table_entry)))
+        assert [d.direct_counter_entry.data.packet_count for d in again] == [0]
 
         out = pb.StreamMessageRequest()
         out.packet.payload = b"\x00" * 64
