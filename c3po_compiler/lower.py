@@ -80,6 +80,9 @@ class Lowerer:
         # to one is a follow-on of the error already reported, so it is abandoned silently (one root cause,
         # one error), instead of an 'undefined header' whose did-you-mean would point elsewhere.
         self.poisoned: set[str] = set()
+        # The list item after a statement that ends inside parentheses: YAML split `[count(c, 1)]` at the comma,
+        # and that item's error ("unexpected ')'") follows from the one reported, with the hint to quote.
+        self.split_tail: PathKey | None = None
         self.src = main
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -526,7 +529,11 @@ class Lowerer:
         try:
             return parse_statement(item)
         except ExprSyntaxError as exc:
+            if path == self.split_tail and item.count(")") > item.count("("):
+                raise _Abort from None  # the rest of a statement YAML split at a comma: reported with its start
             self.expr_problem(path, _flow_hint(exc, item))
+            if item.count("(") > item.count(")") and path and isinstance(path[-1], int):
+                self.split_tail = (*path[:-1], path[-1] + 1)
             raise _Abort from None
 
     def lower_assign(self, raw: RawAssign, res: Resolver, path: PathKey, loc: Loc) -> ir.Stmt:

@@ -12,6 +12,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -89,21 +90,45 @@ def unrolled_graph(prog: ir.Program) -> nx.MultiDiGraph:
     return g
 
 
+def _parse_path(edge_path: list[tuple[Any, Any, Any]]) -> ParsePath:
+    steps = []
+    for u, v, key in edge_path:
+        steps.append(Step(u[0], key[1] if key[0] != "x" else None, v[0]))
+    end = edge_path[-1][1][0]
+    if end == "stack_overflow":
+        steps[-1] = Step(steps[-1].state, None, "stack_overflow")
+    return ParsePath(steps, end)
+
+
 def enumerate_paths(prog: ir.Program, limit: int = MAX_PATHS) -> list[ParsePath]:
+    """Every path to a terminal, up to `limit`; past it, one shortest path through each edge no path took yet.
+
+    The simple paths come depth first, so a graph with more than `limit` of them (QinQ x an MPLS stack x the
+    IPv6 extension chain) would otherwise end in the first few edges' subtrees and never try the others."""
     g = unrolled_graph(prog)
     targets = [t for t in [("accept",), ("reject",), ("stack_overflow",)] if t in g]
     out: list[ParsePath] = []
-    for edge_path in nx.all_simple_edge_paths(g, g.graph["start"], targets):
-        steps = []
-        for edge in edge_path:
-            u, v, key = edge[0], edge[1], edge[2]  # type: ignore[misc]
-            steps.append(Step(u[0], key[1] if key[0] != "x" else None, v[0]))
-        end = edge_path[-1][1][0]
-        if end == "stack_overflow":
-            steps[-1] = Step(steps[-1].state, None, "stack_overflow")
-        out.append(ParsePath(steps, end))
+    covered: set[tuple[Any, Any, Any]] = set()
+    for found in nx.all_simple_edge_paths(g, g.graph["start"], targets):
+        edge_path: list[tuple[Any, Any, Any]] = list(found)  # type: ignore[arg-type]  # a multigraph: keys too
+        out.append(_parse_path(edge_path))
+        covered.update(edge_path)
         if len(out) >= limit:
             break
+    else:
+        covered = set(g.edges(keys=True))
+    for edge in g.edges(keys=True):
+        if edge in covered:
+            continue
+        try:
+            head = nx.shortest_path(g, g.graph["start"], edge[0])
+            tail = min((nx.shortest_path(g, edge[1], t) for t in targets if nx.has_path(g, edge[1], t)), key=len)
+        except (nx.NetworkXNoPath, ValueError):
+            continue
+        path = [(a, b, next(iter(g[a][b]))) for a, b in itertools.pairwise(head)] + [edge] + [
+            (a, b, next(iter(g[a][b]))) for a, b in itertools.pairwise(tail)]
+        out.append(_parse_path(path))
+        covered.update(path)
     out.sort(key=lambda p: (len(p.steps), p.label, [str(s.edge) for s in p.steps]))
     return out
 

@@ -18,6 +18,19 @@ EXAMPLES = sorted((ROOT / "spec" / "examples").glob("*.yaml"))
 PROTOCOLS = sorted((ROOT / "spec" / "protocols").glob("*.yaml"))
 SUITE = sorted(p for p in (ROOT / "conformance" / "suite").glob("*.yaml") if not p.name.endswith(".vectors.yaml"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Examples whose parse graph has over a thousand paths (the classifier: QinQ x MPLS x the IPv6 extension chain),
+# so thousands of generated vectors: a test that takes one as a parameter runs under the slow mark, or each would
+# add minutes to the default run. tests/test_parser_do.py checks the classifier in the default run.
+SLOW_EXAMPLES = frozenset({"classifier"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(item, "callspec", None)
+        values = params.params.values() if params is not None else ()
+        if any((isinstance(v, Path) and v.parent.name == "examples" and v.stem in SLOW_EXAMPLES)
+               or (isinstance(v, str) and v in SLOW_EXAMPLES) for v in values):  # some tests take the stem
+            item.add_marker(pytest.mark.slow)
 
 
 def _missing(reason: str) -> None:

@@ -152,3 +152,34 @@ deparse: [ipv4]
     problems = exc.value.problems
     assert [p.message for p in problems] == [message]
     assert problems[0].loc.path.endswith(".do[0]") and problems[0].hint
+
+
+def _ipv6_ext(next_hdr: int, body: bytes = b"\x01\x04\x00\x00\x00\x00") -> bytes:
+    """An 8-byte options-style extension header (PadN filling it)."""
+    return bytes([next_hdr, 0]) + body
+
+
+def test_classifier_reads_the_tuple_the_parser_recorded() -> None:
+    """spec/examples/classifier.yaml (its every-target conformance runs under the slow mark): the last next
+    header of a full IPv6 chain, both Destination Options positions, and IPv4 with options behind QinQ and MPLS."""
+    prog = load_program(ROOT / "spec" / "examples" / "classifier.yaml").program
+    interp = Interpreter(prog)
+    eth6 = bytes(12) + b"\x86\xdd"
+    src6 = bytes.fromhex("20010db8010000000000000000000001")
+    chain = (_ipv6_ext(60) +                                   # hop-by-hop -> destination options
+             _ipv6_ext(43) +                                   # destination options -> routing
+             bytes([44, 0, 0, 0]) + bytes(4) +                 # routing (type 0, no segments left) -> fragment
+             bytes([60, 0, 0, 0]) + bytes(4) +                 # first fragment -> destination options again
+             _ipv6_ext(6))                                     # final destination options -> TCP
+    tcp = (1234).to_bytes(2, "big") + (22).to_bytes(2, "big") + bytes(8) + b"\x50\x10" + bytes(6)
+    ipv6 = b"\x60" + bytes(3) + len(chain + tcp).to_bytes(2, "big") + b"\x00\x40" + src6 + bytes(16)
+    [r6] = interp.run([PacketIn(0, eth6 + ipv6 + chain + tcp)], {})
+    assert r6.observations["path"][-2:] == ["l4", "tcp"]
+    assert (r6.verdict, r6.port, r6.counters[("per_class", 1)][0]) == ("forward", 1, 1)  # management SSH
+    qinq_mpls = bytes(12) + b"\x88\xa8" + b"\x00\x64\x81\x00" + b"\x00\xc8\x88\x47" + b"\x00\x01\x01\x40"
+    opts = b"\x01\x01\x01\x00"                                 # NOP NOP NOP EOL: IHL 6
+    udp = (53).to_bytes(2, "big") + (4000).to_bytes(2, "big") + (8).to_bytes(2, "big") + bytes(2)
+    ipv4 = b"\x46\x00" + (24 + 8).to_bytes(2, "big") + bytes(4) + b"\x40\x11" + bytes(2) + bytes([10, 1, 2, 3]) + bytes(4)
+    [r4] = interp.run([PacketIn(0, qinq_mpls + ipv4 + opts + udp)], {})
+    assert r4.observations["path"] == ["ethernet", "vlan", "vlan", "mpls", "mpls_payload", "ipv4", "l4", "udp"]
+    assert (r4.verdict, r4.port) == ("forward", 5)  # VLAN 100 (the outer tag) is the voice class, before DNS
