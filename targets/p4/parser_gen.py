@@ -74,11 +74,37 @@ class _DoWriter(ExprWriter):
         return super().field(e)
 
 
+class _SelectWriter(ExprWriter):
+    """Reads in a select. A field of an optional group reads a shadow local, 0 until the group's extract state
+    copies the field into it: the spec says a field of an absent group reads 0, where BMv2 would read whatever
+    the header held (a stale value) and p4c warns that it may be uninitialised."""
+
+    def __init__(self, prog: ir.Program, shadows: dict[tuple[str, str, str], str]) -> None:
+        super().__init__(prog, in_parser=True)
+        self.shadows = shadows
+
+    def field(self, e: FieldRef) -> str:
+        if e.instance and e.group is not None:
+            return self.shadows[(e.instance, e.group, e.field_name)]
+        return super().field(e)
+
+
 class ParserGen:
     def __init__(self, prog: ir.Program) -> None:
         self.prog = prog
         self.states: list[P4State] = []
         self.locals: list[str] = []
+        self.shadows: dict[tuple[str, str, str], str] = {}
+        for st in prog.parser.states.values():
+            for e in st.select:
+                for x in ir.walk_expr(e):
+                    if isinstance(x, FieldRef) and x.instance and x.group is not None:
+                        key = (x.instance, x.group, x.field_name)
+                        if key not in self.shadows:
+                            name = f"c3po_{prog.instances[x.instance].ident}__{x.group}__{x.field_name}"
+                            self.shadows[key] = name
+                            self.locals.append(f"bit<{x.width}> {name} = {lit(0, x.width)};  /* 0 while the "
+                                               f"group {x.group} is absent */")
         self.verified: list[str] = sorted({v for st in prog.parser.states.values() for v in st.verify})
         # The byte offset of the cursor, kept only where a TLV area is walked: the spec checks that the whole
         # area is in the frame (`truncated`) before it looks at any option (`bad_length`), and a P4 parser can
@@ -121,7 +147,7 @@ class ParserGen:
                                  "  /* checked by verify_checksum */")
         if st.do:
             current.stmts += self.do_lines(st.do)
-        writer = ExprWriter(self.prog, in_parser=True)
+        writer = _SelectWriter(self.prog, self.shadows)
         if st.select:
             exprs = [writer(e) for e in st.select]
             current.transition = select_lines(exprs, [e.width for e in st.select],
@@ -169,6 +195,8 @@ class ParserGen:
                                   f"    default: {nxt if i + 1 == len(steps) else steps[i] + '_skip'};", "}"]
             ext = P4State(steps[i], f"optional group {ht.name}.{g.name} ({loc_text(g.loc)})",
                           [f"pkt.extract({lay.group(g)});"])
+            ext.stmts += [f"{name} = {lay.group(g)}.{fname};" for (i_, g_, fname), name in sorted(self.shadows.items())
+                          if i_ == lay.inst.name and g_ == g.name]
             self.advance(ext, f"32w{g.bytes}")
             self.states.append(ext)
             if i + 1 < len(steps):
