@@ -45,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                   Path(args.tls_cert).read_bytes())])
         dp = control_module(record.target).open(prog, record)
         server, service = serve(dp, address, args.device_id, _device_config(record), creds)
+        if args.packet_io:
+            service.start_packet_io([(p.port, p.ifname) for p in record.ports], record.extra.get("netns"))
     except ControlError as exc:
         return _fail(f"c3po p4runtime serve: {exc.message}" + (f"\n    hint: {exc.hint}" if exc.hint else ""))
     stop = threading.Event()
@@ -72,4 +74,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "anyone reaching it controls the tables")
     s.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
     s.add_argument("--tls-key", metavar="PEM", help="and this private key")
+    s.add_argument("--packet-io", action="store_true", help="PacketIn: frames the program sends to the host, "
+                   "PacketOut: frames sent out of a port (metadata id 1: the port)")
     s.set_defaults(func=cmd_serve)

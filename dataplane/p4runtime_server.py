@@ -31,7 +31,9 @@ Arbitration: one primary per device (the highest election id among open streams)
 Write or Set (PERMISSION_DENIED); an election id already used by another stream is refused (INVALID_ARGUMENT)
 and the stream closed. Only the default role is served. Writes are CONTINUE_ON_ERROR: each update is applied or
 refused on its own; when one fails, the call ends UNKNOWN with one p4.v1.Error per update in the status details,
-as P4Runtime specifies. Packet I/O is not implemented (PacketOut answers a StreamError UNIMPLEMENTED).
+as P4Runtime specifies. Packet I/O is opt-in (`--packet-io`, `Server.start_packet_io`): PacketIn carries
+what the program sends to the host, with the ingress port as metadata id 1; without it a PacketOut is answered
+with a StreamError UNIMPLEMENTED.
 
 Security: there is no authentication or TLS unless `--tls-cert/--tls-key` are given; anyone who can reach the
 address can become primary and rewrite the tables. The default address is 127.0.0.1:9559; a unix socket
@@ -44,6 +46,7 @@ import contextlib
 import ipaddress
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +69,8 @@ from .api import ControlError, Dataplane, Entry, entry_identity
 from .p4runtime_cli import DEFAULT_ADDRESS
 
 API_VERSION = "1.4.1"
+PACKET_PORT_ID = 1  # PacketIn metadata: ingress port; PacketOut metadata: egress port (c3po's ids)
+ETH_P_ALL = 0x0003
 IDLE_RELEASE = 0.05  # seconds without a request before the server gives the program's lock back
 
 
@@ -151,6 +156,7 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         self._last = 0.0
         self._closed = threading.Event()
         self._releaser: threading.Thread | None = None
+        self.ports: dict[int, socket.socket] = {}  # packet I/O (start_packet_io): port -> AF_PACKET socket
 
     # ------------------------------------------------------------------------------------ arbitration
 
@@ -218,11 +224,12 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                     if kind == "arbitration":
                         self._arbitrate(s, req.arbitration)
                     elif kind == "packet":
-                        rep = p4runtime_pb2.StreamMessageResponse()
-                        rep.error.canonical_code = code_pb2.UNIMPLEMENTED
-                        rep.error.message = "packet-out is not implemented by c3po's XDP P4Runtime server"
-                        rep.error.packet_out.packet_out.CopyFrom(req.packet)
-                        s.out.put(rep)
+                        problem = self._packet_out(s, req.packet)
+                        if problem is not None:
+                            rep = p4runtime_pb2.StreamMessageResponse()
+                            rep.error.canonical_code, rep.error.message = problem
+                            rep.error.packet_out.packet_out.CopyFrom(req.packet)
+                            s.out.put(rep)
                     elif not s.arbitrated:
                         raise P4RError(code_pb2.FAILED_PRECONDITION,
                                        "the first message on a stream must be a MasterArbitrationUpdate")
@@ -256,6 +263,66 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
                     self.streams.remove(s)
                     if s.arbitrated and s.election_id == self.primary_id:
                         self._elect()
+
+    # ------------------------------------------------------------------------------------ packet I/O
+
+    def start_packet_io(self, ports: list[tuple[int, str]], netns: str | None = None) -> None:
+        """PacketIn/PacketOut over the program's interfaces. What the XDP program gives the host (`to_host`,
+        XDP_PASS) is what the kernel receives on the interface, and frames it forwards or drops never reach the
+        kernel there: an AF_PACKET socket on each port's interface sees exactly the frames the program sends to
+        the host. Each becomes a PacketIn to the primary with metadata id 1 = ingress port (16-bit); a PacketOut
+        with metadata id 1 = egress port is sent out of that port's interface as it is (it does not pass through
+        the program, as on a switch's CPU port). The ids are c3po's: the P4 target has no
+        `@controller_header`, so its P4Info (and this one, which equals it) declares no packet metadata."""
+        from targets.p4.netns import entered
+
+        ctx = entered(netns) if netns else contextlib.nullcontext()
+        with ctx:
+            for port, ifname in ports:
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+                sock.bind((ifname, 0))
+                sock.settimeout(0.5)  # so the reader notices `close`
+                self.ports[port] = sock
+        for port, sock in self.ports.items():
+            threading.Thread(target=self._packet_in, args=(port, sock), name=f"p4rt-port{port}",
+                             daemon=True).start()
+
+    def _packet_in(self, port: int, sock: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                data, addr = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            rep = p4runtime_pb2.StreamMessageResponse()
+            rep.packet.payload = data
+            rep.packet.metadata.add(metadata_id=PACKET_PORT_ID, value=_enc(port))
+            with self.lock:
+                for s in self.streams:
+                    if s.arbitrated and s.election_id is not None and s.election_id == self.primary_id:
+                        s.out.put(rep)
+
+    def _packet_out(self, s: _Stream, packet: Any) -> tuple[int, str] | None:
+        """Send a PacketOut; returns (code, message) when it cannot be sent."""
+        if not self.ports:
+            return code_pb2.UNIMPLEMENTED, "packet I/O is off (c3po p4runtime serve --packet-io)"
+        if s.election_id is None or s.election_id != self.primary_id:
+            return code_pb2.PERMISSION_DENIED, "only the primary may send packets"
+        meta = {m.metadata_id: m.value for m in packet.metadata}
+        if PACKET_PORT_ID not in meta:
+            return code_pb2.INVALID_ARGUMENT, f"metadata id {PACKET_PORT_ID} (egress port) is missing"
+        port = int.from_bytes(meta[PACKET_PORT_ID], "big")
+        sock = self.ports.get(port)
+        if sock is None:
+            return code_pb2.INVALID_ARGUMENT, f"egress port {port} has no interface (ports: {sorted(self.ports)})"
+        try:
+            sock.send(packet.payload)
+        except OSError as exc:
+            return code_pb2.INVALID_ARGUMENT, f"payload could not be sent on port {port}: {exc.strerror}"
+        return None
 
     # ------------------------------------------------------------------------------------ capabilities, pipeline
 
@@ -530,6 +597,8 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
             self._release()
             for stream in self.streams:
                 stream.out.put(None)
+            for sock in self.ports.values():
+                sock.close()
 
     def _entries(self, spec: ir.Table) -> dict[tuple[Any, ...], Entry]:
         """Identity -> entry of a spec table, read once per burst and kept up to date by the writes."""

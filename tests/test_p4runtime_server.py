@@ -140,6 +140,8 @@ class XdpSide:
     service: Any
     server: Any
     dp: Any
+    hosts_ns: str
+    host_ifs: tuple[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +173,10 @@ def xdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XdpSide]:
             address = f"unix:{tmp}/p4rt.sock"
             obj = record.dir / "build" / f"{prog.name}.bpf.o"
             server, service = serve(dp, address, 0, obj.read_bytes())
+            service.start_packet_io([(p.port, p.ifname) for p in record.ports], router_ns)
             target = Target(address, record.dir / "build" / f"{prog.name}.p4info.txtpb", obj,
                             lambda frames: exchange(hosts_ns, pairs[0][1], pairs[1][1], frames))
-            yield XdpSide(target, service, server, dp)
+            yield XdpSide(target, service, server, dp, hosts_ns, (pairs[0][1], pairs[1][1]))
         finally:
             if server is not None:
                 server.stop(grace=0).wait()
@@ -561,8 +564,8 @@ def test_counters_registers_and_priorities_of_ddos_filter(tmp_path: Path, monkey
 
 
 def test_commit_resets_state_and_wildcard_reads_see_every_table(xdp: XdpSide) -> None:
-    """A committed pipeline starts empty, as on BMv2; reads of all tables, of direct counters; packet-out is
-    refused on the stream without ending it."""
+    """A committed pipeline starts empty, as on BMv2; reads of all tables, of direct counters; a malformed
+    packet-out is refused on the stream without ending it."""
     from google.rpc import code_pb2
     from p4.v1 import p4runtime_pb2 as pb
 
@@ -588,8 +591,8 @@ def test_commit_resets_state_and_wildcard_reads_see_every_table(xdp: XdpSide) ->
         out = pb.StreamMessageRequest()
         out.packet.payload = b"\x00" * 64
         c.requests.put(out)
-        err = c.answer().error
-        assert err.canonical_code == code_pb2.UNIMPLEMENTED and err.packet_out.packet_out.payload == b"\x00" * 64
+        err = c.answer().error  # no egress port: refused on the stream, which stays open
+        assert err.canonical_code == code_pb2.INVALID_ARGUMENT and err.packet_out.packet_out.payload == b"\x00" * 64
 
         req = pb.SetForwardingPipelineConfigRequest(device_id=0, action=pb.SetForwardingPipelineConfigRequest.
                                                     VERIFY_AND_COMMIT)
@@ -624,3 +627,47 @@ def test_the_command_refuses_remote_addresses_and_unknown_programs(tmp_path: Pat
     assert "no program named 'nothing_here' is loaded" in capsys.readouterr().err
     assert main(["p4runtime", "serve", "x", "--address", "192.0.2.1:9559"]) == 1
     assert "no authentication" in capsys.readouterr().err
+
+
+def test_packet_in_and_out(xdp: XdpSide) -> None:
+    """What the program sends to the host reaches the primary as PacketIn with its ingress port; a PacketOut
+    leaves by the port its metadata names."""
+    from google.rpc import code_pb2
+    from p4.v1 import p4runtime_pb2 as pb
+
+    c = Client(xdp.target.address, (0, 70))
+    try:
+        assert c.answer().arbitration.status.code == code_pb2.OK
+        req = pb.SetForwardingPipelineConfigRequest(device_id=0, action=pb.SetForwardingPipelineConfigRequest.
+                                                    VERIFY_AND_COMMIT)
+        req.election_id.low = 70
+        req.config.p4info.CopyFrom(xdp.service.info)
+        c.stub.SetForwardingPipelineConfig(req, timeout=30)
+        frame = udp_frame("10.1.0.5", b"c3po-mark-in")
+        assert xdp.target.send([frame]) == []  # router_mac is empty: to the host, not out of port 1
+        got = None
+        for _ in range(20):
+            msg = c.answer()
+            if msg.HasField("packet") and b"c3po-mark-in" in msg.packet.payload:
+                got = msg.packet
+                break
+        assert got is not None and got.payload == frame
+        assert [(m.metadata_id, m.value) for m in got.metadata] == [(1, b"\x00")]  # ingress port 0
+
+        out = pb.StreamMessageRequest()
+        out.packet.payload = udp_frame("10.1.0.6", b"c3po-mark-out")
+        out.packet.metadata.add(metadata_id=1, value=b"\x01")
+        rx = raw_socket(xdp.hosts_ns, xdp.host_ifs[1])
+        try:
+            c.requests.put(out)
+            end, seen = time.monotonic() + 1.5, list[bytes]()
+            while time.monotonic() < end and not seen:
+                if select.select([rx], [], [], 0.1)[0]:
+                    data, addr = rx.recvfrom(4096)
+                    if addr[2] != socket.PACKET_OUTGOING and b"c3po-mark-out" in data:
+                        seen.append(data)
+        finally:
+            rx.close()
+        assert seen == [out.packet.payload]  # out of port 1, unchanged
+    finally:
+        c.close()
