@@ -13,6 +13,7 @@ from c3po_compiler import ir
 
 from .interp_control import ControlCompiler, Run
 from .interp_expr import Env, compile_expr
+from .interp_parser import ParserPlan
 from .interp_runtime import Ctx
 from .interpreter import Interpreter
 from .model import Counters, PacketIn, Registers, Result
@@ -81,6 +82,7 @@ class TracingInterpreter(Interpreter):
         cc.trace = self.trace
         cc.compile_actions()
         self.control = cc.block(prog.control, self.env)
+        self.parser = ParserPlan.of(prog, self.env, lambda stmts: cc.block(stmts, self.env))  # `do` traced too
 
     def _update_checksum(self, c: Ctx, request: tuple[str, str | None]) -> None:
         plan = self.checksum_plans[request]
@@ -96,10 +98,15 @@ class TracingInterpreter(Interpreter):
         return r
 
 
+def parser_bodies(prog: ir.Program) -> list[list[ir.Stmt]]:
+    """The parser states' `do` statements: their branches and statements are covered like the control's."""
+    return [st.do for st in prog.parser.states.values() if st.do]
+
+
 def branch_points(prog: ir.Program) -> list[tuple[str, str]]:
     """Every control branch the generator must cover: (if id, then|else) and (table, hit|miss)."""
     out: list[tuple[str, str]] = []
-    bodies = [prog.control, *(a.body for a in prog.user_actions.values())]
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values()), *parser_bodies(prog)]
     for body in bodies:
         for s in ir.walk_stmts(body):
             if isinstance(s, ir.If) and (s.then or s.otherwise):
@@ -200,6 +207,8 @@ def statement_points(prog: ir.Program) -> list[tuple[str, list[str], list[str]]]
                     walk(body, [*guards, f"{s.table}.{a}"], any_of)
 
     walk(prog.control, [], [])
+    for body in parser_bodies(prog):
+        walk(body, [], [])
     for name, action in prog.user_actions.items():
         pairs = [f"{t.name}.{name}" for t in prog.tables.values() if name in (*t.actions, t.default.action)]
         walk(action.body, [], [] if name in called else pairs)

@@ -38,13 +38,13 @@ def test_check_quiet_prints_nothing_for_a_good_spec(capsys: pytest.CaptureFixtur
 
 
 def test_check_reports_every_error_with_position_path_and_hint(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = BAD / "flow_list_comma.yaml"
+    spec = BAD / "identifier_too_long.yaml"
     code, out, err = run(capsys, "check", str(spec))
     assert code == 1 and out == ""
     lines = err.splitlines()
     problems = [ln for ln in lines if PROBLEM_LINE.match(ln)]
     assert len(problems) == 2
-    assert all(ln.startswith(f"{spec}:") or "flow_list_comma.yaml:" in ln for ln in problems)
+    assert all(ln.startswith(f"{spec}:") or "identifier_too_long.yaml:" in ln for ln in problems)
     assert sum(ln.startswith("    hint: ") for ln in lines) == 2
     assert lines[-1].endswith(": 2 errors")
 

@@ -159,7 +159,9 @@ def _restore(workdir: Path, rel: str) -> None:
 @given(data=st.data())
 def test_mutated_documents_give_only_spec_errors(workdir: Path, data: st.DataObject) -> None:
     example = data.draw(st.sampled_from(EXAMPLES), label="example")
-    includes = [str(Path("examples") / i) for i in (yaml.safe_load(example.read_text()).get("include") or [])]
+    # library names (std/ethernet) are package data, not files of the copied tree: only relative includes mutate
+    includes = [str(Path("examples") / i) for i in (yaml.safe_load(example.read_text()).get("include") or [])
+                if not str(i).startswith("std/")]
     rel = data.draw(st.sampled_from([f"examples/{example.name}", *includes]), label="mutated file")
     rel = str(Path(rel)).replace("examples/../", "")
     doc = yaml.safe_load((ROOT / "spec" / rel).read_text(encoding="utf-8"))

@@ -183,3 +183,16 @@ def test_classifier_reads_the_tuple_the_parser_recorded() -> None:
     [r4] = interp.run([PacketIn(0, qinq_mpls + ipv4 + opts + udp)], {})
     assert r4.observations["path"] == ["ethernet", "vlan", "vlan", "mpls", "mpls_payload", "ipv4", "l4", "udp"]
     assert (r4.verdict, r4.port) == ("forward", 5)  # VLAN 100 (the outer tag) is the voice class, before DNS
+
+
+def test_parser_statements_and_branches_are_coverage_items() -> None:
+    """The generator covers a `do` like the control: the fragment state's if has both branches taken."""
+    from conformance.generate import generate
+    from conformance.tracing import branch_points, stmt_id
+
+    prog = load_program(SUITE / "parser_do_ipv6_chain.yaml").program
+    [frag_if] = [s for s in prog.parser.states["fragment"].do if isinstance(s, ir.If)]
+    assert {(stmt_id(frag_if), "then"), (stmt_id(frag_if), "else")} <= set(branch_points(prog))
+    cov = generate(prog, seed=0).coverage
+    assert cov["branches"]["uncovered"] == [] and cov["branches"]["total"] == 6
+    assert cov["statements"]["uncovered"] == [] and cov["statements"]["total"] == 16
