@@ -13,7 +13,8 @@ program reloads the state, bounds-checks the packet pointers again and jumps to 
 forward, a packet passes through each program at most once.
 
 What is saved: the cursor, and for every header that may be valid at the node its offset (or "invalid"), its
-optional groups, TLV option pointers and varlen length. A program holds in C variables (on its 512-byte stack)
+optional groups, TLV option pointers and varlen length; and the metadata parser states' `do` may have set (the
+entry program stores 0 for what it has not set: the map still holds the previous packet's values). A program holds in C variables (on its 512-byte stack)
 only the state it reads or writes itself; the rest stays in the map untouched, so a 64-deep stack costs a
 program that only passes it through no stack at all.
 
