@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not (record.dir / "record.json").exists():
             print(f"c3po p4runtime: '{args.name}' was unloaded, stopping", file=sys.stderr)
             break
-    server.stop(grace=1.0).wait()
+    server.stop(grace=1.0).wait(timeout=5)  # bounded: grpc may not report the end of a cancelled stream
     service.close()
     dp.close()
     return 0

@@ -179,7 +179,7 @@ def xdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XdpSide]:
             yield XdpSide(target, service, server, dp, hosts_ns, (pairs[0][1], pairs[1][1]))
         finally:
             if server is not None:
-                server.stop(grace=0).wait()
+                server.stop(grace=0).wait(timeout=5)  # grpc may not report the end of a cancelled stream
                 service.close()
             for n in (name, peer):
                 main(["unload", n, "--force"])
@@ -558,7 +558,7 @@ def test_counters_registers_and_priorities_of_ddos_filter(tmp_path: Path, monkey
         c.close()
     finally:
         if server is not None:
-            server.stop(grace=0).wait()
+            server.stop(grace=0).wait(timeout=5)  # grpc may not report the end of a cancelled stream
             service.close()
         main(["unload", name, "--force"])
 
