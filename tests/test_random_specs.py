@@ -525,7 +525,7 @@ def test_the_strategy_draws_what_it_promises() -> None:
     derandomized (the same sample on every run): `.example()` draws anew each time, and a rare part could miss."""
     drawn: list[str] = []
 
-    @settings(max_examples=60, derandomize=True, database=None, deadline=None,
+    @settings(max_examples=300, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(specs())
     def draw(text: str) -> None:

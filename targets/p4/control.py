@@ -113,10 +113,19 @@ def switch_alive(record: Record) -> bool:
     return bool(cmdline) and os.path.basename(cmdline[0].decode(errors="replace")) == SWITCH
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status when the switch is this process's child (load and unload in one process)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _reap(pid: int, wait: float = 0.0) -> None:
+    """Collect the exit status when the switch is this process's child (load and unload in one process); with
+    `wait`, keep trying that long: a switch seen exiting may not be a zombie yet, and one left unreaped keeps
+    its /proc entry until this process exits."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except (ChildProcessError, OSError):
+            return  # not our child (another process started it), or already collected
+        if done == pid or time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
 
 
 def _stop(record: Record) -> list[str]:
@@ -134,7 +143,7 @@ def _stop(record: Record) -> list[str]:
         while time.monotonic() < deadline:
             _reap(pid)
             if not switch_alive(record):
-                _reap(pid)  # it may have turned zombie after the first
+                _reap(pid, wait=2.0)  # it may not be a zombie yet
                 done.append(f"stopped {SWITCH} (pid {pid}{', killed' if sig == signal.SIGKILL else ''})")
                 return done
             time.sleep(0.05)
