@@ -96,7 +96,11 @@ def compare(
         out.lines.append(f"verdict: expected {expected.verdict}, got {actual.verdict}")
     if expected.verdict == "forward" and actual.port != expected.port:
         out.lines.append(f"port: expected {expected.port}, got {actual.port}")
-    if expected.verdict != "drop":
+    if expected.verdict != "drop" and actual.verdict == "drop":
+        # no frame left: listing every header field as "got (absent)" would only repeat the verdict line
+        out.lines.append(f"  expected: {expected.data.hex()}")
+        out.lines.append("  actual:   (dropped, no frame)")
+    elif expected.verdict != "drop":
         e, a, m = expected.data, actual.data, expected.care_mask
         same = len(e) == len(a) and all(
             ((x ^ y) & (m[i] if m else 0xFF)) == 0 for i, (x, y) in enumerate(zip(e, a, strict=True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -207,11 +208,28 @@ REFERENCE = "ref"
 _FAILURES = ("FAIL", "ERROR", "XPASS")
 
 
-def _html_row(e: Any, o: VectorOutcome, program: str | None = None) -> str:
+def trace_commands(spec: str, o: VectorOutcome) -> list[str]:
+    """The `c3po trace` command per input frame of a FAIL: it explains the reference's steps and shows the
+    target's first difference. The vector's table state is not in the outcome: its `control:` map, saved as
+    a file, is what `--entries` takes."""
+    if o.outcome != "FAIL":
+        return []
+    out = []
+    for p in o.packets:
+        port, _, data = p.removeprefix("port ").partition(": ")
+        if port.isdigit() and data:
+            out.append(f"c3po trace {shlex.quote(spec)} --packet {data} --port {port} --target {o.target}"
+                       " [--entries FILE: the vector's control: state]")
+    return out
+
+
+def _html_row(e: Any, o: VectorOutcome, program: str | None = None, spec: str | None = None) -> str:
     cls = "NA" if o.outcome == "N/A" else o.outcome
     detail = list(o.detail)
     if o.packets:
         detail += ["input:", *(f"  {p}" for p in o.packets)]
+    if spec is not None and (commands := trace_commands(spec, o)):
+        detail += ["reproduce and explain:", *(f"  {c}" for c in commands)]
     first = f"<td>{e(program)}</td>" if program is not None else ""
     return (
         f"<tr>{first}<td>{e(o.vector)}</td><td>{e(o.target)}</td><td class='{cls}'>{e(o.outcome)}</td>"
@@ -229,14 +247,14 @@ def write_html(reports: list[RunReport], path: str | Path) -> None:
         f"<style>{_CSS}</style></head><body><h1>c3po conformance</h1>",
     ]
     parts.append("<h2>Summary</h2><pre>" + e(terminal(reports, max_failures=0)) + "</pre>")
-    failures = [(r.program, o) for r in reports for o in r.outcomes if o.outcome in _FAILURES]
+    failures = [(r.program, r.spec, o) for r in reports for o in r.outcomes if o.outcome in _FAILURES]
     parts.append(f"<h2 id='failures'>Failures ({len(failures)})</h2>")
     if failures:
         parts.append(
             "<table class='failures'><tr><th>program</th><th>vector</th><th>target</th><th>outcome</th>"
             "<th>detail</th></tr>"
         )
-        parts += [_html_row(e, o, program) for program, o in failures]
+        parts += [_html_row(e, o, program, spec) for program, spec, o in failures]
         parts.append("</table>")
     else:
         parts.append("<p>none</p>")
@@ -254,7 +272,7 @@ def write_html(reports: list[RunReport], path: str | Path) -> None:
                 "its own expectations; rows left out)</p>"
             )
         parts.append("<table><tr><th>vector</th><th>target</th><th>outcome</th><th>detail</th></tr>")
-        parts += [_html_row(e, o) for o in shown]
+        parts += [_html_row(e, o, spec=r.spec) for o in shown]
         parts.append("</table>")
     parts.append("</body></html>\n")
     Path(path).write_text("".join(parts), encoding="utf-8")
