@@ -190,3 +190,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", choices=("xdp", "nic", "p4"), help="also run it there and compare")
     p.add_argument("--json", action="store_true", help="the events and results as JSON")
     p.set_defaults(func=cmd_trace)
+
+
+def main_for_tests(argv: list[str]) -> int:
+    """The subcommand without the `c3po` front end (what tests call: same parser, same function)."""
+    parser = argparse.ArgumentParser(prog="c3po")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["trace", *argv])
+    status: int = args.func(args)
+    return status
