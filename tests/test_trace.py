@@ -178,3 +178,15 @@ def test_the_report_gives_each_fail_its_trace_command() -> None:
         "c3po trace spec/examples/router.yaml --packet 0a0b --port 2 --target xdp"
         " [--entries FILE: the vector's control: state]"]
     assert trace_commands("x.yaml", VectorOutcome("xdp", "v1", "PASS", packets=["port 2: 0a0b"])) == []
+
+
+def test_a_pcap_is_traced_frame_by_frame(small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.pcap import write_pcap
+
+    frame = bytes.fromhex(ETH + "0800" + IPV4)
+    write_pcap(tmp_path / "in.pcap", [(0, frame), (0, frame[:20])])
+    assert main_for_tests([str(small), "--pcap", str(tmp_path / "in.pcap")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("packet: ") == 2
+    assert "packet: 20 bytes on port 0" in out
+    assert "parser error: truncated\nresult: drop" in out  # an ipv4 header cut short: the parser's error
