@@ -51,6 +51,7 @@ OPEN_TIMEOUT = 300.0  # building a program (clang, p4c) can take a while; per-ve
 TIMEOUT_GRACE = 3.0  # seconds the parent waits beyond the per-vector timeout before killing a worker
 BATCH = 64  # vectors per call to a driver (it may overlap their packets); a failed batch is rerun one by one
 STOP_GRACE = 1.2  # seconds an interrupted run gives its workers to close their drivers before killing them
+REAP_WAIT = 2.0  # seconds the parent waits for a dead worker to be reaped, so its exit status can be reported
 
 
 @dataclass
@@ -227,6 +228,20 @@ class WorkerDied(Exception):
     pass
 
 
+def describe_exit(code: int | None) -> str:
+    """A worker's exit status in words: a negative status is the signal that killed it (-11 is a segfault),
+    which is what a vendor needs to know first."""
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name} (exit status {code})"
+    return f"exit status {code}"
+
+
 class Interrupted(Exception):
     """The run is being stopped (Ctrl-C, SIGTERM): raised in the parent's threads instead of starting workers.
     Deliberately not a WorkerDied, so nothing on the way up mistakes it for a vector's ERROR."""
@@ -317,11 +332,15 @@ class TargetSession:
             reply: tuple[str, Any] = self.conn.recv()
             return reply
         except (EOFError, OSError):
-            code = self.proc.exitcode if self.proc is not None else None
+            code = None
+            if self.proc is not None:
+                # The pipe closes a moment before the process is reaped: exitcode is None until it is.
+                self.proc.join(0.0 if self.stopper.stopping else REAP_WAIT)
+                code = self.proc.exitcode
             self.stop()
             if self.stopper.stopping:
                 raise Interrupted from None
-            raise WorkerDied(f"driver process died (exit status {code})") from None
+            raise WorkerDied(f"driver process died ({describe_exit(code)})") from None
 
     def call(self, msg: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
         if self.conn is None:

@@ -1,0 +1,30 @@
+"""The runner facing broken drivers: a crash says which signal, a driver that keeps crashing is given up on,
+an unimportable `py:` driver is an error of the run, and the fuzzer's frames are long enough to run."""
+
+from __future__ import annotations
+
+from c3po_compiler import load_program
+from conformance.generate import generate
+from conformance.model import PacketIn, Vector
+from conformance.runner import RunRequest, run_conformance
+
+from .conftest import ROOT
+
+SPEC = str(ROOT / "conformance" / "suite" / "action_drop.yaml")
+DRIVERS = "py:tests.plugins.misbehaving_driver:"
+
+
+def _vectors(first_bytes: list[int]) -> list[Vector]:
+    base = generate(load_program(SPEC).program).vectors[0]
+    return [Vector(f"v{i}", base.control, [PacketIn(1, bytes([b]) + bytes(13))]) for i, b in enumerate(first_bytes)]
+
+
+def test_a_crashed_worker_is_reported_with_its_signal() -> None:
+    vectors = _vectors([0xEE, 0x02])
+    (report,) = run_conformance([RunRequest(SPEC, vectors)], [DRIVERS + "SegfaultingDriver"], timeout=2, jobs=1)
+    by = {o.vector: o for o in report.outcomes}
+    detail = " ".join(by["v0"].detail)
+    assert by["v0"].outcome == "ERROR"
+    assert "killed by SIGSEGV (exit status -11)" in detail, detail
+    assert "None" not in detail
+    assert by["v1"].outcome == "PASS"
