@@ -51,6 +51,9 @@ OPEN_TIMEOUT = 300.0  # building a program (clang, p4c) can take a while; per-ve
 TIMEOUT_GRACE = 3.0  # seconds the parent waits beyond the per-vector timeout before killing a worker
 BATCH = 64  # vectors per call to a driver (it may overlap their packets); a failed batch is rerun one by one
 STOP_GRACE = 1.2  # seconds an interrupted run gives its workers to close their drivers before killing them
+# A worker that died this many times is not restarted again: each restart reopens the program (a build, ~1 s or
+# more), so a driver crashing on every vector would otherwise cost that for each remaining vector.
+MAX_WORKER_CRASHES = 3
 REAP_WAIT = 2.0  # seconds the parent waits for a dead worker to be reaped, so its exit status can be reported
 
 
@@ -228,6 +231,10 @@ class WorkerDied(Exception):
     pass
 
 
+class WorkerGaveUp(WorkerDied):
+    """The worker died MAX_WORKER_CRASHES times: the rest of its vectors are ERROR without restarting it."""
+
+
 def describe_exit(code: int | None) -> str:
     """A worker's exit status in words: a negative status is the signal that killed it (-11 is a segfault),
     which is what a vendor needs to know first."""
@@ -292,10 +299,17 @@ class TargetSession:
         self.conn: Connection | None = None
         self.control: ControlState | None = None
         self.stopper = stopper or Stopper()
+        self.crashes = 0
+        self.last_crash = ""
 
     def start(self) -> None:
         if self.stopper.stopping:
             raise Interrupted
+        if self.crashes >= MAX_WORKER_CRASHES:
+            raise WorkerGaveUp(
+                f"not run: the driver process died {self.crashes} times, not restarted again "
+                f"(last: {self.last_crash})"
+            )
         parent, child = self.ctx.Pipe()
         self.proc = self.ctx.Process(
             target=_worker, args=(child, self.target, self.spec, self.workdir, self.timeout), daemon=True
@@ -340,7 +354,9 @@ class TargetSession:
             self.stop()
             if self.stopper.stopping:
                 raise Interrupted from None
-            raise WorkerDied(f"driver process died ({describe_exit(code)})") from None
+            self.crashes += 1
+            self.last_crash = f"driver process died ({describe_exit(code)})"
+            raise WorkerDied(self.last_crash) from None
 
     def call(self, msg: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
         if self.conn is None:
@@ -468,6 +484,8 @@ def _run_target(
                     status, payload = session.install(control)
                     if status != "ok":
                         install_error = f"install failed: {payload}"
+                except WorkerGaveUp as exc:
+                    install_error = str(exc)
                 except (WorkerDied, DriverUnavailable) as exc:
                     install_error = f"install failed: {exc}"
                 for start in range(0, len(group), BATCH):

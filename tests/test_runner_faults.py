@@ -3,10 +3,12 @@ an unimportable `py:` driver is an error of the run, and the fuzzer's frames are
 
 from __future__ import annotations
 
+import time
+
 from c3po_compiler import load_program
 from conformance.generate import generate
 from conformance.model import PacketIn, Vector
-from conformance.runner import RunRequest, run_conformance
+from conformance.runner import MAX_WORKER_CRASHES, RunRequest, run_conformance
 
 from .conftest import ROOT
 
@@ -28,3 +30,17 @@ def test_a_crashed_worker_is_reported_with_its_signal() -> None:
     assert "killed by SIGSEGV (exit status -11)" in detail, detail
     assert "None" not in detail
     assert by["v1"].outcome == "PASS"
+
+
+def test_a_driver_crashing_on_every_vector_is_given_up_after_a_few() -> None:
+    n = 8
+    vectors = _vectors([0xEE] * n)
+    t0 = time.monotonic()
+    (report,) = run_conformance([RunRequest(SPEC, vectors)], [DRIVERS + "DyingDriver"], timeout=2, jobs=1)
+    outcomes = sorted(report.outcomes, key=lambda o: o.vector)
+    assert [o.outcome for o in outcomes] == ["ERROR"] * n
+    given_up = [o for o in outcomes if "not restarted again" in " ".join(o.detail)]
+    # the first batch call crashes once, then each vector alone until the cap: the rest are never run
+    assert len(given_up) == n - (MAX_WORKER_CRASHES - 1), [o.detail for o in outcomes]
+    assert "died 3 times" in given_up[0].detail[0] and "exit status 9" in given_up[0].detail[0]
+    assert time.monotonic() - t0 < 10
