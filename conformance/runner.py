@@ -127,8 +127,14 @@ def with_known_deviations(xfail: ExpectedFailures | None, target: str) -> Expect
     return ExpectedFailures([*(xfail.rules if xfail else []), *rules])
 
 
+class BrokenDriver(Exception):
+    """A `py:MODULE:CLASS` driver that cannot be imported: the vendor's plugin is broken, which is an error of
+    the run (exit status 1), not a target that merely cannot run on this machine (a skip, exit status 2)."""
+
+
 def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
-    """(why the target cannot run here, the features it supports). Unknown names raise KeyError."""
+    """(why the target cannot run here, the features it supports). Unknown names raise KeyError; a `py:` driver
+    that fails to import raises BrokenDriver with the import error's message."""
     if target.startswith("cmd:"):
         return (None if target[4:].strip() else "empty plugin command"), frozenset(FEATURES)
     try:
@@ -136,6 +142,8 @@ def target_problem(target: str) -> tuple[str | None, frozenset[str]]:
     except KeyError:
         raise
     except (ImportError, AttributeError) as exc:
+        if target.startswith("py:"):
+            raise BrokenDriver(f"driver {target[3:]} cannot be loaded: {type(exc).__name__}: {exc}") from None
         return f"driver not installed ({exc})", frozenset()
     reason = cls.unavailable()
     return reason, (cls.supports or frozenset(FEATURES))
@@ -686,7 +694,13 @@ def run_conformance(
         prog = load_program(req.spec).program
         problems = fill_expected(prog, req.vectors)
         plans.append((req, prog, program_features(prog), problems))
-    statuses: dict[str, tuple[str | None, frozenset[str]]] = {t: target_problem(t) for t in targets}
+    statuses: dict[str, tuple[str | None, frozenset[str]]] = {}
+    broken: dict[str, str] = {}
+    for t in targets:
+        try:
+            statuses[t] = target_problem(t)
+        except BrokenDriver as exc:
+            statuses[t], broken[t] = (str(exc), frozenset()), str(exc)
     reports = [RunReport(req.spec, prog.name, sorted(feats), [], []) for req, prog, feats, _ in plans]
     tasks = []
     stopper = Stopper()
@@ -736,7 +750,7 @@ def run_conformance(
         for t in targets:
             reason, _s = statuses[t]
             if reason is not None:
-                reports[i].targets.append(TargetStatus(t, False, reason))
+                reports[i].targets.append(TargetStatus(t, False, reason, error=t in broken))
                 continue
             status, outs = results[(i, t)]
             reports[i].targets.append(status)

@@ -8,7 +8,7 @@ import time
 from c3po_compiler import load_program
 from conformance.generate import generate
 from conformance.model import PacketIn, Vector
-from conformance.runner import MAX_WORKER_CRASHES, RunRequest, run_conformance
+from conformance.runner import MAX_WORKER_CRASHES, RunRequest, exit_status, run_conformance
 
 from .conftest import ROOT
 
@@ -44,3 +44,14 @@ def test_a_driver_crashing_on_every_vector_is_given_up_after_a_few() -> None:
     assert len(given_up) == n - (MAX_WORKER_CRASHES - 1), [o.detail for o in outcomes]
     assert "died 3 times" in given_up[0].detail[0] and "exit status 9" in given_up[0].detail[0]
     assert time.monotonic() - t0 < 10
+
+
+def test_an_unimportable_python_driver_is_an_error_with_the_import_message() -> None:
+    vectors = _vectors([0x02])
+    (report,) = run_conformance([RunRequest(SPEC, vectors)], ["ref", "py:no_such_vendor_module:Driver"], jobs=1)
+    (bad,) = [t for t in report.targets if t.name.startswith("py:")]
+    assert not bad.ran and bad.error
+    assert "No module named 'no_such_vendor_module'" in bad.reason
+    assert exit_status([report]) == 1, "a broken plugin fails the run; it is not a target that cannot run here"
+    (missing_class,) = run_conformance([RunRequest(SPEC, vectors)], [DRIVERS + "NoSuchDriver"], jobs=1)
+    assert missing_class.targets[0].error and "NoSuchDriver" in missing_class.targets[0].reason
