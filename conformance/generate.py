@@ -31,6 +31,10 @@ MAX_PAIRS = 400
 MAX_STATEFUL = 4  # multi-packet vectors per program, for counters and registers
 RESTARTS = 128  # fresh random packets per path in phase 3
 MAX_RESTARTS = 1024  # and in all: an item no packet can reach must not cost minutes
+# Fuzzed frames cut short on purpose, below the bytes their parse path extracts (the parser's reject and
+# bounds checks must meet some). The rest are at least as long as the shortest path's fixed headers: a frame
+# shorter than any path (under 14 bytes for Ethernet) is N/A on XDP and tests nothing else either.
+FUZZ_TRUNCATED_SHARE = 0.1
 
 
 def _option_names(prog: ir.Program, recs: list[Rec]) -> set[str]:
@@ -373,6 +377,17 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     return Generated(vectors, summary)
 
 
+def path_fixed_bytes(prog: ir.Program, path: ParsePath) -> int:
+    """The bytes a parse path's extracts need at least (fixed parts only): the fuzzer's lower bound for frames
+    that are not truncated on purpose."""
+    total = 0
+    for step in path.steps:
+        name = prog.parser.states[step.state].extract if step.state in prog.parser.states else None
+        if name and name in prog.instances:
+            total += prog.instances[name].type.fixed_bytes
+    return total
+
+
 def fuzz_vectors(
     prog: ir.Program,
     paths: list[ParsePath],
@@ -385,11 +400,15 @@ def fuzz_vectors(
 ) -> list[Vector]:
     """Random packets drawn from the parse graph: valid, mutated (bit flips) or truncated; seeded.
 
+    Only FUZZ_TRUNCATED_SHARE of them are cut short; the others keep at least the bytes of their parse path
+    (random bytes, when no path yields a packet, at least the shortest path's), so few are N/A on XDP.
+
     Half of them (when `seeds` has any) start from a generated vector's packet under its control state
     instead of the empty one: with empty tables every lookup misses, so no action body — and no rewrite or
     checksum update — would ever meet a fuzzed packet."""
     rng = random.Random(f"fuzz/{seed}")
     feasible = [p for p in paths if p.label in cov.paths_covered]
+    floor = min((path_fixed_bytes(prog, p) for p in feasible), default=0)
     out: list[Vector] = []
     installed: ControlState | None = None
     for i in range(n):
@@ -405,10 +424,10 @@ def fuzz_vectors(
             recs, reason = b.recs_for(path, {}, rng.random() < 0.5)
             if reason is None:
                 data = b.assemble(recs, b"")[0]
-                data = data[: len(data) - rng.randrange(0, 24)]
         if not data:
-            data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
-        mode = rng.choice(["valid", "mutated", "truncated"])
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(max(1, floor), max(1, floor) + 64)))
+        roll = rng.random()
+        mode = "truncated" if roll < FUZZ_TRUNCATED_SHARE else "valid" if roll < 0.55 else "mutated"
         if mode == "valid" and port >= 0:
             # a seed's packet as it is was a generated vector already: give it another payload length
             data += bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))

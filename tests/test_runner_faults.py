@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from c3po_compiler import load_program
-from conformance.generate import generate
+from conformance.generate import FUZZ_TRUNCATED_SHARE, generate
 from conformance.model import PacketIn, Vector
 from conformance.runner import MAX_WORKER_CRASHES, RunRequest, exit_status, run_conformance
 
@@ -55,3 +55,12 @@ def test_an_unimportable_python_driver_is_an_error_with_the_import_message() -> 
     assert exit_status([report]) == 1, "a broken plugin fails the run; it is not a target that cannot run here"
     (missing_class,) = run_conformance([RunRequest(SPEC, vectors)], [DRIVERS + "NoSuchDriver"], jobs=1)
     assert missing_class.targets[0].error and "NoSuchDriver" in missing_class.targets[0].reason
+
+
+def test_fuzzed_frames_follow_the_parse_graph() -> None:
+    prog = load_program(str(ROOT / "spec" / "examples" / "router.yaml")).program
+    fuzzed = [v for v in generate(prog, seed=0, fuzz=600).vectors if "fuzz" in v.tags]
+    short = sum(1 for v in fuzzed if len(v.packets[0].data) < 14)
+    truncated = sum(1 for v in fuzzed if "truncated" in v.tags)
+    assert short / len(fuzzed) < 0.04, "frames under an Ethernet header were ~9% before: N/A on XDP"
+    assert 0.05 < truncated / len(fuzzed) < 2 * FUZZ_TRUNCATED_SHARE, "some frames stay truncated on purpose"
