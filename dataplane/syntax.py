@@ -43,9 +43,8 @@ def parse_match(table: ir.Table, items: Sequence[str]) -> tuple[KeyElem, ...]:
             raise ControlError(f"'{terminal_text(item)}' is not KEY=VALUE",
                                f"keys of table '{table.name}': {', '.join(names) or '(none)'}")
         if key not in names:
-            err = did_you_mean(terminal_text(key), names, f"key of table '{table.name}'")
-            raise ControlError(err.message.replace("unknown key of table", "table") .replace(
-                f"'{table.name}' '", f"'{table.name}' has no key '"), err.hint)
+            hint = did_you_mean(key, names, "key").hint
+            raise ControlError(f"table '{table.name}' has no key '{terminal_text(key)}'", hint)
         if key in given:
             raise ControlError(f"key '{key}' is given twice")
         given[key] = text.strip()
