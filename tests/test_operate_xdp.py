@@ -17,43 +17,16 @@ import pytest
 
 from c3po_compiler.cli import main
 from tests.conftest import ROOT, need_bpf, need_tool
+from tests.test_xdp_veth import PASS_PROGRAM, SOCKET_SCRIPT
 
 pytestmark = pytest.mark.kernel
 
 ROUTER = str(ROOT / "spec" / "examples" / "router.yaml")
 ROUTER_MAC, NEXT_MAC, OUT_MAC = "02:00:00:00:00:01", "02:00:00:00:00:99", "02:00:00:00:00:02"
 
-PASS_SPEC = """
-c3po: 1
-program: peer_pass
-include: [{p}/ethernet.yaml]
-parser:
-  start: ethernet
-  states:
-    ethernet: {{extract: ethernet}}
-default_verdict: to_host
-"""
-
-# In a namespace: send frames (hex) on IFACE, collect what arrives (IPv4 only) for SECONDS, print it as JSON.
-SOCKET_SCRIPT = r"""
-import json, socket, sys, time
-iface, seconds, frames = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind((iface, 0))
-s.settimeout(0.05)
-print("ready", flush=True)
-for f in frames:
-    s.send(bytes.fromhex(f))
-got, end = [], time.time() + seconds
-while time.time() < end:
-    try:
-        data, addr = s.recvfrom(2048)
-    except socket.timeout:
-        continue
-    if addr[2] != socket.PACKET_OUTGOING and data[12:14] == b"\x08\x00":
-        got.append(data.hex())
-print(json.dumps(got), flush=True)
-"""
+# The far side's pass-everything program, and the socket script (sending, then collecting IPv4 frames).
+PASS_SPEC = PASS_PROGRAM
+IPV4 = "0800"
 
 
 def sh(*args: str) -> str:
@@ -88,12 +61,12 @@ class Net:
     def exchange(self, frames: list[bytes], seconds: float = 1.0) -> list[bytes]:
         """Send `frames` from A; what B received."""
         listener = subprocess.Popen(["ip", "netns", "exec", self.b, sys.executable, "-c", SOCKET_SCRIPT, "b0",
-                                     str(seconds + 0.5), "[]"], stdout=subprocess.PIPE, text=True)
+                                     str(seconds + 0.5), "[]", IPV4], stdout=subprocess.PIPE, text=True)
         try:
             assert listener.stdout is not None
             assert listener.stdout.readline().strip() == "ready"
             subprocess.run(["ip", "netns", "exec", self.a, sys.executable, "-c", SOCKET_SCRIPT, "a0", "0.2",
-                            json.dumps([f.hex() for f in frames])], capture_output=True, text=True, timeout=30,
+                            json.dumps([f.hex() for f in frames]), IPV4], capture_output=True, text=True, timeout=30,
                            check=True)
             out, _ = listener.communicate(timeout=30)
         finally:

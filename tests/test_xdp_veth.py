@@ -47,10 +47,12 @@ parser:
 default_verdict: to_host
 """
 
-# Runs inside a namespace: sends frames (hex) on IFACE, then collects incoming frames of our EtherTypes.
+# Runs inside a namespace: sends frames (hex) on IFACE, then collects incoming frames of our EtherTypes (or of
+# the EtherTypes given, as hex, in a fourth argument).
 SOCKET_SCRIPT = r"""
 import json, socket, sys, time
 iface, seconds, frames = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+types = [bytes.fromhex(t) for t in sys.argv[4].split(",")] if len(sys.argv) > 4 else [b"\x88\xb5", b"\x88\xb6", b"\x88\xb7"]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind((iface, 0))
 s.settimeout(0.05)
@@ -63,7 +65,7 @@ while time.time() < end:
         data, addr = s.recvfrom(2048)
     except socket.timeout:
         continue
-    if addr[2] != socket.PACKET_OUTGOING and data[12:14] in (b"\x88\xb5", b"\x88\xb6", b"\x88\xb7"):
+    if addr[2] != socket.PACKET_OUTGOING and data[12:14] in types:
         got.append(data.hex())
 print(json.dumps(got), flush=True)
 """
