@@ -25,7 +25,7 @@ from .interp_expr import Env
 from .interp_parser import ParserPlan
 from .interp_runtime import Ctx, Hdr, HeaderLayout, ParseFail, Slots
 from .interp_tables import InstalledEntry, Matcher, canonical
-from .model import ControlState, Counters, PacketIn, Registers, Result
+from .model import ControlState, Counters, PacketIn, Registers, Result, final_state
 
 __all__ = ["Interpreter", "ParsedPacket"]
 
@@ -92,7 +92,9 @@ class Interpreter:
     # -- control plane -------------------------------------------------------------------------------------
 
     def install(self, control: ControlState) -> None:
-        """Constant entries first (in spec order), then `control`'s entries in install order; defaults overridden."""
+        """Constant entries first (in spec order), then `control`'s entries in install order; defaults overridden.
+        A state with ops is installed as the image they leave (`model.final_state`: computed in one place)."""
+        control = final_state(self.prog, control)
         per_table: dict[str, list[InstalledEntry]] = {name: [] for name in self.prog.tables}
         for name, t in self.prog.tables.items():
             for e in t.entries:

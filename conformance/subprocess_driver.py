@@ -31,7 +31,7 @@ from c3po_compiler import ir
 from c3po_compiler.features import FEATURES
 
 from .driver import Driver, DriverUnavailable
-from .model import ControlState, PacketIn, Registers, Result
+from .model import ControlState, PacketIn, Registers, Result, final_state
 from .packets import PacketBuildError, hex_bytes
 from .vectors import control_to_data, registers_to_data
 
@@ -186,6 +186,8 @@ class SubprocessDriver(Driver):
 
     def _install_body(self, control: ControlState) -> dict[str, Any]:
         assert self._open_args is not None
+        # The protocol replaces every entry: a state with ops goes as the image they leave.
+        control = final_state(self._open_args[0], control)
         return {
             "control": {
                 **control_to_data(control, self._open_args[0]),

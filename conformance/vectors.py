@@ -13,7 +13,19 @@ from typing import Any
 from c3po_compiler import ir, matches
 from c3po_compiler.expr import Const, Expr, ExprSyntaxError, KeyElem, parse_action_call
 
-from .model import VECTOR_FORMAT_VERSION, ControlState, EntryState, Expected, PacketIn, Registers, Vector
+from .model import (
+    OP_KINDS,
+    VECTOR_FORMAT_VERSION,
+    ControlOp,
+    ControlState,
+    EntryState,
+    Expected,
+    PacketIn,
+    Registers,
+    ReplayError,
+    Vector,
+    replay,
+)
 from .packets import PacketBuildError, build_layers, hex_bytes, literal
 
 VERDICT_NAMES = {v.value for v in ir.Verdict}
@@ -139,7 +151,10 @@ def control_from_data(data: Any, prog: ir.Program, where: str) -> ControlState:
     if data is None:
         return ControlState()
     if not isinstance(data, dict):
-        raise VectorFormatError(f"{where}: 'control' must be a map with 'entries' and/or 'defaults'")
+        raise VectorFormatError(f"{where}: 'control' must be a map with 'entries', 'defaults' and/or 'ops'")
+    extra = set(map(str, data)) - {"entries", "defaults", "ops", "canonical"}
+    if extra:
+        raise VectorFormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
     entries: list[EntryState] = []
     installed: dict[str, int] = {}
     for i, ed in enumerate(_list(data.get("entries"), f"{where}.entries")):
@@ -153,27 +168,10 @@ def control_from_data(data: Any, prog: ir.Program, where: str) -> ControlState:
             consts = f", {len(table.entries)} of them constant" if table.entries else ""
             raise VectorFormatError(f"{w}: table '{tname}' is full: it holds {table.size} entries{consts}, "
                                     f"and this is entry {installed[tname]}")
-        given = ed.get("match")
-        given = {} if given is None else given
-        if not isinstance(given, dict):
-            raise VectorFormatError(f"{w}: 'match' must map key names to values, found {_show(given)}")
-        unknown = set(map(str, given)) - {k.text for k in table.keys}
-        if unknown:
-            raise VectorFormatError(
-                f"{w}: table '{tname}' has no key {', '.join(sorted(unknown))}; "
-                f"keys: {', '.join(k.text for k in table.keys)}"
-            )
-        match = []
-        for k in table.keys:
-            if k.text not in given:
-                if k.kind == "exact":
-                    raise VectorFormatError(f"{w}: exact key '{k.text}' needs a value")
-                match.append(KeyElem("any"))
-            else:
-                match.append(canonical_match(given[k.text], k, f"{w}.match.{k.text}"))
+        match = _match(ed, table, w)
         action, args = _action(ed, table.actions, prog, w)
         priority = _int(ed.get("priority", 0), f"{w}.priority", 0, MAX_PRIORITY)
-        entries.append(EntryState(tname, tuple(match), action, args, priority))
+        entries.append(EntryState(tname, match, action, args, priority))
     defaults: list[tuple[str, str, tuple[int, ...]]] = []
     for i, dd in enumerate(_list(data.get("defaults"), f"{where}.defaults")):
         w = f"{where}.defaults[{i}]"
@@ -181,7 +179,72 @@ def control_from_data(data: Any, prog: ir.Program, where: str) -> ControlState:
         table = prog.tables[tname]
         action, args = _action(dd, [*table.actions, "nop"], prog, w)
         defaults.append((tname, action, args))
-    return ControlState(tuple(entries), tuple(defaults))
+    ops = _ops_from_data(data.get("ops"), prog, f"{where}.ops")
+    control = ControlState(tuple(entries), tuple(defaults), ops)
+    if ops:
+        try:
+            replay(prog, control)
+        except ReplayError as exc:  # the sequence does not apply: the vector's mistake, found before any target
+            raise VectorFormatError(f"{where}.{exc}") from None
+    return control
+
+
+OP_KEYS = {"op", "table", "match", "action", "args", "priority"}
+
+
+def _ops_from_data(data: Any, prog: ir.Program, where: str) -> tuple[ControlOp, ...]:
+    """The `ops` list: each item checked for its own shape here, the sequence as a whole by `model.replay`."""
+    ops = []
+    for i, od in enumerate(_list(data, where)):
+        w = f"{where}[{i}]"
+        kind = _need(od, "op", w)
+        if kind not in OP_KINDS:
+            shown = f"'{kind}'" if isinstance(kind, str) else _show(kind)
+            raise VectorFormatError(f"{w}: op {shown} is not one of {', '.join(OP_KINDS)}")
+        extra = set(map(str, od)) - OP_KEYS
+        if extra:
+            raise VectorFormatError(f"{w}: unknown key(s) {', '.join(sorted(extra))}")
+        tname = _table_name(od, prog, w)
+        table = prog.tables[tname]
+        if kind == "default":
+            if "match" in od or "priority" in od:
+                raise VectorFormatError(f"{w}: a default op takes 'action' (and 'args'), not 'match' or 'priority'")
+            action, args = _action(od, [*table.actions, "nop"], prog, w)
+            ops.append(ControlOp(kind, tname, (), action, args))
+            continue
+        match = _match(od, table, w)
+        priority = _int(od.get("priority", 0), f"{w}.priority", 0, MAX_PRIORITY)
+        if kind == "delete":
+            if "action" in od or "args" in od:
+                raise VectorFormatError(f"{w}: a delete op names the entry by 'match' (and 'priority') only")
+            ops.append(ControlOp(kind, tname, match, "", (), priority))
+            continue
+        action, args = _action(od, table.actions, prog, w)
+        ops.append(ControlOp(kind, tname, match, action, args, priority))
+    return tuple(ops)
+
+
+def _match(d: dict[str, Any], table: ir.Table, where: str) -> tuple[KeyElem, ...]:
+    """An entry's or op's `match` map, one canonical element per key (a left-out non-exact key: wildcard)."""
+    given = d.get("match")
+    given = {} if given is None else given
+    if not isinstance(given, dict):
+        raise VectorFormatError(f"{where}: 'match' must map key names to values, found {_show(given)}")
+    unknown = set(map(str, given)) - {k.text for k in table.keys}
+    if unknown:
+        raise VectorFormatError(
+            f"{where}: table '{table.name}' has no key {', '.join(sorted(unknown))}; "
+            f"keys: {', '.join(k.text for k in table.keys)}"
+        )
+    match = []
+    for k in table.keys:
+        if k.text not in given:
+            if k.kind == "exact":
+                raise VectorFormatError(f"{where}: exact key '{k.text}' needs a value")
+            match.append(KeyElem("any"))
+        else:
+            match.append(canonical_match(given[k.text], k, f"{where}.match.{k.text}"))
+    return tuple(match)
 
 
 def _table_name(d: Any, prog: ir.Program, where: str) -> str:
@@ -209,7 +272,21 @@ def control_to_data(control: ControlState, prog: ir.Program) -> dict[str, Any]:
         out["entries"] = rows
     if control.defaults:
         out["defaults"] = [{"table": t, "action": _call_text(a, args)} for t, a, args in control.defaults]
+    if control.ops:
+        out["ops"] = [_op_to_data(op, prog) for op in control.ops]
     return out
+
+
+def _op_to_data(op: ControlOp, prog: ir.Program) -> dict[str, Any]:
+    row: dict[str, Any] = {"op": op.op, "table": op.table}
+    if op.op != "default":
+        keys = prog.tables[op.table].keys
+        row["match"] = {k.text: m.spec_text() for k, m in zip(keys, op.match, strict=True) if m.kind != "any"}
+    if op.op != "delete":
+        row["action"] = _call_text(op.action, op.args)
+    if op.priority:
+        row["priority"] = op.priority
+    return row
 
 
 def _call_text(action: str, args: tuple[int, ...]) -> str:
