@@ -15,6 +15,7 @@ FEATURES: dict[str, str] = {
     "tlv": "TLV option parsing inside a variable-length tail",
     "optional_groups": "flag-dependent optional field groups (GRE)",
     "header_stack": "header stacks and bounded parser loops",
+    "stack_varlen": "stacks of variable-length headers (each element sized by its own length field)",
     "lookahead": "lookahead() in parser selects",
     "parser_do": "parser-state statements (do: metadata assignments and if)",
     "select_mask": "value &&& mask cases in parser selects",
@@ -55,6 +56,8 @@ def program_features(prog: ir.Program) -> set[str]:
             used.add("optional_groups")
         if inst.is_stack:
             used.add("header_stack")
+            if ht.varlen:
+                used.add("stack_varlen")
     if any(w > 64 for w in prog.metadata.values()):
         used.add("wide_fields")
     for st in prog.parser.states.values():

@@ -176,7 +176,7 @@ class Lowerer:
     def _add_instance(self, inst: ir.Instance) -> ir.Instance:
         self.instances[inst.name] = inst
         vl = inst.type.varlen
-        if vl and vl.tlv:
+        if vl and vl.tlv and not inst.is_stack:  # a stack's elements do not walk their options (section 3.3)
             for opt in vl.tlv.options:
                 ht = ir.HeaderType(f"{inst.type.name}.{opt.name}", opt.fields, loc=opt.loc)
                 name = f"{inst.name}.{opt.name}"
@@ -420,11 +420,11 @@ class Lowerer:
                 self.err((*path, "stack"), f"header stack '{name}' has {stack} elements, more than the limit of "
                          f"{MAX_STACK_DEPTH}", f"a stack is unrolled in every parser: use at most {MAX_STACK_DEPTH} "
                          "(docs/spec-reference.md section 13)")  # still declared: no follow-on errors
-            if stack and ht.varlen is not None:
-                self.err((*path, "stack"), "a header stack must have fixed-length elements",
-                         f"'{tname}' has a variable-length part: declare one instance per position instead "
-                         f"(e.g. {name}_1: {{type: {tname}}}, {name}_2: {{type: {tname}}}), each extracted in "
-                         "its own state")
+            if stack and ht.groups:
+                self.err((*path, "stack"), "a header stack cannot hold headers with optional groups",
+                         f"'{tname}' has optional groups ({', '.join(g.name for g in ht.groups)}): declare one "
+                         f"instance per position instead (e.g. {name}_1: {{type: {tname}}}, {name}_2: "
+                         f"{{type: {tname}}}), each extracted in its own state")
                 self.poisoned.add(name)  # every reference to it follows from this one mistake
                 continue
             self._add_instance(ir.Instance(name, ht, stack, loc=self.loc(path, key=True)))

@@ -209,6 +209,8 @@ class Resolver:
         elif rest and isinstance(rest[0], int):
             raise TypeProblem(f"'{head}' is not a header stack", e.pos, f"only a stack is indexed: write {head}.FIELD")
         if len(rest) == 2 and isinstance(rest[0], str) and isinstance(rest[1], str):
+            if inst.is_stack and rest[0] in _tlv_names(inst):
+                raise _stack_option(head, inst, e.pos)
             opt = sc.instances(f"{head}.{rest[0]}")
             if opt is None or opt.tlv_option is None:
                 raise TypeProblem(f"'{rest[0]}' is not a TLV option of '{head}'", e.pos,
@@ -362,6 +364,8 @@ class Resolver:
             raise self._undefined_header(head, arg.pos)
         rest = arg.parts[1:]
         if inst.is_stack:
+            if rest and isinstance(rest[-1], str) and rest[-1] in _tlv_names(inst):
+                raise _stack_option(head, inst, arg.pos)
             if len(rest) != 1 or not isinstance(rest[0], int):
                 raise TypeProblem(f"'{head}' is a header stack: write '{head}[0]'", arg.pos,
                                   f"name one element of the stack, '{head}[0]' to '{head}[{inst.stack - 1}]'")
@@ -387,6 +391,15 @@ class Resolver:
 def _tlv_names(inst: Instance) -> list[str]:
     vl = inst.type.varlen
     return [o.name for o in vl.tlv.options] if vl and vl.tlv else []
+
+
+def _stack_option(head: str, inst: Instance, pos: int) -> TypeProblem:
+    """Options are walked per instance (their values live in one shadow instance each), so an element of a stack
+    has its TLV area as opaque bytes: say so rather than "not an option" of a name that is one."""
+    return TypeProblem(f"the TLV options of '{head}' cannot be read: '{head}' is a header stack, and a stack's "
+                       "elements keep their options area as opaque bytes", pos,
+                       f"declare the position whose options you read as its own instance, e.g. "
+                       f"'{head}_1: {{type: {inst.type.name}}}' extracted in its own state")
 
 
 def _fold(op: str, left: Const, right: Const, pos: int) -> Expr:

@@ -579,16 +579,16 @@ class Emitter:
         ids["accept"], ids["reject"] = 0, 1
         self.state_ids = ids
         lines: list[str] = []
-        steps = 1
+        # Every loop extracts into a stack (the front end refuses others), so between two stack extractions a
+        # parse visits each state at most once: (stack elements + 1) x states bounds any parse, including
+        # loops through states that extract nothing (a select on metadata between elements).
+        elements = sum(i.stack for i in self.prog.instances.values() if i.is_stack)
+        steps = (elements + 1) * len(names) + 1
         for name in names:
             st = ps.states[name]
             lines.append(f"        case {ids[name]}: {{ /* parser state {name}{self.comment(st.loc)} */")
             if st.extract:
-                inst = self.prog.instances[st.extract]
-                steps += inst.stack if inst.is_stack else 1
-                lines += self.extract(inst)
-            else:
-                steps += 1
+                lines += self.extract(self.prog.instances[st.extract])
             for v in st.verify:
                 lines += self.verify(self.prog.instances[v])
             lines += self.stmts(st.do, 3)  # metadata assignments and if: the control's statement code
@@ -637,7 +637,8 @@ class Emitter:
             out.append(f"{p}    if (L > n - cur) {self.err('truncated')}")
             if not iv.alias:  # an aliased header's tail already follows its fixed part in the frame
                 out.append(f"{p}    c3po_copy({buf} + {iv.varlen_offset}, pkt + cur, (uint32_t)L);")
-            out.append(f"{p}    c->vl_{iv.ident} = (uint16_t)L; cur += (uint32_t)L;")
+            vl_var = f"c->vl_{iv.ident}[c->n_{iv.ident}]" if inst.is_stack else f"c->vl_{iv.ident}"
+            out.append(f"{p}    {vl_var} = (uint16_t)L; cur += (uint32_t)L;")
             out.append(f"{p}}}")
         if inst.is_stack:
             out.append(f"{p}c->v_{iv.ident}[c->n_{iv.ident}] = 1; c->n_{iv.ident}++;")
@@ -763,12 +764,15 @@ class Emitter:
     def deparse(self) -> list[str]:
         p = "        "
         elems: list[tuple[str, str, InstView]] = []
+        tails: dict[str, str] = {}  # element buffer -> its varlen length
         for name in self.prog.deparse:
             iv = self.insts[name]
             if iv.stack:
                 elems += [(f"c->h_{iv.ident}[{i}]", f"c->v_{iv.ident}[{i}]", iv) for i in range(iv.stack)]
+                tails.update({f"c->h_{iv.ident}[{i}]": f"c->vl_{iv.ident}[{i}]" for i in range(iv.stack)})
             else:
                 elems.append((f"c->h_{iv.ident}", f"c->v_{iv.ident}", iv))
+                tails[f"c->h_{iv.ident}"] = f"c->vl_{iv.ident}"
         out: list[str] = []
         if self.identity_ok():
             out += [f"{p}if (!c->structural) {{",
@@ -788,12 +792,12 @@ class Emitter:
             out.append(f"{p}}} else")
         # `pos` only when a header is written (a program whose states extract nothing has none to write)
         out += [f"{p}{{", f"{p}    uint32_t hl = 0, {'pos = 0, ' if elems else ''}pay = n - cur;"]
-        for _buf, valid, iv in elems:
+        for buf, valid, iv in elems:
             size = [f"{iv.fixed_bytes}u"]
             if not iv.stack:
                 size += [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
-                if iv.varlen:
-                    size.append(f"c->vl_{iv.ident}")
+            if iv.varlen:
+                size.append(tails[buf])
             out.append(f"{p}    if ({valid}) hl += {' + '.join(size)};")
         out.append(f"{p}    if (hl > cap || pay > cap - hl) {{ st->oversize_drops++; c->verdict = {self.upper}_DROP; "
                    "goto done; }")
@@ -805,9 +809,9 @@ class Emitter:
                 for g in iv.groups:
                     out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ "
                                f"{copy_const('pkt + pos', f'{buf} + {g.offset}', g.size)} pos += {g.size}u; }}")
-                if iv.varlen:
-                    out.append(f"{p}        c3po_copy(pkt + pos, {buf} + {iv.varlen_offset}, c->vl_{iv.ident}); "
-                               f"pos += c->vl_{iv.ident};")
+            if iv.varlen:
+                out.append(f"{p}        c3po_copy(pkt + pos, {buf} + {iv.varlen_offset}, {tails[buf]}); "
+                           f"pos += {tails[buf]};")
             out.append(f"{p}    }}")
         out.append(f"{p}    *len = hl + pay;")
         out.append(f"{p}}}")

@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_CPU_PORT", "P4_FEATURES", "P4Target"]
 # Listed, not `frozenset(FEATURES)`: a feature added to the language later is refused here until this target
 # implements it.
 P4_FEATURES = frozenset({
-    "const_entries", "counters", "forward", "hash", "header_stack", "lookahead", "match_exact", "match_lpm",
+    "const_entries", "counters", "forward", "hash", "header_stack", "stack_varlen", "lookahead", "match_exact", "match_lpm",
     "match_range", "match_ternary", "optional_groups", "parser_do", "reflect", "registers", "select_mask", "select_range",
     "set_invalid", "set_valid", "table_counters", "tlv", "unaligned_fields", "update_checksum_ipv4",
     "update_checksum_l4", "varlen", "verify_checksum", "wide_fields",

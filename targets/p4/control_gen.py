@@ -147,6 +147,8 @@ class ControlGen:
                 out.append(f"{ref}.setInvalid();")
                 if not inst.is_stack:
                     out += [f"{h}.setInvalid();" for h in InstanceLayout(inst).all_headers(self.prog)[1:]]
+                elif inst.type.varlen is not None:  # the element's tail goes with it
+                    out.append(f"{InstanceLayout(inst).varlen}[{s.index}].setInvalid();")
         elif isinstance(s, ir.UpdateChecksum):
             out.append(f"meta.{self.csum_flag(s.instance, self.pseudo(s))} = 1w1;  /* applied at deparse time */")
         elif isinstance(s, ir.Count):

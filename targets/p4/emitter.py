@@ -66,9 +66,9 @@ def limits(prog: ir.Program, cpu_port: int) -> list[Problem]:
                               "share one scope in the P4 ingress control", f"rename one, e.g. '{name}_'"))
     for inst in prog.instances.values():
         ht = inst.type
-        if inst.is_stack and (ht.groups or ht.varlen):
+        if inst.is_stack and ht.groups:
             problems.append(error(inst.loc, f"target 'p4' cannot make a stack of '{ht.name}', which has optional "
-                                  "groups or a variable-length tail", "use separate instances"))
+                                  "groups", "use separate instances"))
         if ht.checksum is not None and inst.is_stack and _uses_checksum(prog, inst.name):
             problems.append(error(inst.loc, f"target 'p4' cannot verify or update the checksum of the header stack "
                                   f"'{inst.name}'", "use a separate instance for the checksummed header"))

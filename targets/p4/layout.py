@@ -72,7 +72,10 @@ class InstanceLayout:
         return out
 
     def emit_parts(self) -> list[str]:
-        """The P4 headers of this instance in wire order: what the deparser emits."""
+        """The P4 headers of this instance in wire order: what the deparser emits. A stack with tails is emitted
+        element by element, each element's fixed part then its tail (the two P4 stacks advance together)."""
+        if self.inst.is_stack and self.ht.varlen:
+            return [h for i in range(self.inst.stack) for h in (f"hdr.{self.ident}[{i}]", f"{self.varlen}[{i}]")]
         parts = [f"hdr.{self.ident}"]
         parts += [self.group(g) for g in self.ht.groups]
         if self.ht.varlen:
@@ -176,6 +179,10 @@ def struct_members(prog: ir.Program) -> list[tuple[str, str]]:
         # P4-16 stacks are `T[N] name;` (spec §8.18), never C's `T name[N];`.
         suffix = f"[{inst.stack}]" if inst.is_stack else ""
         out.append((f"{type_name(ht)}{suffix}", inst.ident))
+        vl = ht.varlen
+        if inst.is_stack and vl is not None:  # one tail per element: a parallel stack (never a TLV walk)
+            out.append((f"{base}__{vl.name}_t{suffix}", f"{inst.ident}__{vl.name}"))
+            continue
         for g in ht.groups:
             out.append((f"{base}__{g.name}_t", f"{inst.ident}__{g.name}"))
         vl = ht.varlen

@@ -220,7 +220,8 @@ class ParserGen:
             if vl.max_bytes < (1 << vl.length.width):
                 tail_state.stmts.append(f"verify({length} <= {lit(vl.max_bytes, vl.length.width)}, {BAD_LENGTH});")
             if lay.tlv is None:
-                tail_state.stmts.append(f"pkt.extract({lay.varlen}, ((bit<32>) {length}) << 3);")
+                into = f"{lay.varlen}.next" if lay.inst.is_stack else lay.varlen
+                tail_state.stmts.append(f"pkt.extract({into}, ((bit<32>) {length}) << 3);")
                 self.advance(tail_state, f"((bit<32>) {length})")
                 tail_state.transition = [f"transition {after};"]
             else:

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 RUNTIME_HEADER = HERE / "runtime" / "c3po_xdp.h"
 
 SUPPORTS = frozenset({
-    "unaligned_fields", "wide_fields", "varlen", "header_stack", "lookahead", "select_mask", "select_range",
+    "unaligned_fields", "wide_fields", "varlen", "header_stack", "stack_varlen", "lookahead", "select_mask", "select_range",
     "verify_checksum", "match_exact", "match_lpm", "match_ternary", "match_range", "const_entries",
     "table_counters", "counters", "registers", "hash", "update_checksum_ipv4", "update_checksum_l4", "reflect",
     "forward", "set_valid", "set_invalid", "optional_groups", "tlv", "parser_do",
