@@ -252,3 +252,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=_guarded(cmd_convert))
+    from .mutate import register_mutate  # `conformance mutate`: its options live beside its code
+
+    register_mutate(sub, _guarded)
