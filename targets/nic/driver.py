@@ -19,7 +19,7 @@ from typing import Protocol
 
 from c3po_compiler import ir
 from conformance.driver import Driver, DriverUnavailable
-from conformance.model import ControlState, Counters, PacketIn, Registers, Result
+from conformance.model import ControlState, Counters, PacketIn, Registers, Result, replay
 
 from . import NicTarget
 from .emitter import match_bytes, nbytes
@@ -28,6 +28,7 @@ from .toolchain import ToolchainError, build_harness, build_shared
 __all__ = ["NicDriver"]
 
 VERDICTS = {0: "drop", 1: "to_host", 2: "reflect", 3: "forward"}
+ERRORS = {-1: "FULL", -2: "EXISTS", -3: "ARG", -4: "NOENT"}  # the C API's return codes (c3po_nic.h)
 DEFAULT_HANDLE = 0xFFFFFFFF
 
 
@@ -56,6 +57,9 @@ class Backend(Protocol):
     def reinit(self) -> None: ...
     def add(self, table: int, match: bytes, priority: int, action: int, args: bytes) -> int: ...
     def set_default(self, table: int, action: int, args: bytes) -> int: ...
+    def lookup(self, table: int, match: bytes, priority: int) -> int: ...
+    def modify(self, table: int, handle: int, action: int, args: bytes) -> int: ...
+    def delete(self, table: int, handle: int) -> int: ...
     def watch(self, watches: list[Watch]) -> None: ...
     def reset(self, regs: list[tuple[int, int, bytes]]) -> None: ...
     def run(self, packets: list[PacketIn]) -> list[RawResult]: ...
@@ -107,6 +111,15 @@ class SharedObject:
 
     def set_default(self, table: int, action: int, args: bytes) -> int:
         return int(self.lib.shim_set_default(self.handle, table, action, args + b"\0" * 17))
+
+    def lookup(self, table: int, match: bytes, priority: int) -> int:
+        return int(self.lib.shim_lookup(self.handle, table, match + b"\0", priority))
+
+    def modify(self, table: int, handle: int, action: int, args: bytes) -> int:
+        return int(self.lib.shim_modify(self.handle, table, handle, action, args + b"\0" * 17))
+
+    def delete(self, table: int, handle: int) -> int:
+        return int(self.lib.shim_delete(self.handle, table, handle))
 
     def watch(self, watches: list[Watch]) -> None:
         self.n_watch = len(watches)
@@ -202,6 +215,15 @@ class Harness:
 
     def set_default(self, table: int, action: int, args: bytes) -> int:
         return int(self.ask(f"def {table} {action} {self.hx(args)}"))
+
+    def lookup(self, table: int, match: bytes, priority: int) -> int:
+        return int(self.ask(f"look {table} {priority} {self.hx(match)}"))
+
+    def modify(self, table: int, handle: int, action: int, args: bytes) -> int:
+        return int(self.ask(f"mod {table} {handle} {action} {self.hx(args)}"))
+
+    def delete(self, table: int, handle: int) -> int:
+        return int(self.ask(f"del {table} {handle}"))
 
     def watch(self, watches: list[Watch]) -> None:
         self.ask("watch " + " ".join([str(len(watches))] + [f"{w.kind} {w.id} {w.idx}" for w in watches]))
@@ -310,7 +332,8 @@ class NicDriver(Driver):
         index = {name: len(t.entries) for name, t in prog.tables.items()}
         handles: dict[str, list[tuple[int, int]]] = {name: [(i, i) for i in range(len(t.entries))]
                                                      for name, t in prog.tables.items()}
-        for e in control.entries:
+        incarnations: dict[int, int] = {}  # the entry's number in `control.entries` -> its C handle
+        for n, e in enumerate(control.entries):
             t = prog.tables.get(e.table)
             if t is None:
                 raise ValueError(f"control state names unknown table '{e.table}'")
@@ -326,19 +349,16 @@ class NicDriver(Driver):
                        e.priority, self.action_ids[e.action], args)
             if h >= 0:
                 handles[e.table].append((h, i))
+                incarnations[n] = h
             elif h == -1:
                 raise ValueError(f"table '{e.table}' is full ({t.size} entries)")
             elif h == -3:
                 raise ValueError(f"table '{e.table}': the control plane rejected entry {i}")
             # -2 (same match installed earlier): the earlier entry wins, as in the reference
         for tname, action, dargs in control.defaults:
-            t = prog.tables.get(tname)
-            if t is None:
-                raise ValueError(f"control state sets the default of unknown table '{tname}'")
-            rc = be.set_default(self.table_ids[tname], self.action_ids[action], self._args(t, action, tuple(dargs),
-                                                                                           default=True))
-            if rc != 0:
-                raise ValueError(f"table '{tname}': cannot set default {action}")
+            self._set_default(tname, action, dargs)
+        if control.ops:
+            handles = self._apply_ops(control, incarnations)
         # Table entry counters are watched (one per installed entry); counter and register elements are not: the
         # shim reports the ones each packet wrote, so a 2^20-element register costs nothing until it is written.
         watches: list[Watch] = []
@@ -349,6 +369,59 @@ class NicDriver(Driver):
                 watches.append(Watch(0, tid, DEFAULT_HANDLE, (f"table.{tname}", -1)))
         self.watches = watches
         be.watch(watches)
+
+    def _set_default(self, tname: str, action: str, dargs: tuple[int, ...]) -> None:
+        prog, be = self._require()
+        t = prog.tables.get(tname)
+        if t is None:
+            raise ValueError(f"control state sets the default of unknown table '{tname}'")
+        rc = be.set_default(self.table_ids[tname], self.action_ids[action], self._args(t, action, tuple(dargs),
+                                                                                       default=True))
+        if rc != 0:
+            raise ValueError(f"table '{tname}': cannot set default {action}")
+
+    def _apply_ops(self, control: ControlState, incarnations: dict[int, int]) -> dict[str, list[tuple[int, int]]]:
+        """The state's ops through the generated C table API, one call each: `_add`, then `_lookup` to find the
+        handle of the entry a modify or delete names (checked against the handle its add returned) and
+        `_modify` / `_delete` on it. Returns the surviving entries' (handle, counter index) per table, the index
+        being the entry's place in the image `model.replay` computed."""
+        prog, be = self._require()
+        plan = replay(prog, control)
+        for k, (op, inc) in enumerate(zip(control.ops, plan.steps, strict=True)):
+            where = f"ops[{k}] ({op.op} in table '{op.table}')"
+            if op.op == "default":
+                self._set_default(op.table, op.action, op.args)
+                continue
+            t = prog.tables[op.table]
+            tid = self.table_ids[op.table]
+            match = match_bytes(t, list(op.match))
+            if op.op == "insert":
+                h = be.add(tid, match, op.priority, self.action_ids[op.action], self._args(t, op.action, op.args))
+                if h < 0:
+                    raise ValueError(f"{where}: the C table API refused the add ({ERRORS.get(h, h)})")
+                incarnations[inc] = h
+                continue
+            h = be.lookup(tid, match, op.priority)
+            if inc not in incarnations or h != incarnations[inc]:
+                raise ValueError(f"{where}: {op.op} of an entry added as handle {incarnations.get(inc)}, but the C "
+                                 f"table API's lookup finds {ERRORS.get(h, h)}")
+            if op.op == "modify":
+                rc = be.modify(tid, h, self.action_ids[op.action], self._args(t, op.action, op.args))
+            else:
+                rc = be.delete(tid, h)
+                del incarnations[inc]
+            if rc != 0:
+                raise ValueError(f"{where}: the C table API refused the {op.op} ({ERRORS.get(rc, rc)})")
+        handles: dict[str, list[tuple[int, int]]] = {n: [(i, i) for i in range(len(t.entries))]
+                                                     for n, t in prog.tables.items()}
+        index = {n: len(t.entries) for n, t in prog.tables.items()}
+        by_position = {pos: inc for inc, pos in plan.position.items()}
+        for pos, e in enumerate(plan.final.entries):
+            handle = incarnations.get(by_position[pos])
+            if handle is not None:
+                handles[e.table].append((handle, index[e.table]))
+            index[e.table] += 1
+        return handles
 
     def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
         prog, be = self._require()

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
 from conformance.driver import Driver, DriverUnavailable
-from conformance.model import ControlState, Counters, PacketIn, Registers, Result
+from conformance.model import ControlState, Counters, PacketIn, Registers, Result, replay
 
 from . import P4_FEATURES, P4Target
 from . import netns as nsutil
@@ -223,9 +224,96 @@ class P4Driver(Driver):
 
     # ----------------------------------------------------------------------------------------- control plane
     def install(self, control: ControlState) -> None:
-        self.p4rt.install(control)
+        if control.ops:
+            self._install_ops(control)
+        else:
+            self.p4rt.install(control)
         if self.stateful:
             self.counted = self._read_counters()  # the new entries start at zero; the program's counters do not
+
+    def _install_ops(self, control: ControlState) -> None:
+        """A state with ops: every entry written as its own P4Runtime update, in order (INSERT, MODIFY, DELETE,
+        a default's MODIFY), after the tables are emptied. Priorities: P4Runtime leaves ties to the target, so
+        each entry that ever exists in a priority table (constant ones first, then in insertion order) gets a
+        distinct P4Runtime priority ranking it by (spec priority, insertion order): the spec's "installed first
+        wins" holds in every intermediate state, without rewriting entries already in the switch."""
+        from p4.v1 import p4runtime_pb2
+
+        from .entries import default_items, entry_items
+        from .p4runtime_control import EntryKey, entry_key
+
+        assert self.prog is not None
+        prog, p4rt = self.prog, self.p4rt
+        plan = replay(prog, control)
+        tables = {t["name"]: t for t in self.desc["tables"]}
+        # every incarnation: (table, match, priority); constants are -1, -2, ... per table, in spec order
+        lives: dict[tuple[str, int], tuple[tuple[KeyElem, ...], int]] = {}
+        for name, t in prog.tables.items():
+            for i, ce in enumerate(t.entries):
+                lives[(name, -1 - i)] = (tuple(ce.match), ce.priority)
+        for i, e in enumerate(control.entries):
+            lives[(e.table, i)] = (e.match, e.priority)
+        for op, inc in zip(control.ops, plan.steps, strict=True):
+            if op.op == "insert":
+                lives[(op.table, inc)] = (op.match, op.priority)
+        p4prio: dict[tuple[str, int], int | None] = {}
+        for name, t in prog.tables.items():
+            mine = [k for k in lives if k[0] == name]
+            if not t.uses_priority:
+                p4prio.update(dict.fromkeys(mine, None))
+                continue
+            # constants (negative ids, -1 first) before entries (ids ascending): insertion order
+            order = sorted(mine, key=lambda k: (-lives[k][1], 0 if k[1] < 0 else 1, -k[1] if k[1] < 0 else k[1]))
+            p4prio.update({k: len(order) - rank for rank, k in enumerate(order)})
+
+        def items(table: str, inc: int, action: str | None, args: tuple[int, ...]) -> list[dict[str, Any]]:
+            match, _ = lives[(table, inc)]
+            return entry_items(self.desc, tables[table], match, action, args, p4prio[(table, inc)])
+
+        p4rt.install(ControlState())  # empty tables, constant entries, the program's defaults
+        for name, t in prog.tables.items():
+            if t.uses_priority and t.entries and not any(p4rt._tables[x].is_const_table
+                                                         for x in tables[name]["p4_tables"]):
+                # the constant entries were ranked among themselves: rank them among everything this state
+                # inserts (a delete names match and priority, as `install` gave them)
+                ranked = sorted(range(len(t.entries)), key=lambda i: (-t.entries[i].priority, i))
+                given = {i: len(ranked) - rank for rank, i in enumerate(ranked)}
+                p4rt.write_items("delete", [it for i, ce in enumerate(t.entries) for it in entry_items(
+                    self.desc, tables[name], tuple(ce.match), None, (), given[i])])
+                for i, ce in enumerate(t.entries):
+                    p4rt.write_items("insert", items(name, -1 - i, ce.action.action, tuple(ce.action.args)))
+        for i, e in enumerate(control.entries):
+            p4rt.write_items("insert", items(e.table, i, e.action, e.args))
+        for tname, action, args in control.defaults:
+            p4rt.write_items("modify", default_items(self.desc, tables[tname], action, args))
+        for k, (op, inc) in enumerate(zip(control.ops, plan.steps, strict=True)):
+            try:
+                if op.op == "default":
+                    p4rt.write_items("modify", default_items(self.desc, tables[op.table], op.action, op.args))
+                elif op.op == "delete":
+                    p4rt.write_items("delete", items(op.table, inc, None, ()))
+                else:
+                    p4rt.write_items(op.op, items(op.table, inc, op.action, op.args))
+            except Exception as exc:
+                raise RuntimeError(f"ops[{k}] ({op.op} in table '{op.table}'): {exc}") from None
+        # per-entry counters: each surviving entry under its index in the image, as the reference counts them
+        index: dict[EntryKey, tuple[str, int]] = {}
+        counted = []
+        per_table = {n: len(t.entries) for n, t in prog.tables.items()}
+        for name, t in prog.tables.items():
+            for i, ce in enumerate(t.entries):
+                for it in items(name, -1 - i, ce.action.action, tuple(ce.action.args)):
+                    index[entry_key(p4rt._table_entry(it))] = (name, i)
+        by_position = {pos: inc for inc, pos in plan.position.items()}
+        for pos, e in enumerate(plan.final.entries):
+            inc = by_position[pos]
+            for it in items(e.table, inc, e.action, e.args):
+                te = p4rt._table_entry(it)
+                index[entry_key(te)] = (e.table, per_table[e.table])
+                if tables[e.table]["counters"]:
+                    counted.append(p4runtime_pb2.TableEntry(table_id=te.table_id, match=te.match, priority=te.priority))
+            per_table[e.table] += 1
+        p4rt._index, p4rt._counted = index, counted
 
     def _set_registers(self, registers: Registers) -> None:
         """Give the registers the vector's values; nothing to do when they hold them already."""

@@ -1,8 +1,14 @@
 """Runs generated XDP programs in the real kernel through BPF_PROG_TEST_RUN (libbpf via ctypes, no BCC).
 
-- Ingress port: passed per packet as XDP metadata (`struct c3po_meta`, a magic word and the port) in front of
-  the frame, which BPF_PROG_TEST_RUN accepts through `xdp_md.data`; in production the metadata area is empty
-  and the program uses the `c3po_ifports` map instead. No syscall per packet for it.
+- Ingress port: port 1 (where generated vectors arrive) is passed as XDP metadata (`struct c3po_meta`, a magic
+  word and the port) in front of the frame, which BPF_PROG_TEST_RUN accepts through `xdp_md.data`. Every other
+  port takes the production path: no metadata, `xdp_md.ingress_ifindex` = the loopback device (the kernel
+  accepts any device of the caller's namespace there) and `c3po_ifports[lo]` = the port, written only when the
+  port changes. So both the harness path and the ifindex -> port map are exercised.
+- Control-plane ops (a state's `ops`): applied through `targets/xdp/control.py`'s `XdpDataplane`, the table API
+  `c3po table` uses (the same map updates, deletes, linear-array shifts and install-index allocation), bound to
+  this driver's maps instead of bpffs pins. Per-entry counters are then reported under the entry's index in the
+  image `model.replay` computes, whatever install index the allocator gave it.
 - Egress port: the program records it in the per-CPU `c3po_state` map, with the list of counter/register
   elements the packet touched, so the driver reads only those (and clears the record when it held something).
   The driver pins itself to one CPU so that it knows which per-CPU slot the run used. Counters are never zeroed
@@ -14,19 +20,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
+import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from c3po_compiler import ir
 from c3po_compiler.target_api import BuildError
 from conformance.driver import Driver, DriverUnavailable
-from conformance.model import ControlState, Counters, PacketIn, Registers, Result
+from conformance.model import ControlState, Counters, PacketIn, Registers, Result, entry_identity, replay
 
 from . import SUPPORTS, XdpTarget
 from . import layout as L
+from .control import BPF_MAP_TYPE_ARRAY, XdpDataplane, _libbpf
 from .ctext import entry_name
 from .emitter import touch_objects
 from .libbpf import BpfObject, TestRunner, lib
@@ -38,6 +48,35 @@ NO_PORT = 0xFFFFFFFF
 DEVMAP_PORTS = 256
 MIN_FRAME = 14
 STATE_SIZE = 8 + 8 * 32
+META_PORT = 1  # packets on this port carry their port as metadata; others come through the ifindex map
+
+
+class DriverTables(XdpDataplane):
+    """The run-time table API (`XdpDataplane`: `c3po table add/modify/delete`) on the driver's own maps: the same
+    primitives, with the maps taken from the loaded object and each priority table's priority array created
+    here (unpinned: closing the driver frees everything). No registry lock: the driver's maps are private."""
+
+    def __init__(self, prog: ir.Program, bpf: BpfObject, prio_fds: dict[str, int]) -> None:
+        super().__init__(prog.name, prog, Path("/nonexistent"))
+        self.bpf = bpf
+        self.prio_fds = prio_fds
+
+    def _map(self, name: str) -> int:
+        return self.bpf.map_fd(name)
+
+    def _fd(self, pin: str) -> int:
+        return self.prio_fds[pin.removeprefix("prio_")]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self._depth, self._cache = 1, {}
+        try:
+            yield
+        finally:
+            self._depth, self._cache = 0, None
+
+    def close(self) -> None:
+        """The maps belong to the driver's object, the priority arrays to the driver."""
 
 
 class XdpDriver(Driver):
@@ -93,6 +132,10 @@ class XdpDriver(Driver):
         self.baseline: dict[tuple[str, str, int], tuple[int, int]] = {}
         self.fds: dict[str, int] = {}
         self.dirty_regs: set[tuple[str, int]] = set()
+        self.prio_fds: dict[str, int] = {}  # priority arrays of linear tables, created the first time ops come
+        self.counter_index: dict[str, dict[int, int]] = {}  # table -> install index -> index in the image
+        self.lo = socket.if_nametoindex("lo")
+        self.ifport: int | None = None  # what c3po_ifports[lo] holds
         # Default actions live in one global (map ".data.defaults"): the spec's values as loaded, and each
         # table's offset in it (tables in name order, as the generated struct c3po_defaults lays them out).
         self.default_offsets: dict[str, int] = {}
@@ -154,9 +197,11 @@ class XdpDriver(Driver):
             if lay.kind == "linear":
                 order = sorted(range(len(entries)), key=lambda i: (-entries[i][3], i))
                 for slot, i in enumerate(order):
-                    match, action, args, _ = entries[i]
+                    match, action, args, prio = entries[i]
                     value = L.encode_value(lay, action, args, i)
                     self._update(fd, slot.to_bytes(4, "little"), linear_entry(lay, match, value))
+                    if control.ops:  # the table API keeps priorities beside the array (control.py)
+                        self._update(self._prio_fd(name), i.to_bytes(4, "little"), prio.to_bytes(4, "little"))
                 self.linear_used[name] = len(entries)
             else:
                 seen: set[bytes] = set()
@@ -176,6 +221,79 @@ class XdpDriver(Driver):
         if self.layouts and bytes(defaults) != self.defaults_now:
             self._update(self._fd(L.DEFAULTS_MAP), bytes(4), bytes(defaults))
             self.defaults_now = bytes(defaults)
+        self.counter_index = {}
+        if control.ops:
+            self._apply_ops(control)
+
+    def _prio_fd(self, table: str) -> int:
+        fd = self.prio_fds.get(table)
+        if fd is None:
+            assert self.prog is not None
+            fd = _libbpf().bpf_map_create(BPF_MAP_TYPE_ARRAY, f"c3po_prio_{table}"[:15].encode(), 4, 4,
+                                          self.prog.tables[table].size, None)
+            if fd < 0:
+                raise OSError(f"creating the priority array of table '{table}' failed: {os.strerror(-fd)}")
+            self.prio_fds[table] = fd
+        return fd
+
+    def _apply_ops(self, control: ControlState) -> None:
+        """The ops through the run-time table API, in order; then the driver's books (what to clear before the
+        next state, the defaults now, the counter baselines of zeroed slots) follow what the API did."""
+        assert self.bpf is not None and self.prog is not None
+        prog = self.prog
+        plan = replay(prog, control)
+        for name, lay in self.layouts.items():
+            if lay.kind == "linear":
+                self._prio_fd(name)
+        dp = DriverTables(prog, self.bpf, self.prio_fds)
+        with dp.locked():
+            for k, op in enumerate(control.ops):
+                table = dp.table(op.table)
+                try:
+                    if op.op == "insert":
+                        table.add(op.match, op.action, op.args, op.priority)
+                    elif op.op == "modify":
+                        table.modify(op.match, op.action, op.args, op.priority)
+                    elif op.op == "delete":
+                        table.delete(op.match, op.priority)
+                    else:
+                        table.set_default(op.action, op.args)
+                except Exception as exc:
+                    raise ValueError(f"ops[{k}] ({op.op} in table '{op.table}'): {exc}") from None
+            # Where each entry ended up: its install index (the counter slot) -> its index in the image.
+            image: dict[str, dict[tuple[object, ...], int]] = {}
+            for n, t in prog.tables.items():
+                image[n] = {entry_identity(t, tuple(e.match), e.priority if t.uses_priority else 0): i
+                            for i, e in enumerate(t.entries)}
+            for e in plan.final.entries:
+                ids = image[e.table]
+                ids.setdefault(entry_identity(prog.tables[e.table], e.match, e.priority), len(ids))
+            for name, lay in self.layouts.items():
+                rows = dp._state(name).rows()
+                t = prog.tables[name]
+                if lay.kind == "linear":
+                    self.linear_used[name] = len(rows)
+                else:
+                    self.installed[name] = [key for _, _, key in rows]
+                if t.counters:
+                    self.counter_index[name] = {
+                        index: image[name].get(entry_identity(t, row.match, row.priority), index)
+                        for row, index, _ in rows}
+                    self._rebase(name)
+        if self.layouts:
+            self.defaults_now = dp._defaults_raw()
+
+    def _rebase(self, table: str) -> None:
+        """The table API zeroes the counter slot of an entry it adds or deletes; counts read before are no
+        baseline for it any more."""
+        assert self.prog is not None
+        fd = self._fd("tc_" + table)
+        buf = ctypes.create_string_buffer(16 * self.ncpu)
+        for key in [k for k in {*self.last_read, *self.baseline} if k[0] == "table" and k[1] == table]:
+            self.lb.bpf_map_lookup_elem(fd, key[2].to_bytes(4, "little"), buf)
+            now = (sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu)),
+                   sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu)))
+            self.baseline[key] = self.last_read[key] = now
 
     # ---- run
     def _reset(self, registers: Registers) -> None:
@@ -229,8 +347,15 @@ class XdpDriver(Driver):
                 results.append(Result("error", None, b"", dict(counters), dict(regs),
                                       error=f"N/A: BPF_PROG_TEST_RUN refuses frames shorter than {MIN_FRAME} bytes"))
                 continue
-            meta = META_MAGIC.to_bytes(4, "little") + (p.port & 0xFFFF).to_bytes(4, "little")
-            action, out, _ = self.runner.run(p.data, meta)
+            if p.port == META_PORT:
+                meta = META_MAGIC.to_bytes(4, "little") + (p.port & 0xFFFF).to_bytes(4, "little")
+                action, out, _ = self.runner.run(p.data, meta)
+            else:  # the production path: the program maps the ingress ifindex to the port
+                if self.ifport != p.port:
+                    self._update(self._fd("c3po_ifports"), self.lo.to_bytes(4, "little"),
+                                 (p.port & 0xFFFF).to_bytes(4, "little"))
+                    self.ifport = p.port
+                action, out, _ = self.runner.run(p.data, ifindex=self.lo)
             egress, touched = self._read_state()
             for obj, idx in touched:
                 self._read_touched(obj, idx, counters, regs)
@@ -263,7 +388,7 @@ class XdpDriver(Driver):
         base = self.baseline.get(key, (0, 0))
         pk, by = pk - base[0], by - base[1]
         if kind == "table":
-            counters[(f"table.{name}", idx - 1)] = (pk, by)
+            counters[(f"table.{name}", self.counter_index.get(name, {}).get(idx - 1, idx - 1))] = (pk, by)
         else:
             counters[(name, idx)] = (pk, by)
 
@@ -286,6 +411,9 @@ class XdpDriver(Driver):
     def close(self) -> None:
         """Unload the program and its maps (nothing is pinned); also after a failed open or an interrupted run."""
         try:
+            for fd in getattr(self, "prio_fds", {}).values():
+                os.close(fd)
+            self.prio_fds = {}
             if self.bpf is not None:
                 bpf, self.bpf = self.bpf, None
                 bpf.close()

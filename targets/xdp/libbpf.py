@@ -205,8 +205,9 @@ class TestRunner:
         self._opts_ref = ctypes.byref(self.opts)
         self._run = self.lb.bpf_prog_test_run_opts
 
-    def run(self, frame: bytes, meta: bytes = b"", repeat: int = 1) -> tuple[int, bytes, int]:
-        """(XDP action, output frame without metadata, mean ns per run)."""
+    def run(self, frame: bytes, meta: bytes = b"", repeat: int = 1, ifindex: int = 0) -> tuple[int, bytes, int]:
+        """(XDP action, output frame without metadata, mean ns per run). `ifindex`: the frame arrives on that
+        device (`xdp_md.ingress_ifindex`, which the kernel checks against the caller's namespace; queue 0)."""
         data = meta + frame
         if len(data) > self.max_in:
             raise ValueError(f"frame of {len(frame)} bytes is larger than the test buffer")
@@ -215,9 +216,10 @@ class TestRunner:
         o.data_size_in = len(data)
         o.data_size_out = len(self.out)
         o.repeat = repeat
-        if meta:
+        if meta or ifindex:
             self.ctx_in.data = len(meta)
             self.ctx_in.data_end = len(data)
+            self.ctx_in.ingress_ifindex = ifindex
             o.ctx_in, o.ctx_out = self._ctx_in, self._ctx_out
             o.ctx_size_in = o.ctx_size_out = ctypes.sizeof(XdpMd)
         else:
@@ -226,5 +228,5 @@ class TestRunner:
         rc = self._run(self.prog_fd, self._opts_ref)
         if rc != 0:
             raise OSError(f"BPF_PROG_TEST_RUN failed: {errno_text(rc)}")
-        skip = self.ctx_out.data if meta else 0
+        skip = self.ctx_out.data if meta or ifindex else 0
         return o.retval, self.out.raw[skip:o.data_size_out], o.duration

@@ -7,6 +7,8 @@
  *
  * Text protocol on stdin/stdout, one command per line, hex for bytes ("-" for none):
  *   init | add T PRIO A MATCH ARGS | def T A ARGS | watch N (KIND ID IDX)*N | reset N (ID IDX VAL16)*N
+ *   look T PRIO MATCH | mod T HANDLE A ARGS | del T HANDLE (the table API's lookup, modify, delete: each replies
+ *   with the C return code, a handle for look)
  *   pkt PORT DATA -> "VERDICT OUT_PORT DATA NCHG (TAG V1 V2)*" (TAG: a watch index, or a touched counter or
  *   register element as the host shim encodes it)
  *   fuzz SEED COUNT NTABLES NSEEDS, then NSEEDS lines of DATA -> "fuzzed COUNT"
@@ -22,6 +24,8 @@ void shim_free(void *p);
 void shim_reinit(void *p);
 int shim_add(void *p, uint32_t table, const uint8_t *match, int32_t priority, uint32_t action, const uint8_t *args);
 int shim_delete(void *p, uint32_t table, uint32_t handle);
+int shim_lookup(void *p, uint32_t table, const uint8_t *match, int32_t priority);
+int shim_modify(void *p, uint32_t table, uint32_t handle, uint32_t action, const uint8_t *args);
 int shim_set_default(void *p, uint32_t table, uint32_t action, const uint8_t *args);
 int shim_watch(void *p, uint32_t n, const uint32_t *kind, const uint32_t *id, const uint32_t *idx);
 int shim_reset(void *p, uint32_t n_regs, const uint32_t *reg_id, const uint32_t *reg_idx, const uint8_t *reg_val);
@@ -147,6 +151,26 @@ int main(int argc, char **argv) {
                 memset(a, 0, sizeof a);
                 unhex(strtok_r(NULL, " \n", &save), a, sizeof a);
                 rc = shim_set_default(s, t, act, a);
+            }
+            printf("%d\n", rc);
+        } else if (!strcmp(cmd, "look") || !strcmp(cmd, "mod") || !strcmp(cmd, "del")) {
+            static uint8_t m[4096], a[4096];
+            uint32_t t = (uint32_t)strtoul(strtok_r(NULL, " \n", &save), NULL, 10);
+            int rc;
+            memset(m, 0, sizeof m); memset(a, 0, sizeof a);
+            if (!strcmp(cmd, "look")) {
+                int32_t prio = (int32_t)strtol(strtok_r(NULL, " \n", &save), NULL, 10);
+                unhex(strtok_r(NULL, " \n", &save), m, sizeof m);
+                rc = shim_lookup(s, t, m, prio);
+            } else {
+                uint32_t h = (uint32_t)strtoul(strtok_r(NULL, " \n", &save), NULL, 10);
+                if (!strcmp(cmd, "mod")) {
+                    uint32_t act = (uint32_t)strtoul(strtok_r(NULL, " \n", &save), NULL, 10);
+                    unhex(strtok_r(NULL, " \n", &save), a, sizeof a);
+                    rc = shim_modify(s, t, h, act, a);
+                } else {
+                    rc = shim_delete(s, t, h);
+                }
             }
             printf("%d\n", rc);
         } else if (!strcmp(cmd, "watch") || !strcmp(cmd, "reset")) {
