@@ -80,13 +80,9 @@ def two_outcomes(table: ir.Table, prog: ir.Program) -> tuple[Outcome, Outcome] |
 def semantics_states(
     table: ir.Table, keyvals: tuple[int, ...], control: ControlState, prog: ir.Program
 ) -> list[tuple[str, ControlState]]:
+    """Overlapping entries that only the right match semantics resolve as expected; replaced defaults are
+    gen_classes' (defaults varied, under a packet that misses the constant entries too)."""
     out: list[tuple[str, ControlState]] = []
-    for a in table.actions:
-        if a != table.default.action:
-            args = tuple(param_value(a, p) for p in prog.actions[a].params)
-            out.append(
-                (f"default_{a}", ControlState(control.entries, (*control.defaults, (table.name, a, args))))
-            )
     outcomes = two_outcomes(table, prog)
     if outcomes is None or all(k.kind == "exact" for k in table.keys):
         return out

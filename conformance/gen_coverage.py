@@ -12,6 +12,16 @@ from typing import Any
 
 
 @dataclass
+class ClassCoverage:
+    """One gap class of gen_classes: its items ("t#0.udp.dst_port:hi+1"), those a vector covers, and those
+    no vector can (with why)."""
+
+    all: list[str] = field(default_factory=list)
+    covered: set[str] = field(default_factory=set)
+    infeasible: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Coverage:
     """What the generated vectors cover, against everything there is to cover; items are strings
     ("state->case2", "table.action", "file:line:col:then", "table:hit")."""
@@ -33,6 +43,8 @@ class Coverage:
     stmts_all: list[str] = field(default_factory=list)
     stmts_covered: set[str] = field(default_factory=set)
     unreachable_stmts: dict[str, str] = field(default_factory=dict)
+    # per gap class (gen_classes.CLASSES), reported after the structural parts
+    classes: dict[str, ClassCoverage] = field(default_factory=dict)
 
     def items(self, r: Any) -> set[str]:
         obs = r.observations
@@ -90,7 +102,7 @@ class Coverage:
                 edges_inf[e] = "only on infeasible parse paths"
             elif not self.paths_limited:
                 edges_inf[e] = "on no path from the start state (unreachable state)"
-        return {
+        out = {
             "parse_paths": part(
                 self.paths_feasible + list(self.infeasible_paths), self.paths_covered, self.infeasible_paths
             ),
@@ -99,6 +111,9 @@ class Coverage:
             "branches": part(self.branches_all, self.branches_covered, self.unreachable_branches),
             "statements": part(self.stmts_all, self.stmts_covered, self.unreachable_stmts),
         }
+        for name, c in self.classes.items():
+            out[name] = {**part(list(dict.fromkeys(c.all)), c.covered, c.infeasible), "class": True}
+        return out
 
 
 def edge_name(state: str, edge: int | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from c3po_compiler import ir
 from c3po_compiler.features import program_features
 
+from .gen_classes import ClassContext, class_vectors
 from .gen_control import condition_atoms, entry_for, param_value, semantics_states
 from .gen_coverage import Coverage, edge_name
 from .gen_paths import MAX_PATHS, Builder, ParsePath, Rec, enumerate_paths
@@ -348,6 +349,10 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                 port,
                 regs,
             )
+
+    # the gap classes of mutation analysis: constant entries, defaults, edges of ranges/selects/lengths/checksums
+    class_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                               vectors))
 
     for item, why in infeasible.items():
         if item not in cov.branches_covered:

@@ -1,0 +1,879 @@
+"""Vectors for the gap classes mutation analysis found (issue 16): behaviour that full path/branch/statement
+coverage still leaves unchecked, because one packet per branch never lands on the values where a wrong
+comparison, constant or byte order would show.
+
+- const entries: every constant entry hit by a key that makes it win, and the keys just around it (range
+  lo/hi/lo-1/hi+1, one masked bit flipped, one unmasked bit flipped, an exact neighbour, an empty range's
+  bounds);
+- defaults varied: a miss under every other action a table's default may be set to (the language has no
+  constant defaults, so every table's default may be replaced);
+- select edges: the values next to each select case (value±1, lo-1/hi+1, a masked bit flipped);
+- length edges: variable-length headers at their minimum, an intermediate and their maximum length, one past
+  the maximum, and TLV areas that end on an option with no data;
+- checksum edges: a verified checksum whose field is 0x0000 (and the same sum written 0xffff), an updated
+  checksum whose result is 0x0000;
+- truncation edges: a frame ending exactly at each header boundary (the last header with no payload too);
+- key edges: all-zero and all-ones keys, in an entry and in the packet.
+
+Each class counts items; an item no vector can reach is listed as infeasible with the reason. Expected results
+are the oracle's, as for every generated vector. Every class has a cap on the vectors it adds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
+
+from .checksums import ones_add, ones_sum
+from .gen_control import entry_for, param_value
+from .gen_coverage import ClassCoverage
+from .gen_paths import Builder, ParsePath, Rec, _elem_ok
+from .model import ControlState, PacketIn, Registers, Vector
+from .tracing import TracingInterpreter
+
+__all__ = ["CLASSES", "ClassContext", "class_vectors"]
+
+CLASSES = (
+    "const_entries",
+    "const_entry_edges",
+    "defaults_varied",
+    "select_edges",
+    "length_edges",
+    "checksum_edges",
+    "truncation_edges",
+    "key_edges",
+)
+MAX_PER_CLASS = 96  # vectors one class may add to a program
+MAX_STEER_PATHS = 6  # parse paths tried to carry one key value to a table
+STEER_TRIES = 2
+
+Emit = Callable[..., Any]
+FirstApply = tuple[int, bytes, int, ControlState, Registers, tuple[int, ...]]
+Accepted = tuple[int, ParsePath, list[Rec], bytes, list[int]]
+
+
+@dataclass
+class ClassContext:
+    """What generate() has built so far, for the class passes."""
+
+    prog: ir.Program
+    seed: int
+    classes: dict[str, ClassCoverage]
+    accepted: list[Accepted]
+    paths: list[ParsePath]
+    first_apply: dict[str, FirstApply]
+    emit: Emit  # emit(name, pid, control, data, tags, port, regs) -> oracle result
+    run_with: Callable[[ControlState, bytes, int, Registers], Any]
+    interp: TracingInterpreter
+    vectors: list[Vector]
+    pools: dict[str, list[FirstApply]] = field(default_factory=dict)
+
+
+class _Budget:
+    """The cap on one class's vectors; items past it are named, not silently dropped."""
+
+    def __init__(self, part: ClassCoverage) -> None:
+        self.left = MAX_PER_CLASS
+        self.part = part
+
+    def take(self, item: str) -> bool:
+        if self.left <= 0:
+            self.part.infeasible[item] = f"not generated: the class's cap of {MAX_PER_CLASS} vectors was reached"
+            return False
+        self.left -= 1
+        return True
+
+
+def _planned(part: ClassCoverage, budget: _Budget, item: str, value: int | None, why: str) -> bool:
+    """Count an item; True when a vector is to be made for it (it is feasible and under the cap)."""
+    part.all.append(item)
+    if value is None:
+        part.infeasible[item] = why
+        return False
+    return budget.take(item)
+
+
+def class_vectors(ctx: ClassContext) -> None:
+    for name in CLASSES:
+        ctx.classes.setdefault(name, ClassCoverage())
+    _const_entries(ctx)
+    _defaults_varied(ctx)
+    _key_edges(ctx)
+    _select_edges(ctx)
+    _length_edges(ctx)
+    _checksum_edges(ctx)
+    _truncation_edges(ctx)
+
+
+# ------------------------------------------------------------------------------------------- key steering
+
+
+def _keys_match(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    return all(w is None or g == w for g, w in zip(got, want, strict=True))
+
+
+MAX_POOL = 48  # distinct packets remembered per table
+MAX_POOL_SCAN = 400  # generated vectors looked at to find them
+MAX_POOL_TRIES = 8
+
+
+def _meta_sources(prog: ir.Program) -> dict[str, list[ir.FieldRef]]:
+    """For each metadata field, the header fields its assignments read (`meta.p = tcp.dst_port | udp.dst_port`):
+    setting those in a packet steers the metadata."""
+    out: dict[str, list[ir.FieldRef]] = {}
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values()),
+              *(st.do for st in prog.parser.states.values())]
+    for body in bodies:
+        for st in ir.walk_stmts(body):
+            if isinstance(st, ir.Assign) and isinstance(st.target, ir.MetaRef):
+                refs = [x for x in ir.walk_expr(st.value) if isinstance(x, ir.FieldRef)]
+                out.setdefault(st.target.name, []).extend(refs)
+    return out
+
+
+def _pool(ctx: ClassContext, tname: str) -> list[FirstApply]:
+    """Distinct packets of the generated vectors that reach the table (its own entries left out), the first
+    packet that reached it first: a metadata key computed by the program (`meta.l4_proto = 6` when TCP is
+    valid) is steered by choosing among them."""
+    hit = ctx.pools.get(tname)
+    if hit is not None:
+        return hit
+    out: list[FirstApply] = [ctx.first_apply[tname]] if tname in ctx.first_apply else []
+    seen = {(r[5], len(r[1])) for r in out}
+    # packets of the parse paths without TLV options too (an option such as IPv4's router alert may keep
+    # every packet with options away from the table), then the generated vectors' packets
+    found: list[tuple[int, bytes, int, ControlState]] = []
+    for pid, path, _recs, _data, _starts in ctx.accepted[:MAX_POOL]:
+        b = Builder(ctx.prog, random.Random(f"{ctx.seed}/{pid}/pool"))
+        recs, reason = b.recs_for(path, {}, False)
+        if reason is None:
+            found.append((pid, b.assemble(recs, b"")[0], 1, ControlState()))
+    runs = 0
+    for v in ctx.vectors:
+        if runs >= MAX_POOL_SCAN:
+            break
+        if len(v.packets) != 1 or v.registers or "truncated" in v.tags:
+            continue
+        runs += 1
+        control = ControlState(tuple(e for e in v.control.entries if e.table != tname),
+                               tuple(d for d in v.control.defaults if d[0] != tname))
+        found.append((int(v.provenance.get("path", 0)), v.packets[0].data, v.packets[0].port, control))
+    for pid, data, port, control in found:
+        if len(out) >= MAX_POOL:
+            break
+        r = ctx.run_with(control, data, port, {})
+        keys = next((k for kind, t, k in r.observations.get("trace", []) if kind == "apply" and t == tname), None)
+        if keys is None or (keys, len(data)) in seen:
+            continue
+        seen.add((keys, len(data)))
+        out.append((pid, data, port, control, {}, keys))
+    ctx.pools[tname] = out
+    return out
+
+
+def _steer(ctx: ClassContext, tname: str, want: tuple[int | None, ...], salt: str) -> tuple[Any, ...] | str:
+    """A packet (pid, data, port, control, regs) that reaches table `tname` with key values `want` (None: any),
+    or why none was found. A packet that reached the table is taken and its key fields rewritten in place
+    (header-field keys, the header fields a metadata key is assigned from, std.ingress_port through the port),
+    so the fields earlier tables and conditions looked at stay; failing that, packets are built afresh along
+    the parse paths with the key fields fixed."""
+    pool = _pool(ctx, tname)
+    if not pool:
+        return "no generated packet reaches the table"
+    table = ctx.prog.tables[tname]
+    sources = _meta_sources(ctx.prog)
+    fixed_meta = [
+        i for i, k in enumerate(table.keys)
+        if not isinstance(k.expr, ir.FieldRef) and not (isinstance(k.expr, ir.StdRef) and k.expr.name == "ingress_port")
+        and not (isinstance(k.expr, ir.MetaRef) and sources.get(k.expr.name))
+    ]
+
+    def mismatches(r: FirstApply) -> int:
+        """Metadata set through its sources often changes more than the key (the parse path): avoid it."""
+        return sum(1 if isinstance(k.expr, ir.FieldRef) else 8
+                   for k, g, w in zip(table.keys, r[5], want, strict=True) if w is not None and g != w)
+
+    candidates = [r for r in pool if all(want[i] is None or r[5][i] == want[i] for i in fixed_meta)]
+    if not candidates:
+        k = table.keys[fixed_meta[0]]
+        return f"key '{k.text}' is computed by the program and no generated packet gives it the value"
+    candidates.sort(key=mismatches)
+    for pid0, data0, port0, control0, regs0, keyvals0 in candidates[:MAX_POOL_TRIES]:
+        if _keys_match(keyvals0, want):
+            return pid0, data0, port0, control0, regs0
+        overrides, port = _overrides(table, want, keyvals0, sources, port0)
+        patched = _patch(ctx, data0, port0, overrides)
+        if patched is None:
+            continue
+        r = ctx.run_with(control0, patched, port, regs0)
+        if any(kind == "apply" and t == tname and _keys_match(k, want) for kind, t, k in r.observations.get("trace", [])):
+            return pid0, patched, port, control0, regs0
+    pid0, data0, port0, control0, regs0, keyvals0 = pool[0]
+    overrides, port = _overrides(table, want, keyvals0, sources, port0)
+    need = {i.split("[", 1)[0] for i, _f in overrides}
+    order = sorted(ctx.accepted, key=lambda a: a[0] != pid0)
+    tried = 0
+    for pid, path, recs, _data, _starts in order:
+        insts = {r.instance for r in recs}
+        if not all(i in insts or i.rsplit(".", 1)[0] in insts for i in need):
+            continue
+        tried += 1
+        if tried > MAX_STEER_PATHS:
+            break
+        plain = {(i.split("[", 1)[0], f): v for (i, f), v in overrides.items()}
+        for attempt in range(STEER_TRIES):
+            b = Builder(ctx.prog, random.Random(f"{ctx.seed}/{pid}/steer/{tname}/{want}/{salt}/{attempt}"))
+            built, reason = b.recs_for(path, plain, attempt % 2 == 1)
+            if reason is not None:
+                break
+            data = b.assemble(built, b"")[0]
+            r = ctx.run_with(control0, data, port, regs0)
+            for kind, t, keyvals in r.observations.get("trace", []):
+                if kind == "apply" and t == tname and _keys_match(keyvals, want):
+                    return pid, data, port, control0, regs0
+    return "no generated or built packet reaches the table with these key values"
+
+
+def _overrides(table: ir.Table, want: tuple[int | None, ...], have: tuple[int, ...],
+               sources: dict[str, list[ir.FieldRef]], port: int) -> tuple[dict[tuple[str, str], int], int]:
+    """Header fields to set ("vlan[0]" for a stack element) and the port, for the keys that differ."""
+    out: dict[tuple[str, str], int] = {}
+    for k, w, g in zip(table.keys, want, have, strict=True):
+        if w is None or w == g:
+            continue
+        e = k.expr
+        refs = [e] if isinstance(e, ir.FieldRef) else sources.get(e.name, []) if isinstance(e, ir.MetaRef) else []
+        if isinstance(e, ir.StdRef) and e.name == "ingress_port":
+            port = w
+        for ref in refs:
+            name = f"{ref.instance}[{ref.index}]" if isinstance(ref.index, int) else ref.instance
+            out[(name, ref.field_name)] = w & ((1 << ref.width) - 1)
+    return out, port
+
+
+def _patch(ctx: ClassContext, data: bytes, port: int, overrides: dict[tuple[str, str], int]) -> bytes | None:
+    """`data` with header fields set in place (fixed parts of headers the oracle found), IPv4-style header
+    checksums adjusted so a valid one stays valid; None when a field is not in a parsed header's fixed part."""
+    if not overrides:
+        return data
+    ctx.interp.install(ControlState())
+    offsets = ctx.interp.run([PacketIn(port, data)], {})[0].observations.get("offsets", {})
+    buf = bytearray(data)
+    touched: dict[str, tuple[int, bytes]] = {}
+    for (inst, fname), value in overrides.items():
+        base = inst.split("[", 1)[0]
+        if inst not in offsets or base not in ctx.prog.instances:
+            continue  # not in this packet (the other source of `tcp.dst_port | udp.dst_port`); checked after
+        ht = ctx.prog.instances[base].type
+        f = next((x for x in ht.fields if x.name == fname), None)
+        if f is None:
+            return None
+        off = offsets[inst]
+        touched.setdefault(inst, (off, bytes(buf[off:off + ht.fixed_bytes])))
+        _set_bits(buf, off * 8 + f.offset, f.width, value)
+    if not touched:
+        return None
+    for inst, (off, before) in touched.items():
+        ht = ctx.prog.instances[inst.split("[", 1)[0]].type
+        cs = ht.checksum
+        cf = ht.field(cs.field) if cs is not None and cs.kind == "ipv4_header" else None
+        if cf is None:
+            continue
+        at = off + cf.offset // 8
+        old = int.from_bytes(before[cf.offset // 8:cf.offset // 8 + 2], "big")
+        zeroed = bytearray(before)
+        zeroed[cf.offset // 8:cf.offset // 8 + 2] = b"\0\0"
+        a = ones_sum(bytes(zeroed))
+        after = bytearray(buf[off:off + ht.fixed_bytes])
+        after[cf.offset // 8:cf.offset // 8 + 2] = b"\0\0"
+        b = ones_sum(bytes(after))
+        rest = ((~old & 0xFFFF) - a) % 0xFFFF  # the sum of the words past the fixed part
+        total = (b + rest) % 0xFFFF or 0xFFFF
+        buf[at:at + 2] = (~total & 0xFFFF).to_bytes(2, "big")
+    return bytes(buf)
+
+
+def _set_bits(buf: bytearray, bit: int, width: int, value: int) -> None:
+    first, last = bit // 8, (bit + width - 1) // 8
+    span = last - first + 1
+    word = int.from_bytes(buf[first:last + 1], "big")
+    shift = span * 8 - (bit % 8) - width
+    mask = ((1 << width) - 1) << shift
+    word = (word & ~mask) | ((value & ((1 << width) - 1)) << shift)
+    buf[first:last + 1] = word.to_bytes(span, "big")
+
+
+def _const_lookup(ctx: ClassContext, tname: str, key: tuple[int, ...]) -> int | None:
+    """Which constant entry wins for `key` (None: a miss), by the oracle's own matcher."""
+    ctx.interp.install(ControlState())
+    hit = ctx.interp.tables[tname].matcher.lookup(key)
+    return None if hit is None else hit.index
+
+
+def _inside(e: KeyElem, width: int, natural: int) -> list[int]:
+    m = (1 << width) - 1
+    if e.kind == "value":
+        return [e.a]
+    if e.kind == "prefix":
+        host = (1 << (width - e.b)) - 1 if e.b < width else 0
+        return list(dict.fromkeys([e.a & ~host & m, (e.a & ~host & m) | host]))
+    if e.kind == "mask":
+        return list(dict.fromkeys([e.a & e.b, (e.a & e.b) | (natural & ~e.b & m), (e.a & e.b) | (~e.b & m)]))
+    if e.kind == "range":
+        return list(dict.fromkeys([e.a, e.b, (e.a + e.b) // 2])) if e.a <= e.b else []
+    return list(dict.fromkeys([natural, 0, m, 1]))
+
+
+def _canonical_entries(ctx: ClassContext, t: ir.Table) -> list[tuple[KeyElem, ...]]:
+    ctx.interp.install(ControlState())
+    return [e.match for e in ctx.interp.tables[t.name].matcher.entries]
+
+
+def _winning_key(ctx: ClassContext, t: ir.Table, i: int, match: tuple[KeyElem, ...]) -> tuple[int, ...] | None:
+    natural = ctx.first_apply[t.name][5] if t.name in ctx.first_apply else tuple(0 for _ in t.keys)
+    lists = [_inside(e, k.width, v) for e, k, v in zip(match, t.keys, natural, strict=True)]
+    for combo in itertools.islice(itertools.product(*lists), 256):
+        if _const_lookup(ctx, t.name, combo) == i:
+            return combo
+    return None
+
+
+def _edge_keys(e: KeyElem, width: int) -> list[tuple[str, int | None, str]]:
+    """(label, value or None when infeasible, reason) of the values just around one match element."""
+    m = (1 << width) - 1
+    out: list[tuple[str, int | None, str]] = []
+    if e.kind == "range" and e.a > e.b:
+        out += [("empty_lo", e.a, ""), ("empty_hi", e.b, "")]
+    elif e.kind == "range":
+        out += [("lo", e.a, ""), ("hi", e.b, "")]
+        out.append(("lo-1", e.a - 1, "") if e.a > 0 else ("lo-1", None, "lo is 0: no value below"))
+        out.append(("hi+1", e.b + 1, "") if e.b < m else ("hi+1", None, "hi is the largest value"))
+    elif e.kind == "mask":
+        base = e.a & e.b
+        if e.b:
+            low = e.b & -e.b
+            out.append(("masked_bit_flipped", base ^ low, ""))
+        else:
+            out.append(("masked_bit_flipped", None, "the mask is 0: no masked bit"))
+        free = ~e.b & m
+        if free:
+            out.append(("unmasked_bit_flipped", base ^ (free & -free), ""))
+        else:
+            out.append(("unmasked_bit_flipped", None, "the mask is all ones: no unmasked bit"))
+    elif e.kind == "prefix":
+        if e.b:
+            out.append(("prefix_bit_flipped", e.a ^ (1 << (width - e.b)), ""))
+        else:
+            out.append(("prefix_bit_flipped", None, "a /0 prefix has no prefix bit"))
+        if e.b < width:
+            out.append(("host_bit_flipped", e.a ^ 1, ""))
+        else:
+            out.append(("host_bit_flipped", None, "a full-length prefix has no host bit"))
+    elif e.kind == "value":
+        out.append(("neighbour", e.a + 1 if e.a < m else e.a - 1, ""))
+    return out
+
+
+def _const_entries(ctx: ClassContext) -> None:
+    hits, edges = ctx.classes["const_entries"], ctx.classes["const_entry_edges"]
+    hb, eb = _Budget(hits), _Budget(edges)
+    for t in ctx.prog.tables.values():
+        if not t.entries:
+            continue
+        matches = _canonical_entries(ctx, t)
+        for i, match in enumerate(matches):
+            item = f"{t.name}#{i}"
+            hits.all.append(item)
+            key = _winning_key(ctx, t, i, match)
+            if key is None:
+                if any(e.kind == "range" and e.a > e.b for e in match):
+                    hits.infeasible[item] = "an empty range (lo > hi): the entry can never match"
+                else:
+                    hits.infeasible[item] = "no key value makes it win: an earlier or higher-priority entry shadows it"
+            elif hb.take(item):
+                got = _steer(ctx, t.name, key, f"hit{i}")
+                if isinstance(got, str):
+                    hits.infeasible[item] = got
+                else:
+                    pid, data, port, control, regs = got
+                    r = ctx.emit(f"const.{t.name}.e{i}", pid, control, data, ["const_entry"], port, regs)
+                    if r.observations.get("hit", {}).get(t.name):
+                        hits.covered.add(item)
+            base = key if key is not None else tuple(
+                (_inside(e, k.width, 0) or [e.a])[0] for e, k in zip(match, t.keys, strict=True)
+            )
+            for j, (e, k) in enumerate(zip(match, t.keys, strict=True)):
+                for label, value, why in _edge_keys(e, k.width):
+                    eitem = f"{t.name}#{i}.{k.text}:{label}"
+                    if not _planned(edges, eb, eitem, value, why) or value is None:
+                        continue
+                    want = tuple(value if n == j else v for n, v in enumerate(base))
+                    got = _steer(ctx, t.name, want, f"edge{i}.{j}.{label}")
+                    if isinstance(got, str):
+                        edges.infeasible[eitem] = got
+                        continue
+                    pid, data, port, control, regs = got
+                    ctx.emit(f"const.{t.name}.e{i}.{k.text}.{label}", pid, control, data,
+                             ["const_entry_edge"], port, regs)
+                    edges.covered.add(eitem)
+
+
+def _miss_key(ctx: ClassContext, t: ir.Table) -> tuple[int, ...] | None:
+    natural = ctx.first_apply[t.name][5]
+    if _const_lookup(ctx, t.name, natural) is None:
+        return natural
+    lists = [list(dict.fromkeys([v ^ 1, 0, (1 << k.width) - 1, v ^ (1 << (k.width - 1)), (v + 2) % (1 << k.width)]))
+             for k, v in zip(t.keys, natural, strict=True)]
+    for combo in itertools.islice(itertools.product(*lists), 256):
+        if _const_lookup(ctx, t.name, combo) is None:
+            return combo
+    return None
+
+
+def _defaults_varied(ctx: ClassContext) -> None:
+    part = ctx.classes["defaults_varied"]
+    budget = _Budget(part)
+    for t in ctx.prog.tables.values():
+        wanted: list[tuple[str, str, tuple[int, ...]]] = []
+        for a in t.actions:
+            params = ctx.prog.actions[a].params
+            args = tuple(param_value(a, p) for p in params)
+            if a != t.default.action:
+                wanted.append((f"{t.name}:default={a}", a, args))
+            elif params:
+                other = tuple(
+                    (x + 1) & ((1 << p.width) - 1) if "port" in p.name else (x ^ ((1 << p.width) - 1)) or 1
+                    for x, p in zip(t.default.args or args, params, strict=True)
+                )
+                wanted.append((f"{t.name}:default={a}(other arguments)", a, other))
+        if not wanted:
+            continue
+        for item, *_ in wanted:
+            part.all.append(item)
+        if t.name not in ctx.first_apply:
+            for item, *_ in wanted:
+                part.infeasible[item] = "no generated packet reaches the table"
+            continue
+        key = _miss_key(ctx, t)
+        got: tuple[Any, ...] | str = "every key value tried hits a constant entry" if key is None else _steer(
+            ctx, t.name, key, "miss")
+        for item, a, args in wanted:
+            if isinstance(got, str):
+                part.infeasible[item] = got
+                continue
+            if not budget.take(item):
+                continue
+            pid, data, port, control, regs = got
+            state = ControlState(control.entries, (*control.defaults, (t.name, a, args)))
+            label = item.split("=", 1)[1].replace(" ", "_").replace("(", ".").replace(")", "")
+            r = ctx.emit(f"default.{t.name}.{label}", pid, state, data, ["default_varied"], port, regs)
+            obs = r.observations
+            if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == a:
+                part.covered.add(item)
+
+
+def _key_edges(ctx: ClassContext) -> None:
+    part = ctx.classes["key_edges"]
+    budget = _Budget(part)
+    for t in ctx.prog.tables.values():
+        if not t.keys:
+            continue
+        act = next((a for a in t.actions if ctx.prog.actions[a].params), t.actions[0] if t.actions else None)
+        for label in ("zero", "ones"):
+            item = f"{t.name}:{label}_key"
+            part.all.append(item)
+            if act is None:
+                part.infeasible[item] = "the table has no action an entry could name"
+                continue
+            key = tuple(0 if label == "zero" else (1 << k.width) - 1 for k in t.keys)
+            if not budget.take(item):
+                continue
+            got = _steer(ctx, t.name, key, label)
+            if isinstance(got, str):
+                part.infeasible[item] = got
+                continue
+            pid, data, port, control, regs = got
+            state = ControlState((*control.entries, entry_for(t, key, act, ctx.prog)), control.defaults)
+            ctx.emit(f"keyedge.{t.name}.{label}", pid, state, data, ["key_edge"], port, regs)
+            part.covered.add(item)
+
+
+# ------------------------------------------------------------------------------------- parser-side classes
+
+
+def _select_edges(ctx: ClassContext) -> None:
+    part = ctx.classes["select_edges"]
+    budget = _Budget(part)
+    prog = ctx.prog
+    for st in prog.parser.states.values():
+        if not st.select:
+            continue
+        for ci, case in enumerate(st.cases):
+            for j, e in enumerate(case.keyset):
+                width = st.select[j].width
+                m = (1 << width) - 1
+                if e.kind == "value":
+                    labels = [("value-1", e.a - 1), ("value+1", e.a + 1)]
+                elif e.kind == "range":
+                    labels = [("lo-1", e.a - 1), ("hi+1", e.b + 1)]
+                elif e.kind == "mask":
+                    labels = [("masked_bit_flipped", (e.a & e.b) ^ (e.b & -e.b) if e.b else -1)]
+                else:
+                    continue
+                for label, v in labels:
+                    item = f"{st.name}#case{ci}[{j}]:{label}"
+                    part.all.append(item)
+                    if not 0 <= v <= m:
+                        part.infeasible[item] = f"{label} is outside bit<{width}>"
+                        continue
+                    sel = st.select[j]
+                    if not isinstance(sel, ir.FieldRef):
+                        part.infeasible[item] = "the select reads a lookahead or metadata; the generator sets fields"
+                        continue
+                    if not budget.take(item):
+                        continue
+                    got = _select_packet(ctx, st, ci, j, v)
+                    if isinstance(got, str):
+                        part.infeasible[item] = got
+                        continue
+                    pid, data = got
+                    ctx.emit(f"select.{st.name}.case{ci}.{j}.{label}", pid, ControlState(), data,
+                             ["select_edge"], 1, {})
+                    part.covered.add(item)
+
+
+def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: int) -> tuple[int, bytes] | str:
+    """A packet reaching state `st` whose select reads the case's own values except element j = v: it must
+    not take case ci. Built along a generated path through `st` whose edge there is the one v leads to."""
+    case = st.cases[ci]
+    combo: list[int | None] = []
+    for n, e in enumerate(case.keyset):
+        combo.append(v if n == j else e.a if e.kind in ("value", "range") else e.a & e.b if e.kind == "mask" else None)
+    if _all_match(case.keyset, combo):
+        return "the neighbouring value still matches the case"
+    edge = next((i for i, c in enumerate(st.cases) if _all_match(c.keyset, combo)), -1)
+    overrides: dict[tuple[str, str], int] = {}
+    for sel, val in zip(st.select, combo, strict=True):
+        if val is None:
+            continue
+        if not isinstance(sel, ir.FieldRef):
+            return "the select reads a lookahead or metadata; the generator sets fields"
+        overrides[(sel.instance, sel.field_name)] = val
+    for pid, path in enumerate(ctx.paths):
+        if not any(s.state == st.name and s.edge == edge for s in path.steps):
+            continue
+        b = Builder(ctx.prog, random.Random(f"{ctx.seed}/{pid}/select/{st.name}/{ci}/{j}/{v}"))
+        recs, reason = b.recs_for(path, overrides, True)
+        if reason is not None:
+            continue
+        data = b.assemble(recs, b"")[0]
+        r = ctx.run_with(ControlState(), data, 1, {})
+        if r.observations.get("path") == [s.state for s in path.steps]:
+            return pid, data
+    return f"no feasible parse path takes {'the default' if edge < 0 else f'case {edge}'} of '{st.name}' there"
+
+
+def _all_match(keyset: list[KeyElem], combo: list[int | None]) -> bool:
+    return all(v is None or _elem_ok(e, v) for e, v in zip(keyset, combo, strict=True))
+
+
+def _length_edges(ctx: ClassContext) -> None:
+    part = ctx.classes["length_edges"]
+    budget = _Budget(part)
+    seen: set[str] = set()
+    for pid, path, recs, _data, _starts in ctx.accepted:
+        for ri, rec in enumerate(recs):
+            vl = rec.ht.varlen
+            if vl is None or rec.instance in seen:
+                continue
+            seen.add(rec.instance)
+            lengths = _attainable_lengths(rec)
+            inside = sorted(n for n in lengths if 0 <= n <= vl.max_bytes)
+            over = sorted(n for n in lengths if n > vl.max_bytes)
+            wants: list[tuple[str, int | None, str]] = []
+            if inside:
+                wants += [("min", inside[0], ""), ("mid", inside[len(inside) // 2], ""), ("max", inside[-1], "")]
+            if over:
+                wants.append(("over_max", over[0], ""))
+            else:
+                wants.append(("over_max", None, f"no length field value gives more than {vl.max_bytes} bytes"))
+            if vl.tlv is not None:
+                wants.append(("tlv_ends_on_empty_option", -1, ""))
+            for label, n, why in wants:
+                item = f"{rec.instance}:{label}"
+                if not _planned(part, budget, item, n, why) or n is None:
+                    continue
+                got = _length_packet(ctx, pid, path, ri, rec.instance, n, label)
+                if isinstance(got, str):
+                    part.infeasible[item] = got
+                    continue
+                ctx.emit(f"length.{rec.instance}.{label}", pid, ControlState(), got, ["length_edge"], 1, {})
+                part.covered.add(item)
+
+
+def _attainable_lengths(rec: Rec) -> dict[int, int]:
+    """varlen length -> a length-field value giving it (the smallest such value)."""
+    vl = rec.ht.varlen
+    assert vl is not None
+    from .gen_paths import _length_table
+
+    names = list(dict.fromkeys(e.field_name for e in ir.walk_expr(vl.length) if isinstance(e, ir.FieldRef)))
+    if not names:
+        return {}
+    f = rec.ht.field(names[0])
+    assert f is not None
+    out: dict[int, int] = {}
+    for v, n in _length_table(vl, f, {k: rec.values[k] for k in names[1:]}):
+        out.setdefault(n, v)
+    return out
+
+
+def _length_packet(ctx: ClassContext, pid: int, path: ParsePath, ri: int, inst: str, n: int,
+                   label: str) -> bytes | str:
+    b = Builder(ctx.prog, random.Random(f"{ctx.seed}/{pid}/length/{inst}/{label}"))
+    recs, reason = b.recs_for(path, {}, label != "tlv_ends_on_empty_option")
+    if reason is not None:
+        return reason
+    rec = recs[ri]
+    vl = rec.ht.varlen
+    assert vl is not None
+    lengths = _attainable_lengths(rec)
+    names = [e.field_name for e in ir.walk_expr(vl.length) if isinstance(e, ir.FieldRef)]
+    if label == "tlv_ends_on_empty_option":
+        tail = _empty_option_tail(ctx.prog, rec, lengths)
+        if isinstance(tail, str):
+            return tail
+        n = len(tail)
+        rec.tail = tail
+    else:
+        if vl.tlv is not None and n <= vl.max_bytes:
+            rec.tail = _pad(vl.tlv, n)
+        else:
+            rec.tail = bytes(random.Random(f"{ctx.seed}/{inst}/{n}").getrandbits(8) for _ in range(min(n, 64)))
+    rec.values[names[0]] = lengths[n]
+    data = b.assemble(recs, b"")[0]
+    return data
+
+
+def _pad(tlv: ir.Tlv, n: int) -> bytes:
+    """n bytes of option area holding only padding: no-op singletons, else the end marker then zeros."""
+    unit = tlv.singleton_bytes
+    nop = next((v for k, v in tlv.singletons.items() if k not in tlv.end), None)
+    if nop is not None and n % unit == 0:
+        return nop.to_bytes(unit, "big") * (n // unit)
+    end = tlv.singletons.get(tlv.end[0], 0) if tlv.end else 0
+    return (end.to_bytes(unit, "big") + bytes(max(0, n - unit)))[:n]
+
+
+def _empty_option_tail(prog: ir.Program, rec: Rec, lengths: dict[int, int]) -> bytes | str:
+    """An option area whose last option is a header without data (a named option with no fields, else an
+    unknown type sized to its header), after no-op padding so the area has a length the field can express."""
+    vl = rec.ht.varlen
+    assert vl is not None and vl.tlv is not None
+    tlv = vl.tlv
+    hb = tlv.header_bytes
+    named = [i.tlv_option for i in prog.instances.values()
+             if i.tlv_parent == rec.instance and i.tlv_option is not None]
+    values: dict[str, int] | None = None
+    for opt in named:
+        if opt.data_bytes == 0:
+            values = {f.name: opt.match.get(f.name, 0) for f in tlv.header}
+            break
+    if values is None:
+        taken = {o.match.get(tlv.key[0]) for o in named if tlv.key} | set(tlv.singletons.values())
+        first = tlv.header[0]
+        values = {f.name: 0 for f in tlv.header}
+        values[first.name] = next(x for x in range(1 << first.width) if x not in taken)
+    free = [f for f in tlv.header if f.name not in tlv.key and f.name != tlv.header[0].name]
+    from .packets import eval_header_expr, pack_header
+
+    for f in free:
+        for v in range(min(1 << f.width, 4096)):
+            values[f.name] = v
+            if eval_header_expr(tlv.size, values) == hb:
+                break
+        if eval_header_expr(tlv.size, values) == hb:
+            break
+    if eval_header_expr(tlv.size, values) != hb:
+        return "no option header gives an option without data"
+    head = pack_header(ir.HeaderType("h", tlv.header), values)
+    nop = next((v for k, v in tlv.singletons.items() if k not in tlv.end), None)
+    for n in sorted(lengths):
+        if hb <= n <= vl.max_bytes and (n == hb or nop is not None):
+            pad = n - hb
+            unit = tlv.singleton_bytes
+            if pad % unit:
+                continue
+            return (nop or 0).to_bytes(unit, "big") * (pad // unit) + head
+    return "no area length the length field can express ends on an option without data"
+
+
+def _aligned_free16(rec: Rec, avoid: set[str]) -> str | None:
+    cs = rec.ht.checksum
+    fields = sorted(rec.ht.fields, key=lambda f: "len" in f.name)  # a length word may matter to a target
+    for f in fields:
+        if f.width == 16 and f.offset % 16 == 0 and cs is not None and f.name != cs.field \
+                and f.name not in rec.fixed and f.name not in avoid:
+            return f.name
+    return None
+
+
+def _program_fields(prog: ir.Program) -> set[str]:
+    out: set[str] = set()
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values())]
+    for body in bodies:
+        for s in ir.walk_stmts(body):
+            for e in ir.stmt_exprs(s):
+                out |= {x.field_name for x in ir.walk_expr(e) if isinstance(x, ir.FieldRef)}
+    for t in prog.tables.values():
+        out |= {k.expr.field_name for k in t.keys if isinstance(k.expr, ir.FieldRef)}
+    return out
+
+
+def _checksum_edges(ctx: ClassContext) -> None:
+    part = ctx.classes["checksum_edges"]
+    budget = _Budget(part)
+    prog = ctx.prog
+    used = _program_fields(prog)
+    done: set[str] = set()
+    # verified IPv4-style checksums: the field 0x0000 with the rest summing to 0xffff, and the same sum as 0xffff
+    for pid, path, recs, data, starts in ctx.accepted:
+        verified = {i for s in path.steps for i in prog.parser.states[s.state].verify}
+        for ri, rec in enumerate(recs):
+            cs = rec.ht.checksum
+            if rec.instance not in verified or cs is None or cs.kind != "ipv4_header" or rec.instance in done:
+                continue
+            done.add(rec.instance)
+            items = [f"{rec.instance}:verify_field_0x0000", f"{rec.instance}:verify_field_0xffff"]
+            part.all += items
+            fname = _aligned_free16(rec, used) or _aligned_free16(rec, set())
+            if fname is None:
+                for it in items:
+                    part.infeasible[it] = "no free 16-bit word to steer the sum with"
+                continue
+            f = rec.ht.field(fname)
+            cf = rec.ht.field(cs.field)
+            assert f is not None and cf is not None
+            buf = bytearray(data)
+            at, cat = starts[ri] + f.offset // 8, starts[ri] + cf.offset // 8
+            c = int.from_bytes(buf[cat:cat + 2], "big")
+            word = ones_add(int.from_bytes(buf[at:at + 2], "big"), c)
+            buf[at:at + 2] = word.to_bytes(2, "big")
+            for it, value in zip(items, (0x0000, 0xFFFF), strict=True):
+                if not budget.take(it):
+                    continue
+                buf[cat:cat + 2] = value.to_bytes(2, "big")
+                ctx.emit(f"checksum.{rec.instance}.verify_{value:#06x}", pid, ControlState(), bytes(buf),
+                         ["checksum_edge"], 1, {})
+                part.covered.add(it)  # accepted or a checksum error: the oracle says which, targets must agree
+    # updated checksums: a packet under which the update runs, steered so the result is 0x0000
+    requests = sorted({(s.instance, s.pseudo) for body in [prog.control, *(a.body for a in prog.user_actions.values())]
+                       for s in ir.walk_stmts(body) if isinstance(s, ir.UpdateChecksum)}, key=str)
+    for inst, pseudo in requests:
+        item = f"{inst}:update_result_0x0000" + (f" (over {pseudo})" if pseudo else "")
+        part.all.append(item)
+        got = _update_to_zero(ctx, inst, pseudo, used)
+        if isinstance(got, str):
+            part.infeasible[item] = got
+            continue
+        if not budget.take(item):
+            continue
+        v, data = got
+        r = ctx.emit(f"checksum.{inst}.update_0x0000", int(v.provenance.get("path", 0)), v.control, data,
+                     ["checksum_edge"], v.packets[0].port, dict(v.registers))
+        if any(k == "checksum" and req == (inst, pseudo) and did for k, req, did in r.observations.get("trace", [])):
+            part.covered.add(item)
+
+
+def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[str]) -> tuple[Vector, bytes] | str:
+    prog = ctx.prog
+    ht = prog.instances[inst].type
+    cs = ht.checksum
+    if cs is None:
+        return "the header declares no checksum"
+    cf = ht.field(cs.field)
+    assert cf is not None
+    moved = False
+    for v in list(ctx.vectors):
+        if len(v.packets) != 1 or v.registers:
+            continue
+        p = v.packets[0]
+        r = ctx.run_with(v.control, p.data, p.port, {})
+        if not any(k == "checksum" and req == (inst, pseudo) and did for k, req, did in r.observations.get("trace", [])):
+            continue
+        off = r.observations.get("offsets", {}).get(inst)
+        if off is None or len(r.data) != len(p.data):
+            moved = True
+            continue
+        cat = off + cf.offset // 8
+        out = int.from_bytes(r.data[cat:cat + 2], "big")
+        buf = bytearray(p.data)
+        if cs.kind == "ipv4_header":
+            fnames = [f.name for f in ht.fields if f.width == 16 and f.offset % 16 == 0 and f.name != cs.field]
+            fnames.sort(key=lambda n: n in used)
+            if not fnames:
+                return "no free 16-bit word to steer the sum with"
+            f = ht.field(fnames[0])
+            assert f is not None
+            at = off + f.offset // 8
+            old = int.from_bytes(buf[at:at + 2], "big")
+            new = ones_add(old, out)
+            buf[at:at + 2] = new.to_bytes(2, "big")
+            # keep the input checksum valid: the sum rose by `out`, so the stored complement falls by it
+            cin = int.from_bytes(buf[cat:cat + 2], "big")
+            buf[cat:cat + 2] = (~ones_add(~cin & 0xFFFF, out) & 0xFFFF).to_bytes(2, "big")
+            cands = [bytes(buf)]
+        else:
+            cin = int.from_bytes(buf[cat:cat + 2], "big")
+            target = (cin - out) % 0xFFFF
+            cands = []
+            for t in [target, 0xFFFF] if target == 0 else [target]:
+                b2 = bytearray(buf)
+                b2[cat:cat + 2] = t.to_bytes(2, "big")
+                cands.append(bytes(b2))
+        for data in cands:
+            r2 = ctx.run_with(v.control, data, p.port, {})
+            if len(r2.data) == len(data) and r2.data[cat:cat + 2] == b"\0\0":
+                return v, data
+        return "the steered packet did not give a 0x0000 result (the action rewrites the steering word)"
+    if moved:
+        return "every vector running it changes the frame's length (encap/decap): the generator cannot place it"
+    return "no generated vector runs this update with a changed checksum"
+
+
+def _truncation_edges(ctx: ClassContext) -> None:
+    """A frame ending exactly at each header boundary; generate() already cuts at the start of every header
+    after the first, so what is left is each path's frame with its last header and no payload."""
+    part = ctx.classes["truncation_edges"]
+    budget = _Budget(part)
+    seen: set[tuple[str, ...]] = set()
+    for pid, _path, recs, data, starts in ctx.accepted:
+        ends = [*starts[1:], _end(recs, starts, data)]
+        for i, end in enumerate(ends):
+            prefix = tuple(r.instance for r in recs[: i + 1])
+            if prefix in seen:
+                continue
+            seen.add(prefix)
+            item = f"{'>'.join(prefix)}|"
+            part.all.append(item)
+            if i + 1 < len(ends):  # generate() cut there already: at the start of the next header
+                part.covered.add(item)
+                continue
+            if not budget.take(item):
+                continue
+            ctx.emit(f"p{pid:02d}.ends{end}", pid, ControlState(), data[:end], ["truncated", "truncation_edge"],
+                     1, {})
+            part.covered.add(item)
+
+
+def _end(recs: list[Rec], starts: list[int], data: bytes) -> int:
+    from .packets import pack_header
+
+    last = recs[-1]
+    return starts[-1] + len(pack_header(last.ht, last.values, last.tail))
