@@ -81,7 +81,9 @@ def elf_code_hash(path: Path) -> str:
     h = hashlib.sha256()
     for sh_name, sh_type, _flags, _addr, off, size, *_ in headers:
         name = names[sh_name:names.index(b"\0", sh_name)].decode(errors="replace")
-        if name.startswith(_SKIP_SECTIONS) or sh_type == 8:  # NOBITS: no contents
+        if name.startswith(_SKIP_SECTIONS):
+            continue
+        if sh_type == 8:  # NOBITS (.bss): a size, no contents
             h.update(name.encode() + b"\0" + str(size).encode() + b"\0")
             continue
         h.update(name.encode() + b"\0" + data[off:off + size])
@@ -440,6 +442,7 @@ def mutate(
     timeout: float = DEFAULT_TIMEOUT,
     operators: set[str] | None = None,
     progress: Callable[[MutantResult, dict[str, int]], None] | None = None,
+    select: Callable[[Mutant], bool] | None = None,
 ) -> MutationRun:
     """Build `prog` for `target` in `workdir`, then build and run each sampled mutant of its program file.
     Raises ToolsMissing when the target cannot run here, MutateError when the unmutated program does not build
@@ -460,6 +463,8 @@ def mutate(
     everything = find_mutants(text, builder.source_name, builder.lang, prog.name)
     if operators:
         everything = [m for m in everything if m.operator in operators]
+    if select is not None:  # a caller studying particular sites (the tests pick a verdict, a dead store)
+        everything = [m for m in everything if select(m)]
     chosen = sample_mutants(everything, sample, seed)
 
     problems = fill_expected(prog, vectors)  # once, here: each mutant's run then skips the oracle
