@@ -569,8 +569,9 @@ def format_report(run: MutationRun) -> list[str]:
         lines.append(f"  {m.file}:{m.line}:{m.column}: {m.operator}: {m.original!r} -> {m.replacement!r}{origin}")
         lines.append(f"      was: {m.line_before[:160]}")
         lines.append(f"      now: {m.line_after[:160]}")
-        if m.origin_comment:
-            lines.append(f"      in:  {m.origin_comment}")
+        where = "; ".join(x for x in (f"{m.function}()" if m.function else "", m.origin_comment) if x)
+        if where:
+            lines.append(f"      in:  {where}")
     return [terminal_text(ln) for ln in lines]
 
 

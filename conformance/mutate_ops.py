@@ -39,6 +39,11 @@ _TOKEN = re.compile(
     re.S | re.X,
 )
 _ORIGIN = re.compile(r"[\w./-]+\.ya?ml:\d+")
+# A C function definition starts at column 0 (`static int name(...`), a P4 block is `control|parser|action|table|
+# state NAME`; prototypes end with `;` on their line.
+_FUNCTION = re.compile(r"^(?:[A-Za-z_][\w \t*]*?\b([A-Za-z_]\w*)\s*\((?![^\n]*;\s*$)"
+                       r"|[ \t]*(?:control|parser|action|table|state)\s+(\w+))", re.M)
+_NOT_FUNCTIONS = {"SEC", "__uint", "__type", "__array", None}
 ASSIGN_OPS = {"=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>=", "++", "--"}
 KEYWORDS_NOT_STATEMENTS = {
     "return", "goto", "break", "continue", "case", "default", "switch", "do", "typedef", "sizeof", "transition",
@@ -81,6 +86,7 @@ class Mutant:
     line_after: str
     origin: str  # the nearest spec origin (`spec.yaml:12`) before the site, "" when the file names none
     origin_comment: str  # the comment that named it, shortened
+    function: str = ""  # the C function (or P4 block) the site is in: a table's API, the packet path, ...
 
     def apply(self, text: str) -> str:
         return text[:self.start] + self.replacement + text[self.end:]
@@ -361,6 +367,9 @@ def _make_mutants(text: str, file: str, sites: _Sites, toks: list[Token]) -> lis
     line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
 
     origin_starts = [o[0] for o in origins]
+    functions = [(m.start(), m.group(1) or m.group(2)) for m in _FUNCTION.finditer(text)
+                 if (m.group(1) or m.group(2)) not in _NOT_FUNCTIONS]
+    function_starts = [f[0] for f in functions]
     mutants: list[Mutant] = []
     seen: set[tuple[int, int, str]] = set()
     order = {op: i for i, op in enumerate(OPERATORS)}
@@ -377,8 +386,10 @@ def _make_mutants(text: str, file: str, sites: _Sites, toks: list[Token]) -> lis
         after = text[line_begin:start] + repl + text[end:line_end]
         k = bisect.bisect_right(origin_starts, start) - 1
         origin, comment = (origins[k][1], _shorten(origins[k][2])) if k >= 0 else ("", "")
+        f = bisect.bisect_right(function_starts, start) - 1
         mutants.append(Mutant(len(mutants), op, file, start, end, text[start:end], repl, ln + 1, start - line_begin + 1,
-                              " ".join(before.split()), " ".join(after.split()), origin, comment))
+                              " ".join(before.split()), " ".join(after.split()), origin, comment,
+                              functions[f][1] if f >= 0 else ""))
     return mutants
 
 
