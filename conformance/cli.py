@@ -45,9 +45,17 @@ def cmd_gen(args: argparse.Namespace) -> int:
         return 1
     prog = loaded.program
     g = generate(prog, seed=args.seed, fuzz=args.fuzz)
-    save_vectors(args.output, g.vectors, prog, args.spec)  # written under a temporary name, then renamed
+    # written under a temporary name, then renamed; the header carries the coverage for reports
+    save_vectors(args.output, g.vectors, prog, args.spec, g.coverage)
     print(f"wrote {len(g.vectors)} vectors to {terminal_text(args.output)}")
+    heading = False
     for part, c in g.coverage.items():
+        if c.get("class"):
+            if not c["total"]:
+                continue  # a gap class with nothing to cover in this program (no constant entries...)
+            if not heading:
+                print("  gap classes (mutation analysis):")
+                heading = True
         line = (
             f"  {part.replace('_', ' ')}: {c['covered']}/{c['feasible']} feasible covered ({c['percent']}%)"
         )

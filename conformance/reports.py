@@ -129,6 +129,7 @@ def to_json(reports: list[RunReport]) -> dict[str, Any]:
                     {"name": t.name, "ran": t.ran, "reason": t.reason, "error": t.error} for t in r.targets
                 ],
                 "counts": r.counts(),
+                **({"coverage": r.coverage} if r.coverage else {}),
                 "results": [
                     {
                         "target": o.target,
@@ -237,6 +238,31 @@ def _html_row(e: Any, o: VectorOutcome, program: str | None = None, spec: str | 
     )
 
 
+def coverage_html(coverage: dict[str, Any]) -> str:
+    """The generator's coverage as a table, the gap classes (mutation analysis, issue 16) after the structural
+    parts: what the vectors reached against what is feasible, and each item left out with why."""
+    e = html.escape
+    rows = []
+    for part, c in sorted(coverage.items(), key=lambda kv: bool(kv[1].get("class"))):
+        if c.get("class") and not c.get("total"):
+            continue
+        notes = [f"not covered: {x}" for x in c.get("uncovered", [])]
+        notes += [f"infeasible: {x.get('item')}: {x.get('reason')}" for x in c.get("infeasible", [])]
+        if c.get("more"):
+            notes.append(f"... and {c['more']} more")
+        kind = "gap class" if c.get("class") else "structure"
+        rows.append(
+            f"<tr><td>{e(part.replace('_', ' '))}</td><td>{kind}</td>"
+            f"<td>{e(str(c.get('covered')))}/{e(str(c.get('feasible')))}</td><td>{e(str(c.get('percent')))}%</td>"
+            f"<td>{len(c.get('infeasible', [])) + (c.get('more') or 0) if c.get('infeasible') else 0}</td>"
+            f"<td><pre>{e(chr(10).join(notes))}</pre></td></tr>"
+        )
+    return (
+        "<table class='coverage'><tr><th>coverage</th><th>kind</th><th>covered/feasible</th><th>%</th>"
+        "<th>infeasible</th><th>items left out</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def write_html(reports: list[RunReport], path: str | Path) -> None:
     """Failures first (what a reader opens the page for), then each program's vectors. Passing rows of the
     reference target are collapsed into a count: with oracle-computed expectations they compare the
@@ -261,6 +287,8 @@ def write_html(reports: list[RunReport], path: str | Path) -> None:
     for r in reports:
         parts.append(f"<h2>{e(r.program)} <small>({e(r.spec)})</small></h2>")
         parts.append("<p>features: " + e(", ".join(r.features) or "none") + "</p>")
+        if r.coverage:
+            parts.append(coverage_html(r.coverage))
         for t in r.targets:
             if not t.ran:
                 parts.append(f"<div class='target-note'><pre>{e(target_note(t))}</pre></div>")

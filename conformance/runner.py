@@ -87,6 +87,7 @@ class RunReport:
     features: list[str]
     targets: list[TargetStatus]
     outcomes: list[VectorOutcome]
+    coverage: dict[str, Any] | None = None  # what the vectors cover, per part and gap class, when known
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {t.name: dict.fromkeys(OUTCOMES, 0) for t in self.targets}
@@ -670,6 +671,7 @@ def sweep_stale(tmp: Path | None = None, netns_dir: Path = NETNS_DIR) -> list[st
 class RunRequest:
     spec: str
     vectors: list[Vector]
+    coverage: dict[str, Any] | None = None  # the generator's summary, for the report (vector_io.read_coverage)
 
 
 def run_conformance(
@@ -701,7 +703,7 @@ def run_conformance(
             statuses[t] = target_problem(t)
         except BrokenDriver as exc:
             statuses[t], broken[t] = (str(exc), frozenset()), str(exc)
-    reports = [RunReport(req.spec, prog.name, sorted(feats), [], []) for req, prog, feats, _ in plans]
+    reports = [RunReport(req.spec, prog.name, sorted(feats), [], [], req.coverage) for req, prog, feats, _ in plans]
     tasks = []
     stopper = Stopper()
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))

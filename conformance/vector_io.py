@@ -150,9 +150,48 @@ def load_vectors(path: str | Path, prog: ir.Program) -> list[Vector]:
     raise VectorFileError(f"{p}: unknown vector file type '{suffix}' (use .yaml, .jsonl, .pcap or .stf)")
 
 
-def dumps_jsonl(vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> str:
+MAX_COVERAGE_ITEMS = 40  # uncovered/infeasible items kept per coverage part in a file's header
+
+
+def coverage_header(coverage: dict[str, Any] | None) -> dict[str, Any]:
+    """The generator's coverage summary as a vector file's header carries it (`coverage`), so a report made
+    from the file can show it; long item lists are cut (`more` says how many were left out)."""
+    if not coverage:
+        return {}
+    out: dict[str, Any] = {}
+    for part, c in coverage.items():
+        kept = {k: v for k, v in c.items() if k in ("total", "feasible", "covered", "percent", "class")}
+        more = 0
+        for key in ("uncovered", "infeasible"):
+            items = list(c.get(key, []))
+            kept[key] = items[:MAX_COVERAGE_ITEMS]
+            more += max(0, len(items) - MAX_COVERAGE_ITEMS)
+        if more:
+            kept["more"] = more
+        out[part] = kept
+    return {"coverage": out}
+
+
+def read_coverage(path: str | Path) -> dict[str, Any] | None:
+    """The coverage summary in a generated vector file's header (JSON Lines or YAML), or None."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            doc = load_yaml(p, str(p), what="vector file", limit=VECTOR_LIMIT, aliases=False).data
+        else:
+            first = next(input_lines(p, "vector file", VECTOR_LIMIT, VECTOR_LINE_LIMIT), None)
+            doc = json.loads(first[1]) if first is not None else None
+    except (SpecError, InputFileError, ValueError):
+        return None
+    cov = doc.get("coverage") if isinstance(doc, dict) else None
+    return cov if isinstance(cov, dict) else None
+
+
+def dumps_jsonl(
+    vectors: list[Vector], prog: ir.Program, spec: str | None = None, coverage: dict[str, Any] | None = None
+) -> str:
     """Deterministic: keys in a fixed order, no timestamps, so the same seed gives identical bytes."""
-    lines = [json.dumps(header_data(prog, spec), sort_keys=True)]
+    lines = [json.dumps({**header_data(prog, spec), **coverage_header(coverage)}, sort_keys=True)]
     lines += [json.dumps(vector_to_data(v, prog), sort_keys=True) for v in vectors]
     return "\n".join(lines) + "\n"
 
@@ -166,8 +205,14 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def dumps_yaml(vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> str:
-    doc = {**header_data(prog, spec), "vectors": [vector_to_data(v, prog) for v in vectors]}
+def dumps_yaml(
+    vectors: list[Vector], prog: ir.Program, spec: str | None = None, coverage: dict[str, Any] | None = None
+) -> str:
+    doc = {
+        **header_data(prog, spec),
+        **coverage_header(coverage),
+        "vectors": [vector_to_data(v, prog) for v in vectors],
+    }
     return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=110)
 
 
@@ -184,12 +229,19 @@ def _with_expected(path: Path, vectors: list[Vector], prog: ir.Program) -> list[
     return copies
 
 
-def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec: str | None = None) -> None:
-    """Every file is written under a temporary name and renamed (a pcap export writes several)."""
+def save_vectors(
+    path: str | Path,
+    vectors: list[Vector],
+    prog: ir.Program,
+    spec: str | None = None,
+    coverage: dict[str, Any] | None = None,
+) -> None:
+    """Every file is written under a temporary name and renamed (a pcap export writes several). `coverage`
+    (the generator's summary) goes into the header of YAML and JSON Lines files."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        write_atomic(p, dumps_yaml(vectors, prog, spec))
+        write_atomic(p, dumps_yaml(vectors, prog, spec, coverage))
     elif suffix == ".pcap":
         from .pcap import write_vectors_pcap
 
@@ -199,4 +251,4 @@ def save_vectors(path: str | Path, vectors: list[Vector], prog: ir.Program, spec
 
         write_atomic(p, dumps_stf(vectors, prog))
     else:
-        write_atomic(p, dumps_jsonl(vectors, prog, spec))
+        write_atomic(p, dumps_jsonl(vectors, prog, spec, coverage))
