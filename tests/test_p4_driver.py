@@ -163,8 +163,10 @@ def test_result_from_fate() -> None:
     assert (r.verdict, r.port, r.observations) == ("reflect", 1, {"egress_only": True})
     r = result_from_fate(Fate(1, [2]), b"z", 510, wired)
     assert (r.verdict, r.port, r.data, r.error) == ("forward", 2, b"z", None)
+    # a port no interface is bound to: BMv2 dropped the frame there; the port is known, the bytes are not
     r = result_from_fate(Fate(1, [40]), None, 510, wired)
-    assert r.error is not None and "port 40" in r.error
+    assert (r.verdict, r.port, r.error) == ("forward", 40, None)
+    assert r.observations["dropped"] and r.observations["frame_unseen"] and "port 40" in r.observations["p4"]
 
 
 def test_forward_to_the_ingress_port_matches_reflect_only_for_egress_only_results() -> None:

@@ -95,8 +95,12 @@ def result_from_fate(fate: Fate, frame: bytes | None, cpu_port: int, wired: set[
         return Result("drop", None, b"")
     port = fate.out_ports[0]
     if port not in wired:
-        return Result("forward", port, b"", error=f"the frame left on port {port}, which has no interface here "
-                                                  f"(ports 0..{DATA_PORTS - 1} and the CPU port {cpu_port} are wired)")
+        # BMv2 sent it to a port no interface is bound to: the frame is dropped there, as a port without a
+        # mapping must drop it. Where it went is known (the log), its bytes are not (no capture).
+        return Result("forward", port, b"", observations={
+            "dropped": True, "frame_unseen": True,
+            "p4": f"port {port} has no interface (ports 0..{DATA_PORTS - 1} and the CPU port {cpu_port} are "
+                  "wired): BMv2 dropped the frame"})
     obs: dict[str, Any] = {"copies": len(fate.out_ports)} if len(fate.out_ports) > 1 else {}
     verdict = fate_verdict(fate, cpu_port)
     if verdict == "reflect":

@@ -69,6 +69,14 @@ class DriverTables(XdpDataplane):
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        """What XdpDataplane.locked does (nested calls share one cache of the tables), minus the file lock."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self._depth, self._cache = 1, {}
         try:
             yield
@@ -249,13 +257,14 @@ class XdpDriver(Driver):
         with dp.locked():
             for k, op in enumerate(control.ops):
                 table = dp.table(op.table)
+                prio = op.priority if table.spec.uses_priority else 0  # the API refuses one where none applies
                 try:
                     if op.op == "insert":
-                        table.add(op.match, op.action, op.args, op.priority)
+                        table.add(op.match, op.action, op.args, prio)
                     elif op.op == "modify":
-                        table.modify(op.match, op.action, op.args, op.priority)
+                        table.modify(op.match, op.action, op.args, prio)
                     elif op.op == "delete":
-                        table.delete(op.match, op.priority)
+                        table.delete(op.match, prio)
                     else:
                         table.set_default(op.action, op.args)
                 except Exception as exc:
@@ -404,7 +413,7 @@ class XdpDriver(Driver):
         if action == XDP_DROP:
             if egress != NO_PORT:  # forward to a port without a devmap entry: the program dropped it
                 return Result("forward", egress, out, snap_c, snap_r,
-                              observations={"xdp": "no devmap entry for the port: dropped in production"})
+                              observations={"dropped": True, "xdp": "no devmap entry for the port: XDP_DROP"})
             return Result("drop", None, b"", snap_c, snap_r)
         return Result("error", None, b"", snap_c, snap_r, error=f"XDP action {action} (aborted or unknown)")
 
