@@ -776,7 +776,9 @@ def _checksum_edges(ctx: ClassContext) -> None:
     requests = sorted({(s.instance, s.pseudo) for body in [prog.control, *(a.body for a in prog.user_actions.values())]
                        for s in ir.walk_stmts(body) if isinstance(s, ir.UpdateChecksum)}, key=str)
     for inst, pseudo in requests:
-        item = f"{inst}:update_result_0x0000" + (f" (over {pseudo})" if pseudo else "")
+        cs = prog.instances[inst].type.checksum
+        zero = "0xffff" if cs is not None and cs.zero_means_none else "0x0000"
+        item = f"{inst}:update_result_zero_sum_{zero}" + (f" (over {pseudo})" if pseudo else "")
         part.all.append(item)
         got = _update_to_zero(ctx, inst, pseudo, used)
         if isinstance(got, str):
@@ -785,7 +787,7 @@ def _checksum_edges(ctx: ClassContext) -> None:
         if not budget.take(item):
             continue
         v, data = got
-        r = ctx.emit(f"checksum.{inst}.update_0x0000", int(v.provenance.get("path", 0)), v.control, data,
+        r = ctx.emit(f"checksum.{inst}.update_{zero}", int(v.provenance.get("path", 0)), v.control, data,
                      ["checksum_edge"], v.packets[0].port, dict(v.registers))
         if any(k == "checksum" and req == (inst, pseudo) and did for k, req, did in r.observations.get("trace", [])):
             part.covered.add(item)
@@ -837,11 +839,15 @@ def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[
                 b2 = bytearray(buf)
                 b2[cat:cat + 2] = t.to_bytes(2, "big")
                 cands.append(bytes(b2))
+        # a zero sum: 0x0000, which a UDP-style checksum (0 = none) writes as 0xffff
+        zero = {b"\0\0", b"\xff\xff"} if cs.zero_means_none else {b"\0\0"}
         for data in cands:
+            if cs.zero_means_none and data[cat:cat + 2] == b"\0\0":
+                continue  # an input checksum of 0 says "none": nothing would be updated
             r2 = ctx.run_with(v.control, data, p.port, {})
-            if len(r2.data) == len(data) and r2.data[cat:cat + 2] == b"\0\0":
+            if len(r2.data) == len(data) and r2.data[cat:cat + 2] in zero:
                 return v, data
-        return "the steered packet did not give a 0x0000 result (the action rewrites the steering word)"
+        return "the steered packet did not give a zero sum (the action rewrites the steering word)"
     if moved:
         return "every vector running it changes the frame's length (encap/decap): the generator cannot place it"
     return "no generated vector runs this update with a changed checksum"
