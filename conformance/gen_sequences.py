@@ -256,14 +256,15 @@ def _collision(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: st
     if t.size - len(t.entries) < 2:
         part.infeasible[item] = "the table has room for fewer than two entries"
         return
-    k = t.keys[0]
+    j = max(range(len(t.keys)), key=lambda i: t.keys[i].width)  # the widest key has the most values to try
+    k = t.keys[j]
     w = k.width
     plen = max(1, w - 8) if k.kind == "lpm" and w > 8 else w
     unit = 1 << (w - plen) if k.kind == "lpm" else 1
     span = 1 << plen if k.kind == "lpm" else 1 << w
     found: EntryState | None = None
     for i in range(1, min(COLLISION_TRIES, span)):
-        cand = ((keyvals[0] + i * unit) % (1 << w), *keyvals[1:])
+        cand = (*keyvals[:j], (keyvals[j] + i * unit) % (1 << w), *keyvals[j + 1:])
         e = _entry(t, cand, other, prog, salt=5)
         if e.match != hit.match and nic_home_slot(t, e.match) == home:
             found = e

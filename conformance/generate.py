@@ -356,10 +356,14 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     # control-plane state shapes reached by insert/modify/delete sequences (gen_sequences.py, its own owner):
     # collisions, zero keys, full tables, delete/re-insert, modify, priority ties; coverage part
     # "control_plane_states" in cov.classes
+    from .gen_ports import port_vectors
     from .gen_sequences import sequence_vectors
 
     sequence_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                                   vectors))
+    # ports other than 1 in, ports without a mapping out (gen_ports.py): coverage part "ports"
+    port_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                              vectors))
 
     for item, why in infeasible.items():
         if item not in cov.branches_covered:
