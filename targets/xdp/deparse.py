@@ -88,7 +88,9 @@ class Deparser:
         out.add(f"__u32 s = ~c3po_ld({ptr} + {f.offset // 8}, 2) & 0xffff;")
         for k, w in enumerate(words):
             out.add(f"s = c3po_csum_step(s, bpf_ntohs(oc_{inst.ident}[{k}]), c3po_ld({ptr} + {2 * w}, 2));")
-        out.add(f"c3po_st({ptr} + {f.offset // 8}, 2, ~s & 0xffff);")
+        # A zero sum is stored as 0x0000, as the full recomputation (and the spec) writes it: an incoming 0xffff
+        # (the other form of the same sum, which the parser accepts) would otherwise stay 0xffff.
+        out.add(f"c3po_st({ptr} + {f.offset // 8}, 2, (s & 0xffff) ? (~s & 0xffff) : 0);")
 
     def out_max(self) -> int:
         return sum(inst.type.max_bytes for inst, _ in self.em.deparse_elements())
