@@ -262,28 +262,37 @@ def _patch(ctx: ClassContext, data: bytes, port: int, overrides: dict[tuple[str,
     checksums adjusted so a valid one stays valid; None when a field is not in a parsed header's fixed part."""
     if not overrides:
         return data
-    ctx.interp.install(ControlState())
-    offsets = ctx.interp.run([PacketIn(port, data)], {})[0].observations.get("offsets", {})
-    buf = bytearray(data)
-    touched: dict[str, tuple[int, bytes]] = {}
+    offsets = _offsets(ctx, data, port)
+    writes: list[tuple[int, int, int]] = []
     for (inst, fname), value in overrides.items():
         base = inst.split("[", 1)[0]
         if inst not in offsets or base not in ctx.prog.instances:
             continue  # not in this packet (the other source of `tcp.dst_port | udp.dst_port`); checked after
-        ht = ctx.prog.instances[base].type
-        f = next((x for x in ht.fields if x.name == fname), None)
+        f = next((x for x in ctx.prog.instances[base].type.fields if x.name == fname), None)
         if f is None:
             return None
-        off = offsets[inst]
-        touched.setdefault(inst, (off, bytes(buf[off:off + ht.fixed_bytes])))
-        _set_bits(buf, off * 8 + f.offset, f.width, value)
-    if not touched:
-        return None
-    for inst, (off, before) in touched.items():
+        writes.append((offsets[inst] * 8 + f.offset, f.width, value))
+    return _write_bits(ctx, data, offsets, writes) if writes else None
+
+
+def _offsets(ctx: ClassContext, data: bytes, port: int) -> dict[str, int]:
+    ctx.interp.install(ControlState())
+    offsets: dict[str, int] = ctx.interp.run([PacketIn(port, data)], {})[0].observations.get("offsets", {})
+    return offsets
+
+
+def _write_bits(ctx: ClassContext, data: bytes, offsets: dict[str, int], writes: list[tuple[int, int, int]]) -> bytes:
+    """`data` with (bit position, width, value) written, and the IPv4-style checksum of every parsed header
+    whose fixed part changed adjusted: the sum moves by what the fixed part's words moved."""
+    buf = bytearray(data)
+    for bit, width, value in writes:
+        _set_bits(buf, bit, width, value)
+    for inst, off in offsets.items():
         ht = ctx.prog.instances[inst.split("[", 1)[0]].type
         cs = ht.checksum
         cf = ht.field(cs.field) if cs is not None and cs.kind == "ipv4_header" else None
-        if cf is None:
+        before = data[off:off + ht.fixed_bytes]
+        if cf is None or buf[off:off + ht.fixed_bytes] == before or len(before) < ht.fixed_bytes:
             continue
         at = off + cf.offset // 8
         old = int.from_bytes(before[cf.offset // 8:cf.offset // 8 + 2], "big")
@@ -532,9 +541,8 @@ def _select_edges(ctx: ClassContext) -> None:
                     if not 0 <= v <= m:
                         part.infeasible[item] = f"{label} is outside bit<{width}>"
                         continue
-                    sel = st.select[j]
-                    if not isinstance(sel, ir.FieldRef):
-                        part.infeasible[item] = "the select reads a lookahead or metadata; the generator sets fields"
+                    if any(not isinstance(x, ir.FieldRef | ir.Lookahead) for x in st.select):
+                        part.infeasible[item] = "the select reads metadata; the generator sets header fields"
                         continue
                     if not budget.take(item):
                         continue
@@ -558,6 +566,8 @@ def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: in
     if _all_match(case.keyset, combo):
         return "the neighbouring value still matches the case"
     edge = next((i for i, c in enumerate(st.cases) if _all_match(c.keyset, combo)), -1)
+    if any(isinstance(x, ir.Lookahead) for x in st.select):
+        return _select_bytes(ctx, st, combo)
     overrides: dict[tuple[str, str], int] = {}
     for sel, val in zip(st.select, combo, strict=True):
         if val is None:
@@ -577,6 +587,38 @@ def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: in
         if r.observations.get("path") == [s.state for s in path.steps]:
             return pid, data
     return f"no feasible parse path takes {'the default' if edge < 0 else f'case {edge}'} of '{st.name}' there"
+
+
+def _select_bytes(ctx: ClassContext, st: ir.ParserState, combo: list[int | None]) -> tuple[int, bytes] | str:
+    """For a select that reads a lookahead: a generated packet through the state with the select's bits
+    rewritten in place (the lookahead at the cursor after the state's extract, fields where their header is)."""
+    for pid, path, recs, data, starts in ctx.accepted:
+        k = next((n for n, step in enumerate(path.steps) if step.state == st.name), None)
+        if k is None:
+            continue
+        extracted = sum(1 for step in path.steps[: k + 1] if ctx.prog.parser.states[step.state].extract)
+        if extracted >= len(starts):
+            continue  # nothing extracted after the state: the lookahead reads the payload
+        cursor = starts[extracted]
+        offsets = _offsets(ctx, data, 1)
+        writes: list[tuple[int, int, int]] = []
+        for sel, v in zip(st.select, combo, strict=True):
+            if v is None:
+                continue
+            if isinstance(sel, ir.Lookahead):
+                writes.append((cursor * 8 + sel.offset, sel.bits, v))
+            elif isinstance(sel, ir.FieldRef):
+                rec_i = max((n for n, r in enumerate(recs[:extracted]) if r.instance == sel.instance), default=None)
+                f = recs[rec_i].ht.field(sel.field_name) if rec_i is not None else None
+                if rec_i is None or f is None:
+                    break
+                writes.append((starts[rec_i] * 8 + f.offset, f.width, v))
+        else:
+            out = _write_bits(ctx, data, offsets, writes)
+            r = ctx.run_with(ControlState(), out, 1, {})
+            if st.name in r.observations.get("path", []):
+                return pid, out
+    return "no generated packet through the state takes the rewritten value there"
 
 
 def _all_match(keyset: list[KeyElem], combo: list[int | None]) -> bool:
