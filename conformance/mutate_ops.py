@@ -152,11 +152,12 @@ def _int_value(text: str) -> tuple[str, int, int, str, int | None] | None:
     return prefix, value, base, suffix, width
 
 
-def _format_int(prefix: str, value: int, base: int, suffix: str) -> str:
+def _format_int(prefix: str, value: int, base: int, suffix: str, digits: int = 1) -> str:
+    """As the literal was written: `0x08` off by one is `0x09`, not `0x9`."""
     if base == 16:
-        return f"{prefix}0x{value:x}{suffix}"
+        return f"{prefix}0x{value:0{digits}x}{suffix}"
     if base == 2:
-        return f"{prefix}0b{value:b}{suffix}"
+        return f"{prefix}0b{value:0{digits}b}{suffix}"
     return f"{prefix}{value}{suffix}"
 
 
@@ -165,6 +166,7 @@ def _constant_variants(text: str) -> list[str]:
     if parsed is None:
         return []
     prefix, value, base, suffix, width = parsed
+    digits = len(text) - len(prefix) - len(suffix) - 2 if base != 10 else 1
     limit = (1 << width) if width is not None else (1 << 64)
     values = [value + 1, value - 1]
     if value > 0:
@@ -172,7 +174,7 @@ def _constant_variants(text: str) -> list[str]:
     out: list[str] = []
     for v in values:
         if 0 <= v < limit and v != value:
-            s = _format_int(prefix, v, base, suffix)
+            s = _format_int(prefix, v, base, suffix, digits)
             if s not in out:
                 out.append(s)
     return out
