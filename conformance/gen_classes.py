@@ -33,7 +33,7 @@ from c3po_compiler.expr import KeyElem
 from .checksums import ones_add, ones_sum
 from .gen_control import entry_for, param_value
 from .gen_coverage import ClassCoverage
-from .gen_paths import Builder, ParsePath, Rec, _elem_ok
+from .gen_paths import Builder, ParsePath, Rec, Step, _elem_ok, _Ref
 from .model import ControlState, PacketIn, Registers, Vector
 from .tracing import TracingInterpreter
 
@@ -541,8 +541,8 @@ def _select_edges(ctx: ClassContext) -> None:
                     if not 0 <= v <= m:
                         part.infeasible[item] = f"{label} is outside bit<{width}>"
                         continue
-                    if any(not isinstance(x, ir.FieldRef | ir.Lookahead) for x in st.select):
-                        part.infeasible[item] = "the select reads metadata; the generator sets header fields"
+                    if any(not isinstance(x, ir.FieldRef | ir.Lookahead | ir.MetaRef) for x in st.select):
+                        part.infeasible[item] = "the select reads a computed value; the generator sets fields"
                         continue
                     if not budget.take(item):
                         continue
@@ -566,7 +566,7 @@ def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: in
     if _all_match(case.keyset, combo):
         return "the neighbouring value still matches the case"
     edge = next((i for i, c in enumerate(st.cases) if _all_match(c.keyset, combo)), -1)
-    if any(isinstance(x, ir.Lookahead) for x in st.select):
+    if any(isinstance(x, ir.Lookahead | ir.MetaRef) for x in st.select):
         return _select_bytes(ctx, st, combo)
     overrides: dict[tuple[str, str], int] = {}
     for sel, val in zip(st.select, combo, strict=True):
@@ -601,18 +601,41 @@ def _select_bytes(ctx: ClassContext, st: ir.ParserState, combo: list[int | None]
             continue  # nothing extracted after the state: the lookahead reads the payload
         cursor = starts[extracted]
         offsets = _offsets(ctx, data, 1)
+        # the header fields behind a select on metadata: the field a parser statement copied into it
+        upto: list[tuple[int, Step]] = []
+        count = 0
+        for step in path.steps[: k + 1]:
+            count += bool(ctx.prog.parser.states[step.state].extract)
+            upto.append((count - 1, step))
+        builder = Builder(ctx.prog, random.Random(0))
         writes: list[tuple[int, int, int]] = []
         for sel, v in zip(st.select, combo, strict=True):
             if v is None:
                 continue
             if isinstance(sel, ir.Lookahead):
                 writes.append((cursor * 8 + sel.offset, sel.bits, v))
-            elif isinstance(sel, ir.FieldRef):
+                continue
+            ref = builder._meta_ref(sel, recs, upto) if isinstance(sel, ir.MetaRef) else None
+            if isinstance(sel, ir.FieldRef):
                 rec_i = max((n for n, r in enumerate(recs[:extracted]) if r.instance == sel.instance), default=None)
                 f = recs[rec_i].ht.field(sel.field_name) if rec_i is not None else None
                 if rec_i is None or f is None:
                     break
                 writes.append((starts[rec_i] * 8 + f.offset, f.width, v))
+            elif isinstance(ref, _Ref):
+                shift = sum(n for *_, n in ref.pieces)
+                for rec, fname, lo, n in ref.pieces:
+                    shift -= n
+                    f = rec.ht.field(fname)
+                    idx = next((m for m, r in enumerate(recs) if r is rec), None)
+                    if f is None or idx is None:
+                        break
+                    writes.append((starts[idx] * 8 + f.offset + f.width - lo - n, n, (v >> shift) & ((1 << n) - 1)))
+                else:
+                    continue
+                break
+            else:
+                break  # metadata computed otherwise than by copying a field
         else:
             out = _write_bits(ctx, data, offsets, writes)
             r = ctx.run_with(ControlState(), out, 1, {})
