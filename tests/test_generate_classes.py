@@ -218,3 +218,29 @@ def test_vector_file_and_report_carry_the_class_coverage(tmp_path: Path) -> None
     write_html([report], html)
     text = html.read_text()
     assert "const entry edges" in text and "gap class" in text
+
+
+def test_lookahead_select_neighbours() -> None:
+    """gre_tunnel's classify_ipv4 reads lookahead(0, 8) (version/IHL) and lookahead(72, 8) (protocol) of the
+    next header: 0x44/0x46 and protocol 46/48 next to the case 0x45, 47 go to plain ipv4."""
+    prog = load_program(ROOT / "spec" / "examples" / "gre_tunnel.yaml").program
+    vectors = {v.name: v for v in generate(prog).vectors}
+    want = {"0.value-1": (0x44, 47), "0.value+1": (0x46, 47), "1.value-1": (0x45, 46), "1.value+1": (0x45, 48)}
+    for label, (vihl, proto) in want.items():
+        v = vectors[f"select.classify_ipv4.case0.{label}"]
+        obs = v.expected[0].observations
+        start = obs["offsets"]["ethernet"] + 14
+        data = v.packets[0].data
+        assert (data[start], data[start + 9]) == (vihl, proto), label
+        assert "outer_ipv4" not in obs["path"], "the neighbour must not take the case"
+
+
+def test_metadata_select_neighbours() -> None:
+    """classifier's chain state selects on meta.proto, copied from ipv6.next_hdr: its neighbours (42 and 44
+    around the Routing header's 43) are made by rewriting that field."""
+    prog = load_program(ROOT / "spec" / "examples" / "classifier.yaml").program
+    vectors = {v.name: v for v in generate(prog).vectors}
+    for label, value in (("value-1", 42), ("value+1", 44)):
+        v = vectors[f"select.chain.case1.0.{label}"]
+        assert field_value(prog, v, "ipv6", "next_hdr") == value
+        assert "chain" in v.expected[0].observations["path"]
