@@ -421,6 +421,20 @@ class Entry:
     loc: Loc = UNKNOWN
 
 
+# How a table is built (`impl:`, docs/spec-reference.md section 6): the lookup structure, named by what it is,
+# not by a target. `auto` lets each target choose by its cost model; a target that has no such structure uses its
+# own and says so. `nodes` sizes a multibit trie (0: the target's default for the table's size).
+TABLE_IMPLS = ("auto", "hash", "direct", "lpm_trie", "multibit_trie")
+DIRECT_MAX_BITS = 16  # `direct`: the key indexes an array, so at most 65,536 slots
+
+
+@dataclass
+class TableImpl:
+    kind: str = "auto"
+    nodes: int = 0
+    loc: Loc = UNKNOWN
+
+
 @dataclass
 class Table:
     name: str
@@ -431,6 +445,7 @@ class Table:
     counters: bool = False
     entries: list[Entry] = field(default_factory=list)
     loc: Loc = UNKNOWN
+    impl: TableImpl = field(default_factory=TableImpl)
 
     @property
     def lpm_key(self) -> int | None:

@@ -753,6 +753,8 @@ class Lowerer:
                      "(docs/spec-reference.md section 13)")
         table = ir.Table(name, keys, actions, default, size, bool(decl.get("counters", False)), [],
                          self.loc(path, key=True))
+        if "impl" in decl and keys_ok:
+            table.impl = self.lower_impl(table, decl["impl"], (*path, "impl"))
         for i, edata in enumerate((decl.get("entries") or []) if keys_ok else []):
             with suppress(_Abort):
                 table.entries.append(self.lower_entry(table, edata, (*path, "entries", i)))
@@ -760,6 +762,33 @@ class Lowerer:
             self.err((*path, "entries"), f"{len(table.entries)} constant entries exceed the table size {size}",
                      f"raise the table's 'size' to at least {len(table.entries)} or remove entries")
         return table
+
+    def lower_impl(self, t: ir.Table, data: Any, path: PathKey) -> ir.TableImpl:
+        """The structures each need a key shape; refused here, once, rather than by every target."""
+        kind = data.get("kind") if isinstance(data, dict) else data
+        nodes = int(data.get("nodes", 0)) if isinstance(data, dict) else 0
+        impl = ir.TableImpl(str(kind), nodes, self.loc(path))
+        kinds = {k.kind for k in t.keys}
+        why = ""
+        if impl.kind in ("hash", "direct") and kinds - {"exact"}:
+            why = f"'{impl.kind}' matches exact keys only, and '{t.name}' has {', '.join(sorted(kinds - {'exact'}))} keys"
+        elif impl.kind == "direct" and (len(t.keys) != 1 or t.keys[0].width > ir.DIRECT_MAX_BITS):
+            why = (f"'direct' indexes an array with one exact key of at most {ir.DIRECT_MAX_BITS} bits, and "
+                   f"'{t.name}' has {len(t.keys)} key(s) of {sum(k.width for k in t.keys)} bits")
+        elif impl.kind in ("lpm_trie", "multibit_trie") and (t.lpm_key is None or t.uses_priority):
+            why = f"'{impl.kind}' needs an lpm key and no ternary or range keys"
+        elif impl.kind == "multibit_trie" and (len(t.keys) != 1 or t.keys[0].width % 8 or
+                                               not 16 <= t.keys[0].width <= 128):
+            why = ("'multibit_trie' walks one lpm key of 16 to 128 bits, a whole number of bytes (a 16-bit root, "
+                   "then 8 bits per level)")
+        if nodes and impl.kind != "multibit_trie":
+            why = "'nodes' sizes a multibit trie only"
+        if why:
+            self.err(path, f"table '{t.name}' cannot be built as '{impl.kind}': {why}",
+                     "choose another 'impl' (or 'auto', the default: each target picks by key kind and size; "
+                     "docs/spec-reference.md section 6)")
+            return ir.TableImpl(loc=impl.loc)
+        return impl
 
     def action_call(self, text: Any, path: PathKey, allowed: list[str], allow_nop: bool = False) -> ir.ActionCall:
         if not isinstance(text, str):

@@ -14,6 +14,9 @@ slot.
 
 What a packet in flight sees while entries change (the kernel gives no transaction across map writes):
 - hash and LPM tables: each add/modify/delete is atomic for the entry (the kernel swaps the element under RCU);
+- multibit tries (`trie.py`): a packet finds either the old or the new best route for its address (one 4-byte
+  slot store at a time, new nodes filled before they are linked); a modify rewrites the entry's action data in
+  place, with the direct-table caveat below;
 - direct (array) tables and the defaults: the element is copied in place, so a packet racing a modify can read
   a mix of old and new action data;
 - priority-ordered (linear) tables: an add or delete shifts the entries behind it one element at a time (each a
@@ -27,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import mmap
 import os
 import shutil
 import subprocess
@@ -52,6 +56,7 @@ from . import layout as L
 from .ctext import entry_name
 from .libbpf import BpfObject, errno_text, lib
 from .readme import entry_key, linear_entry
+from .trie import Trie, TrieFull, replacement_for
 
 BPFFS = Path("/sys/fs/bpf")
 BPF_XDP = 37  # enum bpf_attach_type
@@ -211,6 +216,71 @@ def unload(record: registry.Record) -> list[str]:
     return [f"{pins}/{n}" for n in removed]
 
 
+def lpm_route(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[int, int]:
+    """(prefix, prefix length) of a single-key lpm entry, as the trie stores it."""
+    k, w = match[0], t.keys[0].width
+    if k.kind == "any":
+        return 0, 0
+    plen = k.b if k.kind == "prefix" else w
+    return k.a & (((1 << plen) - 1) << (w - plen)), plen
+
+
+class TrieMaps:
+    """A multibit-trie table's two arrays, mapped into this process (BPF_F_MMAPABLE): the slots the trie walks and
+    the entries' action data by entry index. Writes through the mapping are the program's memory: no syscall
+    per slot, and aligned 4-byte stores are atomic for a packet reading them."""
+
+    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int) -> None:
+        self.t, self.lay = t, lay
+        page = mmap.PAGESIZE
+        slots = L.trie_slots(lay.trie_nodes)
+        self._tt = mmap.mmap(tt_fd, -(-4 * slots // page) * page)
+        self._tv = mmap.mmap(tv_fd, -(-lay.value_size * t.size // page) * page)
+        self.slots = memoryview(self._tt).cast("I")[:slots]
+
+    def trie(self, plen_of: Any) -> Trie:
+        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of)
+
+    def write_value(self, index: int, value: bytes) -> None:
+        vs = self.lay.value_size
+        self._tv[index * vs:(index + 1) * vs] = value
+
+    def close(self) -> None:
+        self.slots.release()
+        self._tt.close()
+        self._tv.close()
+
+
+def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
+    """A whole table image at once (the conformance driver's install): every entry's action data, then the trie
+    rebuilt from empty, shortest prefixes first."""
+    plens: dict[int, int] = {}
+    for match, index, value in routes:
+        maps.write_value(index, value)
+        plens[index] = lpm_route(maps.t, match)[1]
+    trie = maps.trie(plens.__getitem__)
+    trie.reset()
+    for match, index, _ in sorted(routes, key=lambda r: plens[r[1]]):
+        prefix, plen = lpm_route(maps.t, match)
+        trie.insert(prefix, plen, index)
+
+
+class _TrieState:
+    """A trie table's routes as this process knows them while it holds the lock (see `_Rows`)."""
+
+    def __init__(self, maps: TrieMaps, rows: _Rows) -> None:
+        t = maps.t
+        self.rows = rows
+        self.width = t.keys[0].width
+        self.routes: dict[tuple[int, int], int] = {}
+        self.plens: dict[int, int] = {}
+        for e, index, _ in rows.rows():
+            prefix, plen = lpm_route(t, e.match)
+            self.routes[(plen, prefix)] = index
+            self.plens[index] = plen
+        self.trie = maps.trie(self.plens.__getitem__)
+
+
 class XdpDataplane(Dataplane):
     """Tables, counters and registers of a pinned XDP program, through the same layouts the conformance
     driver uses (`layout.py`, `readme.entry_key` / `linear_entry`): one encoder."""
@@ -235,6 +305,8 @@ class XdpDataplane(Dataplane):
         self.consts = {n: {entry_identity(t, canonical(t, tuple(e.match)), e.priority) for e in t.entries}
                        for n, t in prog.tables.items()}
         self._cache: dict[str, _Rows] | None = None
+        self._tries: dict[str, _TrieState] = {}  # valid with _cache
+        self._trie_maps: dict[str, TrieMaps] = {}
         self._depth = 0
 
     # ---- plumbing
@@ -409,6 +481,21 @@ class XdpDataplane(Dataplane):
             rows = self._cache[tname] = _Rows(self.prog.tables[tname], self._read_entries(tname))
         return rows
 
+    def _trie_maps_of(self, tname: str) -> TrieMaps:
+        maps = self._trie_maps.get(tname)
+        if maps is None:
+            maps = self._trie_maps[tname] = TrieMaps(self.prog.tables[tname], self.layouts[tname],
+                                                     self._map(f"tt_{tname}"), self._map(f"tv_{tname}"))
+        return maps
+
+    def _trie(self, tname: str) -> _TrieState:
+        """The trie as the kernel holds it, read once per locked operation (it is its own record)."""
+        rows = self._state(tname)
+        st = self._tries.get(tname)
+        if st is None or st.rows is not rows:  # a new locked operation read the rows again
+            st = self._tries[tname] = _TrieState(self._trie_maps_of(tname), rows)
+        return st
+
     def _entries(self, table: str, counters: bool) -> list[Entry]:
         rows = self._state(table).rows()
         if not counters or not self.prog.tables[table].counters:
@@ -451,8 +538,30 @@ class XdpDataplane(Dataplane):
             rows.insert(pos, (new, index, b""))
             return
         key = entry_key(lay, list(match))
+        if lay.trie_nodes:
+            self._trie_insert(table, match, index, value)
         self._update(fd, key, value)
         st.by_ident[st.ident(new)] = (new, index, key)
+
+    def _trie_insert(self, table: str, match: tuple[KeyElem, ...], index: int, value: bytes) -> None:
+        """Action data first, then the route: a packet never finds an entry index whose data is not there."""
+        tr = self._trie(table)
+        prefix, plen = lpm_route(self.prog.tables[table], match)
+        need = tr.trie.needed(prefix, plen)
+        if need > len(tr.trie.free):
+            self._state(table).free(index)
+            raise ControlError(
+                f"table '{table}' cannot take /{plen}: its multibit trie has {len(tr.trie.free)} free nodes of "
+                f"{tr.trie.nodes:,} and this prefix needs {need}",
+                f"build it with more nodes (impl: {{kind: multibit_trie, nodes: {2 * tr.trie.nodes}}}) or as "
+                "impl: lpm_trie (docs/performance.md)")
+        self._trie_maps_of(table).write_value(index, value)
+        tr.plens[index] = plen
+        tr.routes[(plen, prefix)] = index
+        try:
+            tr.trie.insert(prefix, plen, index)
+        except TrieFull as exc:  # needed() said it fits: only a trie changed under the lock could get here
+            raise ControlError(f"table '{table}': {exc}") from None
 
     def _modify(self, table: str, old: Entry, new: Entry) -> None:
         lay = self.layouts[table]
@@ -465,6 +574,8 @@ class XdpDataplane(Dataplane):
             self._update(fd, k.to_bytes(4, "little"), linear_entry(lay, list(e.match), value))
             st.linear[k] = row
         else:
+            if lay.trie_nodes:
+                self._trie_maps_of(table).write_value(index, value)
             self._update(fd, key, value)
             st.by_ident[st.ident(e)] = row
 
@@ -483,6 +594,12 @@ class XdpDataplane(Dataplane):
             self._update(fd, (n - 1).to_bytes(4, "little"), bytes(lay.entry_size))
             del st.linear[k]
         else:
+            if lay.trie_nodes:  # the route goes first: then nothing finds the entry index any more
+                tr = self._trie(table)
+                prefix, plen = lpm_route(self.prog.tables[table], e.match)
+                del tr.routes[(plen, prefix)]
+                tr.trie.delete(prefix, plen, index, replacement_for(prefix, plen, tr.width, tr.routes))
+                del tr.plens[index]
             if lay.kind == "direct":
                 self._update(fd, key, bytes(lay.value_size))
             elif self.lb.bpf_map_delete_elem(fd, key) != 0:
@@ -550,6 +667,10 @@ class XdpDataplane(Dataplane):
         self._update(self._map(f"r_{name}"), index.to_bytes(4, "little"), XdpDriver._reg_bytes(reg, value))
 
     def close(self) -> None:
+        self._tries = {}
+        for maps in self._trie_maps.values():
+            maps.close()
+        self._trie_maps = {}
         for fd in self.fds.values():
             os.close(fd)
         self.fds, self.map_fds = {}, {}

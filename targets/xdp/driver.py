@@ -36,7 +36,7 @@ from conformance.model import ControlState, Counters, PacketIn, Registers, Resul
 
 from . import SUPPORTS, XdpTarget
 from . import layout as L
-from .control import BPF_MAP_TYPE_ARRAY, XdpDataplane, _libbpf
+from .control import BPF_MAP_TYPE_ARRAY, TrieMaps, XdpDataplane, _libbpf, install_trie
 from .ctext import entry_name
 from .emitter import touch_objects
 from .libbpf import BpfObject, TestRunner, lib
@@ -141,6 +141,7 @@ class XdpDriver(Driver):
         self.fds: dict[str, int] = {}
         self.dirty_regs: set[tuple[str, int]] = set()
         self.prio_fds: dict[str, int] = {}  # priority arrays of linear tables, created the first time ops come
+        self.trie_maps: dict[str, TrieMaps] = {}  # multibit-trie tables' arrays, mapped the first time
         self.counter_index: dict[str, dict[int, int]] = {}  # table -> install index -> index in the image
         self.lo = socket.if_nametoindex("lo")
         self.ifport: int | None = None  # what c3po_ifports[lo] holds
@@ -213,13 +214,20 @@ class XdpDriver(Driver):
                 self.linear_used[name] = len(entries)
             else:
                 seen: set[bytes] = set()
+                routes: list[tuple[tuple[ir.KeyElem, ...], int, bytes]] = []
                 for i, (match, action, args, _) in enumerate(entries):
                     key = entry_key(lay, match)
                     if key in seen:  # identical matches: the first installed wins
                         continue
                     seen.add(key)
-                    self._update(fd, key, L.encode_value(lay, action, args, i))
+                    value = L.encode_value(lay, action, args, i)
+                    self._update(fd, key, value)
                     self.installed[name].append(key)
+                    routes.append((tuple(match), i, value))
+                if lay.trie_nodes:  # the lookup structure beside the record (targets/xdp/trie.py)
+                    maps = self.trie_maps.get(name) or self.trie_maps.setdefault(name, TrieMaps(
+                        prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}"), self.bpf.map_fd(f"tv_{name}")))
+                    install_trie(maps, routes)
         for tname, action, args in control.defaults:
             lay = self.layouts[tname]
             if action not in lay.action_ids:
@@ -420,6 +428,9 @@ class XdpDriver(Driver):
     def close(self) -> None:
         """Unload the program and its maps (nothing is pinned); also after a failed open or an interrupted run."""
         try:
+            for maps in getattr(self, "trie_maps", {}).values():
+                maps.close()
+            self.trie_maps = {}
             for fd in getattr(self, "prio_fds", {}).values():
                 os.close(fd)
             self.prio_fds = {}

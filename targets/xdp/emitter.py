@@ -698,6 +698,8 @@ class Emitter:
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
             out.add("if (v && !v->action) /* no entry at this index */")
             out.add("\tv = NULL;")
+        elif lay.trie_nodes:
+            self.trie_lookup(out, t, ktr)
         else:
             out.add(f"struct t_{t.name}_key k __attribute__((aligned(8))); /* written word by word (keys.py) */")
             members: list[tuple[L.KeyField, keys.Source]] = []
@@ -770,6 +772,29 @@ class Emitter:
                 out.add("break;")
                 out.close()
             out.close()
+        out.close()
+
+    def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:
+        """A walk of the table's multibit trie (targets/xdp/trie.py): the root slot from the key's top 16 bits,
+        then one level per following byte while the slot points to a node; nested, so the verifier sees one
+        path per depth. The key is a host-order integer: its bytes are shifts, no key struct in memory."""
+        w = t.keys[0].width
+        kt = "c3po_u128" if w > 64 else "__u64"
+        out.add(f"{kt} kv = {ktr.expr(t.keys[0].expr)}; /* {t.keys[0].text} */")
+        out.add(f"__u32 ti = (__u32)(kv >> {w - L.TRIE_ROOT_BITS}) & 0xffff;")
+        out.add(f"__u32 ts = c3po_trie_slot(&tt_{t.name}, ti);")
+        levels = (w - L.TRIE_ROOT_BITS) // L.TRIE_STRIDE
+        for d in range(levels):
+            shift = w - L.TRIE_ROOT_BITS - L.TRIE_STRIDE * (d + 1)
+            out.open("if (ts & C3PO_TRIE_NODE) {")
+            out.add(f"ts = c3po_trie_step(&tt_{t.name}, ts, (__u32)(kv >> {shift})); /* bits {w - shift - 8}..{w - shift - 1} */"
+                    if shift else f"ts = c3po_trie_step(&tt_{t.name}, ts, (__u32)kv); /* the last byte */")
+        for _ in range(levels):
+            out.close()
+        out.add(f"struct t_{t.name}_value *v = NULL;")
+        out.open("if (ts && !(ts & C3PO_TRIE_NODE)) {")
+        out.add("__u32 te = ts - 1; /* the entry index */")
+        out.add(f"v = bpf_map_lookup_elem(&tv_{t.name}, &te);")
         out.close()
 
     # ---- the end of a path: deparser and verdict

@@ -21,7 +21,33 @@ from dataclasses import dataclass
 
 from c3po_compiler import ir
 
-DIRECT_MAX_BITS = 16
+DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
+# A multibit trie: a 16-bit root (65,536 slots) then nodes of 256 slots (8 bits per level). Unless the spec says
+# how many nodes, a table gets one per 8 entries of its size (bounded): a /24 IPv4 route needs at most 1 node of
+# its own, a /48 IPv6 route at most 4, and routes share nodes where their prefixes do.
+TRIE_ROOT_BITS = 16
+TRIE_STRIDE = 8
+TRIE_MIN_NODES = 64
+TRIE_MAX_NODES = 1 << 16
+
+
+def trie_nodes(t: ir.Table) -> int:
+    """Trie nodes for a table built as a multibit trie, 0 when it is not one (the cost model: docs/performance.md).
+
+    `auto` picks the trie for a table whose one key is an lpm key of whole bytes, 16 to 128 bits: its lookup is
+    one inlined array load per level, against the kernel LPM trie's helper call and ~10-node walk."""
+    kind = t.impl.kind
+    if kind == "auto":
+        one = len(t.keys) == 1 and t.keys[0].kind == "lpm"
+        kind = "multibit_trie" if one and t.keys[0].width % 8 == 0 and 16 <= t.keys[0].width <= 128 else ""
+    if kind != "multibit_trie":
+        return 0
+    return t.impl.nodes or max(TRIE_MIN_NODES, min(TRIE_MAX_NODES, t.size // 8))
+
+
+def trie_slots(nodes: int) -> int:
+    """Slots of the trie array: the root (node ids 0..255 in units of 256 slots), then the nodes."""
+    return (1 << TRIE_ROOT_BITS) + nodes * (1 << TRIE_STRIDE)
 
 
 def byte_size(width: int) -> int:
@@ -74,6 +100,7 @@ class TableLayout:
         return 8 + 8 * self.slots
 
     word_bytes: int = 8  # linear tables: 4 when every key fits 32 bits
+    trie_nodes: int = 0  # lpm tables looked up in a multibit trie (0: in the kernel's LPM trie map)
 
     @property
     def entry_size(self) -> int:
@@ -87,10 +114,14 @@ def action_ids(prog: ir.Program) -> dict[str, int]:
 
 
 def table_kind(t: ir.Table) -> str:
+    """The map a table lives in. A multibit trie is an lpm table too: its entries are kept in an LPM trie map
+    (the control plane's record, never looked up by packets) and its lookup structure beside it."""
     if t.uses_priority:
         return "linear"
     if t.lpm_key is not None:
         return "lpm"
+    if t.impl.kind == "hash":
+        return "hash"
     if len(t.keys) == 1 and t.keys[0].width <= DIRECT_MAX_BITS:
         return "direct"
     return "hash"
@@ -142,7 +173,7 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
         slots = max(slots, slot)
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
     return TableLayout(t.name, kind, keys, key_size, slots,
-                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes)
+                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, trie_nodes(t) if kind == "lpm" else 0)
 
 
 def lpm_prefix_bits(layout: TableLayout, prefix_len: int) -> int:

@@ -79,7 +79,7 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
         cmds = []
         for i, e in enumerate(t.entries):
             value = L.encode_value(lay, e.action.action, e.action.args, i)
-            if lay.kind == "linear":
+            if lay.kind == "linear" or lay.trie_nodes:
                 continue
             cmds.append(f"bpftool map update name t_{name[:13]} key hex {hexbytes(entry_key(lay, e.match))} "
                         f"value hex {hexbytes(value)}")
@@ -90,6 +90,7 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "word_bytes": lay.word_bytes, "entry_size": lay.entry_size,
             "actions": [{"name": a, "id": i, "params": lay.arg_slots[a]} for a, i in lay.action_ids.items()],
             "commands": cmds, "const_linear": bool(t.entries) and lay.kind == "linear", "counters": t.counters,
+            "trie_nodes": lay.trie_nodes, "const_trie": bool(t.entries) and lay.trie_nodes > 0,
             "size": t.size, "default": t.default.action,
             "default_offset": next(v["default_offset"] for v in view["tables"] if v["name"] == name),
         })

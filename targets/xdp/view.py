@@ -50,6 +50,9 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     keys = ", ".join(f"{k.text} {k.kind}" for k in t.keys) or "no keys"
     how = {"hash": "hash map", "lpm": "LPM trie (exact keys first)", "direct": "array indexed by the key",
            "linear": "priority-ordered array, linear search"}[lay.kind]
+    if lay.trie_nodes:
+        how = (f"multibit trie ({L.TRIE_ROOT_BITS}-bit root, {L.TRIE_STRIDE} bits per level, {lay.trie_nodes:,} "
+               "nodes), entries recorded in an LPM trie map")
     return f"{keys}; {how}; size {t.size}"
 
 
@@ -71,6 +74,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "word_type": "__u32" if lay.word_bytes == 4 else "__u64",
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
             "default": t.default.action, "counter_size": t.size,
+            "trie_slots": L.trie_slots(lay.trie_nodes) if lay.trie_nodes else 0,
         })
         default_offset += lay.value_size
     registers = []

@@ -54,6 +54,25 @@ struct c3po_counter {
 	__u64 bytes;
 };
 
+/* Multibit tries (tables built as `multibit_trie`, maintained by targets/xdp/trie.py): a slot is 0 (no route),
+ * entry + 1, or C3PO_TRIE_NODE | node, whose 256 slots start at node * 256. The kernel rounds an array element
+ * up to 8 bytes, so two u32 slots share one: slot i is half i & 1 of element i >> 1 (the mapping the control
+ * plane writes through is then a plain u32 array). An array lookup is inlined by the verifier into a bounds
+ * check and an add: each level is one dependent load and no helper call. */
+#define C3PO_TRIE_NODE 0x80000000u
+static __always_inline __u32 c3po_trie_slot(void *trie, __u32 i)
+{
+	__u32 pair = i >> 1;
+	__u32 *s = bpf_map_lookup_elem(trie, &pair);
+	return s ? s[i & 1] : 0;
+}
+
+/* One level of the walk: the slot for `byte` in the node `slot` points to. */
+static __always_inline __u32 c3po_trie_step(void *trie, __u32 slot, __u32 byte)
+{
+	return c3po_trie_slot(trie, ((slot & ~C3PO_TRIE_NODE) << 8) | (byte & 0xff));
+}
+
 /* Big-endian load of n (1..8) bytes; n is a constant at every call site so the switch folds away. Packet
  * loads may be unaligned: XDP runs on architectures with efficient unaligned access (as the kernel's own
  * XDP samples assume). */

@@ -1,0 +1,206 @@
+"""The control plane of a multibit trie: how an LPM table built as `multibit_trie` is kept in its array.
+
+The data plane (program.bpf.c.j2, `Emitter.trie_lookup`) walks an array of u32 slots: the root is slots
+0..65535, indexed by the key's top 16 bits; node n (n >= 256) is slots n*256 .. n*256+255, indexed by the next
+byte. A slot holds 0 (no route), entry + 1, or TRIE_NODE | n. Prefixes are pushed down to the leaves: every slot
+holds the longest prefix that covers all the addresses it stands for, so a lookup stops at the first slot that is
+not a node and has its answer (DIR-24-8 and its relatives, with a 16-bit root and 8-bit strides).
+
+Updates are made for packets in flight: a new node is filled with what its parent slot meant before it is linked
+(one 4-byte store publishes it), a route is written slot by slot (a packet sees, for its address, either the old
+or the new best route), and a node is unlinked (its parent slot gets the leaf all its slots agree on) before it is
+freed, keeping its contents. A freed node is reused only after every never-used node and every node freed before
+it: a packet that loaded the old link reads it within a microsecond, and reuse is that late.
+
+The slot array is any writable u32 memoryview: in the kernel, the mmap of the BPF array (BPF_F_MMAPABLE), whose
+aligned 4-byte stores are atomic for the program; in tests, a bytearray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+TRIE_NODE = 0x80000000
+ROOT_BITS = 16
+STRIDE = 8
+FANOUT = 1 << STRIDE
+FIRST_NODE = (1 << ROOT_BITS) // FANOUT  # node ids below it are the root's slots
+
+
+class TrieFull(Exception):
+    """An insert needs more nodes than are free; nothing was written."""
+
+
+class Trie:
+    """`plen_of(entry)` gives the prefix length of an entry index already in the trie (the record keeps it)."""
+
+    def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int]) -> None:
+        if width % 8 or not ROOT_BITS <= width <= 128:
+            raise ValueError(f"a multibit trie key is 16..128 bits in whole bytes, not {width}")
+        if len(slots) < (FIRST_NODE + nodes) * FANOUT:
+            raise ValueError(f"{len(slots)} slots cannot hold the root and {nodes} nodes")
+        self.a = slots
+        self.nodes = nodes
+        self.width = width
+        self.plen_of = plen_of
+        self.free: list[int] = []
+        self.scan()
+
+    # -- node bookkeeping ------------------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """Free nodes are those no slot links to: the array itself is the record (no second map to keep in step)."""
+        used: set[int] = set()
+        todo = [s & ~TRIE_NODE for s in self.a[:1 << ROOT_BITS].tolist() if s & TRIE_NODE]
+        while todo:
+            n = todo.pop()
+            if n in used or not FIRST_NODE <= n < FIRST_NODE + self.nodes:
+                continue  # a corrupt link would loop; the data plane only ever reads within the array
+            used.add(n)
+            todo += [s & ~TRIE_NODE for s in self.a[n * FANOUT:(n + 1) * FANOUT].tolist() if s & TRIE_NODE]
+        self.free = [n for n in range(FIRST_NODE, FIRST_NODE + self.nodes) if n not in used]
+        self.free.reverse()  # pop() takes the lowest id first
+
+    @property
+    def used_nodes(self) -> int:
+        return self.nodes - len(self.free)
+
+    def _alloc(self, fill: int) -> int:
+        n = self.free.pop()
+        self.a[n * FANOUT:(n + 1) * FANOUT] = _repeat(fill, FANOUT)
+        return n
+
+    def _release(self, n: int) -> None:
+        self.free.insert(0, n)  # reused last: see the module docstring
+
+    def reset(self) -> None:
+        """Empty: every root slot 0, every node free (their contents are rewritten when allocated)."""
+        self.a[:1 << ROOT_BITS] = _repeat(0, 1 << ROOT_BITS)
+        self.free = list(range(FIRST_NODE + self.nodes - 1, FIRST_NODE - 1, -1))
+
+    # -- routes ------------------------------------------------------------------------------------------------
+
+    def needed(self, prefix: int, plen: int) -> int:
+        """Nodes an insert of prefix/plen would allocate."""
+        consumed, stride, base, n = 0, ROOT_BITS, 0, 0
+        while plen > consumed + stride:
+            s = base + self._index(prefix, consumed, stride)
+            cur = self.a[s] if n == 0 else 0
+            if cur & TRIE_NODE:
+                base = (cur & ~TRIE_NODE) * FANOUT
+            else:
+                n += 1
+            consumed += stride
+            stride = STRIDE
+        return n
+
+    def insert(self, prefix: int, plen: int, entry: int) -> None:
+        """Add (or re-point) the route prefix/plen to `entry`, whose prefix length plen_of() must already give."""
+        need = self.needed(prefix, plen)
+        if need > len(self.free):
+            raise TrieFull(f"the multibit trie has {len(self.free)} free nodes of {self.nodes:,} and this prefix "
+                           f"needs {need}")
+        region = self._region(prefix, plen, create=True)
+        assert region is not None  # create=True always finds its region
+        self._push(region[0], region[1], entry + 1, plen)
+
+    def delete(self, prefix: int, plen: int, entry: int, replacement: int | None) -> None:
+        """Remove the route of `entry`; `replacement` is the entry of the longest shorter prefix that covers it
+        (the same for every address it covered), None when none does."""
+        region = self._region(prefix, plen, create=False)
+        if region is None:
+            return  # never inserted
+        first, count, path = region
+        self._replace(first, count, entry + 1, 0 if replacement is None else replacement + 1)
+        for parent, node in reversed(path):  # nodes on the way that now mean one thing go back to a leaf
+            if not self._collapse(parent, node):
+                break
+
+    def lookup(self, key: int) -> int | None:
+        """The entry a packet with this key finds (what the generated C computes), for tests and dumps."""
+        s = self.a[key >> (self.width - ROOT_BITS)]
+        consumed = ROOT_BITS
+        while s & TRIE_NODE:
+            consumed += STRIDE
+            s = self.a[(s & ~TRIE_NODE) * FANOUT + ((key >> (self.width - consumed)) & (FANOUT - 1))]
+        return s - 1 if s else None
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _index(self, prefix: int, consumed: int, stride: int) -> int:
+        return (prefix >> (self.width - consumed - stride)) & ((1 << stride) - 1)
+
+    def _region(self, prefix: int, plen: int, create: bool) -> tuple[int, int, list[tuple[int, int]]] | None:
+        """The slots prefix/plen covers, in the node of its level: (first slot, count, [(parent slot, node)])."""
+        consumed, stride, base = 0, ROOT_BITS, 0
+        path: list[tuple[int, int]] = []
+        while True:
+            top = consumed + stride
+            idx = self._index(prefix, consumed, stride)
+            if plen <= top:
+                span = top - plen
+                return base + (idx & ~((1 << span) - 1)), 1 << span, path
+            s = base + idx
+            cur = self.a[s]
+            if not cur & TRIE_NODE:
+                if not create:
+                    return None
+                n = self._alloc(cur)  # means what the slot meant, so it is published complete
+                self.a[s] = TRIE_NODE | n
+                cur = TRIE_NODE | n
+            path.append((s, cur & ~TRIE_NODE))
+            base = (cur & ~TRIE_NODE) * FANOUT
+            consumed, stride = top, STRIDE
+
+    def _push(self, first: int, count: int, leaf: int, plen: int) -> None:
+        """Write `leaf` wherever no longer prefix is: into links too."""
+        a = self.a
+        for s in range(first, first + count):
+            cur = a[s]
+            if cur & TRIE_NODE:
+                self._push((cur & ~TRIE_NODE) * FANOUT, FANOUT, leaf, plen)
+            elif cur != leaf and (cur == 0 or self.plen_of(cur - 1) <= plen):
+                a[s] = leaf
+
+    def _replace(self, first: int, count: int, old: int, new: int) -> None:
+        a = self.a
+        for s in range(first, first + count):
+            cur = a[s]
+            if cur & TRIE_NODE:
+                child = cur & ~TRIE_NODE
+                self._replace(child * FANOUT, FANOUT, old, new)
+                self._collapse(s, child)
+            elif cur == old:
+                a[s] = new
+
+    def _collapse(self, parent: int, node: int) -> bool:
+        vals = self.a[node * FANOUT:(node + 1) * FANOUT]
+        v = vals[0]
+        if v & TRIE_NODE or vals.tolist().count(v) != FANOUT:
+            return False
+        self.a[parent] = v  # unlinked first: a packet inside the node still reads v everywhere
+        self._release(node)
+        return True
+
+
+def _repeat(value: int, n: int) -> memoryview:
+    return memoryview(value.to_bytes(4, "little") * n).cast("I")
+
+
+def replacement_for(prefix: int, plen: int, width: int, routes: dict[tuple[int, int], int]) -> int | None:
+    """The entry of the longest prefix shorter than plen that covers prefix/plen, from {(plen, prefix): entry}
+    (prefixes stored masked to their length)."""
+    for p in range(plen - 1, -1, -1):
+        masked = prefix & (((1 << p) - 1) << (width - p)) if p else 0
+        e = routes.get((p, masked))
+        if e is not None:
+            return e
+    return None
+
+
+def build(trie: Trie, routes: Iterable[tuple[int, int, int]]) -> None:
+    """Empty the trie, then insert (prefix, plen, entry) routes, shortest first (each insert then writes only the
+    slots of its own region)."""
+    trie.reset()
+    for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
+        trie.insert(prefix, plen, entry)
