@@ -43,6 +43,7 @@ _ORIGIN = re.compile(r"[\w./-]+\.ya?ml:\d+")
 # state NAME`; prototypes end with `;` on their line.
 _FUNCTION = re.compile(r"^(?:[A-Za-z_][\w \t*]*?\b([A-Za-z_]\w*)\s*\((?![^\n]*;\s*$)"
                        r"|[ \t]*(?:control|parser|action|table|state)\s+(\w+))", re.M)
+_SECTION = re.compile(r"/\*\s*----")
 _NOT_FUNCTIONS = {"SEC", "__uint", "__type", "__array", None}
 ASSIGN_OPS = {"=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>=", "++", "--"}
 KEYWORDS_NOT_STATEMENTS = {
@@ -387,8 +388,12 @@ def _make_mutants(text: str, file: str, sites: _Sites, toks: list[Token]) -> lis
         before = text[line_begin:line_end]
         after = text[line_begin:start] + repl + text[end:line_end]
         k = bisect.bisect_right(origin_starts, start) - 1
-        origin, comment = (origins[k][1], _shorten(origins[k][2])) if k >= 0 else ("", "")
         f = bisect.bisect_right(function_starts, start) - 1
+        # an origin comment inside an earlier function says nothing about this one; a section header
+        # (`---- table t (spec.yaml:15) ----`) covers every function under it
+        while k >= 0 and f >= 0 and origins[k][0] < function_starts[f] and not _SECTION.match(origins[k][2]):
+            k -= 1
+        origin, comment = (origins[k][1], _shorten(origins[k][2])) if k >= 0 else ("", "")
         mutants.append(Mutant(len(mutants), op, file, start, end, text[start:end], repl, ln + 1, start - line_begin + 1,
                               " ".join(before.split()), " ".join(after.split()), origin, comment,
                               functions[f][1] if f >= 0 else ""))
