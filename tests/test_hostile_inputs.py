@@ -367,7 +367,7 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
                                                                    "integer 7"),
     ({"control": {"defaults": [{"table": "t", "action": "drop", "args": {}}]}},
      "('m').control.defaults[0].args: expected a list, found map {}"),
-    ({"control": "x"}, "'control' must be a map with 'entries' and/or 'defaults'"),
+    ({"control": "x"}, "'control' must be a map with 'entries', 'defaults' and/or 'ops'"),
     ({"registers": {"seen": 1}}, "('m').registers: expected a list, found map"),
     ({"registers": [{"register": "seen", "index": "one", "value": 1}]},
      "('m').registers[0].index: expected an integer 0..3, found string 'one'"),
