@@ -424,7 +424,8 @@ class Entry:
 # How a table is built (`impl:`, docs/spec-reference.md section 6): the lookup structure, named by what it is,
 # not by a target. `auto` lets each target choose by its cost model; a target that has no such structure uses its
 # own and says so. `nodes` sizes a multibit trie (0: the target's default for the table's size).
-TABLE_IMPLS = ("auto", "hash", "direct", "lpm_trie", "multibit_trie")
+TABLE_IMPLS = ("auto", "hash", "cuckoo", "direct", "lpm_trie", "multibit_trie")
+CUCKOO_MAX_BITS = 128  # `cuckoo`: the key fields together, compared as two 64-bit words
 DIRECT_MAX_BITS = 16  # `direct`: the key indexes an array, so at most 65,536 slots
 
 

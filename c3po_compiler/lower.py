@@ -770,11 +770,14 @@ class Lowerer:
         impl = ir.TableImpl(str(kind), nodes, self.loc(path))
         kinds = {k.kind for k in t.keys}
         why = ""
-        if impl.kind in ("hash", "direct") and kinds - {"exact"}:
+        if impl.kind in ("hash", "cuckoo", "direct") and kinds - {"exact"}:
             why = f"'{impl.kind}' matches exact keys only, and '{t.name}' has {', '.join(sorted(kinds - {'exact'}))} keys"
         elif impl.kind == "direct" and (len(t.keys) != 1 or t.keys[0].width > ir.DIRECT_MAX_BITS):
             why = (f"'direct' indexes an array with one exact key of at most {ir.DIRECT_MAX_BITS} bits, and "
                    f"'{t.name}' has {len(t.keys)} key(s) of {sum(k.width for k in t.keys)} bits")
+        elif impl.kind == "cuckoo" and sum(k.width for k in t.keys) > ir.CUCKOO_MAX_BITS:
+            why = (f"'cuckoo' compares keys of at most {ir.CUCKOO_MAX_BITS} bits in all, and '{t.name}' has "
+                   f"{sum(k.width for k in t.keys)}")
         elif impl.kind in ("lpm_trie", "multibit_trie") and (t.lpm_key is None or t.uses_priority):
             why = f"'{impl.kind}' needs an lpm key and no ternary or range keys"
         elif impl.kind == "multibit_trie" and (len(t.keys) != 1 or t.keys[0].width % 8 or

@@ -246,9 +246,12 @@ def test_stack_overflow_is_reported_naming_the_limit(tmp_path: Path) -> None:
 
 def test_hash_keys_are_packed_and_written_word_by_word() -> None:
     """The VXLAN FDB key (24-bit VNI, 48-bit MAC) takes 12 bytes, not 16, and is written one 32-bit word at a
-    time: no memset, no narrow stores that the kernel's word loads would have to wait for."""
+    time: no memset, no narrow stores that the kernel's word loads would have to wait for. (Built as `impl: hash`:
+    `auto` makes it a cuckoo hash, whose key stays in registers; the hash map is its control-plane record.)"""
+    from c3po_compiler import ir
     from targets.xdp import layout as L
     prog = load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program
+    prog.tables["fdb"].impl = ir.TableImpl("hash")
     lay = L.table_layout(prog, prog.tables["fdb"])
     assert lay.key_size == 12
     assert [(k.text, k.offset, k.size) for k in lay.keys] == [("meta.vni", 0, 3), ("ethernet.dst", 3, 6)]

@@ -54,6 +54,7 @@ from dataplane.api import (
 from . import XdpTarget
 from . import layout as L
 from .ctext import entry_name
+from .cuckoo import Cuckoo, CuckooFull, slot_bytes
 from .libbpf import BpfObject, errno_text, lib
 from .readme import entry_key, linear_entry
 from .trie import Trie, TrieFull, replacement_for
@@ -265,6 +266,45 @@ def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, by
         trie.insert(prefix, plen, index)
 
 
+def cuckoo_key(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[int, int]:
+    """(k0, k1): the exact key values concatenated in key order, as the generated code composes them."""
+    v = 0
+    for k, m in zip(t.keys, match, strict=True):
+        v = (v << k.width) | (m.a & ((1 << k.width) - 1))
+    return v & ((1 << 64) - 1), v >> 64
+
+
+class CuckooMaps:
+    """A cuckoo table's bucket array and action data, mapped into this process (see TrieMaps)."""
+
+    def __init__(self, t: ir.Table, lay: L.TableLayout, th_fd: int, tv_fd: int) -> None:
+        self.t, self.lay = t, lay
+        page = mmap.PAGESIZE
+        words = L.key_words(t)
+        size = lay.cuckoo_buckets * 4 * slot_bytes(words)
+        self._th = mmap.mmap(th_fd, -(-size // page) * page)
+        self._tv = mmap.mmap(tv_fd, -(-lay.value_size * t.size // page) * page)
+        self.cuckoo = Cuckoo(memoryview(self._th), lay.cuckoo_buckets, words)
+
+    def write_value(self, index: int, value: bytes) -> None:
+        vs = self.lay.value_size
+        self._tv[index * vs:(index + 1) * vs] = value
+
+    def close(self) -> None:
+        self.cuckoo.mem.release()
+        self._th.close()
+        self._tv.close()
+
+
+def install_cuckoo(maps: CuckooMaps, entries: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
+    """A whole table image at once (the conformance driver's install)."""
+    c = maps.cuckoo
+    c.reset()
+    for match, index, value in entries:
+        maps.write_value(index, value)
+        c.insert(*cuckoo_key(maps.t, match), index)
+
+
 class _TrieState:
     """A trie table's routes as this process knows them while it holds the lock (see `_Rows`)."""
 
@@ -307,6 +347,8 @@ class XdpDataplane(Dataplane):
         self._cache: dict[str, _Rows] | None = None
         self._tries: dict[str, _TrieState] = {}  # valid with _cache
         self._trie_maps: dict[str, TrieMaps] = {}
+        self._cuckoo_maps: dict[str, CuckooMaps] = {}
+        self._cuckoo_rows: dict[str, _Rows] = {}  # the rows each cuckoo's slot index was last read with
         self._depth = 0
 
     # ---- plumbing
@@ -488,6 +530,17 @@ class XdpDataplane(Dataplane):
                                                      self._map(f"tt_{tname}"), self._map(f"tv_{tname}"))
         return maps
 
+    def _cuckoo(self, tname: str) -> CuckooMaps:
+        maps = self._cuckoo_maps.get(tname)
+        if maps is None:
+            maps = self._cuckoo_maps[tname] = CuckooMaps(self.prog.tables[tname], self.layouts[tname],
+                                                         self._map(f"th_{tname}"), self._map(f"tv_{tname}"))
+        rows = self._state(tname)
+        if self._cuckoo_rows.get(tname) is not rows:  # a new locked operation: another process may have written
+            maps.cuckoo.scan()
+            self._cuckoo_rows[tname] = rows
+        return maps
+
     def _trie(self, tname: str) -> _TrieState:
         """The trie as the kernel holds it, read once per locked operation (it is its own record)."""
         rows = self._state(tname)
@@ -540,28 +593,36 @@ class XdpDataplane(Dataplane):
         key = entry_key(lay, list(match))
         if lay.trie_nodes:
             self._trie_insert(table, match, index, value)
+        elif lay.cuckoo_buckets:
+            maps = self._cuckoo(table)
+            maps.write_value(index, value)  # the data first, then the slot that leads to it
+            try:
+                maps.cuckoo.insert(*cuckoo_key(t, match), index)
+            except CuckooFull as exc:
+                st.free(index)
+                raise ControlError(f"table '{table}' cannot place this key: {exc}",
+                                   "build it as impl: hash, or with a larger size (docs/performance.md)") from None
         self._update(fd, key, value)
         st.by_ident[st.ident(new)] = (new, index, key)
 
     def _trie_insert(self, table: str, match: tuple[KeyElem, ...], index: int, value: bytes) -> None:
-        """Action data first, then the route: a packet never finds an entry index whose data is not there."""
+        """Action data first, then the route: a packet never finds an entry index whose data is not there. The
+        trie refuses an insert it has no nodes for before writing anything (the data written is unreferenced)."""
         tr = self._trie(table)
         prefix, plen = lpm_route(self.prog.tables[table], match)
-        need = tr.trie.needed(prefix, plen)
-        if need > len(tr.trie.free):
+        self._trie_maps_of(table).write_value(index, value)
+        tr.plens[index] = plen
+        try:
+            tr.trie.insert(prefix, plen, index)
+        except TrieFull:
+            del tr.plens[index]
             self._state(table).free(index)
             raise ControlError(
                 f"table '{table}' cannot take /{plen}: its multibit trie has {len(tr.trie.free)} free nodes of "
-                f"{tr.trie.nodes:,} and this prefix needs {need}",
+                f"{tr.trie.nodes:,} and this prefix needs {tr.trie.needed(prefix, plen)}",
                 f"build it with more nodes (impl: {{kind: multibit_trie, nodes: {2 * tr.trie.nodes}}}) or as "
-                "impl: lpm_trie (docs/performance.md)")
-        self._trie_maps_of(table).write_value(index, value)
-        tr.plens[index] = plen
+                "impl: lpm_trie (docs/performance.md)") from None
         tr.routes[(plen, prefix)] = index
-        try:
-            tr.trie.insert(prefix, plen, index)
-        except TrieFull as exc:  # needed() said it fits: only a trie changed under the lock could get here
-            raise ControlError(f"table '{table}': {exc}") from None
 
     def _modify(self, table: str, old: Entry, new: Entry) -> None:
         lay = self.layouts[table]
@@ -576,6 +637,8 @@ class XdpDataplane(Dataplane):
         else:
             if lay.trie_nodes:
                 self._trie_maps_of(table).write_value(index, value)
+            elif lay.cuckoo_buckets:
+                self._cuckoo(table).write_value(index, value)
             self._update(fd, key, value)
             st.by_ident[st.ident(e)] = row
 
@@ -600,6 +663,8 @@ class XdpDataplane(Dataplane):
                 del tr.routes[(plen, prefix)]
                 tr.trie.delete(prefix, plen, index, replacement_for(prefix, plen, tr.width, tr.routes))
                 del tr.plens[index]
+            elif lay.cuckoo_buckets:  # the slot first, as for the trie
+                self._cuckoo(table).cuckoo.delete(*cuckoo_key(self.prog.tables[table], e.match))
             if lay.kind == "direct":
                 self._update(fd, key, bytes(lay.value_size))
             elif self.lb.bpf_map_delete_elem(fd, key) != 0:
@@ -670,7 +735,9 @@ class XdpDataplane(Dataplane):
         self._tries = {}
         for maps in self._trie_maps.values():
             maps.close()
-        self._trie_maps = {}
+        for cmaps in self._cuckoo_maps.values():
+            cmaps.close()
+        self._trie_maps, self._cuckoo_maps, self._cuckoo_rows = {}, {}, {}
         for fd in self.fds.values():
             os.close(fd)
         self.fds, self.map_fds = {}, {}

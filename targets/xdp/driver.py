@@ -36,7 +36,15 @@ from conformance.model import ControlState, Counters, PacketIn, Registers, Resul
 
 from . import SUPPORTS, XdpTarget
 from . import layout as L
-from .control import BPF_MAP_TYPE_ARRAY, TrieMaps, XdpDataplane, _libbpf, install_trie
+from .control import (
+    BPF_MAP_TYPE_ARRAY,
+    CuckooMaps,
+    TrieMaps,
+    XdpDataplane,
+    _libbpf,
+    install_cuckoo,
+    install_trie,
+)
 from .ctext import entry_name
 from .emitter import touch_objects
 from .libbpf import BpfObject, TestRunner, lib
@@ -142,6 +150,7 @@ class XdpDriver(Driver):
         self.dirty_regs: set[tuple[str, int]] = set()
         self.prio_fds: dict[str, int] = {}  # priority arrays of linear tables, created the first time ops come
         self.trie_maps: dict[str, TrieMaps] = {}  # multibit-trie tables' arrays, mapped the first time
+        self.cuckoo_maps: dict[str, CuckooMaps] = {}  # cuckoo tables' arrays, alike
         self.counter_index: dict[str, dict[int, int]] = {}  # table -> install index -> index in the image
         self.lo = socket.if_nametoindex("lo")
         self.ifport: int | None = None  # what c3po_ifports[lo] holds
@@ -228,6 +237,10 @@ class XdpDriver(Driver):
                     maps = self.trie_maps.get(name) or self.trie_maps.setdefault(name, TrieMaps(
                         prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}"), self.bpf.map_fd(f"tv_{name}")))
                     install_trie(maps, routes)
+                elif lay.cuckoo_buckets:  # (targets/xdp/cuckoo.py)
+                    cmaps = self.cuckoo_maps.get(name) or self.cuckoo_maps.setdefault(name, CuckooMaps(
+                        prog.tables[name], lay, self.bpf.map_fd(f"th_{name}"), self.bpf.map_fd(f"tv_{name}")))
+                    install_cuckoo(cmaps, routes)
         for tname, action, args in control.defaults:
             lay = self.layouts[tname]
             if action not in lay.action_ids:
@@ -430,7 +443,9 @@ class XdpDriver(Driver):
         try:
             for maps in getattr(self, "trie_maps", {}).values():
                 maps.close()
-            self.trie_maps = {}
+            for cmaps in getattr(self, "cuckoo_maps", {}).values():
+                cmaps.close()
+            self.trie_maps, self.cuckoo_maps = {}, {}
             for fd in getattr(self, "prio_fds", {}).values():
                 os.close(fd)
             self.prio_fds = {}

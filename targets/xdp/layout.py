@@ -45,6 +45,22 @@ def trie_nodes(t: ir.Table) -> int:
     return t.impl.nodes or max(TRIE_MIN_NODES, min(TRIE_MAX_NODES, t.size // 8))
 
 
+def cuckoo_buckets(t: ir.Table, kind: str) -> int:
+    """Buckets of a table built as a cuckoo hash, 0 when it is not one. `auto` picks it for every exact table that
+    is not direct and whose keys fit two 64-bit words: two bucket loads against the hash map helper's jhash and
+    call (docs/performance.md)."""
+    from .cuckoo import buckets_for
+
+    fits = sum(k.width for k in t.keys) <= ir.CUCKOO_MAX_BITS
+    if kind != "hash" or not fits or t.impl.kind not in ("auto", "cuckoo"):
+        return 0
+    return buckets_for(t.size)
+
+
+def key_words(t: ir.Table) -> int:
+    return 1 if sum(k.width for k in t.keys) <= 64 else 2
+
+
 def trie_slots(nodes: int) -> int:
     """Slots of the trie array: the root (node ids 0..255 in units of 256 slots), then the nodes."""
     return (1 << TRIE_ROOT_BITS) + nodes * (1 << TRIE_STRIDE)
@@ -101,6 +117,7 @@ class TableLayout:
 
     word_bytes: int = 8  # linear tables: 4 when every key fits 32 bits
     trie_nodes: int = 0  # lpm tables looked up in a multibit trie (0: in the kernel's LPM trie map)
+    cuckoo_buckets: int = 0  # exact tables looked up in a cuckoo hash (0: in the kernel's hash map)
 
     @property
     def entry_size(self) -> int:
@@ -120,7 +137,7 @@ def table_kind(t: ir.Table) -> str:
         return "linear"
     if t.lpm_key is not None:
         return "lpm"
-    if t.impl.kind == "hash":
+    if t.impl.kind in ("hash", "cuckoo"):
         return "hash"
     if len(t.keys) == 1 and t.keys[0].width <= DIRECT_MAX_BITS:
         return "direct"
@@ -173,7 +190,8 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
         slots = max(slots, slot)
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
     return TableLayout(t.name, kind, keys, key_size, slots,
-                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, trie_nodes(t) if kind == "lpm" else 0)
+                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, trie_nodes(t) if kind == "lpm" else 0,
+                       cuckoo_buckets(t, kind))
 
 
 def lpm_prefix_bits(layout: TableLayout, prefix_len: int) -> int:

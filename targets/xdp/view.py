@@ -10,7 +10,7 @@ from c3po_compiler.text import comment_text
 from . import layout as L
 from .cexpr import ctype, hash_slot
 from .ctext import SNAPSHOT, entry_name
-from .emitter import LINEAR_INLINE_MAX, XDP_FOR_VERDICT, Emitter, where
+from .emitter import LINEAR_CHUNK, LINEAR_INLINE_MAX, XDP_FOR_VERDICT, Emitter, linear_search, where
 from .tailcall import Split, plan
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
@@ -50,6 +50,9 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     keys = ", ".join(f"{k.text} {k.kind}" for k in t.keys) or "no keys"
     how = {"hash": "hash map", "lpm": "LPM trie (exact keys first)", "direct": "array indexed by the key",
            "linear": "priority-ordered array, linear search"}[lay.kind]
+    if lay.cuckoo_buckets:
+        how = (f"cuckoo hash ({lay.cuckoo_buckets:,} buckets of 4, two multiply-shift hashes), entries recorded in "
+               "a hash map")
     if lay.trie_nodes:
         how = (f"multibit trie ({L.TRIE_ROOT_BITS}-bit root, {L.TRIE_STRIDE} bits per level, {lay.trie_nodes:,} "
                "nodes), entries recorded in an LPM trie map")
@@ -75,6 +78,8 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
             "default": t.default.action, "counter_size": t.size,
             "trie_slots": L.trie_slots(lay.trie_nodes) if lay.trie_nodes else 0,
+            "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
+            "search": linear_search(t, lay) if lay.kind == "linear" else "",
         })
         default_offset += lay.value_size
     registers = []
@@ -121,7 +126,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "parser_errors": errors,
         "layouts": em.layouts,
         "split": split,
-        "linear_inline_max": LINEAR_INLINE_MAX,
+        "linear_inline_max": LINEAR_INLINE_MAX, "linear_chunk": LINEAR_CHUNK,
         "programs": program_views(prog, parser, errors, split, em.tree),
     }
 

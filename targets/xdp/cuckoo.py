@@ -1,0 +1,170 @@
+"""The control plane of a cuckoo hash table: how an exact-match table built as `cuckoo` is kept in its array.
+
+The data plane (`Emitter.cuckoo_lookup`) hashes the key (the table's key fields concatenated in key order, at
+most 128 bits, as two u64 words k0 = low bits, k1 = high bits) with two multiply-shift functions to two buckets
+of 4 slots, and compares the key with each occupied slot of the first bucket, then of the second: two loads of
+one 64- or 96-byte bucket, no helper call, no jhash. A slot is {u64 k0[, u64 k1], u32 entry + 1, u32 0}; entry
+0 is a free slot. Buckets are a power of two, at most 75% full when the table holds its declared size.
+
+An insert takes a free slot in either bucket; when both are full, it moves entries to their other bucket along
+the shortest path to a free slot (breadth-first, bounded). Writes are made for packets in flight: a slot's key
+is written before its entry (a reader never matches a half-written slot), a delete clears the entry first, and a
+move copies an entry to its new slot before freeing the old one (a reader may see it twice, never a wrong one).
+The one race left: a packet that reads an entry's first bucket just before the entry moves there from its
+second, and its second just after, misses it once (a window of two stores; documented in docs/targets/xdp.md).
+
+The memory is any writable memoryview of bytes: the mmap of the BPF array, or a bytearray in tests.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+WAYS = 4
+C1 = 0x9E3779B97F4A7C15  # multiply-shift constants (odd): the golden ratio and a splitmix64 constant
+C2 = 0xC2B2AE3D27D4EB4F
+C3 = 0xBF58476D1CE4E5B9  # folds the high word in
+M64 = (1 << 64) - 1
+MAX_PATH = 5  # relocation depth: 4 + 4*4 + ... slots looked at, enough below 75% load
+LOAD = 3  # slots per bucket counted when sizing: 3 of 4, so the declared size fills at most 75%
+
+
+def buckets_for(size: int) -> int:
+    n = 2
+    while n * LOAD < size:
+        n *= 2
+    return n
+
+
+def slot_bytes(words: int) -> int:
+    return 8 * words + 8
+
+
+class CuckooFull(Exception):
+    """No free slot within MAX_PATH moves; nothing was written."""
+
+
+class Cuckoo:
+    def __init__(self, mem: memoryview, buckets: int, words: int) -> None:
+        if buckets & (buckets - 1) or buckets < 2 or words not in (1, 2):
+            raise ValueError("buckets must be a power of two >= 2, words 1 or 2")
+        self.mem = mem
+        self.buckets = buckets
+        self.bits = buckets.bit_length() - 1
+        self.words = words
+        self.slot = slot_bytes(words)
+        self.where: dict[tuple[int, int], tuple[int, int]] = {}  # (k0, k1) -> (bucket, way)
+        self.scan()
+
+    # -- what the C computes ---------------------------------------------------------------------------------
+
+    def hashes(self, k0: int, k1: int) -> tuple[int, int]:
+        x = (k0 ^ (k1 * C3)) & M64 if self.words == 2 else k0
+        shift = 64 - self.bits
+        return ((x * C1) & M64) >> shift, ((x * C2) & M64) >> shift
+
+    # -- memory ------------------------------------------------------------------------------------------------
+
+    def _off(self, b: int, w: int) -> int:
+        return (b * WAYS + w) * self.slot
+
+    def _read(self, b: int, w: int) -> tuple[int, int, int]:
+        o = self._off(b, w)
+        m = self.mem
+        k0 = int.from_bytes(m[o:o + 8], "little")
+        k1 = int.from_bytes(m[o + 8:o + 16], "little") if self.words == 2 else 0
+        e = int.from_bytes(m[o + 8 * self.words:o + 8 * self.words + 4], "little")
+        return k0, k1, e
+
+    def _write(self, b: int, w: int, k0: int, k1: int, entry1: int) -> None:
+        """Key first, then the entry word that makes the slot live."""
+        o = self._off(b, w)
+        self.mem[o:o + 8] = k0.to_bytes(8, "little")
+        if self.words == 2:
+            self.mem[o + 8:o + 16] = k1.to_bytes(8, "little")
+        e = o + 8 * self.words
+        self.mem[e:e + 4] = entry1.to_bytes(4, "little")
+
+    def _clear(self, b: int, w: int) -> None:
+        e = self._off(b, w) + 8 * self.words
+        self.mem[e:e + 4] = bytes(4)
+
+    def scan(self) -> None:
+        """Where each key is, read from the array (it is its own record)."""
+        self.where = {}
+        for b in range(self.buckets):
+            for w in range(WAYS):
+                k0, k1, e = self._read(b, w)
+                if e:
+                    self.where[(k0, k1)] = (b, w)
+
+    def reset(self) -> None:
+        self.mem[:self.buckets * WAYS * self.slot] = bytes(self.buckets * WAYS * self.slot)
+        self.where = {}
+
+    # -- entries -----------------------------------------------------------------------------------------------
+
+    def lookup(self, k0: int, k1: int = 0) -> int | None:
+        for b in self.hashes(k0, k1):
+            for w in range(WAYS):
+                s0, s1, e = self._read(b, w)
+                if e and s0 == k0 and s1 == k1:
+                    return e - 1
+        return None
+
+    def _free_way(self, b: int) -> int | None:
+        for w in range(WAYS):
+            if not self._read(b, w)[2]:
+                return w
+        return None
+
+    def insert(self, k0: int, k1: int, entry: int) -> None:
+        """Add the key (or re-point it) to `entry`."""
+        old = self.where.get((k0, k1))
+        if old is not None:
+            self._write(*old, k0, k1, entry + 1)
+            return
+        path = self._path(k0, k1)
+        if path is None:
+            raise CuckooFull(f"no free slot within {MAX_PATH} moves of either bucket ({len(self.where):,} keys in "
+                             f"{self.buckets * WAYS:,} slots)")
+        # path: [(bucket, way), ...] from the key's bucket to a free slot; move from the end backwards
+        for (b_from, w_from), (b_to, w_to) in zip(reversed(path[:-1]), reversed(path[1:]), strict=True):
+            s0, s1, e = self._read(b_from, w_from)
+            self._write(b_to, w_to, s0, s1, e)      # copy first: seen twice for a moment, never missing
+            self._clear(b_from, w_from)
+            self.where[(s0, s1)] = (b_to, w_to)
+        b, w = path[0]
+        self._write(b, w, k0, k1, entry + 1)
+        self.where[(k0, k1)] = (b, w)
+
+    def _path(self, k0: int, k1: int) -> list[tuple[int, int]] | None:
+        """Breadth-first over displacements: the shortest chain of moves that frees a slot in a key bucket."""
+        starts = list(dict.fromkeys(self.hashes(k0, k1)))
+        for b in starts:
+            w = self._free_way(b)
+            if w is not None:
+                return [(b, w)]
+        queue: deque[list[tuple[int, int]]] = deque([[(b, w)] for b in starts for w in range(WAYS)])
+        seen = {b for b in starts}
+        while queue:
+            path = queue.popleft()
+            if len(path) > MAX_PATH:
+                return None
+            b, w = path[-1]
+            s0, s1, _ = self._read(b, w)
+            h1, h2 = self.hashes(s0, s1)
+            alt = h2 if h1 == b else h1
+            if alt == b or alt in seen:
+                continue
+            seen.add(alt)
+            free = self._free_way(alt)
+            if free is not None:
+                return [*path, (alt, free)]
+            queue.extend([*path, (alt, w2)] for w2 in range(WAYS))
+        return None
+
+    def delete(self, k0: int, k1: int = 0) -> None:
+        at = self.where.pop((k0, k1), None)
+        if at is not None:
+            self._clear(*at)  # the entry word first: the slot stops matching at once
