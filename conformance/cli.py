@@ -20,7 +20,7 @@ from c3po_compiler.text import terminal_text
 
 from .expected_failures import ExpectedFailuresError, load_expected_failures
 from .model import Vector
-from .vector_io import VectorFileError, load_vectors, save_vectors
+from .vector_io import VectorFileError, load_vectors, read_coverage, save_vectors
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 
@@ -139,15 +139,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     prog = loaded.program
     vectors: list[Vector] = []
+    coverage: dict[str, Any] | None = None  # the report's per-class table: from the generator, or a file's header
     try:
         for f in args.vectors or []:
             vectors += load_vectors(f, prog)
+            coverage = coverage or read_coverage(f)
     except VectorFileError as exc:
         print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
         return 1
     if args.gen or args.fuzz or not args.vectors:
-        vectors += generate(prog, seed=args.seed, fuzz=args.fuzz).vectors
-    return _execute(args, [RunRequest(args.spec, vectors)], targets, suite=False)
+        g = generate(prog, seed=args.seed, fuzz=args.fuzz)
+        vectors += g.vectors
+        coverage = g.coverage
+    return _execute(args, [RunRequest(args.spec, vectors, coverage=coverage)], targets, suite=False)
 
 
 def suite_programs(directory: Path = SUITE_DIR) -> list[Path]:
@@ -177,8 +181,9 @@ def cmd_suite(args: argparse.Namespace) -> int:
         except VectorFileError as exc:
             print(f"c3po conformance: {terminal_text(exc)}", file=sys.stderr)
             return 1
-        vectors += generate(prog, seed=args.seed, fuzz=args.fuzz).vectors
-        requests.append(RunRequest(str(spec), vectors))
+        g = generate(prog, seed=args.seed, fuzz=args.fuzz)
+        vectors += g.vectors
+        requests.append(RunRequest(str(spec), vectors, coverage=g.coverage))
     return _execute(args, requests, targets, suite=True)
 
 
