@@ -38,6 +38,7 @@ class Step:
     state: str
     edge: int | None  # case index, -1 for default, None for a state without select
     next: str
+    parallel: bool = False  # another case of the state leads to the same next state: the label names the case
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ParsePath:
 
     @property
     def label(self) -> str:
-        return "-".join(s.state for s in self.steps) + f"-{self.end}"
+        return "-".join(f"{s.state}#{s.edge}" if s.parallel else s.state for s in self.steps) + f"-{self.end}"
 
     def edges(self) -> list[tuple[str, int | None]]:
         return [(s.state, s.edge) for s in self.steps if s.next != "stack_overflow"]
@@ -90,10 +91,10 @@ def unrolled_graph(prog: ir.Program) -> nx.MultiDiGraph:
     return g
 
 
-def _parse_path(edge_path: list[tuple[Any, Any, Any]]) -> ParsePath:
+def _parse_path(g: nx.MultiDiGraph, edge_path: list[tuple[Any, Any, Any]]) -> ParsePath:
     steps = []
     for u, v, key in edge_path:
-        steps.append(Step(u[0], key[1] if key[0] != "x" else None, v[0]))
+        steps.append(Step(u[0], key[1] if key[0] != "x" else None, v[0], g.number_of_edges(u, v) > 1))
     end = edge_path[-1][1][0]
     if end == "stack_overflow":
         steps[-1] = Step(steps[-1].state, None, "stack_overflow")
@@ -111,7 +112,7 @@ def enumerate_paths(prog: ir.Program, limit: int = MAX_PATHS) -> list[ParsePath]
     covered: set[tuple[Any, Any, Any]] = set()
     for found in nx.all_simple_edge_paths(g, g.graph["start"], targets):
         edge_path: list[tuple[Any, Any, Any]] = list(found)  # type: ignore[arg-type]  # a multigraph: keys too
-        out.append(_parse_path(edge_path))
+        out.append(_parse_path(g, edge_path))
         covered.update(edge_path)
         if len(out) >= limit:
             break
@@ -127,7 +128,7 @@ def enumerate_paths(prog: ir.Program, limit: int = MAX_PATHS) -> list[ParsePath]
             continue
         path = [(a, b, next(iter(g[a][b]))) for a, b in itertools.pairwise(head)] + [edge] + [
             (a, b, next(iter(g[a][b]))) for a, b in itertools.pairwise(tail)]
-        out.append(_parse_path(path))
+        out.append(_parse_path(g, path))
         covered.update(path)
     out.sort(key=lambda p: (len(p.steps), p.label, [str(s.edge) for s in p.steps]))
     return out
