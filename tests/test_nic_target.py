@@ -78,6 +78,30 @@ def test_build_reports_table_footprints(tmp_path: Path) -> None:
 
 
 @pytest.mark.gcc
+def test_a_program_named_like_the_internal_prefix_builds(tmp_path: Path) -> None:
+    """A program named `t` with a table `routes`: its API function `t_routes_lookup` once collided with the
+    internal lookup of the same name (internal functions now start with `c3po_`, which spec names cannot)."""
+    need_tool("gcc")
+    spec = tmp_path / "t.yaml"
+    spec.write_text(f"""
+c3po: 1
+program: t
+include: [{PROTOCOLS / 'ethernet.yaml'}]
+parser:
+  start: ethernet
+  states:
+    ethernet: {{extract: ethernet}}
+tables:
+  routes: {{key: {{ethernet.dst: exact}}, actions: [drop, nop], size: 8}}
+control:
+  - apply: routes
+""", encoding="utf-8")
+    prog = load_program(spec).program
+    NicTarget().build(prog, tmp_path / "out")
+    assert (tmp_path / "out" / "t.o").exists()
+
+
+@pytest.mark.gcc
 def test_build_error_carries_compiler_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     need_tool("gcc")
     from c3po_compiler.target_api import BuildError

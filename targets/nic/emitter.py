@@ -462,7 +462,7 @@ class Emitter:
         h, a, pa = f"h{n}", f"a{n}", f"p{n}"
         tbl = f"st->t_{t.name}"
         lines = [f"{p}{{ /* apply {t.name}{self.comment(s.loc)} */",
-                 f"{p}    uint32_t {h} = t_{t.name}_lookup(st, c);",
+                 f"{p}    uint32_t {h} = c3po_t_{t.name}_lookup(st, c);",
                  f"{p}    uint32_t {a};"]
         if tv.has_args:
             lines.append(f"{p}    const union {self.prog.name}_{t.name}_args *{pa};")
