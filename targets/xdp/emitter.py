@@ -707,7 +707,7 @@ class Emitter:
                 out.add("\t\tbreak;")
             elif search == "global":
                 words = "".join(f"c.k[{w}], " for w in range(max(lay.key_size, 1)))
-                out.add(f"c.found = c3po_search_{t.name}({words}&c.val);")
+                out.add(f"c.found = c3po__search_{t.name}({words}&c.val);")
             else:  # large: bpf_loop over inline chunks, verified once whatever the size
                 out.add(f"bpf_loop({-(-t.size // LINEAR_CHUNK)}, t_{t.name}_chunk, &c, 0);")
             out.add(f"struct t_{t.name}_value *v = c.found ? &c.val : NULL;")
