@@ -112,14 +112,15 @@ def test_missing_tools_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert "needs a C compiler" in capsys.readouterr().err
 
 
-def _run(target: str, tmp_path: Path, pick: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+def _run(target: str, tmp_path: Path, pick: list[tuple[str, str, str]], jobs: int = 1) -> dict[tuple[str, str, str],
+                                                                                               str]:
     """Status of each picked mutant, named (operator, text in its line, replacement)."""
     prog = load_program(SPEC).program
 
     def chosen(m: Mutant) -> bool:
         return any(m.operator == op and text in m.line_before and m.replacement == repl for op, text, repl in pick)
 
-    run = mutate(SPEC, prog, target, generate(prog, seed=0).vectors, tmp_path, select=chosen)
+    run = mutate(SPEC, prog, target, generate(prog, seed=0).vectors, tmp_path, select=chosen, jobs=jobs)
     out: dict[tuple[str, str, str], str] = {}
     for r in run.results:
         for op, text, repl in pick:
@@ -134,7 +135,7 @@ def test_nic_verdict_flip_is_killed_and_identical_code_is_equivalent(tmp_path: P
     killed = ("verdict", "case MATCH_EXACT_ACTION_drop: c->verdict = MATCH_EXACT_DROP", "MATCH_EXACT_TO_HOST")
     # every parser error returns DROP: which error code the truncation check stores compiles to the same code
     same = ("constant", "{ err = 1; goto parse_error; }", "2")
-    got = _run("nic", tmp_path, [killed, same])
+    got = _run("nic", tmp_path, [killed, same], jobs=2)  # two slots built and run at once
     assert got == {killed: "killed", same: "equivalent"}
 
 
