@@ -112,8 +112,10 @@ def test_missing_tools_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert "needs a C compiler" in capsys.readouterr().err
 
 
-def _run(target: str, tmp_path: Path, pick: list[tuple[str, str, str]], jobs: int = 1) -> dict[tuple[str, str, str],
-                                                                                               str]:
+Site = tuple[str, str, str]  # (operator, text in the site's line, replacement)
+
+
+def _run(target: str, tmp_path: Path, pick: list[Site], jobs: int = 1) -> dict[Site, str]:
     """Status of each picked mutant, named (operator, text in its line, replacement)."""
     prog = load_program(SPEC).program
 
@@ -121,7 +123,7 @@ def _run(target: str, tmp_path: Path, pick: list[tuple[str, str, str]], jobs: in
         return any(m.operator == op and text in m.line_before and m.replacement == repl for op, text, repl in pick)
 
     run = mutate(SPEC, prog, target, generate(prog, seed=0).vectors, tmp_path, select=chosen, jobs=jobs)
-    out: dict[tuple[str, str, str], str] = {}
+    out: dict[Site, str] = {}
     for r in run.results:
         for op, text, repl in pick:
             if r.mutant.operator == op and text in r.mutant.line_before and r.mutant.replacement == repl:
