@@ -211,7 +211,8 @@ def _operand_end(tok: Token | None) -> bool:
 
 
 def _type_brackets(code: list[Token]) -> set[int]:
-    """Indexes of `<`/`>` tokens that are P4 type brackets (`bit<16>`, `register<bit<32>>`), not comparisons."""
+    """Indexes of the tokens of P4 type brackets (`bit<16>`, `register<bit<32>>`): not comparisons, and widths
+    that only change a type (p4c rejects most such mutants, or they shift a header's layout)."""
     skip: set[int] = set()
     for i, tok in enumerate(code):
         if tok.text != "<" or i == 0 or code[i - 1].text not in P4_TYPE_BRACKETS or i in skip:
@@ -221,11 +222,10 @@ def _type_brackets(code: list[Token]) -> set[int]:
             t = code[j].text
             if t == "<":
                 depth += 1
-                skip.add(j)
             elif t in (">", ">>"):
                 depth -= len(t)
-                skip.add(j)
                 if depth <= 0:
+                    skip.update(range(i, j + 1))  # the brackets and the widths inside: a type, not behaviour
                     break
             elif t in (";", "{", ")"):
                 break
@@ -329,6 +329,8 @@ def find_mutants(text: str, file: str, lang: str, prog_name: str) -> list[Mutant
             elif t in ("+=", "-="):
                 sites.add("arithmetic", tok.start, tok.end, "-=" if t == "+=" else "+=")
         elif tok.kind == "number":
+            if i in brackets:
+                continue
             line = _line_of(text, tok.start)
             if skip_decl_lines.search(line) or (prev is not None and prev.text in ("[", "aligned")):
                 continue  # map definitions, attributes, array sizes: layout, not behaviour
