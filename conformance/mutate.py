@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -602,7 +603,11 @@ def format_report(run: MutationRun) -> list[str]:
     ]
     survivors = [r for r in run.results if r.status == "survived"]
     if survivors:
-        lines.append(f"survivors ({len(survivors)}):")
+        # where they cluster says which kind of vector is missing: a table's delete path, the constant entries
+        # (`_init`), one parser state
+        by_function = Counter(r.mutant.function or "(outside functions)" for r in survivors)
+        ranked = sorted(by_function.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(f"survivors ({len(survivors)}), by function: " + ", ".join(f"{f} {n}" for f, n in ranked))
     for r in survivors:
         m = r.mutant
         origin = f"  <- {m.origin}" if m.origin else ""

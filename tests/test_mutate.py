@@ -93,7 +93,7 @@ def test_report_lists_every_survivor_with_its_place_and_spec_line() -> None:
     text = "\n".join(format_report(run))
     assert "mutation score: 50.0% (1/2)" in text
     assert f"demo.c:{ms[1].line}:{ms[1].column}: {ms[1].operator}" in text
-    assert "<- demo.yaml:15" in text
+    assert "<- demo.yaml:15" in text and "survivors (1), by function: f 1" in text
     assert run.to_json()["counts"] == {"killed": 1, "survived": 1, "equivalent": 1, "stillborn": 1}
 
 
