@@ -1,18 +1,23 @@
-"""XDP target benchmark: c3po's generated programs against hand-written, tuned XDP C of the same behaviour,
-measured in the same run: the router (spec/examples/router.yaml vs benchmarks/handwritten/xdp_router.c), a
-priority ACL (the spec below vs benchmarks/handwritten/xdp_acl.c) and the VXLAN gateway
-(spec/examples/vxlan_gateway.yaml vs benchmarks/handwritten/xdp_vxlan.c: encapsulation, decapsulation, FDB).
+"""XDP target benchmark: c3po's generated programs against two hand-written XDP programs of the same behaviour
+each, all measured in the same run: the router (spec/examples/router.yaml), a priority ACL (the spec below) and
+the VXLAN gateway (spec/examples/vxlan_gateway.yaml: encapsulation, decapsulation, FDB). The hand-written ones:
+- benchmarks/handwritten/xdp_router.c, xdp_acl.c, xdp_vxlan.c: idiomatic XDP on the kernel's map types
+  (LPM_TRIE, HASH, ARRAY scanned by a loop) -- the issue 4 baselines;
+- benchmarks/handwritten/xdp_router_best.c, xdp_acl_best.c, xdp_vxlan_best.c: the best structures we know
+  (multibit tries and cuckoo hashes in .bss, a bit-vector classifier, data and counter in one per-CPU element,
+  header templates) -- the issue 14 baselines. --ablate also times builds of them with one choice switched off.
 
-Before timing, every packet of each mix (and, for VXLAN, frames for each parse error) runs once through both
-programs and the XDP action and the output frame are compared ("same result"); the VXLAN frames carry the spec
-ingress port as the c3po driver's XDP metadata, to both programs.
+Before timing, every packet of each mix (and, for VXLAN, frames for each parse error) runs once through every
+program and the XDP action and the output frame are compared with the generated program's ("same result"); the
+VXLAN frames carry the spec ingress port as the c3po driver's XDP metadata, to every program.
 
 Reports the median ns/packet through BPF_PROG_TEST_RUN over a realistic packet mix (single runs, minus an empty
-program's time; see time_mix), the verifier's "processed N insns" for each object, their ratios (goal: time <=
-1.05, insns <= 1.10), and the driver's conformance throughput (single-packet vectors per second). Needs root,
-clang and libbpf. Method and results: docs/performance.md.
+program's time; see time_mix), the verifier's "processed N insns" for each object, the time ratios generated ÷
+hand-written and generated ÷ best, and the driver's conformance throughput (single-packet vectors per second).
+Needs root, clang and libbpf. Method and results: docs/performance.md.
 
-    .venv/bin/python benchmarks/bench_xdp.py [--trials 9] [--runs 40] [--only VXLAN] [--repeat]
+    .venv/bin/python benchmarks/bench_xdp.py [--trials 9] [--runs 40] [--only VXLAN] [--repeat] [--ablate]
+        [--no-driver-rate]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from conformance.model import ControlState, EntryState, PacketIn  # noqa: E402
 from targets.xdp import compile_object  # noqa: E402
 from targets.xdp.driver import XDP_DROP, XdpDriver  # noqa: E402
 from targets.xdp.libbpf import BpfObject, TestRunner, lib  # noqa: E402
+from targets.xdp.trie import FIRST_NODE, ROOT_BITS, TRIE_NODE, Trie, build  # noqa: E402
 
 ROUTER_MAC = bytes.fromhex("020000000001")
 N_RULES = 32
@@ -148,6 +154,109 @@ def install_handwritten(bpf: BpfObject, v4: list[tuple[int, int]], v6: list[tupl
         put("hw_tx_ports", struct.pack("<I", port), struct.pack("<I", 1))
 
 
+# -- the best hand-written programs' loaders (benchmarks/handwritten/*_best.c) ----------------------------------
+
+M64 = (1 << 64) - 1
+HC1, HC2 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F  # multiply-shift hash constants of the *_best.c programs
+
+
+def put_elem(bpf: BpfObject, name: str, key: bytes, value: bytes) -> None:
+    if lib().bpf_map_update_elem(bpf.map_fd(name), key, value, 0) != 0:
+        raise OSError(f"update {name} failed")
+
+
+def percpu(value: bytes) -> bytes:
+    """A per-CPU map value: the same bytes for every possible CPU (each padded to 8 bytes)."""
+    value += bytes(-len(value) % 8)
+    return value * lib().libbpf_num_possible_cpus()
+
+
+def cuckoo_place(keys: list[int], buckets: int, ways: int, hashes: object) -> dict[int, tuple[int, int]]:
+    """Two-choice cuckoo placement: {key: (bucket, way)}; `hashes(key)` gives the key's two buckets. A key goes
+    to a free way of either bucket, else evicts one (random walk, bounded)."""
+    assert callable(hashes)
+    rng = random.Random(1)
+    table: list[list[int | None]] = [[None] * ways for _ in range(buckets)]
+    for key in keys:
+        cur = key
+        for _ in range(500):
+            b1, b2 = hashes(cur)
+            free = [(b, w) for b in (b1, b2) for w in range(ways) if table[b][w] is None]
+            if free:
+                b, w = free[0]
+                table[b][w] = cur
+                break
+            b, w = rng.choice((b1, b2)), rng.randrange(ways)
+            evicted = table[b][w]
+            assert evicted is not None
+            table[b][w], cur = cur, evicted
+        else:
+            raise RuntimeError("cuckoo table full")
+    return {k: (b, w) for b, row in enumerate(table) for w, k in enumerate(row) if k is not None}
+
+
+def trie_image(routes: dict[tuple[int, int], int], width: int, nodes: int) -> bytes:
+    """A multibit trie (16-bit root, 8-bit strides; the layout of targets/xdp/trie.py) whose leaves hold the
+    routes' results directly: {(prefix, plen): leaf} -> the u32 slot array."""
+    keys = list(routes)
+    mem = memoryview(bytearray((FIRST_NODE + nodes) * 256 * 4)).cast("I")
+    trie = Trie(mem, nodes, width, lambda e: keys[e][1])
+    build(trie, [(p, n, i) for i, (p, n) in enumerate(keys)])
+    free = set(trie.free)
+    leaves = [routes[k] for k in keys]
+    for first in [0, *(n * 256 for n in range(FIRST_NODE, FIRST_NODE + nodes) if n not in free)]:
+        for s in range(first, first + (1 << ROOT_BITS if first == 0 else 256)):
+            v = mem[s]
+            if v and not v & TRIE_NODE:
+                mem[s] = leaves[v - 1]
+    return mem.tobytes()
+
+
+def mac_hashes(bits: int) -> object:
+    return lambda k: (((k & (1 << 48) - 1) * HC1 & M64) >> (64 - bits), ((k & (1 << 48) - 1) * HC2 & M64) >> (64 - bits))
+
+
+def install_router_best(bpf: BpfObject, v4: list[tuple[int, int]], v6: list[tuple[int, int]]) -> None:
+    """benchmarks/handwritten/xdp_router_best.c: the .bss image (router-MAC cuckoo, IPv4 and IPv6 tries whose
+    leaves are kind << 16 | next-hop id), next hops with their counters in one per-CPU element, a DEVMAP; and the
+    kernel maps its ablation builds use instead."""
+    r4: dict[tuple[int, int], int] = {(a, n): 3 << 16 for a, n in [(0, 8), (0x7F000000, 8)]}
+    r4 |= {(0xE0000000, 4): 2 << 16, (0xFFFFFFFF, 32): 2 << 16}
+    r4 |= {(a, n): 1 << 16 | i % N_NH for i, (a, n) in enumerate(v4)}
+    r6: dict[tuple[int, int], int] = {(1, 128): 3 << 16, (0xFE80 << 112, 10): 2 << 16, (0xFF << 120, 8): 2 << 16}
+    r6 |= {(a, n): 1 << 16 | i % N_NH for i, (a, n) in enumerate(v6)}
+    mac = int.from_bytes(ROUTER_MAC, "little")
+    macs = [0] * 256
+    for k, (b, _) in cuckoo_place([mac | 1 << 48], 256, 1, mac_hashes(8)).items():
+        macs[b] = k
+    image = struct.pack("<256Q", *macs) + trie_image(r4, 32, 8192) + trie_image(r6, 128, 2048)
+    put_elem(bpf, ".bss", bytes(4), image)
+    off = 256 * 8
+    for name, size in (("best_map_v4", (256 + 8192) * 1024), ("best_map_v6", (256 + 2048) * 1024)):
+        pairs = memoryview(image[off:off + size]).cast("Q")
+        for i, v in enumerate(pairs):  # the trie in ARRAY maps of slot pairs (BEST_MAP_TRIE): non-zero pairs only
+            if v:
+                put_elem(bpf, name, struct.pack("<I", i), struct.pack("<Q", v))
+        off += size
+    for leaf in {*r4.values(), *r6.values(), 1 << 16}:  # BEST_ENTRY_INDIRECT: entry -> its action and arguments
+        put_elem(bpf, "best_entry_values", struct.pack("<I", leaf), struct.pack("<Q", leaf))
+    for (a, n), leaf in r4.items():
+        put_elem(bpf, "best_lpm_v4", struct.pack("<I", n) + a.to_bytes(4, "big"), struct.pack("<I", leaf))
+    for (a, n), leaf in r6.items():
+        put_elem(bpf, "best_lpm_v6", struct.pack("<I", n) + a.to_bytes(16, "big"), struct.pack("<I", leaf))
+    put_elem(bpf, "best_mac_hash", struct.pack("<Q", mac), b"\x01")
+    be = int.from_bytes(ROUTER_MAC, "big")  # BEST_BUCKET_MAC: the generated program's layout (first bucket, way 0)
+    put_elem(bpf, "best_mac_buckets", struct.pack("<I", (be * HC1 & M64) >> 59), struct.pack("<QII", be, 1, 0)
+             + bytes(48))
+    for i in range(N_NH):
+        nh = struct.pack("<II", 1, i % 4 + 1) + (0x02BB00000000 + i).to_bytes(6, "big") \
+            + (0x02AA00000000 + i).to_bytes(6, "big") + bytes(4 + 16)
+        put_elem(bpf, "best_nexthops", struct.pack("<I", i + 1), percpu(nh))
+        put_elem(bpf, "best_nh_data", struct.pack("<I", i + 1), nh)
+    for port in range(256):
+        put_elem(bpf, "best_tx_ports", struct.pack("<I", port), struct.pack("<I", 1))
+
+
 def acl_scenario(rng: random.Random) -> tuple[list[tuple[int, int, int, int, int, int, str, int]], list[bytes]]:
     rules = []
     for i in range(N_RULES):
@@ -183,6 +292,30 @@ def install_acl_handwritten(bpf: BpfObject, rules: list[tuple[int, int, int, int
         value = struct.pack("<IIIIHHI", s, sm, d, dm, lo, hi, 1 if action == "to_host" else 2)
         if lb.bpf_map_update_elem(bpf.map_fd("hw_acl"), struct.pack("<I", i), value, 0) != 0:
             raise OSError("update hw_acl failed")
+
+
+def install_acl_best(bpf: BpfObject, rules: list[tuple[int, int, int, int, int, int, str, int]]) -> None:
+    """benchmarks/handwritten/xdp_acl_best.c: per address byte and per port, the bit vector of the rules (ranked
+    by priority) that accept it; the permit mask; and the rule list its BEST_LINEAR build scans."""
+    ranked = sorted(rules, key=lambda r: -r[7])
+    src, dst = [[0] * 256 for _ in range(4)], [[0] * 256 for _ in range(4)]
+    port, permit, linear = [0] * 65536, 0, b""
+    for i, (s, sm, d, dm, lo, hi, action, _) in enumerate(ranked):
+        bit = 1 << i
+        for j in range(4):
+            sh = 24 - 8 * j
+            for b in range(256):
+                if b & (sm >> sh & 0xFF) == s >> sh & 0xFF:
+                    src[j][b] |= bit
+                if b & (dm >> sh & 0xFF) == d >> sh & 0xFF:
+                    dst[j][b] |= bit
+        for p in range(lo, hi + 1):
+            port[p] |= bit
+        permit |= bit if action == "to_host" else 0
+        linear += struct.pack("<QQHHI", sm << 32 | dm, s << 32 | d, lo, hi - lo, action == "to_host")
+    image = b"".join(struct.pack("<256Q", *t) for t in src + dst) + struct.pack("<65536Q", *port)
+    image += struct.pack("<QII", permit, len(ranked), 0) + linear + bytes(24 * (64 - len(ranked)))
+    put_elem(bpf, ".bss", bytes(4), image)
 
 
 def port_meta(port: int) -> bytes:
@@ -297,6 +430,63 @@ def install_vxlan_handwritten(bpf: BpfObject, fdb: list[FdbEntry]) -> None:
         put("hw_tx_ports", struct.pack("<I", port), struct.pack("<I", 1))
 
 
+def crc16_arc(data: bytes, crc: int = 0) -> int:
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = crc >> 1 ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def install_vxlan_best(bpf: BpfObject, fdb: list[FdbEntry]) -> None:
+    """benchmarks/handwritten/xdp_vxlan_best.c: the .bss image (local-VTEP cuckoo, port -> VNI array, the
+    16-bit CRC table, the FDB cuckoo) and one per-CPU element per FDB entry: action, port, outer-header template,
+    its IPv4 partial checksum and the CRC of its MAC, beside the entry's counter."""
+    vtep = [0] * 64
+    tags = [int.from_bytes(a.to_bytes(4, "big"), "little") | 1 << 32 for a in VTEP_LOCAL]
+    for tag, (b, _) in cuckoo_place(tags, 64, 1, lambda t: (((t & M64 >> 32) * HC1 & M64) >> 58,
+                                                            ((t & M64 >> 32) * HC2 & M64) >> 58)).items():
+        vtep[b] = tag
+    port_vni = [0] * 65536
+    for p in range(1, 9):
+        port_vni[p] = 5000 + p % N_VNI | 1 << 31
+    tab8 = [crc16_arc(bytes([b])) for b in range(256)]
+    t16 = []
+    for v in range(65536):
+        r = v >> 8 ^ tab8[v & 0xFF]
+        t16.append(r >> 8 ^ tab8[r & 0xFF])
+    keys: dict[tuple[int, int], int] = {}
+    for i, (vni, mac, _, _) in enumerate(fdb):
+        keys[int.from_bytes(mac.to_bytes(6, "big"), "little") | (vni & 0xFFFF) << 48, vni >> 16 | 0x100] = i + 1
+    klist = list(keys)
+
+    def hashes(j: int) -> tuple[int, int]:
+        k0, k1 = klist[j]
+        x = (k0 + k1 * HC2) & M64
+        return (x * HC1 & M64) >> 49, (x * HC2 & M64) >> 49
+
+    slots = bytearray(32768 * 4 * 16)
+    for j, (b, w) in cuckoo_place(list(range(len(klist))), 32768, 4, hashes).items():
+        struct.pack_into("<QII", slots, (b * 4 + w) * 16, *klist[j], keys[klist[j]])
+    image = struct.pack("<64Q", *vtep) + struct.pack("<65536I", *port_vni) + struct.pack("<65536H", *t16) + slots \
+        + struct.pack("<256H", *tab8)
+    put_elem(bpf, ".bss", bytes(4), image)
+    codes = {"to_local": 1, "to_remote": 2, "to_host": 3, "drop": 4}
+    for i, (vni, mac, action, args) in enumerate(fdb):
+        port, src, dst, smac, dmac = (*args, 0, 0, 0, 0, 0)[:5]
+        ip = struct.pack("!BBHHHBBHII", 0x45, 0, 0, 0, 0x4000, 64, 17, 0, src, dst)
+        hdr = dmac.to_bytes(6, "big") + smac.to_bytes(6, "big") + b"\x08\x00" + ip \
+            + struct.pack("!HHHHII", 0, 4789, 0, 0, 0x08000000, vni << 8)
+        value = struct.pack("<QQIIIHH", 0, 0, codes[action], port, sum(struct.unpack("<10H", ip)),
+                            crc16_arc(mac.to_bytes(6, "big") + bytes(8)), 0) + hdr + bytes(6)
+        put_elem(bpf, "best_fdb", struct.pack("<I", i + 1), percpu(value))
+        put_elem(bpf, "best_fdb_data", struct.pack("<I", i + 1), value)  # the ablations' maps
+        put_elem(bpf, "best_fdb_hash", struct.pack("<I", vni) + mac.to_bytes(6, "big") + bytes(2),
+                 struct.pack("<I", i + 1))
+    for port in range(256):
+        put_elem(bpf, "best_tx_ports", struct.pack("<I", port), struct.pack("<I", 1))
+
+
 EMPTY_XDP = """#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 char LICENSE[] SEC("license") = "GPL";
@@ -353,20 +543,24 @@ def outcome(run: tuple[int, bytes, int]) -> tuple[int, bytes]:
     return run[0], b"" if run[0] == XDP_DROP else run[1]
 
 
-def compare(gen: BpfObject, hw: BpfObject, empty: BpfObject, mix: list[Frame], extra: list[Frame], trials: int,
-            runs: int) -> dict[str, float]:
-    g_run, h_run, e_run = TestRunner(gen.prog_fd), TestRunner(hw.prog_fd), TestRunner(empty.prog_fd)
+def compare(gen: BpfObject, others: list[BpfObject], empty: BpfObject, mix: list[Frame], extra: list[Frame],
+            trials: int, runs: int) -> dict[str, list[float]]:
+    """Net ns/packet of the generated program and of each of `others` (the hand-written programs), all timed in
+    the same time_mix turns with the empty program, and how many frames each of `others` treats as the generated
+    program does."""
+    g_run, e_run = TestRunner(gen.prog_fd), TestRunner(empty.prog_fd)
+    o_runs = [TestRunner(o.prog_fd) for o in others]
     checked = mix + extra
-    same = sum(outcome(g_run.run(f, meta)) == outcome(h_run.run(f, meta)) for meta, f in checked)
-    g_times, h_times, e_times = [], [], []
+    want = [outcome(g_run.run(f, meta)) for meta, f in checked]
+    same = [float(sum(outcome(r.run(f, meta)) == w for (meta, f), w in zip(checked, want, strict=True)))
+            for r in o_runs]
+    times: list[list[float]] = [[] for _ in range(len(others) + 2)]
     for _ in range(trials):
-        g, h, e = time_mix([g_run, h_run, e_run], mix, runs)
-        g_times.append(g)
-        h_times.append(h)
-        e_times.append(e)
-    base = statistics.median(e_times)
-    return {"same": same, "checked": len(checked), "g_ns": statistics.median(g_times) - base, "h_ns": statistics.median(h_times) - base,
-            "base_ns": base, "g_insns": gen.insns_processed or 0, "h_insns": hw.insns_processed or 0}
+        for t, x in zip(times, time_mix([g_run, *o_runs, e_run], mix, runs), strict=True):
+            t.append(x)
+    base = statistics.median(times[-1])
+    return {"ns": [statistics.median(t) - base for t in times[:-1]], "base_ns": [base], "same": same,
+            "checked": [float(len(checked))], "insns": [float(b.insns_processed or 0) for b in [gen, *others]]}
 
 
 def repeat_times(runners: list[TestRunner], mix: list[Frame], repeat: int = 1000, calls: int = 3) -> tuple[int, list[float]]:
@@ -382,10 +576,22 @@ def repeat_times(runners: list[TestRunner], mix: list[Frame], repeat: int = 1000
     return len(kept), [t / max(len(kept), 1) for t in totals]
 
 
-def row(name: str, r: dict[str, float]) -> list[str]:
-    return [f"| {name} | {r['g_ns']:.1f} | {r['h_ns']:.1f} | {r['g_ns'] / r['h_ns']:.3f} | {r['base_ns']:.1f} | "
-            f"{int(r['g_insns'])} | {int(r['h_insns'])} | {r['g_insns'] / max(r['h_insns'], 1):.3f} | "
-            f"{int(r['same'])}/{int(r['checked'])} |"]
+def row(name: str, r: dict[str, list[float]]) -> str:
+    """generated, hand-written (kernel maps), best hand-written: ns, ratios, insns, same-result counts."""
+    (g, h, b), (gi, hi, bi), n = r["ns"][:3], r["insns"][:3], int(r["checked"][0])
+    return (f"| {name} | {g:.1f} | {h:.1f} | {b:.1f} | {g / h:.3f} | **{g / b:.2f}** | {r['base_ns'][0]:.1f} | "
+            f"{int(gi)} | {int(hi)} | {int(bi)} | {int(r['same'][0])}/{n} | {int(r['same'][1])}/{n} |")
+
+
+# The best router with every choice the generated router makes differently switched off (with the same structures).
+GENERATED_LIKE = "BEST_MAP_TRIE,BEST_ENTRY_INDIRECT,BEST_STATE_RECORD,BEST_SPLIT_COUNTER,BEST_DEVMAP_HASH,BEST_BUCKET_MAC"
+
+
+def variant_source(work: Path, src: Path, defines: str) -> Path:
+    """A build of `src` with some BEST_* switches defined (its ablations)."""
+    out = work / f"{src.stem}_{defines.replace(',', '_').lower()}.c"
+    out.write_text("".join(f"#define {d}\n" for d in defines.split(",")) + f'#include "{src}"\n', encoding="utf-8")
+    return out
 
 
 def main() -> int:
@@ -396,6 +602,10 @@ def main() -> int:
     ap.add_argument("--repeat", action="store_true",
                     help="also time the packets the programs leave unchanged with BPF_PROG_TEST_RUN repeat "
                          "(steadier; about 20 s more per program)")
+    ap.add_argument("--ablate", action="store_true",
+                    help="also time builds of the best programs with one choice switched off each (BEST_* in "
+                         "benchmarks/handwritten/*_best.c), in the same runs")
+    ap.add_argument("--no-driver-rate", action="store_true", help="skip the driver throughput measurement")
     args = ap.parse_args()
     rng = random.Random(2026)
     v4, v6, router_frames = scenario(rng)
@@ -408,64 +618,95 @@ def main() -> int:
         work = Path(tmp)
         acl_spec = work / "acl_bench.yaml"
         acl_spec.write_text(ACL_SPEC.format(p=os.path.relpath(ROOT / "spec" / "protocols", work)), encoding="utf-8")
-        cases = [  # (name, spec, control state, hand-written source, its loader, mix, frames only compared)
-            ("router (router.yaml vs xdp_router.c)", ROOT / "spec/examples/router.yaml", control(v4, v6),
-             hand / "xdp_router.c", lambda b: install_handwritten(b, v4, v6), mix, []),
-            ("ACL (acl_bench vs xdp_acl.c)", acl_spec, acl_control(rules), hand / "xdp_acl.c",
-             lambda b: install_acl_handwritten(b, rules), acl_mix, []),
-            ("VXLAN gateway (vxlan_gateway.yaml vs xdp_vxlan.c)", ROOT / "spec/examples/vxlan_gateway.yaml",
-             vxlan_control(fdb), hand / "xdp_vxlan.c", lambda b: install_vxlan_handwritten(b, fdb), vxlan_mix,
-             vxlan_edge_frames(fdb)),
+        cases = [  # (name, spec, control state, hand-written source, its loader, best hand-written source, its
+            # loader, the best program's ablation switches, mix, frames only compared)
+            ("router (router.yaml vs xdp_router.c, xdp_router_best.c)", ROOT / "spec/examples/router.yaml",
+             control(v4, v6), hand / "xdp_router.c", lambda b: install_handwritten(b, v4, v6),
+             hand / "xdp_router_best.c", lambda b: install_router_best(b, v4, v6),
+             ["BEST_KERNEL_LPM", "BEST_HASH_MAC", "BEST_SPLIT_COUNTER", "BEST_DEVMAP_HASH", "BEST_MAP_TRIE",
+              "BEST_ENTRY_INDIRECT", "BEST_STATE_RECORD", "BEST_BUCKET_MAC", GENERATED_LIKE], mix, []),
+            ("ACL (acl_bench vs xdp_acl.c, xdp_acl_best.c)", acl_spec, acl_control(rules), hand / "xdp_acl.c",
+             lambda b: install_acl_handwritten(b, rules), hand / "xdp_acl_best.c",
+             lambda b: install_acl_best(b, rules), ["BEST_LINEAR"], acl_mix, []),
+            ("VXLAN gateway (vxlan_gateway.yaml vs xdp_vxlan.c, xdp_vxlan_best.c)",
+             ROOT / "spec/examples/vxlan_gateway.yaml", vxlan_control(fdb), hand / "xdp_vxlan.c",
+             lambda b: install_vxlan_handwritten(b, fdb), hand / "xdp_vxlan_best.c",
+             lambda b: install_vxlan_best(b, fdb),
+             ["BEST_HASH_FDB", "BEST_SPLIT_COUNTER", "BEST_BYTE_CRC", "BEST_STATE_RECORD",
+              "BEST_SPLIT_COUNTER,BEST_BYTE_CRC,BEST_STATE_RECORD"], vxlan_mix, vxlan_edge_frames(fdb)),
         ]
         compile_object_from_text(EMPTY_XDP, work / "empty.c")
         empty = BpfObject(work / "empty.o")
         rows: list[str] = []
         rates: list[str] = []
         repeats: list[str] = []
-        for n, (name, spec, state, src, load, frames, extra) in enumerate(cases):
+        ablations: list[str] = []
+        for n, (name, spec, state, src, load, best_src, best_load, switches, frames, extra) in enumerate(cases):
             if args.only.lower() not in name.lower():
                 continue
             drv = XdpDriver()
-            hw: BpfObject | None = None
+            objs: list[BpfObject] = []
             try:
                 drv.open(load_program(spec).program, work / f"gen{n}")
                 drv.install(state)
                 assert drv.bpf is not None
-                compile_object(src, work / f"hw{n}.o")
-                hw = BpfObject(work / f"hw{n}.o")
-                load(hw)
-                rows += row(name, compare(drv.bpf, hw, empty, frames, extra, args.trials, args.runs))
+                builds = [(src, load), (best_src, best_load)]
+                builds += [(variant_source(work, best_src, d), best_load) for d in switches if args.ablate]
+                for k, (c_src, c_load) in enumerate(builds):
+                    compile_object(c_src, work / f"hw{n}_{k}.o")
+                    objs.append(BpfObject(work / f"hw{n}_{k}.o"))
+                    c_load(objs[-1])
+                r = compare(drv.bpf, objs, empty, frames, extra, args.trials, args.runs)
+                rows.append(row(name, r))
+                short = name.split(" (")[0]
+                for d, ns, same, insns in zip(switches if args.ablate else [], r["ns"][3:], r["same"][2:],
+                                              r["insns"][3:], strict=True):
+                    label = f"all of {d.replace('BEST_', '').replace(',', ', ')}" if "," in d else d
+                    ablations.append(f"| {short} | {label} | {ns:.1f} | {ns - r['ns'][2]:+.1f} | {int(insns)} | "
+                                     f"{int(same)}/{int(r['checked'][0])} |")
                 if args.repeat:
-                    n_kept, (g, h, e) = repeat_times([TestRunner(drv.bpf.prog_fd), TestRunner(hw.prog_fd),
-                                                      TestRunner(empty.prog_fd)], frames)
-                    repeats.append(f"| {name.split(' (')[0]} | {n_kept}/{len(frames)} | {g - e:.2f} | {h - e:.2f} | "
-                                   f"{(g - e) / max(h - e, 1e-9):.3f} |")
-                rates.append(f"{name.split(' (')[0]} {driver_rate(drv, frames):,.0f}")
+                    n_kept, (g, h, b, e) = repeat_times([TestRunner(drv.bpf.prog_fd), TestRunner(objs[0].prog_fd),
+                                                         TestRunner(objs[1].prog_fd), TestRunner(empty.prog_fd)],
+                                                        frames)
+                    repeats.append(f"| {short} | {n_kept}/{len(frames)} | {g - e:.2f} | {h - e:.2f} | {b - e:.2f} | "
+                                   f"{(g - e) / max(h - e, 1e-9):.3f} | {(g - e) / max(b - e, 1e-9):.3f} |")
+                if not args.no_driver_rate:
+                    rates.append(f"{short} {driver_rate(drv, frames):,.0f}")
             finally:
-                if hw is not None:
-                    hw.close()
+                for o in objs:
+                    o.close()
                 drv.close()
         empty.close()
     print(f"median of {args.trials} trials, {args.runs} single runs per packet, over 200-packet mixes, minus an "
           "empty XDP program timed alike (the harness's own cost per run, 'empty ns'); router: 60% IPv4 routed, "
           f"20% IPv6 routed, 20% to host, {N_V4}+{N_V6} routes; ACL: {N_RULES} ternary/range rules, 75% hitting one; "
           f"VXLAN: {N_VNI * N_MACS} FDB entries, 45% encapsulated, 30% decapsulated, 10% bridged locally, "
-          "15% to host or dropped")
+          "15% to host or dropped. hand-written: the kernel-map baselines (xdp_*.c); best: the best structures we "
+          "know (xdp_*_best.c)")
     print()
-    print("| program | generated ns/pkt | hand-written ns/pkt | time ratio | empty ns | generated insns "
-          "| hand-written insns | insns ratio | same result |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| program | generated ns/pkt | hand-written ns/pkt | best ns/pkt | gen ÷ hand-written | gen ÷ best "
+          "| empty ns | generated insns | hand-written insns | best insns | same (hand-written) | same (best) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
+    if ablations:
+        print()
+        print("the best programs with one choice switched off (same runs): ns/pkt, and its cost against the best")
+        print()
+        print("| program | switched off | ns/pkt | vs best | insns | same |")
+        print("|---|---|---:|---:|---:|---:|")
+        print("\n".join(ablations))
     if repeats:
         print()
         print("packets the programs leave unchanged, BPF_PROG_TEST_RUN repeat 1000 (median of 3 calls), minus the "
               "empty program:")
         print()
-        print("| program | packets | generated ns/pkt | hand-written ns/pkt | time ratio |")
-        print("|---|---:|---:|---:|---:|")
+        print("| program | packets | generated ns/pkt | hand-written ns/pkt | best ns/pkt | gen ÷ hand-written "
+              "| gen ÷ best |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         print("\n".join(repeats))
-    print()
-    print(f"driver: single-packet vectors/s (goal >= 50,000): {'; '.join(rates)}")
+    if rates:
+        print()
+        print(f"driver: single-packet vectors/s (goal >= 50,000): {'; '.join(rates)}")
     return 0
 
 
