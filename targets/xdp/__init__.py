@@ -131,12 +131,15 @@ class XdpTarget(Target):
 
 # Map types the kernel allocates once per possible CPU (include/uapi/linux/bpf.h).
 PERCPU_MAP_TYPES = {5: "percpu hash", 6: "percpu array", 10: "lru percpu hash"}
+# Arrays store no keys, and the kernel rounds each element up to 8 bytes (a trie's u32 slots come in pairs).
+ARRAY_MAP_TYPES = {2: "array", 6: "percpu array"}
 
 
 def map_footprint(obj: Path) -> tuple[int | None, list[str]]:
-    """The maps' memory as the object declares them: (key + value) x max_entries each, x the possible CPUs of this
-    machine for per-CPU maps (the kernel allocates a value per CPU); hash and LPM maps at their maximum (their
-    entries are allocated as they are added). Read with libbpf from the ELF, nothing loaded."""
+    """The maps' memory as the object declares them: (key + value) x max_entries each (arrays: the value rounded up
+    to 8 bytes, no key), x the possible CPUs of this machine for per-CPU maps (the kernel allocates a value per
+    CPU); hash and LPM maps at their maximum (their entries are allocated as they are added). Read with libbpf
+    from the ELF, nothing loaded."""
     import ctypes
 
     from .libbpf import lib
@@ -163,10 +166,13 @@ def map_footprint(obj: Path) -> tuple[int | None, list[str]]:
             name = lb.bpf_map__name(m).decode()
             kind, entries = lb.bpf_map__type(m), lb.bpf_map__max_entries(m)
             key, value = lb.bpf_map__key_size(m), lb.bpf_map__value_size(m)
-            size = (key + value) * entries * (cpus if kind in PERCPU_MAP_TYPES else 1)
+            array = kind in ARRAY_MAP_TYPES
+            elem = -(-value // 8) * 8 if array else key + value
+            size = elem * entries * (cpus if kind in PERCPU_MAP_TYPES else 1)
             if not name.startswith("."):  # .rodata/.bss: the program's constants, not state
                 per_cpu = f" x {cpus} CPUs" if kind in PERCPU_MAP_TYPES else ""
-                notes.append(f"map {name}: {size:,} bytes ({entries} entries x ({key} + {value}) bytes{per_cpu})")
+                shape = f"{elem} bytes" if array else f"({key} + {value}) bytes"
+                notes.append(f"map {name}: {size:,} bytes ({entries} entries x {shape}{per_cpu})")
             total += size
             m = lb.bpf_object__next_map(handle, m)
     finally:

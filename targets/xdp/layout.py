@@ -23,8 +23,9 @@ from c3po_compiler import ir
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
 # A multibit trie: a 16-bit root (65,536 slots) then nodes of 256 slots (8 bits per level). Unless the spec says
-# how many nodes, a table gets one per 8 entries of its size (bounded): a /24 IPv4 route needs at most 1 node of
-# its own, a /48 IPv6 route at most 4, and routes share nodes where their prefixes do.
+# how many nodes, a table gets one per entry of its size (bounded): a route of a realistic global table needs
+# about one (a /24 whose /16 holds no other route needs a node of its own, a /25../32 two; a /48 IPv6 route at
+# most 4), and routes share nodes where their prefixes cluster (benchmarks/bench_tables.py measured both).
 TRIE_ROOT_BITS = 16
 TRIE_STRIDE = 8
 TRIE_MIN_NODES = 64
@@ -42,7 +43,7 @@ def trie_nodes(t: ir.Table) -> int:
         kind = "multibit_trie" if one and t.keys[0].width % 8 == 0 and 16 <= t.keys[0].width <= 128 else ""
     if kind != "multibit_trie":
         return 0
-    return t.impl.nodes or max(TRIE_MIN_NODES, min(TRIE_MAX_NODES, t.size // 8))
+    return t.impl.nodes or max(TRIE_MIN_NODES, min(TRIE_MAX_NODES, t.size))
 
 
 def cuckoo_buckets(t: ir.Table, kind: str) -> int:
