@@ -100,8 +100,10 @@ def _strip_source_info(node: Any) -> Any:
 
 
 def bmv2_code_hash(bmv2: Path, p4info: Path) -> str:
-    """BMv2 JSON without its source_info (file, line and the source text of each object) plus the P4Info."""
+    """BMv2 JSON without its source_info (file, line and the source text of each object) and without the source's
+    path (`program`), plus the P4Info."""
     doc = _strip_source_info(json.loads(bmv2.read_text(encoding="utf-8")))
+    doc.pop("program", None)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode() + p4info.read_bytes()).hexdigest()
 
 

@@ -179,3 +179,21 @@ def test_equivalence_ignores_debug_information(tmp_path: Path) -> None:
         subprocess.run(["gcc", "-O2", "-g", "-c", str(src), "-o", str(obj)], check=True)
         objs.append(elf_code_hash(obj))
     assert objs[0] == objs[1] != objs[2]
+
+
+def test_p4_equivalence_ignores_source_paths_and_lines(tmp_path: Path) -> None:
+    from conformance.mutate import bmv2_code_hash
+
+    info = tmp_path / "p4info.txtpb"
+    info.write_text("tables {}\n")
+
+    def hashed(name: str, doc: dict[str, object]) -> str:
+        path = tmp_path / name
+        path.write_text(json.dumps(doc))
+        return bmv2_code_hash(path, info)
+
+    action = {"name": "drop", "primitives": [{"op": "mark_to_drop"}]}
+    a = hashed("a.json", {"program": "/a/x.p4", "actions": [{**action, "source_info": {"line": 3}}]})
+    b = hashed("b.json", {"program": "/b/x.p4", "actions": [{**action, "source_info": {"line": 9}}]})
+    c = hashed("c.json", {"program": "/a/x.p4", "actions": [{"name": "drop", "primitives": []}]})
+    assert a == b != c
