@@ -9,6 +9,7 @@ running Python without LD_PRELOAD games, and a separate process turns any findin
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import os
 import shutil
@@ -261,7 +262,8 @@ class Harness:
                 self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
-                f.close()
+                with contextlib.suppress(OSError):  # a harness that died leaves a broken pipe to flush
+                    f.close()
 
 
 def max_growth(prog: ir.Program) -> int:
