@@ -140,6 +140,10 @@ def load(prog: ir.Program, record: registry.Record, workdir: Path) -> XdpDatapla
     if why:
         raise DataplaneUnavailable(why)
     mode = record.mode or "auto"
+    for p in record.ports:
+        if p.port >= L.TX_PORTS:
+            raise ControlError(f"port {p.port} cannot be mapped: the xdp target's egress map holds ports 0..{L.TX_PORTS - 1}",
+                               "number the interfaces below 1024 (--port N=IF)")
     if mode not in XDP_FLAGS:
         raise ControlError(f"unknown XDP mode '{mode}'", "modes: native, generic (auto: native where the driver "
                            "supports it)")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from c3po_compiler import ir
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
+TX_PORTS = 1024  # the egress DEVMAP: spec ports 0..1023 can be mapped to devices
 # A multibit trie: a 16-bit root (65,536 slots) then nodes of 256 slots (8 bits per level). Unless the spec says
 # how many nodes, a table gets one per entry of its size (bounded): a route of a realistic global table needs
 # about one (a /24 whose /16 holds no other route needs a node of its own, a /25../32 two; a /48 IPv6 route at

@@ -96,7 +96,7 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
         })
     return {"name": prog.name, "entry": entry_name(prog.name), "tables": tables, "sources": view["sources"],
             "examples": example_commands(prog),
-            "counters": view["counters"], "registers": view["registers"], "split": view["split"]}
+            "counters": view["counters"], "registers": view["registers"], "split": view["split"], "tx_ports": L.TX_PORTS}
 
 
 def _sample(width: int, kind: str) -> str:

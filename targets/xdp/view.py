@@ -126,7 +126,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "parser_errors": errors,
         "layouts": em.layouts,
         "split": split,
-        "linear_inline_max": LINEAR_INLINE_MAX, "linear_chunk": LINEAR_CHUNK,
+        "linear_inline_max": LINEAR_INLINE_MAX, "linear_chunk": LINEAR_CHUNK, "tx_ports": L.TX_PORTS,
         "programs": program_views(prog, parser, errors, split, em.tree),
     }
 
