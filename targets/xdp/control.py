@@ -54,10 +54,10 @@ from dataplane.api import (
 from . import XdpTarget
 from . import layout as L
 from .ctext import entry_name
-from .cuckoo import Cuckoo, CuckooFull, slot_bytes
+from .cuckoo import WAYS, Cuckoo, CuckooFull, slot_bytes
 from .libbpf import BpfObject, errno_text, lib
 from .readme import entry_key, linear_entry
-from .trie import Trie, TrieFull, replacement_for
+from .trie import Trie, TrieFull, build, replacement_for
 
 BPFFS = Path("/sys/fs/bpf")
 BPF_XDP = 37  # enum bpf_attach_type
@@ -230,44 +230,57 @@ def lpm_route(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[
     return k.a & (((1 << plen) - 1) << (w - plen)), plen
 
 
-class TrieMaps:
-    """A multibit-trie table's two arrays, mapped into this process (BPF_F_MMAPABLE): the slots the trie walks and
-    the entries' action data by entry index. Writes through the mapping are the program's memory: no syscall
-    per slot, and aligned 4-byte stores are atomic for a packet reading them."""
+class _MappedTable:
+    """A table's lookup array and its action data by entry index, mapped into this process (BPF_F_MMAPABLE).
+    Writes through the mapping are the program's memory: no syscall per slot, and aligned 4- and 8-byte stores
+    are atomic for a packet reading them."""
 
-    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int) -> None:
+    def __init__(self, t: ir.Table, lay: L.TableLayout, array_fd: int, array_bytes: int, tv_fd: int) -> None:
         self.t, self.lay = t, lay
-        page = mmap.PAGESIZE
-        slots = L.trie_slots(lay.trie_nodes)
-        self._tt = mmap.mmap(tt_fd, -(-4 * slots // page) * page)
-        self._tv = mmap.mmap(tv_fd, -(-lay.value_size * t.size // page) * page)
-        self.slots = memoryview(self._tt).cast("I")[:slots]
-
-    def trie(self, plen_of: Any) -> Trie:
-        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of)
+        self._array = _mmap(array_fd, array_bytes)
+        self._tv = _mmap(tv_fd, lay.value_size * t.size)
+        self.mem = memoryview(self._array)
 
     def write_value(self, index: int, value: bytes) -> None:
         vs = self.lay.value_size
         self._tv[index * vs:(index + 1) * vs] = value
 
     def close(self) -> None:
-        self.slots.release()
-        self._tt.close()
+        self.mem.release()
+        self._array.close()
         self._tv.close()
+
+
+def _mmap(fd: int, nbytes: int) -> mmap.mmap:
+    return mmap.mmap(fd, -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE)
+
+
+class TrieMaps(_MappedTable):
+    """A multibit-trie table: the u32 slots the trie walks (`tt_<table>`) and the action data (`tv_<table>`)."""
+
+    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int) -> None:
+        slots = L.trie_slots(lay.trie_nodes)
+        super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
+        self.slots = self.mem.cast("I")[:slots]
+
+    def trie(self, plen_of: Any) -> Trie:
+        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of)
+
+    def close(self) -> None:
+        self.slots.release()
+        super().close()
 
 
 def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
     """A whole table image at once (the conformance driver's install): every entry's action data, then the trie
-    rebuilt from empty, shortest prefixes first."""
+    rebuilt from empty (`trie.build`)."""
     plens: dict[int, int] = {}
+    prefixes = []
     for match, index, value in routes:
         maps.write_value(index, value)
-        plens[index] = lpm_route(maps.t, match)[1]
-    trie = maps.trie(plens.__getitem__)
-    trie.reset()
-    for match, index, _ in sorted(routes, key=lambda r: plens[r[1]]):
-        prefix, plen = lpm_route(maps.t, match)
-        trie.insert(prefix, plen, index)
+        prefix, plens[index] = lpm_route(maps.t, match)
+        prefixes.append((prefix, plens[index], index))
+    build(maps.trie(plens.__getitem__), prefixes)
 
 
 def cuckoo_key(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[int, int]:
@@ -278,26 +291,13 @@ def cuckoo_key(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple
     return v & ((1 << 64) - 1), v >> 64
 
 
-class CuckooMaps:
-    """A cuckoo table's bucket array and action data, mapped into this process (see TrieMaps)."""
+class CuckooMaps(_MappedTable):
+    """A cuckoo table: its buckets (`th_<table>`) and the action data (`tv_<table>`)."""
 
     def __init__(self, t: ir.Table, lay: L.TableLayout, th_fd: int, tv_fd: int) -> None:
-        self.t, self.lay = t, lay
-        page = mmap.PAGESIZE
         words = L.key_words(t)
-        size = lay.cuckoo_buckets * 4 * slot_bytes(words)
-        self._th = mmap.mmap(th_fd, -(-size // page) * page)
-        self._tv = mmap.mmap(tv_fd, -(-lay.value_size * t.size // page) * page)
-        self.cuckoo = Cuckoo(memoryview(self._th), lay.cuckoo_buckets, words)
-
-    def write_value(self, index: int, value: bytes) -> None:
-        vs = self.lay.value_size
-        self._tv[index * vs:(index + 1) * vs] = value
-
-    def close(self) -> None:
-        self.cuckoo.mem.release()
-        self._th.close()
-        self._tv.close()
+        super().__init__(t, lay, th_fd, lay.cuckoo_buckets * WAYS * slot_bytes(words), tv_fd)
+        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words)
 
 
 def install_cuckoo(maps: CuckooMaps, entries: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
@@ -420,6 +420,9 @@ class XdpDataplane(Dataplane):
         self._update(self._map("c3po_tx_ports"), port.to_bytes(4, "little"), ifindex.to_bytes(4, "little"))
         self._update(self._map("c3po_ifports"), ifindex.to_bytes(4, "little"), port.to_bytes(4, "little"))
 
+    def _file_lock(self) -> contextlib.AbstractContextManager[object]:
+        return registry.lock(self.name)
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """The registry's file lock; while it is held, what this process read of the tables stays true, so
@@ -431,7 +434,7 @@ class XdpDataplane(Dataplane):
             finally:
                 self._depth -= 1
             return
-        with registry.lock(self.name):
+        with self._file_lock():
             self._depth, self._cache = 1, {}
             try:
                 yield

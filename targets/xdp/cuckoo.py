@@ -146,7 +146,7 @@ class Cuckoo:
             if w is not None:
                 return [(b, w)]
         queue: deque[list[tuple[int, int]]] = deque([[(b, w)] for b in starts for w in range(WAYS)])
-        seen = {b for b in starts}
+        seen = set(starts)
         while queue:
             path = queue.popleft()
             if len(path) > MAX_PATH:

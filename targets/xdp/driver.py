@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 from c3po_compiler import ir
@@ -75,21 +74,8 @@ class DriverTables(XdpDataplane):
     def _fd(self, pin: str) -> int:
         return self.prio_fds[pin.removeprefix("prio_")]
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """What XdpDataplane.locked does (nested calls share one cache of the tables), minus the file lock."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth, self._cache = 1, {}
-        try:
-            yield
-        finally:
-            self._depth, self._cache = 0, None
+    def _file_lock(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()  # the driver's maps are private: no registry lock
 
     def close(self) -> None:
         """The maps belong to the driver's object, the priority arrays to the driver."""

@@ -21,6 +21,7 @@ from . import layout as L
 from . import paths as P
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
+from .cuckoo import C1, C2, C3
 from .deparse import Deparser
 from .tlv import TLV_BUF, option_instances, walkers
 
@@ -820,8 +821,6 @@ class Emitter:
     def cuckoo_lookup(self, out: Lines, t: ir.Table, lay: L.TableLayout, ktr: Translator) -> None:
         """Two buckets of the table's cuckoo hash (targets/xdp/cuckoo.py), 4 slots each, compared in registers:
         the key fields concatenated in key order (the first is the most significant), k0 its low 64 bits."""
-        from .cuckoo import C1, C2, C3
-
         words = L.key_words(t)
         kt = "c3po_u128" if words > 1 else "__u64"
         parts, shift = [], 0

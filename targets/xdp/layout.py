@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from c3po_compiler import ir
 
+from .cuckoo import buckets_for
+
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
 TX_PORTS = 1024  # the egress DEVMAP: spec ports 0..1023 can be mapped to devices
 # A multibit trie: a 16-bit root (65,536 slots) then nodes of 256 slots (8 bits per level). Unless the spec says
@@ -51,8 +53,6 @@ def cuckoo_buckets(t: ir.Table, kind: str) -> int:
     """Buckets of a table built as a cuckoo hash, 0 when it is not one. `auto` picks it for every exact table that
     is not direct and whose keys fit two 64-bit words: two bucket loads against the hash map helper's jhash and
     call (docs/performance.md)."""
-    from .cuckoo import buckets_for
-
     fits = sum(k.width for k in t.keys) <= ir.CUCKOO_MAX_BITS
     if kind != "hash" or not fits or t.impl.kind not in ("auto", "cuckoo"):
         return 0

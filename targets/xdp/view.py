@@ -77,7 +77,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "word_type": "__u32" if lay.word_bytes == 4 else "__u64",
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
             "default": t.default.action, "counter_size": t.size,
-            "trie_slots": L.trie_slots(lay.trie_nodes) if lay.trie_nodes else 0,
+            "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
             "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
             "search": linear_search(t, lay) if lay.kind == "linear" else "",
         })
