@@ -424,9 +424,12 @@ class Entry:
 # How a table is built (`impl:`, docs/spec-reference.md section 6): the lookup structure, named by what it is,
 # not by a target. `auto` lets each target choose by its cost model; a target that has no such structure uses its
 # own and says so. `nodes` sizes a multibit trie (0: the target's default for the table's size).
-TABLE_IMPLS = ("auto", "hash", "cuckoo", "direct", "lpm_trie", "multibit_trie")
+TABLE_IMPLS = ("auto", "hash", "cuckoo", "direct", "lpm_trie", "multibit_trie", "linear", "bit_vector")
 CUCKOO_MAX_BITS = 128  # `cuckoo`: the key fields together, compared as two 64-bit words
 DIRECT_MAX_BITS = 16  # `direct`: the key indexes an array, so at most 65,536 slots
+BITVEC_MAX_ENTRIES = 64  # `bit_vector`: one bit per entry in a 64-bit word
+BITVEC_RANGE_MAX_BITS = 16  # `bit_vector`: a range field's table is indexed by its whole value
+BITVEC_IMAGE_MAX_BYTES = 1 << 20  # `bit_vector`: one image of the per-byte and per-range tables
 
 
 @dataclass

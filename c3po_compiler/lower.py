@@ -784,6 +784,10 @@ class Lowerer:
                                                not 16 <= t.keys[0].width <= 128):
             why = ("'multibit_trie' walks one lpm key of 16 to 128 bits, a whole number of bytes (a 16-bit root, "
                    "then 8 bits per level)")
+        elif impl.kind in ("linear", "bit_vector") and not t.uses_priority:
+            why = f"'{impl.kind}' searches priority tables, and '{t.name}' has no ternary or range key"
+        elif impl.kind == "bit_vector":
+            why = bit_vector_refusal(t)
         if nodes and impl.kind != "multibit_trie":
             why = "'nodes' sizes a multibit trie only"
         if why:
@@ -1137,3 +1141,20 @@ def default_deparse_order(parser: ir.Parser, instances: dict[str, ir.Instance]) 
             if st and st.extract and st.extract not in order:
                 order.append(st.extract)
     return order
+
+
+def bit_vector_refusal(t: ir.Table) -> str:
+    """Why a priority table cannot be a bit-vector classifier ('' when it can): its ranks fit one 64-bit word,
+    its range fields index tables by value, and one image stays within ir.BITVEC_IMAGE_MAX_BYTES."""
+    if t.size > ir.BITVEC_MAX_ENTRIES:
+        return (f"'bit_vector' ranks at most {ir.BITVEC_MAX_ENTRIES} entries (one bit each in a 64-bit word), and "
+                f"'{t.name}' has size {t.size}")
+    wide = [k.text for k in t.keys if k.kind == "range" and k.width > ir.BITVEC_RANGE_MAX_BITS]
+    if wide:
+        return (f"'bit_vector' indexes a table by a range field's whole value, at most "
+                f"{ir.BITVEC_RANGE_MAX_BITS} bits, and {wide[0]} is wider")
+    words = sum((1 << k.width) if k.kind == "range" else 256 * -(-k.width // 8) for k in t.keys)
+    if 8 * words > ir.BITVEC_IMAGE_MAX_BYTES:
+        return (f"'bit_vector' would need {8 * words:,} bytes per image for '{t.name}', more than "
+                f"{ir.BITVEC_IMAGE_MAX_BYTES:,}")
+    return ""

@@ -19,7 +19,7 @@ from c3po_compiler.features import program_features
 
 from .gen_classes import ClassContext, class_vectors
 from .gen_control import condition_atoms, entry_for, param_value, semantics_states
-from .gen_coverage import Coverage, edge_name
+from .gen_coverage import Coverage, PathCoverage, edge_name, path_key
 from .gen_paths import MAX_PATHS, Builder, ParsePath, Rec, enumerate_paths
 from .model import ControlState, Expected, PacketIn, Registers, Vector
 from .tracing import TracingInterpreter, branch_points, infeasible_branches, statement_points
@@ -69,6 +69,10 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
             cov.edges_all.append(edge_name(st.name, None))
     vectors: list[Vector] = []
     names: set[str] = set()
+    # per parse path and per copy of the control (gen_coverage.PathCoverage), once the accepted paths are known;
+    # every emitted vector counts, so the exploration below only adds what no vector reached yet
+    per_path: list[PathCoverage] = []
+    path_results: list[Any] = []
 
     def emit(
         name: str,
@@ -88,6 +92,11 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
         interp.install(control)
         packets = [PacketIn(port, data)] * repeat
         results = interp.run(packets, regs or {})
+        for res in results:
+            if per_path:
+                per_path[0].add(per_path[0].items(res))
+            else:
+                path_results.append(res)
         expected = [Expected.from_result(r) for r in results]
         for exp in expected:
             exp.observations.pop("trace", None)
@@ -191,8 +200,21 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
         for _pid, _path, recs, _d, _s in accepted
     ]
     infeasible = infeasible_branches(prog, header_sets)
+    pc = PathCoverage.of(
+        prog,
+        [
+            ([s.state for s in path.steps], hs - _option_names(prog, recs), _option_names(prog, recs))
+            for hs, (_pid, path, recs, _d, _s) in zip(header_sets, accepted, strict=True)
+        ],
+    )
+    per_path.append(pc)
+    for res in path_results:
+        pc.add(pc.items(res))
 
-    def remaining() -> bool:
+    def remaining(key: str | None = None) -> bool:
+        """Something left to cover (on the parse path `key`: only its own per-path items count then)."""
+        if key is not None and pc.remaining(key):
+            return True
         return any(b not in cov.branches_covered and b not in infeasible for b in cov.branches_all) or any(
             st not in cov.stmts_covered and not stmt_unreachable(st) for st in cov.stmts_all
         )
@@ -216,8 +238,9 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     restarts = [0]
     for phase in (1, 2, 3):
         for pid, path, recs, data, _starts in accepted:
-            if phase >= 2 and not remaining():
-                break
+            key = path_key([s.state for s in path.steps])
+            if phase >= 2 and not remaining(key):
+                continue
             insts = {r.instance for r in recs}
             tlv = any(r.ht.varlen and r.ht.varlen.tlv for r in recs)
             relevant = [a for a in atoms if a[0].split(".", 1)[0] in insts]
@@ -247,7 +270,8 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                         explored += 1
                         interp.install(control)
                         r = interp.run([PacketIn(port, vdata)], regs)[0]
-                        if cov.add(cov.items(r)):
+                        new_struct = cov.add(cov.items(r))
+                        if pc.add(pc.items(r)) or new_struct:
                             suffix = ".".join(label) or "empty"
                             where = "" if port == 1 else f".port{port}"
                             name = f"p{pid:02d}.{vname}{where}.{suffix}"
@@ -290,7 +314,7 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                             explore("no_options", vdata, [1])
             elif phase == 3:
                 for k in range(RESTARTS):
-                    if not remaining() or restarts[0] >= MAX_RESTARTS:
+                    if not remaining(key) or restarts[0] >= MAX_RESTARTS:
                         break
                     restarts[0] += 1
                     vdata = variant((), True, salt=f"/redraw{k}")
@@ -299,7 +323,7 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
             else:
                 for with_options in option_modes:
                     for a1, a2 in itertools.islice(itertools.combinations(relevant, 2), MAX_PAIRS):
-                        if not remaining():
+                        if not remaining(key):
                             break
                         if (a1[0], a1[1]) == (a2[0], a2[1]):
                             continue
@@ -376,7 +400,9 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     for item in cov.stmts_all:
         if item not in cov.stmts_covered and (dead := stmt_unreachable(item)) is not None:
             cov.unreachable_stmts[item] = dead
-    summary = cov.summary()
+    # the per-path parts after the structural ones, before the gap classes
+    summary = {k: v for k, v in cov.summary().items() if not v.get("class")}
+    summary |= pc.summary() | {k: v for k, v in cov.summary().items() if v.get("class")}
     for part in ("table_actions", "branches", "statements"):
         summary[part]["note"] = (
             "'uncovered' items were reached by no packet of any feasible parse path under any "

@@ -53,6 +53,7 @@ from dataplane.api import (
 
 from . import XdpTarget
 from . import layout as L
+from .bitvec import BitVector
 from .ctext import entry_name
 from .cuckoo import WAYS, Cuckoo, CuckooFull, slot_bytes
 from .libbpf import BpfObject, errno_text, lib
@@ -300,6 +301,27 @@ class CuckooMaps(_MappedTable):
         self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words)
 
 
+class BitVecMaps:
+    """A priority table classified by bit vectors: its two images (`tb_<table>`, mapped here). The
+    priority-ordered array `t_<table>` stays the record of the entries."""
+
+    def __init__(self, lay: L.TableLayout, tb_fd: int) -> None:
+        assert lay.bitvec is not None
+        self.lay = lay
+        self._map = _mmap(tb_fd, BitVector.map_bytes(lay.bitvec))
+        self._view = memoryview(self._map)
+        self.bv = BitVector(self._view, lay.bitvec)
+
+    def publish(self, rows: list[tuple[Entry, int]]) -> None:
+        """Rows (entry, entry index) in priority order."""
+        self.bv.publish([(tuple(e.match), L.encode_value(self.lay, e.action, e.args, index)) for e, index in rows])
+
+    def close(self) -> None:
+        self.bv.close()
+        self._view.release()
+        self._map.close()
+
+
 def install_cuckoo(maps: CuckooMaps, entries: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
     """A whole table image at once (the conformance driver's install)."""
     c = maps.cuckoo
@@ -353,6 +375,7 @@ class XdpDataplane(Dataplane):
         self._trie_maps: dict[str, TrieMaps] = {}
         self._cuckoo_maps: dict[str, CuckooMaps] = {}
         self._cuckoo_rows: dict[str, _Rows] = {}  # the rows each cuckoo's slot index was last read with
+        self._bitvec_maps: dict[str, BitVecMaps] = {}
         self._depth = 0
 
     # ---- plumbing
@@ -548,6 +571,21 @@ class XdpDataplane(Dataplane):
             self._cuckoo_rows[tname] = rows
         return maps
 
+    def _bitvec(self, tname: str) -> BitVecMaps | None:
+        """The table's bit-vector maps, None when it is searched linearly."""
+        if self.layouts[tname].bitvec is None:
+            return None
+        maps = self._bitvec_maps.get(tname)
+        if maps is None:
+            maps = self._bitvec_maps[tname] = BitVecMaps(self.layouts[tname], self._map(f"tb_{tname}"))
+        return maps
+
+    def _publish(self, tname: str) -> None:
+        """After the record changed: the classifier's other image rebuilt from it, then made the live one."""
+        maps = self._bitvec(tname)
+        if maps is not None:
+            maps.publish([(e, index) for e, index, _ in self._state(tname).linear])
+
     def _trie(self, tname: str) -> _TrieState:
         """The trie as the kernel holds it, read once per locked operation (it is its own record)."""
         rows = self._state(tname)
@@ -596,6 +634,7 @@ class XdpDataplane(Dataplane):
                 self._update(fd, k.to_bytes(4, "little"), src)
             self._update(fd, pos.to_bytes(4, "little"), linear_entry(lay, list(match), value))
             rows.insert(pos, (new, index, b""))
+            self._publish(table)
             return
         key = entry_key(lay, list(match))
         if lay.trie_nodes:
@@ -641,6 +680,7 @@ class XdpDataplane(Dataplane):
         if lay.kind == "linear":
             self._update(fd, k.to_bytes(4, "little"), linear_entry(lay, list(e.match), value))
             st.linear[k] = row
+            self._publish(table)  # the image holds the values too
         else:
             if lay.trie_nodes:
                 self._trie_maps_of(table).write_value(index, value)
@@ -663,6 +703,7 @@ class XdpDataplane(Dataplane):
                 self._update(fd, s.to_bytes(4, "little"), src)
             self._update(fd, (n - 1).to_bytes(4, "little"), bytes(lay.entry_size))
             del st.linear[k]
+            self._publish(table)
         else:
             if lay.trie_nodes:  # the route goes first: then nothing finds the entry index any more
                 tr = self._trie(table)
@@ -744,7 +785,9 @@ class XdpDataplane(Dataplane):
             maps.close()
         for cmaps in self._cuckoo_maps.values():
             cmaps.close()
-        self._trie_maps, self._cuckoo_maps, self._cuckoo_rows = {}, {}, {}
+        for bmaps in self._bitvec_maps.values():
+            bmaps.close()
+        self._trie_maps, self._cuckoo_maps, self._cuckoo_rows, self._bitvec_maps = {}, {}, {}, {}
         for fd in self.fds.values():
             os.close(fd)
         self.fds, self.map_fds = {}, {}

@@ -37,6 +37,7 @@ from . import SUPPORTS, XdpTarget
 from . import layout as L
 from .control import (
     BPF_MAP_TYPE_ARRAY,
+    BitVecMaps,
     CuckooMaps,
     TrieMaps,
     XdpDataplane,
@@ -137,6 +138,7 @@ class XdpDriver(Driver):
         self.prio_fds: dict[str, int] = {}  # priority arrays of linear tables, created the first time ops come
         self.trie_maps: dict[str, TrieMaps] = {}  # multibit-trie tables' arrays, mapped the first time
         self.cuckoo_maps: dict[str, CuckooMaps] = {}  # cuckoo tables' arrays, alike
+        self.bitvec_maps: dict[str, BitVecMaps] = {}  # bit-vector classifiers' images, alike
         self.counter_index: dict[str, dict[int, int]] = {}  # table -> install index -> index in the image
         self.lo = socket.if_nametoindex("lo")
         self.ifport: int | None = None  # what c3po_ifports[lo] holds
@@ -200,12 +202,17 @@ class XdpDriver(Driver):
             fd = self.bpf.map_fd(f"t_{name}")
             if lay.kind == "linear":
                 order = sorted(range(len(entries)), key=lambda i: (-entries[i][3], i))
+                bmaps = lay.bitvec and (self.bitvec_maps.get(name) or self.bitvec_maps.setdefault(
+                    name, BitVecMaps(lay, self.bpf.map_fd(f"tb_{name}"))))
                 for slot, i in enumerate(order):
                     match, action, args, prio = entries[i]
                     value = L.encode_value(lay, action, args, i)
                     self._update(fd, slot.to_bytes(4, "little"), linear_entry(lay, match, value))
                     if control.ops:  # the table API keeps priorities beside the array (control.py)
                         self._update(self._prio_fd(name), i.to_bytes(4, "little"), prio.to_bytes(4, "little"))
+                if bmaps:  # the classifier beside the record (targets/xdp/bitvec.py)
+                    bmaps.bv.publish([(tuple(entries[i][0]), L.encode_value(lay, entries[i][1], entries[i][2], i))
+                                      for i in order])
                 self.linear_used[name] = len(entries)
             else:
                 seen: set[bytes] = set()
@@ -431,7 +438,9 @@ class XdpDriver(Driver):
                 maps.close()
             for cmaps in getattr(self, "cuckoo_maps", {}).values():
                 cmaps.close()
-            self.trie_maps, self.cuckoo_maps = {}, {}
+            for bmaps in getattr(self, "bitvec_maps", {}).values():
+                bmaps.close()
+            self.trie_maps, self.cuckoo_maps, self.bitvec_maps = {}, {}, {}
             for fd in getattr(self, "prio_fds", {}).values():
                 os.close(fd)
             self.prio_fds = {}

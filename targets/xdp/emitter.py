@@ -19,6 +19,7 @@ from targets.c_bounds import range_cond
 from . import images, keys, tailcall
 from . import layout as L
 from . import paths as P
+from .bitvec import DEBRUIJN, BitVecLayout
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
 from .cuckoo import C1, C2, C3
@@ -691,7 +692,9 @@ class Emitter:
         lay = self.layouts[t.name]
         ktr = tr if fam is None else self.translator(tr.scope.params, fam, exact=True)  # keys: before any action
         out.open(f"{{ /* apply {t.name} ({where(prog, s.loc)}) */")
-        if lay.kind == "linear":
+        if lay.bitvec:
+            self.bitvec_lookup(out, t, lay.bitvec, ktr)
+        elif lay.kind == "linear":
             out.add(f"struct t_{t.name}_ctx c = {{}};")
             for kf in lay.keys:
                 v = ktr.expr(t.keys[kf.index].expr)
@@ -793,6 +796,31 @@ class Emitter:
                 out.add("break;")
                 out.close()
             out.close()
+        out.close()
+
+    def bitvec_lookup(self, out: Lines, t: ir.Table, bv: BitVecLayout, ktr: Translator) -> None:
+        """The bit-vector classifier (bitvec.py): one word per key byte and per range field, ANDed; the lowest set
+        bit is the highest-priority match, and its de Bruijn slot holds that entry's value."""
+        out.add(f"struct t_{t.name}_value *v = NULL;")
+        out.open("{ /* bit-vector classifier: the entries that accept every key byte, the first of them wins */")
+        out.add("__u32 zero = 0;")
+        out.add(f"struct t_{t.name}_bv *bv = bpf_map_lookup_elem(&tb_{t.name}, &zero);")
+        out.open("if (bv) {")
+        out.add(f"struct t_{t.name}_bv_image *im = &bv->img[bv->active & 1]; /* read once: one whole image */")
+        for i, k in enumerate(t.keys):
+            out.add(f"{'c3po_u128' if k.width > 64 else '__u64'} k{i} = {ktr.expr(k.expr)}; /* {k.text} */")
+        terms = []
+        for p in bv.parts:
+            if p.byte < 0:
+                terms.append(f"im->k{p.key}_range[k{p.key} & {const(mask(p.width), 64)}]")
+            else:
+                shift = 8 * (-(-p.width // 8) - 1 - p.byte)
+                word = f"(k{p.key} >> {shift})" if shift else f"k{p.key}"
+                terms.append(f"im->k{p.key}_{p.byte}[(__u64){word} & 0xff]")
+        out.add(f"__u64 m = {' & '.join(terms) or '~0ULL'};")
+        out.add("if (m)")
+        out.add(f"\tv = &im->val[((m & -m) * {DEBRUIJN:#x}ULL) >> 58]; /* the lowest set bit: the first match */")
+        out.close()
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:

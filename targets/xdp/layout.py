@@ -11,7 +11,8 @@ the BPF stack is strictly aligned and packed structs would turn every key store 
   lpm key (reordered so the longest-prefix match runs over the exact keys' full width first).
 - any ternary/range key: a priority-ordered BPF_MAP_TYPE_ARRAY searched linearly; per key one or two words
   (value, mask) or (lo, hi), host order: u32 words when every key fits 32 bits (an IPv4 5-tuple rule then takes
-  40 bytes instead of 64: more rules per cache line), u64 otherwise.
+  40 bytes instead of 64: more rules per cache line), u64 otherwise. Tables of up to 64 entries are classified
+  by bit vectors instead (bitvec.py); the array stays as the control plane's record.
 Values: u32 action id, u32 entry (install) index, then one u64 slot per action parameter (two for wide ones).
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from c3po_compiler import ir
 
+from .bitvec import BitVecLayout, chosen
 from .cuckoo import buckets_for
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
@@ -120,6 +122,7 @@ class TableLayout:
     word_bytes: int = 8  # linear tables: 4 when every key fits 32 bits
     trie_nodes: int = 0  # lpm tables looked up in a multibit trie (0: in the kernel's LPM trie map)
     cuckoo_buckets: int = 0  # exact tables looked up in a cuckoo hash (0: in the kernel's hash map)
+    bitvec: BitVecLayout | None = None  # priority tables classified by bit vectors (None: searched linearly)
 
     @property
     def entry_size(self) -> int:
@@ -193,7 +196,7 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
     return TableLayout(t.name, kind, keys, key_size, slots,
                        {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, trie_nodes(t) if kind == "lpm" else 0,
-                       cuckoo_buckets(t, kind))
+                       cuckoo_buckets(t, kind), chosen(t, 8 + 8 * slots) if kind == "linear" else None)
 
 
 def lpm_prefix_bits(layout: TableLayout, prefix_len: int) -> int:

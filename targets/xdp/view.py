@@ -53,6 +53,9 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     if lay.cuckoo_buckets:
         how = (f"cuckoo hash ({lay.cuckoo_buckets:,} buckets of 4, two multiply-shift hashes), entries recorded in "
                "a hash map")
+    if lay.bitvec:
+        how = (f"bit-vector classifier ({len(lay.bitvec.parts)} tables of match bits, {lay.bitvec.image_bytes:,} bytes "
+               "per image, two images), entries recorded in a priority-ordered array")
     if lay.trie_nodes:
         how = (f"multibit trie ({L.TRIE_ROOT_BITS}-bit root, {L.TRIE_STRIDE} bits per level, {lay.trie_nodes:,} "
                "nodes), entries recorded in an LPM trie map")
@@ -79,7 +82,10 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
             "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
-            "search": linear_search(t, lay) if lay.kind == "linear" else "",
+            "search": ("bitvec" if lay.bitvec else linear_search(t, lay)) if lay.kind == "linear" else "",
+            "bitvec": lay.bitvec and [(f"k{p.key}_{p.byte}" if p.byte >= 0 else f"k{p.key}_range", p.words,
+                                        t.keys[p.key].text + (f", byte {p.byte}" if p.byte >= 0 else ", range"))
+                                       for p in lay.bitvec.parts],
         })
         default_offset += lay.value_size
     registers = []
