@@ -32,15 +32,18 @@ from c3po_compiler.expr import KeyElem
 
 from .gen_control import broad_match, entry_for, param_value
 from .gen_coverage import ClassCoverage
-from .model import ControlOp, ControlState, EntryState
+from .model import ControlOp, ControlState, EntryState, ReplayError, replay
 
-__all__ = ["CLASS", "FILL_LIMIT", "SHAPES", "nic_home_slot", "sequence_vectors"]
+__all__ = ["API_CLASS", "API_SHAPES", "CLASS", "FILL_LIMIT", "SHAPES", "nic_home_slot", "sequence_vectors"]
 
 CLASS = "control_plane_states"
 SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "modify", "priority_tie")
+API_CLASS = "table_api_shapes"
+API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order")
 FILL_LIMIT = 256  # tables filled to their size only up to this many entries
 MAX_TABLES = 12  # tables per program that get sequences
 COLLISION_TRIES = 1 << 20  # candidate keys tried for a NIC home-slot collision
+HOME_TRIES = 1 << 21  # candidate keys tried for the home slots of the table-API shapes
 
 M64 = (1 << 64) - 1
 
@@ -73,6 +76,12 @@ def nic_home_slot(table: ir.Table, match: tuple[KeyElem, ...]) -> int | None:
     template's `t_<t>_hash_entry`), or None for priority tables (a sorted array: nothing hashes)."""
     if table.uses_priority or not table.keys:
         return None
+    plen, values = _hashed_values(table, match)
+    return _hash(table, plen, values) & (nic_capacity(table) - 1)
+
+
+def _hashed_values(table: ir.Table, match: tuple[KeyElem, ...]) -> tuple[int, list[int]]:
+    """What the NIC hash of an entry reads: the LPM key's prefix length and each key's (masked) value."""
     plen = 0
     values = []
     for k, m in zip(table.keys, match, strict=True):
@@ -82,14 +91,16 @@ def nic_home_slot(table: ir.Table, match: tuple[KeyElem, ...]) -> int | None:
             values.append(m.a & mask)
         else:
             values.append(m.a & ((1 << k.width) - 1))
+    return plen, values
+
+
+def _hash(table: ir.Table, plen: int, values: list[int]) -> int:
     if len(table.keys) == 1 and table.keys[0].width <= 56:  # hash_direct
-        h = _fmix(((plen << 56) ^ values[0]) & M64)
-    else:
-        h = plen
-        for k, v in zip(table.keys, values, strict=True):
-            h = _mix(_mix(h, v >> 64), v & M64) if k.width > 64 else _mix(h, v)
-        h = _fmix(h)
-    return h & (nic_capacity(table) - 1)
+        return _fmix(((plen << 56) ^ values[0]) & M64)
+    h = plen
+    for k, v in zip(table.keys, values, strict=True):
+        h = _mix(_mix(h, v >> 64), v & M64) if k.width > 64 else _mix(h, v)
+    return _fmix(h)
 
 
 # ------------------------------------------------------------------------------------------- entry shapes
@@ -145,24 +156,49 @@ def _delete(e: EntryState) -> ControlOp:
 # -------------------------------------------------------------------------------------------- the pass
 
 
+class _Emitter:
+    """Emits one table's sequence vectors with the packet that reaches it (or another), and counts a shape
+    covered under its coverage part when the packet hit the table."""
+
+    def __init__(self, ctx: Any, part: ClassCoverage, t: ir.Table, own: tuple[Any, ...], tags: tuple[str, ...]):
+        self.ctx, self.part, self.t, self.own, self.tags = ctx, part, t, own, tags
+
+    def __call__(self, shape: str, label: str, ops: list[ControlOp], pkt: tuple[Any, ...] | None = None) -> None:
+        p_pid, p_data, p_port, p_control, p_regs = pkt or self.own
+        state = ControlState(p_control.entries, p_control.defaults, tuple(ops))
+        item = f"{self.t.name}:{shape}"
+        try:
+            replay(self.ctx.prog, state)
+        except ReplayError as exc:  # e.g. a generated key that is one of the spec's constant entries
+            self.part.infeasible.setdefault(item, f"the sequence does not apply: {exc}")
+            return
+        r = self.ctx.emit(f"seq.{self.t.name}.{label}", p_pid, state, p_data, [*self.tags, shape], p_port, p_regs)
+        if r.observations.get("hit", {}).get(self.t.name):
+            self.part.covered.add(item)
+            self.part.infeasible.pop(item, None)
+
+
 def sequence_vectors(ctx: Any) -> None:
     """Called from generate() with its ClassContext (`prog`, `first_apply`, `emit`, `classes`): adds the
-    vectors and the coverage part CLASS."""
+    vectors and the coverage parts CLASS and API_CLASS."""
     prog: ir.Program = ctx.prog
     part = ctx.classes.setdefault(CLASS, ClassCoverage())
+    api_part = ctx.classes.setdefault(API_CLASS, ClassCoverage())
     tables = [t for t in prog.tables.values() if t.keys][:MAX_TABLES]
     for t in tables:
         items = {s: f"{t.name}:{s}" for s in SHAPES if s != "priority_tie" or t.uses_priority}
         if t.uses_priority:
             items.pop("collision")
+        api_items = [f"{t.name}:{s}" for s in _api_shapes_of(t)]
         part.all += list(items.values())
+        api_part.all += api_items
         first = ctx.first_apply.get(t.name)
         acts = _two_actions(t, prog)
         why = ("no generated packet reaches the table" if first is None
                else "the table has no action an entry could name" if acts is None else None)
         if why is not None:
-            for item in items.values():
-                part.infeasible[item] = why
+            for item in [*items.values(), *api_items]:
+                (part if item in items.values() else api_part).infeasible[item] = why
             continue
         assert first is not None and acts is not None
         pid, data, port, control, regs, keyvals = first
@@ -170,14 +206,7 @@ def sequence_vectors(ctx: Any) -> None:
                             tuple(d for d in control.defaults if d[0] != t.name))
         a1, a2 = acts
         hit = _entry(t, keyvals, a1, prog)
-
-        def emit(shape: str, label: str, ops: list[ControlOp], pkt: tuple[Any, ...] | None = None,
-                 t: ir.Table = t, own: tuple[Any, ...] = (pid, data, port, base, regs)) -> None:
-            p_pid, p_data, p_port, p_control, p_regs = pkt or own
-            state = ControlState(p_control.entries, p_control.defaults, tuple(ops))
-            r = ctx.emit(f"seq.{t.name}.{label}", p_pid, state, p_data, ["sequence", shape], p_port, p_regs)
-            if r.observations.get("hit", {}).get(t.name):
-                part.covered.add(f"{t.name}:{shape}")
+        emit = _Emitter(ctx, part, t, (pid, data, port, base, regs), ("sequence",))
 
         emit("delete_reinsert", "delete_reinsert",
              [_insert(hit), _delete(hit), _insert(_entry(t, keyvals, a1, prog, salt=1))])
@@ -190,9 +219,12 @@ def sequence_vectors(ctx: Any) -> None:
             _priority_tie(t, keyvals, hit, a2, prog, emit)
         else:
             _collision(t, keyvals, hit, a2, prog, emit, part)
-    for item in part.all:
-        if item not in part.covered and item not in part.infeasible:
-            part.infeasible[item] = "the packet did not hit the table's entry (an earlier table or condition)"
+        _api_shapes(_Emitter(ctx, api_part, t, (pid, data, port, base, regs), ("table_api",)), api_part, keyvals,
+                    hit, changed, a2)
+    for p in (part, api_part):
+        for item in p.all:
+            if item not in p.covered and item not in p.infeasible:
+                p.infeasible[item] = "the packet did not hit the table's entry (an earlier table or condition)"
 
 
 def _zero_key(ctx: Any, t: ir.Table, action: str, emit: Any, part: ClassCoverage) -> None:
@@ -213,35 +245,48 @@ def _zero_key(ctx: Any, t: ir.Table, action: str, emit: Any, part: ClassCoverage
     emit("zero_key", "zero_key", [_insert(zero)], (pid, data, port, base, regs))
 
 
-def _full_table(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, action: str, prog: ir.Program,
-                emit: Any, part: ClassCoverage) -> None:
-    item = f"{t.name}:full_table"
+def _fillers(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.Program) -> list[EntryState] | str:
+    """Entries that, with the packet's, fill the table to its declared size (below the packet's entry in
+    priority tables: a filler never wins), or why the table is not filled."""
     if t.size > FILL_LIMIT:
-        part.infeasible[item] = f"size {t.size} > {FILL_LIMIT}: not filled (bounded)"
-        return
+        return f"size {t.size} > {FILL_LIMIT}: not filled (bounded)"
     free = t.size - len(t.entries)
     if free < 1:
-        part.infeasible[item] = "the constant entries fill the table"
-        return
+        return "the constant entries fill the table"
     others = _other_keys(t, keyvals, free - 1)
     if isinstance(others, str):
-        part.infeasible[item] = others
-        return
+        return others
     fillers = [_entry(t, k, action, prog, salt=3) for k in others]
-    if t.uses_priority:  # below the packet's entry: a filler never wins
+    if t.uses_priority:
         fillers = [EntryState(e.table, e.match, e.action, e.args, 1) for e in fillers]
+    return fillers
+
+
+def _full_table(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, action: str, prog: ir.Program,
+                emit: Any, part: ClassCoverage) -> None:
+    fillers = _fillers(t, keyvals, action, prog)
+    if isinstance(fillers, str):
+        part.infeasible[f"{t.name}:full_table"] = fillers
+        return
     emit("full_table", "full_table", [*map(_insert, fillers), _insert(hit)])
 
 
-def _priority_tie(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: str, prog: ir.Program,
-                  emit: Any) -> None:
+def _broad(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: str, prog: ir.Program) -> EntryState | None:
+    """An entry of action `other` that overlaps the packet's (it matches the packet too) with the packet entry's
+    priority, or None when the keys allow none (exact keys only)."""
     broad = EntryState(t.name, broad_match(t, keyvals), other, _entry(t, keyvals, other, prog, salt=4).args,
                        hit.priority)
     if broad.match == hit.match:  # e.g. exact keys only: no distinct overlapping entry
         broad = EntryState(t.name, tuple(KeyElem("any") if k.kind != "exact" else m
                                          for k, m in zip(t.keys, hit.match, strict=True)),
                            broad.action, broad.args, broad.priority)
-    if broad.match == hit.match:
+    return None if broad.match == hit.match else broad
+
+
+def _priority_tie(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: str, prog: ir.Program,
+                  emit: Any) -> None:
+    broad = _broad(t, keyvals, hit, other, prog)
+    if broad is None:
         return
     emit("priority_tie", "tie_first_installed", [_insert(hit), _insert(broad)])
     emit("priority_tie", "tie_reinserted_last", [_insert(hit), _insert(broad), _delete(hit), _insert(hit)])
@@ -276,3 +321,185 @@ def _collision(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: st
     emit("collision", "collision_shifted", [_insert(found), _insert(hit), _delete(found)])
     emit("collision", "collision_behind", [_insert(hit), _insert(found), ControlOp(
         "modify", t.name, found.match, hit.action, hit.args, 0)])
+
+
+# ------------------------------------------------------------------------------- the table API's own shapes
+
+
+def _touch(e: EntryState) -> ControlOp:
+    """A modify that changes nothing: each target's driver first finds the entry by its match (the NIC's
+    `_lookup`, checked against the handle its add returned), so the op checks the entry is still found."""
+    return ControlOp("modify", e.table, e.match, e.action, e.args, e.priority)
+
+
+def _keys_by_home(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.Program, wants: dict[int, int],
+                  avoid: set[tuple[KeyElem, ...]]) -> dict[int, list[tuple[int, ...]]]:
+    """Key tuples whose entries (`entry_for`'s match) have the given NIC home slots, up to wants[slot] of each:
+    the widest key varied in steps its entry tells apart, the others as the packet has them; matches in
+    `avoid` (the packet's, the constant entries') skipped."""
+    j = max(range(len(t.keys)), key=lambda i: t.keys[i].width)  # the widest key has the most values to try
+    k = t.keys[j]
+    w = k.width
+    plen = max(1, w - 8) if k.kind == "lpm" and w > 8 else w
+    unit = 1 << (w - plen) if k.kind == "lpm" else 1
+    pl, values = _hashed_values(t, entry_for(t, keyvals, action, prog).match)
+    mask = nic_capacity(t) - 1
+    need = {s: n for s, n in wants.items() if n > 0}
+    found: dict[int, list[tuple[int, ...]]] = {s: [] for s in wants}
+    for i in range(1, min(HOME_TRIES, 1 << plen)):
+        v = (keyvals[j] + i * unit) % (1 << w)
+        values[j] = v & (((1 << plen) - 1) << (w - plen)) if k.kind == "lpm" else v
+        s = _hash(t, pl, values) & mask
+        if need.get(s, 0) > 0:
+            cand = (*keyvals[:j], v, *keyvals[j + 1:])
+            if entry_for(t, cand, action, prog).match in avoid:
+                continue
+            found[s].append(cand)
+            need[s] -= 1
+            if need[s] == 0:
+                del need[s]
+                if not need:
+                    break
+    return found
+
+
+def _api_shapes_of(t: ir.Table) -> list[str]:
+    """The API_SHAPES a table has: the hash shapes for an exact/LPM table, priority_order for a priority one."""
+    if t.uses_priority:
+        return ["full_cycle", "priority_order"]
+    lpm = any(k.kind == "lpm" for k in t.keys)
+    return [s for s in API_SHAPES if s != "priority_order" and (lpm or s != "lpm_lengths")]
+
+
+def _api_shapes(emit: _Emitter, part: ClassCoverage, keyvals: tuple[int, ...], hit: EntryState,
+                changed: EntryState, other: str) -> None:
+    """The API_SHAPES of one table: the packet's entry `hit` ends changed to `changed` (a modify through the
+    table API, of an entry the ops before may have moved), so the packet checks the last step, and the
+    drivers' lookups before each modify and delete check every step before it."""
+    t, prog = emit.t, emit.ctx.prog
+    change = ControlOp("modify", t.name, hit.match, changed.action, changed.args, hit.priority)
+    _full_cycle(t, keyvals, hit, change, prog, emit, part)
+    if t.uses_priority:
+        _priority_order(t, keyvals, hit, other, prog, emit, part)
+    else:
+        _probe_chains(t, keyvals, hit, changed, change, prog, emit, part)
+        if "lpm_lengths" in _api_shapes_of(t):
+            _lpm_lengths(t, keyvals, hit, change, other, prog, emit)
+
+
+def _full_cycle(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, change: ControlOp, prog: ir.Program,
+                emit: _Emitter, part: ClassCoverage) -> None:
+    """The table filled to its size, then at full: a filler deleted and re-inserted (the handle just freed is
+    the one reused), the packet's entry deleted and re-inserted, and modified."""
+    fillers = _fillers(t, keyvals, hit.action, prog)
+    if isinstance(fillers, str):
+        part.infeasible[f"{t.name}:full_cycle"] = fillers
+        return
+    ops = [*map(_insert, fillers), _insert(hit)]
+    if fillers:
+        ops += [_delete(fillers[0]), _touch(hit), _insert(fillers[0])]
+    emit("full_cycle", "full_cycle", [*ops, _delete(hit), _insert(hit), change])
+
+
+def _probe_chains(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, changed: EntryState, change: ControlOp,
+                  prog: ir.Program, emit: _Emitter, part: ClassCoverage) -> None:
+    """The NIC hash's linear probing and backward-shift delete (targets/nic: `_add`, `_find`, `_delete`):
+    - probe_chain: three entries with the packet entry's home slot h (at h, h+1, h+2), the first or the middle
+      deleted (the others shift back, each checked by a lookup), the packet's entry deleted from the front and
+      re-inserted behind;
+    - home_kept: two entries with home C-2 (the second probes to the last slot, C-1, then shifts back when the
+      first is deleted), then an entry in its own home slot C-1 right after a deleted entry: it must not move
+      (every bit of C-1 is set, so a probe or home computed under a wrong mask goes elsewhere);
+    - wrap_around: two entries with the last slot as home (the second wraps to slot 0) and one with home 0,
+      the first deleted: both shift back across the end of the array."""
+    cap = nic_capacity(t)
+    home = nic_home_slot(t, hit.match)
+    assert home is not None
+    wants: dict[int, int] = {}
+    for slot, n in ((home, 2), (cap - 1, 2), (cap - 2, 2), (0, 1)):
+        wants[slot] = wants.get(slot, 0) + n
+    found = _keys_by_home(t, keyvals, hit.action, prog, wants, {hit.match, *(tuple(e.match) for e in t.entries)})
+    room = t.size - len(t.entries)
+
+    def take(slot: int, count: int) -> list[EntryState] | None:
+        if len(found[slot]) < count:
+            return None
+        got, found[slot] = found[slot][:count], found[slot][count:]
+        return [_entry(t, kv, hit.action, prog, salt=7 + i) for i, kv in enumerate(got)]
+
+    k = t.keys[max(range(len(t.keys)), key=lambda i: t.keys[i].width)].text
+    chain, kept, wrap = take(home, 2), take(cap - 2, 2), take(cap - 1, 2)
+    zero = take(0, 1)
+    plan: list[tuple[str, list[EntryState] | None, int]] = [
+        ("probe_chain", chain, 3), ("home_kept", None if kept is None or wrap is None else [*kept, wrap[0]], 4),
+        ("wrap_around", None if wrap is None or zero is None else [*wrap, *zero], 4)]
+    for shape, keys, size in plan:
+        if keys is None:
+            part.infeasible[f"{t.name}:{shape}"] = (f"too few values of key '{k}' (of {HOME_TRIES} tried) have the "
+                                                    f"home slots {shape} needs in the {cap}-slot hash")
+        elif room < size:
+            part.infeasible[f"{t.name}:{shape}"] = f"the table has room for fewer than {size} entries"
+        elif shape == "probe_chain":
+            a, b = keys
+            emit(shape, "chain_first_deleted", [*map(_insert, (a, b, hit)), _delete(a), _touch(b), change])
+            emit(shape, "chain_middle_deleted", [*map(_insert, (a, b, hit)), _delete(b), _touch(a), _delete(a),
+                                                 change])
+            emit(shape, "chain_front_reinserted", [*map(_insert, (hit, a, b)), _delete(hit), _touch(a), _touch(b),
+                                                   _insert(changed)])
+        elif shape == "home_kept":
+            p1, p2, q = keys
+            emit(shape, "home_kept_last_slot", [*map(_insert, (hit, p1, p2)), _touch(p2), _delete(p1), _touch(p2),
+                                                _insert(q), _delete(p2), _touch(q), change])
+        else:
+            w1, w2, z = keys
+            emit(shape, "wrap_around", [*map(_insert, (hit, w1, w2, z)), _touch(w2), _touch(z), _delete(w1),
+                                        _touch(w2), _touch(z), _delete(w2), _touch(z), change])
+
+
+def _priority_order(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: str, prog: ir.Program,
+                    emit: _Emitter, part: ClassCoverage) -> None:
+    """The NIC's sorted array of a priority table (`_add` inserts by priority, `_delete` closes the gap): an
+    overlapping entry below the packet's, entries inserted at the end, the front (the packet's) and the middle,
+    deleted from the end, the front and the middle (each remaining one looked up), then the packet's entry
+    modified (its own action, other arguments: the overlapping entry has the other action); and the packet's
+    entry deleted last, so the overlapping one wins."""
+    item = f"{t.name}:priority_order"
+    broad = _broad(t, keyvals, hit, other, prog)
+    others = _other_keys(t, keyvals, 3)
+    why = ("no distinct entry overlaps the packet's (exact keys only)" if broad is None
+           else others if isinstance(others, str)
+           else "the table has room for fewer than 4 entries" if t.size - len(t.entries) < 4 else None)
+    if why is not None:
+        part.infeasible[item] = why
+        return
+    assert broad is not None and not isinstance(others, str)
+    p = hit.priority
+    low = EntryState(broad.table, broad.match, broad.action, broad.args, p - 5)
+    f1, f2, f3 = (EntryState(e.table, e.match, e.action, e.args, prio)
+                  for e, prio in zip((_entry(t, kv, hit.action, prog, salt=3) for kv in others), (p - 9, p - 3, p + 10),
+                                     strict=True))
+    ops = [*map(_insert, (low, f1, hit)), _touch(low), _delete(f1), _insert(f2), _insert(f3), _touch(low),
+           _delete(f3), _touch(hit), _delete(f2), _touch(low)]  # at most 4 entries at once
+    again = ControlOp("modify", t.name, hit.match, hit.action, _entry(t, keyvals, hit.action, prog, salt=11).args,
+                      hit.priority)  # its own action (the overlapping entry has the other), other arguments
+    emit("priority_order", "priority_order", [*ops, again])
+    emit("priority_order", "priority_order_fallback", [*ops, again, _delete(hit), _touch(low)])
+
+
+def _lpm_lengths(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, change: ControlOp, other: str,
+                 prog: ir.Program, emit: _Emitter) -> None:
+    """The prefix lengths an LPM table tries, longest first (the NIC keeps the list of lengths in use, rebuilt
+    as a length gains its first entry or loses its last): a /0 entry alone once the packet's is deleted, and a
+    full-length entry above the packet's."""
+    j = next(i for i, k in enumerate(t.keys) if k.kind == "lpm")
+    w = t.keys[j].width
+
+    def at(elem: KeyElem, action: str, salt: int) -> EntryState:
+        e = _entry(t, keyvals, action, prog, salt=salt)
+        return EntryState(t.name, (*hit.match[:j], elem, *hit.match[j + 1:]), e.action, e.args, hit.priority)
+
+    zero, full = at(KeyElem("any"), other, 9), at(KeyElem("prefix", keyvals[j], w), other, 10)
+    if hit.match[j] != zero.match[j]:
+        emit("lpm_lengths", "lpm_zero_length", [_insert(hit), _insert(zero), _delete(hit), _touch(zero)])
+    if hit.match[j] != full.match[j]:
+        emit("lpm_lengths", "lpm_full_length", [_insert(zero), _insert(hit), change, _insert(full), _touch(hit)])
