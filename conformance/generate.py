@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from c3po_compiler import ir
@@ -203,7 +203,7 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     pc = PathCoverage.of(
         prog,
         [
-            ([s.state for s in path.steps], hs - _option_names(prog, recs), _option_names(prog, recs))
+            (path, hs - _option_names(prog, recs), _option_names(prog, recs))
             for hs, (_pid, path, recs, _d, _s) in zip(header_sets, accepted, strict=True)
         ],
     )
@@ -285,12 +285,22 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
                             if kind != "apply" or tname in have:
                                 continue
                             first_apply.setdefault(tname, (pid, vdata, port, control, regs, keyvals))
+                            pc.applied_without_entries(r, tname)
                             table = prog.tables[tname]
                             for act in table.actions:
                                 e = entry_for(table, keyvals, act, prog)
                                 queue.append(
                                     (ControlState((*control.entries, e)), regs, [*label, f"{tname}={act}"])
                                 )
+                            if r.observations.get("hit", {}).get(tname) and table.uses_priority:
+                                # a constant entry won (the generated ones rank below it): each action once
+                                # above it too, or an action no constant entry gives is never seen on this path
+                                top = max(c.priority for c in table.entries) + 1
+                                for act in table.actions:
+                                    e = replace(entry_for(table, keyvals, act, prog), priority=top)
+                                    queue.append(
+                                        (ControlState((*control.entries, e)), regs, [*label, f"{tname}={act}.over"])
+                                    )
                         if not regs and r.registers:
                             # registers this packet wrote: start them near their maximum (threshold tests)
                             high = {k: (1 << prog.registers[k[0]].width) - 2 for k in r.registers}

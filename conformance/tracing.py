@@ -118,16 +118,23 @@ def branch_points(prog: ir.Program) -> list[tuple[str, str]]:
 
 def _tri(e: ir.Expr, valid: set[str]) -> bool | None:
     """Three-valued value of a condition knowing only which headers are valid (None: depends on values)."""
+    return tri(e, frozenset(valid), frozenset())
+
+
+def tri(e: ir.Expr, valid: frozenset[str], maybe: frozenset[str]) -> bool | None:
+    """`_tri`, with headers that may or may not be valid (TLV options): their valid() is unknown."""
     if isinstance(e, ir.Valid):
         name = e.instance if e.index is None else f"{e.instance}[{e.index}]"
+        if name in maybe or (e.index is None and any(v.startswith(e.instance + "[") for v in maybe)):
+            return None
         return name in valid or (e.index is None and any(v.startswith(e.instance + "[") for v in valid))
     if isinstance(e, ir.Const) and e.is_bool:
         return bool(e.value)
     if isinstance(e, ir.Unary) and e.op == "!":
-        v = _tri(e.operand, valid)
+        v = tri(e.operand, valid, maybe)
         return None if v is None else not v
     if isinstance(e, ir.Binary) and e.op in ("&&", "||"):
-        a, b = _tri(e.left, valid), _tri(e.right, valid)
+        a, b = tri(e.left, valid, maybe), tri(e.right, valid, maybe)
         if e.op == "&&":
             if a is False or b is False:
                 return False
