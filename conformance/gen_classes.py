@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from c3po_compiler import ir
@@ -35,7 +35,8 @@ from .gen_control import entry_for, param_value
 from .gen_coverage import ClassCoverage
 from .gen_paths import Builder, ParsePath, Rec, Step, _elem_ok, _Ref
 from .model import ControlState, PacketIn, Registers, Vector
-from .tracing import TracingInterpreter
+from .packets import pack_bits
+from .tracing import TracingInterpreter, stmt_id
 
 __all__ = ["CLASSES", "ClassContext", "class_vectors"]
 
@@ -48,6 +49,9 @@ CLASSES = (
     "checksum_edges",
     "truncation_edges",
     "key_edges",
+    "tlv_edges",
+    "condition_edges",
+    "full_width",
 )
 MAX_PER_CLASS = 96  # vectors one class may add to a program
 MAX_STEER_PATHS = 6  # parse paths tried to carry one key value to a table
@@ -109,6 +113,9 @@ def class_vectors(ctx: ClassContext) -> None:
     _length_edges(ctx)
     _checksum_edges(ctx)
     _truncation_edges(ctx)
+    _tlv_edges(ctx)
+    _condition_edges(ctx)
+    _full_width(ctx)
 
 
 # ------------------------------------------------------------------------------------------- key steering
@@ -918,29 +925,91 @@ def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[
     return "no generated vector runs this update with a changed checksum"
 
 
+MAX_TRUNCATION_VECTORS = 160
+
+
 def _truncation_edges(ctx: ClassContext) -> None:
-    """A frame ending exactly at each header boundary; generate() already cuts at the start of every header
-    after the first, so what is left is each path's frame with its last header and no payload."""
+    """Frames ending at and next to each header boundary. generate() already cuts at the start of every
+    header after the first and one byte into it; here, first for every distinct last header (on the first
+    path that ends with it): the frame ending exactly at its end, one byte before and after, around the end of
+    its fixed part when it has a variable-length part, and with that part at its minimum length ending the
+    frame; then one byte before the end of every other header; then the end and one byte before it on every
+    other path (the control is copied per path by some targets)."""
     part = ctx.classes["truncation_edges"]
     budget = _Budget(part)
+    budget.left = MAX_TRUNCATION_VECTORS
     seen: set[tuple[str, ...]] = set()
+    first_last: set[str] = set()
+    inner: set[str] = set()
+    later: list[tuple[str, int, bytes, list[str]]] = []
+
+    def plan(item: str, pid: int, data: bytes | None, why: str = "") -> None:
+        part.all.append(item)
+        if data is None:
+            part.infeasible[item] = why
+        else:
+            later.append((item, pid, data, ["truncated", "truncation_edge"]))
+
+    rest: list[tuple[str, int, bytes]] = []
     for pid, _path, recs, data, starts in ctx.accepted:
         ends = [*starts[1:], _end(recs, starts, data)]
         for i, end in enumerate(ends):
             prefix = tuple(r.instance for r in recs[: i + 1])
+            name = f"{'>'.join(prefix)}|"
+            if i + 1 < len(ends):
+                if prefix not in seen:  # generate() cut there already: at the start of the next header
+                    seen.add(prefix)
+                    part.all.append(name)
+                    part.covered.add(name)
+                if recs[i].instance not in inner:
+                    inner.add(recs[i].instance)
+                    plan(f"{name}-1", pid, data[:end - 1])
+                continue
             if prefix in seen:
                 continue
             seen.add(prefix)
-            item = f"{'>'.join(prefix)}|"
-            part.all.append(item)
-            if i + 1 < len(ends):  # generate() cut there already: at the start of the next header
-                part.covered.add(item)
+            last = recs[i].instance
+            if last in first_last:
+                rest.append((name, pid, data[:end]))
+                rest.append((f"{name}-1", pid, data[:end - 1]))
                 continue
-            if not budget.take(item):
+            first_last.add(last)
+            plan(name, pid, data[:end])
+            plan(f"{name}-1", pid, data[:end - 1])
+            if len(data) > end:
+                plan(f"{name}+1", pid, data[:end + 1])
+            else:
+                plan(f"{name}+1", pid, None, "the packet has no payload after the header")
+            vl = recs[i].ht.varlen
+            if vl is None:
                 continue
-            ctx.emit(f"p{pid:02d}.ends{end}", pid, ControlState(), data[:end], ["truncated", "truncation_edge"],
-                     1, {})
+            at = _find_area(ctx, data, 1, last)
+            if at is None:
+                plan(f"{name}min_length", pid, None, "the header's variable-length part is not in the packet")
+                continue
+            if at.n > 0:
+                for d in (-1, 0, 1):
+                    plan(f"{name}fixed_part{d:+d}", pid, data[:at.start + d])
+            got = _area_lengths(recs[i].ht, at.values)
+            short = None
+            if got is not None and got[1]:
+                n = min(got[1])
+                area = (_tlv_fill(vl.tlv, n, random.Random(f"{ctx.seed}/{pid}/min")) if vl.tlv is not None
+                        else bytes(random.Random(f"{ctx.seed}/{pid}/min").getrandbits(8) for _ in range(n)))
+                short = _with_area(ctx, data, last, at, area, True) if area is not None else None
+            plan(f"{name}min_length", pid, short, "no length field value gives an area the generator can fill")
+    for item, pid, data in rest:
+        plan(item, pid, data)
+    made: dict[bytes, str] = {}
+    for item, pid, data, tags in later:
+        if data in made:  # the same frame as another item's (a header whose variable part is at its minimum)
             part.covered.add(item)
+            continue
+        if item in part.covered or not budget.take(item):
+            continue
+        made[data] = item
+        ctx.emit(f"p{pid:02d}.ends{len(data)}", pid, ControlState(), data, tags, 1, {})
+        part.covered.add(item)
 
 
 def _end(recs: list[Rec], starts: list[int], data: bytes) -> int:
@@ -948,3 +1017,700 @@ def _end(recs: list[Rec], starts: list[int], data: bytes) -> int:
 
     last = recs[-1]
     return starts[-1] + len(pack_header(last.ht, last.values, last.tail))
+
+
+# ------------------------------------------------------------------------------------------------ TLV areas
+
+MAX_TLV_BASES = 3  # packets per TLV header whose option area is rewritten (parse paths, then control vectors)
+MAX_TLV_VECTORS = 160  # the class's cap: a program with several TLV headers needs more than MAX_PER_CLASS
+
+
+def _tlv_header_values(tlv: ir.Tlv, chunk: bytes) -> dict[str, int]:
+    hb = tlv.header_bytes
+    raw = int.from_bytes(chunk[:hb].ljust(hb, b"\0"), "big")
+    out, shift = {}, hb * 8
+    for f in tlv.header:
+        shift -= f.width
+        out[f.name] = (raw >> shift) & ((1 << f.width) - 1)
+    return out
+
+
+def _tlv_chunks(tlv: ir.Tlv, area: bytes, keep_padding: bool = False) -> list[bytes] | None:
+    """The options of an area in order (padding singletons dropped unless kept, the walk stops at an end
+    singleton); None when the area does not walk cleanly."""
+    from .packets import eval_header_expr
+
+    pos, n, out = 0, len(area), []
+    sb, hb = tlv.singleton_bytes, tlv.header_bytes
+    singles, ends = set(tlv.singletons.values()), {tlv.singletons[e] for e in tlv.end}
+    while pos < n:
+        if singles and pos + sb <= n and int.from_bytes(area[pos:pos + sb], "big") in singles:
+            if int.from_bytes(area[pos:pos + sb], "big") in ends:
+                break
+            if keep_padding:
+                out.append(area[pos:pos + sb])
+            pos += sb
+            continue
+        if pos + hb > n:
+            return None
+        size = eval_header_expr(tlv.size, _tlv_header_values(tlv, area[pos:]))
+        if size < hb or pos + size > n:
+            return None
+        out.append(area[pos:pos + size])
+        pos += size
+    return out
+
+
+def _tlv_named(tlv: ir.Tlv, chunk: bytes) -> ir.TlvOption | None:
+    hv = _tlv_header_values(tlv, chunk)
+    return next((o for o in tlv.options if all(hv.get(k) == v for k, v in o.match.items())), None)
+
+
+def _tlv_unknown_key(tlv: ir.Tlv) -> dict[str, int]:
+    """Option-header key values no named option and no singleton has."""
+    first = tlv.header[0]
+    names = tlv.key or [first.name]
+    taken = {o.match.get(names[0]) for o in tlv.options}
+    if names[0] == first.name:
+        taken |= set(tlv.singletons.values())
+    f = next(x for x in tlv.header if x.name == names[0])
+    value = next(x for x in range(1 << f.width) if x not in taken and x > 1)
+    return {names[0]: value}
+
+
+def _tlv_option(tlv: ir.Tlv, opt: ir.TlvOption | None, size: int, rng: random.Random) -> bytes | None:
+    """One option of `size` bytes in all (header included): the named option's key, else an unknown one, with
+    the length field solved; None when no length field value gives that size."""
+    from .packets import eval_header_expr
+
+    hv = {f.name: 0 for f in tlv.header}
+    hv.update(opt.match if opt is not None else _tlv_unknown_key(tlv))
+    fixed = set(opt.match if opt is not None else _tlv_unknown_key(tlv)) | set(tlv.key)
+    ok = eval_header_expr(tlv.size, hv) == size
+    for f in (x for x in tlv.header if x.name not in fixed):
+        if ok:
+            break
+        for v in range(min(1 << f.width, 4096)):
+            hv[f.name] = v
+            if eval_header_expr(tlv.size, hv) == size:
+                ok = True
+                break
+    if not ok or size < 0:
+        return None
+    head = pack_bits([(f.width, hv[f.name]) for f in tlv.header])
+    body = bytes(rng.getrandbits(8) for _ in range(max(0, size - len(head))))
+    return (head + body)[:size] if size >= len(head) else head[:size]
+
+
+def _tlv_sizes(tlv: ir.Tlv, limit: int, opt: ir.TlvOption | None = None) -> list[int]:
+    """Sizes an option (the named one, else an unknown one) can have, at least its header, up to `limit`."""
+    from .packets import eval_header_expr
+
+    key = opt.match if opt is not None else _tlv_unknown_key(tlv)
+    hv = {f.name: 0 for f in tlv.header}
+    hv.update(key)
+    out: set[int] = set()
+    for f in (x for x in tlv.header if x.name not in key and x.name not in tlv.key):
+        for v in range(min(1 << f.width, 4096)):
+            hv[f.name] = v
+            s = eval_header_expr(tlv.size, hv)
+            if tlv.header_bytes <= s <= limit:
+                out.add(s)
+        hv[f.name] = 0
+        if len(out) > 1:
+            break
+    return sorted(out)
+
+
+def _tlv_fill(tlv: ir.Tlv, n: int, rng: random.Random) -> bytes | None:
+    """n bytes that walk cleanly and do not end the walk: no-op singletons, else unknown options."""
+    if n == 0:
+        return b""
+    unit = tlv.singleton_bytes
+    nop = next((v for k, v in tlv.singletons.items() if k not in tlv.end), None)
+    if nop is not None and n % unit == 0:
+        return nop.to_bytes(unit, "big") * (n // unit)
+    sizes = _tlv_sizes(tlv, n)
+    reach = {0: 0}
+    for total in range(1, n + 1):
+        for s in sizes:
+            if total - s in reach:
+                reach[total] = s
+    if n not in reach:
+        return None
+    out = b""
+    while n:
+        chunk = _tlv_option(tlv, None, reach[n], rng)
+        if chunk is None:
+            return None
+        out, n = out + chunk, n - reach[n]
+    return out
+
+
+def _tlv_area(tlv: ir.Tlv, chunks: list[bytes], lengths: dict[int, int], pad_front: bool, rng: random.Random,
+              at_least: int = 0) -> bytes | None:
+    """The options in order, padded to the smallest area length the length field can express (and at least
+    `at_least`): in front, so the last option ends the area, or after them (the end singleton, else fill)."""
+    content = b"".join(chunks)
+    for n in sorted(x for x in lengths if x >= max(len(content), at_least)):
+        pad = n - len(content)
+        if pad_front:
+            fill = _tlv_fill(tlv, pad, rng)
+            if fill is not None:
+                return fill + content
+            continue
+        end = tlv.singletons.get(tlv.end[0]) if tlv.end else None
+        unit = tlv.singleton_bytes
+        if pad and end is not None and pad >= unit:
+            return content + end.to_bytes(unit, "big") + bytes(pad - unit)
+        fill = _tlv_fill(tlv, pad, rng)
+        if fill is not None:
+            return content + fill
+    return None
+
+
+def _area_lengths(ht: ir.HeaderType, values: dict[str, int]) -> tuple[str, dict[int, int]] | None:
+    """(length field, varlen length -> the smallest field value giving it), from a header's other values."""
+    from .gen_paths import _length_table
+
+    vl = ht.varlen
+    if vl is None:
+        return None
+    names = list(dict.fromkeys(e.field_name for e in ir.walk_expr(vl.length) if isinstance(e, ir.FieldRef)))
+    f = ht.field(names[0]) if names else None
+    if f is None:
+        return None
+    out: dict[int, int] = {}
+    for v, n in _length_table(vl, f, {k: values[k] for k in names[1:]}):
+        if 0 <= n <= vl.max_bytes:
+            out.setdefault(n, v)
+    return f.name, out
+
+
+@dataclass
+class _Area:
+    """Where a header's option area sits in one packet."""
+
+    off: int  # header start
+    start: int  # area start
+    n: int  # area length
+    values: dict[str, int]
+
+
+def _find_area(ctx: ClassContext, data: bytes, port: int, inst: str) -> _Area | None:
+    from .packets import header_spans, unpack_fields
+
+    off = _offsets(ctx, data, port).get(inst)
+    if off is None:
+        return None
+    ht = ctx.prog.instances[inst].type
+    spans, hlen = header_spans(inst, ht, data, off)
+    area = next((s for s in spans if ht.varlen is not None and s.name == f"{inst}.{ht.varlen.name}"), None)
+    if area is None or off + hlen > len(data):
+        return None
+    return _Area(off, area.bit_offset // 8, area.width // 8, unpack_fields(ht, data[off:]))
+
+
+def _with_area(ctx: ClassContext, data: bytes, inst: str, at: _Area, area: bytes, cut: bool) -> bytes | None:
+    """`data` with the header's option area replaced (its length field set, its IPv4-style checksum
+    recomputed), and the frame ending at the area's end when `cut`."""
+    ht = ctx.prog.instances[inst].type
+    got = _area_lengths(ht, at.values)
+    if got is None or len(area) not in got[1]:
+        return None
+    fname, lengths = got
+    f = ht.field(fname)
+    assert f is not None
+    buf = bytearray(data[:at.start])
+    _set_bits(buf, at.off * 8 + f.offset, f.width, lengths[len(area)])
+    out = bytes(buf) + area + (b"" if cut else data[at.start + at.n:])
+    return _recompute_checksum(ht, out, at.off, at.start - at.off + len(area))
+
+
+def _recompute_checksum(ht: ir.HeaderType, data: bytes, off: int, hlen: int) -> bytes:
+    cs = ht.checksum
+    cf = ht.field(cs.field) if cs is not None and cs.kind == "ipv4_header" else None
+    if cf is None or off + hlen > len(data):
+        return data
+    from .packets import ipv4_checksum
+
+    buf = bytearray(data)
+    at = off + cf.offset // 8
+    buf[at:at + 2] = b"\0\0"
+    buf[at:at + 2] = ipv4_checksum(bytes(buf[off:off + hlen])).to_bytes(2, "big")
+    return bytes(buf)
+
+
+Base = tuple[str, int, bytes, int, ControlState, Registers, bool]  # label, pid, data, port, control, regs, last
+
+
+def _tlv_bases(ctx: ClassContext, inst: str) -> list[Base]:
+    """Packets carrying the header: one per parse path through it (those where it is the last header first,
+    so the area can end the frame), then the control vectors that name one of its options (they steer the
+    conditions that read the options)."""
+    out: list[Base] = []
+    paths = [(pid, recs, data) for pid, _p, recs, data, _s in ctx.accepted if any(r.instance == inst for r in recs)]
+    paths.sort(key=lambda a: a[1][-1].instance != inst)
+    for pid, recs, data in paths[:MAX_TLV_BASES]:
+        out.append((f"p{pid:02d}", pid, data, 1, ControlState(), {}, recs[-1].instance == inst))
+    options = [n for n, i in ctx.prog.instances.items() if i.tlv_parent == inst]
+    state = next((s for s, st in ctx.prog.parser.states.items() if st.extract == inst), "")
+    scored: list[tuple[int, int, Vector]] = []
+    for n, v in enumerate(ctx.vectors):
+        if len(v.packets) != 1 or v.registers or not {"control", "const_entry", "default_varied"} & set(v.tags):
+            continue
+        obs = v.expected[0].observations
+        if inst not in obs.get("offsets", {}) or obs.get("parser_error"):
+            continue
+        # a vector named after one of the options steered a condition on it; a hit runs an action that may read it
+        hit, named = any(obs.get("hit", {}).values()), any(o in v.name for o in options)
+        score = 2 * hit + named + (hit and named)
+        if score:
+            scored.append((-score, n, v))
+    for _s, _n, v in sorted(scored, key=lambda x: x[:2]):
+        if len(out) >= 2 * MAX_TLV_BASES:
+            break
+        if any(b[2] == v.packets[0].data and b[4] == v.control for b in out):
+            continue
+        last = v.expected[0].observations.get("path", [""])[-1:] == [state]
+        out.append((v.name, int(v.provenance.get("path", 0)), v.packets[0].data, v.packets[0].port, v.control, {}, last))
+    return out
+
+
+@dataclass
+class _AreaMaker:
+    """Makes one kind of option area from a packet's own options (`chunks`), for the lengths its length field
+    can express; None when that area cannot be made."""
+
+    tlv: ir.Tlv
+    max_bytes: int
+    kind: str  # first | last | below_header | overrun | at_max | options | after_end
+    opt: ir.TlvOption | None = None
+    size: int = 0  # of the named option, header included
+    count: int = 0  # of options
+
+    def __call__(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        maker: Callable[[list[bytes], dict[int, int], random.Random], bytes | None] = getattr(self, "_" + self.kind)
+        return maker(chunks, lengths, rng)
+
+    def _place(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random, first: bool) -> bytes | None:
+        """The named option first (padding after) or last (padding in front: it ends the area), the packet's
+        other options kept as far as they fit."""
+        tlv, hb, opt = self.tlv, self.tlv.header_bytes, self.opt
+        mine = _tlv_option(tlv, opt, self.size, rng)
+        if mine is None:
+            return None
+        had = next((c for c in chunks if _tlv_named(tlv, c) is opt), None)
+        if had is not None:  # the packet's own option data (an entry or a condition may depend on it)
+            mine = mine[:hb] + (had[hb:] + mine[len(had):])[:self.size - hb]
+        others = [c for c in chunks if _tlv_named(tlv, c) is not opt]
+        while others:
+            area = _tlv_area(tlv, [mine, *others] if first else [*others, mine], lengths, not first, rng)
+            if area is not None:
+                return area
+            others.pop()
+        return _tlv_area(tlv, [mine], lengths, not first, rng)
+
+    def _first(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        return self._place(chunks, lengths, rng, True)
+
+    def _last(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        return self._place(chunks, lengths, rng, False)
+
+    def _below_header(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        hb = self.tlv.header_bytes
+        bad = _tlv_option(self.tlv, None, hb - 1, rng)
+        filler = _tlv_fill(self.tlv, 2 * hb, rng) or b""
+        return None if bad is None else _tlv_area(self.tlv, [*chunks, bad, filler], lengths, False, rng)
+
+    def _overrun(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        """The last option claims one size unit more than the bytes left in the area."""
+        content = b"".join(chunks)
+        for n in sorted(x for x in lengths if x >= len(content) + self.tlv.header_bytes):
+            rest = n - len(content)
+            size = next((x for x in _tlv_sizes(self.tlv, 4096) if x > rest), None)
+            over = _tlv_option(self.tlv, None, size, rng) if size is not None else None
+            if over is not None:
+                return content + over[:rest]
+        return None
+
+    def _at_max(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        return _tlv_area(self.tlv, chunks, lengths, True, rng, at_least=max(lengths))
+
+    def _options(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        """`count` options: no-op singletons (else the smallest unknown option), the last one an unknown option
+        sized so the area has a length the length field can express."""
+        tlv = self.tlv
+        nop = next((v for k, v in tlv.singletons.items() if k not in tlv.end), None)
+        sizes = _tlv_sizes(tlv, self.max_bytes)
+        one = nop.to_bytes(tlv.singleton_bytes, "big") if nop is not None else (
+            _tlv_option(tlv, None, sizes[0], rng) if sizes else None)
+        if one is None:
+            return None
+        head = one * (self.count - 1)
+        for n in sorted(x for x in lengths if x > len(head)):
+            if len(one) + len(head) == n:
+                return head + one
+            tail = _tlv_option(tlv, None, n - len(head), rng) if n - len(head) in sizes else None
+            if tail is not None:
+                return head + tail
+        return None
+
+    def _after_end(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        """The end singleton, then bytes that would be a malformed option if the walk went on."""
+        tlv = self.tlv
+        if not tlv.end:
+            return None
+        content = b"".join(chunks) + tlv.singletons[tlv.end[0]].to_bytes(tlv.singleton_bytes, "big")
+        n = min((x for x in lengths if x >= len(content) + tlv.header_bytes + 1), default=None)
+        return None if n is None else content + b"\xff" * (n - len(content))
+
+
+def _tlv_edges(ctx: ClassContext) -> None:
+    """Option areas around their edges, on packets that carry the TLV header: each option the program reads
+    first, last (ending the area and, where the header ends the packet, the frame; then one byte short),
+    shorter than its fields (bad length) and longer; an option shorter than the option header, one running
+    past the area, the area at its maximum, the most options allowed and one more, bytes after the end
+    singleton. Scopes: every base packet, those where the header ends the packet, or the first one."""
+    part = ctx.classes["tlv_edges"]
+    budget = _Budget(part)
+    budget.left = MAX_TLV_VECTORS
+    for inst, instance in ctx.prog.instances.items():
+        vl = instance.type.varlen
+        if vl is None or vl.tlv is None or not instance.walk_tlv or instance.tlv_parent is not None:
+            continue
+        tlv, hb, mx = vl.tlv, vl.tlv.header_bytes, vl.max_bytes
+        bases = _tlv_bases(ctx, inst)
+        plans: list[tuple[str, _AreaMaker, bool, str]] = []
+        # only the options the program reads: the others are skipped like unknown ones (interp_parser)
+        for opt in (o for o in tlv.options if f"{inst}.{o.name}" in ctx.prog.instances):
+            need = hb + opt.data_bytes
+            sizes = _tlv_sizes(tlv, mx, opt)
+            shorter = max((x for x in sizes if x < need), default=hb - 1)
+            longer = min((x for x in sizes if x > need), default=need + 1)
+            plans += [
+                (f"{opt.name}:first", _AreaMaker(tlv, mx, "first", opt, need), False, "every"),
+                (f"{opt.name}:last_ends_frame", _AreaMaker(tlv, mx, "last", opt, need), True, "last"),
+                (f"{opt.name}:last_one_byte_short", _AreaMaker(tlv, mx, "last", opt, need), True, "short"),
+                (f"{opt.name}:shorter_than_fields", _AreaMaker(tlv, mx, "first", opt, shorter), False, "one"),
+                (f"{opt.name}:longer_than_fields", _AreaMaker(tlv, mx, "first", opt, longer), False, "one"),
+            ]
+        most = tlv.max_options
+        plans += [
+            ("option_below_header_size", _AreaMaker(tlv, mx, "below_header"), False, "one"),
+            ("option_runs_past_area", _AreaMaker(tlv, mx, "overrun"), False, "one"),
+            ("area_at_max", _AreaMaker(tlv, mx, "at_max"), False, "one"),
+            ("area_at_max_ends_frame", _AreaMaker(tlv, mx, "at_max"), True, "last"),
+            (f"max_options({most})", _AreaMaker(tlv, mx, "options", count=most), False, "one"),
+            (f"max_options+1({most + 1})", _AreaMaker(tlv, mx, "options", count=most + 1), False, "one"),
+            ("bytes_after_end", _AreaMaker(tlv, mx, "after_end"), False, "one"),
+        ]
+        reasons = {
+            "option_below_header_size": f"no option-header value gives an option under its {hb} header bytes",
+            f"max_options({most})": f"{most} options do not fit in {mx} bytes",
+            f"max_options+1({most + 1})": f"{most + 1} options do not fit in {mx} bytes",
+            "bytes_after_end": "the area has no end singleton",
+        }
+        for label, make, cut, scope in plans:
+            item = f"{inst}:{label}"
+            part.all.append(item)
+            why = "" if bases else "no packet carries the header"
+            for bi, (bname, pid, data, port, control, regs, last) in enumerate(bases):
+                if scope == "one" and bi > 0:
+                    break
+                if cut and not last:
+                    why = why or "the header is never the last one of a packet: the area cannot end the frame"
+                    continue
+                at = _find_area(ctx, data, port, inst)
+                lengths = _area_lengths(instance.type, at.values) if at is not None else None
+                if at is None or lengths is None:
+                    why = why or "the header's area is not in the packet"
+                    continue
+                chunks = _tlv_chunks(tlv, data[at.start:at.start + at.n]) or []
+                area = make(chunks, lengths[1], random.Random(f"{ctx.seed}/{inst}/{label}/{bname}"))
+                out = _with_area(ctx, data, inst, at, area, cut) if area is not None else None
+                if out is None:
+                    why = why or reasons.get(label, "no area the length field can express holds it")
+                    continue
+                if not budget.take(item):
+                    break
+                ctx.emit(f"tlv.{inst}.{label}.{bname}", pid, control, out[:-1] if scope == "short" else out,
+                         ["tlv_edge"], port, regs)
+                part.covered.add(item)
+            if item in part.covered:
+                part.infeasible.pop(item, None)
+            elif item not in part.infeasible:
+                part.infeasible[item] = why or "no packet carries the header"
+
+
+# ------------------------------------------------------------------------------ conditions and full width
+
+MAX_CONDITION_VECTORS = 128
+MAX_TRACE_SCAN = 600  # generated vectors run with the trace to find, per path, one reaching each condition
+
+
+def _option_field_bit(ctx: ClassContext, data: bytes, port: int, opt_inst: str, fname: str) -> tuple[int, int] | None:
+    """(bit position, width) of a TLV option's field in `data`: its first occurrence in the parent's area."""
+    inst = ctx.prog.instances[opt_inst]
+    parent, opt = inst.tlv_parent, inst.tlv_option
+    vl = ctx.prog.instances[parent].type.varlen if parent else None
+    if parent is None or opt is None or vl is None or vl.tlv is None:
+        return None
+    at = _find_area(ctx, data, port, parent)
+    f = next((x for x in opt.fields if x.name == fname), None)
+    if at is None or f is None:
+        return None
+    pos = 0
+    for chunk in _tlv_chunks(vl.tlv, data[at.start:at.start + at.n], keep_padding=True) or []:
+        if _tlv_named(vl.tlv, chunk) is opt and len(chunk) >= vl.tlv.header_bytes + opt.data_bytes:
+            return (at.start + pos + vl.tlv.header_bytes) * 8 + f.offset, f.width
+        pos += len(chunk)
+    return None
+
+
+def _set_field(ctx: ClassContext, data: bytes, port: int, ref: ir.FieldRef, value: int) -> bytes | None:
+    """`data` with a header or option field set, the IPv4-style checksum of its header recomputed over the
+    header's (possibly new) length."""
+    from .packets import header_spans
+
+    base = ref.instance
+    if ctx.prog.instances[base].tlv_parent is not None:
+        got = _option_field_bit(ctx, data, port, base, ref.field_name)
+        if got is None:
+            return None
+        buf = bytearray(data)
+        _set_bits(buf, got[0], got[1], value)
+        parent = ctx.prog.instances[base].tlv_parent
+        assert parent is not None
+        off = _offsets(ctx, data, port)[parent]
+        ht = ctx.prog.instances[parent].type
+        return _recompute_checksum(ht, bytes(buf), off, header_spans(parent, ht, bytes(buf), off)[1])
+    name = f"{base}[{ref.index}]" if isinstance(ref.index, int) else base
+    if ref.index is not None and not isinstance(ref.index, int):
+        return None
+    out = _patch(ctx, data, port, {(name, ref.field_name): value})
+    if out is None or out == data:
+        return out
+    start = _offsets(ctx, data, port).get(name)
+    ht = ctx.prog.instances[base].type
+    if start is None or ht.checksum is None or ht.varlen is None:
+        return out
+    off = start
+    return _recompute_checksum(ht, out, off, header_spans(name, ht, out, off)[1])
+
+
+_COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _comparisons(prog: ir.Program) -> list[tuple[str, ir.FieldRef, str, int, int]]:
+    """(if statement id, field, operator, constant, shift) of every field-versus-constant comparison in an
+    if-condition of the control or an action (a slice compares the field's bits from `shift`)."""
+    out = []
+    ifs = [st for body in [prog.control, *(a.body for a in prog.user_actions.values())]
+           for st in ir.walk_stmts(body) if isinstance(st, ir.If)]
+    for st in ifs:
+        cmps = [x for x in ir.walk_expr(st.cond) if isinstance(x, ir.Binary) and x.op in _COMPARE]
+        for cmp in cmps:
+            for side, other in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+                inner = side.operand if isinstance(side, ir.Slice | ir.Cast) else side
+                if isinstance(inner, ir.FieldRef) and isinstance(other, ir.Const):
+                    out.append((stmt_id(st), inner, cmp.op, other.value, side.lo if isinstance(side, ir.Slice) else 0))
+    return out
+
+
+def _reaching(ctx: ClassContext) -> dict[str, dict[int, list[Vector]]]:
+    """Per if statement and parse path, a few generated vectors that evaluate it."""
+    out: dict[str, dict[int, list[Vector]]] = {}
+    runs = 0
+    for v in ctx.vectors:
+        if runs >= MAX_TRACE_SCAN:
+            break
+        if len(v.packets) != 1 or v.registers or {"truncated", "checksum"} & set(v.tags):
+            continue
+        runs += 1
+        r = ctx.run_with(v.control, v.packets[0].data, v.packets[0].port, {})
+        pid = int(v.provenance.get("path", 0))
+        for sid in dict.fromkeys(sid for kind, sid, _t in r.observations.get("trace", []) if kind == "if"):
+            got = out.setdefault(sid, {}).setdefault(pid, [])
+            if len(got) < 8:
+                got.append(v)
+    return out
+
+
+CondBase = tuple[int, bytes, int, ControlState]  # pid, data, port, control
+
+
+def _shows(ctx: ClassContext, base: CondBase, ref: ir.FieldRef, const: int, shift: int) -> bool:
+    """Whether the values around the constant give different results on this packet."""
+    _pid, data0, port, control = base
+    seen = set()
+    for value in (const - 1, const, const + 1):
+        if not 0 <= value << shift < 1 << ref.width:
+            continue
+        data = _set_field(ctx, data0, port, ref, value << shift)
+        if data is None:
+            return False
+        r = ctx.run_with(control, data, port, {})
+        # the output frame carries the value itself: only whether the program rewrote the frame counts
+        seen.add((r.verdict, r.port, r.data == data, tuple(sorted(r.counters.items()))))
+    return len(seen) > 1
+
+
+def _condition_base(ctx: ClassContext, comps: list[tuple[str, ir.FieldRef, str, int, int]], k: int,
+                    vs: list[Vector]) -> CondBase | None:
+    """A packet of one path evaluating comparison k with its field present, on which the values around the
+    constant show (a later statement, such as another condition's verdict, does not hide the comparison):
+    the generator's own vectors first, then the first with another compared field set next to its constant."""
+    _sid, ref, _op, const, shift = comps[k]
+    steered = f"{ref.instance}.{ref.field_name}="  # the generator's vectors for this condition's values
+    usable: list[CondBase] = [
+        (int(v.provenance.get("path", 0)), v.packets[0].data, v.packets[0].port, v.control)
+        for v in sorted(vs, key=lambda v: steered not in v.name)
+        if _field_in(ctx, v.packets[0].data, v.packets[0].port, ref) is not None]
+    if not usable:
+        return None
+    for base in usable:
+        if _shows(ctx, base, ref, const, shift):
+            return base
+    pid, data, port, control = usable[0]
+    for j, (_s2, ref2, _o2, const2, shift2) in enumerate(comps):
+        if j == k or (ref2.instance, ref2.field_name) == (ref.instance, ref.field_name):
+            continue
+        for value in (const2 - 1, const2, const2 + 1):
+            if not 0 <= value << shift2 < 1 << ref2.width:
+                continue
+            other = _set_field(ctx, data, port, ref2, value << shift2)
+            if other is not None and _shows(ctx, (pid, other, port, control), ref, const, shift):
+                return pid, other, port, control
+    return usable[0]
+
+
+def _condition_edges(ctx: ClassContext) -> None:
+    """Each field compared with a constant in an if-condition set to the constant, one below and one above,
+    on a packet of every parse path that evaluates the condition with the field present (the control is
+    copied per path by some targets), the packet's own control state kept. Rounds: every comparison on its
+    first path, then on its second, ... so the cap cuts the last paths of the busiest conditions."""
+    part = ctx.classes["condition_edges"]
+    budget = _Budget(part)
+    budget.left = MAX_CONDITION_VECTORS
+    comps = _comparisons(ctx.prog)
+    if not comps:
+        return
+    reach = _reaching(ctx)
+    per: list[list[CondBase]] = []
+    for k, (sid, ref, op, const, _shift) in enumerate(comps):
+        bases = [b for vs in reach.get(sid, {}).values() if (b := _condition_base(ctx, comps, k, vs)) is not None]
+        per.append(bases)
+        if not bases:
+            item = f"{sid}:{ref.instance}.{ref.field_name} {op} {const}"
+            part.all.append(item)
+            part.infeasible[item] = "no generated packet evaluates the condition with the field present"
+    for k in range(max(len(b) for b in per)):
+        for (sid, ref, op, const, shift), bases in zip(comps, per, strict=True):
+            if k >= len(bases):
+                continue
+            pid, data0, port, control = bases[k]
+            m = (1 << ref.width) - 1
+            for label, value in (("-1", const - 1), ("", const), ("+1", const + 1)):
+                if not 0 <= value << shift <= m:
+                    continue  # no such value of the field
+                item = f"{sid}:{ref.instance}.{ref.field_name} {op} {const}{label}@p{pid:02d}"
+                part.all.append(item)
+                data = _set_field(ctx, data0, port, ref, value << shift)
+                if data is None:
+                    part.infeasible[item] = "the field is not at a place the generator can rewrite in the packet"
+                    continue
+                if not budget.take(item):
+                    continue
+                r = ctx.emit(f"cond.{ref.instance}.{ref.field_name}.{op}{const}{label}.p{pid:02d}", pid, control,
+                             data, ["condition_edge"], port, {})
+                if any(kind == "if" and s == sid for kind, s, _t in r.observations.get("trace", [])):
+                    part.covered.add(item)
+                else:
+                    part.infeasible[item] = "with this value the packet no longer reaches the condition (a vector is kept)"
+
+
+def _full_width(ctx: ClassContext) -> None:
+    """Per table and action with parameters, a vector that hits it with every argument all ones, and one with
+    only each argument's top bit set (ports keep their value: a port every target maps); and the fields the
+    action reads (other than keys) with their top bit set."""
+    part = ctx.classes["full_width"]
+    budget = _Budget(part)
+    prog = ctx.prog
+    keys = {(k.expr.instance, k.expr.field_name) for t in prog.tables.values() for k in t.keys
+            if isinstance(k.expr, ir.FieldRef)}
+    for t in prog.tables.values():
+        for a in t.actions:
+            reads = [] if a not in prog.user_actions else list(dict.fromkeys(
+                x for st in ir.walk_stmts(prog.user_actions[a].body) for e in ir.stmt_exprs(st)
+                for x in ir.walk_expr(e) if isinstance(x, ir.FieldRef) and (x.instance, x.field_name) not in keys))
+            labels = (["all_ones", "top_bit"] if prog.actions[a].params else []) + (["fields_top_bit"] if reads else [])
+            base = next((v for v in ctx.vectors if len(v.packets) == 1 and not v.registers
+                         and v.expected[0].observations.get("hit", {}).get(t.name)
+                         and v.expected[0].observations.get("tables", {}).get(t.name) == a), None)
+            for label in labels:
+                item = f"{t.name}.{a}:{label}"
+                part.all.append(item)
+                got = _wide(ctx, base, t.name, a, label, reads) if base is not None else (
+                    "no generated vector hits an entry with this action")
+                if isinstance(got, str):
+                    part.infeasible[item] = got
+                    continue
+                if not budget.take(item):
+                    continue
+                assert base is not None
+                control, data = got
+                r = ctx.emit(f"width.{t.name}.{a}.{label}", int(base.provenance.get("path", 0)), control, data,
+                             ["full_width"], base.packets[0].port, {})
+                if r.observations.get("tables", {}).get(t.name) == a:
+                    part.covered.add(item)
+                else:
+                    part.infeasible[item] = "with these values the packet no longer hits the entry"
+
+
+def _wide(ctx: ClassContext, base: Vector, table: str, action: str, label: str,
+          reads: list[ir.FieldRef]) -> tuple[ControlState, bytes] | str:
+    """The base vector's control state with the action's arguments at full width, or its packet with the
+    fields the action reads having their top bit set."""
+    p = base.packets[0]
+    if label != "fields_top_bit":
+        params = ctx.prog.actions[action].params
+        args = tuple(x if "port" in q.name else (1 << q.width) - 1 if label == "all_ones" else 1 << (q.width - 1)
+                     for x, q in zip(_args_of(base.control, table, action, params), params, strict=True))
+        entries = tuple(e if e.table != table or e.action != action else replace(e, args=args)
+                        for e in base.control.entries)
+        return ControlState(entries, base.control.defaults), p.data
+    data = p.data
+    for ref in reads:
+        cur = _field_in(ctx, data, p.port, ref)
+        patched = _set_field(ctx, data, p.port, ref, cur | (1 << (ref.width - 1))) if cur is not None else None
+        data = patched if patched is not None else data
+    if data == p.data:
+        return "the fields the action reads are not in the packet or already have their top bit set"
+    return base.control, data
+
+
+def _args_of(control: ControlState, table: str, action: str, params: list[ir.Param]) -> tuple[int, ...]:
+    e = next((e for e in control.entries if e.table == table and e.action == action), None)
+    return tuple(e.args) if e is not None else tuple(param_value(action, p) for p in params)
+
+
+def _field_in(ctx: ClassContext, data: bytes, port: int, ref: ir.FieldRef) -> int | None:
+    name = f"{ref.instance}[{ref.index}]" if isinstance(ref.index, int) else ref.instance
+    if ref.index is not None and not isinstance(ref.index, int):
+        return None
+    if ctx.prog.instances[ref.instance].tlv_parent is not None:
+        got = _option_field_bit(ctx, data, port, ref.instance, ref.field_name)
+        if got is None:
+            return None
+        bit, width = got
+    else:
+        off = _offsets(ctx, data, port).get(name)
+        f = ctx.prog.instances[ref.instance].type.field(ref.field_name)
+        if off is None or f is None:
+            return None
+        bit, width = off * 8 + f.offset, f.width
+    if (bit + width + 7) // 8 > len(data):
+        return None
+    total = len(data) * 8
+    return (int.from_bytes(data, "big") >> (total - bit - width)) & ((1 << width) - 1)
