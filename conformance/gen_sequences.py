@@ -25,6 +25,7 @@ reach names why. Tags: `sequence` plus the shape. Expected results come from the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from c3po_compiler import ir
@@ -33,6 +34,7 @@ from c3po_compiler.expr import KeyElem
 from .gen_control import broad_match, entry_for, param_value
 from .gen_coverage import ClassCoverage
 from .model import ControlOp, ControlState, EntryState, ReplayError, replay
+from .vectors import control_to_data
 
 __all__ = ["API_CLASS", "API_SHAPES", "CLASS", "FILL_LIMIT", "SHAPES", "nic_home_slot", "sequence_vectors"]
 
@@ -41,6 +43,8 @@ SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "modify", "p
 API_CLASS = "table_api_shapes"
 API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order")
 FILL_LIMIT = 256  # tables filled to their size only up to this many entries
+API_FILL_LIMIT = 1024  # the full_cycle bound: a last handle and free-list slot (BMv2 installs ~1k entries in its budget)
+LINE_BUDGET = 800_000  # bytes of inserts in one vector: vector files hold a vector per line, 1 MiB at most
 MAX_TABLES = 12  # tables per program that get sequences
 COLLISION_TRIES = 1 << 20  # candidate keys tried for a NIC home-slot collision
 HOME_TRIES = 1 << 21  # candidate keys tried for the home slots of the table-API shapes
@@ -163,9 +167,10 @@ class _Emitter:
     def __init__(self, ctx: Any, part: ClassCoverage, t: ir.Table, own: tuple[Any, ...], tags: tuple[str, ...]):
         self.ctx, self.part, self.t, self.own, self.tags = ctx, part, t, own, tags
 
-    def __call__(self, shape: str, label: str, ops: list[ControlOp], pkt: tuple[Any, ...] | None = None) -> None:
+    def __call__(self, shape: str, label: str, ops: list[ControlOp], pkt: tuple[Any, ...] | None = None,
+                 entries: tuple[EntryState, ...] = ()) -> None:
         p_pid, p_data, p_port, p_control, p_regs = pkt or self.own
-        state = ControlState(p_control.entries, p_control.defaults, tuple(ops))
+        state = ControlState(p_control.entries + entries, p_control.defaults, tuple(ops))
         item = f"{self.t.name}:{shape}"
         try:
             replay(self.ctx.prog, state)
@@ -245,11 +250,12 @@ def _zero_key(ctx: Any, t: ir.Table, action: str, emit: Any, part: ClassCoverage
     emit("zero_key", "zero_key", [_insert(zero)], (pid, data, port, base, regs))
 
 
-def _fillers(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.Program) -> list[EntryState] | str:
+def _fillers(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.Program,
+             limit: int = FILL_LIMIT) -> list[EntryState] | str:
     """Entries that, with the packet's, fill the table to its declared size (below the packet's entry in
     priority tables: a filler never wins), or why the table is not filled."""
-    if t.size > FILL_LIMIT:
-        return f"size {t.size} > {FILL_LIMIT}: not filled (bounded)"
+    if t.size > limit:
+        return f"size {t.size} > {limit}: not filled (bounded)"
     free = t.size - len(t.entries)
     if free < 1:
         return "the constant entries fill the table"
@@ -389,16 +395,22 @@ def _api_shapes(emit: _Emitter, part: ClassCoverage, keyvals: tuple[int, ...], h
 
 def _full_cycle(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, change: ControlOp, prog: ir.Program,
                 emit: _Emitter, part: ClassCoverage) -> None:
-    """The table filled to its size, then at full: a filler deleted and re-inserted (the handle just freed is
-    the one reused), the packet's entry deleted and re-inserted, and modified."""
-    fillers = _fillers(t, keyvals, hit.action, prog)
+    """The table filled to its size (its last free slot by an insert op), then at full: a filler deleted and
+    re-inserted (the handle just freed is the one reused), the packet's entry deleted and re-inserted, and
+    modified."""
+    op_bytes = len(json.dumps(control_to_data(ControlState(ops=(_insert(hit),)), prog)["ops"][0])) + 2
+    limit = min(API_FILL_LIMIT, LINE_BUDGET // op_bytes)  # the vector is one line of a JSON Lines file
+    fillers = _fillers(t, keyvals, hit.action, prog, limit)
     if isinstance(fillers, str):
-        part.infeasible[f"{t.name}:full_cycle"] = fillers
+        part.infeasible[f"{t.name}:full_cycle"] = fillers if limit == API_FILL_LIMIT or t.size <= limit else (
+            f"size {t.size}: its inserts ({op_bytes} bytes each) would not fit one vector line (bounded)")
         return
-    ops = [*map(_insert, fillers), _insert(hit)]
+    ops = [_insert(hit)]
     if fillers:
         ops += [_delete(fillers[0]), _touch(hit), _insert(fillers[0])]
-    emit("full_cycle", "full_cycle", [*ops, _delete(hit), _insert(hit), change])
+    # the fillers installed as the state's entries (through the same `_add` on the NIC; a bulk image where a
+    # target has one), the last free slot and the rest by ops
+    emit("full_cycle", "full_cycle", [*ops, _delete(hit), _insert(hit), change], entries=tuple(fillers))
 
 
 def _probe_chains(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, changed: EntryState, change: ControlOp,
