@@ -395,6 +395,10 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
 
     sequence_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                                   vectors))
+    from .gen_structures import structure_vectors  # the xdp target's cuckoo/trie shapes (gen_structures.py)
+
+    structure_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                                   vectors))
     # ports other than 1 in, ports without a mapping out (gen_ports.py): coverage part "ports"
     port_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                               vectors))

@@ -1,0 +1,443 @@
+"""Generated table-structure shapes (issue 16, survivors of issue 14's xdp structures): vectors whose control-plane
+`ops` put the table's entries where the xdp target's own lookup structures go wrong, for every table the xdp
+target builds as a cuckoo hash or a multibit trie (it says which: `targets.xdp.layout.table_layout`).
+
+Cuckoo hash (targets/xdp/cuckoo.py): keys chosen with the target's own hash functions (`Cuckoo.hashes`) so that
+they share a bucket with the packet's key, and the op sequence replayed on the target's own `Cuckoo` (in a
+bytearray) to check where every key ends up:
+
+- bucket1_slot0..3: 0..3 other keys in the packet's first bucket, then the packet's key (hit in slot w);
+- bucket2_slot0..3: its first bucket full, 0..3 other keys in its second, then the packet's key;
+- miss_full: both buckets full of other keys, the packet's key absent (every slot compared, none matches);
+- relocated: both buckets full, then the packet's key inserted: a key moves to its other bucket (BFS relocation);
+  relocated_moved: a packet looks the moved key up there;
+- deleted: the packet's key deleted from slot 1 of a full bucket (a stale key behind a cleared entry);
+- reinserted: deleted, its slot taken by another key, inserted again: now in its second bucket.
+
+Multibit trie (targets/xdp/trie.py: 16-bit root, 8-bit nodes, leaf-pushed): prefixes of the packet's address,
+packets steered to addresses that leave each prefix at the bit after it (`_out`):
+
+- root_nested: a /8 over a /16 (leaf pushed over 256 root slots); split_root_slot: a /16 then a /17 (a node
+  under a root slot, the /16 pushed into its other half); node_boundaries: prefixes at and around every node
+  boundary the key width has (shortest first); shorter_after_longer: the same inserted longest first (a
+  shorter prefix must not overwrite the longer one's slots); delete_restores: a longer prefix deleted (the
+  shorter one comes back, the node collapses) and re-added; host_route: a full-length route beside its
+  neighbours (every level of the trie, IPv6 /128 included).
+
+Every item is `<table>:<shape>`, reported under CLASS; covered when the oracle's result for every packet of the
+shape is the entry the shape meant (and, for the cuckoo, the replay put the key where the shape says). Entries
+take actions (and arguments) whose outcomes differ for the packet where the table has such, so a lookup that
+finds the wrong entry shows. Tags: `structure` plus the shape. Expected results come from the oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
+from targets.xdp.control import cuckoo_key
+from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, slot_bytes
+from targets.xdp.layout import key_words, table_layout
+from targets.xdp.trie import ROOT_BITS, STRIDE
+
+from .gen_coverage import ClassCoverage
+from .gen_sequences import _delete, _entry, _insert
+from .model import ControlOp, ControlState, EntryState, ReplayError, replay
+
+__all__ = ["CLASS", "CUCKOO_SHAPES", "TRIE_SHAPES", "structure_of", "structure_vectors"]
+
+CLASS = "table_structures"
+CUCKOO_SHAPES = (*(f"bucket{b}_slot{w}" for b in (1, 2) for w in range(WAYS)),
+                 "miss_full", "relocated", "relocated_moved", "deleted", "reinserted")
+TRIE_SHAPES = ("root_nested", "split_root_slot", "node_boundaries", "shorter_after_longer", "delete_restores",
+               "host_route")
+SEARCH_LIMIT = 1 << 21  # candidate keys tried for the keys that share the packet's buckets
+SALTS = 3  # argument variants per action tried for distinct outcomes
+POOL_TRIES = 16  # packets reaching the table tried for one whose hit and miss differ
+MAX_SITES = 3  # control paths to a table's apply that get the shapes
+
+Want = tuple[int, ...]
+Packet = tuple[Any, ...]  # (pid, data, port, control, regs)
+
+
+def structure_of(prog: ir.Program, t: ir.Table) -> tuple[str, int] | None:
+    """("cuckoo", buckets) or ("trie", nodes) as the xdp target builds the table, None for its other kinds."""
+    if not t.keys:
+        return None
+    lay = table_layout(prog, t)
+    if lay.cuckoo_buckets:
+        return "cuckoo", lay.cuckoo_buckets
+    if lay.trie_nodes:
+        return "trie", lay.trie_nodes
+    return None
+
+
+class _Table:
+    """One table's generation: the packet that reaches it, packets steered to other key values, the entries'
+    outcomes and the emitted shapes' coverage."""
+
+    def __init__(self, ctx: Any, t: ir.Table, part: ClassCoverage, pool: list[Any], site: str) -> None:
+        self.run_with = ctx.run_with
+        self.t, self.prog, self.part = t, ctx.prog, part
+        self.name = t.name + site  # coverage items are `<name>:<shape>`
+        self.acts = [a for a in t.actions if a in self.prog.actions]
+        self.failed: set[str] = set()
+        self.main: Packet
+        self.keyvals: Want
+        # the packet: the first of the site's packets for which a hit and a miss differ (a miss path that ends
+        # like the hit path would let every lookup mutant through); steering starts from it
+        best: tuple[Any, list[tuple[str, int]]] | None = None
+        for cand in pool[:POOL_TRIES]:
+            self.main, self.keyvals = (*cand[:3], _strip(t, cand[3]), cand[4]), tuple(cand[5])
+            palette, differs = self._palette()
+            if best is None or differs:
+                best = cand, palette
+            if differs:
+                break
+        assert best is not None
+        first, self.palette = best
+        pid, data, port, control, regs, keyvals = first
+        self.keyvals = tuple(keyvals)
+        self.main = (pid, data, port, _strip(t, control), regs)
+        self.packets: dict[Want, Packet | None] = {self.keyvals: self.main}
+        self.ctx = replace(ctx, pools={**ctx.pools, t.name: [first, *(p for p in pool if p is not first)]})
+
+    def packet(self, want: Want) -> Packet | None:
+        """A packet reaching the table with these key values (gen_classes' steering), None when none is found."""
+        if want not in self.packets:
+            got: Any
+            try:
+                from .gen_classes import _steer
+
+                got = _steer(self.ctx, self.t.name, want, "structure")
+            except (ImportError, AttributeError):
+                got = None
+            self.packets[want] = (None if got is None or isinstance(got, str)
+                                  else (*got[:3], _strip(self.t, got[3]), got[4]))
+        return self.packets[want]
+
+    def _palette(self) -> tuple[list[tuple[str, int]], bool]:
+        """(action, salt) pairs whose entries give the main packet distinct outcomes, those unlike a miss first;
+        whether any is unlike a miss."""
+        _pid, data, port, base, regs = self.main
+
+        def sig(ops: tuple[ControlOp, ...]) -> tuple[Any, ...]:
+            r = self.run_with(ControlState(base.entries, base.defaults, ops), data, port, regs)
+            return r.verdict, r.port, r.data, tuple(sorted(r.counters.items())), tuple(sorted(r.registers.items()))
+
+        miss = sig(())
+        seen: dict[tuple[Any, ...], tuple[str, int]] = {}
+        for a in self.acts:
+            for salt in range(SALTS if self.prog.actions[a].params else 1):
+                try:
+                    s = sig((_insert(_entry(self.t, self.keyvals, a, self.prog, salt)),))
+                except ReplayError:  # the packet's key is a constant entry's
+                    break
+                seen.setdefault(s, (a, salt))
+        out = [v for s, v in seen.items() if s != miss] + [v for s, v in seen.items() if s == miss]
+        return out or [(self.acts[0], 0)], any(s != miss for s in seen)
+
+    def entry(self, keyvals: Want, n: int, match: tuple[KeyElem, ...] | None = None) -> EntryState:
+        """An entry for `keyvals` (or with `match`) taking the n-th outcome of the palette (cyclically)."""
+        a, salt = self.palette[n % len(self.palette)]
+        e = _entry(self.t, keyvals, a, self.prog, salt)
+        return EntryState(e.table, match or e.match, e.action, e.args, e.priority)
+
+    def emit(self, shape: str, label: str, ops: list[ControlOp], want: Want, expect: EntryState | None) -> None:
+        """One vector: the packet steered to `want` after `ops`; the shape stays covered while every packet finds
+        `expect` (None: misses the table)."""
+        pkt = self.packet(want)
+        if pkt is None:
+            self.fail(shape, "no packet could be steered to the key values the shape needs")
+            return
+        pid, data, port, base, regs = pkt
+        state = ControlState(base.entries, base.defaults, tuple(ops))
+        try:
+            replay(self.prog, state)
+        except ReplayError as exc:  # e.g. more entries than the table's size
+            self.fail(shape, f"the sequence cannot be applied: {exc}")
+            return
+        r = self.ctx.emit(f"struct.{self.name}.{label}", pid, state, data, ["structure", shape], port, regs)
+        hit = r.observations.get("hit", {}).get(self.t.name)
+        action = r.observations.get("tables", {}).get(self.t.name)
+        ok = (not hit) if expect is None else bool(hit) and action == expect.action
+        if not ok:
+            self.fail(shape, "the oracle's result is not the entry the shape places (an earlier table, a condition "
+                      "or a constant entry decides)")
+        elif shape not in self.failed:
+            self.part.covered.add(f"{self.name}:{shape}")
+
+    def fail(self, shape: str, why: str) -> None:
+        """The shape is not covered, whatever its other packets do."""
+        if shape not in self.failed:
+            self.failed.add(shape)
+            self.part.covered.discard(f"{self.name}:{shape}")
+            self.part.infeasible[f"{self.name}:{shape}"] = why
+
+
+def _strip(t: ir.Table, control: ControlState) -> ControlState:
+    """The state without the table's own entries and default (the shapes put their own)."""
+    return ControlState(tuple(e for e in control.entries if e.table != t.name),
+                        tuple(d for d in control.defaults if d[0] != t.name))
+
+
+def _sites(ctx: Any, t: ir.Table) -> list[list[Any]]:
+    """The table's packets (gen_classes' pool) grouped by the control path that reaches its apply: each `apply` of
+    a table is a lookup of its own in the generated code, so each needs the shapes. At most MAX_SITES groups."""
+    try:
+        from .gen_classes import _pool
+
+        pool = list(_pool(ctx, t.name))
+    except (ImportError, AttributeError):
+        pool = []
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for cand in pool or [ctx.first_apply[t.name]]:
+        r = ctx.run_with(_strip(t, cand[3]), cand[1], cand[2], cand[4])
+        trace = r.observations.get("trace", [])
+        end = next((i for i, x in enumerate(trace) if x[0] == "apply" and x[1] == t.name), len(trace))
+        path = tuple(x if x[0] == "if" else x[:2] for x in trace[:end] if x[0] in ("if", "apply"))
+        if path in groups or len(groups) < MAX_SITES:
+            groups.setdefault(path, []).append(cand)
+    return list(groups.values()) or [[ctx.first_apply[t.name]]]
+
+
+def structure_vectors(ctx: Any) -> None:
+    """Called from generate() with its ClassContext: adds the vectors and the coverage part CLASS. Items are
+    `<table>:<shape>`, `<table>@<n>:<shape>` for the n-th control path to the table's apply."""
+    prog: ir.Program = ctx.prog
+    part = ctx.classes.setdefault(CLASS, ClassCoverage())
+    for t in prog.tables.values():
+        kind = structure_of(prog, t)
+        if kind is None:
+            continue
+        shapes = CUCKOO_SHAPES if kind[0] == "cuckoo" else TRIE_SHAPES
+        why = ("no generated packet reaches the table" if t.name not in ctx.first_apply
+               else "the table has no action an entry could name" if not any(a in prog.actions for a in t.actions)
+               else None)
+        if why is not None:
+            part.all += [f"{t.name}:{s}" for s in shapes]
+            for s in shapes:
+                part.infeasible[f"{t.name}:{s}"] = why
+            continue
+        for n, pool in enumerate(_sites(ctx, t), 1):
+            tab = _Table(ctx, t, part, pool, f"@{n}" if n > 1 else "")
+            part.all += [f"{tab.name}:{s}" for s in shapes]
+            if kind[0] == "cuckoo":
+                _cuckoo_shapes(tab, kind[1])
+            else:
+                _trie_shapes(tab)
+    for item in part.all:
+        if item not in part.covered and item not in part.infeasible:
+            part.infeasible[item] = "no vector reached the shape"
+
+
+# ------------------------------------------------------------------------------------------------ cuckoo
+
+
+def _exact(keyvals: Want) -> tuple[KeyElem, ...]:
+    return tuple(KeyElem("value", v) for v in keyvals)
+
+
+def _split(t: ir.Table, v: int) -> Want:
+    """Key values from their concatenation in key order (the first key the most significant: `cuckoo_key`)."""
+    out = []
+    for k in reversed(t.keys):
+        out.append(v & ((1 << k.width) - 1))
+        v >>= k.width
+    return tuple(reversed(out))
+
+
+def _colliding(t: ir.Table, cu: Cuckoo, start: Want, wants: dict[int, int],
+               avoid: set[tuple[int, int]]) -> dict[int, list[Want]]:
+    """Per bucket in `wants`, up to that many key tuples whose first hash is that bucket: the packet's key with
+    its low bits varied (the last key field), so a steered packet changes one field."""
+    k0, k1 = cuckoo_key(t, _exact(start))
+    v = k1 << 64 | k0
+    found: dict[int, list[Want]] = {b: [] for b in wants}
+    span = min(SEARCH_LIMIT, 1 << sum(k.width for k in t.keys))
+    need = sum(wants.values())
+    for i in range(1, span):
+        x = v ^ i
+        key = (x & ((1 << 64) - 1), x >> 64)
+        h = cu.hashes(*key)[0]
+        got = found.get(h)
+        if got is not None and len(got) < wants[h] and key not in avoid:
+            got.append(_split(t, x))
+            need -= 1
+            if not need:
+                break
+    return found
+
+
+def _replay(cu: Cuckoo, t: ir.Table, ops: list[ControlOp]) -> dict[tuple[int, int], tuple[int, int]] | str:
+    """Where every key is after the constant entries and `ops`, replayed on the target's own cuckoo (as the xdp
+    driver installs them, then applies the ops through its table API); or why the target refuses."""
+    cu.reset()
+    try:
+        for i, e in enumerate(t.entries):
+            cu.insert(*cuckoo_key(t, tuple(e.match)), i)
+        for i, op in enumerate(ops, len(t.entries)):
+            if op.op == "insert":
+                cu.insert(*cuckoo_key(t, op.match), i)
+            elif op.op == "delete":
+                cu.delete(*cuckoo_key(t, op.match))
+    except CuckooFull as exc:
+        return f"the target's cuckoo refuses the sequence: {exc}"
+    return dict(cu.where)
+
+
+def _cuckoo_shapes(tab: _Table, buckets: int) -> None:
+    t, part = tab.t, tab.part
+    words = key_words(t)
+    cu = Cuckoo(memoryview(bytearray(buckets * WAYS * slot_bytes(words))), buckets, words)
+    key = cuckoo_key(t, _exact(tab.keyvals))
+    b1, b2 = cu.hashes(*key)
+    consts = {cuckoo_key(t, tuple(e.match)) for e in t.entries}
+    room = t.size - len(t.entries)
+
+    def infeasible(shapes: list[str], why: str) -> None:
+        for s in shapes:
+            part.infeasible[f"{tab.name}:{s}"] = why
+
+    if key in consts:
+        infeasible(list(CUCKOO_SHAPES), "the packet's key is a constant entry's")
+        return
+    found = _colliding(t, cu, tab.keyvals, {b1: WAYS + 1} if b1 == b2 else {b1: WAYS + 1, b2: WAYS}, consts | {key})
+    in1, in2 = found[b1], found.get(b2, []) if b2 != b1 else []
+    mine = tab.entry(tab.keyvals, 0)
+    fill = [tab.entry(k, 1) for k in in1], [tab.entry(k, 1) for k in in2]
+
+    def place(shape: str, ops: list[ControlOp], at: tuple[int, int] | None, need: int) -> dict[Any, Any] | None:
+        """The replayed positions when the sequence fits and leaves the packet's key at `at` (None: absent)."""
+        if need > room:
+            infeasible([shape], f"needs {need} entries, the table has room for {room}")
+            return None
+        where = _replay(cu, t, ops)
+        if isinstance(where, str) or where.get(key) != at:
+            infeasible([shape], where if isinstance(where, str) else
+                       "the replay did not put the packet's key where the shape needs it")
+            return None
+        return where
+
+    for w in range(WAYS):
+        shape = f"bucket1_slot{w}"
+        if len(in1) < w:
+            infeasible([shape], f"fewer than {w} other keys found in the packet's first bucket")
+            continue
+        ops = [*map(_insert, fill[0][:w]), _insert(mine)]
+        if place(shape, ops, (b1, w), w + 1) is not None:
+            tab.emit(shape, shape, ops, tab.keyvals, mine)
+    second = [f"bucket2_slot{w}" for w in range(WAYS)] + ["miss_full", "relocated", "relocated_moved"]
+    if b1 == b2:
+        infeasible(second, "both hashes of the packet's key pick the same bucket")
+    elif len(in1) < WAYS or len(in2) < WAYS:
+        infeasible(second, f"too few keys sharing the packet's buckets within {SEARCH_LIMIT:,} tries")
+    else:
+        full1 = list(map(_insert, fill[0][:WAYS]))
+        for w in range(WAYS):
+            shape = f"bucket2_slot{w}"
+            ops = [*full1, *map(_insert, fill[1][:w]), _insert(mine)]
+            if place(shape, ops, (b2, w), WAYS + w + 1) is not None:
+                tab.emit(shape, shape, ops, tab.keyvals, mine)
+        both = [*full1, *map(_insert, fill[1][:WAYS])]
+        if place("miss_full", both, None, 2 * WAYS) is not None:
+            tab.emit("miss_full", "miss_full", both, tab.keyvals, None)
+        _relocated(tab, cu, both, mine, [*fill[0][:WAYS], *fill[1][:WAYS]], place, key)
+    _deleted(tab, cu, in1, fill[0], mine, key, place)
+
+
+def _relocated(tab: _Table, cu: Cuckoo, both: list[ControlOp], mine: EntryState, fillers: list[EntryState],
+               place: Callable[..., Any], key: tuple[int, int]) -> None:
+    t = tab.t
+    before = _replay(cu, t, both)
+    ops = [*both, _insert(mine)]
+    after = _replay(cu, t, ops)
+    if isinstance(before, str) or isinstance(after, str) or key not in after:
+        tab.part.infeasible[f"{tab.name}:relocated"] = tab.part.infeasible[f"{tab.name}:relocated_moved"] = (
+            after if isinstance(after, str) else "the packet's key found no slot")
+        return
+    if place("relocated", ops, after[key], 2 * WAYS + 1) is None:
+        tab.part.infeasible[f"{tab.name}:relocated_moved"] = tab.part.infeasible[f"{tab.name}:relocated"]
+        return
+    tab.emit("relocated", "relocated", ops, tab.keyvals, mine)
+    moved = [e for e in fillers if before.get(cuckoo_key(t, e.match)) != after.get(cuckoo_key(t, e.match))]
+    if not moved:
+        tab.part.infeasible[f"{tab.name}:relocated_moved"] = "no key moved"
+        return
+    e = moved[0]
+    tab.emit("relocated_moved", "relocated_moved", ops, tuple(m.a for m in e.match), e)
+
+
+def _deleted(tab: _Table, cu: Cuckoo, in1: list[Want], fill1: list[EntryState], mine: EntryState,
+             key: tuple[int, int], place: Callable[..., Any]) -> None:
+    """The packet's key in slot 1 of its full first bucket, deleted (a stale copy behind a cleared entry), then
+    its slot taken by another key and the key inserted again (now in its second bucket)."""
+    if len(in1) < WAYS + 1:
+        for s in ("deleted", "reinserted"):
+            tab.part.infeasible[f"{tab.name}:{s}"] = "too few keys sharing the packet's first bucket"
+        return
+    full = [_insert(fill1[0]), _insert(mine), *map(_insert, fill1[1:WAYS - 1])]
+    ops = [*full, _delete(mine)]
+    if place("deleted", ops, None, WAYS) is not None:
+        tab.emit("deleted", "deleted", ops, tab.keyvals, None)
+    again = tab.entry(tab.keyvals, 2)
+    ops = [*ops, _insert(fill1[WAYS]), _insert(again)]
+    b1, b2 = cu.hashes(*key)
+    if b1 == b2:
+        tab.part.infeasible[f"{tab.name}:reinserted"] = "both hashes of the packet's key pick the same bucket"
+    elif place("reinserted", ops, (b2, 0), WAYS + 1) is not None:
+        tab.emit("reinserted", "reinserted", ops, tab.keyvals, again)
+
+
+# -------------------------------------------------------------------------------------------------- trie
+
+
+def _trie_shapes(tab: _Table) -> None:
+    t = tab.t
+    w = t.keys[0].width
+    k = tab.keyvals[0]
+    ent: dict[int, EntryState] = {}
+
+    def pre(n: int) -> EntryState:
+        """The packet's address's /n prefix, its outcome from the palette by n (neighbours differ)."""
+        if n not in ent:
+            a = k & (((1 << n) - 1) << (w - n))
+            ent[n] = tab.entry((a,), n, (KeyElem("prefix", a, n),))
+        return ent[n]
+
+    def out(n: int) -> int:
+        """An address in every prefix of the packet's address up to /n, in none longer (bit n flipped)."""
+        return k ^ (1 << (w - n - 1)) if n < w else k
+
+    def run(shape: str, label: str, ops: list[ControlOp], live: list[int], probes: list[int]) -> None:
+        for n in probes:
+            best = max((p for p in live if p <= n), default=None)
+            tab.emit(shape, f"{label}.at{n}", ops, (out(n),), None if best is None else pre(best))
+
+    def ins(*ns: int) -> list[ControlOp]:
+        return [_insert(pre(n)) for n in ns]
+
+    def dels(*ns: int) -> list[ControlOp]:
+        return [_delete(pre(n)) for n in ns]
+
+    last = ROOT_BITS + (w - ROOT_BITS) // STRIDE * STRIDE
+    bounds = [b for b in range(ROOT_BITS, last + 1, STRIDE) if w <= 32 or b in (ROOT_BITS, ROOT_BITS + STRIDE,
+                                                                                 w // 2, w - STRIDE, w)]
+    ladder = sorted({n for b in bounds for n in (b - 1, b, b + 1) if 1 <= n <= w})
+    run("root_nested", "root_nested", ins(8, 16), [8, 16], [7, 8, 15, 16])
+    run("split_root_slot", "split_root_slot", ins(16, 17), [16, 17], [15, 16, 17])
+    run("node_boundaries", "node_boundaries", ins(*ladder), ladder, ladder)
+    desc = sorted({8, 16, ROOT_BITS + STRIDE, w // 2, w}, reverse=True)
+    run("shorter_after_longer", "shorter_after_longer", ins(*desc), desc, [*desc, 0])
+    mid = ROOT_BITS + STRIDE
+    run("delete_restores", "delete_one", [*ins(16, 17, mid), *dels(mid)], [16, 17], [16, 17, mid])
+    run("delete_restores", "delete_two", [*ins(16, 17, mid), *dels(mid, 17)], [16], [15, 16, mid])
+    run("delete_restores", "delete_shorter", [*ins(16, mid), *dels(16)], [mid], [16, mid])
+    again = tab.entry((pre(mid).match[0].a,), mid + 1, pre(mid).match)
+    ops = [*ins(16, 17, mid), *dels(mid, 17), _insert(again)]
+    tab.emit("delete_restores", "readded", ops, (k,), again)
+    host = sorted({max(16, w - STRIDE), w - 1, w})
+    run("host_route", "host_route", ins(*host), host, [w - STRIDE - 1, w - 2, w - 1, w])
