@@ -67,7 +67,7 @@ def main() -> int:
                     for table, kind in impls.items():
                         if table in prog.tables:
                             prog.tables[table].impl = ir.TableImpl(kind)
-                    drv = XdpDriver()
+                    drv = XdpDriver(observe=False)  # the production build, as loaded on an interface
                     drivers.append(drv)
                     drv.open(prog, work / f"{name}{k}")
                     drv.install(state)

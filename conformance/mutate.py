@@ -155,7 +155,7 @@ class XdpBuilder(Builder):
     def prepare(self) -> None:
         from targets.xdp import XdpTarget
 
-        XdpTarget().build(self.prog, self.base)
+        XdpTarget(observe=True).build(self.prog, self.base)  # the driver's build
 
     def slot(self, path: Path) -> Path:
         from targets.xdp import RUNTIME_HEADER
@@ -171,7 +171,7 @@ class XdpBuilder(Builder):
         write_atomic(src, text)
         obj = slot / f"{self.prog.name}.bpf.o"
         obj.unlink(missing_ok=True)
-        compile_object(src, obj)
+        compile_object(src, obj, observe=True)
         return elf_code_hash(obj)
 
 
@@ -303,6 +303,9 @@ def _xdp_driver(slot: Path) -> type[Driver]:
             obj = slot / f"{prog.name}.bpf.o"
 
             class Prebuilt:
+                def __init__(self, observe: bool = True) -> None:
+                    self.observe = observe  # the object was built observing (XdpBuilder.build)
+
                 def build(self, prog: ir.Program, outdir: Path) -> BuildResult:
                     return BuildResult(files={"object": obj})
 

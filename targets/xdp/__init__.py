@@ -46,16 +46,22 @@ _ENV = jinja2.Environment(
 )
 
 
-def clang_command(src: Path, obj: Path) -> list[str]:
+def clang_command(src: Path, obj: Path, observe: bool = False) -> list[str]:
     triple = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True).stdout.strip() \
         if shutil.which("gcc") else "x86_64-linux-gnu"
     return ["clang", "-O2", "-g", "-Wall", "-Wno-unused-label", "-Wno-unused-variable", "-target", "bpf",
+            *(["-DC3PO_OBSERVE"] if observe else []),
             f"-I/usr/include/{triple}", f"-I{src.parent}", "-c", str(src), "-o", str(obj)]
 
 
-def compile_object(src: Path, obj: Path) -> None:
-    """clang -O2 -g -target bpf; a failure raises BuildError carrying clang's own message."""
-    proc = run_to_outputs(clang_command(src, obj), [obj])  # never a truncated object under the real name
+def compile_object(src: Path, obj: Path, observe: bool = False) -> None:
+    """clang -O2 -g -target bpf; a failure raises BuildError carrying clang's own message.
+
+    `observe` builds the object the conformance driver runs: the same source with C3PO_OBSERVE defined, which
+    adds only the stores that tell an observer what BPF_PROG_TEST_RUN cannot (the egress port of a redirect,
+    which counters and registers a packet touched) into a per-CPU state record. A production object has none
+    of them: no state record lookup, no store per packet beyond the program's own."""
+    proc = run_to_outputs(clang_command(src, obj, observe), [obj])  # never a truncated object under the real name
     if proc.returncode != 0:
         if "BPF stack limit of 512 bytes is exceeded" in proc.stderr:
             first = next(line for line in proc.stderr.splitlines() if "stack limit" in line)
@@ -69,6 +75,9 @@ class XdpTarget(Target):
     name = "xdp"
     description = "Linux XDP: eBPF C (libbpf style) for the in-kernel verifier, run natively or via BPF_PROG_TEST_RUN"
     supports = SUPPORTS
+
+    def __init__(self, observe: bool = False) -> None:
+        self.observe = observe  # the conformance driver's build (compile_object)
 
     def limits(self, prog: ir.Program) -> list[Problem]:
         problems: list[Problem] = []
@@ -121,7 +130,7 @@ class XdpTarget(Target):
             result.notes.append("clang not found: wrote the C source only (apt-get install clang libbpf-dev)")
             return result
         obj = outdir / f"{prog.name}.bpf.o"
-        compile_object(src, obj)
+        compile_object(src, obj, self.observe)
         result.files["object"] = obj
         result.files["source"] = result.files.pop(f"{prog.name}.bpf.c")
         result.footprint, notes = map_footprint(obj)
