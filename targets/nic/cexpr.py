@@ -64,12 +64,25 @@ def convert(code: str, from_w: int, to_w: int) -> str:
     return code
 
 
+def valid_terms(prog: ir.Program, e: ir.Expr) -> set[str]:
+    """The (non-stack) instances a condition being true implies valid: `valid(h)` and `present(h.g)` terms of
+    its top-level conjunction."""
+    if isinstance(e, ir.Binary) and e.op == "&&":
+        return valid_terms(prog, e.left) | valid_terms(prog, e.right)
+    if isinstance(e, ir.Valid | ir.Present) and not prog.instances[e.instance].is_stack:
+        return {e.instance}
+    return set()
+
+
 class ExprCompiler:
     """Compiles expressions; `hash_sites` collects one helper per hash() call for the program."""
 
     def __init__(self, prog: ir.Program, hash_sites: list[ir.Hash]) -> None:
         self.prog = prog
         self.hash_sites = hash_sites
+        # (non-stack) instances known to be valid where the expression is evaluated: the right operand of
+        # `valid(h) && ...`, or the branch of an `if` that tested them; their field reads need no valid test
+        self.known_valid: set[str] = set()
 
     def hash_index(self, e: ir.Hash) -> int:
         for i, h in enumerate(self.hash_sites):
@@ -111,6 +124,15 @@ class ExprCompiler:
                 return mask_expr(f"(~{x})", w)
             return mask_expr(f"(({vtype(w)})0 - {x})", w)
         if isinstance(e, ir.Binary):
+            if e.op == "&&":
+                left = c(e.left)
+                added = valid_terms(self.prog, e.left) - self.known_valid
+                self.known_valid |= added
+                try:
+                    right = c(e.right)
+                finally:
+                    self.known_valid -= added
+                return self.binary(e, left, right)
             if e.op in ("<", "<=", ">", ">=", "==", "!=") and ir.BOOL not in (e.left.width, e.right.width):
                 fixed = compared(e.op, e.left, e.right)
                 if fixed is not None:

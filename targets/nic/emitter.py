@@ -16,7 +16,8 @@ from c3po_compiler.expr import KeyElem
 from c3po_compiler.text import comment_text
 from targets.c_bounds import range_cond
 
-from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, vtype
+from .cexpr import ExprCompiler, Unsupported, const, convert, ctype, mask_expr, valid_terms, vtype
+from .liveness import Liveness, analyse, bodies, exprs_of, known_valid_in_select
 
 ERR_CODES = {e: i + 1 for i, e in enumerate(ir.ERROR_KINDS)}
 
@@ -204,10 +205,11 @@ class ProgramView:
     parser_lines: list[str]
     control_lines: list[str]
     action_funcs: list[tuple[ActionView, list[str]]]
-    deparse_lines: list[str]
-    checksum_lines: list[str]
+    ctx_fields: list[str]  # the per-packet context's members
+    reset_lines: list[str]  # ctx_reset's body
+    start_lines: list[str]  # after ctx_reset, before parsing
+    finish_lines: list[str]  # after the control: checksum updates and deparse
     hash_funcs: list[list[str]]
-    n_checksums: int
     max_steps: int
     error_verdicts: list[tuple[int, str]]
     default_verdict: str
@@ -223,22 +225,38 @@ class Emitter:
         self.tmp = 0
         self.ck_ids: dict[tuple[str, str | None], int] = {}
         self.write_through: set[str] = set()
+        self.lv = Liveness()
+        self.identity = True  # re-emitting the parsed headers unchanged reproduces the frame (identity_ok)
+        self.full_deparse = False  # the general deparser (headers re-emitted from their buffers) is generated
+        self.track_structural = False  # c->structural chooses between write-back and the general deparser
+        self.write_back: set[str] = set()  # copied headers written back where they were parsed when modified
+        self.keep_pos: set[str] = set()  # headers whose parse offset (po_) a later step reads
+        self.keep_len: set[str] = set()  # ... and whose parsed length (pl_)
+        self.keep_buf: set[str] = set()  # headers whose buffer (or frame pointer) is read after extraction
+        self.keep_vl: set[str] = set()  # headers whose varlen length is read after extraction
+        self.ck_flags = True  # checksum requests as one flag each, not an ordered list (see decide)
         self.files = [Path(f) for f in prog.files]
         self.root = self.files[0].resolve().parent if self.files else None
 
     # -- layout ----------------------------------------------------------------------------------------------
 
     def layout(self) -> None:
-        needs_orig: set[str] = set()
+        self.field_writes: dict[str, list[tuple[int, int]]] = {}  # instance -> (bit offset, width) assigned
+        self.orig_bytes: dict[str, set[int]] = {}  # instance -> the bytes of its original (o_) that are read
+        for body in bodies(self.prog):
+            for s in ir.walk_stmts(body):
+                if isinstance(s, ir.Assign) and isinstance(s.target, ir.FieldRef):
+                    inst = self.prog.instances[s.target.instance]
+                    self.field_writes.setdefault(inst.name, []).append(self.field_pos(inst, s.target.field_name))
+        needs_orig: set[str] = set()  # the incremental l4 updates compare written words with their originals
         for body in [self.prog.control, *(a.body for a in self.prog.user_actions.values())]:
             for s in ir.walk_stmts(body):
                 if isinstance(s, ir.UpdateChecksum):
                     cs = self.prog.instances[s.instance].type.checksum
-                    if cs and cs.kind == "l4":
-                        needs_orig.add(s.instance)
-                        if s.pseudo:
-                            needs_orig.add(s.pseudo)
-
+                    if cs and cs.kind == "l4" and not self.prog.instances[s.instance].is_stack:
+                        for name, wo in self.l4_words(s.instance, s.pseudo):
+                            needs_orig.add(name)
+                            self.orig_bytes.setdefault(name, set()).update((wo, wo + 1))
                     self.ck_ids.setdefault((s.instance, s.pseudo), len(self.ck_ids))
         for name, inst in self.prog.instances.items():
             ht = inst.type
@@ -329,6 +347,8 @@ class Emitter:
         inst = self.prog.instances[ref.instance]
         buf, valid = self.elem(inst, ref.index)
         bitoff, width = self.field_pos(inst, ref.field_name)
+        if ref.instance in self.ec.known_valid and not ref.group:
+            return self.getter(buf, bitoff, width)
         zero = "((c3po_u128)0)" if width > 64 else "UINT64_C(0)"
         return f"({self.guard(inst, ref, valid)} ? {self.getter(buf, bitoff, width)} : {zero})"
 
@@ -362,6 +382,8 @@ class Emitter:
             return [p + line for line in self.set_valid(s)]
         if isinstance(s, ir.UpdateChecksum):
             i = self.ck_ids[(s.instance, s.pseudo)]
+            if self.ck_flags:
+                return [f"{p}c->ck_{i} = 1;"]
             return [f"{p}if (!c->ck_req[{i}]) {{ c->ck_req[{i}] = 1; c->ck_order[c->n_ck++] = {i}; }}"]
         if isinstance(s, ir.Count):
             size = self.prog.counters[s.counter].size
@@ -381,7 +403,15 @@ class Emitter:
             lines += [f"{p}    act_{act.name}(st, c, &a_);", f"{p}}}"]
             return lines
         if isinstance(s, ir.If):
-            lines = [f"{p}if ({self.expr(s.cond)}) {{", *self.stmts(s.then, ind + 1)]
+            lines = [f"{p}if ({self.expr(s.cond)}) {{"]
+            # without set_valid a header's validity does not change after parsing: the branch that tested it
+            # reads its fields without the test
+            added = set() if self.lv.any_set_valid else valid_terms(self.prog, s.cond) - self.ec.known_valid
+            self.ec.known_valid |= added
+            try:
+                lines += self.stmts(s.then, ind + 1)
+            finally:
+                self.ec.known_valid -= added
             if s.otherwise:
                 lines += [f"{p}}} else {{", *self.stmts(s.otherwise, ind + 1)]
             return [*lines, f"{p}}}"]
@@ -412,8 +442,13 @@ class Emitter:
         # Stores go through local pointers: a byte store through a pointer may alias anything, and would make
         # the compiler reload the context after every byte.
         iv = self.insts[inst.name]
-        # an aliased buffer is the frame itself (its layout never changes), so the store is the write-back
-        mark = "" if iv.alias else " c->structural = 1;" if inst.is_stack else f" c->d_{inst.ident} = 1;"
+        # an aliased buffer is the frame itself (its layout never changes), so the store is the write-back; a
+        # copied header is marked for the write-back, if there is one (the general deparser copies every header)
+        mark = ""
+        if inst.is_stack and self.track_structural:
+            mark = " c->structural = 1;"
+        elif inst.name in self.write_back:
+            mark = f" c->d_{inst.ident} = 1;"
         delta = self.ck_delta(iv, bitoff, width) if iv.track_ck else ""
         return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ uint8_t *b_ = {buf}; "
                 f"{delta}{self.setter('b_', bitoff, width, 'v_')}{mark} }} }}"]
@@ -438,8 +473,9 @@ class Emitter:
             buf, valid = f"c->h_{iv.ident}[{s.index or 0}]", f"c->v_{iv.ident}[{s.index or 0}]"
         else:
             buf, valid = f"c->h_{iv.ident}", f"c->v_{iv.ident}"
+        structural = ["c->structural = 1;"] if self.track_structural else []
         if not s.valid:
-            lines = ["c->structural = 1;", f"{valid} = 0;"]
+            lines = [*structural, f"{valid} = 0;"]
             if not inst.is_stack:
                 lines += [f"c->g_{iv.ident}_{g.name} = 0;" for g in iv.groups]
                 lines += [f"c->v_{o.ident} = 0;" for o in self.insts.values() if o.is_option
@@ -447,7 +483,7 @@ class Emitter:
             return lines
         if not inst.type.is_fixed:
             raise Unsupported("set_valid on a header with optional groups or a varlen tail")
-        lines = ["c->structural = 1;", f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
+        lines = [*structural, f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
         if iv.keep_original and not inst.is_stack:
             lines.append(f"c3po_zero(c->o_{iv.ident}, {iv.fixed_bytes});")
         return lines
@@ -588,7 +624,11 @@ class Emitter:
             st = ps.states[name]
             lines.append(f"        case {ids[name]}: {{ /* parser state {name}{self.comment(st.loc)} */")
             if st.extract:
-                lines += self.extract(self.prog.instances[st.extract])
+                # the cursor is read after this state by another state, the select's lookahead or the general
+                # deparser (the payload starts there); otherwise advancing it past the header is a dead store
+                lookahead = any(isinstance(x, ir.Lookahead) for e in st.select for x in ir.walk_expr(e))
+                cur_live = self.full_deparse or lookahead or any(x in ps.states for x in st.successors())
+                lines += self.extract(self.prog.instances[st.extract], cur_live)
             for v in st.verify:
                 lines += self.verify(self.prog.instances[v])
             lines += self.stmts(st.do, 3)  # metadata assignments and if: the control's statement code
@@ -599,10 +639,15 @@ class Emitter:
     def err(self, kind: str) -> str:
         return f"{{ err = {ERR_CODES[kind]}; goto parse_error; }}"
 
-    def extract(self, inst: ir.Instance) -> list[str]:
+    def extract(self, inst: ir.Instance, cur_live: bool = True) -> list[str]:
         iv = self.insts[inst.name]
         p = "            "
         out: list[str] = []
+        keep_len = inst.name in self.keep_len
+        # is `cur` read after the fixed part, after each group? (the groups, the varlen tail, the parsed length)
+        live_after_groups = cur_live or keep_len or iv.varlen is not None
+        live_after = [live_after_groups or k + 1 < len(iv.groups) for k in range(len(iv.groups))]
+        live_after_fixed = live_after_groups or bool(iv.groups)
         if inst.is_stack:
             out.append(f"{p}if (c->n_{iv.ident} >= {inst.stack}u) {self.err('stack_overflow')}")
             buf = f"c->h_{iv.ident}[c->n_{iv.ident}]"
@@ -611,20 +656,22 @@ class Emitter:
         out.append(f"{p}if ({iv.fixed_bytes}u > n - cur) {self.err('truncated')}")
         if iv.alias:
             # the frame keeps its layout: the header is read and written where it was parsed, no copy
-            out.append(f"{p}{buf} = pkt + cur;")
+            if inst.name in self.keep_buf:
+                out.append(f"{p}{buf} = pkt + cur;")
         else:
             out.append(f"{p}{copy_const(buf, 'pkt + cur', iv.fixed_bytes)}")
-        if not inst.is_stack:
+        if inst.name in self.keep_pos:
             out.append(f"{p}c->po_{iv.ident} = cur;")
-        out.append(f"{p}cur += {iv.fixed_bytes}u;")
+        if live_after_fixed:
+            out.append(f"{p}cur += {iv.fixed_bytes}u;")
         reader = self.local_reader(inst, buf)
-        for g in iv.groups:
+        for g, live in zip(iv.groups, live_after, strict=True):
             cond = self.ec.compile(g.when, reader)  # type: ignore[arg-type]
             out.append(f"{p}c->g_{iv.ident}_{g.name} = 0;")
             out.append(f"{p}if ({cond}) {{")
             out.append(f"{p}    if ({g.size}u > n - cur) {self.err('truncated')}")
             out.append(f"{p}    {copy_const(f'{buf} + {g.offset}', 'pkt + cur', g.size)}")
-            out.append(f"{p}    cur += {g.size}u; c->g_{iv.ident}_{g.name} = 1;")
+            out.append(f"{p}    {f'cur += {g.size}u; ' if live else ''}c->g_{iv.ident}_{g.name} = 1;")
             out.append(f"{p}}}")
         vl = iv.varlen
         if vl is not None:
@@ -638,16 +685,24 @@ class Emitter:
             if not iv.alias:  # an aliased header's tail already follows its fixed part in the frame
                 out.append(f"{p}    c3po_copy({buf} + {iv.varlen_offset}, pkt + cur, (uint32_t)L);")
             vl_var = f"c->vl_{iv.ident}[c->n_{iv.ident}]" if inst.is_stack else f"c->vl_{iv.ident}"
-            out.append(f"{p}    {vl_var} = (uint16_t)L; cur += (uint32_t)L;")
+            keep = [f"{vl_var} = (uint16_t)L;"] if inst.name in self.keep_vl else []
+            if cur_live or keep_len:
+                keep.append("cur += (uint32_t)L;")
+            if keep:
+                out.append(f"{p}    {' '.join(keep)}")
             out.append(f"{p}}}")
         if inst.is_stack:
             out.append(f"{p}c->v_{iv.ident}[c->n_{iv.ident}] = 1; c->n_{iv.ident}++;")
         else:
-            out.append(f"{p}c->v_{iv.ident} = 1; c->pl_{iv.ident} = cur - c->po_{iv.ident};")
+            if inst.name in self.lv.valid_read:
+                out.append(f"{p}c->v_{iv.ident} = 1;")
+            if keep_len:
+                out.append(f"{p}c->pl_{iv.ident} = cur - c->po_{iv.ident};")
             opts = [o for o in self.prog.instances.values() if o.tlv_parent == inst.name]
             out += [f"{p}c->v_{self.insts[o.name].ident} = 0;" for o in opts]
-            if iv.keep_original:
-                out.append(f"{p}{copy_const(f'c->o_{iv.ident}', f'c->h_{iv.ident}', iv.fixed_bytes)}")
+            if iv.keep_original:  # the bytes of the original the checksum updates read
+                moves = " ".join(f"d_[{b}] = s_[{b}];" for b in sorted(self.orig_bytes[inst.name]))
+                out.append(f"{p}{{ uint8_t *d_ = c->o_{iv.ident}; const uint8_t *s_ = c->h_{iv.ident}; {moves} }}")
             if vl is not None and vl.tlv is not None and getattr(inst, "walk_tlv", True):
                 out += self.tlv_walk(inst, vl.tlv, f"c->h_{iv.ident} + {iv.varlen_offset}", f"c->vl_{iv.ident}", opts)
         return out
@@ -668,8 +723,12 @@ class Emitter:
             if tlv.end:
                 ends = " || ".join(f"t0 == {tlv.singletons[e]}u" for e in tlv.end)
                 out.append(f"{p}          if ({ends}) break;")
-            singles = " || ".join(f"t0 == {v}u" for v in tlv.singletons.values())
-            out.append(f"{p}          if ({singles}) {{ q += {sb}u; continue; }} }}")
+            # the end singletons have left the loop already
+            singles = " || ".join(f"t0 == {v}u" for k, v in tlv.singletons.items() if k not in tlv.end)
+            if singles:
+                out.append(f"{p}          if ({singles}) {{ q += {sb}u; continue; }} }}")
+            else:
+                out[-1] += " }"
         out.append(f"{p}        if ({hb}u > L - q) {self.err('bad_length')}")
 
         def hdr(ref: ir.FieldRef) -> str:
@@ -691,14 +750,20 @@ class Emitter:
             out.append(f"{p}          if ({' && '.join(conds)}) {{")
             if opt.data_bytes:
                 out.append(f"{p}              if (sz - {hb}u < {opt.data_bytes}u) {self.err('bad_length')}")
-                out.append(f"{p}              if (!c->v_{ov.ident}) "
-                           f"{copy_const(f'c->h_{ov.ident}', f'ar + q + {hb}u', opt.data_bytes)}")
+                if o.name in self.keep_buf:  # the first occurrence's data, if a field of it is read
+                    out.append(f"{p}              if (!c->v_{ov.ident}) "
+                               f"{copy_const(f'c->h_{ov.ident}', f'ar + q + {hb}u', opt.data_bytes)}")
             out.append(f"{p}              c->v_{ov.ident} = 1;")
             out.append(f"{p}          }}")
         out.append(f"{p}          q += (uint32_t)sz; }}")
         out.append(f"{p}    }}")
         out.append(f"{p}}}")
         return out
+
+    @staticmethod
+    def verify_fast(iv: InstView) -> bool:
+        """The verify sums the fixed part as straight-line words (no parsed length needed)."""
+        return not iv.groups and iv.fixed_bytes % 2 == 0
 
     def verify(self, inst: ir.Instance) -> list[str]:
         iv = self.insts[inst.name]
@@ -707,7 +772,7 @@ class Emitter:
             raise Unsupported(f"verify of {inst.name}")
         p = "            "
         total = f"c3po_csum_add(0, pkt + c->po_{iv.ident}, c->pl_{iv.ident})"
-        if not iv.groups and iv.fixed_bytes % 2 == 0:
+        if self.verify_fast(iv):
             # the fixed part as straight-line little-endian words (plain loads, no byte assembly), the varlen
             # tail after it; a verify compares with 0xffff, which is its own byte swap
             return [f"{p}{{ const uint8_t *k_ = pkt + c->po_{iv.ident};",
@@ -731,12 +796,26 @@ class Emitter:
 
         def lookahead(la: ir.Lookahead) -> str:
             return self.getter("(pkt + cur)", la.offset, la.bits)
+
+        def field(ref: ir.FieldRef) -> str:
+            """The header this state extracted is valid (a stack's last element is the one just extracted): its
+            fixed fields are read without the valid test."""
+            inst = self.prog.instances[ref.instance]
+            if known_valid_in_select(self.prog, st, ref):
+                bitoff, width = self.field_pos(inst, ref.field_name)
+                buf = f"c->h_{inst.ident}[c->n_{inst.ident} - 1u]" if inst.is_stack else f"c->h_{inst.ident}"
+                return self.getter(buf, bitoff, width)
+            return self.read_field(ref)
+        # trailing cases that go where the default goes decide nothing
+        cases = list(st.cases)
+        while cases and cases[-1].next == st.default:
+            cases.pop()
         out.append(f"{p}{{")
-        for i, e in enumerate(st.select):
-            code = self.ec.compile(e, self.read_field, lookahead)
+        for i, e in enumerate(st.select if cases else []):
+            code = self.ec.compile(e, field, lookahead)
             out.append(f"{p}    {vtype(max(e.width, 1))} s{i} = {code};")
         first = True
-        for case in st.cases:
+        for case in cases:
             conds = []
             for i, (e, k) in enumerate(zip(st.select, case.keyset, strict=True)):
                 w = max(e.width, 1)
@@ -754,7 +833,7 @@ class Emitter:
             out.append(f"{p}    state = {ids[st.default]};")
         else:
             out.append(f"{p}    else state = {ids[st.default]};")
-        for i in range(len(st.select)):
+        for i in range(len(st.select) if cases else 0):
             out.append(f"{p}    (void)s{i};")
         out.append(f"{p}}}")
         return out
@@ -762,7 +841,40 @@ class Emitter:
     # -- deparse and checksums -------------------------------------------------------------------------------
 
     def deparse(self) -> list[str]:
+        """The headers back into the frame: modified copied headers written back where they were parsed (when
+        the layout cannot change) and, when a header can be added or removed or the deparse order differs from
+        the parse order, the general deparser that re-emits every valid header before the payload."""
         p = "        "
+        out: list[str] = []
+        if self.write_back or self.track_structural:
+            out.append(f"{p}/* write back the copied headers that were modified, where they were parsed */")
+        if self.track_structural:
+            out.append(f"{p}if (!c->structural) {{")
+        q = p + "    " if self.track_structural else p
+        for name in self.prog.deparse:
+            iv = self.insts[name]
+            if name not in self.write_back:
+                continue
+            # d_ is only set while the header is valid, and only set_valid (which takes the general deparser)
+            # can make it invalid again
+            out.append(f"{q}if (c->d_{iv.ident}) {{")
+            if not iv.groups:
+                out.append(f"{q}    {copy_const(f'pkt + c->po_{iv.ident}', f'c->h_{iv.ident}', iv.fixed_bytes)}")
+            else:
+                out.append(f"{q}    uint32_t pos = c->po_{iv.ident} + {iv.fixed_bytes}u;")
+                out.append(f"{q}    {copy_const(f'pkt + c->po_{iv.ident}', f'c->h_{iv.ident}', iv.fixed_bytes)}")
+                for k, g in enumerate(iv.groups):
+                    step = f" pos += {g.size}u;" if k + 1 < len(iv.groups) else ""
+                    out.append(f"{q}    if (c->g_{iv.ident}_{g.name}) {{ "
+                               f"{copy_const('pkt + pos', f'c->h_{iv.ident} + {g.offset}', g.size)}{step} }}")
+            out.append(f"{q}}}")
+        if self.track_structural:
+            out.append(f"{p}}} else")
+        if self.full_deparse:
+            out += self.general_deparse(p)
+        return out
+
+    def general_deparse(self, p: str) -> list[str]:
         elems: list[tuple[str, str, InstView]] = []
         tails: dict[str, str] = {}  # element buffer -> its varlen length
         for name in self.prog.deparse:
@@ -773,45 +885,33 @@ class Emitter:
             else:
                 elems.append((f"c->h_{iv.ident}", f"c->v_{iv.ident}", iv))
                 tails[f"c->h_{iv.ident}"] = f"c->vl_{iv.ident}"
-        out: list[str] = []
-        if self.identity_ok():
-            out += [f"{p}if (!c->structural) {{",
-                    f"{p}    /* no header added or removed and the deparse order is the parse order: write back only",
-                    f"{p}       the headers that were modified, where they were parsed */"]
-            for buf, valid, iv in elems:
-                if iv.stack or iv.name in self.write_through:
-                    continue  # write-through headers are already in place
-                out.append(f"{p}    if ({valid} && c->d_{iv.ident}) {{")
-                out.append(f"{p}        uint32_t pos = c->po_{iv.ident};")
-                out.append(f"{p}        {copy_const('pkt + pos', buf, iv.fixed_bytes)} pos += {iv.fixed_bytes}u;")
-                for g in iv.groups:
-                    out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ "
-                               f"{copy_const('pkt + pos', f'{buf} + {g.offset}', g.size)} pos += {g.size}u; }}")
-                out.append(f"{p}        (void)pos;")
-                out.append(f"{p}    }}")
-            out.append(f"{p}}} else")
+        out = [f"{p}/* deparse: valid headers in deparse order, then the payload after the parser's cursor */"]
         # `pos` only when a header is written (a program whose states extract nothing has none to write)
         out += [f"{p}{{", f"{p}    uint32_t hl = 0, {'pos = 0, ' if elems else ''}pay = n - cur;"]
         for buf, valid, iv in elems:
-            size = [f"{iv.fixed_bytes}u"]
+            sizes = [f"{iv.fixed_bytes}u"]
             if not iv.stack:
-                size += [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
+                sizes += [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
             if iv.varlen:
-                size.append(tails[buf])
-            out.append(f"{p}    if ({valid}) hl += {' + '.join(size)};")
+                sizes.append(tails[buf])
+            out.append(f"{p}    if ({valid}) hl += {' + '.join(sizes)};")
         out.append(f"{p}    if (hl > cap || pay > cap - hl) {{ st->oversize_drops++; c->verdict = {self.upper}_DROP; "
                    "goto done; }")
         out.append(f"{p}    c3po_move(pkt + hl, pkt + cur, pay);")
-        for buf, valid, iv in elems:
-            out.append(f"{p}    if ({valid}) {{")
-            out.append(f"{p}        {copy_const('pkt + pos', buf, iv.fixed_bytes)} pos += {iv.fixed_bytes}u;")
+        for k, (buf, valid, iv) in enumerate(elems):
+            # (condition, copy, size) of the fixed part, each optional group and the varlen tail
+            pieces: list[tuple[str, str, str]] = [("", copy_const("pkt + pos", buf, iv.fixed_bytes),
+                                                   f"{iv.fixed_bytes}u")]
             if not iv.stack:
-                for g in iv.groups:
-                    out.append(f"{p}        if (c->g_{iv.ident}_{g.name}) {{ "
-                               f"{copy_const('pkt + pos', f'{buf} + {g.offset}', g.size)} pos += {g.size}u; }}")
+                pieces += [(f"c->g_{iv.ident}_{g.name}", copy_const("pkt + pos", f"{buf} + {g.offset}", g.size),
+                            f"{g.size}u") for g in iv.groups]
             if iv.varlen:
-                out.append(f"{p}        c3po_copy(pkt + pos, {buf} + {iv.varlen_offset}, {tails[buf]}); "
-                           f"pos += {tails[buf]};")
+                pieces.append(("", f"c3po_copy(pkt + pos, {buf} + {iv.varlen_offset}, {tails[buf]});", tails[buf]))
+            out.append(f"{p}    if ({valid}) {{")
+            for j, (cond, copy, size) in enumerate(pieces):
+                # the position after the last header's last part is not read: no step there
+                code = copy if k + 1 == len(elems) and j + 1 == len(pieces) else f"{copy} pos += {size};"
+                out.append(f"{p}        if ({cond}) {{ {code} }}" if cond else f"{p}        {code}")
             out.append(f"{p}    }}")
         out.append(f"{p}    *len = hl + pay;")
         out.append(f"{p}}}")
@@ -850,12 +950,27 @@ class Emitter:
                     return False
         return True
 
-    def ck_mark(self, iv: InstView, fo: int, var: str) -> str:
-        if iv.alias:
-            return ""  # the buffer is the frame
-        if iv.name in self.write_through:
-            return f"c->pkt[c->po_{iv.ident} + {fo}u] = (uint8_t)({var} >> 8); c->pkt[c->po_{iv.ident} + {fo + 1}u] = (uint8_t){var};"
-        return f"c->d_{iv.ident} = 1;"
+    def l4_words(self, name: str, pseudo: str | None) -> list[tuple[str, int]]:
+        """The 16-bit words (instance, byte offset) an incremental l4 checksum update of `name` adds the change
+        of: the header's words but its checksum field, and the pseudo-header's addresses -- only those some
+        assignment can write (the others equal their original on every packet)."""
+        inst = self.prog.instances[name]
+        cs = inst.type.checksum
+        assert cs is not None
+        fo = self.field_pos(inst, cs.field)[0] // 8
+        words = [(name, wo) for wo in range(0, inst.type.fixed_bytes, 2) if wo != fo]
+        if pseudo:
+            pinst = self.prog.instances[pseudo]
+            for fname in ("src", "dst"):
+                pb, pw = self.field_pos(pinst, fname)
+                words += [(pseudo, wo) for wo in range(pb // 8, (pb + pw) // 8, 2)]
+        return [(n, wo) for n, wo in words
+                if any(b < 8 * wo + 16 and 8 * wo < b + w for b, w in self.field_writes.get(n, []))]
+
+    def ck_mark(self, iv: InstView) -> str:
+        """After a checksum update of a copied header: mark it for the write-back (an aliased buffer is the
+        frame; the general deparser copies every header anyway)."""
+        return f" c->d_{iv.ident} = 1;" if iv.name in self.write_back else ""
 
     def compute_track_ck(self) -> set[str]:
         """Aliased instances whose update_checksum(ipv4_header) can be an RFC 1624 incremental update that is
@@ -865,12 +980,7 @@ class Emitter:
         update falls back to the full recompute in the one case incremental arithmetic cannot decide
         (a folded sum of 0 or 0xffff: one's complement has two zeros)."""
         out: set[str] = set()
-        writes: dict[str, list[tuple[int, int]]] = {}
-        for body in [self.prog.control, *(a.body for a in self.prog.user_actions.values())]:
-            for s in ir.walk_stmts(body):
-                if isinstance(s, ir.Assign) and isinstance(s.target, ir.FieldRef):
-                    inst = self.prog.instances[s.target.instance]
-                    writes.setdefault(inst.name, []).append(self.field_pos(inst, s.target.field_name))
+        writes = self.field_writes
         states = self.prog.parser.states.values()
         for (name, pseudo), _ in self.ck_ids.items():
             iv = self.insts[name]
@@ -901,8 +1011,13 @@ class Emitter:
         return {n for n, iv in self.insts.items() if not iv.stack and not iv.is_option and not iv.groups}
 
     def checksums(self) -> list[str]:
-        out: list[str] = []
+        """The requested checksum updates, on the header buffers. When no two requests are for the same header
+        the order they were made in cannot change a result (each update writes only its own header's checksum
+        field, and no update sums another's checksum field), so each request is one flag and the updates run
+        in a fixed order; otherwise they run in request order, as the spec states."""
+        blocks: list[tuple[int, str, list[str]]] = []
         for (name, pseudo), i in self.ck_ids.items():
+            out: list[str] = []
             inst = self.prog.instances[name]
             iv = self.insts[name]
             cs = inst.type.checksum
@@ -912,10 +1027,6 @@ class Emitter:
             if bitoff % 8:
                 raise Unsupported("a checksum field that is not byte aligned")
             fo = bitoff // 8
-            out.append(f"                    case {i}: if (c->v_{iv.ident}) {{ /* update_checksum({name}) */")
-            hl = [f"{iv.fixed_bytes}u"] + [f"(c->g_{iv.ident}_{g.name} ? {g.size}u : 0u)" for g in iv.groups]
-            if iv.varlen:
-                hl.append(f"c->vl_{iv.ident}")
             if cs.kind == "ipv4_header":
                 # computed on the header buffer before deparse (for an aliased header that is the frame);
                 # the checksum field's two bytes are left out of the sum
@@ -947,20 +1058,10 @@ class Emitter:
                                    f"q += c->vl_{iv.ident};")
                     out.append(f"                    tmp[{fo}] = 0; tmp[{fo + 1}] = 0;")
                     out.append("                v = ~c3po_csum_fold(c3po_csum_add(0, tmp, q)) & 0xffffu;")
-                out.append(f"                    {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v; {self.ck_mark(iv, fo, 'v')}")
+                out.append(f"                    {h}[{fo}] = (uint8_t)(v >> 8); {h}[{fo + 1}] = (uint8_t)v;{self.ck_mark(iv)}")
             else:
-                words: list[tuple[str, str, int]] = []
-                for wo in range(0, iv.fixed_bytes, 2):
-                    if wo in (fo,):
-                        continue
-                    words.append((f"c->o_{iv.ident}", f"c->h_{iv.ident}", wo))
-                if pseudo:
-                    pinst = self.prog.instances[pseudo]
-                    piv = self.insts[pseudo]
-                    for fname in ("src", "dst"):
-                        pb, pw = self.field_pos(pinst, fname)
-                        for wo in range(pb // 8, (pb + pw) // 8, 2):
-                            words.append((f"c->o_{piv.ident}", f"c->h_{piv.ident}", wo))
+                words = [(f"c->o_{self.insts[w].ident}", f"c->h_{self.insts[w].ident}", wo)
+                         for w, wo in self.l4_words(name, pseudo)]
                 out.append(f"                    uint32_t hc = (uint32_t)c3po_ld(c->h_{iv.ident}, {fo}, 2), sum, m0, m1;")
                 if cs.zero_means_none:
                     out.append("                if (hc != 0) {")
@@ -975,20 +1076,167 @@ class Emitter:
                 out.append("                hc = (~c3po_csum_fold(sum)) & 0xffffu;")
                 if cs.zero_means_none:
                     out.append("                if (hc == 0) hc = 0xffffu;")
-                out.append(f"                    c->h_{iv.ident}[{fo}] = (uint8_t)(hc >> 8); c->h_{iv.ident}[{fo + 1}] = (uint8_t)hc; "
-                           f"{self.ck_mark(iv, fo, 'hc')}")
+                out.append(f"                    c->h_{iv.ident}[{fo}] = (uint8_t)(hc >> 8); c->h_{iv.ident}[{fo + 1}] = (uint8_t)hc;"
+                           f"{self.ck_mark(iv)}")
                 if cs.zero_means_none:
                     out.append("                }")
-            out.append("                } break;")
-        # one indentation scheme for the switch inside the request loop
-        shaped = []
-        for line in out:
-            text = line.strip()
-            if text.startswith("case ") or text == "} break;":
-                shaped.append("            " + text)
+            blocks.append((i, iv.ident, [line.strip() for line in out]))
+        p = "        "
+        if not blocks:
+            return []
+        if self.ck_flags:
+            lines = [f"{p}/* update_checksum requests, on the header buffers */"]
+            for i, ident, body in blocks:
+                lines.append(f"{p}if (c->ck_{i} && c->v_{ident}) {{ /* update_checksum({self.ck_names[i]}) */")
+                lines += [f"{p}    {line}" for line in body]
+                lines.append(f"{p}}}")
+            return lines
+        lines = [f"{p}/* update_checksum requests, in the order they were made, on the header buffers */",
+                 f"{p}for (k = 0; k < c->n_ck; k++) {{",
+                 f"{p}    switch (c->ck_order[k]) {{"]
+        for i, ident, body in blocks:
+            lines.append(f"{p}    case {i}: if (c->v_{ident}) {{ /* update_checksum({self.ck_names[i]}) */")
+            lines += [f"{p}        {line}" for line in body]
+            lines.append(f"{p}    }} break;")
+        return [*lines, f"{p}    default:", f"{p}        break;", f"{p}    }}", f"{p}}}"]
+
+    # -- the per-packet context -------------------------------------------------------------------------------
+
+    def decide(self) -> None:
+        """What the packet path keeps (after the layout and the write-through choice): see liveness.py. The
+        members the code does not read are not declared at all, so a read the analysis missed fails the
+        build instead of reading an unset member."""
+        lv = self.lv = analyse(self.prog)
+        self.identity = self.identity_ok()
+        self.full_deparse = not self.identity or lv.restructures
+        self.track_structural = self.identity and lv.restructures
+        if self.identity:
+            self.write_back = {n for n in lv.written
+                               if not (self.insts[n].alias or self.insts[n].stack or self.insts[n].is_option)}
+        if self.full_deparse:
+            lv.valid_read |= set(self.prog.deparse)
+        verified = {v for st in self.prog.parser.states.values() for v in st.verify}
+        self.keep_pos = self.write_back | verified
+        self.keep_len = {v for v in verified if not self.verify_fast(self.insts[v])}
+        checksummed = {name for name, _ in self.ck_ids} | {pseudo for _, pseudo in self.ck_ids if pseudo}
+        parents = {i.tlv_parent for i in self.prog.instances.values() if i.tlv_parent}
+        deparsed = set(self.prog.deparse) if self.full_deparse else set()
+        # a header's own groups and varlen length are read from its buffer while it is extracted; copied headers
+        # are kept (the deparse reads them), an aliased one is a pointer into the frame nothing may read, an
+        # option's data is copied only if a field of it is read
+        self.keep_buf = (lv.fields_read | checksummed | parents | deparsed | self.write_back
+                         | {n for n, iv in self.insts.items()
+                            if iv.groups or iv.varlen or iv.stack or not (iv.alias or iv.is_option)})
+        self.keep_vl = {n for n, iv in self.insts.items() if iv.varlen and (iv.stack or n in (
+            checksummed | parents | deparsed | verified))}
+        self.ck_flags = len({name for name, _ in self.ck_ids}) == len(self.ck_ids)
+        self.ck_names = {i: name for (name, _), i in self.ck_ids.items()}
+        std = {e.name for e in exprs_of(self.prog) if isinstance(e, ir.StdRef)}
+        if any(t.counters for t in self.prog.tables.values()) or any(
+                isinstance(s, ir.Count) for body in bodies(self.prog) for s in ir.walk_stmts(body)):
+            std.add("packet_length")
+        self.std_used = std
+
+    def ctx_fields(self) -> list[str]:
+        """The context's member declarations (a blank line after each header's)."""
+        out: list[str] = []
+        for iv in self.insts.values():
+            n = iv.ident
+            if iv.stack:
+                out += [f"uint8_t h_{n}[{iv.stack}][{max(iv.max_bytes, 1)}];", f"uint8_t v_{n}[{iv.stack}];",
+                        f"uint32_t n_{n};"]
+                if iv.varlen:
+                    out.append(f"uint16_t vl_{n}[{iv.stack}]; /* each element's variable-length tail */")
+                out.append("")
+                continue
+            if iv.name not in self.keep_buf:
+                pass
+            elif iv.alias:
+                out.append(f"uint8_t *h_{n}; /* where it was parsed: the frame's layout never changes */")
             else:
-                shaped.append("                " + text)
-        return shaped
+                out.append(f"uint8_t h_{n}[{max(iv.max_bytes, 1)}];")
+            if iv.name in self.lv.valid_read:
+                out.append(f"uint8_t v_{n};")
+            out += [f"uint8_t g_{n}_{g.name};" for g in iv.groups]
+            if iv.name in self.keep_vl:
+                out.append(f"uint16_t vl_{n};")
+            if iv.name in self.keep_pos:
+                out.append(f"uint32_t po_{n}; /* where it was parsed */")
+            if iv.name in self.keep_len:
+                out.append(f"uint32_t pl_{n}; /* its length there */")
+            if iv.name in self.write_back:
+                out.append(f"uint8_t d_{n}; /* a field was written: write the header back */")
+            if iv.keep_original:
+                out.append(f"uint8_t o_{n}[{iv.fixed_bytes}];")
+            if iv.track_ck:
+                out.append(f"uint64_t ckd_{n}; /* RFC 1624 sum of (~old + new) over the header words written */")
+            out.append("")
+        out += [f"{ctype(w)} m_{name};" for name, w in self.prog.metadata.items()]
+        out += [f"uint32_t std_{name};" for name in sorted(self.std_used)]
+        out.append("uint32_t verdict;")
+        if ir.Verdict.FORWARD.value in self.lv.verdicts:
+            out.append("uint16_t port;")
+        if self.ck_ids and self.ck_flags:
+            out.append(f"uint8_t {', '.join(f'ck_{i}' for i in self.ck_names)}; /* update_checksum requested */")
+        elif self.ck_ids:
+            out += [f"uint8_t ck_req[{len(self.ck_ids)}], ck_order[{len(self.ck_ids)}];", "uint32_t n_ck;"]
+        if self.track_structural:
+            out.append("uint8_t structural; /* a header was added or removed, or a stack element written: full deparse */")
+        while out and not out[-1]:
+            out.pop()
+        return [f"    {line}" if line else "" for line in out]
+
+    def reset_lines(self) -> list[str]:
+        """The context's state before parsing: what parsing and the control may read before writing. A header's
+        buffer, varlen length, groups and parse position are read only while it is valid, and extracting it
+        writes them, so they are not cleared."""
+        out: list[str] = []
+        for iv in self.insts.values():
+            n = iv.ident
+            if iv.stack:
+                out.append(" ".join(f"c->v_{n}[{i}] = 0;" for i in range(iv.stack)) + f" c->n_{n} = 0;")
+            elif iv.name in self.lv.valid_read:
+                out.append(f"c->v_{n} = 0;")
+            if iv.name in self.write_back:
+                out.append(f"c->d_{n} = 0;")
+            if iv.track_ck:
+                out.append(f"c->ckd_{n} = 0;")
+        out += [f"c->m_{name} = 0;" for name in self.prog.metadata if name in self.lv.meta_reset]
+        if self.lv.verdict_reset:
+            out.append(f"c->verdict = {self.upper}_{self.prog.default_verdict.upper()};")
+        if self.lv.port_reset and ir.Verdict.FORWARD.value in self.lv.verdicts:
+            out.append("c->port = 0;")
+        if self.ck_ids and self.ck_flags:
+            out.append(" ".join(f"c->ck_{i} = 0;" for i in self.ck_names))
+        elif self.ck_ids:
+            out.append(" ".join(f"c->ck_req[{i}] = 0;" for i in self.ck_names) + " c->n_ck = 0;")
+        if self.track_structural:
+            out.append("c->structural = 0;")
+        return [f"    {line}" for line in out] or ["    (void)c;"]
+
+    def start_lines(self) -> list[str]:
+        values = {"ingress_port": "in_port & 0xffffu", "packet_length": "n"}
+        return [f"    c->std_{name} = {values[name]};" for name in sorted(self.std_used)]
+
+    def finish_lines(self) -> list[str]:
+        """After the control: checksum updates and deparse, unless the packet is dropped; then the port."""
+        work = [*self.checksums(), *self.deparse()]
+        out: list[str] = []
+        if work:
+            out.append(f"    if (c->verdict != {self.upper}_DROP) {{")
+            if self.ck_ids and not self.ck_flags:
+                out.append("        uint32_t k;")
+            out += [*work, "    }"]
+        if self.full_deparse:
+            out.append("done:")  # the general deparser's oversize drop
+        # the egress port of the verdicts this program can give (the others report 0)
+        port = "0u"
+        if ir.Verdict.REFLECT.value in self.lv.verdicts:
+            port = f"(c->verdict == {self.upper}_REFLECT ? (in_port & 0xffffu) : {port})"
+        if ir.Verdict.FORWARD.value in self.lv.verdicts:
+            port = f"(c->verdict == {self.upper}_FORWARD ? c->port : {port})"
+        out.append(f"    *out_port = {port};")
+        return out
 
     # -- whole program ---------------------------------------------------------------------------------------
 
@@ -1001,6 +1249,7 @@ class Emitter:
             self.insts[name].alias = True
         for name in self.compute_track_ck():
             self.insts[name].track_ck = True
+        self.decide()
         self.action_views: dict[str, ActionView] = {}
         for i, a in enumerate(prog.actions.values()):
             params = []
@@ -1016,8 +1265,7 @@ class Emitter:
         for a in prog.user_actions.values():
             av = self.action_views[a.name]
             funcs.append((av, self.stmts(a.body, 1)))
-        deparse = self.deparse()
-        checks = self.checksums()
+        finish = self.finish_lines()
         hash_funcs = [self.hash_func(i, h) for i, h in enumerate(self.hash_sites)]
         on_err = prog.parser.on_error
         errs = [(ERR_CODES[k], on_err.get(k, on_err.get("default", "drop"))) for k in ir.ERROR_KINDS]
@@ -1028,8 +1276,8 @@ class Emitter:
         src = ", ".join(comment_text(Path(f).name) for f in prog.files[:1])
         return ProgramView(prog.name, self.upper, src, list(self.insts.values()), meta,
                            list(self.action_views.values()), list(self.table_views.values()), counters, regs,
-                           parser_lines, control, funcs, deparse, checks, hash_funcs, max(1, len(self.ck_ids)),
-                           steps, errs, prog.default_verdict)
+                           parser_lines, control, funcs, self.ctx_fields(), self.reset_lines(), self.start_lines(),
+                           finish, hash_funcs, steps, errs, prog.default_verdict)
 
     def hash_func(self, i: int, h: ir.Hash) -> list[str]:
         params = ", ".join(f"{vtype(a.width)} x{j}" for j, a in enumerate(h.args))
