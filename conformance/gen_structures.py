@@ -402,10 +402,11 @@ def _trie_shapes(tab: _Table) -> None:
     ent: dict[int, EntryState] = {}
 
     def pre(n: int) -> EntryState:
-        """The packet's address's /n prefix, its outcome from the palette by n (neighbours differ)."""
+        """The packet's address's /n prefix, its outcome from the palette by w - n (neighbours differ, the longest
+        prefix takes the first outcome unlike a miss)."""
         if n not in ent:
             a = k & (((1 << n) - 1) << (w - n))
-            ent[n] = tab.entry((a,), n, (KeyElem("prefix", a, n),))
+            ent[n] = tab.entry((a,), w - n, (KeyElem("prefix", a, n),))
         return ent[n]
 
     def out(n: int) -> int:
@@ -436,7 +437,7 @@ def _trie_shapes(tab: _Table) -> None:
     run("delete_restores", "delete_one", [*ins(16, 17, mid), *dels(mid)], [16, 17], [16, 17, mid])
     run("delete_restores", "delete_two", [*ins(16, 17, mid), *dels(mid, 17)], [16], [15, 16, mid])
     run("delete_restores", "delete_shorter", [*ins(16, mid), *dels(16)], [mid], [16, mid])
-    again = tab.entry((pre(mid).match[0].a,), mid + 1, pre(mid).match)
+    again = tab.entry((pre(mid).match[0].a,), w - mid + 1, pre(mid).match)
     ops = [*ins(16, 17, mid), *dels(mid, 17), _insert(again)]
     tab.emit("delete_restores", "readded", ops, (k,), again)
     host = sorted({max(16, w - STRIDE), w - 1, w})
