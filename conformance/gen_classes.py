@@ -1123,27 +1123,32 @@ def _tlv_sizes(tlv: ir.Tlv, limit: int, opt: ir.TlvOption | None = None) -> list
 
 
 def _tlv_fill(tlv: ir.Tlv, n: int, rng: random.Random) -> bytes | None:
-    """n bytes that walk cleanly and do not end the walk: no-op singletons, else unknown options."""
+    """n bytes that walk cleanly and do not end the walk: no-op singletons while they are few, else the
+    fewest unknown options (and no-ops) that make up n bytes, so the walk stays under max_options."""
     if n == 0:
         return b""
     unit = tlv.singleton_bytes
     nop = next((v for k, v in tlv.singletons.items() if k not in tlv.end), None)
-    if nop is not None and n % unit == 0:
+    if nop is not None and n % unit == 0 and n // unit <= tlv.max_options // 2:
         return nop.to_bytes(unit, "big") * (n // unit)
-    sizes = _tlv_sizes(tlv, n)
-    reach = {0: 0}
+    sizes = _tlv_sizes(tlv, n) + ([unit] if nop is not None else [])
+    best: dict[int, tuple[int, int]] = {0: (0, 0)}  # bytes -> (options, last size)
     for total in range(1, n + 1):
-        for s in sizes:
-            if total - s in reach:
-                reach[total] = s
-    if n not in reach:
+        for size in sizes:
+            prev = best.get(total - size)
+            if prev is not None and (total not in best or prev[0] + 1 < best[total][0]):
+                best[total] = (prev[0] + 1, size)
+    if n not in best:
         return None
     out = b""
     while n:
-        chunk = _tlv_option(tlv, None, reach[n], rng)
+        size = best[n][1]
+        chunk = _tlv_option(tlv, None, size, rng) if size in sizes[:len(sizes) - (nop is not None)] else None
+        if chunk is None and nop is not None and size == unit:
+            chunk = nop.to_bytes(unit, "big")
         if chunk is None:
             return None
-        out, n = out + chunk, n - reach[n]
+        out, n = out + chunk, n - size
     return out
 
 
@@ -1334,6 +1339,21 @@ class _AreaMaker:
                 return content + over[:rest]
         return None
 
+    def _header_cut(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
+        """The area ends inside an option's header (its first byte, not a singleton, among the last)."""
+        tlv, hb = self.tlv, self.tlv.header_bytes
+        sizes = _tlv_sizes(tlv, 4096)
+        over = _tlv_option(tlv, None, sizes[0], rng) if sizes and hb > 1 else None
+        if over is None:
+            return None
+        content = b"".join(chunks)
+        for n in sorted(x for x in lengths if x > len(content)):
+            for r in range(1, hb):
+                fill = _tlv_fill(tlv, n - len(content) - r, rng) if n - len(content) - r >= 0 else None
+                if fill is not None:
+                    return content + fill + over[:r]
+        return None
+
     def _at_max(self, chunks: list[bytes], lengths: dict[int, int], rng: random.Random) -> bytes | None:
         return _tlv_area(self.tlv, chunks, lengths, True, rng, at_least=max(lengths))
 
@@ -1399,6 +1419,7 @@ def _tlv_edges(ctx: ClassContext) -> None:
         plans += [
             ("option_below_header_size", _AreaMaker(tlv, mx, "below_header"), False, "one"),
             ("option_runs_past_area", _AreaMaker(tlv, mx, "overrun"), False, "one"),
+            ("option_header_past_area", _AreaMaker(tlv, mx, "header_cut"), False, "one"),
             ("area_at_max", _AreaMaker(tlv, mx, "at_max"), False, "one"),
             ("area_at_max_ends_frame", _AreaMaker(tlv, mx, "at_max"), True, "last"),
             (f"max_options({most})", _AreaMaker(tlv, mx, "options", count=most), False, "one"),
@@ -1410,6 +1431,7 @@ def _tlv_edges(ctx: ClassContext) -> None:
             f"max_options({most})": f"{most} options do not fit in {mx} bytes",
             f"max_options+1({most + 1})": f"{most + 1} options do not fit in {mx} bytes",
             "bytes_after_end": "the area has no end singleton",
+            "option_header_past_area": "the option header is one byte, or no area length leaves part of one",
         }
         for label, make, cut, scope in plans:
             item = f"{inst}:{label}"
