@@ -154,3 +154,18 @@ def test_the_shapes_pass_on_the_targets(target: str) -> None:
                if o.outcome not in ("PASS", "N/A", "XFAIL")]
         assert not bad, "\n".join(bad)
         assert any(o.outcome == "PASS" for o in report.outcomes)
+
+
+def test_a_16_bit_trie_key_names_the_shapes_it_is_too_short_for(tmp_path: Path) -> None:
+    text = LPM_SPEC.read_text().replace("../../spec/", f"{ROOT}/spec/").replace("ipv4.dst: lpm", "udp.dst_port: lpm")
+    text = text.replace('ipv4.dst: "10.0.0.0/8"', 'udp.dst_port: "0x0a00/8"').replace(
+        'ipv4.dst: "10.1.0.0/16"', 'udp.dst_port: "0x0a01/16"')
+    spec = tmp_path / "lpm16.yaml"
+    spec.write_text(text)
+    prog = load_program(str(spec)).program
+    assert structure_of(prog, prog.tables["t"]) is not None
+    part = generate(prog, seed=0).coverage[CLASS]
+    assert {i["item"]: i["reason"] for i in part["infeasible"]} == {
+        "t:split_root_slot": "the key has 16 bits, the shape needs /17",
+        "t:delete_restores": "the key has 16 bits, the shape needs /24"}
+    assert part["uncovered"] == [] and part["covered"] == len(TRIE_SHAPES) - 2
