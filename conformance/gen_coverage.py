@@ -402,6 +402,7 @@ class PathCoverage:
     counts: dict[str, int] = field(default_factory=dict)  # runs that reached each item
     guards: dict[str, list[str]] = field(default_factory=dict)  # statement id -> the branches it is under
     why_memo: dict[str, str | None] = field(default_factory=dict)
+    left: dict[str, int] = field(default_factory=dict)  # path -> its items no vector reached yet
 
     @classmethod
     def of(cls, prog: ir.Program, paths: list[tuple[ParsePath, set[str], set[str]]]) -> PathCoverage:
@@ -435,6 +436,7 @@ class PathCoverage:
                 pc.all[part].append(name)
                 pc.owner[name] = part
                 pc.names[name] = (key, ctx, item)
+                pc.left[key] = pc.left.get(key, 0) + 1
         return pc
 
     def items(self, r: Any) -> set[str]:
@@ -521,11 +523,12 @@ class PathCoverage:
             self.counts[x] = self.counts.get(x, 0) + 1
         new = items - self.covered
         self.covered |= new
+        for x in new:
+            self.left[self.names[x][0]] -= 1
         return bool(new)
 
     def remaining(self, key: str) -> bool:
-        prefix = key + " ["
-        return any(x.startswith(prefix) and x not in self.covered for x in self.owner)
+        return self.left.get(key, 0) > 0
 
     def summary(self) -> dict[str, Any]:
         """The three per-path parts, in the structural parts' shape. An item no vector reached is 'uncovered':
