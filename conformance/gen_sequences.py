@@ -41,9 +41,10 @@ __all__ = ["API_CLASS", "API_SHAPES", "CLASS", "FILL_LIMIT", "SHAPES", "nic_home
 CLASS = "control_plane_states"
 SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "modify", "priority_tie")
 API_CLASS = "table_api_shapes"
-API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order")
+API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order", "default_op")
 FILL_LIMIT = 256  # tables filled to their size only up to this many entries
 API_FILL_LIMIT = 1024  # the full_cycle bound: a last handle and free-list slot (BMv2 installs ~1k entries in its budget)
+DEFAULT_TRIES = 40  # entries of generated vectors tried as the default_op shape's action
 LINE_BUDGET = 800_000  # bytes of inserts in one vector: vector files hold a vector per line, 1 MiB at most
 MAX_TABLES = 12  # tables per program that get sequences
 COLLISION_TRIES = 1 << 20  # candidate keys tried for a NIC home-slot collision
@@ -168,7 +169,7 @@ class _Emitter:
         self.ctx, self.part, self.t, self.own, self.tags = ctx, part, t, own, tags
 
     def __call__(self, shape: str, label: str, ops: list[ControlOp], pkt: tuple[Any, ...] | None = None,
-                 entries: tuple[EntryState, ...] = ()) -> None:
+                 entries: tuple[EntryState, ...] = (), miss: bool = False) -> None:
         p_pid, p_data, p_port, p_control, p_regs = pkt or self.own
         state = ControlState(p_control.entries + entries, p_control.defaults, tuple(ops))
         item = f"{self.t.name}:{shape}"
@@ -178,7 +179,8 @@ class _Emitter:
             self.part.infeasible.setdefault(item, f"the sequence does not apply: {exc}")
             return
         r = self.ctx.emit(f"seq.{self.t.name}.{label}", p_pid, state, p_data, [*self.tags, shape], p_port, p_regs)
-        if r.observations.get("hit", {}).get(self.t.name):
+        hit = r.observations.get("hit", {}).get(self.t.name)
+        if hit is not None and hit != miss:  # `miss`: the shape is covered by a packet that misses the table
             self.part.covered.add(item)
             self.part.infeasible.pop(item, None)
 
@@ -224,8 +226,9 @@ def sequence_vectors(ctx: Any) -> None:
             _priority_tie(t, keyvals, hit, a2, prog, emit)
         else:
             _collision(t, keyvals, hit, a2, prog, emit, part)
-        _api_shapes(_Emitter(ctx, api_part, t, (pid, data, port, base, regs), ("table_api",)), api_part, keyvals,
-                    hit, changed, a2)
+        api_emit = _Emitter(ctx, api_part, t, (pid, data, port, base, regs), ("table_api",))
+        _api_shapes(api_emit, api_part, keyvals, hit, changed, a2)
+        _default_op(api_emit, api_part)
     for p in (part, api_part):
         for item in p.all:
             if item not in p.covered and item not in p.infeasible:
@@ -372,7 +375,7 @@ def _keys_by_home(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.P
 def _api_shapes_of(t: ir.Table) -> list[str]:
     """The API_SHAPES a table has: the hash shapes for an exact/LPM table, priority_order for a priority one."""
     if t.uses_priority:
-        return ["full_cycle", "priority_order"]
+        return ["full_cycle", "priority_order", "default_op"]
     lpm = any(k.kind == "lpm" for k in t.keys)
     return [s for s in API_SHAPES if s != "priority_order" and (lpm or s != "lpm_lengths")]
 
@@ -515,3 +518,39 @@ def _lpm_lengths(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, change:
         emit("lpm_lengths", "lpm_zero_length", [_insert(hit), _insert(zero), _delete(hit), _touch(zero)])
     if hit.match[j] != full.match[j]:
         emit("lpm_lengths", "lpm_full_length", [_insert(zero), _insert(hit), change, _insert(full), _touch(hit)])
+
+
+def _default_op(emit: _Emitter, part: ClassCoverage) -> None:
+    """The default action set by an op (the NIC's `_set_default`, with its arguments) to what an entry a
+    generated vector's packet hit does, that entry left out: the packet misses the table and goes on as if it
+    had hit, the tables after it (installed for those arguments) showing them: a vector is taken only where the
+    action with zeroed arguments (or, without parameters, the spec's default) ends otherwise. Then the spec's
+    default restored by a second op, and the packet misses under it."""
+    t, ctx = emit.t, emit.ctx
+    item = f"{t.name}:default_op"
+
+    def outcome(control: ControlState, v: Any) -> tuple[Any, ...]:
+        r = ctx.run_with(control, v.packets[0].data, v.packets[0].port, v.registers)
+        return r.verdict, r.port, r.data, r.observations.get("hit", {}).get(t.name)
+
+    hits = [v for v in ctx.vectors
+            if not v.control.ops and len(v.packets) == 1 and v.expected[0].observations.get("hit", {}).get(t.name)]
+    # entries whose action takes arguments first: arguments set with a default are what is least tested
+    candidates = sorted(((v, e) for v in hits for e in v.control.entries if e.table == t.name and e.action in t.actions),
+                        key=lambda ve: not ctx.prog.actions[ve[1].action].params)[:DEFAULT_TRIES]
+    spec = ControlOp("default", t.name, action=t.default.action, args=tuple(t.default.args))
+    for v, e in candidates:
+        exp = v.expected[0]
+        rest = ControlState(tuple(x for x in v.control.entries if x is not e), v.control.defaults)
+        params = ctx.prog.actions[e.action].params
+        as_hit = ControlOp("default", t.name, action=e.action, args=e.args)
+        other = ControlOp("default", t.name, action=e.action, args=tuple(0 for _ in params)) if params else spec
+        if (outcome(ControlState(rest.entries, rest.defaults, (as_hit,)), v) == (exp.verdict, exp.port, exp.data, False)
+                and outcome(ControlState(rest.entries, rest.defaults, (other,)), v)[:3] != (exp.verdict, exp.port,
+                                                                                             exp.data)):
+            pkt = (v.provenance.get("path", 0), v.packets[0].data, v.packets[0].port, rest, v.registers)
+            emit("default_op", "default_as_hit", [as_hit], pkt, miss=True)
+            emit("default_op", "default_restored", [as_hit, spec], pkt, miss=True)
+            return
+    part.infeasible[item] = (f"no entry of the table in the generated vectors (of {len(candidates)} tried) does "
+                             "what the table's default, or its action with zeroed arguments, would not")

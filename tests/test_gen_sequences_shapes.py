@@ -7,6 +7,8 @@ or of the generator that stops reaching the intended layout fails here, not sile
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from c3po_compiler import ir, load_program
@@ -27,6 +29,12 @@ def small() -> tuple[ir.Program, list[Vector], dict]:
     prog = load_program(str(SEQ_SPEC)).program
     g = generate(prog, seed=0)
     return prog, [v for v in g.vectors if "table_api" in v.tags], g.coverage[API_CLASS]
+
+
+@pytest.fixture(scope="module")
+def router() -> tuple[ir.Program, Any]:
+    prog = load_program(str(ROUTER)).program
+    return prog, generate(prog, seed=0)
 
 
 def _vector(vectors: list[Vector], name: str) -> Vector:
@@ -88,8 +96,9 @@ def _probe(t: ir.Table, v: Vector) -> Probing:
 def test_every_table_gets_its_api_shapes(small: tuple[ir.Program, list[Vector], dict]) -> None:
     _, vectors, part = small
     assert part["uncovered"] == [] and part["infeasible"] == []
-    # macs (exact): 3 hash shapes + full_cycle; routes (lpm): + lpm_lengths; acl (ternary): full_cycle, priority_order
-    assert part["covered"] == part["total"] == 4 + 5 + 2
+    # macs (exact): 3 hash shapes + full_cycle; routes (lpm): + lpm_lengths; acl (ternary): full_cycle,
+    # priority_order; each a default_op
+    assert part["covered"] == part["total"] == 5 + 6 + 3
     assert {tag for v in vectors for tag in v.tags} - {"table_api"} == set(API_SHAPES)
     assert all("sequence" not in v.tags for v in vectors)  # the control_plane_states class is counted apart
 
@@ -205,13 +214,13 @@ def test_generation_is_deterministic() -> None:
         [(v.name, v.control.key()) for v in b if "table_api" in v.tags]
 
 
-def test_large_tables_find_their_home_slots() -> None:
+def test_large_tables_find_their_home_slots(router: tuple[ir.Program, Any]) -> None:
     """router's routes_v4 hashes 65,536 entries into 131,072 slots: the key search still finds each shape's keys."""
-    g = generate(load_program(str(ROUTER)).program, seed=0)
+    _, g = router
     part = g.coverage[API_CLASS]
     assert part["uncovered"] == []
-    assert {i["item"] for i in part["infeasible"]} == {f"{t}:full_cycle" for t in ("routes_v4", "routes_v6",
-                                                                                      "nexthops")}
+    assert {i["item"] for i in part["infeasible"]} == {
+        "routes_v4:full_cycle", "routes_v6:full_cycle", "nexthops:full_cycle", "router_mac:default_op"}
 
 
 @pytest.mark.parametrize("target", ["nic", "nic-asan", "xdp"])
@@ -230,3 +239,22 @@ def test_api_shapes_pass_on_each_target(small: tuple[ir.Program, list[Vector], d
         assert not bad, "\n".join(bad)
         assert len(report.outcomes) == len(vectors)
 
+
+
+def test_a_default_op_takes_the_place_of_a_hit_entry_and_the_spec_default_comes_back(
+        router: tuple[ir.Program, Any]) -> None:
+    """router's routes_v4: set_nexthop(id) as the default (an op: the NIC's `_set_default` with arguments), the
+    entry gone: the packet misses and still reaches the next hop the id names; restored, the spec's drop."""
+    prog, g = router
+    vs = {v.name: v for v in g.vectors}
+    as_hit, restored = vs["seq.routes_v4.default_as_hit"], vs["seq.routes_v4.default_restored"]
+    (op,) = as_hit.control.ops
+    assert op.op == "default" and op.action == "set_nexthop" and op.args
+    obs = as_hit.expected[0].observations
+    assert obs["hit"]["routes_v4"] is False and obs["tables"]["routes_v4"] == "set_nexthop"
+    assert obs["hit"]["nexthops"] is True  # the argument shows: the next hop's entry is found
+    assert restored.control.ops[-1].action == prog.tables["routes_v4"].default.action
+    assert restored.expected[0].verdict != as_hit.expected[0].verdict
+    infeasible = {i["item"]: i["reason"] for i in g.coverage[API_CLASS]["infeasible"]}
+    assert "routes_v4:default_op" not in infeasible
+    assert "router_mac:default_op" in infeasible  # its one action is its default: nothing a default op could show
