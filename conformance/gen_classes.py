@@ -1021,7 +1021,8 @@ def _end(recs: list[Rec], starts: list[int], data: bytes) -> int:
 
 # ------------------------------------------------------------------------------------------------ TLV areas
 
-MAX_TLV_BASES = 3  # packets per TLV header whose option area is rewritten (parse paths, then control vectors)
+MAX_TLV_PATHS = 2  # parse paths per TLV header whose packets' option area is rewritten
+MAX_TLV_BASES = 5  # and in all, with the control vectors after them
 MAX_TLV_VECTORS = 160  # the class's cap: a program with several TLV headers needs more than MAX_PER_CLASS
 
 
@@ -1256,7 +1257,7 @@ def _tlv_bases(ctx: ClassContext, inst: str) -> list[Base]:
     out: list[Base] = []
     paths = [(pid, recs, data) for pid, _p, recs, data, _s in ctx.accepted if any(r.instance == inst for r in recs)]
     paths.sort(key=lambda a: a[1][-1].instance != inst)
-    for pid, recs, data in paths[:MAX_TLV_BASES]:
+    for pid, recs, data in paths[:MAX_TLV_PATHS]:
         out.append((f"p{pid:02d}", pid, data, 1, ControlState(), {}, recs[-1].instance == inst))
     options = [n for n, i in ctx.prog.instances.items() if i.tlv_parent == inst]
     state = next((s for s, st in ctx.prog.parser.states.items() if st.extract == inst), "")
@@ -1273,7 +1274,7 @@ def _tlv_bases(ctx: ClassContext, inst: str) -> list[Base]:
         if score:
             scored.append((-score, n, v))
     for _s, _n, v in sorted(scored, key=lambda x: x[:2]):
-        if len(out) >= 2 * MAX_TLV_BASES:
+        if len(out) >= MAX_TLV_BASES:
             break
         if any(b[2] == v.packets[0].data and b[4] == v.control for b in out):
             continue
@@ -1438,8 +1439,8 @@ def _tlv_edges(ctx: ClassContext) -> None:
             part.all.append(item)
             why = "" if bases else "no packet carries the header"
             for bi, (bname, pid, data, port, control, regs, last) in enumerate(bases):
-                if scope == "one" and bi > 0:
-                    break
+                if (scope == "one" and bi > 0) or (scope == "short" and item in part.covered):
+                    break  # a truncated frame never reaches the control: one is enough
                 if cut and not last:
                     why = why or "the header is never the last one of a packet: the area cannot end the frame"
                     continue
