@@ -421,10 +421,10 @@ class Emitter:
 
     def assign(self, s: ir.Assign) -> list[str]:
         t = s.target
-        val = self.expr(s.value)
         if isinstance(t, ir.MetaRef):
-            return [f"c->m_{t.name} = ({ctype(t.width)}){val};"]
+            return [f"c->m_{t.name} = ({ctype(t.width)}){self.expr(s.value)};"]
         if isinstance(t, ir.RegRead):
+            val = self.expr(s.value)
             reg = self.prog.registers[t.register]
             idx = self.expr(t.index)
             if t.index.width > 64:
@@ -450,8 +450,16 @@ class Emitter:
         elif inst.name in self.write_back:
             mark = f" c->d_{inst.ident} = 1;"
         delta = self.ck_delta(iv, bitoff, width) if iv.track_ck else ""
-        return [f"{{ {vtype(width)} v_ = {val}; if ({self.guard(inst, t, valid)}) {{ uint8_t *b_ = {buf}; "
-                f"{delta}{self.setter('b_', bitoff, width, 'v_')}{mark} }} }}"]
+        # the value is computed under the target's valid test (expressions have no side effects): there the
+        # target header's own fields need no valid test of their own
+        added = set() if inst.is_stack else {inst.name} - self.ec.known_valid
+        self.ec.known_valid |= added
+        try:
+            val = self.expr(s.value)
+        finally:
+            self.ec.known_valid -= added
+        return [f"if ({self.guard(inst, t, valid)}) {{ {vtype(width)} v_ = {val}; uint8_t *b_ = {buf}; "
+                f"{delta}{self.setter('b_', bitoff, width, 'v_')}{mark} }}"]
 
     @staticmethod
     def ck_delta(iv: InstView, bitoff: int, width: int) -> str:
@@ -711,14 +719,23 @@ class Emitter:
                  ) -> list[str]:
         p = "            "
         hb = tlv.header_bytes
+        # every option takes at least `least` bytes: when max_options of them fill the largest area, the walk
+        # ends (q reaches L) before counting too many, and the count is not generated
+        least = min(hb, tlv.singleton_bytes) if tlv.singletons else hb
+        assert inst.type.varlen is not None
+        counted = tlv.max_options * least < inst.type.varlen.max_bytes
         out = [f"{p}{{ /* TLV walk of {inst.name} options */",
                f"{p}    const uint8_t *ar = {area};",
-               f"{p}    uint32_t q = 0, k, L = {length};",
-               f"{p}    for (k = 0; k <= {tlv.max_options}u && q < L; k++) {{",
-               f"{p}        if (k == {tlv.max_options}u) {self.err('bad_length')}"]
+               f"{p}    uint32_t q = 0, {'k, ' if counted else ''}L = {length};"]
+        if counted:
+            out += [f"{p}    for (k = 0; k <= {tlv.max_options}u && q < L; k++) {{",
+                    f"{p}        if (k == {tlv.max_options}u) {self.err('bad_length')}"]
+        else:
+            out.append(f"{p}    while (q < L) {{")
         if tlv.singletons:
             sb = tlv.singleton_bytes
-            out.append(f"{p}        if ({sb}u > L - q) {self.err('bad_length')}")
+            if sb > 1:  # q < L: one byte is always there
+                out.append(f"{p}        if ({sb}u > L - q) {self.err('bad_length')}")
             out.append(f"{p}        {{ uint64_t t0 = c3po_ld(ar, q, {sb}u);")
             if tlv.end:
                 ends = " || ".join(f"t0 == {tlv.singletons[e]}u" for e in tlv.end)
