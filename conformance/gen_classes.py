@@ -1469,6 +1469,7 @@ def _tlv_edges(ctx: ClassContext) -> None:
 # ------------------------------------------------------------------------------ conditions and full width
 
 MAX_CONDITION_VECTORS = 128
+MAX_WIDTH_PATHS = 4
 MAX_TRACE_SCAN = 600  # generated vectors run with the trace to find, per path, one reaching each condition
 
 
@@ -1668,27 +1669,35 @@ def _full_width(ctx: ClassContext) -> None:
                 x for st in ir.walk_stmts(prog.user_actions[a].body) for e in ir.stmt_exprs(st)
                 for x in ir.walk_expr(e) if isinstance(x, ir.FieldRef) and (x.instance, x.field_name) not in keys))
             labels = (["all_ones", "top_bit"] if prog.actions[a].params else []) + (["fields_top_bit"] if reads else [])
-            base = next((v for v in ctx.vectors if len(v.packets) == 1 and not v.registers
-                         and v.expected[0].observations.get("hit", {}).get(t.name)
-                         and v.expected[0].observations.get("tables", {}).get(t.name) == a), None)
+            by_path: dict[int, Vector] = {}
+            for v in ctx.vectors:
+                obs = v.expected[0].observations if len(v.packets) == 1 and not v.registers else {}
+                if obs.get("hit", {}).get(t.name) and obs.get("tables", {}).get(t.name) == a:
+                    by_path.setdefault(int(v.provenance.get("path", 0)), v)
+            bases = list(by_path.values())[:MAX_WIDTH_PATHS]  # some targets copy the control per parse path
             for label in labels:
                 item = f"{t.name}.{a}:{label}"
                 part.all.append(item)
-                got = _wide(ctx, base, t.name, a, label, reads) if base is not None else (
-                    "no generated vector hits an entry with this action")
-                if isinstance(got, str):
-                    part.infeasible[item] = got
-                    continue
-                if not budget.take(item):
-                    continue
-                assert base is not None
-                control, data = got
-                r = ctx.emit(f"width.{t.name}.{a}.{label}", int(base.provenance.get("path", 0)), control, data,
-                             ["full_width"], base.packets[0].port, {})
-                if r.observations.get("tables", {}).get(t.name) == a:
-                    part.covered.add(item)
-                else:
-                    part.infeasible[item] = "with these values the packet no longer hits the entry"
+                why = "no generated vector hits an entry with this action"
+                for base in bases:
+                    got = _wide(ctx, base, t.name, a, label, reads)
+                    if isinstance(got, str):
+                        why = got
+                        continue
+                    if not budget.take(item):
+                        break
+                    control, data = got
+                    pid = int(base.provenance.get("path", 0))
+                    r = ctx.emit(f"width.{t.name}.{a}.{label}.p{pid:02d}", pid, control, data, ["full_width"],
+                                 base.packets[0].port, {})
+                    if r.observations.get("tables", {}).get(t.name) == a:
+                        part.covered.add(item)
+                    else:
+                        why = "with these values the packet no longer hits the entry"
+                if item in part.covered:
+                    part.infeasible.pop(item, None)
+                elif item not in part.infeasible:
+                    part.infeasible[item] = why
 
 
 def _wide(ctx: ClassContext, base: Vector, table: str, action: str, label: str,

@@ -161,7 +161,7 @@ def test_action_arguments_at_full_width() -> None:
     vs = tagged("spec/examples/router.yaml", "full_width")
     assert vs
     for name, v in vs.items():
-        _w, table, action, label = name.split(".")
+        _w, table, action, label, _pid = name.split(".")
         if label == "fields_top_bit":
             continue
         params = prog.actions[action].params
