@@ -159,6 +159,6 @@ def test_refusal_names_unsupported_features(monkeypatch: pytest.MonkeyPatch) -> 
 def test_sources_are_written_with_the_runtime(tmp_path: Path) -> None:
     prog = load_program(ROOT / "spec" / "examples" / "l2_switch.yaml").program
     files = write_sources(prog, tmp_path)
-    assert (tmp_path / "c3po_nic.h").read_text().count("C3PO_NIC_RUNTIME_VERSION 1") == 1
+    assert (tmp_path / "c3po_nic.h").read_text().count("C3PO_NIC_RUNTIME_VERSION 2") == 1
     assert files["shim"].name == "l2_switch_shim.c"
     assert "-ffreestanding" in FREESTANDING_FLAGS

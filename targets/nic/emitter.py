@@ -611,7 +611,7 @@ class Emitter:
         out = bytearray()
         for prm, v in zip(av.params, args, strict=True):
             out += (v & ((1 << prm.width) - 1)).to_bytes(prm.nbytes, "big")
-        return ", ".join(f"{x:#04x}" for x in out) or "0"
+        return ", ".join(f"{x:#04x}" for x in out)  # empty: the action has no parameters (c3po_no_args)
 
     # -- parser ----------------------------------------------------------------------------------------------
 
