@@ -393,7 +393,7 @@ def _api_shapes(emit: _Emitter, part: ClassCoverage, keyvals: tuple[int, ...], h
     else:
         _probe_chains(t, keyvals, hit, changed, change, prog, emit, part)
         if "lpm_lengths" in _api_shapes_of(t):
-            _lpm_lengths(t, keyvals, hit, change, other, prog, emit)
+            _lpm_lengths(t, keyvals, hit, prog, emit)
 
 
 def _full_cycle(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, change: ControlOp, prog: ir.Program,
@@ -501,23 +501,36 @@ def _priority_order(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, othe
     emit("priority_order", "priority_order_fallback", [*ops, again, _delete(hit), _touch(low)])
 
 
-def _lpm_lengths(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, change: ControlOp, other: str,
-                 prog: ir.Program, emit: _Emitter) -> None:
+def _lpm_lengths(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, prog: ir.Program, emit: _Emitter) -> None:
     """The prefix lengths an LPM table tries, longest first (the NIC keeps the list of lengths in use, rebuilt
-    as a length gains its first entry or loses its last): a /0 entry alone once the packet's is deleted, and a
-    full-length entry above the packet's."""
+    as a length gains its first entry or loses its last): a /0 entry alone once the packet's is deleted, a /0
+    entry below the packet's, and a full-length entry above it. Their actions are picked so that the packet
+    ends otherwise than under its own entry (as far as the table's actions allow), so a length tried out of
+    order, or left out, shows."""
     j = next(i for i, k in enumerate(t.keys) if k.kind == "lpm")
     w = t.keys[j].width
+    _, data, port, base, regs = emit.own
 
     def at(elem: KeyElem, action: str, salt: int) -> EntryState:
         e = _entry(t, keyvals, action, prog, salt=salt)
         return EntryState(t.name, (*hit.match[:j], elem, *hit.match[j + 1:]), e.action, e.args, hit.priority)
 
-    zero, full = at(KeyElem("any"), other, 9), at(KeyElem("prefix", keyvals[j], w), other, 10)
+    def outcome(e: EntryState) -> tuple[Any, ...]:
+        r = emit.ctx.run_with(ControlState(base.entries, base.defaults, (_insert(e),)), data, port, regs)
+        return r.verdict, r.port, r.data
+
+    def pick(elem: KeyElem, salt: int, avoid: list[tuple[Any, ...]]) -> EntryState:
+        cands = [at(elem, a, salt) for a in t.actions if a in prog.actions]
+        return next((c for c in cands if outcome(c) not in avoid), cands[-1])
+
+    mine = outcome(hit)
+    zero = pick(KeyElem("any"), 9, [mine])
+    full = pick(KeyElem("prefix", keyvals[j], w), 10, [mine])
     if hit.match[j] != zero.match[j]:
         emit("lpm_lengths", "lpm_zero_length", [_insert(hit), _insert(zero), _delete(hit), _touch(zero)])
+        emit("lpm_lengths", "lpm_zero_below", [_insert(zero), _insert(hit), _touch(zero)])
     if hit.match[j] != full.match[j]:
-        emit("lpm_lengths", "lpm_full_length", [_insert(zero), _insert(hit), change, _insert(full), _touch(hit)])
+        emit("lpm_lengths", "lpm_full_length", [_insert(hit), _insert(full), _touch(hit)])
 
 
 def _default_op(emit: _Emitter, part: ClassCoverage) -> None:

@@ -157,15 +157,30 @@ def test_entries_wrap_around_the_end_of_the_array(small: tuple[ir.Program, list[
 def test_lpm_lengths_reach_a_zero_and_a_full_length_entry(small: tuple[ir.Program, list[Vector], dict]) -> None:
     _, vectors, _ = small
     zero = _vector(vectors, "seq.routes.lpm_zero_length")
-    kinds = [op.match[0].kind for op in zero.control.ops if op.op == "insert"]
-    assert kinds == ["prefix", "any"]
+    below = _vector(vectors, "seq.routes.lpm_zero_below")
     full = _vector(vectors, "seq.routes.lpm_full_length")
-    lengths = [op.match[0].b for op in full.control.ops if op.op == "insert" and op.match[0].kind == "prefix"]
+    assert [op.match[0].kind for op in zero.control.ops if op.op == "insert"] == ["prefix", "any"]
+    assert [op.match[0].kind for op in below.control.ops if op.op == "insert"] == ["any", "prefix"]
+    lengths = [op.match[0].b for op in full.control.ops if op.op == "insert"]
     assert lengths[-1] == 32 and lengths[0] < 32
-    # the /0 entry alone answers the packet once the packet's entry is gone; the /32 beats the packet's entry
-    for v, op in ((zero, zero.control.ops[1]), (full, full.control.ops[3])):
-        assert v.expected[0].observations["tables"]["routes"] == op.action
-        assert op.action != v.control.ops[0 if v is zero else 1].action  # what the packet's entry would do
+
+    # the /0 entry answers alone, the packet's own entry above it; the /32 above that
+    assert zero.expected[0].observations["tables"]["routes"] == zero.control.ops[1].action
+    assert below.expected[0].observations["tables"]["routes"] == below.control.ops[1].action
+    assert full.expected[0].observations["tables"]["routes"] == full.control.ops[1].action
+
+
+def test_lpm_entries_end_otherwise_than_the_packets_own(router: tuple[ir.Program, Any]) -> None:
+    """Actions picked by outcome: in router a /0 or /32 entry of routes_v4 drops where the packet's own
+    (set_nexthop, then a next-hop miss) goes to the host; a length tried out of order or left out shows."""
+    _, g = router
+    vs = {v.name: v for v in g.vectors}
+
+    def ends(name: str) -> tuple[object, ...]:
+        e = vs[f"seq.routes_v4.{name}"].expected[0]
+        return e.verdict, e.port, e.data
+
+    assert ends("lpm_zero_length") != ends("lpm_zero_below") != ends("lpm_full_length")
 
 
 def test_priority_order_inserts_and_deletes_at_the_front_middle_and_end(
