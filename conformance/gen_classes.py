@@ -1416,6 +1416,10 @@ def _tlv_edges(ctx: ClassContext) -> None:
                 (f"{opt.name}:shorter_than_fields", _AreaMaker(tlv, mx, "first", opt, shorter), False, "one"),
                 (f"{opt.name}:longer_than_fields", _AreaMaker(tlv, mx, "first", opt, longer), False, "one"),
             ]
+        # the options the program does not read, well formed: skipped by the oracle, and no target may refuse them
+        for opt in (o for o in tlv.options if f"{inst}.{o.name}" not in ctx.prog.instances):
+            plans.append((f"{opt.name}(not read):first", _AreaMaker(tlv, mx, "first", opt, hb + opt.data_bytes),
+                          False, "one"))
         most = tlv.max_options
         plans += [
             ("option_below_header_size", _AreaMaker(tlv, mx, "below_header"), False, "one"),
@@ -1635,8 +1639,9 @@ def _condition_edges(ctx: ClassContext) -> None:
                 continue
             pid, data0, port, control = bases[k]
             m = (1 << ref.width) - 1
-            for label, value in (("-1", const - 1), ("", const), ("+1", const + 1)):
-                if not 0 <= value << shift <= m:
+            top = (const - 1) | (1 << (ref.width - 1))  # a wrong mask or width in the comparison shows there
+            for label, value in (("-1", const - 1), ("", const), ("+1", const + 1), ("-1|top_bit", top)):
+                if not 0 <= value << shift <= m or (label == "-1|top_bit" and value in (const - 1, const, const + 1)):
                     continue  # no such value of the field
                 item = f"{sid}:{ref.instance}.{ref.field_name} {op} {const}{label}@p{pid:02d}"
                 part.all.append(item)
