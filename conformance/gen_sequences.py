@@ -21,6 +21,22 @@ where table implementations go wrong:
 Every item is `<table>:<shape>`, reported per shape in the coverage dict under CLASS; an item no vector can
 reach names why. Tags: `sequence` plus the shape. Expected results come from the oracle, over the image
 `model.replay` computes.
+
+The table-API shapes (class API_CLASS, tags `table_api` plus the shape; issue 16's "the nic table API") walk
+the NIC's table implementations through the states their own code paths have, each step checked: the drivers
+look an entry up by its match before each modify and delete (the NIC driver compares the handle its `_lookup`
+finds with the one `_add` returned), so a modify that changes nothing (`_touch`) checks an entry is still
+found, and the packet checks the end state:
+
+- probe_chain, home_kept, wrap_around (exact/LPM tables, a hash with linear probing and backward-shift
+  delete): chains of one home slot with the first or middle deleted, the last slot probed into and an entry
+  at home there that must not move, entries wrapping from the last slot to slot 0 and shifting back across;
+- lpm_lengths: /0 and full-length entries (the NIC's list of prefix lengths in use);
+- full_cycle: the table at its size (up to API_FILL_LIMIT entries, and a vector line's worth), a handle freed
+  and reused at full, the packet's entry deleted and re-inserted at full;
+- priority_order (priority tables, a sorted array): inserts and deletes at the front, middle and end;
+- default_op: the default set by ops, to an action with arguments the packet shows after a miss, then back to
+  the spec's default.
 """
 
 from __future__ import annotations
