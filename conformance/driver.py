@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from c3po_compiler import ir
 
@@ -59,6 +60,11 @@ class Driver(ABC):
         """Several vectors of one control state, each as `run` would; a target that can overlap them (BMv2,
         where one packet's round trip is milliseconds) overrides this."""
         return [self.run(packets, registers) for packets, registers in batch]
+
+    def coverage(self) -> dict[str, Any] | None:
+        """Coverage of the code the target generated, accumulated over every run since `open`, where the target can
+        count it (the xdp target: each copy's ways out); None where it cannot."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - an optional hook: drivers holding nothing need not override it
         """Release everything; must be safe to call twice and after a failed open."""

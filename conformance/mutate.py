@@ -427,9 +427,10 @@ class _OverBudget(Exception):
     """Raised from the runner's progress callback: the mutant took far longer than the original (it hangs)."""
 
 
-def run_vectors(spec: str, vectors: list[Vector], target: str, timeout: float,
-                budget: float | None = None) -> tuple[str | None, dict[str, tuple[str, str]]]:
-    """(why the target did not run or None, vector name -> (outcome, first detail line)) through the runner."""
+def run_vectors(spec: str, vectors: list[Vector], target: str, timeout: float, budget: float | None = None,
+                coverage: dict[str, Any] | None = None) -> tuple[str | None, dict[str, tuple[str, str]]]:
+    """(why the target did not run or None, vector name -> (outcome, first detail line)) through the runner;
+    `coverage` receives what the driver counted of the generated code (Driver.coverage), where it counts it."""
     from .runner import RunRequest, run_conformance
 
     deadline = None if budget is None else time.monotonic() + budget
@@ -442,7 +443,23 @@ def run_vectors(spec: str, vectors: list[Vector], target: str, timeout: float,
     status = reports[0].targets[0]
     if not status.ran:
         return status.reason or "the target did not run", {}
+    if coverage is not None and status.coverage:
+        coverage.update(status.coverage)
     return None, {o.vector: (o.outcome, o.detail[0] if o.detail else "") for o in reports[0].outcomes}
+
+
+UNREACHED = "no vector reached this code"
+
+
+def unreached(m: Mutant, coverage: dict[str, Any]) -> str:
+    """Why a survivor survived, where the target counts its generated code's ways out (the xdp target's verdict
+    returns, per copy of the control): when the first counted return after the mutated line was never taken,
+    no vector ran the mutated copy, so the survivor is a gap in reach, not in what the vectors check."""
+    lines = coverage.get("counted_lines") or []
+    after = next((n for n in lines if n >= m.line), None)
+    if after is None or after not in set(coverage.get("unreached_lines") or []):
+        return ""
+    return f"{UNREACHED} (the next way out, line {after}, was never taken)"
 
 
 def killing_vector(baseline: dict[str, tuple[str, str]], outcomes: dict[str, tuple[str, str]]) -> str | None:
@@ -518,7 +535,8 @@ def mutate(
     except BuildError as exc:
         raise MutateError(f"the unmutated program does not build for {target}: {_first_line(str(exc))}") from None
     t0 = time.monotonic()
-    reason, baseline = run_vectors(spec, vectors, driver_target(builder, original), timeout)
+    reached: dict[str, Any] = {}
+    reason, baseline = run_vectors(spec, vectors, driver_target(builder, original), timeout, coverage=reached)
     if reason is not None:
         raise MutateError(f"the unmutated program does not run on {target}: {_first_line(reason)}")
     took = time.monotonic() - t0
@@ -556,7 +574,7 @@ def mutate(
                 res = MutantResult(m, "stillborn", f"does not load: {_first_line(failed)}")
             else:
                 kill = killing_vector(baseline, outcomes)
-                res = MutantResult(m, "killed", kill) if kill else MutantResult(m, "survived")
+                res = MutantResult(m, "killed", kill) if kill else MutantResult(m, "survived", unreached(m, reached))
         res.seconds = time.monotonic() - start
         by_hash.setdefault(code, (m.id, res.status, res.reason))
         return res
@@ -607,6 +625,9 @@ def format_report(run: MutationRun) -> list[str]:
                                 if score is not None else "n/a (nothing killed or survived)"),
     ]
     survivors = [r for r in run.results if r.status == "survived"]
+    dark = sum(1 for r in survivors if r.reason.startswith(UNREACHED))
+    if dark:
+        lines.append(f"  of the survivors, {dark} sit in code no vector reached (the target counted its ways out)")
     if survivors:
         # where they cluster says which kind of vector is missing: a table's delete path, the constant entries
         # (`_init`), one parser state
@@ -622,6 +643,8 @@ def format_report(run: MutationRun) -> list[str]:
         where = "; ".join(x for x in (f"{m.function}()" if m.function else "", m.origin_comment) if x)
         if where:
             lines.append(f"      in:  {where}")
+        if r.reason:
+            lines.append(f"      why: {r.reason}")
     return [terminal_text(ln) for ln in lines]
 
 

@@ -75,9 +75,33 @@ def terminal(
         if not ran:
             continue
         lines.append(f"{names[t]:<{width}}  " + "  ".join(f"{totals[t][k]:>5}" for k in OUTCOMES))
+    lines += target_coverage_lines(reports, 5 if not verbose else 1000)
     if notes:
         lines += skipped_lines(reports)
     return "\n".join(lines)
+
+
+def target_coverage_lines(reports: list[RunReport], show: int = 5) -> list[str]:
+    """Per program and target that counts it (Driver.coverage): how much of its generated code the vectors ran,
+    and the first places they never reached, so a vendor sees which copies of the control no vector tests."""
+    out = []
+    for r in reports:
+        for t in r.targets:
+            c = t.coverage
+            if not c:
+                continue
+            what = c.get("what", "generated code")
+            if c.get("reached") is None:
+                out.append(terminal_text(f"{r.program} on {t.name}: {what}: {c.get('note', 'not counted')}"))
+                continue
+            missed = list(c.get("unreached", []))
+            more = len(missed) - show + int(c.get("unreached_more", 0))
+            out.append(terminal_text(f"{r.program} on {t.name}: {what}: {c['reached']} of {c['total']} reached"
+                                     + (f" ({c['note']})" if c.get("note") else "")))
+            out += ["    never: " + terminal_text(m) for m in missed[:show]]
+            if more > 0:
+                out.append(f"    ... and {more} more (report.json lists them)")
+    return out
 
 
 def feature_table(reports: list[RunReport]) -> str:
@@ -126,7 +150,8 @@ def to_json(reports: list[RunReport]) -> dict[str, Any]:
                 "program": r.program,
                 "features": r.features,
                 "targets": [
-                    {"name": t.name, "ran": t.ran, "reason": t.reason, "error": t.error} for t in r.targets
+                    {"name": t.name, "ran": t.ran, "reason": t.reason, "error": t.error,
+                     **({"coverage": t.coverage} if t.coverage else {})} for t in r.targets
                 ],
                 "counts": r.counts(),
                 **({"coverage": r.coverage} if r.coverage else {}),

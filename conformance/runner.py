@@ -78,6 +78,8 @@ class TargetStatus:
     # It should have run but broke while opening the program (a plugin dying on start-up): an error of the
     # target as a whole, reported once rather than once per vector, and failing the run.
     error: bool = False
+    # Coverage of the code the target generated, as its driver counted it (Driver.coverage), when it can.
+    coverage: dict[str, Any] | None = None
 
 
 @dataclass
@@ -222,6 +224,8 @@ def _serve(conn: Connection, driver: Driver, spec: str, workdir: str) -> bool:
                 reply = ("ok", driver.run(msg[1], msg[2]))
             elif op == "run_batch":
                 reply = ("ok", driver.run_batch(msg[1]))
+            elif op == "coverage":
+                reply = ("ok", driver.coverage())
             else:
                 break
         except NotApplicable as exc:
@@ -503,9 +507,25 @@ def _run_target(
                                           layout_for):
                         outcomes.append(out)
                         progress(1)
+            coverage = _target_coverage(session, timeout)
         finally:
             session.stop()
-    return TargetStatus(target, True), outcomes
+    return TargetStatus(target, True, coverage=coverage), outcomes
+
+
+def _target_coverage(session: TargetSession, timeout: float) -> dict[str, Any] | None:
+    """What the driver counted of its generated code over the run; a worker restarted after a crash counted
+    only the vectors since, which the result says."""
+    try:
+        status, payload = session.call(("coverage",), timeout)
+    except (WorkerDied, DriverUnavailable):
+        return None
+    if status != "ok" or not payload:
+        return None
+    if session.crashes:
+        payload = {**payload, "note": "partial: the worker was restarted after a crash, and counted only the "
+                                      "vectors since"}
+    return dict(payload)
 
 
 def _run_batch(

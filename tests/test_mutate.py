@@ -143,7 +143,7 @@ def test_nic_verdict_flip_is_killed_and_identical_code_is_equivalent(tmp_path: P
 
 def test_xdp_verdict_flip_is_killed_and_dead_store_is_equivalent(tmp_path: Path) -> None:
     need_bpf()
-    killed = ("verdict", "return XDP_DROP; /* nothing to deparse", "XDP_PASS")
+    killed = ("verdict", "return C3PO_RET(XDP_DROP); /* nothing to deparse", "XDP_PASS")
     dead = ("verdict", "__u32 verdict = C3PO_V_TO_HOST;", "C3PO_V_DROP")  # the variable is never read
     got = _run("xdp", tmp_path, [killed, dead])
     assert got == {killed: "killed", dead: "equivalent"}

@@ -27,6 +27,7 @@ import shutil
 import socket
 import struct
 from pathlib import Path
+from typing import Any
 
 from c3po_compiler import ir
 from c3po_compiler.target_api import BuildError
@@ -45,6 +46,7 @@ from .control import (
     install_cuckoo,
     install_trie,
 )
+from .coverage import COVER_MAP, COVER_WORDS, points, summary
 from .ctext import entry_name
 from .emitter import touch_objects
 from .libbpf import BpfObject, TestRunner, lib
@@ -119,6 +121,7 @@ class XdpDriver(Driver):
         if "object" not in build.files:
             raise DriverUnavailable("the object file was not built (is clang installed?)")
         self.bpf = BpfObject(build.files["object"], entry=entry_name(prog.name))
+        self.source: Path | None = build.files.get("source")
         self.lb = lib()
         self.ncpu = self.lb.libbpf_num_possible_cpus()
         self._old_affinity = os.sched_getaffinity(0)
@@ -161,6 +164,19 @@ class XdpDriver(Driver):
         tx = self.bpf.map_fd("c3po_tx_ports")
         for port in range(DEVMAP_PORTS):
             self._update(tx, port.to_bytes(4, "little"), (1).to_bytes(4, "little"))  # loopback ifindex
+
+    def coverage(self) -> dict[str, Any] | None:
+        """Which of the program's verdict returns the runs since `open` took (targets/xdp/coverage.py): each copy
+        of the control the target made per parse path and branch ends in its own, so an untaken one is a copy no
+        vector tested. Only the observing build counts them."""
+        if not self.observe or self.bpf is None or self.source is None or not self.source.exists():
+            return None
+        text = self.source.read_text(encoding="utf-8")
+        pts = points(text)
+        buf = ctypes.create_string_buffer(8 * COVER_WORDS)
+        if self.lb.bpf_map_lookup_elem(self._fd(COVER_MAP), bytes(4), buf) != 0:
+            raise OSError(f"reading {COVER_MAP} failed: {os.strerror(ctypes.get_errno())}")
+        return summary(pts, list(struct.unpack(f"<{COVER_WORDS}Q", buf.raw)), self.source.name)
 
     def _fd(self, name: str) -> int:
         fd = self.fds.get(name)

@@ -9,6 +9,7 @@ from c3po_compiler.text import comment_text
 
 from . import layout as L
 from .cexpr import ctype, hash_slot
+from .coverage import COVER_WORDS, cover_returns
 from .ctext import SNAPSHOT, entry_name
 from .emitter import LINEAR_CHUNK, LINEAR_INLINE_MAX, XDP_FOR_VERDICT, Emitter, linear_search, where
 from .tailcall import Split, plan
@@ -102,8 +103,12 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     for kind in sorted(em.perr_used):
         verdict = prog.parser.on_error.get(kind, prog.parser.on_error.get("default", "drop"))
         errors.append({"kind": kind, "action": XDP_FOR_VERDICT[verdict]})
+    control = cover_returns(control)  # each copy's ways out, counted in the observing build (coverage.py)
+    for node in parser:
+        node.lines = cover_returns(node.lines)
     split = plan(em, parser, control)
     return {
+        "cover_words": COVER_WORDS,
         "name": prog.name,
         "relayout": em.relayout,
         "valid_bits": bool(em.valid_bits),
