@@ -383,7 +383,7 @@ class Emitter:
         if isinstance(s, ir.UpdateChecksum):
             i = self.ck_ids[(s.instance, s.pseudo)]
             if self.ck_flags:
-                return [f"{p}c->ck_{i} = 1;"]
+                return [f"{p}c->ck_{i} = true;"]
             return [f"{p}if (!c->ck_req[{i}]) {{ c->ck_req[{i}] = 1; c->ck_order[c->n_ck++] = {i}; }}"]
         if isinstance(s, ir.Count):
             size = self.prog.counters[s.counter].size
@@ -446,9 +446,9 @@ class Emitter:
         # copied header is marked for the write-back, if there is one (the general deparser copies every header)
         mark = ""
         if inst.is_stack and self.track_structural:
-            mark = " c->structural = 1;"
+            mark = " c->structural = true;"
         elif inst.name in self.write_back:
-            mark = f" c->d_{inst.ident} = 1;"
+            mark = f" c->d_{inst.ident} = true;"
         delta = self.ck_delta(iv, bitoff, width) if iv.track_ck else ""
         # the value is computed under the target's valid test (expressions have no side effects): there the
         # target header's own fields need no valid test of their own
@@ -481,17 +481,17 @@ class Emitter:
             buf, valid = f"c->h_{iv.ident}[{s.index or 0}]", f"c->v_{iv.ident}[{s.index or 0}]"
         else:
             buf, valid = f"c->h_{iv.ident}", f"c->v_{iv.ident}"
-        structural = ["c->structural = 1;"] if self.track_structural else []
+        structural = ["c->structural = true;"] if self.track_structural else []
         if not s.valid:
-            lines = [*structural, f"{valid} = 0;"]
+            lines = [*structural, f"{valid} = false;"]
             if not inst.is_stack:
-                lines += [f"c->g_{iv.ident}_{g.name} = 0;" for g in iv.groups]
-                lines += [f"c->v_{o.ident} = 0;" for o in self.insts.values() if o.is_option
+                lines += [f"c->g_{iv.ident}_{g.name} = false;" for g in iv.groups]
+                lines += [f"c->v_{o.ident} = false;" for o in self.insts.values() if o.is_option
                           and self.prog.instances[o.name].tlv_parent == inst.name]
             return lines
         if not inst.type.is_fixed:
             raise Unsupported("set_valid on a header with optional groups or a varlen tail")
-        lines = [*structural, f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = 1;"]
+        lines = [*structural, f"c3po_zero({buf}, {iv.max_bytes});", f"{valid} = true;"]
         if iv.keep_original and not inst.is_stack:
             lines.append(f"c3po_zero(c->o_{iv.ident}, {iv.fixed_bytes});")
         return lines
@@ -675,11 +675,11 @@ class Emitter:
         reader = self.local_reader(inst, buf)
         for g, live in zip(iv.groups, live_after, strict=True):
             cond = self.ec.compile(g.when, reader)  # type: ignore[arg-type]
-            out.append(f"{p}c->g_{iv.ident}_{g.name} = 0;")
+            out.append(f"{p}c->g_{iv.ident}_{g.name} = false;")
             out.append(f"{p}if ({cond}) {{")
             out.append(f"{p}    if ({g.size}u > n - cur) {self.err('truncated')}")
             out.append(f"{p}    {copy_const(f'{buf} + {g.offset}', 'pkt + cur', g.size)}")
-            out.append(f"{p}    {f'cur += {g.size}u; ' if live else ''}c->g_{iv.ident}_{g.name} = 1;")
+            out.append(f"{p}    {f'cur += {g.size}u; ' if live else ''}c->g_{iv.ident}_{g.name} = true;")
             out.append(f"{p}}}")
         vl = iv.varlen
         if vl is not None:
@@ -700,14 +700,14 @@ class Emitter:
                 out.append(f"{p}    {' '.join(keep)}")
             out.append(f"{p}}}")
         if inst.is_stack:
-            out.append(f"{p}c->v_{iv.ident}[c->n_{iv.ident}] = 1; c->n_{iv.ident}++;")
+            out.append(f"{p}c->v_{iv.ident}[c->n_{iv.ident}] = true; c->n_{iv.ident}++;")
         else:
             if inst.name in self.lv.valid_read:
-                out.append(f"{p}c->v_{iv.ident} = 1;")
+                out.append(f"{p}c->v_{iv.ident} = true;")
             if keep_len:
                 out.append(f"{p}c->pl_{iv.ident} = cur - c->po_{iv.ident};")
             opts = [o for o in self.prog.instances.values() if o.tlv_parent == inst.name]
-            out += [f"{p}c->v_{self.insts[o.name].ident} = 0;" for o in opts]
+            out += [f"{p}c->v_{self.insts[o.name].ident} = false;" for o in opts]
             if iv.keep_original:  # the bytes of the original the checksum updates read
                 moves = " ".join(f"d_[{b}] = s_[{b}];" for b in sorted(self.orig_bytes[inst.name]))
                 out.append(f"{p}{{ uint8_t *d_ = c->o_{iv.ident}; const uint8_t *s_ = c->h_{iv.ident}; {moves} }}")
@@ -770,7 +770,7 @@ class Emitter:
                 if o.name in self.keep_buf:  # the first occurrence's data, if a field of it is read
                     out.append(f"{p}              if (!c->v_{ov.ident}) "
                                f"{copy_const(f'c->h_{ov.ident}', f'ar + q + {hb}u', opt.data_bytes)}")
-            out.append(f"{p}              c->v_{ov.ident} = 1;")
+            out.append(f"{p}              c->v_{ov.ident} = true;")
             out.append(f"{p}          }}")
         out.append(f"{p}          q += (uint32_t)sz; }}")
         out.append(f"{p}    }}")
@@ -987,7 +987,7 @@ class Emitter:
     def ck_mark(self, iv: InstView) -> str:
         """After a checksum update of a copied header: mark it for the write-back (an aliased buffer is the
         frame; the general deparser copies every header anyway)."""
-        return f" c->d_{iv.ident} = 1;" if iv.name in self.write_back else ""
+        return f" c->d_{iv.ident} = true;" if iv.name in self.write_back else ""
 
     def compute_track_ck(self) -> set[str]:
         """Aliased instances whose update_checksum(ipv4_header) can be an RFC 1624 incremental update that is
@@ -1160,7 +1160,7 @@ class Emitter:
         for iv in self.insts.values():
             n = iv.ident
             if iv.stack:
-                out += [f"uint8_t h_{n}[{iv.stack}][{max(iv.max_bytes, 1)}];", f"uint8_t v_{n}[{iv.stack}];",
+                out += [f"uint8_t h_{n}[{iv.stack}][{max(iv.max_bytes, 1)}];", f"bool v_{n}[{iv.stack}];",
                         f"uint32_t n_{n};"]
                 if iv.varlen:
                     out.append(f"uint16_t vl_{n}[{iv.stack}]; /* each element's variable-length tail */")
@@ -1173,8 +1173,8 @@ class Emitter:
             else:
                 out.append(f"uint8_t h_{n}[{max(iv.max_bytes, 1)}];")
             if iv.name in self.lv.valid_read:
-                out.append(f"uint8_t v_{n};")
-            out += [f"uint8_t g_{n}_{g.name};" for g in iv.groups]
+                out.append(f"bool v_{n};")
+            out += [f"bool g_{n}_{g.name};" for g in iv.groups]
             if iv.name in self.keep_vl:
                 out.append(f"uint16_t vl_{n};")
             if iv.name in self.keep_pos:
@@ -1182,7 +1182,7 @@ class Emitter:
             if iv.name in self.keep_len:
                 out.append(f"uint32_t pl_{n}; /* its length there */")
             if iv.name in self.write_back:
-                out.append(f"uint8_t d_{n}; /* a field was written: write the header back */")
+                out.append(f"bool d_{n}; /* a field was written: write the header back */")
             if iv.keep_original:
                 out.append(f"uint8_t o_{n}[{iv.fixed_bytes}];")
             if iv.track_ck:
@@ -1194,11 +1194,11 @@ class Emitter:
         if ir.Verdict.FORWARD.value in self.lv.verdicts:
             out.append("uint16_t port;")
         if self.ck_ids and self.ck_flags:
-            out.append(f"uint8_t {', '.join(f'ck_{i}' for i in self.ck_names)}; /* update_checksum requested */")
+            out.append(f"bool {', '.join(f'ck_{i}' for i in self.ck_names)}; /* update_checksum requested */")
         elif self.ck_ids:
             out += [f"uint8_t ck_req[{len(self.ck_ids)}], ck_order[{len(self.ck_ids)}];", "uint32_t n_ck;"]
         if self.track_structural:
-            out.append("uint8_t structural; /* a header was added or removed, or a stack element written: full deparse */")
+            out.append("bool structural; /* a header was added or removed, or a stack element written: full deparse */")
         while out and not out[-1]:
             out.pop()
         return [f"    {line}" if line else "" for line in out]
@@ -1211,11 +1211,11 @@ class Emitter:
         for iv in self.insts.values():
             n = iv.ident
             if iv.stack:
-                out.append(" ".join(f"c->v_{n}[{i}] = 0;" for i in range(iv.stack)) + f" c->n_{n} = 0;")
+                out.append(" ".join(f"c->v_{n}[{i}] = false;" for i in range(iv.stack)) + f" c->n_{n} = 0;")
             elif iv.name in self.lv.valid_read:
-                out.append(f"c->v_{n} = 0;")
+                out.append(f"c->v_{n} = false;")
             if iv.name in self.write_back:
-                out.append(f"c->d_{n} = 0;")
+                out.append(f"c->d_{n} = false;")
             if iv.track_ck:
                 out.append(f"c->ckd_{n} = 0;")
         out += [f"c->m_{name} = 0;" for name in self.prog.metadata if name in self.lv.meta_reset]
@@ -1224,11 +1224,11 @@ class Emitter:
         if self.lv.port_reset and ir.Verdict.FORWARD.value in self.lv.verdicts:
             out.append("c->port = 0;")
         if self.ck_ids and self.ck_flags:
-            out.append(" ".join(f"c->ck_{i} = 0;" for i in self.ck_names))
+            out.append(" ".join(f"c->ck_{i} = false;" for i in self.ck_names))
         elif self.ck_ids:
             out.append(" ".join(f"c->ck_req[{i}] = 0;" for i in self.ck_names) + " c->n_ck = 0;")
         if self.track_structural:
-            out.append("c->structural = 0;")
+            out.append("c->structural = false;")
         return [f"    {line}" for line in out] or ["    (void)c;"]
 
     def start_lines(self) -> list[str]:
