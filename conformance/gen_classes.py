@@ -925,7 +925,7 @@ def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[
     return "no generated vector runs this update with a changed checksum"
 
 
-MAX_TRUNCATION_VECTORS = 160
+MAX_TRUNCATION_VECTORS = 192
 
 
 def _truncation_edges(ctx: ClassContext) -> None:
@@ -933,13 +933,14 @@ def _truncation_edges(ctx: ClassContext) -> None:
     header after the first and one byte into it; here, first for every distinct last header (on the first
     path that ends with it): the frame ending exactly at its end, one byte before and after, around the end of
     its fixed part when it has a variable-length part, and with that part at its minimum length ending the
-    frame; then one byte before the end of every other header; then the end and one byte before it on every
-    other path (the control is copied per path by some targets)."""
+    frame; then one byte before the end of every other header; then, for the same last header at another depth
+    (the xdp target copies a parser state per context), the end, one byte before it, one byte into its
+    variable part and its minimum length; then the end and one byte before it on every other path."""
     part = ctx.classes["truncation_edges"]
     budget = _Budget(part)
     budget.left = MAX_TRUNCATION_VECTORS
     seen: set[tuple[str, ...]] = set()
-    first_last: set[str] = set()
+    first_last: set[tuple[str, int]] = set()
     inner: set[str] = set()
     later: list[tuple[str, int, bytes, list[str]]] = []
 
@@ -951,6 +952,7 @@ def _truncation_edges(ctx: ClassContext) -> None:
             later.append((item, pid, data, ["truncated", "truncation_edge"]))
 
     rest: list[tuple[str, int, bytes]] = []
+    mid: list[tuple[str, int, bytes]] = []
     for pid, _path, recs, data, starts in ctx.accepted:
         ends = [*starts[1:], _end(recs, starts, data)]
         for i, end in enumerate(ends):
@@ -969,16 +971,20 @@ def _truncation_edges(ctx: ClassContext) -> None:
                 continue
             seen.add(prefix)
             last = recs[i].instance
-            if last in first_last:
+            if (last, i) in first_last:
                 rest.append((name, pid, data[:end]))
                 rest.append((f"{name}-1", pid, data[:end - 1]))
                 continue
-            first_last.add(last)
-            plan(name, pid, data[:end])
-            plan(f"{name}-1", pid, data[:end - 1])
-            if len(data) > end:
+            # the first path ending with this header, then the first at each other depth (the xdp target
+            # copies a parser state per context, such as the number of VLAN tags before it)
+            other_depth = any(x == last for x, _d in first_last)
+            first_last.add((last, i))
+            add = mid.append if other_depth else (lambda x: plan(*x))
+            add((name, pid, data[:end]))
+            add((f"{name}-1", pid, data[:end - 1]))
+            if not other_depth and len(data) > end:
                 plan(f"{name}+1", pid, data[:end + 1])
-            else:
+            elif not other_depth:
                 plan(f"{name}+1", pid, None, "the packet has no payload after the header")
             vl = recs[i].ht.varlen
             if vl is None:
@@ -988,8 +994,8 @@ def _truncation_edges(ctx: ClassContext) -> None:
                 plan(f"{name}min_length", pid, None, "the header's variable-length part is not in the packet")
                 continue
             if at.n > 0:
-                for d in (-1, 0, 1):
-                    plan(f"{name}fixed_part{d:+d}", pid, data[:at.start + d])
+                for d in (-1, 0, 1) if not other_depth else (1,):
+                    add((f"{name}fixed_part{d:+d}", pid, data[:at.start + d]))
             got = _area_lengths(recs[i].ht, at.values)
             short = None
             if got is not None and got[1]:
@@ -997,8 +1003,11 @@ def _truncation_edges(ctx: ClassContext) -> None:
                 area = (_tlv_fill(vl.tlv, n, random.Random(f"{ctx.seed}/{pid}/min")) if vl.tlv is not None
                         else bytes(random.Random(f"{ctx.seed}/{pid}/min").getrandbits(8) for _ in range(n)))
                 short = _with_area(ctx, data, last, at, area, True) if area is not None else None
-            plan(f"{name}min_length", pid, short, "no length field value gives an area the generator can fill")
-    for item, pid, data in rest:
+            if short is not None:
+                add((f"{name}min_length", pid, short))
+            else:
+                plan(f"{name}min_length", pid, None, "no length field value gives an area the generator can fill")
+    for item, pid, data in mid + rest:
         plan(item, pid, data)
     made: dict[bytes, str] = {}
     for item, pid, data, tags in later:
@@ -1021,7 +1030,7 @@ def _end(recs: list[Rec], starts: list[int], data: bytes) -> int:
 
 # ------------------------------------------------------------------------------------------------ TLV areas
 
-MAX_TLV_PATHS = 2  # parse paths per TLV header whose packets' option area is rewritten
+MAX_TLV_PATHS = 3  # parse paths per TLV header whose packets' option area is rewritten
 MAX_TLV_BASES = 5  # and in all, with the control vectors after them
 MAX_TLV_VECTORS = 160  # the class's cap: a program with several TLV headers needs more than MAX_PER_CLASS
 
@@ -1257,7 +1266,14 @@ def _tlv_bases(ctx: ClassContext, inst: str) -> list[Base]:
     out: list[Base] = []
     paths = [(pid, recs, data) for pid, _p, recs, data, _s in ctx.accepted if any(r.instance == inst for r in recs)]
     paths.sort(key=lambda a: a[1][-1].instance != inst)
-    for pid, recs, data in paths[:MAX_TLV_PATHS]:
+    # one path per distinct sequence of headers before this one (the xdp target copies a parser state per
+    # context, such as the number of VLAN tags before it), those that end with this header first
+    before: set[tuple[str, ...]] = set()
+    for pid, recs, data in paths:
+        prefix = tuple(r.instance for r in recs[:next(i for i, r in enumerate(recs) if r.instance == inst)])
+        if prefix in before or len(before) >= MAX_TLV_PATHS:
+            continue
+        before.add(prefix)
         out.append((f"p{pid:02d}", pid, data, 1, ControlState(), {}, recs[-1].instance == inst))
     options = [n for n, i in ctx.prog.instances.items() if i.tlv_parent == inst]
     state = next((s for s, st in ctx.prog.parser.states.items() if st.extract == inst), "")
@@ -1425,7 +1441,7 @@ def _tlv_edges(ctx: ClassContext) -> None:
             ("option_below_header_size", _AreaMaker(tlv, mx, "below_header"), False, "one"),
             ("option_runs_past_area", _AreaMaker(tlv, mx, "overrun"), False, "one"),
             ("option_header_past_area", _AreaMaker(tlv, mx, "header_cut"), False, "one"),
-            ("area_at_max", _AreaMaker(tlv, mx, "at_max"), False, "one"),
+            ("area_at_max", _AreaMaker(tlv, mx, "at_max"), False, "paths"),
             ("area_at_max_ends_frame", _AreaMaker(tlv, mx, "at_max"), True, "last"),
             (f"max_options({most})", _AreaMaker(tlv, mx, "options", count=most), False, "one"),
             (f"max_options+1({most + 1})", _AreaMaker(tlv, mx, "options", count=most + 1), False, "one"),
@@ -1443,6 +1459,8 @@ def _tlv_edges(ctx: ClassContext) -> None:
             part.all.append(item)
             why = "" if bases else "no packet carries the header"
             for bi, (bname, pid, data, port, control, regs, last) in enumerate(bases):
+                if scope == "paths" and not (bname[1:].isdigit() and bname[0] == "p"):
+                    break  # the parse paths' own packets only
                 if (scope == "one" and bi > 0) or (scope == "short" and item in part.covered):
                     break  # a truncated frame never reaches the control: one is enough
                 if cut and not last:
@@ -1639,9 +1657,9 @@ def _condition_edges(ctx: ClassContext) -> None:
                 continue
             pid, data0, port, control = bases[k]
             m = (1 << ref.width) - 1
-            top = (const - 1) | (1 << (ref.width - 1))  # a wrong mask or width in the comparison shows there
+            top = (const - 1) | (1 << (ref.width - 1))  # a wrong mask or width in the comparison shows (first path)
             for label, value in (("-1", const - 1), ("", const), ("+1", const + 1), ("-1|top_bit", top)):
-                if not 0 <= value << shift <= m or (label == "-1|top_bit" and value in (const - 1, const, const + 1)):
+                if not 0 <= value << shift <= m or (label == "-1|top_bit" and (k or value in (const - 1, const, const + 1))):
                     continue  # no such value of the field
                 item = f"{sid}:{ref.instance}.{ref.field_name} {op} {const}{label}@p{pid:02d}"
                 part.all.append(item)
