@@ -57,7 +57,8 @@ __all__ = ["API_CLASS", "API_SHAPES", "CLASS", "FILL_LIMIT", "SHAPES", "nic_home
 CLASS = "control_plane_states"
 SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "modify", "priority_tie")
 API_CLASS = "table_api_shapes"
-API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order", "default_op")
+API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order", "default_op",
+              "near_miss")
 FILL_LIMIT = 256  # tables filled to their size only up to this many entries
 API_FILL_LIMIT = 1024  # the full_cycle bound: a last handle and free-list slot (BMv2 installs ~1k entries in its budget)
 DEFAULT_TRIES = 40  # entries of generated vectors tried as the default_op shape's action
@@ -391,7 +392,7 @@ def _keys_by_home(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.P
 def _api_shapes_of(t: ir.Table) -> list[str]:
     """The API_SHAPES a table has: the hash shapes for an exact/LPM table, priority_order for a priority one."""
     if t.uses_priority:
-        return ["full_cycle", "priority_order", "default_op"]
+        return ["full_cycle", "priority_order", "default_op", "near_miss"]
     lpm = any(k.kind == "lpm" for k in t.keys)
     return [s for s in API_SHAPES if s != "priority_order" and (lpm or s != "lpm_lengths")]
 
@@ -404,6 +405,7 @@ def _api_shapes(emit: _Emitter, part: ClassCoverage, keyvals: tuple[int, ...], h
     t, prog = emit.t, emit.ctx.prog
     change = ControlOp("modify", t.name, hit.match, changed.action, changed.args, hit.priority)
     _full_cycle(t, keyvals, hit, change, prog, emit, part)
+    _near_miss(t, keyvals, hit, prog, emit, part)
     if t.uses_priority:
         _priority_order(t, keyvals, hit, other, prog, emit, part)
     else:
@@ -525,23 +527,12 @@ def _lpm_lengths(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, prog: i
     order, or left out, shows."""
     j = next(i for i, k in enumerate(t.keys) if k.kind == "lpm")
     w = t.keys[j].width
-    _, data, port, base, regs = emit.own
 
-    def at(elem: KeyElem, action: str, salt: int) -> EntryState:
-        e = _entry(t, keyvals, action, prog, salt=salt)
-        return EntryState(t.name, (*hit.match[:j], elem, *hit.match[j + 1:]), e.action, e.args, hit.priority)
+    def at(elem: KeyElem) -> tuple[KeyElem, ...]:
+        return (*hit.match[:j], elem, *hit.match[j + 1:])
 
-    def outcome(e: EntryState) -> tuple[Any, ...]:
-        r = emit.ctx.run_with(ControlState(base.entries, base.defaults, (_insert(e),)), data, port, regs)
-        return r.verdict, r.port, r.data
-
-    def pick(elem: KeyElem, salt: int, avoid: list[tuple[Any, ...]]) -> EntryState:
-        cands = [at(elem, a, salt) for a in t.actions if a in prog.actions]
-        return next((c for c in cands if outcome(c) not in avoid), cands[-1])
-
-    mine = outcome(hit)
-    zero = pick(KeyElem("any"), 9, [mine])
-    full = pick(KeyElem("prefix", keyvals[j], w), 10, [mine])
+    zero = _unlike(emit, keyvals, hit, at(KeyElem("any")), hit.priority, 9)
+    full = _unlike(emit, keyvals, hit, at(KeyElem("prefix", keyvals[j], w)), hit.priority, 10)
     if hit.match[j] != zero.match[j]:
         emit("lpm_lengths", "lpm_zero_length", [_insert(hit), _insert(zero), _delete(hit), _touch(zero)])
         emit("lpm_lengths", "lpm_zero_below", [_insert(zero), _insert(hit), _touch(zero)])
@@ -583,3 +574,48 @@ def _default_op(emit: _Emitter, part: ClassCoverage) -> None:
             return
     part.infeasible[item] = (f"no entry of the table in the generated vectors (of {len(candidates)} tried) does "
                              "what the table's default, or its action with zeroed arguments, would not")
+
+
+def _outcome(emit: _Emitter, e: EntryState) -> tuple[Any, ...]:
+    """How the table's packet ends with `e` the table's only entry (the oracle)."""
+    _, data, port, base, regs = emit.own
+    r = emit.ctx.run_with(ControlState(base.entries, base.defaults, (_insert(e),)), data, port, regs)
+    return r.verdict, r.port, r.data
+
+
+def _unlike(emit: _Emitter, keyvals: tuple[int, ...], hit: EntryState, match: tuple[KeyElem, ...], priority: int,
+            salt: int) -> EntryState:
+    """An entry with this match and priority whose action makes the packet end otherwise than the packet's own
+    entry does, where the table's actions allow (else its last action)."""
+    t, prog = emit.t, emit.ctx.prog
+    mine = _outcome(emit, hit)
+    cands = []
+    for a in t.actions:
+        if a in prog.actions:
+            e = _entry(t, keyvals, a, prog, salt=salt)
+            cands.append(EntryState(t.name, match, e.action, e.args, priority))
+    return next((c for c in cands if _outcome(emit, c) != mine), cands[-1])
+
+
+def _near_miss(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, prog: ir.Program, emit: _Emitter,
+               part: ClassCoverage) -> None:
+    """Entries one bit away from the packet's key (each key's top and bottom bit; a range key's top bit only,
+    its entry spans the values next to it), installed through the table API above the packet's entry in
+    priority, with an action that would end the packet otherwise: a key decoded with a bit of its value or mask
+    lost matches them (or, in a hash table, makes them the packet's entry again and the insert is refused)."""
+    room = t.size - len(t.entries) - 1
+    matches: list[tuple[KeyElem, ...]] = []
+    for i, k in enumerate(t.keys):
+        for bit in dict.fromkeys([k.width - 1] if k.kind == "range" else [k.width - 1, 0]):
+            kv = list(keyvals)
+            kv[i] ^= 1 << bit
+            m = entry_for(t, tuple(kv), hit.action, prog).match
+            if m != hit.match and m not in matches:
+                matches.append(m)
+    if room < 1 or not matches:
+        part.infeasible[f"{t.name}:near_miss"] = ("the table has no room beside the packet's entry" if room < 1
+                                                  else "no key has a bit that tells entries apart")
+        return
+    prio = hit.priority + 20 if t.uses_priority else 0
+    near = [_unlike(emit, keyvals, hit, m, prio, 12) for m in matches[:room]]
+    emit("near_miss", "near_miss", [*map(_insert, near), _insert(hit), _touch(hit)])

@@ -97,8 +97,8 @@ def test_every_table_gets_its_api_shapes(small: tuple[ir.Program, list[Vector], 
     _, vectors, part = small
     assert part["uncovered"] == [] and part["infeasible"] == []
     # macs (exact): 3 hash shapes + full_cycle; routes (lpm): + lpm_lengths; acl (ternary): full_cycle,
-    # priority_order; each a default_op
-    assert part["covered"] == part["total"] == 5 + 6 + 3
+    # priority_order; each a default_op and a near_miss
+    assert part["covered"] == part["total"] == 6 + 7 + 4
     assert {tag for v in vectors for tag in v.tags} - {"table_api"} == set(API_SHAPES)
     assert all("sequence" not in v.tags for v in vectors)  # the control_plane_states class is counted apart
 
@@ -273,3 +273,18 @@ def test_a_default_op_takes_the_place_of_a_hit_entry_and_the_spec_default_comes_
     infeasible = {i["item"]: i["reason"] for i in g.coverage[API_CLASS]["infeasible"]}
     assert "routes_v4:default_op" not in infeasible
     assert "router_mac:default_op" in infeasible  # its one action is its default: nothing a default op could show
+
+
+def test_near_misses_are_one_bit_away_and_end_otherwise(small: tuple[ir.Program, list[Vector], dict]) -> None:
+    """acl (ternary src, protocol): entries one bit off the packet's key in each key's top and bottom bit, above
+    the packet's entry in priority, with an action that would end the packet otherwise: it still hits its own."""
+    prog, vectors, _ = small
+    v = _vector(vectors, "seq.acl.near_miss")
+    *near, own, _ = v.control.ops
+    assert own.priority < min(op.priority for op in near)
+    packet_key = [m.a for m in own.match]
+    flipped = sorted((i, (m.a ^ packet_key[i]).bit_length() - 1) for op in near for i, m in enumerate(op.match)
+                     if m.a != packet_key[i])
+    assert len(flipped) == len(near) == 3  # the spec's acl holds 4: three of the four one-bit neighbours
+    assert all(bin(m.a ^ packet_key[i]).count("1") <= 1 for op in near for i, m in enumerate(op.match))
+    assert v.expected[0].observations["tables"]["acl"] == own.action
