@@ -278,7 +278,7 @@ def test_a_default_op_takes_the_place_of_a_hit_entry_and_the_spec_default_comes_
 def test_near_misses_are_one_bit_away_and_end_otherwise(small: tuple[ir.Program, list[Vector], dict]) -> None:
     """acl (ternary src, protocol): entries one bit off the packet's key in each key's top and bottom bit, above
     the packet's entry in priority, with an action that would end the packet otherwise: it still hits its own."""
-    prog, vectors, _ = small
+    _, vectors, _ = small
     v = _vector(vectors, "seq.acl.near_miss")
     *near, own, _ = v.control.ops
     assert own.priority < min(op.priority for op in near)
