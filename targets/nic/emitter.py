@@ -210,7 +210,7 @@ class ProgramView:
     start_lines: list[str]  # after ctx_reset, before parsing
     finish_lines: list[str]  # after the control: checksum updates and deparse
     hash_funcs: list[list[str]]
-    max_steps: int
+    parse_loop: str
     error_verdicts: list[tuple[int, str]]
     default_verdict: str
     verdict_ids: dict[str, int] = field(default_factory=lambda: {"drop": 0, "to_host": 1, "reflect": 2, "forward": 3})
@@ -628,6 +628,9 @@ class Emitter:
         # loops through states that extract nothing (a select on metadata between elements).
         elements = sum(i.stack for i in self.prog.instances.values() if i.is_stack)
         steps = (elements + 1) * len(names) + 1
+        succ = {n: [x for x in ps.states[n].successors() if x in ps.states] for n in names}
+        entered = any(ps.start in xs for xs in succ.values())
+        self.parse_acyclic = not self.has_cycle(succ)
         for name in names:
             st = ps.states[name]
             lines.append(f"        case {ids[name]}: {{ /* parser state {name}{self.comment(st.loc)} */")
@@ -636,7 +639,7 @@ class Emitter:
                 # deparser (the payload starts there); otherwise advancing it past the header is a dead store
                 lookahead = any(isinstance(x, ir.Lookahead) for e in st.select for x in ir.walk_expr(e))
                 cur_live = self.full_deparse or lookahead or any(x in ps.states for x in st.successors())
-                lines += self.extract(self.prog.instances[st.extract], cur_live)
+                lines += self.extract(self.prog.instances[st.extract], cur_live, name == ps.start and not entered)
             for v in st.verify:
                 lines += self.verify(self.prog.instances[v])
             lines += self.stmts(st.do, 3)  # metadata assignments and if: the control's statement code
@@ -644,10 +647,32 @@ class Emitter:
             lines.append("        } break;")
         return lines, steps
 
+    @staticmethod
+    def has_cycle(succ: dict[str, list[str]]) -> bool:
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+        def visit(n: str) -> bool:
+            state[n] = 1
+            for m in succ[n]:
+                if state.get(m) == 1 or (m not in state and visit(m)):
+                    return True
+            state[n] = 2
+            return False
+        return any(n not in state and visit(n) for n in succ)
+
+    def parse_loop(self, steps: int) -> str:
+        """Without a cycle in the parse graph every step moves to a state further on, so the parse ends without
+        a step count; with one, each cycle extracts into a finite stack and the count is a bound."""
+        if self.parse_acyclic:
+            return "    for (;;) { /* the parse graph has no cycle: each state leads to one further on */"
+        return (f"    for (uint32_t step = 0; step < {steps}u; step++) {{ /* bounded: every loop extracts into a "
+                "finite stack */")
+
     def err(self, kind: str) -> str:
         return f"{{ err = {ERR_CODES[kind]}; goto parse_error; }}"
 
-    def extract(self, inst: ir.Instance, cur_live: bool = True) -> list[str]:
+    def extract(self, inst: ir.Instance, cur_live: bool = True, at_start: bool = False) -> list[str]:
+        """`at_start`: the parse's first state, which no state returns to: the cursor is 0 there."""
         iv = self.insts[inst.name]
         p = "            "
         out: list[str] = []
@@ -661,17 +686,19 @@ class Emitter:
             buf = f"c->h_{iv.ident}[c->n_{iv.ident}]"
         else:
             buf = f"c->h_{iv.ident}"
-        out.append(f"{p}if ({iv.fixed_bytes}u > n - cur) {self.err('truncated')}")
+        at_start = at_start and not inst.is_stack
+        here, left = ("pkt", "n") if at_start else ("pkt + cur", "n - cur")
+        out.append(f"{p}if ({iv.fixed_bytes}u > {left}) {self.err('truncated')}")
         if iv.alias:
             # the frame keeps its layout: the header is read and written where it was parsed, no copy
             if inst.name in self.keep_buf:
-                out.append(f"{p}{buf} = pkt + cur;")
+                out.append(f"{p}{buf} = {here};")
         else:
-            out.append(f"{p}{copy_const(buf, 'pkt + cur', iv.fixed_bytes)}")
+            out.append(f"{p}{copy_const(buf, here, iv.fixed_bytes)}")
         if inst.name in self.keep_pos:
-            out.append(f"{p}c->po_{iv.ident} = cur;")
+            out.append(f"{p}c->po_{iv.ident} = {'0u' if at_start else 'cur'};")
         if live_after_fixed:
-            out.append(f"{p}cur += {iv.fixed_bytes}u;")
+            out.append(f"{p}cur {'=' if at_start else '+='} {iv.fixed_bytes}u;")
         reader = self.local_reader(inst, buf)
         for g, live in zip(iv.groups, live_after, strict=True):
             cond = self.ec.compile(g.when, reader)  # type: ignore[arg-type]
@@ -1294,7 +1321,7 @@ class Emitter:
         return ProgramView(prog.name, self.upper, src, list(self.insts.values()), meta,
                            list(self.action_views.values()), list(self.table_views.values()), counters, regs,
                            parser_lines, control, funcs, self.ctx_fields(), self.reset_lines(), self.start_lines(),
-                           finish, hash_funcs, steps, errs, prog.default_verdict)
+                           finish, hash_funcs, self.parse_loop(steps), errs, prog.default_verdict)
 
     def hash_func(self, i: int, h: ir.Hash) -> list[str]:
         params = ", ".join(f"{vtype(a.width)} x{j}" for j, a in enumerate(h.args))
