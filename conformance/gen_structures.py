@@ -57,7 +57,7 @@ TRIE_SHAPES = ("root_nested", "split_root_slot", "node_boundaries", "shorter_aft
 SEARCH_LIMIT = 1 << 21  # candidate keys tried for the keys that share the packet's buckets
 SALTS = 3  # argument variants per action tried for distinct outcomes
 POOL_TRIES = 16  # packets reaching the table tried for one whose hit and miss differ
-MAX_SITES = 3  # control paths to a table's apply that get the shapes
+MAX_SITES = 6  # parse and control paths to a table's apply that get the shapes
 
 Want = tuple[int, ...]
 Packet = tuple[Any, ...]  # (pid, data, port, control, regs)
@@ -99,6 +99,7 @@ class _Table:
                 break
         assert best is not None
         first, self.palette = best
+        self.differs = differs
         pid, data, port, control, regs, keyvals = first
         self.keyvals = tuple(keyvals)
         self.main = (pid, data, port, _strip(t, control), regs)
@@ -185,8 +186,9 @@ def _strip(t: ir.Table, control: ControlState) -> ControlState:
 
 
 def _sites(ctx: Any, t: ir.Table) -> list[list[Any]]:
-    """The table's packets (gen_classes' pool) grouped by the control path that reaches its apply: each `apply` of
-    a table is a lookup of its own in the generated code, so each needs the shapes. At most MAX_SITES groups."""
+    """The table's packets (gen_classes' pool) grouped by parse path and the control path that reaches its apply:
+    each `apply` of a table is a lookup of its own in the generated code, and the xdp target copies the control
+    per parse path, so each needs the shapes. At most MAX_SITES groups."""
     try:
         from .gen_classes import _pool
 
@@ -198,7 +200,8 @@ def _sites(ctx: Any, t: ir.Table) -> list[list[Any]]:
         r = ctx.run_with(_strip(t, cand[3]), cand[1], cand[2], cand[4])
         trace = r.observations.get("trace", [])
         end = next((i for i, x in enumerate(trace) if x[0] == "apply" and x[1] == t.name), len(trace))
-        path = tuple(x if x[0] == "if" else x[:2] for x in trace[:end] if x[0] in ("if", "apply"))
+        path = (tuple(r.observations.get("path", [])),
+                tuple(x if x[0] == "if" else x[:2] for x in trace[:end] if x[0] in ("if", "apply")))
         if path in groups or len(groups) < MAX_SITES:
             groups.setdefault(path, []).append(cand)
     return list(groups.values()) or [[ctx.first_apply[t.name]]]
@@ -206,7 +209,7 @@ def _sites(ctx: Any, t: ir.Table) -> list[list[Any]]:
 
 def structure_vectors(ctx: Any) -> None:
     """Called from generate() with its ClassContext: adds the vectors and the coverage part CLASS. Items are
-    `<table>:<shape>`, `<table>@<n>:<shape>` for the n-th control path to the table's apply."""
+    `<table>:<shape>`, `<table>@<n>:<shape>` for the n-th parse and control path to the table's apply."""
     prog: ir.Program = ctx.prog
     part = ctx.classes.setdefault(CLASS, ClassCoverage())
     for t in prog.tables.values():
@@ -225,6 +228,10 @@ def structure_vectors(ctx: Any) -> None:
         for n, pool in enumerate(_sites(ctx, t), 1):
             tab = _Table(ctx, t, part, pool, f"@{n}" if n > 1 else "")
             part.all += [f"{tab.name}:{s}" for s in shapes]
+            if n > 1 and not tab.differs:
+                for s in shapes:
+                    part.infeasible[f"{tab.name}:{s}"] = "on this path a hit and a miss of the table end alike"
+                continue
             if kind[0] == "cuckoo":
                 _cuckoo_shapes(tab, kind[1])
             else:
