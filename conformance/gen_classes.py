@@ -993,10 +993,18 @@ def _truncation_edges(ctx: ClassContext) -> None:
             if at is None:
                 plan(f"{name}min_length", pid, None, "the header's variable-length part is not in the packet")
                 continue
+            got = _area_lengths(recs[i].ht, at.values)
+            if at.n == 0 and got is not None and any(got[1]):
+                # no variable part in this packet: give it the smallest non-empty one, to cut inside it
+                n = min(x for x in got[1] if x)
+                area = (_tlv_fill(vl.tlv, n, random.Random(f"{ctx.seed}/{pid}/cut")) if vl.tlv is not None
+                        else bytes(random.Random(f"{ctx.seed}/{pid}/cut").getrandbits(8) for _ in range(n)))
+                grown = _with_area(ctx, data, last, at, area, True) if area is not None else None
+                if grown is not None:
+                    add((f"{name}inside_variable_part", pid, grown[:at.start + 1]))
             if at.n > 0:
                 for d in (-1, 0, 1) if not other_depth else (1,):
                     add((f"{name}fixed_part{d:+d}", pid, data[:at.start + d]))
-            got = _area_lengths(recs[i].ht, at.values)
             short = None
             if got is not None and got[1]:
                 n = min(got[1])
