@@ -497,7 +497,7 @@ class Emitter:
 
     def tlv_walk(self, out: Lines, inst: ir.Instance, ptr: str) -> None:
         """Walk the TLV area at `cur` (see tlv.py); sets the option pointers or goes to perr_bad_length."""
-        w = self.walkers[inst.type.name]
+        w = self.walkers[inst.name]
         vl = f"vl_{ptr[2:]}"
         hb = w.tlv.header_bytes
         index = {o.name: k for k, o in enumerate(w.options)}

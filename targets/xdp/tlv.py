@@ -24,16 +24,17 @@ TLV_BUF = 512  # bytes of the per-CPU copy of an area (the spec's varlen max is 
 class TlvWalker:
     type_name: str
     tlv: ir.Tlv
-    options: list[ir.TlvOption]
+    options: list[ir.TlvOption]  # the options the instances sharing this walker read
     max_bytes: int
+    suffix: str = ""  # tells apart walkers of one header type that read different options
 
     @property
     def func(self) -> str:
-        return f"c3po_tlv_{self.type_name}"
+        return f"c3po_tlv_{self.type_name}{self.suffix}"
 
     @property
     def found(self) -> str:
-        return f"c3po_tlv_{self.type_name}_found"
+        return f"c3po_tlv_{self.type_name}{self.suffix}_found"
 
     def function(self, prog: ir.Program) -> list[str]:
         """C source of the walk: a state struct and a bpf_loop callback that steps over one option per call."""
@@ -101,15 +102,25 @@ class TlvWalker:
 
 
 def walkers(prog: ir.Program) -> dict[str, TlvWalker]:
-    """One walker per header type whose TLV area some instance walks."""
+    """The walker of each instance whose TLV area is walked: one per header type and set of options the instance
+    reads. Only those options are recognised (their first occurrence found, their size checked against their
+    fields); every other option, declared or not, is skipped by its size like an unknown one, as the reference
+    does (section 2, "TLV areas"): a short option the program never reads is no error."""
     out: dict[str, TlvWalker] = {}
+    shared: dict[tuple[str, tuple[str, ...]], TlvWalker] = {}
     for inst in sorted(prog.instances.values(), key=lambda i: i.name):
         vl = inst.type.varlen
-        if vl is None or vl.tlv is None or not inst.walk_tlv or inst.type.name in out:
+        if vl is None or vl.tlv is None or not inst.walk_tlv:
             continue
         if vl.max_bytes > TLV_BUF:
             raise Unsupported(f"TLV area of '{inst.name}' larger than {TLV_BUF} bytes")
-        out[inst.type.name] = TlvWalker(inst.type.name, vl.tlv, list(vl.tlv.options), vl.max_bytes)
+        read = {o.tlv_option.name for o in option_instances(prog, inst.name) if o.tlv_option is not None}
+        opts = [o for o in vl.tlv.options if o.name in read]
+        key = (inst.type.name, tuple(o.name for o in opts))
+        if key not in shared:  # c3po_tlv_<type>, then c3po_tlv_<type>__2...: spec names hold no "__"
+            n = sum(1 for t, _ in shared if t == inst.type.name)
+            shared[key] = TlvWalker(inst.type.name, vl.tlv, opts, vl.max_bytes, f"__{n + 1}" if n else "")
+        out[inst.name] = shared[key]
     return out
 
 

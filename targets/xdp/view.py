@@ -123,7 +123,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "header_ptrs": em.header_ptrs(),
         "varlen_vars": em.varlen_vars(),
         "group_ptrs": em.group_ptrs(),
-        "tlv_walkers": ["\n".join(w.function(prog)) for w in em.walkers.values()],
+        "tlv_walkers": ["\n".join(w.function(prog)) for w in {id(w): w for w in em.walkers.values()}.values()],
         "metadata": [{"name": n, "width": w, "ctype": ctype(w)} for n, w in sorted(prog.metadata.items())],
         "csum_flags": [f for f, _ in em.csum_flags] + [f for f, _, _ in em.l4_requests],
         "hash_buffers": [] if em.hash_in_map else [{"name": n, "size": s, "slot": hash_slot(s)}
