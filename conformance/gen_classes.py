@@ -457,7 +457,9 @@ def _defaults_varied(ctx: ClassContext) -> None:
     budget = _Budget(part)
     for t in ctx.prog.tables.values():
         wanted: list[tuple[str, str, tuple[int, ...]]] = []
-        for a in t.actions:
+        # nop too: any table's default may be set to it (the reference and every target allow it), and the
+        # targets build a case for it in each copy of the control
+        for a in dict.fromkeys([*t.actions, *(["nop"] if "nop" in ctx.prog.actions else [])]):
             params = ctx.prog.actions[a].params
             args = tuple(param_value(a, p) for p in params)
             if a != t.default.action:
@@ -492,6 +494,29 @@ def _defaults_varied(ctx: ClassContext) -> None:
             obs = r.observations
             if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == a:
                 part.covered.add(item)
+        _nop_default_per_path(ctx, t, part, budget)
+
+
+def _nop_default_per_path(ctx: ClassContext, t: ir.Table, part: ClassCoverage, budget: _Budget) -> None:
+    """A miss under a `nop` default on each parse path that reaches the table: the xdp target builds the
+    default's case in every copy of the control it makes per path, so one path's vector leaves the others'
+    untested."""
+    if "nop" not in ctx.prog.actions or t.name not in ctx.first_apply:
+        return
+    done: set[int] = {ctx.first_apply[t.name][0]}  # the vector above took the first packet's path
+    for pid, data, port, control, regs, keyvals in _pool(ctx, t.name):
+        if pid in done or _const_lookup(ctx, t.name, keyvals) is not None:
+            continue
+        done.add(pid)
+        item = f"{t.name}:default=nop on path {pid}"
+        part.all.append(item)
+        if not budget.take(item):
+            continue
+        state = ControlState(control.entries, (*control.defaults, (t.name, "nop", ())))
+        r = ctx.emit(f"default.{t.name}.nop.path{pid}", pid, state, data, ["default_varied"], port, regs)
+        obs = r.observations
+        if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == "nop":
+            part.covered.add(item)
 
 
 def _key_edges(ctx: ClassContext) -> None:
