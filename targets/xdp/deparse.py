@@ -346,8 +346,9 @@ class Deparser:
             out.open("switch (verdict) {")
             out.add("case C3PO_V_DROP:")
             out.add("\treturn XDP_DROP;")
-            out.add("case C3PO_V_REFLECT:")
-            out.add("\treturn XDP_TX;")
+            if self.em.uses_reflect:  # no case for a verdict nothing in the program sets (code no packet runs)
+                out.add("case C3PO_V_REFLECT:")
+                out.add("\treturn XDP_TX;")
             if self.em.uses_forward:
                 out.add("case C3PO_V_FORWARD:")
                 out.add("\treturn c3po_forward(st, egress);")

@@ -80,6 +80,10 @@ class Emitter:
                                 (isinstance(s, ir.CallAction) and s.action == "forward")
                                 for b in bodies for s in ir.walk_stmts(b)) or any(
             "forward" in t.actions or t.default.action == "forward" for t in prog.tables.values())
+        self.uses_reflect = any((isinstance(s, ir.SetVerdict) and s.verdict == ir.Verdict.REFLECT) or
+                                (isinstance(s, ir.CallAction) and s.action == "reflect")
+                                for b in bodies for s in ir.walk_stmts(b)) or any(
+            "reflect" in t.actions or t.default.action == "reflect" for t in prog.tables.values())
         self.uses_state = self.uses_forward or bool(self.objects)
         # Validity bits for control conditions: see cexpr.Translator.x_Valid and paths.outcomes.
         # Only headers the control tests get a bit: a bit the verifier carries for nothing keeps it from merging
