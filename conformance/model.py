@@ -57,7 +57,15 @@ class ControlState:
     ops: tuple[ControlOp, ...] = ()
 
     def key(self) -> str:
-        """Stable identity, so vectors sharing a control state are installed once."""
+        """Stable identity, so vectors sharing a control state are installed once. Computed once per object
+        (vectors share their state objects, and a filled table's state has a thousand entries)."""
+        cached = self.__dict__.get("_key")
+        if cached is None:
+            cached = self._compute_key()
+            object.__setattr__(self, "_key", cached)  # frozen: not a field, so equality and hashing ignore it
+        return str(cached)
+
+    def _compute_key(self) -> str:
         items: list[object] = [[e.table, [(m.kind, m.a, m.b) for m in e.match], e.action, list(e.args), e.priority]
                                for e in self.entries]
         items += [list(d) for d in self.defaults]
