@@ -312,9 +312,9 @@ class BitVecMaps:
         self._view = memoryview(self._map)
         self.bv = BitVector(self._view, lay.bitvec)
 
-    def publish(self, rows: list[tuple[Entry, int]]) -> None:
-        """Rows (entry, entry index) in priority order."""
-        self.bv.publish([(tuple(e.match), L.encode_value(self.lay, e.action, e.args, index)) for e, index in rows])
+    def publish(self, rows: list[tuple[tuple[KeyElem, ...], str, tuple[int, ...], int]]) -> None:
+        """Rows (match, action, arguments, entry index) in priority order."""
+        self.bv.publish([(tuple(m), L.encode_value(self.lay, a, args, index)) for m, a, args, index in rows])
 
     def close(self) -> None:
         self.bv.close()
@@ -584,7 +584,7 @@ class XdpDataplane(Dataplane):
         """After the record changed: the classifier's other image rebuilt from it, then made the live one."""
         maps = self._bitvec(tname)
         if maps is not None:
-            maps.publish([(e, index) for e, index, _ in self._state(tname).linear])
+            maps.publish([(e.match, e.action, e.args, index) for e, index, _ in self._state(tname).linear])
 
     def _trie(self, tname: str) -> _TrieState:
         """The trie as the kernel holds it, read once per locked operation (it is its own record)."""

@@ -230,8 +230,7 @@ class XdpDriver(Driver):
                     if control.ops:  # the table API keeps priorities beside the array (control.py)
                         self._update(self._prio_fd(name), i.to_bytes(4, "little"), prio.to_bytes(4, "little"))
                 if bmaps:  # the classifier beside the record (targets/xdp/bitvec.py)
-                    bmaps.bv.publish([(tuple(entries[i][0]), L.encode_value(lay, entries[i][1], entries[i][2], i))
-                                      for i in order])
+                    bmaps.publish([(*entries[i][:3], i) for i in order])
                 self.linear_used[name] = len(entries)
             else:
                 seen: set[bytes] = set()
