@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -165,18 +164,25 @@ _CHARS = st.sampled_from(HOSTILE) | st.characters(max_codepoint=0x3000).map(str)
 # Structural edits too: YAML and expression syntax, wrong types, names, out-of-range values.
 _WORDS = st.sampled_from(["", ": ", "- ", "[", "}", "(", "&&", "==", "null", "true", "abc", "-5", "99999999999",
                           "{}", "[]", "x(1)", "vlan[9]", "1.2.3", "accept", "\n  bogus: 1\n", "\t"])
-_WORK = Path(tempfile.mkdtemp(prefix="c3po-test-diag-"))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Module-scoped because hypothesis refuses function-scoped fixtures (they are not reset between examples); a
+    directory of pytest's, unlike the mkdtemp at import this replaces, which left one behind per run and worker."""
+    return tmp_path_factory.mktemp("diag")
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=st.sampled_from(EXAMPLES), edits=st.lists(st.tuples(st.floats(0, 1), _CHARS | _WORDS, st.integers(0, 8)),
                                                        min_size=1, max_size=4))
-def test_mutated_specs_never_forge_a_line_and_every_error_has_a_hint(spec: Path, edits: list[tuple[float, str, int]]) -> None:
+def test_mutated_specs_never_forge_a_line_and_every_error_has_a_hint(work: Path, spec: Path,
+                                                                    edits: list[tuple[float, str, int]]) -> None:
     text = spec.read_text(encoding="utf-8")
     for where, bad, cut in edits:
         i = int(where * len(text))
         text = text[:i] + bad + text[i + cut:]
-    path = _WORK / spec.name
+    path = work / spec.name
     path.write_text(text.replace("../../spec/protocols/", f"{PROTOCOLS}/").replace("../protocols/", f"{PROTOCOLS}/"),
                     encoding="utf-8")
     for p in problems_of(path):
