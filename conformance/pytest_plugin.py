@@ -12,6 +12,7 @@ run in-process here (one per spec and target per pytest worker); use pytest-time
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _programs: dict[str, tuple[ir.Program, list[Vector]]] = {}
 _drivers: dict[tuple[str, str], Any] = {}
 _open_failures: dict[tuple[str, str], str] = {}  # (spec, target) -> why the driver could not open the program
+_workdirs: list[Path] = []  # the drivers' build directories, removed when the session ends
 
 
 def _load(config: pytest.Config, spec: str) -> tuple[ir.Program, list[Vector]]:
@@ -85,6 +87,7 @@ class VectorItem(pytest.Item):
         if key not in _drivers:
             d = make_driver(self.target, 10.0)
             workdir = Path(tempfile.mkdtemp(prefix="c3po-pytest-"))
+            _workdirs.append(workdir)
             try:
                 d.open(prog, workdir)
             except Exception as exc:
@@ -138,3 +141,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         d.close()
     _drivers.clear()
     _open_failures.clear()
+    for w in _workdirs:
+        shutil.rmtree(w, ignore_errors=True)
+    _workdirs.clear()
