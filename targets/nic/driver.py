@@ -16,11 +16,21 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
 from conformance.driver import Driver, DriverUnavailable
-from conformance.model import ControlState, Counters, PacketIn, Registers, Result, replay
+from conformance.model import (
+    ControlState,
+    Counters,
+    EntryState,
+    PacketIn,
+    Registers,
+    Result,
+    final_state,
+    replay,
+)
 
 from . import NicTarget
 from .emitter import match_bytes, nbytes
@@ -31,6 +41,10 @@ __all__ = ["NicDriver"]
 VERDICTS = {0: "drop", 1: "to_host", 2: "reflect", 3: "forward"}
 ERRORS = {-1: "FULL", -2: "EXISTS", -3: "ARG", -4: "NOENT"}  # the C API's return codes (c3po_nic.h)
 DEFAULT_HANDLE = 0xFFFFFFFF
+FULL, EXISTS, ARG, NOENT = -1, -2, -3, -4
+STALE_PROBES = 4  # deleted handles probed per table
+_ZERO = {"exact": KeyElem("value", 0), "lpm": KeyElem("prefix", 0, 0), "ternary": KeyElem("mask", 0, 0),
+         "range": KeyElem("range", 0, 0)}  # a well-formed match to hand an add that must refuse it anyway
 
 
 @dataclass
@@ -61,6 +75,7 @@ class Backend(Protocol):
     def lookup(self, table: int, match: bytes, priority: int) -> int: ...
     def modify(self, table: int, handle: int, action: int, args: bytes) -> int: ...
     def delete(self, table: int, handle: int) -> int: ...
+    def table_counter(self, function: str, handle: int) -> int | None: ...
     def watch(self, watches: list[Watch]) -> None: ...
     def reset(self, regs: list[tuple[int, int, bytes]]) -> None: ...
     def run(self, packets: list[PacketIn]) -> list[RawResult]: ...
@@ -98,7 +113,10 @@ class SharedObject:
         lib.shim_bench.restype = ctypes.c_uint64
         lib.shim_bench.argtypes = [vp, u32, u8p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, u32]
         lib.shim_state_size.restype = ctypes.c_size_t
+        lib.shim_state.restype = vp
+        lib.shim_state.argtypes = [vp]
         self.lib = lib
+        self.counters: dict[str, Any] = {}
         self.handle = lib.shim_new()
         if not self.handle:
             raise MemoryError("nic: could not allocate the program state")
@@ -121,6 +139,19 @@ class SharedObject:
 
     def delete(self, table: int, handle: int) -> int:
         return int(self.lib.shim_delete(self.handle, table, handle))
+
+    def table_counter(self, function: str, handle: int) -> int | None:
+        """The return code of the program's own `<prog>_<table>_counter(st, handle, ...)` (the shim's watches
+        read counters but drop the code)."""
+        fn = self.counters.get(function)
+        if fn is None:
+            fn = getattr(self.lib, function)
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_uint64),
+                           ctypes.POINTER(ctypes.c_uint64)]
+            self.counters[function] = fn
+        pk, by = ctypes.c_uint64(), ctypes.c_uint64()
+        return int(fn(self.lib.shim_state(self.handle), handle, ctypes.byref(pk), ctypes.byref(by)))
 
     def watch(self, watches: list[Watch]) -> None:
         self.n_watch = len(watches)
@@ -225,6 +256,9 @@ class Harness:
 
     def delete(self, table: int, handle: int) -> int:
         return int(self.ask(f"del {table} {handle}"))
+
+    def table_counter(self, function: str, handle: int) -> int | None:
+        return None  # the harness has no command for it (its watches read counters, as the shared object's do)
 
     def watch(self, watches: list[Watch]) -> None:
         self.ask("watch " + " ".join([str(len(watches))] + [f"{w.kind} {w.id} {w.idx}" for w in watches]))
@@ -359,8 +393,10 @@ class NicDriver(Driver):
             # -2 (same match installed earlier): the earlier entry wins, as in the reference
         for tname, action, dargs in control.defaults:
             self._set_default(tname, action, dargs)
+        freed: dict[str, set[int]] = {}
         if control.ops:
-            handles = self._apply_ops(control, incarnations)
+            handles, freed = self._apply_ops(control, incarnations)
+        self._check_refusals(handles, freed, final_state(prog, control))
         # Table entry counters are watched (one per installed entry); counter and register elements are not: the
         # shim reports the ones each packet wrote, so a 2^20-element register costs nothing until it is written.
         watches: list[Watch] = []
@@ -382,13 +418,16 @@ class NicDriver(Driver):
         if rc != 0:
             raise ValueError(f"table '{tname}': cannot set default {action}")
 
-    def _apply_ops(self, control: ControlState, incarnations: dict[int, int]) -> dict[str, list[tuple[int, int]]]:
+    def _apply_ops(self, control: ControlState, incarnations: dict[int, int]
+                   ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, set[int]]]:
         """The state's ops through the generated C table API, one call each: `_add`, then `_lookup` to find the
         handle of the entry a modify or delete names (checked against the handle its add returned) and
-        `_modify` / `_delete` on it. Returns the surviving entries' (handle, counter index) per table, the index
-        being the entry's place in the image `model.replay` computed."""
+        `_modify` / `_delete` on it; after a delete, `_lookup` must no longer find the match. Returns the
+        surviving entries' (handle, counter index) per table, the index being the entry's place in the image
+        `model.replay` computed, and per table the handles deleted and not reused (stale handles)."""
         prog, be = self._require()
         plan = replay(prog, control)
+        freed: dict[str, set[int]] = {}
         for k, (op, inc) in enumerate(zip(control.ops, plan.steps, strict=True)):
             where = f"ops[{k}] ({op.op} in table '{op.table}')"
             if op.op == "default":
@@ -402,6 +441,7 @@ class NicDriver(Driver):
                 if h < 0:
                     raise ValueError(f"{where}: the C table API refused the add ({ERRORS.get(h, h)})")
                 incarnations[inc] = h
+                freed.get(op.table, set()).discard(h)
                 continue
             h = be.lookup(tid, match, op.priority)
             if inc not in incarnations or h != incarnations[inc]:
@@ -412,8 +452,12 @@ class NicDriver(Driver):
             else:
                 rc = be.delete(tid, h)
                 del incarnations[inc]
+                freed.setdefault(op.table, set()).add(h)
             if rc != 0:
                 raise ValueError(f"{where}: the C table API refused the {op.op} ({ERRORS.get(rc, rc)})")
+            if op.op == "delete" and (after := be.lookup(tid, match, op.priority)) != NOENT:
+                raise ValueError(f"{where}: after the delete of handle {h}, the C table API's lookup finds "
+                                 f"{ERRORS.get(after, after)}, not NOENT")
         handles: dict[str, list[tuple[int, int]]] = {n: [(i, i) for i in range(len(t.entries))]
                                                      for n, t in prog.tables.items()}
         index = {n: len(t.entries) for n, t in prog.tables.items()}
@@ -423,7 +467,56 @@ class NicDriver(Driver):
             if handle is not None:
                 handles[e.table].append((handle, index[e.table]))
             index[e.table] += 1
-        return handles
+        return handles, freed
+
+    def _check_refusals(self, handles: dict[str, list[tuple[int, int]]], freed: dict[str, set[int]],
+                        final: ControlState) -> None:
+        """What the C table API must refuse, asked of every table once its state is installed (the refusals
+        change nothing, so the packets then see the state installed). The vectors cannot name handles or
+        action ids, so the driver asks, as it checks each `_lookup` against the handle `_add` returned:
+        - the handle one past the last (the table's size) and the handles deleted and not reused: `_modify`,
+          `_delete` and `_counter` answer NOENT;
+        - an action id no action has: `_add`, `_modify` of an entry and `_set_default` answer ARG;
+        - in a hash table (exact or LPM), `_add` of an installed entry's match answers EXISTS (FULL when the
+          table is full)."""
+        prog, be = self._require()
+        bad_action = len(prog.actions)
+        installed: dict[str, EntryState] = {}  # an installed entry per table, the last one of the image
+        for e in [*(EntryState(n, tuple(c.match), c.action.action, tuple(c.action.args)) for n, t in
+                    prog.tables.items() for c in t.entries), *final.entries]:
+            if not any(k.kind == "exact" and m.kind == "value" and m.a >> k.width
+                       for k, m in zip(prog.tables[e.table].keys, e.match, strict=True)):
+                installed[e.table] = e
+        for tname, t in prog.tables.items():
+            tid = self.table_ids[tname]
+            live = [h for h, _ in handles[tname]]
+            stale = sorted(freed.get(tname, set()) - set(live))[:STALE_PROBES]
+            counter = f"{prog.name}_{tname}_counter"
+            for h, why in [(t.size, "one past the last"), *((s, "deleted") for s in stale)]:
+                got = {"modify": be.modify(tid, h, self.action_ids[t.default.action],
+                                           self._args(t, t.default.action, tuple(t.default.args), default=True)),
+                       "delete": be.delete(tid, h), "counter": be.table_counter(counter, h)}
+                for call, rc in got.items():
+                    if rc is not None and rc != NOENT:
+                        raise ValueError(f"table '{tname}': the C table API's {call} of handle {h} ({why}) answers "
+                                         f"{ERRORS.get(rc, rc)}, not NOENT")
+            zero = match_bytes(t, [_ZERO[k.kind] for k in t.keys])
+            refused = {"add": be.add(tid, zero, 0, bad_action, b""),
+                       "set_default": be.set_default(tid, bad_action, b"")}
+            if live:
+                refused["modify"] = be.modify(tid, live[-1], bad_action, b"")
+            for call, code in refused.items():
+                if code != ARG:
+                    raise ValueError(f"table '{tname}': the C table API's {call} with action id {bad_action} (no "
+                                     f"action has it) answers {ERRORS.get(code, code)}, not ARG")
+            mine = installed.get(tname)
+            if not t.uses_priority and t.keys and mine is not None:
+                code = be.add(tid, match_bytes(t, list(mine.match)), mine.priority, self.action_ids[mine.action],
+                              self._args(t, mine.action, mine.args, default=True))
+                want = FULL if len(live) >= t.size else EXISTS  # a full table says so first
+                if code != want:
+                    raise ValueError(f"table '{tname}': the C table API's add of an installed entry's match answers "
+                                     f"{ERRORS.get(code, code)}, not {ERRORS[want]}")
 
     def run(self, packets: list[PacketIn], registers: Registers) -> list[Result]:
         prog, be = self._require()

@@ -1,0 +1,139 @@
+"""The NIC table API's refusals (issue 16, "the nic table API"): what the generated C must refuse and no vector can
+name, because vectors name entries by their match, never by a handle or an action id. The NIC driver asks each
+table, once a state is installed (targets/nic/driver.py `_check_refusals`, and after each delete op `_lookup`):
+
+- a handle one past the last, and a handle deleted and not reused: `_modify`, `_delete`, `_counter` say NOENT;
+- an action id no action has: `_add`, `_modify`, `_set_default` say ARG;
+- a hash table's `_add` of an installed match says EXISTS (FULL once the table is full).
+
+Each check is shown to pass on the generated code and to catch the mutant of `c3po conformance mutate` that
+survived before it (the generated C patched the way the mutation operator does, then built as the driver does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from c3po_compiler import ir, load_program
+from c3po_compiler.expr import KeyElem
+from conformance.model import ControlOp, ControlState, EntryState, PacketIn
+from targets.nic import driver as nic_driver
+from targets.nic.driver import NicDriver
+
+from .conftest import ROOT
+
+SPEC = ROOT / "conformance" / "suite" / "table_sequences.yaml"  # macs: exact, 8 entries, counters; acl: priority
+
+pytestmark = pytest.mark.gcc
+
+
+@pytest.fixture(scope="module")
+def prog() -> ir.Program:
+    return load_program(str(SPEC)).program
+
+
+def _mac(value: int, action: str = "forward", args: tuple[int, ...] = (3,)) -> EntryState:
+    return EntryState("macs", (KeyElem("value", value),), action, args)
+
+
+def _ins(e: EntryState) -> ControlOp:
+    return ControlOp("insert", e.table, e.match, e.action, e.args, e.priority)
+
+
+def _del(e: EntryState) -> ControlOp:
+    return ControlOp("delete", e.table, e.match, "", (), e.priority)
+
+
+def _open(prog: ir.Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          patch: Callable[[str], str] | None = None) -> NicDriver:
+    """A native NIC driver over the program's generated C, changed by `patch` (a mutant) when given."""
+    if patch is not None:
+        from targets.nic.toolchain import TOUCH_LOG, compiler, run_cc, write_sources
+
+        def build(p: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
+            files = write_sources(p, outdir)
+            src = files[f"{p.name}.c"]
+            text = src.read_text()
+            mutated = patch(text)
+            assert mutated != text, "the patch did not apply: the generated code changed"
+            src.write_text(mutated)
+            so = outdir / f"lib{p.name}_nic.so"
+            run_cc([compiler(cc), "-std=gnu99", "-O2", "-shared", "-fPIC", TOUCH_LOG, "-I", str(outdir), str(src),
+                    str(files["shim"]), "-o", str(so)])
+            return so
+
+        monkeypatch.setattr(nic_driver, "build_shared", build)
+    drv = NicDriver(sanitize=False)
+    drv.open(prog, tmp_path)
+    return drv
+
+
+def _frame(dst: int) -> bytes:
+    return dst.to_bytes(6, "big") + bytes.fromhex("020000000001") + b"\x88\xb5" + bytes(46)
+
+
+def test_the_generated_api_passes_every_refusal(prog: ir.Program, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, c = _mac(0x0a), _mac(0x0b, args=(4,)), _mac(0x0c, args=(5,))
+    drv = _open(prog, tmp_path, monkeypatch)
+    try:
+        # a deleted handle (a's) not reused, one reused (b's, by c), a table filled to its size
+        drv.install(ControlState(ops=(_ins(a), _ins(b), _del(a), _del(b), _ins(c))))
+        out = drv.run([PacketIn(1, _frame(0x0c)), PacketIn(1, _frame(0x0a))], {})
+        assert [r.verdict for r in out] == ["forward", "to_host"] and out[0].port == 5
+        drv.install(ControlState(tuple(_mac(0x100 + i) for i in range(8))))
+        assert drv.run([PacketIn(1, _frame(0x107))], {})[0].port == 3
+    finally:
+        drv.close()
+
+
+MUTANTS = {
+    # (uint32_t)handle >= SIZE -> > SIZE: a counter read one past the last handle must be refused
+    "counter_bound": (lambda s: s.replace("if ((uint32_t)handle >= 8u ||", "if ((uint32_t)handle > 8u ||", 1),
+                      "counter of handle 8 (one past the last)"),
+    "counter_size": (lambda s: s.replace("if ((uint32_t)handle >= 8u ||", "if ((uint32_t)handle >= 9u ||", 1),
+                     "counter of handle 8 (one past the last)"),
+    "modify_bound": (lambda s: s.replace("if (handle >= 8u ||", "if (handle > 8u ||", 1),
+                     "modify of handle 8 (one past the last)"),
+    # a delete that leaves the handle pointing at its old slot
+    "stale_handle": (lambda s: s.replace("t->where[handle] = C3PO_NONE;\n", ";\n", 1), "(deleted)"),
+    # action_ok accepting every id
+    "action_ok": (lambda s: s.replace("    default:\n        return 0;", "    default:\n        return 1;", 1),
+                  "not ARG"),
+    # a hash table's add that no longer refuses a match it holds
+    "exists": (lambda s: s.replace(" != C3PO_NONE) return C3PO_ERR_EXISTS;", " == 12345u) return C3PO_ERR_EXISTS;",
+                                   1), "not EXISTS"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_each_refusal_catches_its_mutant(name: str, prog: ir.Program, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    patch, says = MUTANTS[name]
+    a, b = _mac(0x0a), _mac(0x0b, args=(4,))
+    with pytest.raises(ValueError, match=r".*") as info:
+        drv = _open(prog, tmp_path, monkeypatch, patch)  # open installs the empty state: refusals asked already
+        try:
+            drv.install(ControlState(ops=(_ins(a), _ins(b), _del(a))))
+        finally:
+            drv.close()
+    assert says in str(info.value), str(info.value)
+
+
+def test_a_delete_the_lookup_still_finds_is_caught(prog: ir.Program, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # the priority array's delete that forgets to shrink: the last entry stays findable
+    def patch(s: str) -> str:
+        head, sep, tail = s.partition("int table_sequences_acl_delete(")
+        return head + sep + tail.replace("    t->n--;\n", "", 1)
+
+    e = EntryState("acl", (KeyElem("mask", 0x0a000001, 0xffffffff), KeyElem("mask", 6, 0xff)), "drop", (), 10)
+    drv = _open(prog, tmp_path, monkeypatch, patch)
+    try:
+        with pytest.raises(ValueError, match="lookup finds"):
+            drv.install(ControlState(ops=(_ins(e), _del(e))))
+    finally:
+        drv.close()
