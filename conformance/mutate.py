@@ -384,10 +384,13 @@ class MutantResult:
     status: str
     reason: str = ""
     seconds: float = 0.0
+    hunt: str = ""  # survivors under --hunt: distinguished, likely-equivalent, target-bug, unconfirmed, error
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self.mutant)
         d.update(status=self.status, reason=self.reason, seconds=round(self.seconds, 3))
+        if self.hunt:
+            d["hunt"] = self.hunt
         return d
 
 
@@ -402,6 +405,8 @@ class MutationRun:
     vectors: int
     baseline: dict[str, int]
     results: list[MutantResult] = field(default_factory=list)
+    hunt_seconds: float = 0.0  # --hunt: seconds of differential fuzzing per survivor (0: no hunting)
+    hunter: Any = None  # the mutate_hunt.Hunter, holding the distinguishing vectors it found
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -414,13 +419,23 @@ class MutationRun:
         judged = c["killed"] + c["survived"]
         return c["killed"] / judged if judged else None
 
+    def likely_equivalent(self) -> int:
+        return sum(1 for r in self.results if r.status == "survived" and r.hunt == "likely-equivalent")
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "spec": self.spec, "program": self.program, "target": self.target, "source": self.source,
             "mutants_total": self.total, "sampled": len(self.results), "seed": self.seed, "vectors": self.vectors,
             "baseline": self.baseline, "counts": self.counts(), "score": self.score(),
             "operators": list(OPERATORS), "mutants": [r.to_json() for r in self.results],
         }
+        if self.hunt_seconds:
+            c, eq = self.counts(), self.likely_equivalent()
+            judged = c["killed"] + c["survived"] - eq
+            out["hunt"] = {"seconds": self.hunt_seconds, "likely_equivalent": eq,
+                           "distinguished": sum(1 for r in self.results if r.hunt == "distinguished"),
+                           "score_excluding_likely_equivalent": c["killed"] / judged if judged else None}
+        return out
 
 
 class _OverBudget(Exception):
@@ -501,6 +516,7 @@ def mutate(
     progress: Callable[[MutantResult, dict[str, int]], None] | None = None,
     select: Callable[[Mutant], bool] | None = None,
     sanitize: bool = False,
+    hunt: float = 0.0,
 ) -> MutationRun:
     """Build `prog` for `target` in `workdir`, then build and run each sampled mutant of its program file.
     Raises ToolsMissing when the target cannot run here, MutateError when the unmutated program does not build
@@ -545,8 +561,18 @@ def mutate(
     for outcome, _ in baseline.values():
         base_counts[outcome] = base_counts.get(outcome, 0) + 1
     run = MutationRun(spec, prog.name, target, builder.source_name, len(everything), seed, len(vectors), base_counts)
+    hunter = None
+    if hunt > 0 and target == "nic" and not sanitize:  # --hunt: differential fuzzing of survivors (mutate_hunt)
+        from .mutate_hunt import Hunter, HuntUnavailable
 
-    by_hash: dict[str, tuple[int, str, str]] = {original_hash: (-1, "equivalent", "identical code to the original")}
+        hunter = Hunter(spec, prog, vectors, builder.base, original, workdir / "hunt", hunt, seed, timeout)
+        try:
+            hunter.prepare()
+        except HuntUnavailable as exc:
+            raise ToolsMissing(f"--hunt: {exc}") from None
+        run.hunt_seconds, run.hunter = hunt, hunter
+
+    by_hash: dict[str, tuple[int, str, str, str]] = {original_hash: (-1, "equivalent", "identical code to the original", "")}
     counts = dict.fromkeys(STATUSES, 0)
     results: dict[int, MutantResult] = {}
 
@@ -558,9 +584,9 @@ def mutate(
             return MutantResult(m, "stillborn", f"does not build: {_first_line(str(exc))}", time.monotonic() - start)
         seen = by_hash.get(code)
         if seen is not None:
-            k, status, why = seen
+            k, status, why, hunted = seen
             why = why if k < 0 else f"same code as mutant {k}: {why}"
-            return MutantResult(m, status, why, time.monotonic() - start)
+            return MutantResult(m, status, why, time.monotonic() - start, hunted)
         try:
             builder.finish(slot)
         except BuildError as exc:
@@ -575,8 +601,11 @@ def mutate(
             else:
                 kill = killing_vector(baseline, outcomes)
                 res = MutantResult(m, "killed", kill) if kill else MutantResult(m, "survived", unreached(m, reached))
+                if hunter is not None and res.status == "survived":
+                    found = hunter.hunt(m, slot, driver_target(builder, original), driver_target(builder, slot))
+                    res.hunt, res.reason = found.status, "; ".join(x for x in (found.reason, res.reason) if x)
         res.seconds = time.monotonic() - start
-        by_hash.setdefault(code, (m.id, res.status, res.reason))
+        by_hash.setdefault(code, (m.id, res.status, res.reason, res.hunt))
         return res
 
     def done(res: MutantResult) -> None:
@@ -624,6 +653,8 @@ def format_report(run: MutationRun) -> list[str]:
         "  mutation score: " + (f"{100 * score:.1f}% ({c['killed']}/{c['killed'] + c['survived']})"
                                 if score is not None else "n/a (nothing killed or survived)"),
     ]
+    if run.hunt_seconds:
+        lines += hunt_lines(run)
     survivors = [r for r in run.results if r.status == "survived"]
     dark = sum(1 for r in survivors if r.reason.startswith(UNREACHED))
     if dark:
@@ -637,7 +668,8 @@ def format_report(run: MutationRun) -> list[str]:
     for r in survivors:
         m = r.mutant
         origin = f"  <- {m.origin}" if m.origin else ""
-        lines.append(f"  {m.file}:{m.line}:{m.column}: {m.operator}: {m.original!r} -> {m.replacement!r}{origin}")
+        tag = f" [{r.hunt}]" if r.hunt else ""
+        lines.append(f"  {m.file}:{m.line}:{m.column}:{tag} {m.operator}: {m.original!r} -> {m.replacement!r}{origin}")
         lines.append(f"      was: {m.line_before[:160]}")
         lines.append(f"      now: {m.line_after[:160]}")
         where = "; ".join(x for x in (f"{m.function}()" if m.function else "", m.origin_comment) if x)
@@ -646,6 +678,21 @@ def format_report(run: MutationRun) -> list[str]:
         if r.reason:
             lines.append(f"      why: {r.reason}")
     return [terminal_text(ln) for ln in lines]
+
+
+def hunt_lines(run: MutationRun) -> list[str]:
+    """--hunt: what differential fuzzing made of the survivors, and the score without the likely-equivalent."""
+    c, eq = run.counts(), run.likely_equivalent()
+    kinds = Counter(r.hunt for r in run.results if r.status == "survived")
+    other = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()) if k not in ("distinguished", "likely-equivalent"))
+    judged = c["killed"] + c["survived"] - eq
+    return [
+        f"  hunt ({run.hunt_seconds:g} s of coverage-guided differential fuzzing per survivor): distinguished "
+        f"{kinds['distinguished']} (real gaps: a packet tells them apart), likely equivalent {eq} (no difference "
+        "found: not proven)" + (f", {other}" if other else ""),
+        f"  mutation score excluding the {eq} likely equivalent: "
+        + (f"{100 * c['killed'] / judged:.1f}% ({c['killed']}/{judged})" if judged else "n/a"),
+    ]
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
@@ -659,6 +706,13 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         return 1
     if args.sanitize and args.target != "nic":
         print("c3po conformance mutate: --sanitize is for the nic target", file=sys.stderr)
+        return 1
+    if args.hunt is not None and (args.target != "nic" or args.sanitize or args.hunt <= 0):
+        print("c3po conformance mutate: --hunt SECONDS (positive) is for the nic target without --sanitize",
+              file=sys.stderr)
+        return 1
+    if args.hunt_vectors and args.hunt is None:
+        print("c3po conformance mutate: --hunt-vectors needs --hunt", file=sys.stderr)
         return 1
     if (args.sample is not None and args.sample < 1) or args.jobs < 1 or args.fuzz < 0 or args.timeout <= 0:
         print("c3po conformance mutate: --sample and --jobs must be at least 1, --fuzz at least 0, --timeout "
@@ -705,7 +759,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     try:
         run = mutate(args.spec, prog, args.target, vectors, workdir, sample=args.sample, seed=args.seed,
                      jobs=args.jobs, timeout=args.timeout, operators=operators, progress=tick,
-                     sanitize=args.sanitize)
+                     sanitize=args.sanitize, hunt=args.hunt or 0.0)
     except ToolsMissing as exc:
         print(f"c3po conformance mutate: target {args.target} cannot run here: {terminal_text(exc)}", file=sys.stderr)
         return 2
@@ -717,6 +771,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         if tmp is not None:
             tmp.cleanup()
     print("\n".join(format_report(run)))
+    if args.hunt_vectors and run.hunter is not None:
+        n = run.hunter.save(args.hunt_vectors)
+        print(terminal_text(f"wrote {n} distinguishing vector(s) to {args.hunt_vectors}"))
     if args.workdir:
         print(terminal_text(f"generated sources: {workdir / 'base'}"))
     if args.json:
@@ -741,6 +798,10 @@ def register_mutate(sub: Any, guarded: Callable[[Callable[[argparse.Namespace], 
                    help=f"per-packet timeout (default {DEFAULT_TIMEOUT:g} s)")
     p.add_argument("--sanitize", action="store_true",
                    help="nic: run each mutant under ASan/UBSan (kills out-of-bounds reads; slower builds)")
+    p.add_argument("--hunt", type=float, metavar="SECONDS",
+                   help="nic: fuzz each survivor against the original (libFuzzer, differential) for SECONDS; "
+                        "reports it distinguished (a real gap) or likely equivalent")
+    p.add_argument("--hunt-vectors", metavar="FILE", help="write the packets --hunt found as vectors to FILE")
     p.add_argument("--workdir", metavar="DIR", help="build here and keep it (default: a temporary directory)")
     p.add_argument("--json", metavar="OUT", help="write every mutant and its result as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

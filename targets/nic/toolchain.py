@@ -97,3 +97,28 @@ def build_libfuzzer(prog: ir.Program, outdir: Path) -> Path:
             "-fno-sanitize-recover=all", "-I", str(outdir), str(outdir / f"{prog.name}.c"),
             str(outdir / f"{prog.name}_shim.c"), str(LIBFUZZER_MAIN), "-o", str(exe)])
     return exe
+
+
+DIFFERENTIAL_MAIN = HERE / "runtime" / "differential_main.c"
+
+
+def build_differential(base: Path, copies: dict[str, list[Path]], renames: list[str], exe: Path,
+                       cc: str = "clang") -> Path:
+    """The differential libFuzzer binary of mutation hunting: two copies of a program (each its program file
+    and host shim, `copies` maps a copy's prefix, "o" or "m", to those sources) against each other. Each copy's
+    global symbols get the prefix `c3po_<copy>_` through -D renames of `renames` (the globals its objects
+    define, as `nm` lists them: C identifiers only), so both link into one binary with no clash; headers come
+    from `base`. A copy's object is cached next to its source, keyed by nothing: a caller rebuilding a copy
+    removes its old object (conformance/mutate_hunt.py keeps the original's and rebuilds the mutant's)."""
+    clang = compiler(cc)
+    objs: list[Path] = []
+    for prefix, sources in copies.items():
+        defines = [f"-D{s}=c3po_{prefix}_{s}" for s in renames]
+        for src in sources:
+            obj = src.with_name(f"{src.stem}.{prefix}.fuzz.o")
+            if not obj.exists():
+                run_cc([clang, "-std=gnu99", "-O1", "-fsanitize=fuzzer-no-link", TOUCH_LOG, *defines, "-I",
+                        str(base), "-c", str(src), "-o", str(obj)])
+            objs.append(obj)
+    run_cc([clang, "-O1", "-fsanitize=fuzzer", *[str(o) for o in objs], str(DIFFERENTIAL_MAIN), "-o", str(exe)])
+    return exe
