@@ -64,7 +64,7 @@ BPFFS = Path("/sys/fs/bpf")
 BPF_XDP = 37  # enum bpf_attach_type
 BPF_MAP_TYPE_ARRAY = 2
 XDP_FLAGS = {"auto": 0, "generic": 2, "native": 4}  # XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE
-COUNTER_BYTES = 16  # struct c3po_counter: packets, bytes
+COUNTER_BYTES = L.COUNTER_BYTES
 
 
 class LinkCreateOpts(ctypes.Structure):
@@ -469,10 +469,7 @@ class XdpDataplane(Dataplane):
         action = self.ids[int.from_bytes(raw[0:4], "little")]
         entry = int.from_bytes(raw[4:8], "little")
         slots = [int.from_bytes(raw[8 + 8 * i:16 + 8 * i], "little") for i in range(lay.slots)]
-        args = []
-        for _, width, slot in lay.arg_slots[action]:
-            args.append(slots[slot] if width <= 64 else slots[slot] << 64 | slots[slot + 1])
-        return action, tuple(args), entry
+        return action, L.slot_args(lay, action, slots), entry
 
     def _decode_key(self, t: ir.Table, lay: L.TableLayout, key: bytes) -> tuple[KeyElem, ...]:
         match: list[KeyElem] = [KeyElem("any")] * len(t.keys)
@@ -527,8 +524,9 @@ class XdpDataplane(Dataplane):
                 match = self._decode_linear(t, lay, raw)
                 out.append((self._entry(t, match, action, args, prio), index, slot.to_bytes(4, "little")))
             return out
-        if lay.kind == "direct":
-            pairs: Iterator[tuple[bytes, bytes | None]] = self._array(fd, 1 << t.keys[0].width, lay.value_size)
+        if lay.kind == "direct":  # a `percpu` element: every CPU's copy holds the same action data
+            pairs: Iterator[tuple[bytes, bytes | None]] = self._array(
+                fd, 1 << t.keys[0].width, lay.elem_size * self.ncpu if lay.percpu else lay.value_size)
         else:
             pairs = ((k, self._lookup(fd, k, lay.value_size)) for k in self._keys(fd, lay.key_size))
         for key, raw in pairs:
@@ -598,9 +596,30 @@ class XdpDataplane(Dataplane):
         rows = self._state(table).rows()
         if not counters or not self.prog.tables[table].counters:
             return [e for e, _, _ in rows]
+        if self.layouts[table].percpu:
+            return [Entry(e.match, e.action, e.args, e.priority, self._elem_counter(table, key), e.const)
+                    for e, _, key in rows]
         fd = self._map(f"tc_{table}")
         return [Entry(e.match, e.action, e.args, e.priority, self._percpu_counter(fd, i + 1), e.const)
                 for e, i, _ in rows]
+
+    def _elem_counter(self, table: str, key: bytes) -> Counter:
+        """The count in a `percpu` table's element (layout.percpu), summed over the CPUs."""
+        lay = self.layouts[table]
+        raw = self._lookup(self._map(f"t_{table}"), key, lay.elem_size * self.ncpu) or b""
+        return L.percpu_counter(lay, self.ncpu, raw) if raw else (0, 0)
+
+    def _write_direct(self, table: str, key: bytes, value: bytes, keep_count: bool) -> None:
+        """A direct table's element. In a `percpu` table every CPU's copy gets the value, with its counter zeroed
+        (a new or deleted entry) or as read just before (a modify: packets counted on that entry between the
+        read and the write, a few microseconds, are lost; the kernel has no per-CPU compare-and-swap)."""
+        lay = self.layouts[table]
+        fd = self._map(f"t_{table}")
+        if not lay.percpu:
+            self._update(fd, key, value)
+            return
+        old = self._lookup(fd, key, lay.elem_size * self.ncpu) if keep_count else None
+        self._update(fd, key, L.percpu_elem(lay, self.ncpu, value, old))
 
     def _percpu_counter(self, fd: int, index: int) -> Counter:
         raw = self._lookup(fd, index.to_bytes(4, "little"), COUNTER_BYTES * self.ncpu) or b""
@@ -609,6 +628,15 @@ class XdpDataplane(Dataplane):
         return pk, by
 
     def _zero_counter(self, table: str, index: int) -> None:
+        """Zero the counter of install index `index` (-1: the default action's)."""
+        lay = self.layouts[table]
+        if lay.percpu:  # the element's value rewritten with zero counts (an insert or delete writes its own)
+            key = lay.default_elem.to_bytes(4, "little") if index < 0 else next(
+                (k for _, i, k in self._state(table).rows() if i == index), None)
+            raw = key and self._lookup(self._map(f"t_{table}"), key, lay.elem_size * self.ncpu)
+            if key and raw:
+                self._write_direct(table, key, raw[:lay.value_size], keep_count=False)
+            return
         if self.prog.tables[table].counters:
             self._update(self._map(f"tc_{table}"), (index + 1).to_bytes(4, "little"),
                          bytes(COUNTER_BYTES * self.ncpu))
@@ -648,7 +676,10 @@ class XdpDataplane(Dataplane):
                 st.free(index)
                 raise ControlError(f"table '{table}' cannot place this key: {exc}",
                                    "build it as impl: hash, or with a larger size (docs/performance.md)") from None
-        self._update(fd, key, value)
+        if lay.kind == "direct":
+            self._write_direct(table, key, value, keep_count=False)
+        else:
+            self._update(fd, key, value)
         st.by_ident[st.ident(new)] = (new, index, key)
 
     def _trie_insert(self, table: str, match: tuple[KeyElem, ...], index: int, value: bytes) -> None:
@@ -686,7 +717,10 @@ class XdpDataplane(Dataplane):
                 self._trie_maps_of(table).write_value(index, value)
             elif lay.cuckoo_buckets:
                 self._cuckoo(table).write_value(index, value)
-            self._update(fd, key, value)
+            if lay.kind == "direct":
+                self._write_direct(table, key, value, keep_count=True)
+            else:
+                self._update(fd, key, value)
             st.by_ident[st.ident(e)] = row
 
     def _remove(self, table: str, entry: Entry) -> None:
@@ -714,7 +748,7 @@ class XdpDataplane(Dataplane):
             elif lay.cuckoo_buckets:  # the slot first, as for the trie
                 self._cuckoo(table).cuckoo.delete(*cuckoo_key(self.prog.tables[table], e.match))
             if lay.kind == "direct":
-                self._update(fd, key, bytes(lay.value_size))
+                self._write_direct(table, key, bytes(lay.value_size), keep_count=False)
             elif self.lb.bpf_map_delete_elem(fd, key) != 0:
                 raise ControlError(f"deleting from table '{table}' failed: {errno_text(0)}")
             del st.by_ident[st.ident(e)]
@@ -742,6 +776,9 @@ class XdpDataplane(Dataplane):
     def _default_counter(self, table: str) -> Counter | None:
         if not self.prog.tables[table].counters:
             return None
+        lay = self.layouts[table]
+        if lay.percpu:
+            return self._elem_counter(table, lay.default_elem.to_bytes(4, "little"))
         return self._percpu_counter(self._map(f"tc_{table}"), 0)
 
     # ---- counters and registers

@@ -203,7 +203,11 @@ class XdpDriver(Driver):
                 self.linear_used[name] = 0
             elif lay.kind == "direct":
                 for key in self.installed[name]:
-                    self._update(fd, key, bytes(lay.value_size))
+                    self._update(fd, key, self._direct_elem(lay, bytes(lay.value_size)))
+                if lay.percpu:  # the elements' counts were zeroed with them (the default's element is not)
+                    for k in {*self.last_read, *self.baseline}:
+                        if k[:2] == ("table", name) and k[2] != lay.default_elem:
+                            self.last_read[k] = self.baseline[k] = (0, 0)
             else:
                 for key in self.installed[name]:
                     self.lb.bpf_map_delete_elem(fd, key)
@@ -241,7 +245,7 @@ class XdpDriver(Driver):
                         continue
                     seen.add(key)
                     value = L.encode_value(lay, action, args, i)
-                    self._update(fd, key, value)
+                    self._update(fd, key, self._direct_elem(lay, value))
                     self.installed[name].append(key)
                     routes.append((tuple(match), i, value))
                 if lay.trie_nodes:  # the lookup structure beside the record (targets/xdp/trie.py)
@@ -264,6 +268,25 @@ class XdpDriver(Driver):
         self.counter_index = {}
         if control.ops:
             self._apply_ops(control)
+
+    def _direct_elem(self, lay: L.TableLayout, value: bytes) -> bytes:
+        """The bytes to write for a table element: a `percpu` table's element takes the value in every CPU's
+        copy, with a zero counter (layout.percpu)."""
+        return L.percpu_elem(lay, self.ncpu, value) if lay.percpu else value
+
+    def _table_count(self, table: str, idx: int) -> tuple[tuple[int, int], int]:
+        """((packets, bytes), counter index) of what a packet's touch log names: a counter index (entry + 1, 0 for
+        the default), or in a `percpu` table the element, whose entry field gives the index."""
+        lay = self.layouts[table]
+        if lay.percpu:
+            buf = ctypes.create_string_buffer(lay.elem_size * self.ncpu)
+            self.lb.bpf_map_lookup_elem(self._fd(f"t_{table}"), idx.to_bytes(4, "little"), buf)
+            entry = int.from_bytes(buf.raw[4:8], "little")
+            return L.percpu_counter(lay, self.ncpu, buf.raw), 0 if idx == lay.default_elem else entry + 1
+        buf = ctypes.create_string_buffer(16 * self.ncpu)
+        self.lb.bpf_map_lookup_elem(self._fd("tc_" + table), idx.to_bytes(4, "little"), buf)
+        return (sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu)),
+                sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu))), idx
 
     def _prio_fd(self, table: str) -> int:
         fd = self.prio_fds.get(table)
@@ -328,13 +351,8 @@ class XdpDriver(Driver):
         """The table API zeroes the counter slot of an entry it adds or deletes; counts read before are no
         baseline for it any more."""
         assert self.prog is not None
-        fd = self._fd("tc_" + table)
-        buf = ctypes.create_string_buffer(16 * self.ncpu)
         for key in [k for k in {*self.last_read, *self.baseline} if k[0] == "table" and k[1] == table]:
-            self.lb.bpf_map_lookup_elem(fd, key[2].to_bytes(4, "little"), buf)
-            now = (sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu)),
-                   sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu)))
-            self.baseline[key] = self.last_read[key] = now
+            self.baseline[key] = self.last_read[key] = self._table_count(table, key[2])[0]
 
     # ---- run
     def _reset(self, registers: Registers) -> None:
@@ -419,17 +437,20 @@ class XdpDriver(Driver):
             else:
                 regs.pop((name, idx), None)
             return
-        fd = self._fd(("tc_" if kind == "table" else "c_") + name)
-        buf = ctypes.create_string_buffer(16 * self.ncpu)
-        self.lb.bpf_map_lookup_elem(fd, idx.to_bytes(4, "little"), buf)
-        pk = sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu))
-        by = sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu))
+        if kind == "table":
+            (pk, by), cidx = self._table_count(name, idx)
+        else:
+            fd = self._fd("c_" + name)
+            buf = ctypes.create_string_buffer(16 * self.ncpu)
+            self.lb.bpf_map_lookup_elem(fd, idx.to_bytes(4, "little"), buf)
+            pk = sum(int.from_bytes(buf.raw[16 * c:16 * c + 8], "little") for c in range(self.ncpu))
+            by = sum(int.from_bytes(buf.raw[16 * c + 8:16 * c + 16], "little") for c in range(self.ncpu))
         key = (kind, name, idx)
         self.last_read[key] = (pk, by)
         base = self.baseline.get(key, (0, 0))
         pk, by = pk - base[0], by - base[1]
         if kind == "table":
-            counters[(f"table.{name}", self.counter_index.get(name, {}).get(idx - 1, idx - 1))] = (pk, by)
+            counters[(f"table.{name}", self.counter_index.get(name, {}).get(cidx - 1, cidx - 1))] = (pk, by)
         else:
             counters[(name, idx)] = (pk, by)
 

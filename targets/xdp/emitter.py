@@ -38,6 +38,9 @@ LINEAR_INLINE_MAX = 8
 # Larger priority tables are searched through bpf_loop a chunk at a time: the callback is verified once whatever
 # the table size, and an inline chunk costs one indirect call per LINEAR_CHUNK entries instead of one per entry.
 LINEAR_CHUNK = 64
+# A raw action parameter's C "value" (layout.raw_params): the local holding its bytes in network order, behind a
+# marker that only the assignment that copies it into the frame understands (anywhere else it is a C syntax error).
+RAW = "@raw "
 # Up to this size (and 4 key words) a priority table is searched by a global function instead: verified once
 # apart from the program like the bpf_loop callback, but its key stays in registers (measured on the ACL
 # benchmark's 32 rules: 44 ns against 71 ns through bpf_loop).
@@ -567,13 +570,16 @@ class Emitter:
                 f = prog.instances[t.instance].type.field(t.field_name)
                 if f is None or prog.instances[t.instance].tlv_parent:
                     raise Unsupported(f"writing '{t.instance}.{t.field_name}' is not supported")
+                store = f"{field_access(f.offset, f.width).set(ptr, v)}"
+                if v.startswith(RAW):  # a raw parameter (layout.raw_params): its bytes as they are, no swap
+                    store = f"c3po_st_raw({ptr} + {f.offset // 8}, {f.width // 8}, {v[len(RAW):]})"
                 if ptr in tr.scope.invalid:
                     out.add(f"/* {where(prog, s.loc)}: '{t.instance}' is invalid on this path: no effect */")
                 elif ptr in tr.scope.valid:
-                    out.add(f"{field_access(f.offset, f.width).set(ptr, v)}; /* {where(prog, s.loc)} */")
+                    out.add(f"{store}; /* {where(prog, s.loc)} */")
                 else:
                     out.add(f"if ({ptr}) /* {where(prog, s.loc)} */")
-                    out.add(f"\t{field_access(f.offset, f.width).set(ptr, v)};")
+                    out.add(f"\t{store};")
         elif isinstance(s, ir.SetVerdict):
             out.add(f"verdict = C3PO_V_{s.verdict.name};")
             if s.port is not None:
@@ -719,6 +725,18 @@ class Emitter:
             else:  # large: bpf_loop over inline chunks, verified once whatever the size
                 out.add(f"bpf_loop({-(-t.size // LINEAR_CHUNK)}, t_{t.name}_chunk, &c, 0);")
             out.add(f"struct t_{t.name}_value *v = c.found ? &c.val : NULL;")
+        elif lay.percpu:
+            out.add(f"__u32 k = (__u32)({ktr.expr(t.keys[0].expr)}); /* the key is the array index */")
+            out.add(f"struct t_{t.name}_elem *e = bpf_map_lookup_elem(&t_{t.name}, &k); /* this CPU's copy: "
+                    "the action data and the entry's counter */")
+            out.add(f"struct t_{t.name}_value *v = NULL;")
+            out.open("if (e && e->v.action) {")
+            out.add("v = &e->v;")
+            out.close("} else { /* no entry at this index: the default's element counts the miss */")
+            out.depth += 1
+            out.add(f"k = {lay.default_elem};")
+            out.add(f"e = bpf_map_lookup_elem(&t_{t.name}, &k);")
+            out.close()
         elif lay.kind == "direct":
             out.add(f"__u32 k = (__u32)({ktr.expr(t.keys[0].expr)}); /* the key is the array index */")
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
@@ -751,12 +769,19 @@ class Emitter:
         out.add("if (!v)")
         out.add(f"\tv = &c3po_defaults.{t.name}; /* the default action */")
         out.add("__u32 act = v->action;")
-        if t.counters:
+        if t.counters and not lay.percpu:
             out.add("__u32 ent = v->entry + 1; /* counter index: entry + 1, 0 for the default */")
         for i in sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
                          for j in range(2 if width > 64 else 1)}):
             out.add(f"__u64 arg{i} = v->args[{i}];")
-        if t.counters:
+        if lay.percpu:
+            out.open("if (e) {")
+            out.add("e->c.packets += 1;")
+            out.add("e->c.bytes += c3po_pkt_len;")
+            out.add(f"c3po_touch(st, {self.objects[('table', t.name)]}, k); /* the element: the driver maps it to "
+                    "the counter index */")
+            out.close()
+        elif t.counters:
             out.add(f"c3po_count(&tc_{t.name}, ent, c3po_pkt_len, st, {self.objects[('table', t.name)]});")
         out.open("switch (act) {")
         # Split: every case ends its path, and act is always one of the table's action ids, so one of them is the
@@ -770,6 +795,9 @@ class Emitter:
                 out.open(f"case {lay.action_ids[name]}: {{ /* {name} */")
             params = {}
             for pname, width, slot in lay.arg_slots[name]:
+                if pname in lay.raw.get(name, ()):  # its bytes in network order: only copied into the frame
+                    params[pname] = f"{RAW}arg{slot}"
+                    continue
                 val = (f"C3PO_U128(arg{slot}, arg{slot + 1})" if width > 64
                        else f"(arg{slot} & {const(mask(width), 64)})")
                 out.add(f"{ctype(width)} p_{pname} = {val};")
@@ -892,14 +920,7 @@ class Emitter:
 
 
     def default_args(self, t: ir.Table, lay: L.TableLayout) -> str:
-        slots = [0] * lay.slots
-        for (_, width, slot), arg in zip(lay.arg_slots[t.default.action], t.default.args, strict=True):
-            arg &= mask(width)
-            if width > 64:
-                slots[slot], slots[slot + 1] = arg >> 64, arg & mask(64)
-            else:
-                slots[slot] = arg
-        return ", ".join(const(x, 64) for x in slots)
+        return ", ".join(const(x, 64) for x in L.arg_slots(lay, t.default.action, t.default.args))
 
     def emit(self) -> tuple[list[ParseNode], list[str]]:
         """The parser and the control, as C. Hash inputs that would take more than HASH_STACK_MAX bytes of the

@@ -18,7 +18,7 @@ Values: u32 action id, u32 entry (install) index, then one u64 slot per action p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 
@@ -26,6 +26,7 @@ from .bitvec import BitVecLayout, chosen
 from .cuckoo import buckets_for
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
+COUNTER_BYTES = 16  # struct c3po_counter: u64 packets, u64 bytes
 TX_PORTS = 1024  # the egress DEVMAP: spec ports 0..1023 can be mapped to devices
 # A multibit trie: a 16-bit root (65,536 slots) then nodes of 256 slots (8 bits per level). Unless the spec says
 # how many nodes, a table gets one per entry of its size (bounded): a route of a realistic global table needs
@@ -123,6 +124,22 @@ class TableLayout:
     trie_nodes: int = 0  # lpm tables looked up in a multibit trie (0: in the kernel's LPM trie map)
     cuckoo_buckets: int = 0  # exact tables looked up in a cuckoo hash (0: in the kernel's hash map)
     bitvec: BitVecLayout | None = None  # priority tables classified by bit vectors (None: searched linearly)
+    # Direct tables with counters: the action data and the entry's counter in one per-CPU element (`percpu`),
+    # so a hit is one inlined lookup; the element past the last key value counts the default action.
+    percpu: bool = False
+    # Parameters kept in network order in their slot (action -> names): `raw_params` says which.
+    raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def elem_size(self) -> int:
+        """Bytes of one CPU's copy of a `percpu` element: the value, then `struct c3po_counter`."""
+        return self.value_size + (COUNTER_BYTES if self.percpu else 0)
+
+    @property
+    def default_elem(self) -> int:
+        """The element of a `percpu` table that counts the default action (index 0 of the counter API): the one
+        past the last key value."""
+        return 1 << self.keys[0].width
 
     @property
     def entry_size(self) -> int:
@@ -194,9 +211,39 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
         arg_slots[name] = params
         slots = max(slots, slot)
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
+    raw = {a: r for a in arg_slots if (r := raw_params(prog, prog.actions[a]))}
     return TableLayout(t.name, kind, keys, key_size, slots,
                        {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, trie_nodes(t) if kind == "lpm" else 0,
-                       cuckoo_buckets(t, kind), chosen(t, 8 + 8 * slots) if kind == "linear" else None)
+                       cuckoo_buckets(t, kind), chosen(t, 8 + 8 * slots) if kind == "linear" else None,
+                       kind == "direct" and t.counters, raw)
+
+
+def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:
+    """Parameters an action only copies, whole, into byte-aligned packet fields of their own width (a MAC into
+    ethernet.src): their slot holds the value's bytes in network order (the first width/8 bytes of the slot in
+    memory), so the action stores them as they are, with no byte swap. A parameter read any other way (an
+    expression, a condition, a port, metadata) stays a host-order integer; so does one written into a header the
+    program can make valid (new headers are built from images, images.py), into an optional group or a TLV
+    option."""
+    if a.builtin:
+        return ()
+    made = {s.instance for body in [prog.control, *(x.body for x in prog.actions.values())]
+            for s in ir.walk_stmts(body) if isinstance(s, ir.SetValid)}
+    ok = {p.name: p.width for p in a.params if p.width % 8 == 0 and p.width <= 64}
+    for s in ir.walk_stmts(a.body):
+        copy = None
+        if isinstance(s, ir.Assign) and isinstance(s.value, ir.ParamRef) and isinstance(s.target, ir.FieldRef):
+            t = s.target
+            inst = prog.instances[t.instance]
+            f = inst.type.field(t.field_name)
+            if (f is not None and t.group is None and not inst.tlv_parent and t.instance not in made
+                    and f.offset % 8 == 0 and f.width == ok.get(s.value.name)):
+                copy = s.value
+        for e in ir.stmt_exprs(s):
+            for x in ir.walk_expr(e):
+                if isinstance(x, ir.ParamRef) and x is not copy:
+                    ok.pop(x.name, None)
+    return tuple(p.name for p in a.params if p.name in ok)
 
 
 def lpm_prefix_bits(layout: TableLayout, prefix_len: int) -> int:
@@ -214,14 +261,55 @@ DEFAULTS_MAP = ".data.defaults"  # the global struct c3po_defaults: each table's
 DEFAULT_ENTRY = 0xFFFFFFFF  # the entry index of a default: entry + 1 wraps to counter index 0
 
 
-def encode_value(layout: TableLayout, action: str, args: tuple[int, ...] | list[int], entry: int) -> bytes:
+def arg_slots(layout: TableLayout, action: str, args: tuple[int, ...] | list[int]) -> list[int]:
+    """The value's u64 slots (as little-endian integers) for an action's arguments: host-order integers, except
+    raw parameters (`raw_params`), whose slot holds the value's bytes in network order."""
     slots = [0] * layout.slots
-    for (_, width, slot), arg in zip(layout.arg_slots[action], args, strict=True):
+    raw = layout.raw.get(action, ())
+    for (name, width, slot), arg in zip(layout.arg_slots[action], args, strict=True):
         arg &= (1 << width) - 1
-        if width <= 64:
+        if name in raw:
+            slots[slot] = int.from_bytes(arg.to_bytes(width // 8, "big"), "little")
+        elif width <= 64:
             slots[slot] = arg
         else:
             slots[slot] = arg >> 64
             slots[slot + 1] = arg & ((1 << 64) - 1)
+    return slots
+
+
+def slot_args(layout: TableLayout, action: str, slots: list[int]) -> tuple[int, ...]:
+    """The inverse of `arg_slots`."""
+    raw = layout.raw.get(action, ())
+    args = []
+    for name, width, slot in layout.arg_slots[action]:
+        if name in raw:
+            args.append(int.from_bytes(slots[slot].to_bytes(8, "little")[:width // 8], "big"))
+        else:
+            args.append(slots[slot] if width <= 64 else slots[slot] << 64 | slots[slot + 1])
+    return tuple(args)
+
+
+def encode_value(layout: TableLayout, action: str, args: tuple[int, ...] | list[int], entry: int) -> bytes:
+    slots = arg_slots(layout, action, args)
     out = layout.action_ids[action].to_bytes(4, "little") + (entry & 0xFFFFFFFF).to_bytes(4, "little")
     return out + b"".join(s.to_bytes(8, "little") for s in slots)
+
+
+def percpu_elem(layout: TableLayout, ncpu: int, value: bytes, counters: bytes | None = None) -> bytes:
+    """The bytes of a `percpu` element as the kernel takes them (one copy per possible CPU): the value in every
+    copy, each with its counter from `counters` (the element as read, `ncpu` copies) or zero."""
+    es = layout.elem_size
+    out = bytearray()
+    for c in range(ncpu):
+        out += value
+        out += counters[c * es + layout.value_size:(c + 1) * es] if counters else bytes(COUNTER_BYTES)
+    return bytes(out)
+
+
+def percpu_counter(layout: TableLayout, ncpu: int, raw: bytes) -> tuple[int, int]:
+    """(packets, bytes) of a `percpu` element as read (`ncpu` copies), summed over the CPUs."""
+    es, off = layout.elem_size, layout.value_size
+    pk = sum(int.from_bytes(raw[c * es + off:c * es + off + 8], "little") for c in range(ncpu))
+    by = sum(int.from_bytes(raw[c * es + off + 8:c * es + off + 16], "little") for c in range(ncpu))
+    return pk, by

@@ -81,6 +81,8 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             value = L.encode_value(lay, e.action.action, e.action.args, i)
             if lay.kind == "linear" or lay.trie_nodes:
                 continue
+            if lay.percpu:  # the value and a zero counter (bpftool copies it into every CPU's copy)
+                value += bytes(L.COUNTER_BYTES)
             cmds.append(f"bpftool map update name t_{name[:13]} key hex {hexbytes(entry_key(lay, e.match))} "
                         f"value hex {hexbytes(value)}")
         keys = [{"text": k.text, "kind": k.kind, "width": k.width, "offset": k.offset, "size": k.size}
@@ -88,7 +90,9 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
         tables.append({
             "name": name, "kind": lay.kind, "key_fields": keys, "key_size": lay.key_size, "value_size": lay.value_size,
             "word_bytes": lay.word_bytes, "entry_size": lay.entry_size,
-            "actions": [{"name": a, "id": i, "params": lay.arg_slots[a]} for a, i in lay.action_ids.items()],
+            "actions": [{"name": a, "id": i, "params": lay.arg_slots[a], "raw": lay.raw.get(a, ())}
+                        for a, i in lay.action_ids.items()],
+            "percpu": lay.percpu, "default_elem": lay.default_elem if lay.percpu else 0,
             "commands": cmds, "const_linear": bool(t.entries) and lay.kind == "linear", "counters": t.counters,
             "trie_nodes": lay.trie_nodes, "const_trie": bool(t.entries) and lay.trie_nodes > 0,
             "size": t.size, "default": t.default.action,

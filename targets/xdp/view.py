@@ -15,7 +15,7 @@ from .emitter import LINEAR_CHUNK, LINEAR_INLINE_MAX, XDP_FOR_VERDICT, Emitter, 
 from .tailcall import Split, plan
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
-             "direct": "BPF_MAP_TYPE_ARRAY"}
+             "direct": "BPF_MAP_TYPE_ARRAY"}  # a direct table with counters: PERCPU_ARRAY (layout.percpu)
 KEY_CTYPES = {1: "__u8", 2: "__be16", 4: "__be32", 8: "__be64"}
 
 
@@ -51,6 +51,8 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     keys = ", ".join(f"{k.text} {k.kind}" for k in t.keys) or "no keys"
     how = {"hash": "hash map", "lpm": "LPM trie (exact keys first)", "direct": "array indexed by the key",
            "linear": "priority-ordered array, linear search"}[lay.kind]
+    if lay.percpu:
+        how = "per-CPU array indexed by the key, the action data and the entry's counter in one element"
     if lay.cuckoo_buckets:
         how = (f"cuckoo hash ({lay.cuckoo_buckets:,} buckets of 4, two multiply-shift hashes), entries recorded in "
                "a hash map")
@@ -80,6 +82,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "map_type": MAP_TYPES[lay.kind], "size": (1 << t.keys[0].width) if lay.kind == "direct" else t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
             "word_type": "__u32" if lay.word_bytes == 4 else "__u64",
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
+            "percpu": lay.percpu,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
             "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),

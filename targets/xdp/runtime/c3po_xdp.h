@@ -111,6 +111,25 @@ static __always_inline void c3po_st(__u8 *p, __u32 n, __u64 v)
 	}
 }
 
+/* Store of the first n (1..8) bytes of v as they lie in memory: for a value kept in network order in its table
+ * slot (a MAC the action only copies into the frame, layout.raw_params), so no byte swap. */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "c3po_st_raw assumes a little-endian BPF target (clang -target bpf on a little-endian host)"
+#endif
+static __always_inline void c3po_st_raw(__u8 *p, __u32 n, __u64 v)
+{
+	switch (n) {
+	case 1: *p = (__u8)v; return;
+	case 2: *(__u16 *)p = (__u16)v; return;
+	case 3: *(__u16 *)p = (__u16)v; p[2] = (__u8)(v >> 16); return;
+	case 4: *(__u32 *)p = (__u32)v; return;
+	case 5: *(__u32 *)p = (__u32)v; p[4] = (__u8)(v >> 32); return;
+	case 6: *(__u32 *)p = (__u32)v; *(__u16 *)(p + 4) = (__u16)(v >> 32); return;
+	case 7: *(__u32 *)p = (__u32)v; *(__u16 *)(p + 4) = (__u16)(v >> 32); p[6] = (__u8)(v >> 48); return;
+	default: *(__u64 *)p = v; return;
+	}
+}
+
 /* Byte-wise big-endian store of n (1..16) bytes, for stack buffers: the BPF stack must be accessed aligned. */
 static __always_inline void c3po_stb(__u8 *p, __u32 n, c3po_u128 v)
 {
