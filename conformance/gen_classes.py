@@ -43,10 +43,13 @@ __all__ = ["CLASSES", "ClassContext", "class_vectors"]
 CLASSES = (
     "const_entries",
     "const_entry_edges",
+    "const_dont_care",  # gen_const.py
+    "const_overlaps",  # gen_const.py
     "defaults_varied",
     "select_edges",
     "length_edges",
     "checksum_edges",
+    "checksum_copies",  # gen_gaps.py
     "truncation_edges",
     "key_edges",
     "tlv_edges",
@@ -77,18 +80,19 @@ class ClassContext:
     interp: TracingInterpreter
     vectors: list[Vector]
     pools: dict[str, list[FirstApply]] = field(default_factory=dict)
+    per_path: Any = None  # gen_coverage.PathCoverage: the copies of the control a target makes per parse path
 
 
 class _Budget:
     """The cap on one class's vectors; items past it are named, not silently dropped."""
 
-    def __init__(self, part: ClassCoverage) -> None:
-        self.left = MAX_PER_CLASS
+    def __init__(self, part: ClassCoverage, cap: int = MAX_PER_CLASS) -> None:
+        self.left = self.cap = cap
         self.part = part
 
     def take(self, item: str) -> bool:
         if self.left <= 0:
-            self.part.infeasible[item] = f"not generated: the class's cap of {MAX_PER_CLASS} vectors was reached"
+            self.part.infeasible[item] = f"not generated: the class's cap of {self.cap} vectors was reached"
             return False
         self.left -= 1
         return True
@@ -107,11 +111,17 @@ def class_vectors(ctx: ClassContext) -> None:
     for name in CLASSES:
         ctx.classes.setdefault(name, ClassCoverage())
     _const_entries(ctx)
+    from .gen_const import const_vectors  # imports this module's steering
+
+    const_vectors(ctx)
     _defaults_varied(ctx)
     _key_edges(ctx)
     _select_edges(ctx)
     _length_edges(ctx)
     _checksum_edges(ctx)
+    from .gen_gaps import gap_vectors  # imports this module's steering
+
+    gap_vectors(ctx)
     _truncation_edges(ctx)
     _tlv_edges(ctx)
     _condition_edges(ctx)
@@ -128,6 +138,20 @@ def _keys_match(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
 MAX_POOL = 48  # distinct packets remembered per table
 MAX_POOL_SCAN = 400  # generated vectors looked at to find them
 MAX_POOL_TRIES = 8
+
+
+def _meta_constants(prog: ir.Program) -> dict[str, set[int]]:
+    """For each metadata field, the constants assigned to it (`meta.l4_proto = 6` under `valid(tcp)`): a
+    packet that already gives the key such a value took the branch that assigns it, which rewriting the
+    field's other sources cannot reproduce."""
+    out: dict[str, set[int]] = {}
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values()),
+              *(st.do for st in prog.parser.states.values())]
+    for body in bodies:
+        for st in ir.walk_stmts(body):
+            if isinstance(st, ir.Assign) and isinstance(st.target, ir.MetaRef) and isinstance(st.value, ir.Const):
+                out.setdefault(st.target.name, set()).add(st.value.value)
+    return out
 
 
 def _meta_sources(prog: ir.Program) -> dict[str, list[ir.FieldRef]]:
@@ -201,10 +225,18 @@ def _steer(ctx: ClassContext, tname: str, want: tuple[int | None, ...], salt: st
         and not (isinstance(k.expr, ir.MetaRef) and sources.get(k.expr.name))
     ]
 
+    consts = _meta_constants(ctx.prog)
+
+    def cost(k: ir.TableKey, w: int) -> int:
+        if isinstance(k.expr, ir.FieldRef):
+            return 1
+        if isinstance(k.expr, ir.MetaRef) and w in consts.get(k.expr.name, ()):
+            return 64  # a constant the program assigns on some branch: take a packet that took it
+        return 8
+
     def mismatches(r: FirstApply) -> int:
         """Metadata set through its sources often changes more than the key (the parse path): avoid it."""
-        return sum(1 if isinstance(k.expr, ir.FieldRef) else 8
-                   for k, g, w in zip(table.keys, r[5], want, strict=True) if w is not None and g != w)
+        return sum(cost(k, w) for k, g, w in zip(table.keys, r[5], want, strict=True) if w is not None and g != w)
 
     candidates = [r for r in pool if all(want[i] is None or r[5][i] == want[i] for i in fixed_meta)]
     if not candidates:
@@ -891,6 +923,27 @@ def _checksum_edges(ctx: ClassContext) -> None:
 
 
 def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[str]) -> tuple[Vector, bytes] | str:
+    moved = False
+    for v in list(ctx.vectors):
+        got = steer_update_result(ctx, v, inst, pseudo, used)
+        if got is None:
+            continue
+        if got == "moved":
+            moved = True
+            continue
+        if isinstance(got, str):
+            return got
+        return v, got
+    if moved:
+        return "every vector running it changes the frame's length (encap/decap): the generator cannot place it"
+    return "no generated vector runs this update with a changed checksum"
+
+
+def steer_update_result(ctx: ClassContext, v: Vector, inst: str, pseudo: str | None, used: set[str],
+                        target: int = 0) -> bytes | str | None:
+    """Vector `v`'s packet changed so that the checksum update (inst, pseudo) it runs writes `target` (0: a zero
+    sum, which a UDP-style checksum writes as 0xffff); None when `v` does not run the update with a changed
+    checksum, "moved" when its frame changes length, else why it cannot be steered. The input stays valid."""
     prog = ctx.prog
     ht = prog.instances[inst].type
     cs = ht.checksum
@@ -898,56 +951,51 @@ def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[
         return "the header declares no checksum"
     cf = ht.field(cs.field)
     assert cf is not None
-    moved = False
-    for v in list(ctx.vectors):
-        if len(v.packets) != 1 or v.registers:
-            continue
-        p = v.packets[0]
-        r = ctx.run_with(v.control, p.data, p.port, {})
-        if not any(k == "checksum" and req == (inst, pseudo) and did for k, req, did in r.observations.get("trace", [])):
-            continue
-        off = r.observations.get("offsets", {}).get(inst)
-        if off is None or len(r.data) != len(p.data):
-            moved = True
-            continue
-        cat = off + cf.offset // 8
-        out = int.from_bytes(r.data[cat:cat + 2], "big")
-        buf = bytearray(p.data)
-        if cs.kind == "ipv4_header":
-            fnames = [f.name for f in ht.fields if f.width == 16 and f.offset % 16 == 0 and f.name != cs.field]
-            fnames.sort(key=lambda n: n in used)
-            if not fnames:
-                return "no free 16-bit word to steer the sum with"
-            f = ht.field(fnames[0])
-            assert f is not None
-            at = off + f.offset // 8
-            old = int.from_bytes(buf[at:at + 2], "big")
-            new = ones_add(old, out)
-            buf[at:at + 2] = new.to_bytes(2, "big")
-            # keep the input checksum valid: the sum rose by `out`, so the stored complement falls by it
-            cin = int.from_bytes(buf[cat:cat + 2], "big")
-            buf[cat:cat + 2] = (~ones_add(~cin & 0xFFFF, out) & 0xFFFF).to_bytes(2, "big")
-            cands = [bytes(buf)]
-        else:
-            cin = int.from_bytes(buf[cat:cat + 2], "big")
-            target = (cin - out) % 0xFFFF
-            cands = []
-            for t in [target, 0xFFFF] if target == 0 else [target]:
-                b2 = bytearray(buf)
-                b2[cat:cat + 2] = t.to_bytes(2, "big")
-                cands.append(bytes(b2))
-        # a zero sum: 0x0000, which a UDP-style checksum (0 = none) writes as 0xffff
-        zero = {b"\0\0", b"\xff\xff"} if cs.zero_means_none else {b"\0\0"}
-        for data in cands:
-            if cs.zero_means_none and data[cat:cat + 2] == b"\0\0":
-                continue  # an input checksum of 0 says "none": nothing would be updated
-            r2 = ctx.run_with(v.control, data, p.port, {})
-            if len(r2.data) == len(data) and r2.data[cat:cat + 2] in zero:
-                return v, data
-        return "the steered packet did not give a zero sum (the action rewrites the steering word)"
-    if moved:
-        return "every vector running it changes the frame's length (encap/decap): the generator cannot place it"
-    return "no generated vector runs this update with a changed checksum"
+    if len(v.packets) != 1 or v.registers:
+        return None
+    p = v.packets[0]
+    r = ctx.run_with(v.control, p.data, p.port, {})
+    if not any(k == "checksum" and req == (inst, pseudo) and did for k, req, did in r.observations.get("trace", [])):
+        return None
+    off = r.observations.get("offsets", {}).get(inst)
+    if off is None or len(r.data) != len(p.data):
+        return "moved"
+    cat = off + cf.offset // 8
+    out = int.from_bytes(r.data[cat:cat + 2], "big")
+    delta = ones_add(out, ~target & 0xFFFF) if target else out  # what the result must fall by
+    buf = bytearray(p.data)
+    if cs.kind == "ipv4_header":
+        fnames = [f.name for f in ht.fields if f.width == 16 and f.offset % 16 == 0 and f.name != cs.field]
+        fnames.sort(key=lambda n: n in used)
+        if not fnames:
+            return "no free 16-bit word to steer the sum with"
+        f = ht.field(fnames[0])
+        assert f is not None
+        at = off + f.offset // 8
+        old = int.from_bytes(buf[at:at + 2], "big")
+        new = ones_add(old, delta)
+        buf[at:at + 2] = new.to_bytes(2, "big")
+        # keep the input checksum valid: the sum rose by `delta`, so the stored complement falls by it
+        cin = int.from_bytes(buf[cat:cat + 2], "big")
+        buf[cat:cat + 2] = (~ones_add(~cin & 0xFFFF, delta) & 0xFFFF).to_bytes(2, "big")
+        cands = [bytes(buf)]
+    else:
+        cin = int.from_bytes(buf[cat:cat + 2], "big")
+        goal = (cin - delta) % 0xFFFF
+        cands = []
+        for t in [goal, 0xFFFF] if goal == 0 else [goal]:
+            b2 = bytearray(buf)
+            b2[cat:cat + 2] = t.to_bytes(2, "big")
+            cands.append(bytes(b2))
+    # a zero sum: 0x0000, which a UDP-style checksum (0 = none) writes as 0xffff
+    want = {target.to_bytes(2, "big")} if target else {b"\0\0", b"\xff\xff"} if cs.zero_means_none else {b"\0\0"}
+    for data in cands:
+        if cs.zero_means_none and data[cat:cat + 2] == b"\0\0":
+            continue  # an input checksum of 0 says "none": nothing would be updated
+        r2 = ctx.run_with(v.control, data, p.port, {})
+        if len(r2.data) == len(data) and r2.data[cat:cat + 2] in want:
+            return data
+    return "the steered packet did not give the sum (the action rewrites the steering word)"
 
 
 MAX_TRUNCATION_VECTORS = 192

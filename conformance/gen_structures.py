@@ -44,12 +44,22 @@ from targets.xdp.layout import key_words, table_layout
 from targets.xdp.trie import ROOT_BITS, STRIDE
 
 from .gen_coverage import ClassCoverage
-from .gen_sequences import _delete, _entry, _insert
+from .gen_sequences import _delete, _entry, _insert, _other_keys
 from .model import ControlOp, ControlState, EntryState, ReplayError, replay
 
-__all__ = ["CLASS", "CUCKOO_SHAPES", "TRIE_SHAPES", "structure_of", "structure_vectors"]
+__all__ = [
+    "BITVEC_CLASS",
+    "CLASS",
+    "CUCKOO_SHAPES",
+    "TRIE_SHAPES",
+    "bitvec_rank_vectors",
+    "bitvec_ranks",
+    "structure_of",
+    "structure_vectors",
+]
 
 CLASS = "table_structures"
+BITVEC_CLASS = "bitvec_ranks"
 CUCKOO_SHAPES = (*(f"bucket{b}_slot{w}" for b in (1, 2) for w in range(WAYS)),
                  "miss_full", "relocated", "relocated_moved", "deleted", "reinserted")
 TRIE_SHAPES = ("root_nested", "split_root_slot", "node_boundaries", "shorter_after_longer", "delete_restores",
@@ -239,6 +249,7 @@ def structure_vectors(ctx: Any) -> None:
     for item in part.all:
         if item not in part.covered and item not in part.infeasible:
             part.infeasible[item] = "no vector reached the shape"
+    bitvec_rank_vectors(ctx)
 
 
 # ------------------------------------------------------------------------------------------------ cuckoo
@@ -459,3 +470,71 @@ def _trie_shapes(tab: _Table) -> None:
         ops = [*ins(16, 17, mid), *dels(mid, 17), _insert(again)]
         tab.emit("delete_restores", "readded", ops, (k,), again)
     run("host_route", "host_route", ins(*host), host, [w - STRIDE - 1, w - 2, w - 1, w])
+
+
+# ------------------------------------------------------------------------------------------------ bit vectors
+
+
+def bitvec_ranks(size: int) -> list[int]:
+    """The ranks the winning entry is put at in a bit-vector table of `size` entries: the first and last of
+    every 8-bit group of the 64-bit match word, 1, and the table's last rank (the top bit when it holds 64)."""
+    top = min(size, 64)
+    ranks = {0, 1, top - 1, *(r for g in range(0, 64, 8) for r in (g, g + 7))}
+    return sorted(r for r in ranks if 0 <= r < top)
+
+
+def bitvec_rank_vectors(ctx: Any) -> None:
+    """For every table the xdp target classifies with a bit vector (`targets.xdp.bitvec`: the winner is the
+    lowest set bit of the ANDed match words, found through a de Bruijn multiply), the packet's entry at each
+    rank of `bitvec_ranks`: `rank` non-matching entries of higher priority before it (their bits clear in the
+    packet's word), a catch-all of lower priority after it (a higher bit set too: `m & -m` must isolate the
+    lowest). Every entry's arguments differ, so data read from the wrong de Bruijn slot shows. Items are
+    `<table>:rank<r>` under BITVEC_CLASS."""
+    prog: ir.Program = ctx.prog
+    part = ctx.classes.setdefault(BITVEC_CLASS, ClassCoverage())
+    for t in prog.tables.values():
+        if not t.keys or table_layout(prog, t).bitvec is None:
+            continue
+        room = t.size - len(t.entries)
+        ranks = bitvec_ranks(t.size)
+        items = [f"{t.name}:rank{r}" for r in ranks]
+        part.all += items
+        acts = [a for a in t.actions if a in prog.actions]
+        why = ("no generated packet reaches the table" if t.name not in ctx.first_apply
+               else "the table has no action an entry could name" if not acts else None)
+        if why is not None:
+            for item in items:
+                part.infeasible[item] = why
+            continue
+        pid, data, port, control, regs, keyvals = ctx.first_apply[t.name]
+        base = _strip(t, control)
+        win = next((a for a in acts if prog.actions[a].params), acts[0])
+        other = next((a for a in acts if a != win), win)
+        fillers = _other_keys(t, keyvals, max(ranks))
+        catch_all = tuple(m if k.kind == "exact" else KeyElem("any", 0, 0)
+                          for m, k in zip(_entry(t, keyvals, other, prog).match, t.keys, strict=True))
+        for r, item in zip(ranks, items, strict=True):
+            if r + 1 > room:
+                part.infeasible[item] = f"needs {r + 1} entries, the table has room for {room}"
+                continue
+            if isinstance(fillers, str):
+                part.infeasible[item] = fillers
+                continue
+            top = 1000 + r + 2
+            above = tuple(replace(_entry(t, k, win, prog, 2 + n), priority=top - n) for n, k in enumerate(fillers[:r]))
+            mine = replace(_entry(t, keyvals, win, prog, 1), priority=1000)
+            below = replace(_entry(t, keyvals, other, prog, 3 + r), match=catch_all, priority=1)
+            tail = (below,) if r + 2 <= room else ()  # the last rank: no room for the catch-all
+            state = ControlState((*base.entries, *above, mine, *tail), base.defaults)
+            try:
+                replay(prog, state)
+            except ReplayError as exc:
+                part.infeasible[item] = f"the entries cannot be installed: {exc}"
+                continue
+            res = ctx.emit(f"bitvec.{t.name}.rank{r}", pid, state, data, ["structure", "bitvec_rank"], port, regs)
+            hit = res.observations.get("hit", {}).get(t.name)
+            if hit and res.observations.get("tables", {}).get(t.name) == win:
+                part.covered.add(item)
+            else:
+                part.infeasible[item] = ("the oracle's result is not the entry at the rank (an earlier table, a "
+                                         "condition or a constant entry decides)")

@@ -1,0 +1,156 @@
+"""Checksum updates at their edges in every copy the targets make of them (issue 16, the gaps left after the
+second round of mutation analysis).
+
+- checksum_copies: the xdp target copies the control per parse path and per split point (gen_coverage's
+  PathCoverage names each copy), and each copy has its own checksum update code. For every copy of every
+  `update_checksum` a vector whose update writes 0x0000 (a running sum of 0xffff; a UDP-style checksum writes
+  it 0xffff) and one whose update writes 0xfffe (a running sum of 0x0001): the sums where a wrong fold, a
+  wrong final complement or a wrong zero test shows.
+- the same two results for a header with options (an IPv4 header with IHL > 5): the nic target falls back to
+  recomputing the whole header, options included, when the incremental sum ends at 0 or 0xffff.
+
+Items name the copy as per_path_statements does ("PATH [COPY] stmt:ID result=0x0000"); a copy no vector reaches
+with a changed checksum is listed as infeasible. Expected results are the oracle's.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from c3po_compiler import ir
+
+from .gen_classes import (
+    ClassContext,
+    _Budget,
+    _find_area,
+    _program_fields,
+    _tlv_fill,
+    _with_area,
+    steer_update_result,
+)
+from .gen_coverage import ClassCoverage
+from .model import PacketIn, Vector
+from .tracing import stmt_id
+
+__all__ = ["GAP_CLASSES", "gap_vectors"]
+
+GAP_CLASSES = ("checksum_copies",)
+RESULTS = (0x0000, 0xFFFE)
+MAX_SCAN = 1500  # generated vectors run to find, per copy, those that reach its update
+MAX_CANDIDATES = 3
+MAX_VECTORS = 200
+OPTION_BYTES = (4, 40)  # option areas tried: one word, the largest
+
+
+def gap_vectors(ctx: ClassContext) -> None:
+    for name in GAP_CLASSES:
+        ctx.classes.setdefault(name, ClassCoverage())
+    _checksum_copies(ctx)
+
+
+def _updates(prog: ir.Program) -> dict[str, tuple[str, str | None]]:
+    bodies = [prog.control, *(a.body for a in prog.user_actions.values())]
+    return {stmt_id(s): (s.instance, s.pseudo) for body in bodies for s in ir.walk_stmts(body)
+            if isinstance(s, ir.UpdateChecksum)}
+
+
+def _checksum_copies(ctx: ClassContext) -> None:
+    part = ctx.classes["checksum_copies"]
+    updates = _updates(ctx.prog)
+    pc = ctx.per_path
+    if not updates or pc is None:
+        return
+    copies = sorted(n for n, (_key, _ctx, what) in pc.names.items()
+                    if what.startswith("stmt:") and what[len("stmt:"):] in updates)
+    wanted = set(copies)
+    found: dict[str, list[Vector]] = {}
+    options: dict[str, list[Vector]] = {}  # per update statement: vectors running it
+    for v in ctx.vectors[:MAX_SCAN]:
+        if len(v.packets) != 1 or v.registers:
+            continue
+        r = ctx.run_with(v.control, v.packets[0].data, v.packets[0].port, {})
+        for item in pc.items(r) & wanted:
+            got = found.setdefault(item, [])
+            if len(got) < MAX_CANDIDATES:
+                got.append(v)
+            sid = pc.names[item][2][len("stmt:"):]
+            if len(opts := options.setdefault(sid, [])) < MAX_CANDIDATES and v not in opts:
+                opts.append(v)
+    used = _program_fields(ctx.prog)
+    cap = _Budget(part, MAX_VECTORS)
+    for name in copies:
+        sid = pc.names[name][2][len("stmt:"):]
+        inst, pseudo = updates[sid]
+        for target in RESULTS:
+            item = f"{name} result={target:#06x}"
+            part.all.append(item)
+            why = _edge(ctx, part, cap, item, found.get(name, []), inst, pseudo, used, target, name)
+            if why is not None:
+                part.infeasible[item] = why
+    for sid, (inst, pseudo) in sorted(updates.items()):
+        if ctx.prog.instances[inst].type.varlen is None:
+            continue
+        for target in RESULTS:
+            item = f"stmt:{sid} with {inst} options result={target:#06x}"
+            part.all.append(item)
+            why = _with_options(ctx, part, cap, item, options.get(sid, []), inst, pseudo, used, target)
+            if why is not None:
+                part.infeasible[item] = why
+
+
+def _edge(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands: list[Vector], inst: str,
+          pseudo: str | None, used: set[str], target: int, copy: str | None) -> str | None:
+    """Steer one of `cands` so the update writes `target`, emit it; None when covered, else why not."""
+    if not cands:
+        return "no generated vector reaches this copy's update with a changed checksum"
+    why = "no candidate runs the update"
+    for v in cands:
+        got = steer_update_result(ctx, v, inst, pseudo, used, target)
+        if got is None or got == "moved":
+            why = "every vector running it changes the frame's length" if got == "moved" else why
+            continue
+        if isinstance(got, str):
+            why = got
+            continue
+        r = ctx.run_with(v.control, got, v.packets[0].port, {})
+        if copy is not None and copy not in ctx.per_path.items(r):
+            why = "the steered packet took another copy"
+            continue
+        if not cap.take(item):
+            return part.infeasible[item]
+        label = f"{inst}.{target:04x}"
+        ctx.emit(f"csum_copy.{label}", int(v.provenance.get("path", 0)), v.control, got, ["checksum_copy"],
+                 v.packets[0].port, {})
+        part.covered.add(item)
+        return None
+    return why
+
+
+def _with_options(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands: list[Vector], inst: str,
+                  pseudo: str | None, used: set[str], target: int) -> str | None:
+    """A vector running the update with options in `inst` (added to one that runs it without), steered."""
+    vl = ctx.prog.instances[inst].type.varlen
+    assert vl is not None
+    if not cands:
+        return "no generated vector runs this update with a changed checksum"
+    grown: list[Vector] = []
+    for v in cands:
+        p = v.packets[0]
+        at = _find_area(ctx, p.data, p.port, inst)
+        if at is None:
+            continue
+        if at.n:
+            grown.append(v)
+            continue
+        for n in OPTION_BYTES:
+            rng = random.Random(f"{ctx.seed}/{v.name}/options/{n}")
+            area = _tlv_fill(vl.tlv, n, rng) if vl.tlv is not None else bytes(n)
+            data = None if area is None else _with_area(ctx, p.data, inst, at, area, False)
+            if data is not None:
+                grown.append(replace(v, name=f"{v.name}+options", packets=[PacketIn(p.port, data)]))
+                break
+    if not grown:
+        return f"no vector running the update could be given {inst} options"
+    why = _edge(ctx, part, cap, item, grown, inst, pseudo, used, target, None)
+    return None if why is None else f"with {inst} options: {why}"

@@ -1,0 +1,98 @@
+"""Generator classes for constant entries bit by bit and bit-vector ranks (issue 16): every constant entry hit
+with its don't-care key bits all 1 and all 0 (const_dont_care), every pair of constant entries one key matches
+hit by such a key (const_overlaps), and the winning entry of a bit-vector table at ranks across the 64-bit
+match word (bitvec_ranks). Expected results are the oracle's; the tests check the vectors carry the key values
+the class is about and that the oracle's result is the entry the spec says wins."""
+
+from __future__ import annotations
+
+from conformance.gen_classes import CLASSES
+from conformance.gen_structures import BITVEC_CLASS, bitvec_ranks
+from conformance.generate import generate
+from conformance.model import Vector
+from conformance.vector_io import dumps_jsonl
+
+from .conftest import ROOT
+from .test_gen_class_edges import generated, program
+from .test_generate_classes import field_value
+
+SUITE = ROOT / "conformance" / "suite"
+
+
+def vectors(path: str, prefix: str) -> dict[str, Vector]:
+    return {v.name: v for v in generated(path).vectors if v.name.startswith(prefix)}
+
+
+TERNARY = "conformance/suite/match_ternary.yaml"  # t: #0 ipv4.src 10/8 (priority 1), #1 protocol 17 (priority 2)
+
+
+def test_the_new_classes_are_reported() -> None:
+    assert {"const_dont_care", "const_overlaps"} <= set(CLASSES)
+    cov = generated(TERNARY).coverage
+    for cls in ("const_dont_care", "const_overlaps"):
+        assert cov[cls]["class"] is True and cov[cls]["uncovered"] == []
+
+
+def test_dont_care_bits_all_ones_and_all_zeros() -> None:
+    prog = program(TERNARY)
+    vs = vectors(TERNARY, "const_dc.t.e0.")
+    ones, zeros = vs["const_dc.t.e0.ones"], vs["const_dc.t.e0.zeros"]
+    # entry 0 cares for the top byte of the source only: its host bits and the whole protocol set, then clear
+    assert field_value(prog, ones, "ipv4", "src") == 0x0AFFFFFF
+    assert field_value(prog, ones, "ipv4", "protocol") == 0xFF
+    assert field_value(prog, zeros, "ipv4", "src") == 0x0A000000
+    assert field_value(prog, zeros, "ipv4", "protocol") == 0
+    for v in (ones, zeros):
+        assert v.expected[0].verdict == "forward" and v.expected[0].port == 1
+    cov = generated(TERNARY).coverage["const_dont_care"]
+    assert cov["covered"] == cov["total"] == 6  # (#0: src, protocol; #1: src) x (ones, zeros)
+
+
+def test_overlapping_entries_hit_by_one_key() -> None:
+    prog = program(TERNARY)
+    (v,) = vectors(TERNARY, "const_overlap.t.e0.e1").values()
+    assert field_value(prog, v, "ipv4", "src") >> 24 == 10
+    assert field_value(prog, v, "ipv4", "protocol") == 17
+    assert v.expected[0].verdict == "drop"  # entry 1's priority is the higher
+    assert generated(TERNARY).coverage["const_overlaps"]["covered"] == 1
+
+
+def test_every_acl_entry_is_hit_with_its_wildcards_set() -> None:
+    """acl_firewall: the steering prefers packets that already give a computed key (meta.l4_proto = 6 under
+    valid(tcp)) its value, so every constant entry is hit; what stays infeasible is a key that no packet can
+    carry together with the entry's others (an established bit on UDP or ICMP, ports on ICMP) or where another
+    entry wins."""
+    path = "spec/examples/acl_firewall.yaml"
+    cov = generated(path).coverage
+    assert cov["const_entries"]["covered"] == cov["const_entries"]["total"] == 15
+    dc = cov["const_dont_care"]
+    assert dc["covered"] >= 140
+    for inf in dc["infeasible"]:
+        assert inf["item"].split(".", 1)[1].split(":")[0] in ("meta.established", "meta.src_port", "meta.dst_port"), inf
+    # the VLAN lab entry (priority 200) is hit by a TCP packet with ACK set: the established bit under its wildcard
+    assert "acl_v4#8.meta.established:dont_care_ones" not in {x["item"] for x in dc["infeasible"]}
+    assert cov["const_overlaps"]["covered"] == cov["const_overlaps"]["total"] > 10
+
+
+def test_bitvec_ranks_cover_each_byte_of_the_word() -> None:
+    assert bitvec_ranks(64) == [0, 1, 7, 8, 15, 16, 23, 24, 31, 32, 39, 40, 47, 48, 55, 56, 63]
+    assert bitvec_ranks(16) == [0, 1, 7, 8, 15]
+    assert bitvec_ranks(8) == [0, 1, 7]
+
+
+def test_bitvec_winner_at_each_rank() -> None:
+    path = "conformance/suite/match_bitvec.yaml"
+    cov = generated(path).coverage[BITVEC_CLASS]
+    assert cov["covered"] == cov["total"] == 8  # acl4 (16 entries): 5 ranks, acl6 (8): 3
+    for r in bitvec_ranks(16):
+        v = vectors(path, f"bitvec.acl4.rank{r}")[f"bitvec.acl4.rank{r}"]
+        mine = [e for e in v.control.entries if e.table == "acl4" and e.priority == 1000]
+        above = [e for e in v.control.entries if e.table == "acl4" and e.priority > 1000]
+        assert len(mine) == 1 and len(above) == r
+        # the oracle finds the entry at rank r: its arguments, not a higher entry's nor the catch-all's
+        assert v.expected[0].observations["tables"]["acl4"] == mine[0].action
+
+
+def test_deterministic() -> None:
+    prog = program(TERNARY)
+    assert dumps_jsonl(generate(prog, seed=5).vectors, prog) == dumps_jsonl(generate(prog, seed=5).vectors, prog)
