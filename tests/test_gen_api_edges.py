@@ -2,7 +2,7 @@
 name, because vectors name entries by their match, never by a handle or an action id. The NIC driver asks each
 table, once a state is installed (targets/nic/driver.py `_check_refusals`, and after each delete op `_lookup`):
 
-- a handle one past the last, and a handle deleted and not reused: `_modify`, `_delete`, `_counter` say NOENT;
+- a handle one past the last, the last one while not given out, and a handle deleted and not reused: `_modify`, `_delete`, `_counter` say NOENT;
 - an action id no action has: `_add`, `_modify`, `_set_default` say ARG;
 - a hash table's `_add` of an installed match says EXISTS (FULL once the table is full).
 
@@ -98,6 +98,9 @@ MUTANTS = {
                      "counter of handle 8 (one past the last)"),
     "modify_bound": (lambda s: s.replace("if (handle >= 8u ||", "if (handle > 8u ||", 1),
                      "modify of handle 8 (one past the last)"),
+    # init's loop over the handles one short: the last handle is left pointing at slot 0
+    "init_bound": (lambda s: s.replace("for (i = 0; i < 8u; i++) {", "for (i = 0; i < 7u; i++) {", 1),
+                   "(the last, not given out)"),
     # a delete that leaves the handle pointing at its old slot
     "stale_handle": (lambda s: s.replace("t->where[handle] = C3PO_NONE;\n", ";\n", 1), "(deleted)"),
     # action_ok accepting every id

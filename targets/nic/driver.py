@@ -474,8 +474,8 @@ class NicDriver(Driver):
         """What the C table API must refuse, asked of every table once its state is installed (the refusals
         change nothing, so the packets then see the state installed). The vectors cannot name handles or
         action ids, so the driver asks, as it checks each `_lookup` against the handle `_add` returned:
-        - the handle one past the last (the table's size) and the handles deleted and not reused: `_modify`,
-          `_delete` and `_counter` answer NOENT;
+        - the handle one past the last (the table's size), the last one while it is not given out, and the
+          handles deleted and not reused: `_modify`, `_delete` and `_counter` answer NOENT;
         - an action id no action has: `_add`, `_modify` of an entry and `_set_default` answer ARG;
         - in a hash table (exact or LPM), `_add` of an installed entry's match answers EXISTS (FULL when the
           table is full)."""
@@ -492,7 +492,10 @@ class NicDriver(Driver):
             live = [h for h, _ in handles[tname]]
             stale = sorted(freed.get(tname, set()) - set(live))[:STALE_PROBES]
             counter = f"{prog.name}_{tname}_counter"
-            for h, why in [(t.size, "one past the last"), *((s, "deleted") for s in stale)]:
+            probes = [(t.size, "one past the last"), *((s, "deleted") for s in stale)]
+            if t.size - 1 not in live:
+                probes.append((t.size - 1, "the last, not given out"))  # init must leave every handle unused
+            for h, why in probes:
                 got = {"modify": be.modify(tid, h, self.action_ids[t.default.action],
                                            self._args(t, t.default.action, tuple(t.default.args), default=True)),
                        "delete": be.delete(tid, h), "counter": be.table_counter(counter, h)}
