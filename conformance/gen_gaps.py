@@ -9,6 +9,11 @@ second round of mutation analysis).
 - the same two results for a header with options (an IPv4 header with IHL > 5): the nic target falls back to
   recomputing the whole header, options included, when the incremental sum ends at 0 or 0xffff.
 
+- select_bits: each select case's value with one of its bits flipped (every bit of a field up to 8 bits, the
+  first and last bit of each byte of a wider one), in a packet that reached the case under a control state
+  where it ends differently from the flipped one: a target that masks the field short (an IPv6 version read
+  as 3 bits takes version 14 for 6) routes the flipped packet as the case's, where the spec rejects it.
+
 Items name the copy as per_path_statements does ("PATH [COPY] stmt:ID result=0x0000"); a copy no vector reaches
 with a changed checksum is listed as infeasible. Expected results are the oracle's.
 """
@@ -24,6 +29,7 @@ from .gen_classes import (
     ClassContext,
     _Budget,
     _find_area,
+    _patch,
     _program_fields,
     _tlv_fill,
     _with_area,
@@ -35,7 +41,7 @@ from .tracing import stmt_id
 
 __all__ = ["GAP_CLASSES", "gap_vectors"]
 
-GAP_CLASSES = ("checksum_copies",)
+GAP_CLASSES = ("checksum_copies", "select_bits")
 RESULTS = (0x0000, 0xFFFE)
 MAX_SCAN = 1500  # generated vectors run to find, per copy, those that reach its update
 MAX_CANDIDATES = 3
@@ -47,6 +53,7 @@ def gap_vectors(ctx: ClassContext) -> None:
     for name in GAP_CLASSES:
         ctx.classes.setdefault(name, ClassCoverage())
     _checksum_copies(ctx)
+    _select_bits(ctx)
 
 
 def _updates(prog: ir.Program) -> dict[str, tuple[str, str | None]]:
@@ -154,3 +161,87 @@ def _with_options(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: st
         return f"no vector running the update could be given {inst} options"
     why = _edge(ctx, part, cap, item, grown, inst, pseudo, used, target, None)
     return None if why is None else f"with {inst} options: {why}"
+
+
+# --------------------------------------------------------------------------------------------- select bits
+
+MAX_SELECT_VECTORS = 320
+MAX_BASES = 6  # vectors through a case tried for one whose outcome the flipped value changes
+
+
+def _flip_bits(width: int, care: int) -> list[int]:
+    bits = range(width) if width <= 8 else sorted({b for n in range(0, width, 8) for b in (n, min(n + 7, width - 1))})
+    return [b for b in bits if care >> b & 1]
+
+
+def _select_bits(ctx: ClassContext) -> None:
+    part = ctx.classes["select_bits"]
+    cap = _Budget(part, MAX_SELECT_VECTORS)
+    prog = ctx.prog
+    by_edge: dict[tuple[str, int], list[Vector]] = {}
+    for v in ctx.vectors:
+        pid = int(v.provenance.get("path", -1))
+        if len(v.packets) != 1 or v.registers or not 0 <= pid < len(ctx.paths) or "truncated" in v.tags:
+            continue
+        for step in ctx.paths[pid].steps:
+            if step.edge is not None and step.edge >= 0:
+                got = by_edge.setdefault((step.state, step.edge), [])
+                if len(got) < 4 * MAX_BASES:
+                    got.append(v)
+    for st in prog.parser.states.values():
+        if not st.select:
+            continue
+        for ci, case in enumerate(st.cases):
+            for j, (sel, e) in enumerate(zip(st.select, case.keyset, strict=True)):
+                if e.kind not in ("value", "mask") or not isinstance(sel, ir.FieldRef):
+                    continue
+                width = sel.width
+                care = (1 << width) - 1 if e.kind == "value" else e.b
+                value = e.a & care
+                bases = _flip_bases(ctx, by_edge.get((st.name, ci), []), st, ci)
+                for b in _flip_bits(width, care):
+                    item = f"{st.name}#case{ci}[{j}]:bit{b}_flipped"
+                    part.all.append(item)
+                    why = _flip_one(ctx, part, cap, item, bases, sel, value ^ (1 << b), st, ci)
+                    if why is not None:
+                        part.infeasible[item] = why
+
+
+def _flip_bases(ctx: ClassContext, cands: list[Vector], st: ir.ParserState, ci: int) -> list[tuple[Vector, object]]:
+    """Vectors through the case, with their oracle results; those that end in a forward first."""
+    out: list[tuple[Vector, object]] = []
+    for v in sorted(cands, key=lambda v: (v.expected[0].verdict != "forward", v.expected[0].verdict == "drop")):
+        if len(out) >= MAX_BASES:
+            break
+        p = v.packets[0]
+        r = ctx.run_with(v.control, p.data, p.port, {})
+        path = r.observations.get("path", [])
+        if st.name in path and r.observations.get("parser_error") is None:
+            out.append((v, r))
+    return out
+
+
+def _flip_one(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases: list[tuple[Vector, object]],
+              sel: ir.FieldRef, value: int, st: ir.ParserState, ci: int) -> str | None:
+    if not bases:
+        return "no generated vector takes the case"
+    inst = f"{sel.instance}[{sel.index}]" if isinstance(sel.index, int) else sel.instance
+    why = "the flipped value ends like the case on every vector tried (the case's outcome does not depend on it)"
+    for v, r0 in bases:
+        p = v.packets[0]
+        data = _patch(ctx, p.data, p.port, {(inst, sel.field_name): value})
+        if data is None:
+            why = "the select field is not in a parsed header's fixed part"
+            continue
+        r = ctx.run_with(v.control, data, p.port, {})
+        if st.name not in r.observations.get("path", []):
+            continue
+        if (r.verdict, r.port, r.data) == (r0.verdict, r0.port, r0.data):  # type: ignore[attr-defined]
+            continue
+        if not cap.take(item):
+            return part.infeasible[item]
+        ctx.emit(f"select_bit.{st.name}.case{ci}.{sel.field_name}.{value:x}", int(v.provenance.get("path", 0)),
+                 v.control, data, ["select_bit"], p.port, {})
+        part.covered.add(item)
+        return None
+    return why

@@ -96,3 +96,29 @@ def test_bitvec_winner_at_each_rank() -> None:
 def test_deterministic() -> None:
     prog = program(TERNARY)
     assert dumps_jsonl(generate(prog, seed=5).vectors, prog) == dumps_jsonl(generate(prog, seed=5).vectors, prog)
+
+
+ROUTER = "spec/examples/router.yaml"
+
+
+def test_select_bits_flip_the_ipv6_version_under_a_routing_state() -> None:
+    """router: version 14 (6 with bit 3 flipped) must be rejected (to the host) where the same packet with
+    version 6 is routed: a target reading the version as 3 bits would forward it."""
+    prog = program(ROUTER)
+    (v,) = vectors(ROUTER, "select_bit.ipv6.case0.version.e").values()
+    assert field_value(prog, v, "ipv6", "version") == 14
+    assert v.expected[0].verdict == "to_host"
+    assert v.control.entries  # the base vector's state: router_mac hit, a route
+    cov = generated(ROUTER).coverage["select_bits"]
+    assert cov["covered"] == cov["total"] == 16  # ethertype 2 cases x 4 bits, versions 2 x 4
+
+
+def test_checksum_update_edges_per_copy_and_with_options() -> None:
+    """nat44: every per-path copy of each checksum update reaches results 0x0000 and 0xfffe, and the IPv4
+    header update does with options too (IHL > 5), where the nic target recomputes the whole header."""
+    path = "spec/examples/nat44.yaml"
+    cov = generated(path).coverage["checksum_copies"]
+    assert cov["covered"] == cov["total"] >= 20 and cov["infeasible"] == []
+    opts = [v for v in generated(path).vectors if "checksum_copy" in v.tags
+            and (v.packets[0].data[14] & 0x0F) > 5 and v.expected[0].data]
+    assert {v.expected[0].data[24:26] for v in opts} >= {b"\0\0", b"\xff\xfe"}
