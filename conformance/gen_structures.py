@@ -477,9 +477,11 @@ def _trie_shapes(tab: _Table) -> None:
 
 def bitvec_ranks(size: int) -> list[int]:
     """The ranks the winning entry is put at in a bit-vector table of `size` entries: the first and last of
-    every 8-bit group of the 64-bit match word, 1, and the table's last rank (the top bit when it holds 64)."""
+    every 8-bit group of the 64-bit match word, 1, the table's last rank (the top bit when it holds 64), and
+    every multiple of 6: the slot of rank r is bits 58-r..63-r of the de Bruijn constant, so a wrong bit k of
+    it moves the slots of six consecutive ranks (58-k..63-k), one of which is a multiple of 6."""
     top = min(size, 64)
-    ranks = {0, 1, top - 1, *(r for g in range(0, 64, 8) for r in (g, g + 7))}
+    ranks = {0, 1, top - 1, *range(0, 64, 6), *(r for g in range(0, 64, 8) for r in (g, g + 7))}
     return sorted(r for r in ranks if 0 <= r < top)
 
 
