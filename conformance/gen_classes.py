@@ -45,6 +45,7 @@ CLASSES = (
     "const_entry_edges",
     "const_dont_care",  # gen_const.py
     "const_overlaps",  # gen_const.py
+    "const_mask_bits",  # gen_const.py
     "defaults_varied",
     "select_edges",
     "length_edges",

@@ -8,6 +8,10 @@ from a mutated one.
   all-ones vector misses it there. Where setting every such bit at once makes another entry win (a
   higher-priority entry that wants one of them), each key is set on its own, keeping what still wins; what
   never can is listed as infeasible with the entry that wins instead (a mutant there is equivalent).
+- const_mask_bits: every constant entry's key just outside it at the first and last bit of each byte of its
+  mask (a ternary key's cared bits, an LPM key's prefix bits, an exact key's value): a target whose image
+  lost that mask bit (0xff stored as 0x7f or 0xfe) or holds the value bit flipped matches the entry there.
+  Another entry or the default must then decide (the counters say which).
 - const_overlaps: for each pair of constant entries of one table that a single key matches, a vector whose
   key matches both: a mutated priority or tie order changes which entry wins (the counters say which).
 
@@ -28,9 +32,10 @@ from .interp_tables import _elem_matches
 
 __all__ = ["CONST_CLASSES", "const_vectors"]
 
-CONST_CLASSES = ("const_dont_care", "const_overlaps")
+CONST_CLASSES = ("const_dont_care", "const_overlaps", "const_mask_bits")
 MAX_DONT_CARE_VECTORS = 320  # in all; each entry takes at most one vector per variant (ones, zeros)
 MAX_OVERLAP_VECTORS = 192
+MAX_MASK_BIT_VECTORS = 320
 MAX_OVERLAP_PAIRS = 96  # pairs per table looked at
 
 
@@ -52,6 +57,7 @@ def const_vectors(ctx: ClassContext) -> None:
         ctx.classes.setdefault(name, ClassCoverage())
     _dont_care(ctx)
     _overlaps(ctx)
+    _mask_bits(ctx)
 
 
 # ---------------------------------------------------------------------------------------------- don't-care bits
@@ -197,6 +203,48 @@ def _emit_dc(ctx: ClassContext, t: ir.Table, i: int, label: str, got: tuple[Any,
             part.infeasible.pop(item, None)
         else:
             part.infeasible[item] = "the packet steered to the key did not hit the table"
+
+
+# --------------------------------------------------------------------------------------------------- mask bits
+
+
+def _cared_bits(e: KeyElem, width: int) -> list[int]:
+    """The first and last bit of each byte of the element's mask (bit 0 the least significant), where set."""
+    got = _bits(e, width)
+    care = got[0] if got is not None else 0
+    return sorted({b for n in range(0, width, 8) for b in (n, min(n + 7, width - 1)) if care >> b & 1})
+
+
+def _mask_bits(ctx: ClassContext) -> None:
+    part = ctx.classes["const_mask_bits"]
+    cap = _Cap(part, MAX_MASK_BIT_VECTORS)
+    for t in ctx.prog.tables.values():
+        if not t.entries:
+            continue
+        for i, match in enumerate(_canonical_entries(ctx, t)):
+            base = _winning_key(ctx, t, i, match)
+            for j, (e, k) in enumerate(zip(match, t.keys, strict=True)):
+                for b in _cared_bits(e, k.width):
+                    item = f"{t.name}#{i}.{k.text}:bit{b}_flipped"
+                    part.all.append(item)
+                    if base is None:
+                        part.infeasible[item] = "no key value makes the entry win"
+                        continue
+                    key = tuple(v ^ (1 << b) if n == j else v for n, v in enumerate(base))
+                    if _const_lookup(ctx, t.name, key) == i:
+                        part.infeasible[item] = "the entry still wins with the bit flipped"
+                        continue
+                    if not cap.take([item]):
+                        continue
+                    got = _steer(ctx, t.name, key, f"mb{i}.{j}.{b}")
+                    if isinstance(got, str):
+                        part.infeasible[item] = (f"{got}: no packet carries the flipped value with the entry's other "
+                                                 "key values (an entry that lost the bit matches no more packets)")
+                        continue
+                    pid, data, port, control, regs = got
+                    ctx.emit(f"const_mask_bit.{t.name}.e{i}.{k.text}.bit{b}", pid, control, data,
+                             ["const_mask_bit"], port, regs)
+                    part.covered.add(item)
 
 
 # ---------------------------------------------------------------------------------------------------- overlaps

@@ -126,3 +126,16 @@ def test_checksum_update_edges_per_copy_and_with_options() -> None:
     opts = [v for v in generated(path).vectors if "checksum_copy" in v.tags
             and (v.packets[0].data[14] & 0x0F) > 5 and v.expected[0].data]
     assert {v.expected[0].data[24:26] for v in opts} >= {b"\0\0", b"\xff\xfe"}
+
+
+def test_mask_bits_flipped_just_outside_each_entry() -> None:
+    """The first and last bit of each byte of an entry's mask flipped: 10/8 becomes 11.x and 138.x (the entry
+    misses, the default decides), protocol 17 becomes 16 and 145."""
+    prog = program(TERNARY)
+    vs = vectors(TERNARY, "const_mask_bit.t.")
+    assert field_value(prog, vs["const_mask_bit.t.e0.ipv4.src.bit24"], "ipv4", "src") >> 24 == 11
+    assert field_value(prog, vs["const_mask_bit.t.e0.ipv4.src.bit31"], "ipv4", "src") >> 24 == 138
+    assert field_value(prog, vs["const_mask_bit.t.e1.ipv4.protocol.bit0"], "ipv4", "protocol") == 16
+    assert field_value(prog, vs["const_mask_bit.t.e1.ipv4.protocol.bit7"], "ipv4", "protocol") == 145
+    for v in vs.values():
+        assert v.expected[0].verdict != "drop"  # entry 1 (drop) does not win there
