@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from c3po_compiler import ir, load_program
 from targets.xdp import layout as L
 
-from .conftest import need_bpf
+from .conftest import ROOT, need_bpf
 
 SPEC = """
 c3po: 1
@@ -26,6 +28,7 @@ tables:
     default: drop
     size: 64
     counters: true
+    IMPL
   plain:
     key: {meta.tag: exact}
     actions: [rewrite]
@@ -49,9 +52,9 @@ control:
 """
 
 
-def _program(tmp_path: Path) -> ir.Program:
+def _program(tmp_path: Path, impl: str = "") -> ir.Program:
     spec = tmp_path / "t.yaml"
-    spec.write_text(SPEC, encoding="utf-8")
+    spec.write_text(SPEC.replace("IMPL", impl), encoding="utf-8")
     return load_program(spec).program
 
 
@@ -94,15 +97,34 @@ def test_generated_code_counts_in_the_element_and_stores_raw_params(tmp_path: Pa
     assert "p_mac = (arg1 & 0xffffffffffffULL)" in src  # tagged's mac is compared: a host-order integer
 
 
-def test_the_kernel_program_counts_per_entry_and_the_control_plane_sums_cpus(tmp_path: Path) -> None:
+def test_cuckoo_and_trie_tables_with_counters_keep_them_beside_the_action_data(tmp_path: Path) -> None:
+    from targets.xdp import XdpTarget
+
+    prog = _program(tmp_path, "impl: cuckoo")
+    lay = L.table_layout(prog, prog.tables["hops"])
+    assert lay.cuckoo_buckets and lay.percpu and lay.default_elem == 64  # the entry index; 64 = the default
+    src = XdpTarget().build(prog, tmp_path / "b").files["source"].read_text(encoding="utf-8")
+    assert "tc_hops" not in src and "__uint(max_entries, 65);\n\t__type(key, __u32);\n\t__type(value, struct t_hops_elem)" in src
+    assert "__u32 k = ce ? ce - 1 : 64;" in src
+    router = load_program(ROOT / "spec/examples/router.yaml").program
+    src = XdpTarget().build(router, tmp_path / "r").files["source"].read_text(encoding="utf-8")
+    assert "tv_routes_v4 SEC" in src and not L.table_layout(router, router.tables["routes_v4"]).percpu  # no counters
+    # router_mac's entries can only be nop: a hit reads a constant, not the entry's data
+    assert "v = (struct t_router_mac_value *)&t_router_mac_hit;" in src
+    assert "bpf_map_lookup_elem(&tv_router_mac" not in src
+
+
+@pytest.mark.parametrize("impl", ["", "impl: cuckoo"])
+def test_the_kernel_program_counts_per_entry_and_the_control_plane_sums_cpus(tmp_path: Path, impl: str) -> None:
     """Entries through the table API; frames through BPF_PROG_TEST_RUN; counts read back per entry and for the
-    default; a modify keeps the entry's count, a delete and re-insert starts it again, `_zero_counter` zeroes."""
+    default; a modify keeps the entry's count, a delete and re-insert starts it again, `_zero_counter` zeroes:
+    in a direct table and in a cuckoo hash's action data array."""
     need_bpf()
     from conformance.model import ControlState, PacketIn
     from dataplane.syntax import parse_match
     from targets.xdp.driver import DriverTables, XdpDriver
 
-    prog, driver = _program(tmp_path), XdpDriver()
+    prog, driver = _program(tmp_path, impl), XdpDriver()
     try:
         driver.open(prog, tmp_path / "build")
         driver.install(ControlState())

@@ -239,17 +239,42 @@ class _MappedTable:
     def __init__(self, t: ir.Table, lay: L.TableLayout, array_fd: int, array_bytes: int, tv_fd: int) -> None:
         self.t, self.lay = t, lay
         self._array = _mmap(array_fd, array_bytes)
-        self._tv = _mmap(tv_fd, lay.value_size * t.size)
+        self.tv_fd = tv_fd
+        # A `percpu` action data array (the entry's counter beside its data) cannot be mapped: written by syscall.
+        self._tv = None if lay.percpu else _mmap(tv_fd, lay.value_size * t.size)
         self.mem = memoryview(self._array)
 
-    def write_value(self, index: int, value: bytes) -> None:
+    def write_value(self, index: int, value: bytes, keep_count: bool = False) -> None:
+        """An entry's action data; in a `percpu` array every CPU's copy, with the counter zeroed (a new entry) or
+        kept as read just before (`keep_count`, a modify: see `write_percpu`)."""
+        if self._tv is None:
+            write_percpu(self.lay, self.tv_fd, index.to_bytes(4, "little"), value, keep_count)
+            return
         vs = self.lay.value_size
         self._tv[index * vs:(index + 1) * vs] = value
 
     def close(self) -> None:
         self.mem.release()
         self._array.close()
-        self._tv.close()
+        if self._tv is not None:
+            self._tv.close()
+
+
+def write_percpu(lay: L.TableLayout, fd: int, key: bytes, value: bytes, keep_count: bool) -> None:
+    """One element of a `percpu` map (layout.percpu): the value in every CPU's copy, each with its counter zeroed
+    or, with `keep_count`, as read just before (packets counted on that entry between the read and the write, a
+    few microseconds, are lost: the kernel has no per-CPU compare-and-swap). A packet reads its own CPU's copy,
+    which the kernel rewrites in place: racing a modify it can see a mix of old and new action data, as with an
+    in-place array update."""
+    lb = _libbpf()
+    ncpu = lb.libbpf_num_possible_cpus()
+    old = None
+    if keep_count:
+        buf = ctypes.create_string_buffer(lay.elem_size * ncpu)
+        if lb.bpf_map_lookup_elem(fd, key, buf) == 0:
+            old = buf.raw
+    if lb.bpf_map_update_elem(fd, key, L.percpu_elem(lay, ncpu, value, old), 0) != 0:
+        raise ControlError(f"map update failed: {errno_text(0)}")
 
 
 def _mmap(fd: int, nbytes: int) -> mmap.mmap:
@@ -597,29 +622,37 @@ class XdpDataplane(Dataplane):
         if not counters or not self.prog.tables[table].counters:
             return [e for e, _, _ in rows]
         if self.layouts[table].percpu:
-            return [Entry(e.match, e.action, e.args, e.priority, self._elem_counter(table, key), e.const)
-                    for e, _, key in rows]
+            return [Entry(e.match, e.action, e.args, e.priority,
+                          self._elem_counter(table, self._elem_key(table, i, key)), e.const)
+                    for e, i, key in rows]
         fd = self._map(f"tc_{table}")
         return [Entry(e.match, e.action, e.args, e.priority, self._percpu_counter(fd, i + 1), e.const)
                 for e, i, _ in rows]
 
-    def _elem_counter(self, table: str, key: bytes) -> Counter:
+    def _elem_map(self, table: str) -> int:
+        """The map of a `percpu` table's elements: the direct array, or the action data array of a trie or cuckoo."""
+        return self._map(f"t_{table}" if self.layouts[table].kind == "direct" else f"tv_{table}")
+
+    def _elem_key(self, table: str, index: int, key: bytes) -> bytes:
+        """The element of install index `index` (-1: the default's) whose record key is `key`."""
+        lay = self.layouts[table]
+        if index < 0:
+            return lay.default_elem.to_bytes(4, "little")
+        return key if lay.kind == "direct" else index.to_bytes(4, "little")
+
+    def _elem_counter(self, table: str, elem: bytes) -> Counter:
         """The count in a `percpu` table's element (layout.percpu), summed over the CPUs."""
         lay = self.layouts[table]
-        raw = self._lookup(self._map(f"t_{table}"), key, lay.elem_size * self.ncpu) or b""
+        raw = self._lookup(self._elem_map(table), elem, lay.elem_size * self.ncpu) or b""
         return L.percpu_counter(lay, self.ncpu, raw) if raw else (0, 0)
 
     def _write_direct(self, table: str, key: bytes, value: bytes, keep_count: bool) -> None:
-        """A direct table's element. In a `percpu` table every CPU's copy gets the value, with its counter zeroed
-        (a new or deleted entry) or as read just before (a modify: packets counted on that entry between the
-        read and the write, a few microseconds, are lost; the kernel has no per-CPU compare-and-swap)."""
+        """A direct table's element (in a `percpu` table every CPU's copy: `write_percpu`)."""
         lay = self.layouts[table]
-        fd = self._map(f"t_{table}")
-        if not lay.percpu:
-            self._update(fd, key, value)
-            return
-        old = self._lookup(fd, key, lay.elem_size * self.ncpu) if keep_count else None
-        self._update(fd, key, L.percpu_elem(lay, self.ncpu, value, old))
+        if lay.percpu:
+            write_percpu(lay, self._map(f"t_{table}"), key, value, keep_count)
+        else:
+            self._update(self._map(f"t_{table}"), key, value)
 
     def _percpu_counter(self, fd: int, index: int) -> Counter:
         raw = self._lookup(fd, index.to_bytes(4, "little"), COUNTER_BYTES * self.ncpu) or b""
@@ -631,11 +664,13 @@ class XdpDataplane(Dataplane):
         """Zero the counter of install index `index` (-1: the default action's)."""
         lay = self.layouts[table]
         if lay.percpu:  # the element's value rewritten with zero counts (an insert or delete writes its own)
-            key = lay.default_elem.to_bytes(4, "little") if index < 0 else next(
-                (k for _, i, k in self._state(table).rows() if i == index), None)
-            raw = key and self._lookup(self._map(f"t_{table}"), key, lay.elem_size * self.ncpu)
-            if key and raw:
-                self._write_direct(table, key, raw[:lay.value_size], keep_count=False)
+            row = next((k for _, i, k in self._state(table).rows() if i == index), None)
+            if index >= 0 and row is None:
+                return
+            elem = self._elem_key(table, index, row or b"")
+            raw = self._lookup(self._elem_map(table), elem, lay.elem_size * self.ncpu)
+            if raw:
+                write_percpu(lay, self._elem_map(table), elem, raw[:lay.value_size], keep_count=False)
             return
         if self.prog.tables[table].counters:
             self._update(self._map(f"tc_{table}"), (index + 1).to_bytes(4, "little"),
@@ -714,9 +749,9 @@ class XdpDataplane(Dataplane):
             self._publish(table)  # the image holds the values too
         else:
             if lay.trie_nodes:
-                self._trie_maps_of(table).write_value(index, value)
+                self._trie_maps_of(table).write_value(index, value, keep_count=True)
             elif lay.cuckoo_buckets:
-                self._cuckoo(table).write_value(index, value)
+                self._cuckoo(table).write_value(index, value, keep_count=True)
             if lay.kind == "direct":
                 self._write_direct(table, key, value, keep_count=True)
             else:
@@ -778,7 +813,7 @@ class XdpDataplane(Dataplane):
             return None
         lay = self.layouts[table]
         if lay.percpu:
-            return self._elem_counter(table, lay.default_elem.to_bytes(4, "little"))
+            return self._elem_counter(table, self._elem_key(table, -1, b""))
         return self._percpu_counter(self._map(f"tc_{table}"), 0)
 
     # ---- counters and registers

@@ -204,14 +204,14 @@ class XdpDriver(Driver):
             elif lay.kind == "direct":
                 for key in self.installed[name]:
                     self._update(fd, key, self._direct_elem(lay, bytes(lay.value_size)))
-                if lay.percpu:  # the elements' counts were zeroed with them (the default's element is not)
-                    for k in {*self.last_read, *self.baseline}:
-                        if k[:2] == ("table", name) and k[2] != lay.default_elem:
-                            self.last_read[k] = self.baseline[k] = (0, 0)
             else:
                 for key in self.installed[name]:
                     self.lb.bpf_map_delete_elem(fd, key)
             self.installed[name] = []
+            if lay.percpu:  # the entries' elements are written with zero counts below (the default's is not)
+                for k in {*self.last_read, *self.baseline}:
+                    if k[:2] == ("table", name) and k[2] != lay.default_elem:
+                        self.last_read[k] = self.baseline[k] = (0, 0)
         defaults = bytearray(self.spec_defaults)
         per_table: dict[str, list[tuple[tuple[ir.KeyElem, ...], str, tuple[int, ...], int]]] = {
             n: [(tuple(e.match), e.action.action, tuple(e.action.args), e.priority) for e in t.entries]
@@ -280,7 +280,8 @@ class XdpDriver(Driver):
         lay = self.layouts[table]
         if lay.percpu:
             buf = ctypes.create_string_buffer(lay.elem_size * self.ncpu)
-            self.lb.bpf_map_lookup_elem(self._fd(f"t_{table}"), idx.to_bytes(4, "little"), buf)
+            self.lb.bpf_map_lookup_elem(self._fd(f"t_{table}" if lay.kind == "direct" else f"tv_{table}"),
+                                        idx.to_bytes(4, "little"), buf)
             entry = int.from_bytes(buf.raw[4:8], "little")
             return L.percpu_counter(lay, self.ncpu, buf.raw), 0 if idx == lay.default_elem else entry + 1
         buf = ctypes.create_string_buffer(16 * self.ncpu)

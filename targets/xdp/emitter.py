@@ -725,7 +725,7 @@ class Emitter:
             else:  # large: bpf_loop over inline chunks, verified once whatever the size
                 out.add(f"bpf_loop({-(-t.size // LINEAR_CHUNK)}, t_{t.name}_chunk, &c, 0);")
             out.add(f"struct t_{t.name}_value *v = c.found ? &c.val : NULL;")
-        elif lay.percpu:
+        elif lay.kind == "direct" and lay.percpu:
             out.add(f"__u32 k = (__u32)({ktr.expr(t.keys[0].expr)}); /* the key is the array index */")
             out.add(f"struct t_{t.name}_elem *e = bpf_map_lookup_elem(&t_{t.name}, &k); /* this CPU's copy: "
                     "the action data and the entry's counter */")
@@ -872,9 +872,28 @@ class Emitter:
                     if shift else f"ts = c3po_trie_step(&tt_{t.name}, ts, (__u32)kv); /* the last byte */")
         for _ in range(levels):
             out.close()
+        self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_NODE)", "ts")
+
+    def entry_value(self, out: Lines, t: ir.Table, found: str, slot: str) -> None:
+        """`v`: the action data of the entry a trie or cuckoo lookup found (`slot` holds entry + 1 when `found`),
+        NULL on a miss. In a `percpu` table (layout.percpu) also `e`, the element that counts the packet: the
+        entry's, or on a miss the default's (one lookup either way), and `k`, its index."""
+        lay = self.layouts[t.name]
         out.add(f"struct t_{t.name}_value *v = NULL;")
-        out.open("if (ts && !(ts & C3PO_TRIE_NODE)) {")
-        out.add("__u32 te = ts - 1; /* the entry index */")
+        if hit_constant(self.prog, t, lay):
+            out.add(f"if ({found}) /* an entry can only run {t.actions[0]}, with no data and no counter: no lookup */")
+            out.add(f"\tv = (struct t_{t.name}_value *)&t_{t.name}_hit;")
+            return
+        if lay.percpu:
+            out.add(f"__u32 k = {found} ? {slot} - 1 : {lay.default_elem}; /* the entry index, or the default's "
+                    "element */")
+            out.add(f"struct t_{t.name}_elem *e = bpf_map_lookup_elem(&tv_{t.name}, &k); /* this CPU's copy: the "
+                    "action data and the entry's counter */")
+            out.add(f"if (e && k != {lay.default_elem})")
+            out.add("\tv = &e->v;")
+            return
+        out.open(f"if ({found}) {{")
+        out.add(f"__u32 te = {slot} - 1; /* the entry index */")
         out.add(f"v = bpf_map_lookup_elem(&tv_{t.name}, &te);")
         out.close()
 
@@ -907,11 +926,7 @@ class Emitter:
                 out.add(f"\tce = b->s[{w}].entry;")
             out.close()
             out.close()
-        out.add(f"struct t_{t.name}_value *v = NULL;")
-        out.open("if (ce) {")
-        out.add("__u32 te = ce - 1; /* the entry index */")
-        out.add(f"v = bpf_map_lookup_elem(&tv_{t.name}, &te);")
-        out.close()
+        self.entry_value(out, t, "ce", "ce")
 
     # ---- the end of a path: deparser and verdict
 
@@ -1203,6 +1218,15 @@ class Emitter:
 
     # ---- headers added in place: encapsulation without scratch memory
 
+
+
+def hit_constant(prog: ir.Program, t: ir.Table, lay: L.TableLayout) -> bool:
+    """Whether a hit in a trie or cuckoo table needs no action data: its entries can only have one action (the API
+    and the driver refuse others), which takes no parameters, and it counts nothing. Then a hit reads the constant
+    `t_<table>_hit` (in .rodata) instead of looking up the entry's data: the router's MAC table, whose entries are
+    all `nop`. The control plane still writes the data array; packets do not read it."""
+    return (bool(lay.trie_nodes or lay.cuckoo_buckets) and not t.counters and len(set(t.actions)) == 1
+            and not prog.actions[t.actions[0]].params)
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:

@@ -124,9 +124,11 @@ class TableLayout:
     trie_nodes: int = 0  # lpm tables looked up in a multibit trie (0: in the kernel's LPM trie map)
     cuckoo_buckets: int = 0  # exact tables looked up in a cuckoo hash (0: in the kernel's hash map)
     bitvec: BitVecLayout | None = None  # priority tables classified by bit vectors (None: searched linearly)
-    # Direct tables with counters: the action data and the entry's counter in one per-CPU element (`percpu`),
-    # so a hit is one inlined lookup; the element past the last key value counts the default action.
+    # Tables with counters that are direct, tries or cuckoo hashes: the action data and the entry's counter in one
+    # per-CPU element (`percpu`: the direct array, or the action data array by entry index), so a hit is one
+    # inlined lookup; element `default_elem` (past the last key value or entry) counts the default action.
     percpu: bool = False
+    default_elem: int = 0
     # Parameters kept in network order in their slot (action -> names): `raw_params` says which.
     raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -134,12 +136,6 @@ class TableLayout:
     def elem_size(self) -> int:
         """Bytes of one CPU's copy of a `percpu` element: the value, then `struct c3po_counter`."""
         return self.value_size + (COUNTER_BYTES if self.percpu else 0)
-
-    @property
-    def default_elem(self) -> int:
-        """The element of a `percpu` table that counts the default action (index 0 of the counter API): the one
-        past the last key value."""
-        return 1 << self.keys[0].width
 
     @property
     def entry_size(self) -> int:
@@ -212,10 +208,13 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
         slots = max(slots, slot)
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
     raw = {a: r for a in arg_slots if (r := raw_params(prog, prog.actions[a]))}
+    nodes, buckets = trie_nodes(t) if kind == "lpm" else 0, cuckoo_buckets(t, kind)
+    percpu = t.counters and (kind == "direct" or nodes > 0 or buckets > 0)
+    default_elem = (1 << t.keys[0].width if kind == "direct" else t.size) if percpu else 0
     return TableLayout(t.name, kind, keys, key_size, slots,
-                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, trie_nodes(t) if kind == "lpm" else 0,
-                       cuckoo_buckets(t, kind), chosen(t, 8 + 8 * slots) if kind == "linear" else None,
-                       kind == "direct" and t.counters, raw)
+                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, nodes,
+                       buckets, chosen(t, 8 + 8 * slots) if kind == "linear" else None,
+                       percpu, default_elem, raw)
 
 
 def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:

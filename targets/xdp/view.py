@@ -11,7 +11,15 @@ from . import layout as L
 from .cexpr import ctype, hash_slot
 from .coverage import COVER_WORDS, cover_returns
 from .ctext import SNAPSHOT, entry_name
-from .emitter import LINEAR_CHUNK, LINEAR_INLINE_MAX, XDP_FOR_VERDICT, Emitter, linear_search, where
+from .emitter import (
+    LINEAR_CHUNK,
+    LINEAR_INLINE_MAX,
+    XDP_FOR_VERDICT,
+    Emitter,
+    hit_constant,
+    linear_search,
+    where,
+)
 from .tailcall import Split, plan
 
 MAP_TYPES = {"hash": "BPF_MAP_TYPE_HASH", "lpm": "BPF_MAP_TYPE_LPM_TRIE", "linear": "BPF_MAP_TYPE_ARRAY",
@@ -82,7 +90,8 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "map_type": MAP_TYPES[lay.kind], "size": (1 << t.keys[0].width) if lay.kind == "direct" else t.size, "slots": lay.slots, "words": max(lay.key_size, 1),
             "word_type": "__u32" if lay.word_bytes == 4 else "__u64",
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
-            "percpu": lay.percpu,
+            "percpu": lay.percpu, "default_elem": lay.default_elem,
+            "hit_id": lay.action_ids[t.actions[0]] if hit_constant(prog, t, lay) else 0,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
             "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
