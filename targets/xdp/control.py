@@ -18,7 +18,9 @@ What a packet in flight sees while entries change (the kernel gives no transacti
   slot store at a time, new nodes filled before they are linked); a modify rewrites the entry's action data in
   place, with the direct-table caveat below;
 - direct (array) tables and the defaults: the element is copied in place, so a packet racing a modify can read
-  a mix of old and new action data;
+  a mix of old and new action data; the same for the per-CPU elements of counted tables (`layout.percpu`: each
+  CPU's copy rewritten in place), where a modify also loses the counts packets add between its read of the
+  counters and its write (`write_percpu`);
 - priority-ordered (linear) tables: an add or delete shifts the entries behind it one element at a time (each a
   copy in place, the same caveat); during the shift an entry may be seen twice, never lost, because entries
   are moved away from the gap first.
