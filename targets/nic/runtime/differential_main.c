@@ -71,6 +71,10 @@ struct state {
     uint64_t *reg_hi, *reg_lo;
     int calls, bad_call; /* the first table API call whose return codes differ (1-based), or 0 */
     int rc[2];
+    /* handles are the copies' own business (a vector sees entries by their install order): the mutant's handle
+     * of each entry the original added as handle `orig`, per table, so later calls name the same entry */
+    uint32_t n_map, cap_map;
+    uint32_t (*map)[3]; /* table, original's handle, mutant's handle */
 };
 
 static struct state states[MAX_STATES];
@@ -93,14 +97,36 @@ static size_t unhex(const char *h, uint8_t *out, size_t cap) {
     return n;
 }
 
-static const char *tok(char **save) {
-    const char *t = strtok_r(NULL, " \n", save);
-    return t ? t : "0";
-}
-
 static void fail(const char *why) {
     fprintf(stderr, "differential harness: %s\n", why);
     exit(2);
+}
+
+/* The mutant's handle of the entry the original calls `h` in table `t` (h itself when no add returned it). */
+static uint32_t mapped(const struct state *st, uint32_t t, uint32_t h) {
+    uint32_t i;
+    for (i = st->n_map; i > 0; i--)
+        if (st->map[i - 1][0] == t && st->map[i - 1][1] == h) return st->map[i - 1][2];
+    return h;
+}
+
+static void remember(struct state *st, uint32_t t, int orig, int mut) {
+    if (orig < 0 || mut < 0) return;
+    if (st->n_map == st->cap_map) {
+        uint32_t cap = st->cap_map ? 2u * st->cap_map : 64u;
+        void *n = realloc(st->map, (size_t)cap * sizeof *st->map);
+        if (!n) fail("out of memory");
+        st->map = n;
+        st->cap_map = cap;
+    }
+    st->map[st->n_map][0] = t;
+    st->map[st->n_map][1] = (uint32_t)orig;
+    st->map[st->n_map++][2] = (uint32_t)mut;
+}
+
+static const char *tok(char **save) {
+    const char *t = strtok_r(NULL, " \n", save);
+    return t ? t : "0";
 }
 
 /* One recorded call, replayed on both copies' shims of the current state. */
@@ -127,7 +153,10 @@ static void replay(struct state *st, const char *cmd, char **save) {
             }
         }
         if (!strcmp(cmd, "watch")) {
-            for (k = 0; k < 2; k++) copies[k].watch(st->s[k], n, x, y, z);
+            copies[0].watch(st->s[0], n, x, y, z);
+            for (i = 0; i < n; i++)
+                if (x[i] == 0) z[i] = mapped(st, y[i], z[i]); /* a table entry counter: table, handle */
+            copies[1].watch(st->s[1], n, x, y, z);
             free(val); free(hi); free(lo);
         } else {
             st->nregs = n; st->reg_id = x; st->reg_idx = y; st->reg_val = val; st->reg_hi = hi; st->reg_lo = lo;
@@ -144,6 +173,8 @@ static void replay(struct state *st, const char *cmd, char **save) {
             unhex(tok(save), m, sizeof m);
             unhex(tok(save), a, sizeof a);
             for (k = 0; k < 2; k++) rc[k] = copies[k].add(st->s[k], t, m, prio, act, a);
+            remember(st, t, rc[0], rc[1]);
+            if (rc[0] >= 0 && rc[1] >= 0) rc[1] = rc[0];
         } else if (!strcmp(cmd, "def")) {
             uint32_t act = (uint32_t)strtoul(tok(save), NULL, 10);
             unhex(tok(save), a, sizeof a);
@@ -152,13 +183,16 @@ static void replay(struct state *st, const char *cmd, char **save) {
             int32_t prio = (int32_t)strtol(tok(save), NULL, 10);
             unhex(tok(save), m, sizeof m);
             for (k = 0; k < 2; k++) rc[k] = copies[k].look(st->s[k], t, m, prio);
+            if (rc[0] >= 0 && rc[1] >= 0 && (uint32_t)rc[1] == mapped(st, t, (uint32_t)rc[0])) rc[1] = rc[0];
         } else if (!strcmp(cmd, "mod")) {
             uint32_t h = (uint32_t)strtoul(tok(save), NULL, 10), act = (uint32_t)strtoul(tok(save), NULL, 10);
             unhex(tok(save), a, sizeof a);
-            for (k = 0; k < 2; k++) rc[k] = copies[k].mod(st->s[k], t, h, act, a);
+            rc[0] = copies[0].mod(st->s[0], t, h, act, a);
+            rc[1] = copies[1].mod(st->s[1], t, mapped(st, t, h), act, a);
         } else if (!strcmp(cmd, "del")) {
             uint32_t h = (uint32_t)strtoul(tok(save), NULL, 10);
-            for (k = 0; k < 2; k++) rc[k] = copies[k].del(st->s[k], t, h);
+            rc[0] = copies[0].del(st->s[0], t, h);
+            rc[1] = copies[1].del(st->s[1], t, mapped(st, t, h));
         } else {
             fail("unknown command in the states file");
             return;
