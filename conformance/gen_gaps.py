@@ -7,7 +7,8 @@ second round of mutation analysis).
   it 0xffff) and one whose update writes 0xfffe (a running sum of 0x0001): the sums where a wrong fold, a
   wrong final complement or a wrong zero test shows.
 - the same two results for a header with options (an IPv4 header with IHL > 5): the nic target falls back to
-  recomputing the whole header, options included, when the incremental sum ends at 0 or 0xffff.
+  recomputing the whole header, options included, when the incremental sum ends at 0 or 0xffff;
+- for a UDP-style checksum (0 = none), in every copy a packet whose checksum is 0: the update leaves it 0.
 
 - select_bits: each select case's value with one of its bits flipped (every bit of a field up to 8 bits, the
   first and last bit of each byte of a wider one), in a packet that reached the case under a control state
@@ -95,6 +96,13 @@ def _checksum_copies(ctx: ClassContext) -> None:
             why = _edge(ctx, part, cap, item, found.get(name, []), inst, pseudo, used, target, name)
             if why is not None:
                 part.infeasible[item] = why
+        cs = ctx.prog.instances[inst].type.checksum
+        if cs is not None and cs.zero_means_none:
+            item = f"{name} input=0x0000 (none)"
+            part.all.append(item)
+            why = _none(ctx, part, cap, item, found.get(name, []), inst, name)
+            if why is not None:
+                part.infeasible[item] = why
     for sid, (inst, pseudo) in sorted(updates.items()):
         if ctx.prog.instances[inst].type.varlen is None:
             continue
@@ -132,6 +140,33 @@ def _edge(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands
         part.covered.add(item)
         return None
     return why
+
+
+def _none(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands: list[Vector], inst: str,
+          copy: str) -> str | None:
+    """A packet of the copy whose UDP-style checksum is 0 ("none"): the update must leave it 0."""
+    ht = ctx.prog.instances[inst].type
+    cf = ht.field(ht.checksum.field) if ht.checksum is not None else None
+    if not cands or cf is None:
+        return "no generated vector reaches this copy's update with a changed checksum"
+    where = copy.split("] ", 1)[0]
+    for v in cands:
+        p = v.packets[0]
+        off = ctx.run_with(v.control, p.data, p.port, {}).observations.get("offsets", {}).get(inst)
+        if off is None:
+            continue
+        buf = bytearray(p.data)
+        buf[off + cf.offset // 8:off + cf.offset // 8 + 2] = b"\0\0"
+        r = ctx.run_with(v.control, bytes(buf), p.port, {})
+        if r.verdict == "drop" or not any(x.startswith(where) for x in ctx.per_path.items(r)):
+            continue
+        if not cap.take(item):
+            return part.infeasible[item]
+        ctx.emit(f"csum_copy.{inst}.none", int(v.provenance.get("path", 0)), v.control, bytes(buf),
+                 ["checksum_copy"], p.port, {})
+        part.covered.add(item)
+        return None
+    return "with the checksum 0 the packet takes another copy or is dropped"
 
 
 def _with_options(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands: list[Vector], inst: str,

@@ -139,3 +139,15 @@ def test_mask_bits_flipped_just_outside_each_entry() -> None:
     assert field_value(prog, vs["const_mask_bit.t.e1.ipv4.protocol.bit7"], "ipv4", "protocol") == 145
     for v in vs.values():
         assert v.expected[0].verdict != "drop"  # entry 1 (drop) does not win there
+
+
+def test_udp_checksum_none_in_every_copy() -> None:
+    """nat44: in each copy of the UDP checksum update, a packet whose UDP checksum is 0 (none): it stays 0."""
+    path = "spec/examples/nat44.yaml"
+    prog = program(path)
+    nones = [v for v in generated(path).vectors if v.name.startswith("csum_copy.udp.none")]
+    assert nones
+    for v in nones:
+        assert field_value(prog, v, "udp", "checksum") == 0
+        off = v.expected[0].observations["offsets"]["udp"]
+        assert v.expected[0].data[off + 6:off + 8] == b"\0\0"
