@@ -508,20 +508,22 @@ def bitvec_rank_vectors(ctx: Any) -> None:
             for item in items:
                 part.infeasible[item] = why
             continue
-        pid, data, port, control, regs, keyvals = ctx.first_apply[t.name]
-        base = _strip(t, control)
+        packets = _bitvec_packets(ctx, t)
+        part.all += [f"{t.name}:key{j}_edge_bits" for j in range(len(t.keys))]
         win = next((a for a in acts if prog.actions[a].params), acts[0])
         other = next((a for a in acts if a != win), win)
-        fillers = _other_keys(t, keyvals, max(ranks))
-        catch_all = tuple(m if k.kind == "exact" else KeyElem("any", 0, 0)
-                          for m, k in zip(_entry(t, keyvals, other, prog).match, t.keys, strict=True))
-        for r, item in zip(ranks, items, strict=True):
+        for n, (r, item) in enumerate(zip(ranks, items, strict=True)):
             if r + 1 > room:
                 part.infeasible[item] = f"needs {r + 1} entries, the table has room for {room}"
                 continue
+            j, (pid, data, port, control, regs, keyvals) = packets[n % len(packets)]
+            fillers = _other_keys(t, keyvals, r)
             if isinstance(fillers, str):
                 part.infeasible[item] = fillers
                 continue
+            base = _strip(t, control)
+            catch_all = tuple(m if k.kind == "exact" else KeyElem("any", 0, 0)
+                              for m, k in zip(_entry(t, keyvals, other, prog).match, t.keys, strict=True))
             top = 1000 + r + 2
             above = tuple(replace(_entry(t, k, win, prog, 2 + n), priority=top - n) for n, k in enumerate(fillers[:r]))
             mine = replace(_entry(t, keyvals, win, prog, 1), priority=1000)
@@ -537,6 +539,37 @@ def bitvec_rank_vectors(ctx: Any) -> None:
             hit = res.observations.get("hit", {}).get(t.name)
             if hit and res.observations.get("tables", {}).get(t.name) == win:
                 part.covered.add(item)
+                if j >= 0:
+                    part.covered.add(f"{t.name}:key{j}_edge_bits")
             else:
                 part.infeasible[item] = ("the oracle's result is not the entry at the rank (an earlier table, a "
                                          "condition or a constant entry decides)")
+        for j in range(len(t.keys)):
+            if f"{t.name}:key{j}_edge_bits" not in part.covered:
+                part.infeasible[f"{t.name}:key{j}_edge_bits"] = (
+                    "no packet carries the key with those bits set with the other keys' values (they come from "
+                    "other headers), or no rank was left")
+
+
+def _edge_bits(width: int) -> int:
+    """The first and last bit of each byte of a key of `width` bits."""
+    return sum(1 << b for n in range(0, width, 8) for b in (n, min(n + 7, width - 1)))
+
+
+def _bitvec_packets(ctx: Any, t: ir.Table) -> list[tuple[int, Packet]]:
+    """The packet that reaches the table, then for each key one steered to its value with the first and last
+    bit of each byte set (an index masked short -- `k & 0xfe` for `k & 0xff` -- reads another word of the
+    image there): (key index or -1, (pid, data, port, control, regs, key values)). The ranks take them in turn."""
+    first = ctx.first_apply[t.name]
+    out: list[tuple[int, Packet]] = [(-1, first)]
+    try:
+        from .gen_classes import _steer
+    except ImportError:  # pragma: no cover
+        return out
+    keyvals = tuple(first[5])
+    for j, k in enumerate(t.keys):
+        want = tuple(v | _edge_bits(k.width) if n == j else v for n, v in enumerate(keyvals))
+        got = _steer(ctx, t.name, want, f"bitvec{j}")
+        if not isinstance(got, str):
+            out.append((j, (*got, want)))
+    return out
