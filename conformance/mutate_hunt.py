@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from c3po_compiler import ir
+from c3po_compiler.expr import KeyElem
 from c3po_compiler.target_api import write_atomic
 
 from .model import ControlState, PacketIn, Registers, Vector
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 MAX_STATES = 16
 MAX_SEEDS = 4000
 MAX_FRAME = 2048
+MAX_DICT = 3000
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EXECS = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _DONE = re.compile(r"Done (\d+) runs")
@@ -158,6 +160,36 @@ def _state_key(v: Vector) -> tuple[str, tuple[tuple[str, int, int], ...]]:
     return v.control.key(), tuple(sorted((n, i, val) for (n, i), val in v.registers.items()))
 
 
+def key_words(prog: ir.Program, states: list[ControlState]) -> list[bytes]:
+    """libFuzzer dictionary words: every table entry's key values (constant entries and the states' entries and
+    ops), each at its key's width and one off on either side (range bounds). A lookup through a hash or a trie
+    compares keys only once it has found the slot, so the fuzzer's comparison tracing rarely sees them."""
+    words: set[bytes] = set()
+
+    def add(table: str, match: tuple[KeyElem, ...] | list[KeyElem]) -> None:
+        t = prog.tables.get(table)
+        if t is None:
+            return
+        for key, m in zip(t.keys, match, strict=False):
+            n = (key.width + 7) // 8
+            values = {m.a}
+            if m.kind == "range":
+                values |= {m.b, m.a - 1, m.b + 1}
+            for value in values:
+                if 0 <= value < 1 << (8 * n) and n <= 16:
+                    words.add(value.to_bytes(n, "big"))
+
+    for name, t in prog.tables.items():
+        for e in t.entries:
+            add(name, e.match)
+    for st in states:
+        for es in st.entries:
+            add(es.table, es.match)
+        for op in st.ops:
+            add(op.table, op.match)
+    return sorted(w for w in words if any(w))[:MAX_DICT]
+
+
 def max_frame(prog: ir.Program, vectors: list[Vector]) -> int:
     """The longest frame worth fuzzing: every header of the parse graph at its largest plus some payload, at
     least the longest vector packet, at most MAX_FRAME."""
@@ -238,6 +270,11 @@ class Hunter:
         self.states_file = self.workdir / "states.txt"
         write_atomic(self.states_file, "\n".join(lines) + "\n")
         self.max_len = max_frame(self.prog, self.vectors) + 2
+        words = key_words(self.prog, [st.control for st in self.states])
+        self.dictionary = self.workdir / "keys.dict" if words else None
+        if self.dictionary is not None:
+            write_atomic(self.dictionary, "".join('"' + "".join(f"\\x{b:02x}" for b in w) + '"\n'
+                                                  for w in words))
         seeds = self.workdir / "seeds"
         shutil.rmtree(seeds, ignore_errors=True)
         seeds.mkdir()
@@ -277,7 +314,10 @@ class Hunter:
         seconds = max(1, round(self.seconds))
         cmd = [str(exe), f"-seed={self.seed + 1}", f"-max_total_time={seconds}", f"-max_len={self.max_len}",
                f"-timeout={max(2, int(self.timeout * 5))}", "-rss_limit_mb=2048", "-use_value_profile=1",
-               "-print_final_stats=1", f"-artifact_prefix={artifacts}/", str(corpus), str(self.seeds)]
+               "-print_final_stats=1", f"-artifact_prefix={artifacts}/"]
+        if self.dictionary is not None:
+            cmd.append(f"-dict={self.dictionary}")
+        cmd += [str(corpus), str(self.seeds)]
         log = run_dir / "libfuzzer.log"
         # a run over time is killed by run() before it raises
         with log.open("w", encoding="utf-8") as out, contextlib.suppress(subprocess.TimeoutExpired):
