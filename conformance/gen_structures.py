@@ -51,15 +51,18 @@ __all__ = [
     "BITVEC_CLASS",
     "CLASS",
     "CUCKOO_SHAPES",
+    "LINEAR_CLASS",
     "TRIE_SHAPES",
     "bitvec_rank_vectors",
     "bitvec_ranks",
+    "linear_ranks",
     "structure_of",
     "structure_vectors",
 ]
 
 CLASS = "table_structures"
 BITVEC_CLASS = "bitvec_ranks"
+LINEAR_CLASS = "linear_ranks"
 CUCKOO_SHAPES = (*(f"bucket{b}_slot{w}" for b in (1, 2) for w in range(WAYS)),
                  "miss_full", "relocated", "relocated_moved", "deleted", "reinserted")
 TRIE_SHAPES = ("root_nested", "split_root_slot", "node_boundaries", "shorter_after_longer", "delete_restores",
@@ -485,70 +488,100 @@ def bitvec_ranks(size: int) -> list[int]:
     return sorted(r for r in ranks if 0 <= r < top)
 
 
+def linear_ranks(t: ir.Table, search: str) -> list[int]:
+    """The positions the winning entry is put at in a priority table the xdp target searches linearly: the
+    first and last of the inlined loop, the first, last and next-to-last of a global function's, each side of
+    the first two chunk boundaries of a bpf_loop search (LINEAR_CHUNK entries a call)."""
+    from targets.xdp.emitter import LINEAR_CHUNK
+
+    top = t.size
+    if search == "inline":
+        ranks = {0, 1, top - 2, top - 1}
+    elif search == "global":
+        ranks = {0, 1, top - 2, top - 1, LINEAR_CHUNK - 1, LINEAR_CHUNK}
+    else:
+        ranks = {0, 1, LINEAR_CHUNK - 1, LINEAR_CHUNK, 2 * LINEAR_CHUNK - 1, 2 * LINEAR_CHUNK}
+    return sorted(r for r in ranks if 0 <= r < min(top, 2 * LINEAR_CHUNK + 1))
+
+
 def bitvec_rank_vectors(ctx: Any) -> None:
     """For every table the xdp target classifies with a bit vector (`targets.xdp.bitvec`: the winner is the
     lowest set bit of the ANDed match words, found through a de Bruijn multiply), the packet's entry at each
     rank of `bitvec_ranks`: `rank` non-matching entries of higher priority before it (their bits clear in the
     packet's word), a catch-all of lower priority after it (a higher bit set too: `m & -m` must isolate the
     lowest). Every entry's arguments differ, so data read from the wrong de Bruijn slot shows. Items are
-    `<table>:rank<r>` under BITVEC_CLASS."""
+    `<table>:rank<r>` under BITVEC_CLASS. The same for the priority tables it searches linearly (an inlined
+    loop, a global function, bpf_loop over chunks of 64): the winner at the ends of the loop and each side of
+    the chunk boundaries (`linear_ranks`), under LINEAR_CLASS."""
+    from targets.xdp.emitter import linear_search
+
     prog: ir.Program = ctx.prog
-    part = ctx.classes.setdefault(BITVEC_CLASS, ClassCoverage())
     for t in prog.tables.values():
-        if not t.keys or table_layout(prog, t).bitvec is None:
+        if not t.keys or not t.uses_priority:
             continue
-        room = t.size - len(t.entries)
-        ranks = bitvec_ranks(t.size)
-        items = [f"{t.name}:rank{r}" for r in ranks]
-        part.all += items
-        acts = [a for a in t.actions if a in prog.actions]
-        why = ("no generated packet reaches the table" if t.name not in ctx.first_apply
-               else "the table has no action an entry could name" if not acts else None)
-        if why is not None:
-            for item in items:
-                part.infeasible[item] = why
+        lay = table_layout(prog, t)
+        if lay.bitvec is not None:
+            _rank_vectors(ctx, t, ctx.classes.setdefault(BITVEC_CLASS, ClassCoverage()), bitvec_ranks(t.size),
+                          "bitvec")
+        else:
+            _rank_vectors(ctx, t, ctx.classes.setdefault(LINEAR_CLASS, ClassCoverage()),
+                          linear_ranks(t, linear_search(t, lay)), "linear")
+
+
+def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], kind: str) -> None:
+    prog: ir.Program = ctx.prog
+    room = t.size - len(t.entries)
+    items = [f"{t.name}:rank{r}" for r in ranks]
+    part.all += items
+    acts = [a for a in t.actions if a in prog.actions]
+    why = ("no generated packet reaches the table" if t.name not in ctx.first_apply
+           else "the table has no action an entry could name" if not acts else None)
+    if why is not None:
+        for item in items:
+            part.infeasible[item] = why
+        return
+    packets = _bitvec_packets(ctx, t)
+    part.all += [f"{t.name}:key{j}_edge_bits" for j in range(len(t.keys))]
+    win = next((a for a in acts if prog.actions[a].params), acts[0])
+    other = next((a for a in acts if a != win), win)
+    prio = max([1000, *(e.priority + 1 for e in t.entries)])  # above every constant entry
+    for n, (r, item) in enumerate(zip(ranks, items, strict=True)):
+        if r + 1 > room:
+            part.infeasible[item] = f"needs {r + 1} entries, the table has room for {room}"
             continue
-        packets = _bitvec_packets(ctx, t)
-        part.all += [f"{t.name}:key{j}_edge_bits" for j in range(len(t.keys))]
-        win = next((a for a in acts if prog.actions[a].params), acts[0])
-        other = next((a for a in acts if a != win), win)
-        for n, (r, item) in enumerate(zip(ranks, items, strict=True)):
-            if r + 1 > room:
-                part.infeasible[item] = f"needs {r + 1} entries, the table has room for {room}"
-                continue
-            j, (pid, data, port, control, regs, keyvals) = packets[n % len(packets)]
-            fillers = _other_keys(t, keyvals, r)
-            if isinstance(fillers, str):
-                part.infeasible[item] = fillers
-                continue
-            base = _strip(t, control)
-            catch_all = tuple(m if k.kind == "exact" else KeyElem("any", 0, 0)
-                              for m, k in zip(_entry(t, keyvals, other, prog).match, t.keys, strict=True))
-            top = 1000 + r + 2
-            above = tuple(replace(_entry(t, k, win, prog, 2 + n), priority=top - n) for n, k in enumerate(fillers[:r]))
-            mine = replace(_entry(t, keyvals, win, prog, 1), priority=1000)
-            below = replace(_entry(t, keyvals, other, prog, 3 + r), match=catch_all, priority=1)
-            tail = (below,) if r + 2 <= room else ()  # the last rank: no room for the catch-all
-            state = ControlState((*base.entries, *above, mine, *tail), base.defaults)
-            try:
-                replay(prog, state)
-            except ReplayError as exc:
-                part.infeasible[item] = f"the entries cannot be installed: {exc}"
-                continue
-            res = ctx.emit(f"bitvec.{t.name}.rank{r}", pid, state, data, ["structure", "bitvec_rank"], port, regs)
-            hit = res.observations.get("hit", {}).get(t.name)
-            if hit and res.observations.get("tables", {}).get(t.name) == win:
-                part.covered.add(item)
-                if j >= 0:
-                    part.covered.add(f"{t.name}:key{j}_edge_bits")
-            else:
-                part.infeasible[item] = ("the oracle's result is not the entry at the rank (an earlier table, a "
-                                         "condition or a constant entry decides)")
-        for j in range(len(t.keys)):
-            if f"{t.name}:key{j}_edge_bits" not in part.covered:
-                part.infeasible[f"{t.name}:key{j}_edge_bits"] = (
-                    "no packet carries the key with those bits set with the other keys' values (they come from "
-                    "other headers), or no rank was left")
+        j, (pid, data, port, control, regs, keyvals) = packets[n % len(packets)]
+        fillers = _other_keys(t, keyvals, r)
+        if isinstance(fillers, str):
+            part.infeasible[item] = fillers
+            continue
+        base = _strip(t, control)
+        catch_all = tuple(m if k.kind == "exact" else KeyElem("any", 0, 0)
+                          for m, k in zip(_entry(t, keyvals, other, prog).match, t.keys, strict=True))
+        top = prio + r + 2
+        above = tuple(replace(_entry(t, k, win, prog, 2 + n), priority=top - n) for n, k in enumerate(fillers[:r]))
+        mine = replace(_entry(t, keyvals, win, prog, 1), priority=prio)
+        below = replace(_entry(t, keyvals, other, prog, 3 + r), match=catch_all, priority=0)
+        tail = (below,) if r + 2 <= room else ()  # the last rank: no room for the catch-all
+        state = ControlState((*base.entries, *above, mine, *tail), base.defaults)
+        try:
+            replay(prog, state)
+        except ReplayError as exc:
+            part.infeasible[item] = f"the entries cannot be installed: {exc}"
+            continue
+        res = ctx.emit(f"{kind}.{t.name}.rank{r}", pid, state, data, ["structure", f"{kind}_rank"], port, regs)
+        hit = res.observations.get("hit", {}).get(t.name)
+        if hit and res.observations.get("tables", {}).get(t.name) == win:
+            part.covered.add(item)
+            if j >= 0:
+                part.covered.add(f"{t.name}:key{j}_edge_bits")
+        else:
+            part.infeasible[item] = ("the oracle's result is not the entry at the rank (an earlier table, a "
+                                     "condition or a constant entry decides)")
+    for j in range(len(t.keys)):
+        if f"{t.name}:key{j}_edge_bits" not in part.covered:
+            part.infeasible[f"{t.name}:key{j}_edge_bits"] = (
+                "no packet carries the key with those bits set with the other keys' values (they come from "
+                "other headers), or no rank was left")
 
 
 def _edge_bits(width: int) -> int:
