@@ -36,7 +36,13 @@ found, and the packet checks the end state:
   and reused at full, the packet's entry deleted and re-inserted at full;
 - priority_order (priority tables, a sorted array): inserts and deletes at the front, middle and end;
 - default_op: the default set by ops, to an action with arguments the packet shows after a miss, then back to
-  the spec's default.
+  the spec's default;
+- near_miss: entries one key bit away from the packet's, above it;
+- key_wildcards (tables of two or more keys, one not exact): per key, the packet's entry with that key alone
+  wildcarded, so the keys' masks (prefix lengths, ranges) differ from each other: a decode that reads a key's mask
+  at another key's offset (the NIC's `_decode`: acl_firewall's `52u -> 20u`, the destination's mask read from
+  the source's) turns the wildcard into a full mask and the packet misses; in priority tables, above it an
+  entry one bit off in that key with the other keys wildcarded, which a mask read from a wildcard makes match.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ CLASS = "control_plane_states"
 SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "modify", "priority_tie")
 API_CLASS = "table_api_shapes"
 API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order", "default_op",
-              "near_miss")
+              "near_miss", "key_wildcards")
 FILL_LIMIT = 256  # tables filled to their size only up to this many entries
 API_FILL_LIMIT = 1024  # the full_cycle bound: a last handle and free-list slot (BMv2 installs ~1k entries in its budget)
 DEFAULT_TRIES = 40  # entries of generated vectors tried as the default_op shape's action
@@ -391,10 +397,11 @@ def _keys_by_home(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.P
 
 def _api_shapes_of(t: ir.Table) -> list[str]:
     """The API_SHAPES a table has: the hash shapes for an exact/LPM table, priority_order for a priority one."""
+    wild = ["key_wildcards"] if len(t.keys) >= 2 and any(k.kind != "exact" for k in t.keys) else []
     if t.uses_priority:
-        return ["full_cycle", "priority_order", "default_op", "near_miss"]
+        return ["full_cycle", "priority_order", "default_op", "near_miss", *wild]
     lpm = any(k.kind == "lpm" for k in t.keys)
-    return [s for s in API_SHAPES if s != "priority_order" and (lpm or s != "lpm_lengths")]
+    return [s for s in API_SHAPES if s not in ("priority_order", "key_wildcards") and (lpm or s != "lpm_lengths")] + wild
 
 
 def _api_shapes(emit: _Emitter, part: ClassCoverage, keyvals: tuple[int, ...], hit: EntryState,
@@ -406,6 +413,8 @@ def _api_shapes(emit: _Emitter, part: ClassCoverage, keyvals: tuple[int, ...], h
     change = ControlOp("modify", t.name, hit.match, changed.action, changed.args, hit.priority)
     _full_cycle(t, keyvals, hit, change, prog, emit, part)
     _near_miss(t, keyvals, hit, prog, emit, part)
+    if "key_wildcards" in _api_shapes_of(t):
+        _key_wildcards(t, keyvals, hit, prog, emit, part)
     if t.uses_priority:
         _priority_order(t, keyvals, hit, other, prog, emit, part)
     else:
@@ -619,3 +628,58 @@ def _near_miss(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, prog: ir.
     prio = hit.priority + 20 if t.uses_priority else 0
     near = [_unlike(emit, keyvals, hit, m, prio, 12) for m in matches[:room]]
     emit("near_miss", "near_miss", [*map(_insert, near), _insert(hit), _touch(hit)])
+
+
+def _one_bit_off(k: ir.TableKey, v: int) -> KeyElem:
+    """A match of key `k` alone (full mask, full length, one value) that the value `v` misses by its top bit."""
+    top = v ^ (1 << (k.width - 1))
+    if k.kind == "lpm":
+        return KeyElem("prefix", top, k.width)
+    if k.kind == "range":
+        return KeyElem("range", top, top)
+    return KeyElem("value", top) if k.kind == "exact" else KeyElem("mask", top, (1 << k.width) - 1)
+
+
+def _key_wildcards(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, prog: ir.Program, emit: _Emitter,
+                   part: ClassCoverage) -> None:
+    """Per key that is not exact: the packet's entry with that key alone wildcarded, its action one that ends the
+    packet otherwise than a miss of the table does (so losing it shows); in priority tables, an entry above it
+    one bit off in that key, the other keys wildcarded, its action ending otherwise again (so matching it shows).
+    A key whose value is 0 in the packet is left out (a full mask of value 0 would still match it)."""
+    _, data, port, base, regs = emit.own
+    ctx = emit.ctx
+
+    def ends(ops: list[ControlOp]) -> tuple[Any, ...]:
+        r = ctx.run_with(ControlState(base.entries, base.defaults, tuple(ops)), data, port, regs)
+        return r.verdict, r.port, r.data
+
+    missed = ends([])
+    prio = max([hit.priority, *(e.priority for e in t.entries)]) + 1 if t.uses_priority else 0
+    acts = [a for a in t.actions if a in prog.actions]
+    done = 0
+    for j, k in enumerate(t.keys):
+        if k.kind == "exact" or keyvals[j] == 0:
+            continue
+        wild = (*hit.match[:j], KeyElem("any"), *hit.match[j + 1:])
+        cands = [EntryState(t.name, wild, a, _entry(t, keyvals, a, prog, salt=13).args, prio) for a in acts]
+        wide = next((c for c in cands if ends([_insert(c)]) != missed), None)
+        if wide is None:
+            continue
+        ops = [_insert(wide)]
+        if t.uses_priority:
+            off = tuple(_one_bit_off(k, keyvals[i]) if i == j else KeyElem("any") if t.keys[i].kind != "exact"
+                        else m for i, m in enumerate(hit.match))
+            mine = ends(ops)
+            above = [EntryState(t.name, off, a, _entry(t, keyvals, a, prog, salt=14).args, prio + 1) for a in acts]
+            # the packet's key misses `off` only if the other keys' wildcards do not hide the flipped bit
+            other = next((c for c in above if ends([*ops, _insert(c)]) == mine
+                          and ends([_insert(EntryState(c.table, tuple(KeyElem("any") if i == j else m for i, m in
+                                                                      enumerate(c.match)), c.action, c.args,
+                                                       c.priority))]) != mine), None)
+            if other is not None:
+                ops.append(_insert(other))
+        emit("key_wildcards", f"wildcard_{k.text}", ops)
+        done += 1
+    if not done:
+        part.infeasible[f"{t.name}:key_wildcards"] = ("no key that is not exact has a non-zero value in the packet "
+                                                      "and an action that ends it otherwise than a miss")

@@ -2,9 +2,11 @@
 name, because vectors name entries by their match, never by a handle or an action id. The NIC driver asks each
 table, once a state is installed (targets/nic/driver.py `_check_refusals`, and after each delete op `_lookup`):
 
-- a handle one past the last, the last one while not given out, and a handle deleted and not reused: `_modify`, `_delete`, `_counter` say NOENT;
+- a handle one past the last, the last one while not given out, and a handle deleted and not reused:
+  `_modify`, `_delete`, `_counter` say NOENT;
 - an action id no action has: `_add`, `_modify`, `_set_default` say ARG;
-- a hash table's `_add` of an installed match says EXISTS (FULL once the table is full).
+- a hash table's `_add` of an installed match says EXISTS (FULL once the table is full);
+- `_lookup` finds the constant entries at handles 0..n-1 (the handles their counters are read by).
 
 Each check is shown to pass on the generated code and to catch the mutant of `c3po conformance mutate` that
 survived before it (the generated C patched the way the mutation operator does, then built as the driver does).
@@ -118,7 +120,7 @@ def test_each_refusal_catches_its_mutant(name: str, prog: ir.Program, tmp_path: 
     patch, says = MUTANTS[name]
     a, b = _mac(0x0a), _mac(0x0b, args=(4,))
     with pytest.raises(ValueError, match=r".*") as info:
-        drv = _open(prog, tmp_path, monkeypatch, patch)  # open installs the empty state: refusals asked already
+        drv = _open(prog, tmp_path, monkeypatch, patch)
         try:
             drv.install(ControlState(ops=(_ins(a), _ins(b), _del(a))))
         finally:
@@ -140,3 +142,64 @@ def test_a_delete_the_lookup_still_finds_is_caught(prog: ir.Program, tmp_path: P
             drv.install(ControlState(ops=(_ins(e), _del(e))))
     finally:
         drv.close()
+
+
+def test_constant_entries_hold_the_first_handles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # router_init's free list off by one ('65536u' -> '65537u'): handles 1..65536, so the last one given out
+    # (at 65,536 entries: no vector fills the table) is out of range; the constant entries show it at once
+    prog = load_program(str(ROOT / "spec" / "examples" / "router.yaml")).program
+    drv = _open(prog, tmp_path / "ok", monkeypatch)
+    drv.close()
+    drv = _open(prog, tmp_path / "mutant", monkeypatch,
+                lambda s: s.replace("free_[i] = 65536u - 1u - i;", "free_[i] = 65537u - 1u - i;", 1))
+    try:  # open() installs its empty state without asking: a mutant that loads is killed by vectors, not stillborn
+        with pytest.raises(ValueError, match="lookup of constant entry 0 finds 1, not handle 0"):
+            drv.install(ControlState())
+    finally:
+        drv.close()
+
+
+def test_key_wildcards_give_each_key_its_own_mask(prog: ir.Program) -> None:
+    from conformance.gen_sequences import API_CLASS
+    from conformance.generate import generate
+    from conformance.interpreter import Interpreter
+
+    g = generate(prog, seed=0)
+    part = g.coverage[API_CLASS]
+    assert not [x for x in [*part["uncovered"], *part["infeasible"]] if "key_wildcards" in str(x)]
+    wild = [v for v in g.vectors if "key_wildcards" in v.tags]
+    assert sorted(v.name for v in wild) == ["seq.acl.wildcard_ipv4.protocol", "seq.acl.wildcard_ipv4.src"]
+    ref = Interpreter(prog)
+    for v in wild:
+        first, *above = v.control.ops
+        assert [m.kind for m in first.match].count("any") == 1  # one key wildcarded, the other exact-masked
+        ref.install(ControlState(v.control.entries, v.control.defaults))
+        missed = ref.run(v.packets, v.registers)[0]
+        exp = v.expected[0]
+        assert (missed.verdict, missed.port, missed.data) != (exp.verdict, exp.port, exp.data)  # losing it shows
+        assert len(above) == 1 and above[0].priority > first.priority  # the one-bit-off entry above it
+
+
+def test_a_mask_read_at_another_keys_offset_loses_the_wildcard_entry(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # acl_firewall's acl_v6 decode reading the destination's mask at the source's ('52u' -> '20u'): an entry
+    # with the source exact and the destination wildcarded (the key_wildcards shape) no longer matches
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    acl = load_program(str(ROOT / "spec" / "examples" / "acl_firewall.yaml")).program
+    src = 0x20010DB8000000000000000000000001
+    entry = EntryState("acl_v6", (KeyElem("any"), KeyElem("mask", src, (1 << 128) - 1), KeyElem("any"),
+                                  KeyElem("any"), KeyElem("any"), KeyElem("any"), KeyElem("any")), "permit", (), 300)
+    frame = bytes(Ether() / IPv6(src="2001:db8::1", dst="2001:db8:ffff::2") / UDP(sport=9999, dport=9999))
+    verdicts = []
+    for name, patch in (("ok", None), ("mutant", lambda s: s.replace("c3po_ld128(m, 52u, 16u)",
+                                                                      "c3po_ld128(m, 20u, 16u)", 1))):
+        drv = _open(acl, tmp_path / name, monkeypatch, patch)
+        try:
+            drv.install(ControlState(ops=(_ins(entry),)))
+            verdicts.append(drv.run([PacketIn(1, frame)], {})[0].verdict)
+        finally:
+            drv.close()
+    assert verdicts == ["to_host", "drop"]

@@ -345,7 +345,7 @@ class NicDriver(Driver):
                 self.backend = SharedObject(build_shared(prog, out), max_growth(prog))
         except ToolchainError as exc:
             raise RuntimeError(f"nic: building {prog.name} failed: {exc}") from None
-        self.install(ControlState())
+        self.install(ControlState(), refusals=False)  # a wrong answer is the vectors' ERROR, not a failed open
 
     def _require(self) -> tuple[ir.Program, Backend]:
         if self.prog is None or self.backend is None:
@@ -362,7 +362,7 @@ class NicDriver(Driver):
         return b"".join((a & ((1 << p.width) - 1)).to_bytes(nbytes(p.width), "big")
                         for a, p in zip(args, params, strict=True))
 
-    def install(self, control: ControlState) -> None:
+    def install(self, control: ControlState, refusals: bool = True) -> None:
         prog, be = self._require()
         be.reinit()
         index = {name: len(t.entries) for name, t in prog.tables.items()}
@@ -396,7 +396,8 @@ class NicDriver(Driver):
         freed: dict[str, set[int]] = {}
         if control.ops:
             handles, freed = self._apply_ops(control, incarnations)
-        self._check_refusals(handles, freed, final_state(prog, control))
+        if refusals:
+            self._check_refusals(handles, freed, final_state(prog, control))
         # Table entry counters are watched (one per installed entry); counter and register elements are not: the
         # shim reports the ones each packet wrote, so a 2^20-element register costs nothing until it is written.
         watches: list[Watch] = []
@@ -478,7 +479,9 @@ class NicDriver(Driver):
           handles deleted and not reused: `_modify`, `_delete` and `_counter` answer NOENT;
         - an action id no action has: `_add`, `_modify` of an entry and `_set_default` answer ARG;
         - in a hash table (exact or LPM), `_add` of an installed entry's match answers EXISTS (FULL when the
-          table is full)."""
+          table is full);
+        and `_lookup` finds the spec's constant entries at handles 0..n-1, in order (the handles their counters
+        are read by: `_init` handing out others, e.g. from a free list off by one, shows only here)."""
         prog, be = self._require()
         bad_action = len(prog.actions)
         installed: dict[str, EntryState] = {}  # an installed entry per table, the last one of the image
@@ -489,6 +492,13 @@ class NicDriver(Driver):
                 installed[e.table] = e
         for tname, t in prog.tables.items():
             tid = self.table_ids[tname]
+            first: dict[tuple[bytes, int], int] = {}
+            for i, c in enumerate(t.entries):  # counters of constant entries are read by these handles
+                key = (match_bytes(t, list(c.match)), c.priority if t.uses_priority else 0)
+                want = first.setdefault(key, i)
+                if (code := be.lookup(tid, *key)) != want:
+                    raise ValueError(f"table '{tname}': the C table API's lookup of constant entry {i} finds "
+                                     f"{ERRORS.get(code, code)}, not handle {want}")
             live = [h for h, _ in handles[tname]]
             stale = sorted(freed.get(tname, set()) - set(live))[:STALE_PROBES]
             counter = f"{prog.name}_{tname}_counter"
