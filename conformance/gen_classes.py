@@ -941,10 +941,11 @@ def _update_to_zero(ctx: ClassContext, inst: str, pseudo: str | None, used: set[
 
 
 def steer_update_result(ctx: ClassContext, v: Vector, inst: str, pseudo: str | None, used: set[str],
-                        target: int = 0) -> bytes | str | None:
+                        target: int = 0, changed: bool = True) -> bytes | str | None:
     """Vector `v`'s packet changed so that the checksum update (inst, pseudo) it runs writes `target` (0: a zero
     sum, which a UDP-style checksum writes as 0xffff); None when `v` does not run the update with a changed
-    checksum, "moved" when its frame changes length, else why it cannot be steered. The input stays valid."""
+    checksum (with any checksum when not `changed`), "moved" when its frame changes length, else why it cannot
+    be steered. The input stays valid."""
     prog = ctx.prog
     ht = prog.instances[inst].type
     cs = ht.checksum
@@ -956,7 +957,8 @@ def steer_update_result(ctx: ClassContext, v: Vector, inst: str, pseudo: str | N
         return None
     p = v.packets[0]
     r = ctx.run_with(v.control, p.data, p.port, {})
-    if not any(k == "checksum" and req == (inst, pseudo) and did for k, req, did in r.observations.get("trace", [])):
+    if not any(k == "checksum" and req == (inst, pseudo) and (did or not changed)
+               for k, req, did in r.observations.get("trace", [])):
         return None
     off = r.observations.get("offsets", {}).get(inst)
     if off is None or len(r.data) != len(p.data):

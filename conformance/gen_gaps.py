@@ -1,28 +1,30 @@
-"""Checksum updates at their edges in every copy the targets make of them (issue 16, the gaps left after the
-second round of mutation analysis).
+"""Checksum updates at their edges in every copy the targets make of them, and select values one bit off
+(issue 16, the gaps left after the second round of mutation analysis).
 
-- checksum_copies: the xdp target copies the control per parse path and per split point (gen_coverage's
-  PathCoverage names each copy), and each copy has its own checksum update code. For every copy of every
-  `update_checksum` a vector whose update writes 0x0000 (a running sum of 0xffff; a UDP-style checksum writes
-  it 0xffff) and one whose update writes 0xfffe (a running sum of 0x0001): the sums where a wrong fold, a
-  wrong final complement or a wrong zero test shows.
+- checksum_copies: the xdp target copies the control per parse path and per split point, and each copy has
+  its own checksum update code. A copy here is the parse path, the action each applied table ran (a miss
+  marked; a default replaced by `nop` is a copy of its own) and the branches taken at split points, as finely
+  as the target may split. For every copy of every `update_checksum` a vector whose update writes 0x0000 (a
+  running sum of 0xffff; a UDP-style checksum writes it 0xffff) and one whose update writes 0xfffe (a running
+  sum of 0x0001): the sums where a wrong fold, final complement or zero test shows. Copies where nothing the
+  checksum covers changes count too: an incremental update computes the result there all the same.
 - the same two results for a header with options (an IPv4 header with IHL > 5): the nic target falls back to
   recomputing the whole header, options included, when the incremental sum ends at 0 or 0xffff;
 - for a UDP-style checksum (0 = none), in every copy a packet whose checksum is 0: the update leaves it 0.
-
 - select_bits: each select case's value with one of its bits flipped (every bit of a field up to 8 bits, the
   first and last bit of each byte of a wider one), in a packet that reached the case under a control state
   where it ends differently from the flipped one: a target that masks the field short (an IPv6 version read
   as 3 bits takes version 14 for 6) routes the flipped packet as the case's, where the spec rejects it.
 
-Items name the copy as per_path_statements does ("PATH [COPY] stmt:ID result=0x0000"); a copy no vector reaches
-with a changed checksum is listed as infeasible. Expected results are the oracle's.
+Items: "PATH [COPY] stmt:ID result=0x0000", "STATE#caseN[J]:bitB_flipped"; what no vector can reach is listed
+as infeasible with the reason. Expected results are the oracle's.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 from c3po_compiler import ir
 
@@ -36,7 +38,7 @@ from .gen_classes import (
     _with_area,
     steer_update_result,
 )
-from .gen_coverage import ClassCoverage
+from .gen_coverage import ClassCoverage, path_key
 from .model import PacketIn, Vector
 from .tracing import stmt_id
 
@@ -63,44 +65,68 @@ def _updates(prog: ir.Program) -> dict[str, tuple[str, str | None]]:
             if isinstance(s, ir.UpdateChecksum)}
 
 
+def _copy_key(ctx: ClassContext, r: Any) -> str | None:
+    """The copy of the control a run went through, as finely as the xdp target may split it: the parse path,
+    the action each applied table ran (a miss marked; a default replaced by `nop` is its own copy, which the
+    per-path coverage does not enumerate) and the branches taken at split points."""
+    obs = r.observations
+    if obs.get("parser_error") is not None or "trace" not in obs:
+        return None
+    hits = obs.get("hit", {})
+    acts = [f"{t}.{a}" + ("" if hits.get(t) else ":miss") for t, a in obs.get("tables", {}).items()]
+    split = ctx.per_path.split.ifs if ctx.per_path is not None else set()
+    ifs = [f"{sid.rsplit('/', 1)[-1]}:{'then' if b else 'else'}" for kind, sid, b in obs["trace"]
+           if kind == "if" and sid in split]
+    return f"{path_key(obs.get('path', []))} [{' '.join([*ifs, *acts])}]"
+
+
+def _copy_items(ctx: ClassContext, r: Any, updates: dict[str, tuple[str, str | None]]) -> set[str]:
+    """"COPY stmt:ID" for each checksum update the run requested (none in a dropped frame): a target that updates
+    incrementally computes the result even where nothing it covers changed (nat44's routes.nop copy)."""
+    key = _copy_key(ctx, r)
+    if key is None or r.verdict == "drop":
+        return set()
+    trace = r.observations["trace"]
+    parsed = r.observations.get("offsets", {})
+    # a request for a header the packet does not have (update_checksum(ipv4) in an action IPv6 runs) is none
+    requested = {req for kind, req, _did in trace if kind == "checksum" and req[0] in parsed}
+    return {f"{key} stmt:{sid}" for kind, sid, req in trace if kind == "stmt_checksum" and req in requested
+            and sid in updates}
+
+
 def _checksum_copies(ctx: ClassContext) -> None:
     part = ctx.classes["checksum_copies"]
     updates = _updates(ctx.prog)
-    pc = ctx.per_path
-    if not updates or pc is None:
+    if not updates:
         return
-    copies = sorted(n for n, (_key, _ctx, what) in pc.names.items()
-                    if what.startswith("stmt:") and what[len("stmt:"):] in updates)
-    wanted = set(copies)
     found: dict[str, list[Vector]] = {}
     options: dict[str, list[Vector]] = {}  # per update statement: vectors running it
     for v in ctx.vectors[:MAX_SCAN]:
         if len(v.packets) != 1 or v.registers:
             continue
         r = ctx.run_with(v.control, v.packets[0].data, v.packets[0].port, {})
-        for item in pc.items(r) & wanted:
+        for item in sorted(_copy_items(ctx, r, updates)):
             got = found.setdefault(item, [])
             if len(got) < MAX_CANDIDATES:
                 got.append(v)
-            sid = pc.names[item][2][len("stmt:"):]
+            sid = item.rsplit(" stmt:", 1)[1]
             if len(opts := options.setdefault(sid, [])) < MAX_CANDIDATES and v not in opts:
                 opts.append(v)
     used = _program_fields(ctx.prog)
     cap = _Budget(part, MAX_VECTORS)
-    for name in copies:
-        sid = pc.names[name][2][len("stmt:"):]
-        inst, pseudo = updates[sid]
+    for name in sorted(found):
+        inst, pseudo = updates[name.rsplit(" stmt:", 1)[1]]
         for target in RESULTS:
             item = f"{name} result={target:#06x}"
             part.all.append(item)
-            why = _edge(ctx, part, cap, item, found.get(name, []), inst, pseudo, used, target, name)
+            why = _edge(ctx, part, cap, item, found[name], inst, pseudo, used, target, name, updates)
             if why is not None:
                 part.infeasible[item] = why
         cs = ctx.prog.instances[inst].type.checksum
         if cs is not None and cs.zero_means_none:
             item = f"{name} input=0x0000 (none)"
             part.all.append(item)
-            why = _none(ctx, part, cap, item, found.get(name, []), inst, name)
+            why = _none(ctx, part, cap, item, found[name], inst, name)
             if why is not None:
                 part.infeasible[item] = why
     for sid, (inst, pseudo) in sorted(updates.items()):
@@ -112,16 +138,24 @@ def _checksum_copies(ctx: ClassContext) -> None:
             why = _with_options(ctx, part, cap, item, options.get(sid, []), inst, pseudo, used, target)
             if why is not None:
                 part.infeasible[item] = why
+    for sid in sorted(updates):
+        if sid not in options:
+            item = f"stmt:{sid}"
+            part.all.append(item)
+            part.infeasible[item] = ("no generated vector runs this update on a header of the received frame in a "
+                                     "frame not dropped (a header the control adds: its checksum comes from action "
+                                     "arguments, which are not steered)")
 
 
 def _edge(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands: list[Vector], inst: str,
-          pseudo: str | None, used: set[str], target: int, copy: str | None) -> str | None:
+          pseudo: str | None, used: set[str], target: int, copy: str | None,
+          updates: dict[str, tuple[str, str | None]] | None = None) -> str | None:
     """Steer one of `cands` so the update writes `target`, emit it; None when covered, else why not."""
     if not cands:
-        return "no generated vector reaches this copy's update with a changed checksum"
+        return "no generated vector reaches this copy's update"
     why = "no candidate runs the update"
     for v in cands:
-        got = steer_update_result(ctx, v, inst, pseudo, used, target)
+        got = steer_update_result(ctx, v, inst, pseudo, used, target, changed=False)
         if got is None or got == "moved":
             why = "every vector running it changes the frame's length" if got == "moved" else why
             continue
@@ -129,7 +163,7 @@ def _edge(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands
             why = got
             continue
         r = ctx.run_with(v.control, got, v.packets[0].port, {})
-        if copy is not None and copy not in ctx.per_path.items(r):
+        if copy is not None and copy not in _copy_items(ctx, r, updates or {}):
             why = "the steered packet took another copy"
             continue
         if not cap.take(item):
@@ -148,8 +182,8 @@ def _none(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands
     ht = ctx.prog.instances[inst].type
     cf = ht.field(ht.checksum.field) if ht.checksum is not None else None
     if not cands or cf is None:
-        return "no generated vector reaches this copy's update with a changed checksum"
-    where = copy.split("] ", 1)[0]
+        return "no generated vector reaches this copy's update"
+    where = copy.rsplit(" stmt:", 1)[0]
     for v in cands:
         p = v.packets[0]
         off = ctx.run_with(v.control, p.data, p.port, {}).observations.get("offsets", {}).get(inst)
@@ -158,7 +192,7 @@ def _none(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, cands
         buf = bytearray(p.data)
         buf[off + cf.offset // 8:off + cf.offset // 8 + 2] = b"\0\0"
         r = ctx.run_with(v.control, bytes(buf), p.port, {})
-        if r.verdict == "drop" or not any(x.startswith(where) for x in ctx.per_path.items(r)):
+        if r.verdict == "drop" or _copy_key(ctx, r) != where:
             continue
         if not cap.take(item):
             return part.infeasible[item]
@@ -175,7 +209,7 @@ def _with_options(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: st
     vl = ctx.prog.instances[inst].type.varlen
     assert vl is not None
     if not cands:
-        return "no generated vector runs this update with a changed checksum"
+        return "no generated vector runs this update"
     grown: list[Vector] = []
     for v in cands:
         p = v.packets[0]
