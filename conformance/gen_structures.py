@@ -545,7 +545,9 @@ def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], 
     win = next((a for a in acts if prog.actions[a].params), acts[0])
     other = next((a for a in acts if a != win), win)
     prio = max([1000, *(e.priority + 1 for e in t.entries)])  # above every constant entry
-    for n, (r, item) in enumerate(zip(ranks, items, strict=True)):
+    # every rank and every packet at least once: the packets take the ranks in turn
+    for n in range(max(len(ranks), len(packets))):
+        r, item = ranks[n % len(ranks)], items[n % len(ranks)]
         if r + 1 > room:
             part.infeasible[item] = f"needs {r + 1} entries, the table has room for {room}"
             continue
@@ -559,7 +561,7 @@ def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], 
                           for m, k in zip(_entry(t, keyvals, other, prog).match, t.keys, strict=True))
         top = prio + r + 2
         above = tuple(replace(_entry(t, k, win, prog, 2 + n), priority=top - n) for n, k in enumerate(fillers[:r]))
-        mine = replace(_entry(t, keyvals, win, prog, 1), priority=prio)
+        mine = replace(_entry(t, keyvals, win, prog, 1), priority=prio, match=_exact_match(t, keyvals))
         below = replace(_entry(t, keyvals, other, prog, 3 + r), match=catch_all, priority=0)
         tail = (below,) if r + 2 <= room else ()  # the last rank: no room for the catch-all
         state = ControlState((*base.entries, *above, mine, *tail), base.defaults)
@@ -568,13 +570,15 @@ def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], 
         except ReplayError as exc:
             part.infeasible[item] = f"the entries cannot be installed: {exc}"
             continue
-        res = ctx.emit(f"{kind}.{t.name}.rank{r}", pid, state, data, ["structure", f"{kind}_rank"], port, regs)
+        label = f"{kind}.{t.name}.rank{r}" + (f".p{n // len(ranks)}" if n >= len(ranks) else "")
+        res = ctx.emit(label, pid, state, data, ["structure", f"{kind}_rank"], port, regs)
         hit = res.observations.get("hit", {}).get(t.name)
         if hit and res.observations.get("tables", {}).get(t.name) == win:
             part.covered.add(item)
+            part.infeasible.pop(item, None)
             if j >= 0:
                 part.covered.add(f"{t.name}:key{j}_edge_bits")
-        else:
+        elif item not in part.covered:
             part.infeasible[item] = ("the oracle's result is not the entry at the rank (an earlier table, a "
                                      "condition or a constant entry decides)")
     for j in range(len(t.keys)):
@@ -589,18 +593,39 @@ def _edge_bits(width: int) -> int:
     return sum(1 << b for n in range(0, width, 8) for b in (n, min(n + 7, width - 1)))
 
 
+def _exact_match(t: ir.Table, keyvals: Want) -> tuple[KeyElem, ...]:
+    """A match of every key bit (a /32 prefix, a full mask, a one-value range): a lookup that reads a key byte
+    masked short (`k & 0xfe`) finds another word of the image for it."""
+    out = []
+    for k, v in zip(t.keys, keyvals, strict=True):
+        full = (1 << k.width) - 1
+        out.append(KeyElem("value", v) if k.kind == "exact" else KeyElem("prefix", v, k.width) if k.kind == "lpm"
+                   else KeyElem("mask", v, full) if k.kind == "ternary" else KeyElem("range", v, v))
+    return tuple(out)
+
+
+MAX_RANK_PATHS = 4
+
+
 def _bitvec_packets(ctx: Any, t: ir.Table) -> list[tuple[int, Packet]]:
-    """The packet that reaches the table, then for each key one steered to its value with the first and last
-    bit of each byte set (an index masked short -- `k & 0xfe` for `k & 0xff` -- reads another word of the
-    image there): (key index or -1, (pid, data, port, control, regs, key values)). The ranks take them in turn."""
+    """The packets the ranks take in turn: one per parse path reaching the table (the xdp target has a copy of
+    the lookup per path), then for each key one steered to its value with the first and last bit of each byte
+    set (an index masked short -- `k & 0xfe` for `k & 0xff` -- reads another word of the image there), from
+    the paths' packets in turn: (key index or -1, (pid, data, port, control, regs, key values))."""
     first = ctx.first_apply[t.name]
-    out: list[tuple[int, Packet]] = [(-1, first)]
+    bases = [first]
     try:
-        from .gen_classes import _steer
+        from .gen_classes import _pool, _steer
     except ImportError:  # pragma: no cover
-        return out
-    keyvals = tuple(first[5])
+        return [(-1, first)]
+    for cand in _pool(ctx, t.name):
+        if len(bases) >= MAX_RANK_PATHS:
+            break
+        if all(cand[0] != b[0] for b in bases):
+            bases.append(cand)
+    out: list[tuple[int, Packet]] = [(-1, b) for b in bases]
     for j, k in enumerate(t.keys):
+        keyvals = tuple(bases[j % len(bases)][5])
         want = tuple(v | _edge_bits(k.width) if n == j else v for n, v in enumerate(keyvals))
         got = _steer(ctx, t.name, want, f"bitvec{j}")
         if not isinstance(got, str):
