@@ -480,8 +480,10 @@ class NicDriver(Driver):
         - an action id no action has: `_add`, `_modify` of an entry and `_set_default` answer ARG;
         - in a hash table (exact or LPM), `_add` of an installed entry's match answers EXISTS (FULL when the
           table is full);
-        and `_lookup` finds the spec's constant entries at handles 0..n-1, in order (the handles their counters
-        are read by: `_init` handing out others, e.g. from a free list off by one, shows only here)."""
+        and `_lookup` finds each of the spec's constant entries, by the spec's match, at handle i: the handles
+        their counters are read by (`_init` handing out others, e.g. from a free list off by one, shows only
+        here), and `_init`'s image of each constant entry checked (a mask or value byte changed in it is an
+        entry no lookup by the spec's match finds; value bits under a zero mask are dropped by the decode)."""
         prog, be = self._require()
         bad_action = len(prog.actions)
         installed: dict[str, EntryState] = {}  # an installed entry per table, the last one of the image
