@@ -203,3 +203,26 @@ def test_a_mask_read_at_another_keys_offset_loses_the_wildcard_entry(tmp_path: P
         finally:
             drv.close()
     assert verdicts == ["to_host", "drop"]
+
+
+def test_an_image_byte_of_a_constant_entry_is_caught_and_a_value_bit_under_a_zero_mask_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # acl_firewall.yaml:122 (SSH from 10.0.0.0/8): its source mask 0xff -> 0xfe is another entry; a bit of the
+    # VLAN value under its zero mask is the same entry after the decode (an equivalent mutant)
+    acl = load_program(str(ROOT / "spec" / "examples" / "acl_firewall.yaml")).program
+    image = "static const uint8_t m[] = { 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0xff,"
+    for name, now, caught in (("mask", "0xfe,", True), ("under_zero_mask", None, False)):
+        def patch(s: str, now: str | None = now) -> str:
+            if now is None:
+                return s.replace(image, image.replace("{ 0x00,", "{ 0x01,", 1), 1)
+            return s.replace(image, image[:-5] + now, 1)
+
+        drv = _open(acl, tmp_path / name, monkeypatch, patch)
+        try:
+            if caught:
+                with pytest.raises(ValueError, match="lookup of constant entry 0 finds NOENT"):
+                    drv.install(ControlState())
+            else:
+                drv.install(ControlState())
+        finally:
+            drv.close()
