@@ -112,6 +112,20 @@ def _checksum_copies(ctx: ClassContext) -> None:
             sid = item.rsplit(" stmt:", 1)[1]
             if len(opts := options.setdefault(sid, [])) < MAX_CANDIDATES and v not in opts:
                 opts.append(v)
+    # the copies behind a `nop` default: a vector whose table missed, its default replaced by nop (the generated
+    # nop defaults miss with empty tables elsewhere: nat44's TCP copy under dnat's rewrite and routes' nop)
+    if "nop" in ctx.prog.actions:
+        for v in [v for got in list(found.values()) for v in got]:
+            r = ctx.run_with(v.control, v.packets[0].data, v.packets[0].port, {})
+            obs = r.observations
+            for t in [t for t in obs.get("tables", {}) if not obs.get("hit", {}).get(t)]:
+                state = replace(v.control, defaults=(*(d for d in v.control.defaults if d[0] != t), (t, "nop", ())))
+                nv = replace(v, name=f"{v.name}+{t}.nop", control=state)
+                r2 = ctx.run_with(state, v.packets[0].data, v.packets[0].port, {})
+                for item in sorted(_copy_items(ctx, r2, updates)):
+                    got = found.setdefault(item, [])
+                    if len(got) < MAX_CANDIDATES:
+                        got.append(nv)
     used = _program_fields(ctx.prog)
     cap = _Budget(part, MAX_VECTORS)
     for name in sorted(found):
