@@ -250,6 +250,8 @@ def _with_options(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: st
 
 MAX_SELECT_VECTORS = 320
 MAX_BASES = 6  # vectors through a case tried for one whose outcome the flipped value changes
+MAX_PATHS = 8  # parse paths to a select state whose copies of it get flipped-bit vectors of their own
+MAX_PATH_VECTORS = 600
 
 
 def _flip_bits(width: int, care: int) -> list[int]:
@@ -262,15 +264,21 @@ def _select_bits(ctx: ClassContext) -> None:
     cap = _Budget(part, MAX_SELECT_VECTORS)
     prog = ctx.prog
     by_edge: dict[tuple[str, int], list[Vector]] = {}
+    by_prefix: dict[tuple[str, int], dict[tuple[str, ...], list[Vector]]] = {}
     for v in ctx.vectors:
         pid = int(v.provenance.get("path", -1))
         if len(v.packets) != 1 or v.registers or not 0 <= pid < len(ctx.paths) or "truncated" in v.tags:
             continue
-        for step in ctx.paths[pid].steps:
+        steps = ctx.paths[pid].steps
+        for k, step in enumerate(steps):
             if step.edge is not None and step.edge >= 0:
                 got = by_edge.setdefault((step.state, step.edge), [])
                 if len(got) < 4 * MAX_BASES:
                     got.append(v)
+                pre = by_prefix.setdefault((step.state, step.edge), {}).setdefault(
+                    tuple(s.state for s in steps[:k]), [])
+                if len(pre) < MAX_BASES:
+                    pre.append(v)
     for st in prog.parser.states.values():
         if not st.select:
             continue
@@ -288,10 +296,72 @@ def _select_bits(ctx: ClassContext) -> None:
                     why = _flip_one(ctx, part, cap, item, bases, sel, value ^ (1 << b), st, ci)
                     if why is not None:
                         part.infeasible[item] = why
+    _select_bits_per_path(ctx, by_prefix)
 
 
-def _flip_bases(ctx: ClassContext, cands: list[Vector], st: ir.ParserState, ci: int) -> list[tuple[Vector, object]]:
-    """Vectors through the case, with their oracle results; those that end in a forward first."""
+def _path_prefixes(prog: ir.Program, prefixes: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Up to MAX_PATHS of the parse paths to a state, spread first over how often each header-stack state was
+    visited (the xdp target copies a state per stack fill level, or per path in its tree-shaped parser), the
+    shortest of each first."""
+    looped = {n for n, s in prog.parser.states.items() if s.extract and prog.instances[s.extract].is_stack}
+    groups: dict[tuple[tuple[str, int], ...], list[tuple[str, ...]]] = {}
+    for pre in sorted(prefixes, key=lambda p: (len(p), p)):
+        groups.setdefault(tuple(sorted((s, pre.count(s)) for s in set(pre) & looped)), []).append(pre)
+    out: list[tuple[str, ...]] = []
+    queues = [groups[k] for k in sorted(groups)]
+    while len(out) < MAX_PATHS and any(queues):
+        for q in queues:
+            if q and len(out) < MAX_PATHS:
+                out.append(q.pop(0))
+    return out
+
+
+def _select_bits_per_path(ctx: ClassContext, by_prefix: dict[tuple[str, int], dict[tuple[str, ...], list[Vector]]]
+                          ) -> None:
+    """Each case's value with the first and last bit of each byte of its field flipped, on every parse path to
+    the state (up to MAX_PATHS): the xdp target reads the select once per copy of the state (acl_firewall: the
+    fragment header's next_hdr read as 7 bits in the copy under two VLAN tags survived; every flipped vector
+    took the untagged copy). Items "STATE#caseN[J]:bitB_flipped via PATH"."""
+    part = ctx.classes["select_bits"]
+    cap = _Budget(part, MAX_PATH_VECTORS)
+    plan: list[tuple[int, ir.ParserState, tuple[str, ...]]] = []
+    for st in ctx.prog.parser.states.values():
+        if not st.select or not any(isinstance(sel, ir.FieldRef) for sel in st.select):
+            continue
+        prefixes = {p for ci in range(len(st.cases)) for p in by_prefix.get((st.name, ci), {})}
+        if len(prefixes) < 2:
+            continue  # one path, one copy: the items per state above cover it
+        plan += [(rank, st, pre) for rank, pre in enumerate(_path_prefixes(ctx.prog, list(prefixes)))]
+    # rank by rank over the states, so the cap cuts the paths least likely to be copies of their own
+    for _rank, st, pre in sorted(plan, key=lambda x: x[0]):
+        via = path_key([*pre, st.name])
+        for ci, case in enumerate(st.cases):
+            bases = _flip_bases(ctx, by_prefix.get((st.name, ci), {}).get(pre, []), st, ci, pre)
+            for j, (sel, e) in enumerate(zip(st.select, case.keyset, strict=True)):
+                if e.kind not in ("value", "mask") or not isinstance(sel, ir.FieldRef):
+                    continue
+                care = (1 << sel.width) - 1 if e.kind == "value" else e.b
+                for b in _flip_bits(max(sel.width, 9), care):  # the ends of each byte, also of a narrow field
+                    if b >= sel.width:
+                        continue
+                    item = f"{st.name}#case{ci}[{j}]:bit{b}_flipped via {via}"
+                    part.all.append(item)
+                    why = _flip_one(ctx, part, cap, item, bases, sel, (e.a & care) ^ (1 << b), st, ci, pre)
+                    if why is not None:
+                        part.infeasible[item] = why
+
+
+def _reaches(path: list[str], state: str, pre: tuple[str, ...] | None) -> bool:
+    """The parse path went through `state` (after exactly the states `pre`, if given)."""
+    if pre is None:
+        return state in path
+    return tuple(path[:len(pre) + 1]) == (*pre, state)
+
+
+def _flip_bases(ctx: ClassContext, cands: list[Vector], st: ir.ParserState, ci: int,
+                pre: tuple[str, ...] | None = None) -> list[tuple[Vector, object]]:
+    """Vectors through the case (on the parse path `pre` to it, if given), with their oracle results; those that
+    end in a forward first."""
     out: list[tuple[Vector, object]] = []
     for v in sorted(cands, key=lambda v: (v.expected[0].verdict != "forward", v.expected[0].verdict == "drop")):
         if len(out) >= MAX_BASES:
@@ -299,13 +369,14 @@ def _flip_bases(ctx: ClassContext, cands: list[Vector], st: ir.ParserState, ci: 
         p = v.packets[0]
         r = ctx.run_with(v.control, p.data, p.port, {})
         path = r.observations.get("path", [])
-        if st.name in path and r.observations.get("parser_error") is None:
+        if _reaches(path, st.name, pre) and r.observations.get("parser_error") is None:
             out.append((v, r))
     return out
 
 
 def _flip_one(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases: list[tuple[Vector, object]],
-              sel: ir.FieldRef, value: int, st: ir.ParserState, ci: int) -> str | None:
+              sel: ir.FieldRef, value: int, st: ir.ParserState, ci: int,
+              pre: tuple[str, ...] | None = None) -> str | None:
     if not bases:
         return "no generated vector takes the case"
     inst = f"{sel.instance}[{sel.index}]" if isinstance(sel.index, int) else sel.instance
@@ -317,7 +388,7 @@ def _flip_one(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, b
             why = "the select field is not in a parsed header's fixed part"
             continue
         r = ctx.run_with(v.control, data, p.port, {})
-        if st.name not in r.observations.get("path", []):
+        if not _reaches(r.observations.get("path", []), st.name, pre):
             continue
         if (r.verdict, r.port, r.data) == (r0.verdict, r0.port, r0.data):  # type: ignore[attr-defined]
             continue
