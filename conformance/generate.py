@@ -387,6 +387,10 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
     # the gap classes of mutation analysis: constant entries, defaults, edges of ranges/selects/lengths/checksums
     class_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                                vectors, per_path=pc))
+    # truncation inside option areas, keys with their top bit set (gen_bounds.py)
+    from .gen_bounds import bound_vectors
+
+    bound_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp, vectors))
     # control-plane state shapes reached by insert/modify/delete sequences (gen_sequences.py, its own owner):
     # collisions, zero keys, full tables, delete/re-insert, modify, priority ties; coverage part
     # "control_plane_states" in cov.classes
