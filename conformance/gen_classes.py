@@ -58,6 +58,8 @@ CLASSES = (
     "full_width",
 )
 MAX_PER_CLASS = 96  # vectors one class may add to a program
+MAX_PATHS = 8  # parse paths to a select state whose copies of it get vectors of their own (select_edges, select_bits)
+MAX_PATH_EDGES = 448  # select_edges' vectors on the paths past the first
 MAX_STEER_PATHS = 6  # parse paths tried to carry one key value to a table
 STEER_TRIES = 2
 
@@ -609,19 +611,75 @@ def _select_edges(ctx: ClassContext) -> None:
                     if any(not isinstance(x, ir.FieldRef | ir.Lookahead | ir.MetaRef) for x in st.select):
                         part.infeasible[item] = "the select reads a computed value; the generator sets fields"
                         continue
-                    if not budget.take(item):
-                        continue
-                    got = _select_packet(ctx, st, ci, j, v)
-                    if isinstance(got, str):
-                        part.infeasible[item] = got
-                        continue
-                    pid, data = got
-                    ctx.emit(f"select.{st.name}.case{ci}.{j}.{label}", pid, ControlState(), data,
-                             ["select_edge"], 1, {})
-                    part.covered.add(item)
+                    if budget.take(item):
+                        _select_edge(ctx, part, item, st, (ci, j, v), label, None)
+    _select_edges_per_path(ctx)
 
 
-def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: int) -> tuple[int, bytes] | str:
+def _select_edge(ctx: ClassContext, part: ClassCoverage, item: str, st: ir.ParserState, at: tuple[int, int, int],
+                 label: str, pre: tuple[str, ...] | None) -> None:
+    """The vector of one select edge (case ci's element j = v), on the parse path `pre` to the state if given."""
+    ci, j, v = at
+    got = _select_packet(ctx, st, ci, j, v, pre)
+    if isinstance(got, str):
+        part.infeasible[item] = got
+        return
+    pid, data = got
+    ctx.emit(f"select.{st.name}.case{ci}.{j}.{label}", pid, ControlState(), data, ["select_edge"], 1, {})
+    part.covered.add(item)
+
+
+def _select_edges_per_path(ctx: ClassContext) -> None:
+    """The same edges on every parse path to a state with more than one (up to MAX_PATHS): the xdp target copies
+    the state per header-stack fill level or path, each copy with its own compares (a range's '>=' turned '>' in
+    the copy under two VLAN tags shows only with the bound on that path). Items "STATE#caseN[J]:LABEL via PATH"."""
+    part = ctx.classes["select_edges"]
+    budget = _Budget(part, MAX_PATH_EDGES)
+    plan: list[tuple[int, ir.ParserState, tuple[str, ...]]] = []
+    for st in ctx.prog.parser.states.values():
+        if not st.select or any(not isinstance(x, ir.FieldRef) for x in st.select):
+            continue
+        prefixes = {tuple(s.state for s in p.steps[:k]) for p in ctx.paths for k, s in enumerate(p.steps)
+                    if s.state == st.name}
+        if len(prefixes) < 2:
+            continue
+        plan += [(rank, st, pre) for rank, pre in enumerate(_path_prefixes(ctx.prog, list(prefixes)))]
+    for _rank, st, pre in sorted(plan, key=lambda x: x[0]):
+        via = "-".join([*pre, st.name])
+        for ci, case in enumerate(st.cases):
+            for j, e in enumerate(case.keyset):
+                m = (1 << st.select[j].width) - 1
+                labels = ([("value-1", e.a - 1), ("value+1", e.a + 1)] if e.kind == "value"
+                          else [("lo-1", e.a - 1), ("hi+1", e.b + 1)] if e.kind == "range" else [])
+                for label, v in labels:
+                    item = f"{st.name}#case{ci}[{j}]:{label} via {via}"
+                    if not 0 <= v <= m:
+                        continue  # outside the field: named once, per state
+                    part.all.append(item)
+                    if budget.take(item):
+                        _select_edge(ctx, part, item, st, (ci, j, v), label, pre)
+
+
+def _path_prefixes(prog: ir.Program, prefixes: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Up to MAX_PATHS of the parse paths to a state, spread first over how often each header-stack state was
+    visited (the xdp target copies a state per stack fill level, or per path in its tree-shaped parser), the
+    shortest of each first."""
+    looped = {n for n, s in prog.parser.states.items() if s.extract and prog.instances[s.extract].is_stack}
+    groups: dict[tuple[tuple[str, int], ...], list[tuple[str, ...]]] = {}
+    for pre in sorted(prefixes, key=lambda p: (len(p), p)):
+        groups.setdefault(tuple(sorted((s, pre.count(s)) for s in set(pre) & looped)), []).append(pre)
+    out: list[tuple[str, ...]] = []
+    queues = [groups[k] for k in sorted(groups)]
+    while len(out) < MAX_PATHS and any(queues):
+        for q in queues:
+            if q and len(out) < MAX_PATHS:
+                out.append(q.pop(0))
+    return out
+
+
+
+def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: int,
+                   pre: tuple[str, ...] | None = None) -> tuple[int, bytes] | str:
     """A packet reaching state `st` whose select reads the case's own values except element j = v: it must
     not take case ci. Built along a generated path through `st` whose edge there is the one v leads to."""
     case = st.cases[ci]
@@ -641,7 +699,8 @@ def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: in
             return "the select reads a lookahead or metadata; the generator sets fields"
         overrides[(sel.instance, sel.field_name)] = val
     for pid, path in enumerate(ctx.paths):
-        if not any(s.state == st.name and s.edge == edge for s in path.steps):
+        if not any(s.state == st.name and s.edge == edge and (pre is None or tuple(x.state for x in path.steps[:k])
+                                                              == pre) for k, s in enumerate(path.steps)):
             continue
         b = Builder(ctx.prog, random.Random(f"{ctx.seed}/{pid}/select/{st.name}/{ci}/{j}/{v}"))
         recs, reason = b.recs_for(path, overrides, True)
@@ -651,7 +710,8 @@ def _select_packet(ctx: ClassContext, st: ir.ParserState, ci: int, j: int, v: in
         r = ctx.run_with(ControlState(), data, 1, {})
         if r.observations.get("path") == [s.state for s in path.steps]:
             return pid, data
-    return f"no feasible parse path takes {'the default' if edge < 0 else f'case {edge}'} of '{st.name}' there"
+    return (f"no feasible parse path{'' if pre is None else ' through ' + '-'.join(pre)} takes "
+            f"{'the default' if edge < 0 else f'case {edge}'} of '{st.name}' there")
 
 
 def _select_bytes(ctx: ClassContext, st: ir.ParserState, combo: list[int | None]) -> tuple[int, bytes] | str:

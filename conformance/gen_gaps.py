@@ -33,6 +33,7 @@ from .gen_classes import (
     _Budget,
     _find_area,
     _patch,
+    _path_prefixes,
     _program_fields,
     _tlv_fill,
     _with_area,
@@ -250,7 +251,6 @@ def _with_options(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: st
 
 MAX_SELECT_VECTORS = 320
 MAX_BASES = 6  # vectors through a case tried for one whose outcome the flipped value changes
-MAX_PATHS = 8  # parse paths to a select state whose copies of it get flipped-bit vectors of their own
 MAX_PATH_VECTORS = 600
 
 
@@ -297,23 +297,6 @@ def _select_bits(ctx: ClassContext) -> None:
                     if why is not None:
                         part.infeasible[item] = why
     _select_bits_per_path(ctx, by_prefix)
-
-
-def _path_prefixes(prog: ir.Program, prefixes: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Up to MAX_PATHS of the parse paths to a state, spread first over how often each header-stack state was
-    visited (the xdp target copies a state per stack fill level, or per path in its tree-shaped parser), the
-    shortest of each first."""
-    looped = {n for n, s in prog.parser.states.items() if s.extract and prog.instances[s.extract].is_stack}
-    groups: dict[tuple[tuple[str, int], ...], list[tuple[str, ...]]] = {}
-    for pre in sorted(prefixes, key=lambda p: (len(p), p)):
-        groups.setdefault(tuple(sorted((s, pre.count(s)) for s in set(pre) & looped)), []).append(pre)
-    out: list[tuple[str, ...]] = []
-    queues = [groups[k] for k in sorted(groups)]
-    while len(out) < MAX_PATHS and any(queues):
-        for q in queues:
-            if q and len(out) < MAX_PATHS:
-                out.append(q.pop(0))
-    return out
 
 
 def _select_bits_per_path(ctx: ClassContext, by_prefix: dict[tuple[str, int], dict[tuple[str, ...], list[Vector]]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from conformance.gen_gaps import MAX_PATHS, _path_prefixes
+from conformance.gen_classes import MAX_PATHS, _path_prefixes
 from conformance.generate import Generated
 
 from .test_gen_class_edges import generated, program
@@ -61,3 +61,15 @@ def test_paths_spread_over_stack_fill_levels_first() -> None:
     # the shortest path of each VLAN count comes first
     assert got[:3] == [("ethernet", "ipv6"), ("ethernet", "vlan", "ipv6"), ("ethernet", "vlan", "vlan", "ipv6")]
     assert _path_prefixes(prog, list(reversed(pre))) == got  # deterministic whatever the order found
+
+
+def test_select_edges_per_path_range_bound_under_two_vlan_tags() -> None:
+    """select_edges on each path too: the IPv4 non-first-fragment range '1 .. 0x1fff' with offset 0 (lo-1) in
+    the copy of 'ipv4' under two VLAN tags (its own '>=' compare there)."""
+    vs = [v for v in acl().vectors if v.name.startswith("select.ipv4.case3.0.lo-1")]
+    def vlans(d: bytes) -> int:
+        return 0 if d[12:14] not in (b"\x81\x00", b"\x88\xa8") else 1 + (d[16:18] == b"\x81\x00")
+
+    assert sorted(vlans(v.packets[0].data) for v in vs) == [0, 0, 1, 2]  # the one per state, one per VLAN count
+    cov = acl().coverage["select_edges"]
+    assert cov["uncovered"] == [] and not any("cap" in d["reason"] for d in cov["infeasible"])
