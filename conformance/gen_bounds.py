@@ -32,6 +32,7 @@ from .gen_classes import (
     _area_lengths,
     _Budget,
     _find_area,
+    _meta_sources,
     _pool,
     _set_field,
     _steer,
@@ -50,7 +51,8 @@ MAX_KEY_VECTORS = 48
 MAX_PATHS_PER_HEADER = 4  # parse paths per header, the first at each depth (the xdp target copies states per
 # context, such as the number of VLAN tags before it)
 MAX_STEPPED = 40  # the largest variable part cut at every 4-byte step (IPv4 and TCP options)
-MAX_SCAN = 400  # generated vectors run to find one carrying a key field that cannot be steered
+MAX_SCAN = 400  # generated vectors looked at to find one carrying a key field the steering cannot set
+MAX_TRIES = 12  # of them rewritten and run
 
 
 def bound_vectors(ctx: ClassContext) -> None:
@@ -145,22 +147,35 @@ def _carry(ctx: ClassContext, tname: str, i: int, value: int, salt: str) -> tupl
     got = _steer(ctx, tname, want, salt)
     if not isinstance(got, str):
         return got[0], got[1], got[2], got[3]
-    ref = t.keys[i].expr
-    if not isinstance(ref, ir.FieldRef):
+    e = t.keys[i].expr
+    refs = [e] if isinstance(e, ir.FieldRef) else _meta_sources(ctx.prog).get(e.name, []) \
+        if isinstance(e, ir.MetaRef) else []
+    if not refs:
         return got
-    cands = [(r[0], r[1], r[2], r[3]) for r in _pool(ctx, tname)]
+    cands: list[tuple[int, bytes, int, ControlState, set[str] | None]] = [
+        (r[0], r[1], r[2], r[3], None) for r in _pool(ctx, tname)]
     for v in ctx.vectors[:MAX_SCAN]:
-        if len(v.packets) == 1 and not v.registers and "truncated" not in v.tags:
-            control = ControlState(tuple(e for e in v.control.entries if e.table != tname),
+        obs = v.expected[0].observations if v.expected else {}
+        if len(v.packets) == 1 and not v.registers and "truncated" not in v.tags and tname in obs.get("tables", {}):
+            control = ControlState(tuple(x for x in v.control.entries if x.table != tname),
                                    tuple(d for d in v.control.defaults if d[0] != tname))
-            cands.append((int(v.provenance.get("path", 0)), v.packets[0].data, v.packets[0].port, control))
-    for pid, data, port, control in cands:
-        patched = _set_field(ctx, data, port, ref, value)
-        if patched is None:
-            continue
-        r = ctx.run_with(control, patched, port, {})
-        if any(kind == "apply" and tb == tname and k[i] == value for kind, tb, k in r.observations.get("trace", [])):
-            return pid, patched, port, control
+            cands.append((int(v.provenance.get("path", 0)), v.packets[0].data, v.packets[0].port, control,
+                          set(obs.get("path", []))))
+    tries = 0
+    for pid, data, port, control, path in cands:
+        for ref in refs:
+            if path is not None and ref.instance not in path and ctx.prog.instances[ref.instance].tlv_parent is None:
+                continue  # the packet does not carry the header
+            patched = _set_field(ctx, data, port, ref, value)
+            if patched is None:
+                continue
+            tries += 1
+            r = ctx.run_with(control, patched, port, {})
+            if any(kind == "apply" and tb == tname and k[i] == value
+                   for kind, tb, k in r.observations.get("trace", [])):
+                return pid, patched, port, control
+            if tries >= MAX_TRIES:
+                return got
     return got
 
 

@@ -72,3 +72,15 @@ def test_deterministic() -> None:
     a = [(v.name, v.packets[0].data, v.control) for v in generated(ROUTER).vectors if mine & set(v.tags)]
     b = [(v.name, v.packets[0].data, v.control) for v in again.vectors if mine & set(v.tags)]
     assert a == b and a
+
+
+def test_acl_metadata_port_ranges_steered_through_their_sources() -> None:
+    """acl_firewall: meta.src_port / meta.dst_port (range keys) are assigned from tcp|udp ports; the packets the
+    steering pool holds carry neither, so a generated TCP/UDP vector's port is rewritten in place."""
+    vs = tagged("spec/examples/acl_firewall.yaml", "key_top_bit")
+    for t in ("acl_v4", "acl_v6"):
+        for i in (5, 6):
+            v = vs[f"topbit.{t}.{i}.range_full"]
+            assert v.control.entries[-1].match[i].a == 0 and v.control.entries[-1].match[i].b == 0xFFFF
+            assert v.expected[0].observations["hit"][t] is True
+    assert generated("spec/examples/acl_firewall.yaml").coverage["key_top_bit"]["infeasible"] == []
