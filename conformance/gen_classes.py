@@ -100,6 +100,15 @@ class _Budget:
         self.left -= 1
         return True
 
+    def take_all(self, items: list[str]) -> bool:
+        """One vector for several items: past the cap each is named (keeping a reason it already has)."""
+        if self.left <= 0:
+            for item in items:
+                self.part.infeasible.setdefault(item, f"not generated: the class's cap of {self.cap} vectors was reached")
+            return False
+        self.left -= 1
+        return True
+
 
 def _planned(part: ClassCoverage, budget: _Budget, item: str, value: int | None, why: str) -> bool:
     """Count an item; True when a vector is to be made for it (it is feasible and under the cap)."""

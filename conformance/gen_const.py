@@ -26,7 +26,7 @@ from typing import Any
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
 
-from .gen_classes import ClassContext, _canonical_entries, _const_lookup, _pool, _steer, _winning_key
+from .gen_classes import ClassContext, _Budget, _canonical_entries, _const_lookup, _pool, _steer, _winning_key
 from .gen_coverage import ClassCoverage
 from .interp_tables import _elem_matches
 
@@ -37,19 +37,6 @@ MAX_DONT_CARE_VECTORS = 320  # in all; each entry takes at most one vector per v
 MAX_OVERLAP_VECTORS = 192
 MAX_MASK_BIT_VECTORS = 320
 MAX_OVERLAP_PAIRS = 96  # pairs per table looked at
-
-
-class _Cap:
-    def __init__(self, part: ClassCoverage, cap: int) -> None:
-        self.left, self.cap, self.part = cap, cap, part
-
-    def take(self, items: list[str]) -> bool:
-        if self.left <= 0:
-            for item in items:
-                self.part.infeasible.setdefault(item, f"not generated: the class's cap of {self.cap} vectors was reached")
-            return False
-        self.left -= 1
-        return True
 
 
 def const_vectors(ctx: ClassContext) -> None:
@@ -99,7 +86,7 @@ def _winner(ctx: ClassContext, t: ir.Table, key: tuple[int, ...]) -> str:
 
 def _dont_care(ctx: ClassContext) -> None:
     part = ctx.classes["const_dont_care"]
-    cap = _Cap(part, MAX_DONT_CARE_VECTORS)
+    cap = _Budget(part, MAX_DONT_CARE_VECTORS)
     for t in ctx.prog.tables.values():
         if not t.entries:
             continue
@@ -109,7 +96,7 @@ def _dont_care(ctx: ClassContext) -> None:
 
 
 def _dont_care_entry(ctx: ClassContext, t: ir.Table, i: int, match: tuple[KeyElem, ...], ones: bool,
-                     part: ClassCoverage, cap: _Cap) -> None:
+                     part: ClassCoverage, cap: _Budget) -> None:
     label = "ones" if ones else "zeros"
     targets = {j: v for j, (e, k) in enumerate(zip(match, t.keys, strict=True))
                if (v := _dont_care_value(e, k.width, ones)) is not None}
@@ -167,7 +154,7 @@ MAX_POOL_KEYS = 8
 
 
 def _dont_care_from_pool(ctx: ClassContext, t: ir.Table, i: int, match: tuple[KeyElem, ...], base: tuple[int, ...],
-                         j: int, value: int, item: str, label: str, part: ClassCoverage, cap: _Cap) -> None:
+                         j: int, value: int, item: str, label: str, part: ClassCoverage, cap: _Budget) -> None:
     tried = 0
     seen: set[tuple[int, ...]] = set()
     # packets that already give the key its value first, then those where it is non-zero (the header that
@@ -191,8 +178,8 @@ def _dont_care_from_pool(ctx: ClassContext, t: ir.Table, i: int, match: tuple[Ke
 
 
 def _emit_dc(ctx: ClassContext, t: ir.Table, i: int, label: str, got: tuple[Any, ...], items: list[str],
-             part: ClassCoverage, cap: _Cap) -> None:
-    if not cap.take(items):
+             part: ClassCoverage, cap: _Budget) -> None:
+    if not cap.take_all(items):
         return
     pid, data, port, control, regs = got
     r = ctx.emit(f"const_dc.{t.name}.e{i}.{label}", pid, control, data, ["const_dont_care"], port, regs)
@@ -217,7 +204,7 @@ def _cared_bits(e: KeyElem, width: int) -> list[int]:
 
 def _mask_bits(ctx: ClassContext) -> None:
     part = ctx.classes["const_mask_bits"]
-    cap = _Cap(part, MAX_MASK_BIT_VECTORS)
+    cap = _Budget(part, MAX_MASK_BIT_VECTORS)
     for t in ctx.prog.tables.values():
         if not t.entries:
             continue
@@ -234,7 +221,7 @@ def _mask_bits(ctx: ClassContext) -> None:
                     if _const_lookup(ctx, t.name, key) == i:
                         part.infeasible[item] = "the entry still wins with the bit flipped"
                         continue
-                    if not cap.take([item]):
+                    if not cap.take_all([item]):
                         continue
                     got = _steer(ctx, t.name, key, f"mb{i}.{j}.{b}")
                     if isinstance(got, str):
@@ -288,7 +275,7 @@ def _meet(a: KeyElem, b: KeyElem, width: int, natural: int) -> list[int]:
 
 def _overlaps(ctx: ClassContext) -> None:
     part = ctx.classes["const_overlaps"]
-    cap = _Cap(part, MAX_OVERLAP_VECTORS)
+    cap = _Budget(part, MAX_OVERLAP_VECTORS)
     for t in ctx.prog.tables.values():
         if len(t.entries) < 2:
             continue
@@ -312,7 +299,7 @@ def _overlaps(ctx: ClassContext) -> None:
             if key is None:
                 part.infeasible[item] = f"entry #{third} wins on every key tried that matches both"
                 continue
-            if not cap.take([item]):
+            if not cap.take_all([item]):
                 continue
             why = _emit_hit(ctx, t, i, key, f"const_overlap.{t.name}.e{i}.e{j}", "const_overlap", f"ov{i}.{j}")
             if why is None:
