@@ -12,7 +12,7 @@ echo "== mypy"
 mypy
 echo "== pytest"
 set +e
-pytest -q -n 2 "$@"
+pytest -q -n 2 --durations=30 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
