@@ -562,10 +562,12 @@ def mutate(
         base_counts[outcome] = base_counts.get(outcome, 0) + 1
     run = MutationRun(spec, prog.name, target, builder.source_name, len(everything), seed, len(vectors), base_counts)
     hunter = None
-    if hunt > 0 and target == "nic" and not sanitize:  # --hunt: differential fuzzing of survivors (mutate_hunt)
+    if hunt > 0 and target in ("nic", "xdp") and not sanitize:  # --hunt: differential fuzzing of survivors
         from .mutate_hunt import Hunter, HuntUnavailable
+        from .mutate_hunt_xdp import XdpHunter
 
-        hunter = Hunter(spec, prog, vectors, builder.base, original, workdir / "hunt", hunt, seed, timeout)
+        hunter = (XdpHunter if target == "xdp" else Hunter)(spec, prog, vectors, builder.base, original,
+                                                             workdir / "hunt", hunt, seed, timeout)
         try:
             hunter.prepare()
         except HuntUnavailable as exc:
@@ -687,8 +689,8 @@ def hunt_lines(run: MutationRun) -> list[str]:
     other = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()) if k not in ("distinguished", "likely-equivalent"))
     judged = c["killed"] + c["survived"] - eq
     return [
-        f"  hunt ({run.hunt_seconds:g} s of coverage-guided differential fuzzing per survivor): distinguished "
-        f"{kinds['distinguished']} (real gaps: a packet tells them apart), likely equivalent {eq} (no difference "
+        f"  hunt ({run.hunt_seconds:g} s of {getattr(run.hunter, 'summary', 'differential fuzzing')} per survivor): "
+        f"distinguished {kinds['distinguished']} (real gaps: a packet tells them apart), likely equivalent {eq} (no difference "
         "found: not proven)" + (f", {other}" if other else ""),
         f"  mutation score excluding the {eq} likely equivalent: "
         + (f"{100 * c['killed'] / judged:.1f}% ({c['killed']}/{judged})" if judged else "n/a"),
@@ -707,9 +709,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     if args.sanitize and args.target != "nic":
         print("c3po conformance mutate: --sanitize is for the nic target", file=sys.stderr)
         return 1
-    if args.hunt is not None and (args.target != "nic" or args.sanitize or args.hunt <= 0):
-        print("c3po conformance mutate: --hunt SECONDS (positive) is for the nic target without --sanitize",
-              file=sys.stderr)
+    if args.hunt is not None and (args.target not in ("nic", "xdp") or args.sanitize or args.hunt <= 0):
+        print("c3po conformance mutate: --hunt SECONDS (positive) is for the nic and xdp targets, without "
+              "--sanitize", file=sys.stderr)
         return 1
     if args.hunt_vectors and args.hunt is None:
         print("c3po conformance mutate: --hunt-vectors needs --hunt", file=sys.stderr)
@@ -799,8 +801,9 @@ def register_mutate(sub: Any, guarded: Callable[[Callable[[argparse.Namespace], 
     p.add_argument("--sanitize", action="store_true",
                    help="nic: run each mutant under ASan/UBSan (kills out-of-bounds reads; slower builds)")
     p.add_argument("--hunt", type=float, metavar="SECONDS",
-                   help="nic: fuzz each survivor against the original (libFuzzer, differential) for SECONDS; "
-                        "reports it distinguished (a real gap) or likely equivalent")
+                   help="nic, xdp: fuzz each survivor against the original (differential: libFuzzer for nic, "
+                        "in the kernel for xdp) for SECONDS; reports it distinguished (a real gap) or likely "
+                        "equivalent")
     p.add_argument("--hunt-vectors", metavar="FILE", help="write the packets --hunt found as vectors to FILE")
     p.add_argument("--workdir", metavar="DIR", help="build here and keep it (default: a temporary directory)")
     p.add_argument("--json", metavar="OUT", help="write every mutant and its result as JSON")

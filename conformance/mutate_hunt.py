@@ -37,6 +37,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,8 +157,22 @@ def global_symbols(objects: list[Path]) -> list[str]:
     return sorted(names)
 
 
-def _state_key(v: Vector) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+StateKey = tuple[str, tuple[tuple[str, int, int], ...]]
+
+
+def _state_key(v: Vector) -> StateKey:
     return v.control.key(), tuple(sorted((n, i, val) for (n, i), val in v.registers.items()))
+
+
+def pick_states(vectors: list[Vector]) -> tuple[dict[StateKey, list[Vector]], list[StateKey], list[StateKey]]:
+    """(the vectors grouped by control state and registers, the groups' keys in order, at most MAX_STATES of
+    them spread over all)."""
+    groups: dict[StateKey, list[Vector]] = {}
+    for v in vectors:
+        groups.setdefault(_state_key(v), []).append(v)
+    keys = list(groups)
+    step = max(1, -(-len(keys) // MAX_STATES))
+    return groups, keys, keys[::step][:MAX_STATES]
 
 
 def key_words(prog: ir.Program, states: list[ControlState]) -> list[bytes]:
@@ -198,8 +213,13 @@ def max_frame(prog: ir.Program, vectors: list[Vector]) -> int:
     return min(MAX_FRAME, max(headers + 64, longest))
 
 
-class Hunter:
-    """Differential fuzzing of nic survivors against the original build, in `workdir`."""
+class HunterBase:
+    """What the hunters of every target share: the survivor's found packet made a vector, confirmed through the
+    ordinary drivers, and the vectors saved. `target` names the driver in messages; `method` says how it hunts."""
+
+    target = ""
+    method = ""  # in a survivor's reason: "... found in 20 s of <method>"
+    summary = ""  # in the report: "hunt (20 s of <summary> per survivor)"
 
     def __init__(self, spec: str, prog: ir.Program, vectors: list[Vector], base: Path, original: Path,
                  workdir: Path, seconds: float, seed: int = 0, timeout: float = 1.0) -> None:
@@ -208,8 +228,92 @@ class Hunter:
         self.seconds, self.seed, self.timeout = seconds, seed, timeout
         self.states: list[_State] = []
         self.ports: list[int] = []
-        self.renames: list[str] = []
         self.found: list[Vector] = []
+
+    def install_states(self, drv: Any, groups: dict[StateKey, list[Vector]], chosen: list[StateKey],
+                       refusals: tuple[type[Exception], ...], lines: Callable[[], list[str]] = list
+                       ) -> dict[StateKey, int]:
+        """Install the first vector's state (and registers) of each chosen group on the original's driver `drv`;
+        those it accepts become `states` (with `lines()`, what the harness replays), indexed by group key."""
+        index: dict[StateKey, int] = {}
+        for key in chosen:
+            first = groups[key][0]
+            try:
+                drv.install(first.control)
+                drv.run([], first.registers)
+            except refusals:
+                continue  # a state the driver refuses is no state to fuzz under
+            index[key] = len(self.states)
+            self.states.append(_State(first.control, dict(first.registers), lines()))
+        return index
+
+    def not_found(self, execs: int, took: float) -> HuntResult:
+        return HuntResult("likely-equivalent", f"likely equivalent (no difference found in {self.seconds:g} s of "
+                          f"{self.method}, {execs} executions{self._rate(execs, took)})", execs)
+
+    def _rate(self, execs: int, took: float) -> str:
+        """Executions per second, where the hunter measures them itself."""
+        return ""
+
+    def found_packets(self, m: Mutant, k: int, packets: list[PacketIn], note: str, took: float,
+                      execs: int, original_target: str, mutant_target: str) -> HuntResult:
+        """The vector of `packets` under state #k, confirmed: `distinguished` when it kills the mutant."""
+        st = self.states[k]
+        name = f"hunt-{m.id}-L{m.line}-{m.operator}"
+        vec = Vector(name, st.control, list(packets), dict(st.registers), tags=["hunt"],
+                     provenance={"hunt": {"mutant": m.id, "line": m.line, "operator": m.operator,
+                                          "state": k, "was": m.line_before.strip()[:200],
+                                          "now": m.line_after.strip()[:200]}})
+        where = ", ".join(f"{p.data.hex() or '(empty frame)'} on port {p.port}" for p in packets[-3:])
+        if len(packets) > 3:
+            where = f"{len(packets)} packets ending {where}"
+        where += f", state #{k}"
+        verdict = self._confirm(vec, original_target, mutant_target)
+        if verdict == "killed":
+            self.found.append(vec)
+            return HuntResult("distinguished", f"survived (distinguished by {where}){note}, found in {took:.0f} s, "
+                              f"{execs} executions{self._rate(execs, took)}", execs, vec)
+        return HuntResult(verdict.split(":")[0], f"{verdict} (fuzzing found {where}){note}", execs, vec)
+
+    def _confirm(self, vec: Vector, original_target: str, mutant_target: str) -> str:
+        """'killed' when the vector passes on the original and fails on the mutant through the target's driver."""
+        from .runner import RunRequest, fill_expected, run_conformance
+
+        vec.expected = []
+        problems = fill_expected(self.prog, [vec])
+        if problems:
+            return f"unconfirmed: the reference interpreter cannot run it: {problems[vec.name]}"
+        reports = run_conformance([RunRequest(self.spec, [vec])], [original_target, mutant_target],
+                                  timeout=self.timeout, jobs=1)
+        got = {o.target: o for o in reports[0].outcomes}
+        orig, mut = got.get(original_target), got.get(mutant_target)
+        if orig is None or mut is None:
+            return f"unconfirmed: the {self.target} driver did not run it"
+        if orig.outcome != "PASS":
+            detail = orig.detail[0] if orig.detail else ""
+            return f"target-bug: the original {self.target} build disagrees with the reference interpreter " \
+                   f"({orig.outcome}: {detail[:200]})"
+        if mut.outcome == "PASS":
+            return "unconfirmed: the harness saw a difference the driver's run of the vector does not"
+        return "killed"
+
+    def save(self, path: str | Path) -> int:
+        """Write the distinguishing vectors (expected results from the reference interpreter)."""
+        from .vector_io import save_vectors
+
+        found = sorted(self.found, key=lambda v: int(v.provenance["hunt"]["mutant"]))
+        save_vectors(path, found, self.prog, self.spec)
+        return len(self.found)
+
+
+class Hunter(HunterBase):
+    """Differential fuzzing of nic survivors against the original build, in `workdir`."""
+
+    target = "nic"
+    method = "coverage-guided fuzzing"
+    summary = "coverage-guided differential fuzzing"
+
+    renames: list[str]  # the globals each copy renames (prepare)
 
     @staticmethod
     def unavailable() -> str | None:
@@ -234,29 +338,15 @@ class Hunter:
         name = self.prog.name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.renames = global_symbols([self.original / f"{name}.o", self.base / "shim.o"])
-        groups: dict[tuple[str, tuple[tuple[str, int, int], ...]], list[Vector]] = {}
-        for v in self.vectors:
-            groups.setdefault(_state_key(v), []).append(v)
-        keys = list(groups)
-        step = max(1, -(-len(keys) // MAX_STATES))
-        chosen = keys[::step][:MAX_STATES]
+        groups, keys, chosen = pick_states(self.vectors)
         real = SharedObject(self.original / f"lib{name}_nic.so", max_growth(self.prog))
         recorder = _Recorder(real)
         drv = NicDriver(sanitize=False)
         drv.prog, drv.backend = self.prog, recorder
         drv.table_ids = {n: i for i, n in enumerate(self.prog.tables)}
         drv.action_ids = {n: i for i, n in enumerate(self.prog.actions)}
-        index: dict[tuple[str, tuple[tuple[str, int, int], ...]], int] = {}
         try:
-            for key in chosen:
-                first = groups[key][0]
-                try:
-                    drv.install(first.control)
-                    drv.run([], first.registers)
-                except (ValueError, KeyError):
-                    continue  # a state the driver refuses is no state to fuzz under
-                index[key] = len(self.states)
-                self.states.append(_State(first.control, dict(first.registers), list(recorder.lines)))
+            index = self.install_states(drv, groups, chosen, (ValueError, KeyError), lambda: list(recorder.lines))
         finally:
             drv.backend = None
             real.close()
@@ -349,51 +439,8 @@ class Hunter:
         data, diff, execs = self._fuzz(exe, slot / "hunt")
         took = time.monotonic() - start
         if data is None:
-            return HuntResult("likely-equivalent", f"likely equivalent (no difference found in {self.seconds:g} s of "
-                              f"coverage-guided fuzzing, {execs} executions)", execs)
+            return self.not_found(execs, took)
         k, port = data[0] % len(self.states), self.ports[data[1] % len(self.ports)]
-        frame = data[2:]
-        st = self.states[k]
-        name = f"hunt-{m.id}-L{m.line}-{m.operator}"
-        vec = Vector(name, st.control, [PacketIn(port, frame)], dict(st.registers), tags=["hunt"],
-                     provenance={"hunt": {"mutant": m.id, "line": m.line, "operator": m.operator,
-                                          "state": k, "was": m.line_before.strip()[:200],
-                                          "now": m.line_after.strip()[:200]}})
-        where = f"{frame.hex() or '(empty frame)'} on port {port}, state #{k}"
-        verdict = self._confirm(vec, original_target, mutant_target)
         note = f" [{diff.splitlines()[0]}]" if diff and not diff.startswith("C3PO-") else ""
-        if verdict == "killed":
-            self.found.append(vec)
-            return HuntResult("distinguished", f"survived (distinguished by {where}){note}, found in {took:.0f} s, "
-                              f"{execs} executions", execs, vec)
-        return HuntResult(verdict.split(":")[0], f"{verdict} (fuzzing found {where}){note}", execs, vec)
-
-    def _confirm(self, vec: Vector, original_target: str, mutant_target: str) -> str:
-        """'killed' when the vector passes on the original and fails on the mutant through the nic driver."""
-        from .runner import RunRequest, fill_expected, run_conformance
-
-        vec.expected = []
-        problems = fill_expected(self.prog, [vec])
-        if problems:
-            return f"unconfirmed: the reference interpreter cannot run it: {problems[vec.name]}"
-        reports = run_conformance([RunRequest(self.spec, [vec])], [original_target, mutant_target],
-                                  timeout=self.timeout, jobs=1)
-        got = {o.target: o for o in reports[0].outcomes}
-        orig, mut = got.get(original_target), got.get(mutant_target)
-        if orig is None or mut is None:
-            return "unconfirmed: the nic driver did not run it"
-        if orig.outcome != "PASS":
-            detail = orig.detail[0] if orig.detail else ""
-            return f"target-bug: the original nic build disagrees with the reference interpreter ({orig.outcome}: " \
-                   f"{detail[:200]})"
-        if mut.outcome == "PASS":
-            return "unconfirmed: the harness saw a difference the driver's run of the vector does not"
-        return "killed"
-
-    def save(self, path: str | Path) -> int:
-        """Write the distinguishing vectors (expected results from the reference interpreter)."""
-        from .vector_io import save_vectors
-
-        found = sorted(self.found, key=lambda v: int(v.provenance["hunt"]["mutant"]))
-        save_vectors(path, found, self.prog, self.spec)
-        return len(self.found)
+        return self.found_packets(m, k, [PacketIn(port, data[2:])], note, took, execs, original_target,
+                                  mutant_target)

@@ -88,7 +88,7 @@ def test_copies_are_renamed_by_every_global_they_define(tmp_path: Path) -> None:
 
 def test_command_line_checks_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     need_tool("gcc")
-    assert c3po_main(["conformance", "mutate", SPEC, "--target", "xdp", "--hunt", "3"]) == 1
+    assert c3po_main(["conformance", "mutate", SPEC, "--target", "p4", "--hunt", "3"]) == 1
     assert "--hunt SECONDS" in capsys.readouterr().err
     assert c3po_main(["conformance", "mutate", SPEC, "--target", "nic", "--hunt-vectors", "x.jsonl"]) == 1
     assert "needs --hunt" in capsys.readouterr().err
