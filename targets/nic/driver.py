@@ -11,9 +11,11 @@ from __future__ import annotations
 import array
 import contextlib
 import ctypes
+import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,8 +35,10 @@ from conformance.model import (
 )
 
 from . import NicTarget
+from .contracts import COUNTER_SENTINEL, check_table
 from .emitter import match_bytes, nbytes
-from .toolchain import ToolchainError, build_harness, build_shared
+from .render import HERE
+from .toolchain import ToolchainError, build_harness, build_shared, compiler, run_cc
 
 __all__ = ["NicDriver"]
 
@@ -43,6 +47,10 @@ ERRORS = {-1: "FULL", -2: "EXISTS", -3: "ARG", -4: "NOENT"}  # the C API's retur
 DEFAULT_HANDLE = 0xFFFFFFFF
 FULL, EXISTS, ARG, NOENT = -1, -2, -3, -4
 STALE_PROBES = 4  # deleted handles probed per table
+BATCH_C = HERE / "runtime" / "batch.c"
+BATCH_OPS = {"add": 0, "lookup": 1, "modify": 2, "delete": 3}  # the calls batch.c makes, by op code
+HARNESS_FILL_MAX = 1024  # the sanitizer harness (a pipe, ~10 us a call) fills only tables up to this size
+CAPACITY_PROBES = 64  # vectors per open whose grown frame is run again at its exact capacity (contracts.py)
 _ZERO = {"exact": KeyElem("value", 0), "lpm": KeyElem("prefix", 0, 0), "ternary": KeyElem("mask", 0, 0),
          "range": KeyElem("range", 0, 0)}  # a well-formed match to hand an add that must refuse it anyway
 
@@ -92,6 +100,8 @@ class SharedObject:
 
     def __init__(self, so: Path, growth: int = 1024) -> None:
         self.growth = growth  # the most a frame can grow (headers added by set_valid)
+        self.so = so
+        self.batcher: Any = None
         lib = ctypes.CDLL(str(so))
         vp, u32, i32, u8p = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int32, ctypes.c_char_p
         lib.shim_new.restype = vp
@@ -143,6 +153,11 @@ class SharedObject:
     def table_counter(self, function: str, handle: int) -> int | None:
         """The return code of the program's own `<prog>_<table>_counter(st, handle, ...)` (the shim's watches
         read counters but drop the code)."""
+        return self.counter_values(function, handle)[0]
+
+    def counter_values(self, function: str, handle: int) -> tuple[int, int, int]:
+        """`<prog>_<table>_counter(st, handle, &packets, &bytes)`: its code and what it wrote in the two outputs
+        (they hold `COUNTER_SENTINEL` before the call)."""
         fn = self.counters.get(function)
         if fn is None:
             fn = getattr(self.lib, function)
@@ -150,8 +165,88 @@ class SharedObject:
             fn.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_uint64),
                            ctypes.POINTER(ctypes.c_uint64)]
             self.counters[function] = fn
-        pk, by = ctypes.c_uint64(), ctypes.c_uint64()
-        return int(fn(self.lib.shim_state(self.handle), handle, ctypes.byref(pk), ctypes.byref(by)))
+        pk, by = ctypes.c_uint64(COUNTER_SENTINEL), ctypes.c_uint64(COUNTER_SENTINEL)
+        rc = int(fn(self.lib.shim_state(self.handle), handle, ctypes.byref(pk), ctypes.byref(by)))
+        return rc, pk.value, by.value
+
+    def table_calls(self, op: str, table: int, subjects: Sequence[bytes] | Sequence[int], action: int = 0,
+                    args: bytes = b"") -> list[int]:
+        """One table API call per subject, all in one foreign call (batch.c): "add" (action, args) and "lookup"
+        of each match (priority 0; the matches of one table all have the same length), "modify" (action, args)
+        and "delete" of each handle. Their return codes."""
+        n = len(subjects)
+        if n == 0:
+            return []
+        if self.batcher is None:
+            digest = hashlib.sha256(BATCH_C.read_bytes()).hexdigest()[:12]
+            lib_path = self.so.parent / f"c3po_batch_{digest}.so"
+            if not lib_path.exists():
+                run_cc([compiler(), "-std=gnu99", "-O2", "-shared", "-fPIC", str(BATCH_C), "-o", str(lib_path)])
+            self.batcher = ctypes.CDLL(str(lib_path)).c3po_batch
+            self.batcher.restype = None
+        pad = b"\0" * 17  # as the single calls pass them: a decode may read a byte past its input
+        head = args + pad
+        if op in ("add", "lookup"):
+            matches = [bytes(m) for m in subjects]  # type: ignore[arg-type]
+            stride = len(matches[0]) + 1
+            blob = head + b"\0".join(matches) + pad
+            moff = array.array("I", range(len(head), len(head) + n * stride, stride))
+            xs = array.array("q", bytes(8 * n))
+        else:
+            blob, moff = head, array.array("I", bytes(4 * n))
+            xs = array.array("q", [int(h) for h in subjects])  # type: ignore[arg-type]
+        rc = array.array("i", bytes(4 * n))
+
+        def buf(a: array.array[Any], ctype: Any) -> Any:
+            return (ctype * n).from_buffer(a)
+
+        fn = ctypes.cast
+        self.batcher(ctypes.c_void_p(self.handle), fn(self.lib.shim_add, ctypes.c_void_p),
+                     fn(self.lib.shim_lookup, ctypes.c_void_p), fn(self.lib.shim_modify, ctypes.c_void_p),
+                     fn(self.lib.shim_delete, ctypes.c_void_p), ctypes.c_uint32(n), bytes([BATCH_OPS[op]]) * n,
+                     buf(array.array("I", [table]) * n, ctypes.c_uint32), buf(xs, ctypes.c_int64),
+                     buf(array.array("I", [action]) * n, ctypes.c_uint32), blob, buf(moff, ctypes.c_uint32),
+                     buf(array.array("I", bytes(4 * n)), ctypes.c_uint32), buf(rc, ctypes.c_int32))
+        return rc.tolist()
+
+    def process_one(self, p: PacketIn, cap: int) -> tuple[int, int, bytes]:
+        """One frame through `<prog>_process` in a buffer of exactly `cap` bytes (the shim's batches give every
+        frame room to grow): verdict code, egress port, output bytes. Not logged for the touch log (the shim
+        then clears counters and registers in full at the next reset)."""
+        buf = ctypes.create_string_buffer(max(cap, 1))
+        ctypes.memmove(buf, p.data, len(p.data))
+        n, port = ctypes.c_uint32(len(p.data)), ctypes.c_uint32(0)
+        code = int(self.lib.shim_process(self.handle, buf, ctypes.byref(n), cap, p.port & 0xFFFFFFFF,
+                                         ctypes.byref(port)))
+        return code, port.value, buf.raw[:n.value]
+
+    def capacity_probe(self, p: PacketIn) -> str | None:
+        """The capacity contract of `<prog>_process` for a frame that grows (docs/targets/nic.md: encapsulation
+        may grow a frame up to `cap`; one that would not fit is dropped): run in the state as it is, with room to
+        spare, then in a buffer of exactly the output's length (the same result), then one byte shorter (a drop).
+        The state is restored after each run. What went wrong, or None (also when the frame does not grow here)."""
+        size = self.state_size()
+        st = self.lib.shim_state(self.handle)
+        saved = ctypes.create_string_buffer(size)
+        ctypes.memmove(saved, st, size)
+        try:
+            roomy = self.process_one(p, len(p.data) + self.growth)
+            ctypes.memmove(st, saved, size)
+            if VERDICTS.get(roomy[0], "drop") == "drop" or len(roomy[2]) <= len(p.data):
+                return None
+            cap = len(roomy[2])
+            exact = self.process_one(p, cap)
+            ctypes.memmove(st, saved, size)
+            if exact != roomy:
+                return (f"in a buffer of exactly its output's {cap} bytes, the frame gives {_show(exact)}, with room "
+                        f"to spare {_show(roomy)}")
+            short = self.process_one(p, cap - 1)
+            if VERDICTS.get(short[0], "drop") != "drop":
+                return (f"in a buffer one byte short of its output's {cap} bytes, the frame gives {_show(short)}, "
+                        "not a drop")
+            return None
+        finally:
+            ctypes.memmove(st, saved, size)
 
     def watch(self, watches: list[Watch]) -> None:
         self.n_watch = len(watches)
@@ -213,6 +308,10 @@ class SharedObject:
             self.handle = None
 
 
+def _show(r: tuple[int, int, bytes]) -> str:
+    return f"{VERDICTS.get(r[0], r[0])} to port {r[1]}, {len(r[2])} bytes {r[2].hex()}"
+
+
 class Harness:
     """The sanitizer harness process; any ASan/UBSan finding kills it and surfaces as an error with its report."""
 
@@ -242,23 +341,73 @@ class Harness:
     def reinit(self) -> None:
         self.ask("init")
 
+    @classmethod
+    def line(cls, op: str, args: tuple[Any, ...]) -> str:
+        """The protocol line of a table API call (`SharedObject.batch`'s ops and arguments)."""
+        if op == "add":
+            table, match, priority, action, a = args
+            return f"add {table} {priority} {action} {cls.hx(match)} {cls.hx(a)}"
+        if op == "set_default":
+            table, action, a = args
+            return f"def {table} {action} {cls.hx(a)}"
+        if op == "lookup":
+            table, match, priority = args
+            return f"look {table} {priority} {cls.hx(match)}"
+        if op == "modify":
+            table, handle, action, a = args
+            return f"mod {table} {handle} {action} {cls.hx(a)}"
+        table, handle = args
+        return f"del {table} {handle}"
+
     def add(self, table: int, match: bytes, priority: int, action: int, args: bytes) -> int:
-        return int(self.ask(f"add {table} {priority} {action} {self.hx(match)} {self.hx(args)}"))
+        return int(self.ask(self.line("add", (table, match, priority, action, args))))
 
     def set_default(self, table: int, action: int, args: bytes) -> int:
-        return int(self.ask(f"def {table} {action} {self.hx(args)}"))
+        return int(self.ask(self.line("set_default", (table, action, args))))
 
     def lookup(self, table: int, match: bytes, priority: int) -> int:
-        return int(self.ask(f"look {table} {priority} {self.hx(match)}"))
+        return int(self.ask(self.line("lookup", (table, match, priority))))
 
     def modify(self, table: int, handle: int, action: int, args: bytes) -> int:
-        return int(self.ask(f"mod {table} {handle} {action} {self.hx(args)}"))
+        return int(self.ask(self.line("modify", (table, handle, action, args))))
 
     def delete(self, table: int, handle: int) -> int:
-        return int(self.ask(f"del {table} {handle}"))
+        return int(self.ask(self.line("delete", (table, handle))))
+
+    def table_calls(self, op: str, table: int, subjects: Sequence[bytes] | Sequence[int], action: int = 0,
+                    args: bytes = b"") -> list[int]:
+        """`SharedObject.table_calls` over the pipe."""
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for x in subjects:
+            calls.append((op, (table, x, 0, action, args) if op == "add" else (table, x, 0) if op == "lookup"
+                          else (table, x, action, args) if op == "modify" else (table, x)))
+        return self.batch(calls)
+
+    def batch(self, calls: Sequence[tuple[str, tuple[Any, ...]]], chunk: int = 256) -> list[int]:
+        """The calls pipelined, `chunk` lines written before their replies are read (the replies are a few bytes
+        each, far below what the pipe holds, so neither side blocks on the other)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        out: list[int] = []
+        for i in range(0, len(calls), chunk):
+            part = calls[i:i + chunk]
+            try:
+                self.proc.stdin.write("".join(self.line(op, args) + "\n" for op, args in part))
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            for _ in part:
+                reply = self.proc.stdout.readline()
+                if not reply:
+                    err = self.proc.stderr.read() if self.proc.stderr else ""
+                    raise RuntimeError(f"nic sanitizer harness died:\n{err}")
+                out.append(int(reply))
+        return out
 
     def table_counter(self, function: str, handle: int) -> int | None:
         return None  # the harness has no command for it (its watches read counters, as the shared object's do)
+
+    def counter_values(self, function: str, handle: int) -> tuple[int, int, int] | None:
+        return None
 
     def watch(self, watches: list[Watch]) -> None:
         self.ask("watch " + " ".join([str(len(watches))] + [f"{w.kind} {w.id} {w.idx}" for w in watches]))
@@ -320,6 +469,10 @@ class NicDriver(Driver):
         self.table_ids: dict[str, int] = {}
         self.action_ids: dict[str, int] = {}
         self.watches: list[Watch] = []
+        self.contract: str | None = None  # what the table fill found wrong (contracts.py), once checked
+        self.contract_checked = False
+        self.grows = False  # the program can add headers: grown frames are probed at their exact capacity
+        self.capacity_probes = 0
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -335,6 +488,8 @@ class NicDriver(Driver):
         if problems:
             raise DriverUnavailable("; ".join(p.message for p in problems))
         self.prog = prog
+        self.contract, self.contract_checked, self.capacity_probes = None, False, 0
+        self.grows = max_growth(prog) > 16
         self.table_ids = {n: i for i, n in enumerate(prog.tables)}
         self.action_ids = {n: i for i, n in enumerate(prog.actions)}
         out = workdir / ("nic-asan" if self.sanitize else "nic")
@@ -363,6 +518,21 @@ class NicDriver(Driver):
                         for a, p in zip(args, params, strict=True))
 
     def install(self, control: ControlState, refusals: bool = True) -> None:
+        """Install a vector's state. With `refusals` (every vector's install), the first call that installs
+        also fills each table to its size (`_check_contracts`, then installs the state again), and a contract it
+        found broken is every vector's error from then on."""
+        _, be = self._require()
+        if self.contract:
+            raise ValueError(f"nic table API contract: {self.contract}")
+        self._install(control, refusals)
+        if refusals and not self.contract_checked and isinstance(be, (SharedObject, Harness)):
+            self.contract_checked = True  # before the check: a crash in it is not retried for every vector
+            self.contract = self._check_contracts()
+            if self.contract:
+                raise ValueError(f"nic table API contract: {self.contract}")
+            self._install(control, refusals=False)
+
+    def _install(self, control: ControlState, refusals: bool) -> None:
         prog, be = self._require()
         be.reinit()
         index = {name: len(t.entries) for name, t in prog.tables.items()}
@@ -408,6 +578,36 @@ class NicDriver(Driver):
                 watches.append(Watch(0, tid, DEFAULT_HANDLE, (f"table.{tname}", -1)))
         self.watches = watches
         be.watch(watches)
+
+    def _check_contracts(self) -> str | None:
+        """Each table filled to its declared size and emptied again through the C table API, on a freshly
+        initialised state (contracts.py); what went wrong first, or None."""
+        prog, be = self._require()
+        assert isinstance(be, (SharedObject, Harness))
+        be.reinit()
+        try:
+            for tname, t in prog.tables.items():
+                tid = self.table_ids[tname]
+                keys = dict.fromkeys((match_bytes(t, list(c.match)), c.priority if t.uses_priority else 0)
+                                     for c in t.entries)
+                if isinstance(be, Harness) and t.size > HARNESS_FILL_MAX:
+                    continue
+                if len(keys) != len(t.entries):
+                    continue  # constant entries with the same match: which handles they hold is not checked here
+                constants = [(m, p, h) for m, p in keys if (h := be.lookup(tid, m, p)) >= 0]
+                action = t.actions[0]
+                args = self._args(t, action, (0,) * len(prog.actions[action].params))
+                function = f"{prog.name}_{tname}_counter"
+
+                def counter(h: int, f: str = function) -> tuple[int, int, int] | None:
+                    return be.counter_values(f, h)
+
+                problem = check_table(be, t, tid, (self.action_ids[action], args), constants, counter)
+                if problem:
+                    return problem
+            return None
+        finally:
+            be.reinit()
 
     def _set_default(self, tname: str, action: str, dargs: tuple[int, ...]) -> None:
         prog, be = self._require()
@@ -552,7 +752,16 @@ class NicDriver(Driver):
         watches = self.watches
         counter_names, reg_names = list(prog.counters), list(prog.registers)
         snap_c, snap_r = counters.copy(), regs.copy()
-        for p, (code, out_port, out_data, changes) in zip(packets, be.run(packets), strict=True):
+        raw = be.run(packets)
+        if self.grows and self.capacity_probes < CAPACITY_PROBES and isinstance(be, SharedObject):
+            # the first frame that grew, run again in a buffer of its output's length and one byte less
+            grown = next((p for p, r in zip(packets, raw, strict=True) if r[0] and len(r[2]) > len(p.data)), None)
+            if grown is not None:
+                self.capacity_probes += 1
+                problem = be.capacity_probe(grown)
+                if problem:
+                    raise ValueError(f"nic capacity contract: {problem}")
+        for p, (code, out_port, out_data, changes) in zip(packets, raw, strict=True):
             changed = False
             for tag, v1, v2 in changes:
                 if tag < TOUCHED:
