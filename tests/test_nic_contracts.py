@@ -17,7 +17,6 @@ from c3po_compiler.expr import KeyElem
 from c3po_compiler.loader import load_program
 from conformance.model import ControlState, EntryState, PacketIn
 from targets.nic import contracts
-from targets.nic import driver as nic_driver
 from targets.nic.driver import NicDriver, SharedObject
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,20 +27,18 @@ def _open(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     """A native nic driver over an example's generated C, with `patch` (old, new: a mutant) applied once."""
     prog = load_program(ROOT / "spec" / "examples" / f"{name}.yaml").program
     if patch is not None:
-        from targets.nic.toolchain import TOUCH_LOG, compiler, run_cc, write_sources
+        from targets.nic import toolchain
 
-        def build(p: ir.Program, outdir: Path, cc: str = "gcc") -> Path:
-            files = write_sources(p, outdir)
-            src = files[f"{p.name}.c"]
-            text = src.read_text()
+        real = toolchain.write_sources
+
+        def patched(p: ir.Program, outdir: Path, with_shim: bool = True) -> dict[str, Path]:
+            files = real(p, outdir, with_shim)
+            text = files[f"{p.name}.c"].read_text()
             assert patch[0] in text, "the patch did not apply: the generated code changed"
-            src.write_text(text.replace(patch[0], patch[1], 1))
-            so = outdir / f"lib{p.name}_nic.so"
-            run_cc([compiler(cc), "-std=gnu99", "-O2", "-shared", "-fPIC", TOUCH_LOG, "-I", str(outdir), str(src),
-                    str(files["shim"]), "-o", str(so)])
-            return so
+            files[f"{p.name}.c"].write_text(text.replace(patch[0], patch[1], 1))
+            return files
 
-        monkeypatch.setattr(nic_driver, "build_shared", build)
+        monkeypatch.setattr(toolchain, "write_sources", patched)
     drv = NicDriver(sanitize=False)
     drv.open(prog, tmp_path)
     return drv
