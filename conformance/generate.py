@@ -403,9 +403,24 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
 
     structure_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                                    vectors))
+    from .gen_hashes import hash_vectors  # the xdp cuckoo's hash neighbours (gen_hashes.py)
+
+    hash_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp, vectors))
     # ports other than 1 in, ports without a mapping out (gen_ports.py): coverage part "ports"
     port_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                               vectors))
+    from .gen_portwidth import port_width_vectors  # forwarded ports at full width per path (gen_portwidth.py)
+
+    port_width_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                                    vectors))
+    from .gen_percopy import percopy_vectors  # parser edges replayed behind other prefixes (gen_percopy.py)
+
+    percopy_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                                 vectors))
+    from .gen_condterms import condterm_vectors  # each valid(option) term of an && made false alone
+
+    condterm_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                                  vectors))
 
     for item, why in infeasible.items():
         if item not in cov.branches_covered:
