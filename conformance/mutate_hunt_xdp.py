@@ -235,7 +235,7 @@ class XdpHunter(HunterBase):
     words: list[bytes]
     constants: list[int]
     max_len: int
-    fuzzing = 0.0  # seconds of running candidates in the current hunt
+    fuzzing: dict[int, float]  # thread -> seconds of running candidates in its current hunt (--jobs N)
 
     @staticmethod
     def unavailable() -> str | None:
@@ -246,7 +246,8 @@ class XdpHunter(HunterBase):
     def _rate(self, execs: int, took: float) -> str:
         """Per second of running candidates (both programs, the comparison, making them): loading the two
         objects and installing states are left out."""
-        return f", {execs / self.fuzzing:.0f}/s" if self.fuzzing > 0 else ""
+        fuzzing = self.fuzzing.get(threading.get_ident(), 0.0)
+        return f", {execs / fuzzing:.0f}/s" if fuzzing > 0 else ""
 
     def _open(self, slot: Path, name: str) -> XdpDriver:
         from .mutate import _xdp_driver
@@ -276,7 +277,7 @@ class XdpHunter(HunterBase):
         self.ports = sorted({p.port for v in self.vectors for p in v.packets} | {1})[:256]
         self.max_len = max_frame(self.prog, self.vectors)
         layout_for = layout_function(self.prog)
-        self.seeds = []
+        self.seeds, self.fuzzing = [], {}
         seen: set[tuple[int, int, bytes]] = set()
         for g, key in enumerate(keys):
             k = index.get(key, g % len(self.states))
@@ -327,18 +328,19 @@ class XdpHunter(HunterBase):
         rng = random.Random(self.seed)
         maker = Mutator(self.seeds, self.words, self.constants, self.ports, self.max_len, rng)
         deadline = start + self.seconds
-        execs, confirms = 0, 0
-        self.fuzzing = 0.0
+        execs, confirms, batches = 0, 0, 0
+        me = threading.get_ident()
+        self.fuzzing[me] = 0.0
         last: HuntResult | None = None
         k = -1
         installed = False
         while time.monotonic() < deadline and confirms < MAX_CONFIRM:
-            if execs % (BATCH * ROUNDS_PER_STATE) == 0 or not installed:
+            if batches % ROUNDS_PER_STATE == 0 or not installed:
                 k = (k + 1) % len(self.states)
-                installed = self._install(k, orig, mut)
+                batches, installed = 0, self._install(k, orig, mut)
                 if not installed:
-                    execs += BATCH * ROUNDS_PER_STATE  # keep the round-robin moving
                     continue
+            batches += 1
             t0 = time.monotonic()
             batch = [maker.candidate(k) for _ in range(BATCH)]
             regs = self.states[k].registers
@@ -348,7 +350,7 @@ class XdpHunter(HunterBase):
                 installed = False
                 continue
             execs += BATCH
-            self.fuzzing += time.monotonic() - t0
+            self.fuzzing[me] += time.monotonic() - t0
             i = next((j for j, (x, y) in enumerate(zip(a, b, strict=True)) if observed(x) != observed(y)), None)
             if i is None:
                 continue
