@@ -16,7 +16,8 @@ What a packet in flight sees while entries change (the kernel gives no transacti
 - hash and LPM tables: each add/modify/delete is atomic for the entry (the kernel swaps the element under RCU);
 - multibit tries (`trie.py`): a packet finds either the old or the new best route for its address (one 4-byte
   slot store at a time, new nodes filled before they are linked); a modify rewrites the entry's action data in
-  place, with the direct-table caveat below;
+  place, with the direct-table caveat below, or, where the leaves hold the data (`layout.TrieLeaf`), stores the
+  new leaf into each slot the route covers: per slot old or new data, whole, but not all slots at once;
 - direct (array) tables and the defaults: the element is copied in place, so a packet racing a modify can read
   a mix of old and new action data; the same for the per-CPU elements of counted tables (`layout.percpu`: each
   CPU's copy rewritten in place), where a modify also loses the counts packets add between its read of the
@@ -291,8 +292,9 @@ class TrieMaps(_MappedTable):
         super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
         self.slots = self.mem.cast("I")[:slots]
 
-    def trie(self, plen_of: Any) -> Trie:
-        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of)
+    def trie(self, plen_of: Any, leaf_of: Any = None, routes: Any = ()) -> Trie:
+        """The trie over the mapped slots; `leaf_of` (entry -> leaf) for a table whose leaves hold the data."""
+        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of, leaf_of, routes)
 
     def close(self) -> None:
         self.slots.release()
@@ -303,12 +305,17 @@ def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, by
     """A whole table image at once (the conformance driver's install): every entry's action data, then the trie
     rebuilt from empty (`trie.build`)."""
     plens: dict[int, int] = {}
+    leaves: dict[int, int] = {}
     prefixes = []
     for match, index, value in routes:
         maps.write_value(index, value)
+        if maps.lay.leaf:
+            leaves[index] = L.leaf_of_value(maps.lay, value)
         prefix, plens[index] = lpm_route(maps.t, match)
         prefixes.append((prefix, plens[index], index))
-    build(maps.trie(plens.__getitem__), prefixes)
+    trie = maps.trie(plens.__getitem__, leaves.__getitem__ if maps.lay.leaf else None)
+    build(trie, prefixes)
+    trie.close()
 
 
 def cuckoo_key(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[int, int]:
@@ -367,11 +374,16 @@ class _TrieState:
         self.width = t.keys[0].width
         self.routes: dict[tuple[int, int], int] = {}
         self.plens: dict[int, int] = {}
+        self.leaves: dict[int, int] = {}  # entry -> its leaf, where leaves hold the data (layout.TrieLeaf)
+        lay = maps.lay
         for e, index, _ in rows.rows():
             prefix, plen = lpm_route(t, e.match)
             self.routes[(plen, prefix)] = index
             self.plens[index] = plen
-        self.trie = maps.trie(self.plens.__getitem__)
+            if lay.leaf:
+                self.leaves[index] = L.leaf_of_value(lay, L.encode_value(lay, e.action, e.args, index))
+        self.trie = maps.trie(self.plens.__getitem__, self.leaves.__getitem__ if lay.leaf else None,
+                              [(p, n, i) for (n, p), i in self.routes.items()])
 
 
 class XdpDataplane(Dataplane):
@@ -616,6 +628,8 @@ class XdpDataplane(Dataplane):
         rows = self._state(tname)
         st = self._tries.get(tname)
         if st is None or st.rows is not rows:  # a new locked operation read the rows again
+            if st is not None:
+                st.trie.close()
             st = self._tries[tname] = _TrieState(self._trie_maps_of(tname), rows)
         return st
 
@@ -724,12 +738,16 @@ class XdpDataplane(Dataplane):
         trie refuses an insert it has no nodes for before writing anything (the data written is unreferenced)."""
         tr = self._trie(table)
         prefix, plen = lpm_route(self.prog.tables[table], match)
+        lay = self.layouts[table]
         self._trie_maps_of(table).write_value(index, value)
         tr.plens[index] = plen
+        if lay.leaf:
+            tr.leaves[index] = L.leaf_of_value(lay, value)
         try:
             tr.trie.insert(prefix, plen, index)
         except TrieFull:
             del tr.plens[index]
+            tr.leaves.pop(index, None)
             self._state(table).free(index)
             raise ControlError(
                 f"table '{table}' cannot take /{plen}: its multibit trie has {len(tr.trie.free)} free nodes of "
@@ -752,6 +770,10 @@ class XdpDataplane(Dataplane):
         else:
             if lay.trie_nodes:
                 self._trie_maps_of(table).write_value(index, value, keep_count=True)
+                if lay.leaf:  # the data is in the leaves: each slot the route covers gets the new one
+                    tr = self._trie(table)
+                    tr.leaves[index] = L.leaf_of_value(lay, value)
+                    tr.trie.rewrite(*lpm_route(self.prog.tables[table], e.match), index)
             elif lay.cuckoo_buckets:
                 self._cuckoo(table).write_value(index, value, keep_count=True)
             if lay.kind == "direct":
@@ -782,6 +804,7 @@ class XdpDataplane(Dataplane):
                 del tr.routes[(plen, prefix)]
                 tr.trie.delete(prefix, plen, index, replacement_for(prefix, plen, tr.width, tr.routes))
                 del tr.plens[index]
+                tr.leaves.pop(index, None)
             elif lay.cuckoo_buckets:  # the slot first, as for the trie
                 self._cuckoo(table).cuckoo.delete(*cuckoo_key(self.prog.tables[table], e.match))
             if lay.kind == "direct":
@@ -854,6 +877,8 @@ class XdpDataplane(Dataplane):
         self._update(self._map(f"r_{name}"), index.to_bytes(4, "little"), XdpDriver._reg_bytes(reg, value))
 
     def close(self) -> None:
+        for st in self._tries.values():
+            st.trie.close()
         self._tries = {}
         for maps in self._trie_maps.values():
             maps.close()

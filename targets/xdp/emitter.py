@@ -763,17 +763,17 @@ class Emitter:
             for line in keys.build(members, 4 if lay.kind == "lpm" else 0, lay.key_size):
                 out.add(line)
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
-        out.add("int hit = v != NULL;")
-        # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are loaded
-        # into the same scalars, so the action code below is one verifier path whatever was chosen.
-        out.add("if (!v)")
-        out.add(f"\tv = &c3po_defaults.{t.name}; /* the default action */")
-        out.add("__u32 act = v->action;")
-        if t.counters and not lay.percpu:
-            out.add("__u32 ent = v->entry + 1; /* counter index: entry + 1, 0 for the default */")
-        for i in sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
-                         for j in range(2 if width > 64 else 1)}):
-            out.add(f"__u64 arg{i} = v->args[{i}];")
+        if not lay.leaf:  # (a trie whose leaves hold the data set hit, act and the arguments from the leaf)
+            out.add("int hit = v != NULL;")
+            # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are
+            # loaded into the same scalars, so the action code below is one verifier path whatever was chosen.
+            out.add("if (!v)")
+            out.add(f"\tv = &c3po_defaults.{t.name}; /* the default action */")
+            out.add("__u32 act = v->action;")
+            if t.counters and not lay.percpu:
+                out.add("__u32 ent = v->entry + 1; /* counter index: entry + 1, 0 for the default */")
+            for i in arg_indexes(lay):
+                out.add(f"__u64 arg{i} = v->args[{i}];")
         if lay.percpu:
             out.open("if (e) {")
             out.add("e->c.packets += 1;")
@@ -872,7 +872,23 @@ class Emitter:
                     if shift else f"ts = c3po_trie_step(&tt_{t.name}, ts, (__u32)kv); /* the last byte */")
         for _ in range(levels):
             out.close()
-        self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_NODE)", "ts")
+        lay = self.layouts[t.name]
+        if lay.leaf is None:
+            self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_NODE)", "ts")
+            return
+        # The leaf is the route's action data (layout.TrieLeaf): no second lookup. Hit and miss load the same
+        # scalars (from the leaf, or from the default in .data.defaults), so the action code is one path.
+        out.add("int hit = ts && !(ts & C3PO_TRIE_NODE);")
+        out.add(f"__u32 act = c3po_defaults.{t.name}.action; /* the default action, unless the walk ends on a route */")
+        args = {slot: (shift, width) for slot, shift, width in lay.leaf.fields}
+        for i in arg_indexes(lay):
+            out.add(f"__u64 arg{i} = c3po_defaults.{t.name}.args[{i}];")
+        out.open(f"if (hit) {{ /* the leaf: {lay.leaf.describe()} */")
+        out.add(f"act = ts >> {lay.leaf.act_shift};")
+        for i in arg_indexes(lay):
+            shift, width = args[i]
+            out.add(f"arg{i} = {f'(ts >> {shift})' if shift else 'ts'} & {const(mask(width), 32)};")
+        out.close()
 
     def entry_value(self, out: Lines, t: ir.Table, found: str, slot: str) -> None:
         """`v`: the action data of the entry a trie or cuckoo lookup found (`slot` holds entry + 1 when `found`),
@@ -1224,9 +1240,16 @@ def hit_constant(prog: ir.Program, t: ir.Table, lay: L.TableLayout) -> bool:
     """Whether a hit in a trie or cuckoo table needs no action data: its entries can only have one action (the API
     and the driver refuse others), which takes no parameters, and it counts nothing. Then a hit reads the constant
     `t_<table>_hit` (in .rodata) instead of looking up the entry's data: the router's MAC table, whose entries are
-    all `nop`. The control plane still writes the data array; packets do not read it."""
-    return (bool(lay.trie_nodes or lay.cuckoo_buckets) and not t.counters and len(set(t.actions)) == 1
-            and not prog.actions[t.actions[0]].params)
+    all `nop`. The control plane still writes the data array; packets do not read it. (A trie whose leaves hold
+    the data, layout.TrieLeaf, needs neither.)"""
+    return (bool(lay.trie_nodes or lay.cuckoo_buckets) and not lay.leaf and not t.counters
+            and len(set(t.actions)) == 1 and not prog.actions[t.actions[0]].params)
+
+
+def arg_indexes(lay: L.TableLayout) -> list[int]:
+    """The value's argument slots some action of the table reads (`arg<i>` in the generated apply)."""
+    return sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
+                   for j in range(2 if width > 64 else 1)})
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:

@@ -131,6 +131,8 @@ class TableLayout:
     default_elem: int = 0
     # Parameters kept in network order in their slot (action -> names): `raw_params` says which.
     raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Trie tables whose leaves hold the entry's action data itself (`trie_leaf`), None: entry + 1 in the leaf.
+    leaf: TrieLeaf | None = None
 
     @property
     def elem_size(self) -> int:
@@ -141,6 +143,67 @@ class TableLayout:
     def entry_size(self) -> int:
         """Linear tables: bytes of one array element (value words, mask words, then the value)."""
         return align(2 * self.word_bytes * self.key_size, 8) + self.value_size
+
+
+@dataclass(frozen=True)
+class TrieLeaf:
+    """A multibit-trie slot that holds a route's action data instead of its entry index: bits 0..`act_shift`-1
+    are the argument slots side by side, (slot, first bit, width) each, and bits `act_shift`..30 the program-wide
+    action id (never 0, so a route is never an empty slot; bit 31 stays the trie's node flag)."""
+
+    act_shift: int
+    fields: tuple[tuple[int, int, int], ...]
+
+    def encode(self, action_id: int, slots: list[int]) -> int:
+        leaf = action_id << self.act_shift
+        for slot, shift, width in self.fields:
+            leaf |= (slots[slot] & ((1 << width) - 1)) << shift
+        return leaf
+
+    def decode(self, leaf: int, nslots: int) -> tuple[int, list[int]]:
+        """(action id, argument slots) of a leaf."""
+        slots = [0] * nslots
+        for slot, shift, width in self.fields:
+            slots[slot] = (leaf >> shift) & ((1 << width) - 1)
+        return leaf >> self.act_shift, slots
+
+    def describe(self) -> str:
+        args = ", ".join(f"arg{s} bits {b}..{b + w - 1}" for s, b, w in self.fields)
+        return f"action id << {self.act_shift}" + (f", {args}" if args else "")
+
+
+TRIE_LEAF_BITS = 31  # bit 31 of a slot is C3PO_TRIE_NODE
+
+
+def trie_leaf(t: ir.Table, ids: dict[str, int], arg_slots: dict[str, list[tuple[str, int, int]]],
+              slots: int) -> TrieLeaf | None:
+    """The leaf form of a trie table, None where it does not fit (then a leaf holds entry + 1, and the data is
+    looked up in `tv_<table>` by entry). It needs nothing at packet time to know the entry: no counters (their
+    index is the entry). Argument slot i gets the widest parameter any action puts there; the slots and the
+    widest action id must fit 31 bits. The router's routes: set_nexthop(id: 16) and ids up to 7, 19 bits."""
+    if t.counters:
+        return None
+    widths = [0] * slots
+    for params in arg_slots.values():
+        for _, width, slot in params:
+            if width > 64:
+                return None
+            widths[slot] = max(widths[slot], width)
+    fields, shift = [], 0
+    for slot, width in enumerate(widths):
+        if width:
+            fields.append((slot, shift, width))
+            shift += width
+    if shift + max(ids.values()).bit_length() > TRIE_LEAF_BITS:
+        return None
+    return TrieLeaf(shift, tuple(fields))
+
+
+def leaf_of_value(lay: TableLayout, value: bytes) -> int:
+    """The leaf of an entry whose encoded value (`encode_value`) is `value`."""
+    assert lay.leaf is not None
+    slots = [int.from_bytes(value[8 + 8 * i:16 + 8 * i], "little") for i in range(lay.slots)]
+    return lay.leaf.encode(int.from_bytes(value[0:4], "little"), slots)
 
 
 def action_ids(prog: ir.Program) -> dict[str, int]:
@@ -207,14 +270,17 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
         arg_slots[name] = params
         slots = max(slots, slot)
     word_bytes = 4 if kind == "linear" and all(k.width <= 32 for k in t.keys) else 8
-    raw = {a: r for a in arg_slots if (r := raw_params(prog, prog.actions[a]))}
     nodes, buckets = trie_nodes(t) if kind == "lpm" else 0, cuckoo_buckets(t, kind)
+    table_ids = {a: ids[a] for a in arg_slots}
+    leaf = trie_leaf(t, table_ids, arg_slots, slots) if nodes else None
+    # A leaf's arguments are host-order integers (the bits of the slot): no parameter is kept in network order.
+    raw = {} if leaf else {a: r for a in arg_slots if (r := raw_params(prog, prog.actions[a]))}
     percpu = t.counters and (kind == "direct" or nodes > 0 or buckets > 0)
     default_elem = (1 << t.keys[0].width if kind == "direct" else t.size) if percpu else 0
     return TableLayout(t.name, kind, keys, key_size, slots,
-                       {a: ids[a] for a in arg_slots}, arg_slots, word_bytes, nodes,
+                       table_ids, arg_slots, word_bytes, nodes,
                        buckets, chosen(t, 8 + 8 * slots) if kind == "linear" else None,
-                       percpu, default_elem, raw)
+                       percpu, default_elem, raw, leaf)
 
 
 def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:

@@ -14,10 +14,20 @@ it: a packet that loaded the old link reads it within a microsecond, and reuse i
 
 The slot array is any writable u32 memoryview: in the kernel, the mmap of the BPF array (BPF_F_MMAPABLE), whose
 aligned 4-byte stores are atomic for the program; in tests, a bytearray.
+
+**Leaves with the action data** (`leaf_of`, layout.TrieLeaf): where a table's action data fits a slot's 31 bits
+and nothing needs the entry index at packet time (no counters), a leaf holds the route's action id and arguments,
+so a hit is the walk alone. Routes with the same data then have the same leaf, so the slots no longer say which
+route owns them: the trie keeps entry + 1 per slot in a private copy of the array (`a`, the owners; rebuilt from
+the routes and the links the kernel array holds when the trie is opened) and writes each slot's leaf into the
+array packets read (`out`). The algorithm is the one above, on the owners. A modify of a route's data
+(`rewrite`) stores the new leaf into every slot the route owns, one 4-byte store each: a packet sees, per slot,
+the old or the new data, but a modify covering many slots is not atomic across them (as an insert is not).
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterable
 
 TRIE_NODE = 0x80000000
@@ -32,42 +42,93 @@ class TrieFull(Exception):
 
 
 class Trie:
-    """`plen_of(entry)` gives the prefix length of an entry index already in the trie (the record keeps it)."""
+    """`plen_of(entry)` gives the prefix length of an entry index already in the trie (the record keeps it).
+    With `leaf_of(entry)` (the entry's leaf, layout.TrieLeaf) the slots packets read hold leaves; `routes`
+    [(prefix, plen, entry)] are then the routes the array already holds (see the module docstring)."""
 
-    def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int]) -> None:
+    def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int],
+                 leaf_of: Callable[[int], int] | None = None,
+                 routes: Iterable[tuple[int, int, int]] = ()) -> None:
         if width % 8 or not ROOT_BITS <= width <= 128:
             raise ValueError(f"a multibit trie key is 16..128 bits in whole bytes, not {width}")
         if len(slots) < (FIRST_NODE + nodes) * FANOUT:
             raise ValueError(f"{len(slots)} slots cannot hold the root and {nodes} nodes")
-        self.a = slots
+        self.out = slots  # what packets read
+        self.leaf_of = leaf_of
+        self._own: mmap.mmap | None = None
+        self.a = slots  # the owners (entry + 1) and links: the packets' array itself unless leaves hold data
+        if leaf_of is not None:
+            self._own = mmap.mmap(-1, 4 * (FIRST_NODE + nodes) * FANOUT)  # zero pages, touched as used
+            self.a = memoryview(self._own).cast("I")
         self.nodes = nodes
         self.width = width
         self.plen_of = plen_of
         self.free: list[int] = []
         self.scan()
+        if leaf_of is not None:
+            self._adopt(routes)
+
+    def close(self) -> None:
+        if self._own is not None:
+            self.a.release()
+            self._own.close()
+            self._own = None
 
     # -- node bookkeeping ------------------------------------------------------------------------------------
 
-    def scan(self) -> None:
-        """Free nodes are those no slot links to: the array itself is the record (no second map to keep in step)."""
+    def _used(self) -> set[int]:
+        """The nodes the packets' array links to."""
         used: set[int] = set()
-        todo = [s & ~TRIE_NODE for s in self.a[:1 << ROOT_BITS].tolist() if s & TRIE_NODE]
+        out = self.out
+        todo = [s & ~TRIE_NODE for s in out[:1 << ROOT_BITS].tolist() if s & TRIE_NODE]
         while todo:
             n = todo.pop()
             if n in used or not FIRST_NODE <= n < FIRST_NODE + self.nodes:
                 continue  # a corrupt link would loop; the data plane only ever reads within the array
             used.add(n)
-            todo += [s & ~TRIE_NODE for s in self.a[n * FANOUT:(n + 1) * FANOUT].tolist() if s & TRIE_NODE]
+            todo += [s & ~TRIE_NODE for s in out[n * FANOUT:(n + 1) * FANOUT].tolist() if s & TRIE_NODE]
+        return used
+
+    def scan(self) -> None:
+        """Free nodes are those no slot links to: the array itself is the record (no second map to keep in step)."""
+        used = self._used()
         self.free = [n for n in range(FIRST_NODE, FIRST_NODE + self.nodes) if n not in used]
         self.free.reverse()  # pop() takes the lowest id first
+
+    def _adopt(self, routes: Iterable[tuple[int, int, int]]) -> None:
+        """The owners of a leaf trie opened on an array already in use: its links copied, then the routes pushed
+        shortest first into the owners only (the packets' array already holds their leaves)."""
+        a, out = self.a, self.out
+        for n in [0, *self._used()]:
+            first, count = (0, 1 << ROOT_BITS) if n == 0 else (n * FANOUT, FANOUT)
+            vals = out[first:first + count].tolist()
+            for i, s in enumerate(vals):
+                if s & TRIE_NODE:
+                    a[first + i] = s
+        for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
+            region = self._region(prefix, plen, create=False)
+            if region is not None:
+                self._push(region[0], region[1], entry + 1, plen, publish=False)
 
     @property
     def used_nodes(self) -> int:
         return self.nodes - len(self.free)
 
+    def _set(self, s: int, value: int) -> None:
+        """One slot: its owner and, where leaves hold data, the leaf packets read (links are the same in both)."""
+        self.a[s] = value
+        if self.leaf_of is not None:
+            self.out[s] = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+
+    def _fill(self, first: int, count: int, value: int) -> None:
+        self.a[first:first + count] = _repeat(value, count)
+        if self.leaf_of is not None:
+            leaf = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+            self.out[first:first + count] = _repeat(leaf, count)
+
     def _alloc(self, fill: int) -> int:
         n = self.free.pop()
-        self.a[n * FANOUT:(n + 1) * FANOUT] = _repeat(fill, FANOUT)
+        self._fill(n * FANOUT, FANOUT, fill)
         return n
 
     def _release(self, n: int) -> None:
@@ -75,7 +136,7 @@ class Trie:
 
     def reset(self) -> None:
         """Empty: every root slot 0, every node free (their contents are rewritten when allocated)."""
-        self.a[:1 << ROOT_BITS] = _repeat(0, 1 << ROOT_BITS)
+        self._fill(0, 1 << ROOT_BITS, 0)
         self.free = list(range(FIRST_NODE + self.nodes - 1, FIRST_NODE - 1, -1))
 
     # -- routes ------------------------------------------------------------------------------------------------
@@ -116,14 +177,31 @@ class Trie:
             if not self._collapse(parent, node):
                 break
 
+    def rewrite(self, prefix: int, plen: int, entry: int) -> None:
+        """After the data of route prefix/plen (`entry`) changed: its new leaf into every slot it owns. Nothing
+        to do where leaves hold entry + 1 (the data is in its own array)."""
+        if self.leaf_of is None:
+            return
+        region = self._region(prefix, plen, create=False)
+        if region is not None:
+            self._rewrite(region[0], region[1], entry + 1, self.leaf_of(entry))
+
     def lookup(self, key: int) -> int | None:
         """The entry a packet with this key finds (what the generated C computes), for tests and dumps."""
-        s = self.a[key >> (self.width - ROOT_BITS)]
+        s = self._walk(self.a, key)
+        return s - 1 if s else None
+
+    def slot_of(self, key: int) -> int:
+        """The slot value a packet with this key ends its walk on (0, entry + 1, or a leaf)."""
+        return self._walk(self.out, key)
+
+    def _walk(self, a: memoryview, key: int) -> int:
+        s = a[key >> (self.width - ROOT_BITS)]
         consumed = ROOT_BITS
         while s & TRIE_NODE:
             consumed += STRIDE
-            s = self.a[(s & ~TRIE_NODE) * FANOUT + ((key >> (self.width - consumed)) & (FANOUT - 1))]
-        return s - 1 if s else None
+            s = a[(s & ~TRIE_NODE) * FANOUT + ((key >> (self.width - consumed)) & (FANOUT - 1))]
+        return s
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -146,21 +224,32 @@ class Trie:
                 if not create:
                     return None
                 n = self._alloc(cur)  # means what the slot meant, so it is published complete
-                self.a[s] = TRIE_NODE | n
+                self._set(s, TRIE_NODE | n)
                 cur = TRIE_NODE | n
             path.append((s, cur & ~TRIE_NODE))
             base = (cur & ~TRIE_NODE) * FANOUT
             consumed, stride = top, STRIDE
 
-    def _push(self, first: int, count: int, leaf: int, plen: int) -> None:
-        """Write `leaf` wherever no longer prefix is: into links too."""
+    def _push(self, first: int, count: int, leaf: int, plen: int, publish: bool = True) -> None:
+        """Write `leaf` (entry + 1) wherever no longer prefix is: into links too. Without `publish`, only into
+        the owners."""
         a = self.a
+        put = self._set if publish else a.__setitem__
         for s in range(first, first + count):
             cur = a[s]
             if cur & TRIE_NODE:
-                self._push((cur & ~TRIE_NODE) * FANOUT, FANOUT, leaf, plen)
+                self._push((cur & ~TRIE_NODE) * FANOUT, FANOUT, leaf, plen, publish)
             elif cur != leaf and (cur == 0 or self.plen_of(cur - 1) <= plen):
-                a[s] = leaf
+                put(s, leaf)
+
+    def _rewrite(self, first: int, count: int, own: int, leaf: int) -> None:
+        a, out = self.a, self.out
+        for s in range(first, first + count):
+            cur = a[s]
+            if cur & TRIE_NODE:
+                self._rewrite((cur & ~TRIE_NODE) * FANOUT, FANOUT, own, leaf)
+            elif cur == own and out[s] != leaf:
+                out[s] = leaf
 
     def _replace(self, first: int, count: int, old: int, new: int) -> None:
         a = self.a
@@ -171,14 +260,14 @@ class Trie:
                 self._replace(child * FANOUT, FANOUT, old, new)
                 self._collapse(s, child)
             elif cur == old:
-                a[s] = new
+                self._set(s, new)
 
     def _collapse(self, parent: int, node: int) -> bool:
         vals = self.a[node * FANOUT:(node + 1) * FANOUT]
         v = vals[0]
         if v & TRIE_NODE or vals.tolist().count(v) != FANOUT:
             return False
-        self.a[parent] = v  # unlinked first: a packet inside the node still reads v everywhere
+        self._set(parent, v)  # unlinked first: a packet inside the node still reads v everywhere
         self._release(node)
         return True
 

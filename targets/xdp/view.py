@@ -69,7 +69,7 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
                "per image, two images), entries recorded in a priority-ordered array")
     if lay.trie_nodes:
         how = (f"multibit trie ({L.TRIE_ROOT_BITS}-bit root, {L.TRIE_STRIDE} bits per level, {lay.trie_nodes:,} "
-               "nodes), entries recorded in an LPM trie map")
+               f"nodes{', the action data in the leaves' if lay.leaf else ''}), entries recorded in an LPM trie map")
     return f"{keys}; {how}; size {t.size}"
 
 
@@ -94,6 +94,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "hit_id": lay.action_ids[t.actions[0]] if hit_constant(prog, t, lay) else 0,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
+            "trie_leaf": lay.leaf.describe() if lay.leaf else "",
             "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
             "search": ("bitvec" if lay.bitvec else linear_search(t, lay)) if lay.kind == "linear" else "",
             "bitvec": lay.bitvec and [(f"k{p.key}_{p.byte}" if p.byte >= 0 else f"k{p.key}_range", p.words,
