@@ -879,16 +879,17 @@ class Emitter:
         # The leaf is the route's action data (layout.TrieLeaf): no second lookup. Hit and miss load the same
         # scalars (from the leaf, or from the default in .data.defaults), so the action code is one path.
         out.add("int hit = ts && !(ts & C3PO_TRIE_NODE);")
-        out.add(f"__u32 act = c3po_defaults.{t.name}.action; /* the default action, unless the walk ends on a route */")
-        args = {slot: (shift, width) for slot, shift, width in lay.leaf.fields}
-        for i in arg_indexes(lay):
-            out.add(f"__u64 arg{i} = c3po_defaults.{t.name}.args[{i}];")
-        out.open(f"if (hit) {{ /* the leaf: {lay.leaf.describe()} */")
-        out.add(f"act = ts >> {lay.leaf.act_shift};")
-        for i in arg_indexes(lay):
-            shift, width = args[i]
-            out.add(f"arg{i} = {f'(ts >> {shift})' if shift else 'ts'} & {const(mask(width), 32)};")
-        out.close()
+        # A miss makes the default's leaf (every action of the table fits one), so hit and miss decode the same
+        # scalar: one verifier path through the action code, as with a value pointer.
+        out.add("if (!hit)")
+        parts = [f"(c3po_defaults.{t.name}.action << {lay.leaf.act_shift})"]
+        for slot, shift, width in lay.leaf.fields:
+            arg = f"(__u32)(c3po_defaults.{t.name}.args[{slot}] & {const(mask(width), 32)})"
+            parts.append(f"({arg} << {shift})" if shift else arg)
+        out.add(f"\tts = {' | '.join(parts)}; /* the default action */")
+        out.add(f"__u32 act = ts >> {lay.leaf.act_shift}; /* the leaf: {lay.leaf.describe()} */")
+        for slot, shift, width in lay.leaf.fields:
+            out.add(f"__u64 arg{slot} = {f'(ts >> {shift})' if shift else 'ts'} & {const(mask(width), 32)};")
 
     def entry_value(self, out: Lines, t: ir.Table, found: str, slot: str) -> None:
         """`v`: the action data of the entry a trie or cuckoo lookup found (`slot` holds entry + 1 when `found`),
