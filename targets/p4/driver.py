@@ -8,6 +8,11 @@ caused it. Programs with counters or registers are run one vector at a time, bec
 fresh state and its counters are read after each packet; their state goes over Thrift (registers, resets) and
 P4Runtime (counter reads), never a CLI process per command.
 
+A frame BMv2 sends to a port below the CPU port that has no interface yet (the examples forward to 16..78, the
+port vectors to 16, 256, 509) makes the driver wire that port (a veth pair, Thrift `port_add`, a socket) and send
+the frame again, so its bytes are compared like any other's; a program with state gets its registers back and
+the second pass's counts taken out first (`rerun`), so the vector sees one pass.
+
 Everything started here (namespace, switch) is torn down in `close`, which is also called after a failed
 `open`. The pure pieces (command lines, mapping a fate and a capture to a Result) are functions so they can be
 tested where BMv2 is not installed.
@@ -43,7 +48,8 @@ from .thrift_api import unavailable as thrift_unavailable
 INSTALL_HINT = ("install p4c and BMv2: `bash ../shared/tools/p4/install.sh` where that directory exists, "
                 "otherwise p4lang/p4c and p4lang/behavioral-model packages or sources (docs/targets/p4.md)")
 TOOLS = ("p4c-bm2-ss", "simple_switch_grpc", "ip")
-DATA_PORTS = 16  # ports 0..15 have a veth each; vectors and the examples forward within them
+DATA_PORTS = 16  # ports 0..15 have a veth each from the start; vectors and the examples forward within them
+MAX_WIRED = 128  # ports wired on demand beyond those (a veth, a BMv2 port and a socket each), per switch
 THRIFT_PORT = 9090
 START_TIMEOUT = 60.0  # simple_switch_grpc takes seconds to open its ports on a loaded 2-core machine
 PACKET_TIMEOUT = 10.0  # for a whole batch to come out of BMv2; a healthy switch needs milliseconds
@@ -142,6 +148,7 @@ class P4Driver(Driver):
         self.stateful = False
         self.log_level = log_level
         self.counted: Counters = {}  # every counter as last read
+        self.rerun: Counters = {}  # counts of the frames sent again after wiring their port, not the program's
         self.registers_now: Registers = {}  # every nonzero register as last set or read
 
     @classmethod
@@ -233,6 +240,7 @@ class P4Driver(Driver):
         else:
             self.p4rt.install(control)
         if self.stateful:
+            self.rerun = {}  # (an entry's counter may restart under the same key: vectors only compare growth)
             self.counted = self._read_counters()  # the new entries start at zero; the program's counters do not
 
     def _install_ops(self, control: ControlState) -> None:
@@ -339,7 +347,39 @@ class P4Driver(Driver):
         if not (self.prog.counters or counted):
             return {}
         counters: Counters = self.p4rt.read_counters(sorted(self.prog.counters), tables=counted)
-        return counters
+        return grown(counters, self.rerun) if self.rerun else counters
+
+    # ------------------------------------------------------------------------------------------ ports on demand
+    def _wire_unseen(self, results: list[Result]) -> bool:
+        """Wire the ports below the CPU port that results went to without an interface (up to MAX_WIRED);
+        whether any was wired, so the frames can be sent again and captured."""
+        assert self.socks is not None and self.thrift is not None
+        room = MAX_WIRED - (len(self.socks.by_port) - len(self.ports))
+        new = sorted({r.port for r in results if r.observations.get("frame_unseen") and r.port is not None
+                      and 0 <= r.port < self.cpu_port and r.port not in self.socks.by_port})[:max(room, 0)]
+        if not new:
+            return False
+        nsutil.add_pairs(self.ns, new)
+        with nsutil.entered(self.ns):
+            for p in new:
+                self.thrift.port_add(veth_names(p)[0], p)
+        self.socks.add(self.ns, new)
+        return True
+
+    def _again(self, pkt: PacketIn, before: Registers) -> Result:
+        """Send a stateful program's frame again once its port is wired: the registers as they were before the
+        first pass, and what the second pass counts kept in `rerun` (taken out of every read)."""
+        assert self.prog is not None
+        if self.prog.registers:
+            self.registers_now = self._read_registers()
+            self._set_registers(before)
+        start = self._read_counters()
+        r = self.exchange([pkt])[0]
+        extra = grown(self._read_counters(), start)
+        for key, (p, b) in extra.items():
+            p0, b0 = self.rerun.get(key, (0, 0))
+            self.rerun[key] = (p0 + p, b0 + b)
+        return r
 
     def _read_registers(self) -> Registers:
         assert self.prog is not None and self.thrift is not None
@@ -430,7 +470,12 @@ class P4Driver(Driver):
             flat = [p for packets, _ in batch for p in packets]
             results: list[Result] = []
             for first in range(0, len(flat), BATCH):
-                results += self.exchange(flat[first:first + BATCH])
+                chunk = self.exchange(flat[first:first + BATCH])
+                if self._wire_unseen(chunk):  # stateless: the frames that found no interface go again
+                    again = [i for i, r in enumerate(chunk) if r.observations.get("frame_unseen")]
+                    for i, r in zip(again, self.exchange([flat[first + i] for i in again]), strict=True):
+                        chunk[i] = r
+                results += chunk
             out, pos = [], 0
             for packets, _ in batch:
                 out.append(results[pos:pos + len(packets)])
@@ -444,7 +489,10 @@ class P4Driver(Driver):
             start = self.counted
             vec: list[Result] = []
             for pkt in packets:
+                before = dict(self.registers_now)
                 r = self.exchange([pkt])[0]
+                if self._wire_unseen([r]):
+                    r = self._again(pkt, before)
                 if r.error is None or not r.error.startswith("N/A"):  # a frame not sent changes nothing
                     self.counted = self._read_counters()
                     if self.prog is not None and self.prog.registers:

@@ -66,6 +66,14 @@ def create(ns: str, ports: list[int]) -> None:
         raise
 
 
+def add_pairs(ns: str, ports: list[int]) -> None:
+    """More pairs in an existing namespace (ports wired while the switch runs)."""
+    proc = subprocess.run(["ip", "-n", ns, "-batch", "-"], input=link_batch(ports), capture_output=True, text=True,
+                          timeout=60, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ip -n {ns} -batch (ports {ports}) failed: {proc.stderr.strip()}")
+
+
 def delete(ns: str) -> None:
     """Deleting the namespace removes its veths too; safe when it does not exist."""
     subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False, timeout=30)

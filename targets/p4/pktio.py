@@ -63,6 +63,11 @@ class PortSockets:
     def __init__(self, ns: str, ports: list[int]) -> None:
         self.by_port: dict[int, socket.socket] = {}
         self.by_fd: dict[int, int] = {}
+        self.captured: dict[int, list[bytes]] = {}
+        self.add(ns, ports)
+
+    def add(self, ns: str, ports: list[int]) -> None:
+        """Open the test side of more pairs (ports wired while the switch runs)."""
         with entered(ns):
             for p in ports:
                 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -72,7 +77,7 @@ class PortSockets:
                 s.setblocking(False)
                 self.by_port[p] = s
                 self.by_fd[s.fileno()] = p
-        self.captured: dict[int, list[bytes]] = {p: [] for p in ports}
+                self.captured[p] = []
 
     def send(self, port: int, frame: bytes) -> None:
         sock = self.by_port[port]

@@ -95,6 +95,11 @@ class ThriftClient:
             self.transport.close()
             self.transport = None
 
+    # Ports -------------------------------------------------------------------------------------------------
+    def port_add(self, iface: str, port: int) -> None:
+        """Bind switch port `port` to interface `iface` (simple_switch_CLI's `port_add`), no pcap trace."""
+        self.client.bm_dev_mgr_add_port(iface, port, "")
+
     # Registers ---------------------------------------------------------------------------------------------
     def register_reset(self, name: str) -> None:
         self.client.bm_register_reset(0, name)
