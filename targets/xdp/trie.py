@@ -64,9 +64,9 @@ class Trie:
         self.width = width
         self.plen_of = plen_of
         self.free: list[int] = []
-        self.scan()
+        used = self.scan()
         if leaf_of is not None:
-            self._adopt(routes)
+            self._adopt(routes, used)
 
     def close(self) -> None:
         if self._own is not None:
@@ -89,22 +89,23 @@ class Trie:
             todo += [s & ~TRIE_NODE for s in out[n * FANOUT:(n + 1) * FANOUT].tolist() if s & TRIE_NODE]
         return used
 
-    def scan(self) -> None:
-        """Free nodes are those no slot links to: the array itself is the record (no second map to keep in step)."""
+    def scan(self) -> set[int]:
+        """Free nodes are those no slot links to: the array itself is the record (no second map to keep in step).
+        Returns the nodes in use."""
         used = self._used()
         self.free = [n for n in range(FIRST_NODE, FIRST_NODE + self.nodes) if n not in used]
         self.free.reverse()  # pop() takes the lowest id first
+        return used
 
-    def _adopt(self, routes: Iterable[tuple[int, int, int]]) -> None:
-        """The owners of a leaf trie opened on an array already in use: its links copied, then the routes pushed
-        shortest first into the owners only (the packets' array already holds their leaves)."""
+    def _adopt(self, routes: Iterable[tuple[int, int, int]], used: set[int]) -> None:
+        """The owners of a leaf trie opened on an array already in use: the root and the nodes in use copied
+        (links as they are), then each route, shortest first, written over every slot of its region that is not a
+        link, into the owners only (the packets' array already holds their leaves): a slot ends with the longest
+        route that covers it, and a slot no route covers is 0 in both."""
         a, out = self.a, self.out
-        for n in [0, *self._used()]:
+        for n in [0, *used]:
             first, count = (0, 1 << ROOT_BITS) if n == 0 else (n * FANOUT, FANOUT)
-            vals = out[first:first + count].tolist()
-            for i, s in enumerate(vals):
-                if s & TRIE_NODE:
-                    a[first + i] = s
+            a[first:first + count] = out[first:first + count]
         for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
             region = self._region(prefix, plen, create=False)
             if region is not None:
@@ -231,16 +232,17 @@ class Trie:
             consumed, stride = top, STRIDE
 
     def _push(self, first: int, count: int, leaf: int, plen: int, publish: bool = True) -> None:
-        """Write `leaf` (entry + 1) wherever no longer prefix is: into links too. Without `publish`, only into
-        the owners."""
+        """Write `leaf` (entry + 1) wherever no longer prefix is: into links too. Without `publish` (`_adopt`:
+        routes come shortest first), into every slot that is not a link, of the owners only."""
         a = self.a
-        put = self._set if publish else a.__setitem__
         for s in range(first, first + count):
             cur = a[s]
             if cur & TRIE_NODE:
                 self._push((cur & ~TRIE_NODE) * FANOUT, FANOUT, leaf, plen, publish)
+            elif not publish:
+                a[s] = leaf
             elif cur != leaf and (cur == 0 or self.plen_of(cur - 1) <= plen):
-                put(s, leaf)
+                self._set(s, leaf)
 
     def _rewrite(self, first: int, count: int, own: int, leaf: int) -> None:
         a, out = self.a, self.out
