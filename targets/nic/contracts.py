@@ -106,27 +106,29 @@ def check_table(be: Batch, t: ir.Table, tid: int, action: tuple[int, bytes],
         return None
     aid, args = action
 
-    def adds() -> list[int] | str:
+    def adds() -> dict[int, bytes] | str:
+        """Every key added: the handle -> match of those that succeeded, or what went wrong."""
         codes = be.table_calls("add", tid, keys, aid, args)
-        handles: list[int] = []
+        handles: dict[int, bytes] = {}
         exists = 0
         for j, c in enumerate(codes):
+            if c in handles or c in const_handles:
+                return f"{where}: add {j + 1} gives out handle {c}, which an entry holds"
             if c >= 0 and len(handles) < free:
-                handles.append(c)
+                handles[c] = keys[j]
             elif c == EXISTS and exists < len(constants):
                 exists += 1  # a constant entry's match
             elif c != FULL or len(handles) < free:
                 got = "succeeds" if c >= 0 else f"answers {_code(c)}"
                 return (f"{where}: add {j + 1} {got} after {len(handles)} entries were added ({free} fit beside "
                         f"{len(const_handles)} constant entries)")
-        if sorted(handles + sorted(const_handles)) != list(range(size)):
+        if sorted([*handles, *const_handles]) != list(range(size)):
             return f"{where}: the handles given out are not 0..{size - 1}, each once"
         return handles
 
-    first = adds()
-    if isinstance(first, str):
-        return first
-    live = {h: k for h, k in zip(first, keys, strict=False)}
+    live = adds()
+    if isinstance(live, str):
+        return live
     order = list(live)
     found = be.table_calls("lookup", tid, [live[h] for h in order])
     for h, got in zip(order, found, strict=True):
@@ -169,6 +171,6 @@ def check_table(be: Batch, t: ir.Table, tid: int, action: tuple[int, bytes],
     again = adds()
     if isinstance(again, str):
         return f"{where}, emptied and filled again: {again.split(': ', 1)[1]}"
-    if sorted(again) != sorted(first):
+    if sorted(again) != sorted(live):
         return f"{where}: emptied and filled again, it gives out other handles"
     return None
