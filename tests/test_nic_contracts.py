@@ -104,7 +104,7 @@ _STATE = ControlState((
 _FRAME = _DMAC.to_bytes(6, "big") + bytes.fromhex("0200000000bb") + b"\x88\xb5" + bytes(46)
 
 VXLAN_MUTANTS: dict[str, tuple[tuple[str, str], str]] = {
-    "oversize_relation": (("pay > cap - hl", "pay >= cap - hl"), "in a buffer of exactly its output's"),
+    "oversize_relation": (("pay > cap - hl", "pay >= cap - hl"), "in a buffer of exactly 110 bytes (its input is 60)"),
     "oversize_verdict": (("st->oversize_drops++; c->verdict = VXLAN_GATEWAY_DROP;", "st->oversize_drops++;"),
                          "one byte short of its output's"),
 }
@@ -116,7 +116,7 @@ def test_a_grown_frame_passes_at_its_exact_capacity(tmp_path: Path, monkeypatch:
         drv.install(_STATE)
         out = drv.run([PacketIn(3, _FRAME)], {})
         assert out[0].verdict == "forward" and out[0].port == 5 and len(out[0].data) == len(_FRAME) + 50
-        assert drv.capacity_probes == 1
+        assert drv.capacity_probes == {"grown": 1, "first": 0}
         # the probe leaves the state as it found it (its runs count packets and drops)
         be = drv.backend_object()
         assert isinstance(be, SharedObject)
@@ -136,6 +136,20 @@ def test_an_oversize_mutant_is_the_vectors_error(name: str, tmp_path: Path, monk
         with pytest.raises(ValueError, match="nic capacity contract") as info:
             drv.run([PacketIn(3, _FRAME)], {})
         assert says in str(info.value), str(info.value)
+    finally:
+        drv.close()
+
+
+def test_a_frame_that_does_not_grow_runs_in_a_buffer_of_exactly_its_length(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parser that wants one byte of room past the frame (`n >= cap`) is the first vector's error."""
+    frame = _DMAC.to_bytes(6, "big") + bytes.fromhex("0200000000bb") + b"\x88\xb5" + bytes(46)
+    drv = _open("vxlan_gateway", tmp_path, monkeypatch, ("if (n > cap) {", "if (n >= cap) {"))
+    try:
+        drv.install(ControlState())
+        with pytest.raises(ValueError, match=r"nic capacity contract: in a buffer of exactly 60 bytes \(its input"):
+            drv.run([PacketIn(7, frame)], {})
+        assert drv.capacity_probes == {"grown": 0, "first": 1}
     finally:
         drv.close()
 

@@ -50,7 +50,9 @@ STALE_PROBES = 4  # deleted handles probed per table
 BATCH_C = HERE / "runtime" / "batch.c"
 BATCH_OPS = {"add": 0, "lookup": 1, "modify": 2, "delete": 3}  # the calls batch.c makes, by op code
 HARNESS_FILL_MAX = 1024  # the sanitizer harness (a pipe, ~10 us a call) fills only tables up to this size
-CAPACITY_PROBES = 64  # vectors per open whose grown frame is run again at its exact capacity (contracts.py)
+# vectors per open whose first grown frame (first frame, in a program that cannot grow frames or a vector where
+# none grew) is run again at its exact capacity (SharedObject.capacity_probe)
+CAPACITY_PROBES = {"grown": 64, "first": 16}
 _ZERO = {"exact": KeyElem("value", 0), "lpm": KeyElem("prefix", 0, 0), "ternary": KeyElem("mask", 0, 0),
          "range": KeyElem("range", 0, 0)}  # a well-formed match to hand an add that must refuse it anyway
 
@@ -221,10 +223,11 @@ class SharedObject:
         return code, port.value, buf.raw[:n.value]
 
     def capacity_probe(self, p: PacketIn) -> str | None:
-        """The capacity contract of `<prog>_process` for a frame that grows (docs/targets/nic.md: encapsulation
-        may grow a frame up to `cap`; one that would not fit is dropped): run in the state as it is, with room to
-        spare, then in a buffer of exactly the output's length (the same result), then one byte shorter (a drop).
-        The state is restored after each run. What went wrong, or None (also when the frame does not grow here)."""
+        """The capacity contract of `<prog>_process` (docs/targets/nic.md: `cap` is the buffer's size,
+        encapsulation may grow a frame up to it, a frame that would not fit is dropped): the frame is run in the
+        state as it is with room to spare, then in a buffer of exactly the larger of its input's and output's
+        lengths (the same result), and, when it grew, one byte shorter (a drop). The state is restored after
+        each run. What went wrong, or None."""
         size = self.state_size()
         st = self.lib.shim_state(self.handle)
         saved = ctypes.create_string_buffer(size)
@@ -232,14 +235,14 @@ class SharedObject:
         try:
             roomy = self.process_one(p, len(p.data) + self.growth)
             ctypes.memmove(st, saved, size)
-            if VERDICTS.get(roomy[0], "drop") == "drop" or len(roomy[2]) <= len(p.data):
-                return None
-            cap = len(roomy[2])
+            cap = max(len(p.data), len(roomy[2]))
             exact = self.process_one(p, cap)
             ctypes.memmove(st, saved, size)
-            if exact != roomy:
-                return (f"in a buffer of exactly its output's {cap} bytes, the frame gives {_show(exact)}, with room "
-                        f"to spare {_show(roomy)}")
+            if not _same(exact, roomy):
+                return (f"in a buffer of exactly {cap} bytes (its input is {len(p.data)}), the frame gives "
+                        f"{_show(exact)}, with room to spare {_show(roomy)}")
+            if VERDICTS.get(roomy[0], "drop") == "drop" or len(roomy[2]) <= len(p.data):
+                return None
             short = self.process_one(p, cap - 1)
             if VERDICTS.get(short[0], "drop") != "drop":
                 return (f"in a buffer one byte short of its output's {cap} bytes, the frame gives {_show(short)}, "
@@ -306,6 +309,14 @@ class SharedObject:
         if self.handle:
             self.lib.shim_free(self.handle)
             self.handle = None
+
+
+def _same(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> bool:
+    """Two runs' results alike where the API defines them: the verdict, and for a frame sent its bytes, and for
+    a forward its port (a dropped frame's content and a port of another verdict are unspecified)."""
+    verdict = VERDICTS.get(a[0], "drop")
+    return verdict == VERDICTS.get(b[0], "drop") and (verdict == "drop" or (
+        a[2] == b[2] and (verdict != "forward" or a[1] == b[1])))
 
 
 def _show(r: tuple[int, int, bytes]) -> str:
@@ -471,8 +482,7 @@ class NicDriver(Driver):
         self.watches: list[Watch] = []
         self.contract: str | None = None  # what the table fill found wrong (contracts.py), once checked
         self.contract_checked = False
-        self.grows = False  # the program can add headers: grown frames are probed at their exact capacity
-        self.capacity_probes = 0
+        self.capacity_probes = dict.fromkeys(CAPACITY_PROBES, 0)
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -488,8 +498,8 @@ class NicDriver(Driver):
         if problems:
             raise DriverUnavailable("; ".join(p.message for p in problems))
         self.prog = prog
-        self.contract, self.contract_checked, self.capacity_probes = None, False, 0
-        self.grows = max_growth(prog) > 16
+        self.contract, self.contract_checked = None, False
+        self.capacity_probes = dict.fromkeys(CAPACITY_PROBES, 0)
         self.table_ids = {n: i for i, n in enumerate(prog.tables)}
         self.action_ids = {n: i for i, n in enumerate(prog.actions)}
         out = workdir / ("nic-asan" if self.sanitize else "nic")
@@ -753,12 +763,13 @@ class NicDriver(Driver):
         counter_names, reg_names = list(prog.counters), list(prog.registers)
         snap_c, snap_r = counters.copy(), regs.copy()
         raw = be.run(packets)
-        if self.grows and self.capacity_probes < CAPACITY_PROBES and isinstance(be, SharedObject):
-            # the first frame that grew, run again in a buffer of its output's length and one byte less
+        if isinstance(be, SharedObject) and packets:
+            # a frame that grew (else the first) run again in a buffer of exactly its size, and one byte less
             grown = next((p for p, r in zip(packets, raw, strict=True) if r[0] and len(r[2]) > len(p.data)), None)
-            if grown is not None:
-                self.capacity_probes += 1
-                problem = be.capacity_probe(grown)
+            which, probe = ("grown", grown) if grown is not None else ("first", packets[0])
+            if self.capacity_probes[which] < CAPACITY_PROBES[which]:
+                self.capacity_probes[which] += 1
+                problem = be.capacity_probe(probe)
                 if problem:
                     raise ValueError(f"nic capacity contract: {problem}")
         for p, (code, out_port, out_data, changes) in zip(packets, raw, strict=True):
