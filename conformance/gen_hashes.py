@@ -10,7 +10,10 @@ searched (bounded), and the continued-fraction convergents of M / 2^shift (whose
 `x * M mod 2^shift` closest to 0 or to 2^shift) cover narrow keys. Neighbours tried, for each hash h1, h2:
 
 - `h<j>+1`, `h<j>-1`: the multiplier one off; `h<j>^top`: its top bit flipped (moves every odd key);
-- `h<j>>>+1`, `h<j>>>-1`: the shift one off.
+- `h<j>>>+1`, `h<j>>>-1`: the shift one off;
+- `c3+1`, `c3-1`, `c3^top`: for keys of two words, the multiplier C3 that folds the high word in (`x = k0 ^
+  k1 * C3`) one off or its top bit flipped: a key (with a non-zero high word) whose first bucket is neither of
+  the mutant's two, installed alone.
 
 A key whose bucket under the neighbour differs from its bucket is installed alone for h1 (it goes to its first
 bucket, slot 0), and for h2 after four other keys that fill its first bucket (it goes to its second: the
@@ -34,7 +37,7 @@ from .gen_coverage import ClassCoverage
 from .gen_sequences import _insert
 from .gen_structures import _colliding, _exact, _replay, _sites, _split, _Table, structure_of
 
-__all__ = ["CLASS", "NEIGHBOURS", "bucket", "hash_vectors", "neighbour_keys"]
+__all__ = ["CLASS", "NEIGHBOURS", "bucket", "fold_keys", "hash_vectors", "neighbour_keys"]
 
 CLASS = "hash_neighbours"
 NEIGHBOURS = ("+1", "-1", "^top", ">>+1", ">>-1")
@@ -104,6 +107,28 @@ def _key_of(t: ir.Table, x: int, words: int, k1: int) -> tuple[int, ...]:
     return _split(t, x)
 
 
+def fold_keys(k0: int, k1: int, buckets: int) -> dict[str, tuple[int, int] | None]:
+    """Two-word keys: for each `c3<neighbour>` of the multiplier that folds the high word in (x = k0 ^ k1 * C3),
+    a key near (k0, k1) (the high word made non-zero: a zero one hides C3) whose first bucket is neither of the
+    buckets the mutant computes, and whose two buckets differ; None when none is found."""
+    shift = 64 - (buckets.bit_length() - 1)
+    out: dict[str, tuple[int, int] | None] = {}
+    for nb in ("+1", "-1", "^top"):
+        c3 = _variant(C3, shift, nb)[0]
+        out[f"c3{nb}"] = None
+        for h1 in dict.fromkeys((k1 or 1, (k1 or 1) ^ 1)):  # ^top moves only odd high words
+            for i in range(NEAR):
+                a0 = k0 ^ i
+                x, x2 = a0 ^ ((h1 * C3) & M64), a0 ^ ((h1 * c3) & M64)
+                b1 = bucket(x, C1, shift)
+                if b1 != bucket(x, C2, shift) and b1 not in (bucket(x2, C1, shift), bucket(x2, C2, shift)):
+                    out[f"c3{nb}"] = (a0, h1)
+                    break
+            if out[f"c3{nb}"] is not None:
+                break
+    return out
+
+
 def _table_site(tab: _Table, buckets: int, part: ClassCoverage) -> None:
     t = tab.t
     words = key_words(t)
@@ -113,21 +138,28 @@ def _table_site(tab: _Table, buckets: int, part: ClassCoverage) -> None:
     x0 = (k0 ^ ((k1 * C3) & M64)) if words == 2 else k0
     consts = {cuckoo_key(t, tuple(e.match)) for e in t.entries}
     room = t.size - len(t.entries)
-    done: dict[tuple[int, int], str] = {}  # (x, j) already emitted -> its item
-    for item, x in neighbour_keys(x0, width, buckets).items():
+    found: dict[str, tuple[int, int] | None] = {
+        item: None if x is None else (x, k1) for item, x in neighbour_keys(x0, width, buckets).items()}
+    if words == 2:  # c3 items: installed in bucket 1 like h1's
+        found |= {item: None if kk is None else (kk[0] ^ ((kk[1] * C3) & M64), kk[1])
+                  for item, kk in fold_keys(k0, k1, buckets).items()}
+    done: dict[tuple[int, int, int], str] = {}  # (x, high word, j) already emitted -> its item
+    for item, got in found.items():
         name = f"{tab.name}:{item}"
-        j = int(item[1])
-        if x is None:
+        j = 2 if item.startswith("h2") else 1
+        if got is None:
             part.infeasible[name] = "no key whose bucket moves under this neighbour within the bounded search"
             continue
-        if (x, j) in done:  # one vector covers both neighbours
-            if f"{tab.name}:{done[(x, j)]}" in part.covered:
+        x, high = got
+        if (x, high, j) in done:  # one vector covers both neighbours
+            twin = f"{tab.name}:{done[(x, high, j)]}"
+            if twin in part.covered:
                 part.covered.add(name)
             else:
-                part.infeasible[name] = part.infeasible.get(f"{tab.name}:{done[(x, j)]}", "as its twin")
+                part.infeasible[name] = part.infeasible.get(twin, "as its twin")
             continue
-        done[(x, j)] = item
-        keyvals = _key_of(t, x, words, k1)
+        done[(x, high, j)] = item
+        keyvals = _key_of(t, x, words, high)
         key = cuckoo_key(t, _exact(keyvals))
         if key in consts:
             part.infeasible[name] = "the key found is a constant entry's"
@@ -136,11 +168,11 @@ def _table_site(tab: _Table, buckets: int, part: ClassCoverage) -> None:
         ops = [_insert(mine)]
         b1, b2 = cu.hashes(*key)
         if j == 2:
-            found = _colliding(t, cu, keyvals, {b1: WAYS}, consts | {key})[b1]
-            if len(found) < WAYS:
+            fill = _colliding(t, cu, keyvals, {b1: WAYS}, consts | {key})[b1]
+            if len(fill) < WAYS:
                 part.infeasible[name] = "too few keys sharing the key's first bucket within the search"
                 continue
-            ops = [*(_insert(tab.entry(k, 1)) for k in found), _insert(mine)]
+            ops = [*(_insert(tab.entry(k, 1)) for k in fill), _insert(mine)]
         if len(ops) > room:
             part.infeasible[name] = f"needs {len(ops)} entries, the table has room for {room}"
             continue
@@ -161,6 +193,8 @@ def hash_vectors(ctx: Any) -> None:
         if kind is None or kind[0] != "cuckoo":
             continue
         items = [f"h{j}{nb}" for j in (1, 2) for nb in NEIGHBOURS]
+        if key_words(t) == 2:
+            items += [f"c3{nb}" for nb in ("+1", "-1", "^top")]
         if t.name not in ctx.first_apply or not any(a in prog.actions for a in t.actions):
             part.all += [f"{t.name}:{i}" for i in items]
             for i in items:

@@ -4,8 +4,8 @@ full width per parse path (gen_portwidth.py) and parser edges replayed behind th
 
 from __future__ import annotations
 
-from conformance.gen_hashes import NEIGHBOURS, _variant, bucket, neighbour_keys
-from targets.xdp.cuckoo import C1, C2, M64
+from conformance.gen_hashes import NEIGHBOURS, _variant, bucket, fold_keys, neighbour_keys
+from targets.xdp.cuckoo import C1, C2, C3, M64
 
 from .test_gen_class_edges import generated
 
@@ -80,3 +80,15 @@ def test_sack_hidden_under_a_small_mss() -> None:
     assert len(vs) == 2  # IPv4 and IPv6
     for v in vs:
         assert ("option_anomalies", 1) not in (v.expected[0].counters or {})
+
+
+def test_fold_multiplier_neighbours_of_two_word_keys() -> None:
+    """A 72-bit key (vxlan_gateway's fdb: x = k0 ^ k1 * C3): a key whose first bucket neither of the mutant's two
+    buckets is, for C3 one off and its top bit flipped (an odd high word), even from a zero high word."""
+    shift = 64 - 14
+    for item, kk in fold_keys(0x0000_5E00_5301, 0, 1 << 14).items():
+        assert kk is not None and kk[1] != 0
+        a0, k1 = kk
+        c3 = _variant(C3, shift, item[2:])[0]
+        x, x2 = a0 ^ ((k1 * C3) & M64), a0 ^ ((k1 * c3) & M64)
+        assert bucket(x, C1, shift) not in (bucket(x2, C1, shift), bucket(x2, C2, shift))
