@@ -11,9 +11,9 @@ searched (bounded), and the continued-fraction convergents of M / 2^shift (whose
 
 - `h<j>+1`, `h<j>-1`: the multiplier one off; `h<j>^top`: its top bit flipped (moves every odd key);
 - `h<j>>>+1`, `h<j>>>-1`: the shift one off;
-- `c3+1`, `c3-1`, `c3^top`: for keys of two words, the multiplier C3 that folds the high word in (`x = k0 ^
-  k1 * C3`) one off or its top bit flipped: a key (with a non-zero high word) whose first bucket is neither of
-  the mutant's two, installed alone.
+- `h<j>.c3+1`, `h<j>.c3-1`, `h<j>.c3^top`: for keys of two words, the multiplier C3 that folds the high word in
+  (`x = k0 ^ k1 * C3`, read once per hash) one off or its top bit flipped: a key (with a non-zero high word)
+  whose two buckets both move under the mutant's fold, in bucket j.
 
 A key whose bucket under the neighbour differs from its bucket is installed alone for h1 (it goes to its first
 bucket, slot 0), and for h2 after four other keys that fill its first bucket (it goes to its second: the
@@ -109,8 +109,8 @@ def _key_of(t: ir.Table, x: int, words: int, k1: int) -> tuple[int, ...]:
 
 def fold_keys(k0: int, k1: int, buckets: int) -> dict[str, tuple[int, int] | None]:
     """Two-word keys: for each `c3<neighbour>` of the multiplier that folds the high word in (x = k0 ^ k1 * C3),
-    a key near (k0, k1) (the high word made non-zero: a zero one hides C3) whose first bucket is neither of the
-    buckets the mutant computes, and whose two buckets differ; None when none is found."""
+    a key near (k0, k1) (the high word made non-zero: a zero one hides C3) whose two buckets differ and each of
+    which moves when the mutant folds the high word in (C3 is read once per hash); None when none is found."""
     shift = 64 - (buckets.bit_length() - 1)
     out: dict[str, tuple[int, int] | None] = {}
     for nb in ("+1", "-1", "^top"):
@@ -120,8 +120,8 @@ def fold_keys(k0: int, k1: int, buckets: int) -> dict[str, tuple[int, int] | Non
             for i in range(NEAR):
                 a0 = k0 ^ i
                 x, x2 = a0 ^ ((h1 * C3) & M64), a0 ^ ((h1 * c3) & M64)
-                b1 = bucket(x, C1, shift)
-                if b1 != bucket(x, C2, shift) and b1 not in (bucket(x2, C1, shift), bucket(x2, C2, shift)):
+                b1, b2 = bucket(x, C1, shift), bucket(x, C2, shift)
+                if b1 != b2 and bucket(x2, C1, shift) != b1 and bucket(x2, C2, shift) != b2:
                     out[f"c3{nb}"] = (a0, h1)
                     break
             if out[f"c3{nb}"] is not None:
@@ -140,9 +140,9 @@ def _table_site(tab: _Table, buckets: int, part: ClassCoverage) -> None:
     room = t.size - len(t.entries)
     found: dict[str, tuple[int, int] | None] = {
         item: None if x is None else (x, k1) for item, x in neighbour_keys(x0, width, buckets).items()}
-    if words == 2:  # c3 items: installed in bucket 1 like h1's
-        found |= {item: None if kk is None else (kk[0] ^ ((kk[1] * C3) & M64), kk[1])
-                  for item, kk in fold_keys(k0, k1, buckets).items()}
+    if words == 2:  # c3 items: in bucket 1 for the fold of h1's line, in bucket 2 for h2's
+        found |= {f"h{j}.{item}": None if kk is None else (kk[0] ^ ((kk[1] * C3) & M64), kk[1])
+                  for item, kk in fold_keys(k0, k1, buckets).items() for j in (1, 2)}
     done: dict[tuple[int, int, int], str] = {}  # (x, high word, j) already emitted -> its item
     for item, got in found.items():
         name = f"{tab.name}:{item}"
@@ -194,7 +194,7 @@ def hash_vectors(ctx: Any) -> None:
             continue
         items = [f"h{j}{nb}" for j in (1, 2) for nb in NEIGHBOURS]
         if key_words(t) == 2:
-            items += [f"c3{nb}" for nb in ("+1", "-1", "^top")]
+            items += [f"h{j}.c3{nb}" for nb in ("+1", "-1", "^top") for j in (1, 2)]
         if t.name not in ctx.first_apply or not any(a in prog.actions for a in t.actions):
             part.all += [f"{t.name}:{i}" for i in items]
             for i in items:
