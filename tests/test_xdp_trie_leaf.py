@@ -1,7 +1,7 @@
 """Multibit tries whose leaves hold the route's action data (layout.TrieLeaf, ENTRY_INDIRECT of issue 14): which
 tables get the form, the control plane's owners against a brute-force longest-prefix match while routes with the
 same data nest, are modified and deleted, an array reopened by another process (`Trie` rebuilt from the routes),
-and the kernel program reading what the table API wrote."""
+the root's global copy kept equal to the array's root, and the kernel program reading what the table API wrote."""
 
 from __future__ import annotations
 
@@ -48,14 +48,15 @@ def test_the_generated_walk_reads_the_leaf_and_no_action_data_array() -> None:
     src = XdpTarget().render(router)["router.bpf.c"]
     assert "nodes, the action data in the leaves)" in src  # the table's line says which form
     assert "bpf_map_lookup_elem(&tv_routes_v4" not in src and "act = ts >> 16;" in src
+    assert "__u32 ts = tr_routes_v4[ti];" in src  # the root from its global copy: no map lookup
     assert "arg0 = ts & 0xffff" in src
 
 
-def _leaf_trie(width: int, nodes: int, data: dict[int, int], plens: dict[int, int],
+def _leaf_trie(width: int, nodes: int, data: dict[int, int], plens: dict[int, int], root: memoryview,
                out: memoryview | None = None, routes: list[tuple[int, int, int]] | None = None) -> Trie:
     if out is None:
         out = memoryview(bytearray(4 * (FIRST_NODE + nodes) * FANOUT)).cast("I")
-    return Trie(out, nodes, width, plens.__getitem__, lambda e: 1 << 16 | data[e], routes or [])
+    return Trie(out, nodes, width, plens.__getitem__, lambda e: 1 << 16 | data[e], routes or [], root)
 
 
 def test_nested_routes_with_the_same_data_are_told_apart_by_their_owners() -> None:
@@ -66,7 +67,8 @@ def test_nested_routes_with_the_same_data_are_told_apart_by_their_owners() -> No
     rng = random.Random(5)
     data: dict[int, int] = {}
     plens: dict[int, int] = {}
-    trie = _leaf_trie(width, 48, data, plens)
+    root = memoryview(bytearray(4 * FIRST_NODE * FANOUT)).cast("I")  # the program's global copy of the root
+    trie = _leaf_trie(width, 48, data, plens, root)
     routes: dict[tuple[int, int], int] = {}
     bases = [rng.getrandbits(width) for _ in range(4)]
     entry = 0
@@ -100,7 +102,8 @@ def test_nested_routes_with_the_same_data_are_told_apart_by_their_owners() -> No
             entry += 1
         check(trie, step)
         if step % 100 == 99:
-            again = _leaf_trie(width, 48, data, plens, trie.out, [(p, n, e) for (n, p), e in routes.items()])
+            assert root.tolist() == trie.out[:FIRST_NODE * FANOUT].tolist()
+            again = _leaf_trie(width, 48, data, plens, root, trie.out, [(p, n, e) for (n, p), e in routes.items()])
             assert sorted(again.free) == sorted(trie.free)
             for n in [0, *sorted(set(range(FIRST_NODE, FIRST_NODE + 48)) - set(trie.free))]:  # freed: stale
                 first, count = (0, FIRST_NODE * FANOUT) if n == 0 else (n * FANOUT, FANOUT)

@@ -285,20 +285,32 @@ def _mmap(fd: int, nbytes: int) -> mmap.mmap:
 
 
 class TrieMaps(_MappedTable):
-    """A multibit-trie table: the u32 slots the trie walks (`tt_<table>`) and the action data (`tv_<table>`)."""
+    """A multibit-trie table: the u32 slots the trie walks (`tt_<table>`), the copy of its root packets read first
+    (the global `tr_<table>`, its section's map `tr_fd`) and the action data (`tv_<table>`)."""
 
-    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int) -> None:
+    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int, tr_fd: int) -> None:
         slots = L.trie_slots(lay.trie_nodes)
         super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
         self.slots = self.mem.cast("I")[:slots]
+        self._root_map = _mmap(tr_fd, 4 << L.TRIE_ROOT_BITS)
+        self._root_mem = memoryview(self._root_map)
+        self.root = self._root_mem.cast("I")[:1 << L.TRIE_ROOT_BITS]
 
     def trie(self, plen_of: Any, leaf_of: Any = None, routes: Any = ()) -> Trie:
         """The trie over the mapped slots; `leaf_of` (entry -> leaf) for a table whose leaves hold the data."""
-        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of, leaf_of, routes)
+        return Trie(self.slots, self.lay.trie_nodes, self.t.keys[0].width, plen_of, leaf_of, routes, self.root)
 
     def close(self) -> None:
         self.slots.release()
+        self.root.release()
+        self._root_mem.release()
+        self._root_map.close()
         super().close()
+
+
+def trie_root_map(table: str) -> str:
+    """The map of a trie's root copy: the section of the global `tr_<table>` (libbpf names the map after it)."""
+    return f".data.tr_{table}"
 
 
 def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
@@ -594,7 +606,8 @@ class XdpDataplane(Dataplane):
         maps = self._trie_maps.get(tname)
         if maps is None:
             maps = self._trie_maps[tname] = TrieMaps(self.prog.tables[tname], self.layouts[tname],
-                                                     self._map(f"tt_{tname}"), self._map(f"tv_{tname}"))
+                                                     self._map(f"tt_{tname}"), self._map(f"tv_{tname}"),
+                                                     self._map(trie_root_map(tname)))
         return maps
 
     def _cuckoo(self, tname: str) -> CuckooMaps:

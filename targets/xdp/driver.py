@@ -45,6 +45,7 @@ from .control import (
     _libbpf,
     install_cuckoo,
     install_trie,
+    trie_root_map,
 )
 from .coverage import COVER_MAP, COVER_WORDS, points, summary
 from .ctext import entry_name
@@ -250,7 +251,8 @@ class XdpDriver(Driver):
                     routes.append((tuple(match), i, value))
                 if lay.trie_nodes:  # the lookup structure beside the record (targets/xdp/trie.py)
                     maps = self.trie_maps.get(name) or self.trie_maps.setdefault(name, TrieMaps(
-                        prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}"), self.bpf.map_fd(f"tv_{name}")))
+                        prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}"), self.bpf.map_fd(f"tv_{name}"),
+                        self.bpf.map_fd(trie_root_map(name))))
                     install_trie(maps, routes)
                 elif lay.cuckoo_buckets:  # (targets/xdp/cuckoo.py)
                     cmaps = self.cuckoo_maps.get(name) or self.cuckoo_maps.setdefault(name, CuckooMaps(

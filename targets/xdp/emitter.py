@@ -856,14 +856,14 @@ class Emitter:
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:
-        """A walk of the table's multibit trie (targets/xdp/trie.py): the root slot from the key's top 16 bits,
-        then one level per following byte while the slot points to a node; nested, so the verifier sees one
-        path per depth. The key is a host-order integer: its bytes are shifts, no key struct in memory."""
+        """A walk of the table's multibit trie (targets/xdp/trie.py): the root slot from the key's top 16 bits (a
+        direct load from the root's global copy `tr_<table>`), then one level per following byte while the slot
+        points to a node (an inlined lookup of `tt_<table>`); nested, so the verifier sees one path per depth. The key is a host-order integer: its bytes are shifts, no key struct in memory."""
         w = t.keys[0].width
         kt = "c3po_u128" if w > 64 else "__u64"
         out.add(f"{kt} kv = {ktr.expr(t.keys[0].expr)}; /* {t.keys[0].text} */")
         out.add(f"__u32 ti = (__u32)(kv >> {w - L.TRIE_ROOT_BITS}) & 0xffff;")
-        out.add(f"__u32 ts = c3po_trie_slot(&tt_{t.name}, ti);")
+        out.add(f"__u32 ts = tr_{t.name}[ti]; /* the root, from its global copy */")
         levels = (w - L.TRIE_ROOT_BITS) // L.TRIE_STRIDE
         for d in range(levels):
             shift = w - L.TRIE_ROOT_BITS - L.TRIE_STRIDE * (d + 1)

@@ -13,7 +13,9 @@ freed, keeping its contents. A freed node is reused only after every never-used 
 it: a packet that loaded the old link reads it within a microsecond, and reuse is that late.
 
 The slot array is any writable u32 memoryview: in the kernel, the mmap of the BPF array (BPF_F_MMAPABLE), whose
-aligned 4-byte stores are atomic for the program; in tests, a bytearray.
+aligned 4-byte stores are atomic for the program; in tests, a bytearray. The program reads the root from a copy in
+a global (`root`, the generated `tr_<table>`: a direct load, no map lookup); every root slot written is written to
+both, in the same order, so what a packet can see is unchanged.
 
 **Leaves with the action data** (`leaf_of`, layout.TrieLeaf): where a table's action data fits a slot's 31 bits
 and nothing needs the entry index at packet time (no counters), a leaf holds the route's action id and arguments,
@@ -48,12 +50,13 @@ class Trie:
 
     def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int],
                  leaf_of: Callable[[int], int] | None = None,
-                 routes: Iterable[tuple[int, int, int]] = ()) -> None:
+                 routes: Iterable[tuple[int, int, int]] = (), root: memoryview | None = None) -> None:
         if width % 8 or not ROOT_BITS <= width <= 128:
             raise ValueError(f"a multibit trie key is 16..128 bits in whole bytes, not {width}")
         if len(slots) < (FIRST_NODE + nodes) * FANOUT:
             raise ValueError(f"{len(slots)} slots cannot hold the root and {nodes} nodes")
         self.out = slots  # what packets read
+        self.root = root  # a copy of the root slots packets read first (the generated program's tr_<table>)
         self.leaf_of = leaf_of
         self._own: mmap.mmap | None = None
         self.a = slots  # the owners (entry + 1) and links: the packets' array itself unless leaves hold data
@@ -119,13 +122,17 @@ class Trie:
         """One slot: its owner and, where leaves hold data, the leaf packets read (links are the same in both)."""
         self.a[s] = value
         if self.leaf_of is not None:
-            self.out[s] = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+            self.out[s] = value = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+        if self.root is not None and s < 1 << ROOT_BITS:
+            self.root[s] = value
 
     def _fill(self, first: int, count: int, value: int) -> None:
         self.a[first:first + count] = _repeat(value, count)
         if self.leaf_of is not None:
-            leaf = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
-            self.out[first:first + count] = _repeat(leaf, count)
+            value = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+            self.out[first:first + count] = _repeat(value, count)
+        if self.root is not None and first < 1 << ROOT_BITS:
+            self.root[first:first + count] = _repeat(value, count)
 
     def _alloc(self, fill: int) -> int:
         n = self.free.pop()
@@ -252,6 +259,8 @@ class Trie:
                 self._rewrite((cur & ~TRIE_NODE) * FANOUT, FANOUT, own, leaf)
             elif cur == own and out[s] != leaf:
                 out[s] = leaf
+                if self.root is not None and s < 1 << ROOT_BITS:
+                    self.root[s] = leaf
 
     def _replace(self, first: int, count: int, old: int, new: int) -> None:
         a = self.a
