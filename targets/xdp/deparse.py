@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from c3po_compiler import ir
 
+from . import images
 from . import paths as P
 from .cexpr import Unsupported, field_access, group_ptr
 from .ctext import Frame, HitMiss, Lines, elem_ptr
@@ -362,7 +363,12 @@ class Deparser:
 
     def csum_updates(self, out: Lines, w: P.World | None, safe: frozenset[str] = frozenset(),
                      guard_all: bool = False) -> None:
-        """RFC 1071 recomputation of the header checksums update_checksum asked for (`w`: in that world only)."""
+        """RFC 1071 recomputation of the header checksums update_checksum asked for (`w`: in that world only). A
+        header whose constant bytes were written on these lines with only comments since (so nothing else wrote
+        it: no statement, no branch) has its constant words summed at compile time (images.partial_sum)."""
+        built = {ptr: img for ptr, (img, lines, mark) in self.em.built.items()
+                 if lines is out.out and images.simple(img.inst) and not img.inst.type.varlen
+                 and all(comment_only(ln) for ln in lines[mark:])}
         for flag, name in self.em.csum_flags:
             inst = self.em.prog.instances[name]
             ck = inst.type.checksum
@@ -383,6 +389,18 @@ class Deparser:
             if name in self.words and from_frame:
                 out.add("/* verified by the parser, so updated incrementally (RFC 1624): same result, fewer loads */")
                 self.csum_incremental(out, name, ptr)
+                out.close()
+                continue
+            img = built.get(ptr)
+            if img is not None:
+                const, loads = images.partial_sum(img, f.offset // 8)
+                terms = " + ".join([f"0x{const:x}ULL"] + [
+                    f"*(__u{8 * n} *)({ptr} + {o})" for o, n in loads])
+                fixed = [fl.name for fl in inst.type.fields
+                         if fl.name != ck.field and not img.bytes_of(fl) & img.dynamic]
+                out.add(f"/* built here from constants: the sum of its constant words ({', '.join(fixed)}) taken at "
+                        "compile time, the words written at run time added (RFC 1071) */")
+                out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)~c3po_csum_fold({terms}); /* raw order */")
                 out.close()
                 continue
             out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = 0;")
@@ -504,3 +522,9 @@ class Deparser:
                 out.add(f"{p} = data + {off}; /* moved with the frame start */")
         out.add(f"cur = data + {total};")
         self.em.placed = {p: off for p, off in plan.items() if p not in w.pkt}
+
+
+def comment_only(line: str) -> bool:
+    """Whether a line of C is one comment and nothing else."""
+    t = line.strip()
+    return t.startswith("/*") and t.endswith("*/") and t.find("*/") == len(t) - 2

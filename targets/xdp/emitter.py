@@ -65,6 +65,9 @@ class Emitter:
         self.hash_in_map = False  # see control(): hash inputs move to the scratch map past HASH_STACK_MAX bytes
         self.placed: dict[str, int] = {}  # new header -> its offset, on a path after insert_now
         self.pending: dict[str, images.Image] = {}  # placed headers whose constant bytes are not written yet
+        # images written, with the lines they were written to and where those lines ended: a checksum taken with
+        # nothing but comments in between sums their constant words at compile time (deparse.csum_updates)
+        self.built: dict[str, tuple[images.Image, list[str], int]] = {}
         self.csum_flags: list[tuple[str, str]] = []  # (flag var, instance name)
         self.l4_requests: list[tuple[str, str, str | None]] = []  # (flag var, l4 instance, pseudo-header ip)
         self.perr_used: set[str] = set()
@@ -1106,7 +1109,7 @@ class Emitter:
         for i, s in enumerate(stmts):
             cont: list[Frame] = [(stmts[i + 1:], params), *rest]
             if not self.absorbable(s):  # before anything of `s` is emitted, split branches included
-                images.flush(out, self.pending)
+                self.flush_images(out)
             if isinstance(s, ir.If | HitMiss):
                 if isinstance(s, ir.If):
                     fams = [P.refine(fam, s.cond, True, self.valid_ptr, self.exact), P.refine(fam, s.cond, False, self.valid_ptr, self.exact)]
@@ -1138,10 +1141,15 @@ class Emitter:
                 if not self.image_stmt(out, s, tr):
                     self.stmt(out, s, tr)
             fam = self.after(s, fam)
-        images.flush(out, self.pending)
+        self.flush_images(out)
         return fam
 
     # ---- new headers built from constants (images.py)
+    def flush_images(self, out: Lines, only: str | None = None) -> None:
+        done = images.flush(out, self.pending, only)
+        for ptr, img in done.items():
+            self.built[ptr] = (img, out.out, len(out.out))
+
     def absorbable(self, s: ir.Stmt) -> bool:
         """Whether `s` leaves the pending header images unobserved (they can still wait)."""
         if not self.pending:
@@ -1187,7 +1195,7 @@ class Emitter:
         if value is None and f.offset % 8 == 0 and f.width % 8 == 0:
             img.dynamic |= img.bytes_of(f)  # stored now, by the plain assignment
         else:
-            images.flush(out, self.pending, ptr)
+            self.flush_images(out, ptr)
         return False
 
     def inert(self, s: ir.Stmt) -> bool:

@@ -85,12 +85,50 @@ def reads(e: ir.Expr, pending: dict[str, Image], ptr_of: Callable[[str, int | st
     return False
 
 
-def flush(out: Lines, pending: dict[str, Image], only: str | None = None) -> None:
-    """Write the constant bytes of the pending images (all, or the one of header pointer `only`)."""
+def flush(out: Lines, pending: dict[str, Image], only: str | None = None) -> dict[str, Image]:
+    """Write the constant bytes of the pending images (all, or the one of header pointer `only`); returns the
+    images written, by header pointer."""
+    done: dict[str, Image] = {}
     for ptr in [only] if only is not None else sorted(pending):
         img = pending.pop(ptr, None)
         if img is None:
             continue
+        done[ptr] = img
         for off, n, value in img.stores():
             out.add(f"c3po_st({ptr} + {off}, {n}, 0x{value:x}ULL); /* {img.inst.name}: constant bytes "
                     f"{off}..{off + n - 1} */")
+    return done
+
+
+def partial_sum(img: Image, skip: int) -> tuple[int, list[tuple[int, int]]]:
+    """The one's-complement sum of a written image's header split at compile time (RFC 1071): the sum of its
+    constant 16-bit words as the frame holds them, loaded little-endian as `c3po_csum_fixed` does (the sum is
+    byte-order independent), left unfolded; and the (offset, bytes) loads, 4 or 2 bytes, of the words holding a
+    run-time byte, to add at run time. `skip`: the checksum word's offset (counted as 0). The unfolded constant
+    plus the loads is an integer sum of the same words, so folding it gives the full sum's value, 0 and 0xffff
+    edges included: it is 0 only when every word is."""
+    raw = img.bits.to_bytes(img.nbytes, "big")
+    const = 0
+    var: list[int] = []
+    for o in range(0, img.nbytes - 1, 2):
+        if o == skip:
+            continue
+        if {o, o + 1} & img.dynamic:
+            var.append(o)
+        else:
+            const += raw[o] | raw[o + 1] << 8
+    loads: list[tuple[int, int]] = []
+    i = 0
+    while i < len(var):
+        if i + 1 < len(var) and var[i + 1] == var[i] + 2:
+            loads.append((var[i], 4))
+            i += 2
+        else:
+            loads.append((var[i], 2))
+            i += 1
+    return const, loads
+
+
+def frame_bytes(img: Image) -> bytes:
+    """The header's bytes as the image fixes them (run-time bytes as 0): what its stores write, in frame order."""
+    return img.bits.to_bytes(img.nbytes, "big")
