@@ -24,6 +24,7 @@ from c3po_compiler import ir
 
 from .bitvec import BitVecLayout, chosen
 from .cuckoo import buckets_for
+from .images import simple
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
 COUNTER_BYTES = 16  # struct c3po_counter: u64 packets, u64 bytes
@@ -287,9 +288,9 @@ def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:
     """Parameters an action only copies, whole, into byte-aligned packet fields of their own width (a MAC into
     ethernet.src): their slot holds the value's bytes in network order (the first width/8 bytes of the slot in
     memory), so the action stores them as they are, with no byte swap. A parameter read any other way (an
-    expression, a condition, a port, metadata) stays a host-order integer; so does one written into a header the
-    program can make valid (new headers are built from images, images.py), into an optional group or a TLV
-    option."""
+    expression, a condition, a port, metadata) stays a host-order integer; so does one written into an optional
+    group, a TLV option, or a header the program can make valid that is not all fixed fields (images.simple: a
+    new header of fixed fields takes the raw store like any other, its constant bytes come from its image)."""
     if a.builtin:
         return ()
     made = {s.instance for body in [prog.control, *(x.body for x in prog.actions.values())]
@@ -301,7 +302,7 @@ def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:
             t = s.target
             inst = prog.instances[t.instance]
             f = inst.type.field(t.field_name)
-            if (f is not None and t.group is None and not inst.tlv_parent and t.instance not in made
+            if (f is not None and t.group is None and not inst.tlv_parent and (t.instance not in made or simple(inst))
                     and f.offset % 8 == 0 and f.width == ok.get(s.value.name)):
                 copy = s.value
         for e in ir.stmt_exprs(s):
