@@ -99,7 +99,8 @@ def flush(out: Lines, pending: dict[str, Image], only: str | None = None,
             base = min(pending, key=lambda p: placed[p])
             for off, n, value, what in tpl:
                 out.add(f"c3po_st({base} + {off}, {n}, 0x{value:x}ULL); /* template: {what} */")
-            done, _ = dict(pending), pending.clear()
+            done = dict(pending)
+            pending.clear()
             return done
     for ptr in [only] if only is not None else sorted(pending):
         img = pending.pop(ptr, None)
