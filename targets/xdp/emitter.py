@@ -1146,7 +1146,7 @@ class Emitter:
 
     # ---- new headers built from constants (images.py)
     def flush_images(self, out: Lines, only: str | None = None) -> None:
-        done = images.flush(out, self.pending, only, self.placed)
+        done = images.flush(out, self.pending, only)
         for ptr, img in done.items():
             self.built[ptr] = (img, out.out, len(out.out))
 
@@ -1188,7 +1188,7 @@ class Emitter:
             return False
         value = images.constant(s.value)
         if value is not None and not img.bytes_of(f) & img.dynamic:
-            img.put(f, value, where(prog, s.loc))
+            img.put(f, value)
             out.add(f"/* {where(prog, s.loc)}: {t.instance}.{t.field_name} = 0x{value & mask(f.width):x}, "
                     "in the constant bytes */")
             return True

@@ -28,7 +28,6 @@ class Image:
     inst: ir.Instance
     bits: int = 0  # the header's fixed bytes as one big-endian integer
     dynamic: set[int] = field(default_factory=set)  # bytes already stored by run-time assignments
-    origin: dict[str, str] = field(default_factory=dict)  # constant field -> the spec line that set it
 
     @property
     def nbytes(self) -> int:
@@ -37,8 +36,7 @@ class Image:
     def bytes_of(self, f: ir.Field) -> set[int]:
         return set(range(f.offset // 8, (f.offset + f.width - 1) // 8 + 1))
 
-    def put(self, f: ir.Field, value: int, where: str = "") -> None:
-        self.origin[f.name] = where
+    def put(self, f: ir.Field, value: int) -> None:
         shift = 8 * self.nbytes - f.offset - f.width
         self.bits = (self.bits & ~(mask(f.width) << shift)) | ((value & mask(f.width)) << shift)
 
@@ -87,21 +85,10 @@ def reads(e: ir.Expr, pending: dict[str, Image], ptr_of: Callable[[str, int | st
     return False
 
 
-def flush(out: Lines, pending: dict[str, Image], only: str | None = None,
-          placed: dict[str, int] | None = None) -> dict[str, Image]:
+def flush(out: Lines, pending: dict[str, Image], only: str | None = None) -> dict[str, Image]:
     """Write the constant bytes of the pending images (all, or the one of header pointer `only`); returns the
-    images written, by header pointer. Several new headers placed at known frame offsets (`placed`) are written as
-    one template: the wide stores run across their boundaries (`template`)."""
+    images written, by header pointer."""
     done: dict[str, Image] = {}
-    if only is None and placed is not None and len(pending) > 1 and set(pending) <= set(placed):
-        tpl = template(pending, placed)
-        if tpl is not None:
-            base = min(pending, key=lambda p: placed[p])
-            for off, n, value, what in tpl:
-                out.add(f"c3po_st({base} + {off}, {n}, 0x{value:x}ULL); /* template: {what} */")
-            done = dict(pending)
-            pending.clear()
-            return done
     for ptr in [only] if only is not None else sorted(pending):
         img = pending.pop(ptr, None)
         if img is None:
@@ -145,41 +132,3 @@ def partial_sum(img: Image, skip: int) -> tuple[int, list[tuple[int, int]]]:
 def frame_bytes(img: Image) -> bytes:
     """The header's bytes as the image fixes them (run-time bytes as 0): what its stores write, in frame order."""
     return img.bits.to_bytes(img.nbytes, "big")
-
-
-def template(pending: dict[str, Image], placed: dict[str, int]) -> list[tuple[int, int, int, str]] | None:
-    """The constant bytes of several new headers at known frame offsets as one template: (offset from the first
-    header, bytes, big-endian value, what it holds) stores of at most 8 bytes over every constant byte, running
-    across header boundaries; the bytes stored at run time and any gap between the headers are left out. None
-    when two headers overlap."""
-    known: dict[int, tuple[int, list[str]]] = {}  # frame offset -> (byte, the fields holding it)
-    for ptr, img in pending.items():
-        raw = frame_bytes(img)
-        fields = img.inst.type.fields
-        for i in range(img.nbytes):
-            pos = placed[ptr] + i
-            if pos in known:
-                return None
-            if i in img.dynamic:
-                known[pos] = (-1, [])
-                continue
-            names = [f"{img.inst.name}.{f.name}" + (f" ({img.origin[f.name]})" if img.origin.get(f.name) else "")
-                     for f in fields if i in img.bytes_of(f)]
-            known[pos] = (raw[i], names or [f"{img.inst.name} byte {i}"])
-    lo = min(placed[p] for p in pending)
-    hi = max(known) + 1
-    out: list[tuple[int, int, int, str]] = []
-    i = lo
-    while i < hi:
-        if i not in known or known[i][0] < 0:
-            i += 1
-            continue
-        j = i
-        while j < hi and j in known and known[j][0] >= 0 and j - i < 8:
-            j += 1
-        what: list[str] = []
-        for k in range(i, j):
-            what += [n for n in known[k][1] if n not in what]
-        out.append((i - lo, j - i, int.from_bytes(bytes(known[k][0] for k in range(i, j)), "big"), ", ".join(what)))
-        i = j
-    return out
