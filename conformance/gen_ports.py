@@ -6,12 +6,12 @@ small port every target wires. These arrive elsewhere and leave for ports nothin
   0..255 in the driver, v1model ports are 9 bits). On xdp every port but 1 comes in through the production
   ifindex -> port map (targets/xdp/driver.py); on p4 a port without a veth is N/A.
 - egress_unmapped: an entry whose action forwards to a parameter, set to 16, 256, 509, 510 and 65535: ports
-  without a mapping on some target (p4 wires 0..15 and the CPU port 510; xdp's devmap 0..255). The reference
-  says forward to that port (the program's decision); a target whose port layer has no mapping must drop the
-  frame there rather than send it elsewhere (a truncated port): xdp returns XDP_DROP and p4 (BMv2) sends it to
-  a port without an interface, both reported as forward to the port with `dropped` in the result's
-  observations; the nic program reports the port, all 16 bits, and leaves the mapping to its host. v1model
-  cannot address 510 and up (targets/p4/known_deviations.yaml).
+  without a mapping on some target (p4 starts with 0..15 and the CPU port 510 wired; xdp's devmap 0..255). The
+  reference says forward to that port (the program's decision); a target whose port layer has no mapping must
+  drop the frame there rather than send it elsewhere (a truncated port): xdp returns XDP_DROP, reported as
+  forward to the port with `dropped` in the result's observations; the p4 driver wires a port below 510 when
+  BMv2 first sends to it and compares the frame's bytes; the nic program reports the port, all 16 bits, and
+  leaves the mapping to its host. v1model cannot address 510 and up (targets/p4/known_deviations.yaml).
 
 Items are `ingress:<port>` and `egress_unmapped:<table>.<action>:<port>`, reported under CLASS.
 """
