@@ -288,8 +288,9 @@ vectors:
 def test_a_forward_to_a_port_without_a_mapping_drops(target: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The program's decision is the oracle's (forward to the port, all 16 bits); where the target has a port
-    layer, a port it has no mapping for drops the frame: xdp's devmap returns XDP_DROP, BMv2 sends to a port
-    with no interface. The nic program reports the port and leaves the mapping to its host."""
+    layer, a port it has no mapping for drops the frame: xdp's devmap returns XDP_DROP. The p4 driver wires a
+    port below BMv2's CPU port when the switch first sends to it, so the frame's bytes are compared there too.
+    The nic program reports the port and leaves the mapping to its host."""
     _need(target)
     prog = load_program(str(FWD_SPEC)).program
     vectors = _vectors(tmp_path, PORTS, FWD_SPEC)
@@ -308,13 +309,12 @@ def test_a_forward_to_a_port_without_a_mapping_drops(target: str, tmp_path: Path
     finally:
         drv.close()
     assert (unmapped.verdict, unmapped.port) == ("forward", 300)
-    if target == "nic":
-        assert unmapped.data == vector.expected[0].data
-    else:
+    if target == "xdp":
         assert unmapped.observations.get("dropped") is True, unmapped.observations
-    # port 16: mapped on xdp (devmap 0..255), no interface on p4
-    assert (wired.verdict, wired.port, wired.observations.get("dropped")) == (
-        "forward", 16, True if target == "p4" else None)
+    else:  # nic: the host maps it; p4: wired when BMv2 sent to it, and captured
+        assert unmapped.data == vector.expected[0].data and not unmapped.observations.get("dropped")
+    # port 16: mapped on xdp (devmap 0..255), wired on demand on p4
+    assert (wired.verdict, wired.port, wired.observations.get("dropped")) == ("forward", 16, None)
     assert (mapped.verdict, mapped.port, mapped.observations.get("dropped")) == ("forward", 2, None)
 
 
@@ -345,3 +345,19 @@ def test_generated_port_vectors() -> None:
     assert ports == set(INGRESS_PORTS)
     out = {v.expected[0].port for v in g.vectors if "egress_unmapped" in v.tags}
     assert out == set(EGRESS_PORTS)
+
+
+def test_generated_port_vectors_solve_a_computed_port() -> None:
+    """tlv_parser forwards to `logical_egress - first_lport + first_port`: the arguments are solved so the
+    first packet leaves on each edge port (p4's 256..509 were never reached with the spec's arguments)."""
+    from conformance.gen_ports import CLASS, EGRESS_PORTS
+    from conformance.generate import generate
+
+    g = generate(load_program(str(ROOT / "spec/examples/tlv_parser.yaml")).program, seed=0)
+    part = g.coverage[CLASS]
+    assert part["infeasible"] == [] and part["uncovered"] == []
+    out = {v.expected[0].port: v for v in g.vectors if "egress_unmapped" in v.tags}
+    assert set(out) == set(EGRESS_PORTS)
+    args = {p: next(e.args for e in v.control.entries if e.table == "ovn_egress") for p, v in out.items()}
+    shift = {p: (a[1] - a[0]) & 0xFFFF for p, a in args.items()}  # first_port - first_lport
+    assert (shift[256] - shift[16]) & 0xFFFF == 240 and (shift[509] - shift[16]) & 0xFFFF == 493
