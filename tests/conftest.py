@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,25 @@ def need_p4_driver() -> None:
     reason = P4Driver.unavailable()
     if reason:
         _missing(reason)
+
+
+def router_p4_with(monkeypatch: pytest.MonkeyPatch, edits: dict[str, str]) -> Any:
+    """The router example, its rendered P4 changed by `edits` (each text must be there): a wrong program the p4
+    driver must report. Returns the program."""
+    from c3po_compiler import load_program
+    from targets.p4 import P4Target
+
+    prog = load_program(str(next(p for p in EXAMPLES if p.stem == "router"))).program
+    assert prog is not None
+    render = P4Target.render
+
+    def wrong(self: P4Target, p: object) -> dict[str, str]:
+        files = render(self, p)  # type: ignore[arg-type]
+        name = f"{prog.name}.p4"
+        for old, new in edits.items():
+            assert old in files[name], old
+            files[name] = files[name].replace(old, new)
+        return files
+
+    monkeypatch.setattr(P4Target, "render", wrong)
+    return prog

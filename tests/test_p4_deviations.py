@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from c3po_compiler import load_program
 from conformance.compare import compare
 from conformance.expected_failures import Rule, load_expected_failures
 from conformance.generate import generate
 from conformance.runner import fill_expected
-from targets.p4 import P4Target
 from targets.p4.driver import P4Driver
-from tests.conftest import EXAMPLES, need_p4_driver
+from tests.conftest import need_p4_driver, router_p4_with
 
 DROPPED = ("verdict: expected forward, got drop\nport: expected {port}, got None\n"
            "  expected: 00112233\n  actual:   (dropped, no frame)")
@@ -57,20 +55,8 @@ def test_wrong_frames_to_unwired_ports_and_the_cpu_port_fail(monkeypatch: pytest
     ports without an interface, unseen, so their bytes were never compared: the driver now wires such a port
     and sends the frame again, and the counts stay those of one pass."""
     need_p4_driver()
-    spec = next(p for p in EXAMPLES if p.stem == "router")
-    prog = load_program(str(spec)).program
-    assert prog is not None
-    render = P4Target.render
-
-    def wrong(self: P4Target, p: object) -> dict[str, str]:
-        files = render(self, p)  # type: ignore[arg-type]
-        name = f"{prog.name}.p4"
-        assert "meta.c3po_port < 16w510" in files[name] and ": 8w0) - 8w1)" in files[name]
-        files[name] = (files[name].replace("meta.c3po_port < 16w510", "meta.c3po_port <= 16w510")
-                       .replace(": 8w0) - 8w1)", ": 8w0) - 8w2)"))
-        return files
-
-    monkeypatch.setattr(P4Target, "render", wrong)
+    prog = router_p4_with(monkeypatch, {"meta.c3po_port < 16w510": "meta.c3po_port <= 16w510",
+                                        ": 8w0) - 8w1)": ": 8w0) - 8w2)"})
     vectors = [v for v in generate(prog, seed=1).vectors if v.name.startswith("port.out.")]
     fill_expected(prog, vectors)
     lines: dict[str, list[str]] = {}
