@@ -228,15 +228,27 @@ class NicBuilder(Builder):
         )
 
         name = self.prog.name
-        if self.sanitize:  # the flags of toolchain.build_harness
-            cmd = [compiler("gcc"), "-std=gnu99", "-O1", *SANITIZE_FLAGS, TOUCH_LOG, "-I", str(self.base),
-                   str(slot / self.source_name), str(self.base / f"{name}_shim.c"), str(HARNESS_MAIN),
-                   "-o", str(slot / f"{name}_harness")]
-        else:
-            cmd = [compiler("gcc"), "-shared", str(slot / f"{name}.o"), str(self.base / "shim.o"),
-                   "-o", str(slot / f"lib{name}_nic.so")]
+        if not self.sanitize:
+            self.link_shared(slot)
+            return
+        # the flags of toolchain.build_harness
+        cmd = [compiler("gcc"), "-std=gnu99", "-O1", *SANITIZE_FLAGS, TOUCH_LOG, "-I", str(self.base),
+               str(slot / self.source_name), str(self.base / f"{name}_shim.c"), str(HARNESS_MAIN),
+               "-o", str(slot / f"{name}_harness")]
         try:
             run_cc(cmd)
+        except ToolchainError as exc:
+            raise BuildError(str(exc)) from None
+
+    def link_shared(self, slot: Path) -> None:
+        """The native shared object of the build in `slot`: what the driver loads without --sanitize, and what
+        --hunt records control states through (with --sanitize too: the hunt fuzzes native code)."""
+        from targets.nic.toolchain import ToolchainError, compiler, run_cc
+
+        name = self.prog.name
+        try:
+            run_cc([compiler("gcc"), "-shared", str(slot / f"{name}.o"), str(self.base / "shim.o"),
+                    "-o", str(slot / f"lib{name}_nic.so")])
         except ToolchainError as exc:
             raise BuildError(str(exc)) from None
 
@@ -562,9 +574,15 @@ def mutate(
         base_counts[outcome] = base_counts.get(outcome, 0) + 1
     run = MutationRun(spec, prog.name, target, builder.source_name, len(everything), seed, len(vectors), base_counts)
     hunter = None
-    if hunt > 0 and target in ("nic", "xdp") and not sanitize:  # --hunt: differential fuzzing of survivors
+    if hunt > 0 and target in ("nic", "xdp"):  # --hunt: differential fuzzing of survivors
         from .mutate_hunt import Hunter, HuntUnavailable
         from .mutate_hunt_xdp import XdpHunter
+
+        if isinstance(builder, NicBuilder) and builder.sanitize:
+            try:  # the hunt fuzzes native builds; a difference it finds is confirmed under the sanitizers
+                builder.link_shared(original)
+            except BuildError as exc:
+                raise MutateError(f"--hunt: the unmutated program does not link: {_first_line(str(exc))}") from None
 
         hunter = (XdpHunter if target == "xdp" else Hunter)(spec, prog, vectors, builder.base, original,
                                                              workdir / "hunt", hunt, seed, timeout)
@@ -709,9 +727,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     if args.sanitize and args.target != "nic":
         print("c3po conformance mutate: --sanitize is for the nic target", file=sys.stderr)
         return 1
-    if args.hunt is not None and (args.target not in ("nic", "xdp") or args.sanitize or args.hunt <= 0):
-        print("c3po conformance mutate: --hunt SECONDS (positive) is for the nic and xdp targets, without "
-              "--sanitize", file=sys.stderr)
+    if args.hunt is not None and (args.target not in ("nic", "xdp") or args.hunt <= 0):
+        print("c3po conformance mutate: --hunt SECONDS (positive) is for the nic and xdp targets",
+              file=sys.stderr)
         return 1
     if args.hunt_vectors and args.hunt is None:
         print("c3po conformance mutate: --hunt-vectors needs --hunt", file=sys.stderr)

@@ -75,6 +75,19 @@ def test_hunt_distinguishes_a_gap_and_calls_dead_code_likely_equivalent(tmp_path
     assert again[0].expected[0].verdict == vec.expected[0].verdict
 
 
+def test_hunt_under_sanitize_fuzzes_native_code_and_confirms_under_the_sanitizers(tmp_path: Path) -> None:
+    """--sanitize --hunt: the campaign runs nic mutants under ASan/UBSan (killing reads past the frame) and still
+    hunts the survivors; the original's native shared object is linked for the hunt's state recording."""
+    _need_clang()
+    prog = load_program(SPEC).program
+    gap_only = lambda m: m.operator == GAP[0] and GAP[1] in m.line_before and m.replacement == GAP[2]  # noqa: E731
+    run = mutate(SPEC, prog, "nic", _thin_vectors(), tmp_path, select=gap_only, sanitize=True, hunt=3.0)
+    [gap] = run.results
+    assert gap.status == "survived" and gap.hunt == "distinguished", gap.reason
+    assert (tmp_path / "original" / f"lib{prog.name}_nic.so").exists()
+    assert len(run.hunter.found[0].packets[0].data) == 14
+
+
 def test_copies_are_renamed_by_every_global_they_define(tmp_path: Path) -> None:
     need_tool("gcc")
     src = tmp_path / "a.c"
