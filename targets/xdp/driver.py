@@ -15,6 +15,12 @@
   in the kernel: the values last read are the baseline of the next run.
 - forward: the devmap maps ports 0..255 to the loopback device so forward returns XDP_REDIRECT; a port without
   a devmap entry makes the program return XDP_DROP, and the recorded egress port still says where it went.
+- Dirty headroom: on both paths the metadata area is filled up to 32 bytes with non-zero bytes
+  (`libbpf.DIRTY`, after the magic and port on port 1; on other ports without the magic, which the program
+  reads as "no metadata"). bpf_xdp_adjust_head leaves those bytes where the frame grows, so a header the
+  program pushes and does not write in full comes out non-zero, as it would from a NIC's headroom, instead of
+  the zeroes BPF_PROG_TEST_RUN puts there. The padding shrinks so that the program's largest push
+  (`max_push`) still fits the headroom (216 bytes less the metadata).
 - Frames shorter than 14 bytes are refused by BPF_PROG_TEST_RUN: those results carry an `error` (N/A).
 """
 
@@ -50,7 +56,7 @@ from .control import (
 from .coverage import COVER_MAP, COVER_WORDS, points, summary
 from .ctext import entry_name
 from .emitter import touch_objects
-from .libbpf import BpfObject, TestRunner, lib
+from .libbpf import BpfObject, TestRunner, dirty_meta, lib
 from .readme import entry_key, linear_entry
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
@@ -60,6 +66,20 @@ DEVMAP_PORTS = 256
 MIN_FRAME = 14
 STATE_SIZE = 8 + 8 * 32
 META_PORT = 1  # packets on this port carry their port as metadata; others come through the ifindex map
+
+
+def max_push(prog: ir.Program) -> int:
+    """An upper bound on the bytes a packet can grow by: every instance the program makes valid, at its
+    largest, and the variable part of every instance it assigns a field of."""
+    stmts = ir.walk_stmts(prog.control) + [s for a in prog.actions.values() for s in ir.walk_stmts(a.body)]
+    made = {s.instance for s in stmts if isinstance(s, ir.SetValid) and s.valid}
+    written = {s.target.instance for s in stmts if isinstance(s, ir.Assign) and isinstance(s.target, ir.FieldRef)}
+    grow = 0
+    for name in made | written:
+        inst = prog.instances[name]
+        grow += (inst.type.max_bytes if name in made else inst.type.max_bytes - inst.type.fixed_bytes) \
+            * max(inst.stack, 1)
+    return grow
 
 
 class DriverTables(XdpDataplane):
@@ -129,6 +149,10 @@ class XdpDriver(Driver):
         self.cpu = min(self._old_affinity)
         os.sched_setaffinity(0, {self.cpu})
         self.runner = TestRunner(self.bpf.prog_fd)
+        push = max_push(prog)
+        self.meta_port = dirty_meta(META_MAGIC.to_bytes(4, "little") + (META_PORT & 0xFFFF).to_bytes(4, "little"),
+                                    push)
+        self.meta_ifindex = dirty_meta(b"", push)
         self.layouts = {n: L.table_layout(prog, t) for n, t in prog.tables.items()}
         self.objects = {v: k for k, v in touch_objects(prog).items()}
         self.state_fd = self.bpf.map_fd("c3po_state")
@@ -410,14 +434,13 @@ class XdpDriver(Driver):
                                       error=f"N/A: BPF_PROG_TEST_RUN refuses frames shorter than {MIN_FRAME} bytes"))
                 continue
             if p.port == META_PORT:
-                meta = META_MAGIC.to_bytes(4, "little") + (p.port & 0xFFFF).to_bytes(4, "little")
-                action, out, _ = self.runner.run(p.data, meta)
+                action, out, _ = self.runner.run(p.data, self.meta_port)
             else:  # the production path: the program maps the ingress ifindex to the port
                 if self.ifport != p.port:
                     self._update(self._fd("c3po_ifports"), self.lo.to_bytes(4, "little"),
                                  (p.port & 0xFFFF).to_bytes(4, "little"))
                     self.ifport = p.port
-                action, out, _ = self.runner.run(p.data, ifindex=self.lo)
+                action, out, _ = self.runner.run(p.data, self.meta_ifindex, ifindex=self.lo)
             egress, touched = self._read_state()
             for obj, idx in touched:
                 self._read_touched(obj, idx, counters, regs)

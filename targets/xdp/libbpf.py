@@ -183,6 +183,24 @@ class BpfObject:
             self.obj = None
 
 
+# BPF_PROG_TEST_RUN's metadata: at most 32 bytes (a multiple of 4), taken from the frame's 256-byte headroom
+# (XDP_PACKET_HEADROOM), of which struct xdp_frame keeps 40: bpf_xdp_adjust_head can push the frame start by
+# at most PUSH_ROOM - metadata length bytes (measured on 6.18: 216 with no metadata, 208 with 8, 184 with 32).
+META_MAX = 32
+PUSH_ROOM = 216
+# What a dirty headroom holds: bpf_xdp_adjust_head(ctx, -n) moves the metadata down by n and leaves the bytes
+# behind as they were, so the last min(n, metadata length) bytes of a push hold these (non-zero, one per byte)
+# until the program writes them. BPF_PROG_TEST_RUN zeroes the rest of the headroom.
+DIRTY = bytes(0xA5 ^ i for i in range(META_MAX))
+
+
+def dirty_meta(meta: bytes, max_push: int) -> bytes:
+    """`meta` followed by DIRTY bytes up to META_MAX bytes, as far as the headroom still lets the program push
+    `max_push` bytes (never shorter than `meta`: a program that needs more room than that runs as before)."""
+    size = max(len(meta), min(META_MAX, PUSH_ROOM - max_push) // 4 * 4)
+    return meta + DIRTY[len(meta):size]
+
+
 class TestRunner:
     """Reusable buffers for BPF_PROG_TEST_RUN, so a run costs one syscall and a few copies."""
 
