@@ -134,6 +134,9 @@ def class_vectors(ctx: ClassContext) -> None:
     from .gen_gaps import gap_vectors  # imports this module's steering
 
     gap_vectors(ctx)
+    from .gen_lookbits import lookahead_bits  # imports this module's steering
+
+    lookahead_bits(ctx)
     _truncation_edges(ctx)
     _tlv_edges(ctx)
     _condition_edges(ctx)
