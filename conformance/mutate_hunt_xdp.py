@@ -6,7 +6,9 @@ kernel, which gives no coverage feedback to a fuzzer. So here the original and t
 same control state (up to MAX_STATES of the vectors' distinct states, `mutate_hunt.pick_states`), and fed the same
 candidate frames through BPF_PROG_TEST_RUN; any difference in what a vector observes (verdict, egress port, output
 frame, counters and registers touched) is a candidate, then confirmed as the nic hunt confirms (a vector with the
-reference interpreter's expected results that passes on the original and fails on the mutant: `distinguished`).
+reference interpreter's expected results that passes on the original and fails on the mutant: `distinguished`). Both
+run with the driver's dirty headroom (`targets/xdp/driver.py`: the metadata area filled with non-zero bytes), so a
+header byte a mutant pushes and leaves unwritten differs here as it does in `conformance run`.
 
 Candidates come from a structured, seeded mutation fuzzer: every packet of the vectors (fuzzed ones included) is
 a seed, parsed once by the reference interpreter so its header fields and header boundaries are known; a

@@ -2,9 +2,9 @@
 
 - Ingress port: port 1 (where generated vectors arrive) is passed as XDP metadata (`struct c3po_meta`, a magic
   word and the port) in front of the frame, which BPF_PROG_TEST_RUN accepts through `xdp_md.data`. Every other
-  port takes the production path: no metadata, `xdp_md.ingress_ifindex` = the loopback device (the kernel
-  accepts any device of the caller's namespace there) and `c3po_ifports[lo]` = the port, written only when the
-  port changes. So both the harness path and the ifindex -> port map are exercised.
+  port takes the production path: no `c3po_meta` (see dirty headroom), `xdp_md.ingress_ifindex` = the loopback
+  device (the kernel accepts any device of the caller's namespace there) and `c3po_ifports[lo]` = the port,
+  written only when the port changes. So both the harness path and the ifindex -> port map are exercised.
 - Control-plane ops (a state's `ops`): applied through `targets/xdp/control.py`'s `XdpDataplane`, the table API
   `c3po table` uses (the same map updates, deletes, linear-array shifts and install-index allocation), bound to
   this driver's maps instead of bpffs pins. Per-entry counters are then reported under the entry's index in the
