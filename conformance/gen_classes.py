@@ -33,6 +33,7 @@ from c3po_compiler.expr import KeyElem
 from .checksums import ones_add, ones_sum
 from .gen_control import entry_for, param_value
 from .gen_coverage import ClassCoverage
+from .gen_fullwidth import low_bit_vectors, recomplete
 from .gen_paths import Builder, ParsePath, Rec, Step, _elem_ok, _Ref
 from .model import ControlState, PacketIn, Registers, Vector
 from .packets import pack_bits
@@ -56,6 +57,7 @@ CLASSES = (
     "tlv_edges",
     "condition_edges",
     "full_width",
+    "arg_low_bits",  # gen_fullwidth.py
 )
 MAX_PER_CLASS = 96  # vectors one class may add to a program
 MAX_PATHS = 8  # parse paths to a select state whose copies of it get vectors of their own (select_edges, select_bits)
@@ -1835,7 +1837,8 @@ def _condition_edges(ctx: ClassContext) -> None:
 
 def _full_width(ctx: ClassContext) -> None:
     """Per table and action with parameters, a vector that hits it with every argument all ones, and one with
-    only each argument's top bit set (ports keep their value: a port every target maps); and the fields the
+    only each argument's top bit set (ports keep their value: a port every target maps), the tables keyed on
+    metadata the arguments fill given an entry for the new value (gen_fullwidth.recomplete); and the fields the
     action reads (other than keys) with their top bit set."""
     part = ctx.classes["full_width"]
     budget = _Budget(part)
@@ -1866,6 +1869,8 @@ def _full_width(ctx: ClassContext) -> None:
                     if not budget.take(item):
                         break
                     control, data = got
+                    if label != "fields_top_bit":  # the tables keyed on what the arguments fill: the new value
+                        control = recomplete(ctx, control, data, base.packets[0].port, t.name, a)
                     pid = int(base.provenance.get("path", 0))
                     r = ctx.emit(f"width.{t.name}.{a}.{label}.p{pid:02d}", pid, control, data, ["full_width"],
                                  base.packets[0].port, {})
@@ -1877,6 +1882,7 @@ def _full_width(ctx: ClassContext) -> None:
                     part.infeasible.pop(item, None)
                 elif item not in part.infeasible:
                     part.infeasible[item] = why
+    low_bit_vectors(ctx)  # odd arguments feeding a later table's key, per parse path (gen_fullwidth.py)
 
 
 def _wide(ctx: ClassContext, base: Vector, table: str, action: str, label: str,

@@ -23,6 +23,7 @@ from typing import Any
 from c3po_compiler import ir
 
 from .gen_coverage import ClassCoverage
+from .gen_fullwidth import path_bases
 from .gen_ports import forward_params
 from .model import ControlState
 
@@ -46,18 +47,7 @@ def port_width_vectors(ctx: Any) -> None:
             if action is None or not forward_params(action):
                 continue
             names = forward_params(action)
-            bases: dict[tuple[str, ...], Any] = {}
-            for v in list(ctx.vectors):
-                if len(v.packets) != 1 or v.registers:
-                    continue
-                obs = v.expected[0].observations
-                if not (obs.get("hit", {}).get(tname) and obs.get("tables", {}).get(tname) == aname):
-                    continue
-                if not any(e.table == tname and e.action == aname for e in v.control.entries):
-                    continue  # a constant entry decided: its arguments are not the vector's to change
-                path = tuple(obs.get("path", []))
-                if path not in bases and len(bases) < MAX_PATHS:
-                    bases[path] = v
+            bases = path_bases(list(ctx.vectors), tname, aname, MAX_PATHS)  # gen_fullwidth.py
             for pname in dict.fromkeys(names):
                 param = next(p for p in action.params if p.name == pname)
                 for label, value in _values(param.width).items():
