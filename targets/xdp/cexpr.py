@@ -16,6 +16,8 @@ from c3po_compiler import ir
 from c3po_compiler.expr import BOOL
 from targets.c_bounds import compared
 
+from . import crc
+
 
 class Unsupported(Exception):
     """An expression the XDP target refuses; the message names what and why."""
@@ -244,10 +246,12 @@ class Translator:
         total = sum(sizes)
         if total > 64:
             raise Unsupported(f"hash over {total} bytes (the xdp target hashes at most 64)")
+        # From crc.PAIRS_MIN bytes: two bytes a step from a 65,536-entry table (crc.py writes it into the program)
+        fn = f"c3po_{e.algorithm}_{'pairs' if crc.uses_pairs(total) else 'bytes'}"
         span = self.contiguous_fields(e.args)
         if span is not None:  # whole bytes, in order, of one valid header: hash them where they are
             ptr, first = span
-            return f"c3po_{e.algorithm}_bytes({ptr} + {first}, {total})"
+            return f"{fn}({ptr} + {first}, {total})"
         name = f"hb{len(self.scope.hash_buffers)}"
         at = sum(hash_slot(n) for _, n in self.scope.hash_buffers)  # its place in sc->hb, in map mode
         self.scope.hash_buffers.append((name, total))
@@ -259,4 +263,4 @@ class Translator:
         for a, n in zip(e.args, sizes, strict=True):
             parts.append(f"c3po_stb({buf} + {off}, {n}, {self.expr(a)})")
             off += n
-        return f"({', '.join(parts)}, c3po_{e.algorithm}_bytes({buf}, {total}))"
+        return f"({', '.join(parts)}, {fn}({buf}, {total}))"

@@ -7,6 +7,7 @@ from typing import Any
 from c3po_compiler import ir
 from c3po_compiler.text import comment_text
 
+from . import crc
 from . import layout as L
 from .cexpr import ctype, hash_slot
 from .coverage import COVER_WORDS, cover_returns
@@ -120,7 +121,10 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     for node in parser:
         node.lines = cover_returns(node.lines)
     split = plan(em, parser, control)
+    code = "\n".join([*control, *(x for n in parser for x in n.lines), *(x for w in em.walkers.values()
+                                                                          for x in w.function(prog))])
     return {
+        "crc_pairs": [crc.c_text(a) for a in sorted(crc.ALGORITHMS) if f"c3po_{a}_pairs(" in code],
         "cover_words": COVER_WORDS,
         "name": prog.name,
         "relayout": em.relayout,

@@ -560,26 +560,33 @@ static const __u32 c3po_crc32_tab[4][256] = { /* CRC-32 (zlib): reflected polyno
 		(crc) = (tab)[3][x_ & 0xff] ^ (tab)[2][(x_ >> 8) & 0xff] ^                     \
 			(tab)[1][(x_ >> 16) & 0xff] ^ (tab)[0][x_ >> 24];                      \
 	} while (0)
-#define C3PO_CRC_BYTES(crc, tab, p, n)                                                         \
+#define C3PO_CRC_HALF(crc, tab, w)                                                             \
+	do {                                                                                   \
+		__u32 x_ = (crc) ^ (__u32)(w);                                                 \
+		(crc) = ((crc) >> 16) ^ (tab)[1][x_ & 0xff] ^ (tab)[0][(x_ >> 8) & 0xff];      \
+	} while (0)
+/* The walk over the bytes, shared by both table forms: word(crc, tab, w) takes 4 bytes, half(crc, tab, w) 2, a
+ * last odd byte a step of the byte table btab. */
+#define C3PO_CRC_RUN(crc, tab, btab, p, n, word, half)                                         \
 	do {                                                                                   \
 		__u32 i_ = 0;                                                                  \
 		for (; i_ + 8 <= (n) && i_ < 64; i_ += 8) {                                    \
 			__u64 w_ = *(const __u64 *)((p) + i_);                                 \
-			C3PO_CRC_WORD(crc, tab, w_);                                           \
-			C3PO_CRC_WORD(crc, tab, w_ >> 32);                                     \
+			word(crc, tab, w_);                                                    \
+			word(crc, tab, w_ >> 32);                                              \
 		}                                                                              \
 		if (i_ + 4 <= (n)) {                                                           \
-			C3PO_CRC_WORD(crc, tab, *(const __u32 *)((p) + i_));                   \
+			word(crc, tab, *(const __u32 *)((p) + i_));                            \
 			i_ += 4;                                                               \
 		}                                                                              \
 		if (i_ + 2 <= (n)) {                                                           \
-			__u32 x_ = (crc) ^ *(const __u16 *)((p) + i_);                         \
-			(crc) = ((crc) >> 16) ^ (tab)[1][x_ & 0xff] ^ (tab)[0][(x_ >> 8) & 0xff];      \
+			half(crc, tab, *(const __u16 *)((p) + i_));                            \
 			i_ += 2;                                                               \
 		}                                                                              \
 		if (i_ < (n))                                                                  \
-			C3PO_CRC_STEP(crc, tab, (p)[i_]);                                      \
+			C3PO_CRC_STEP(crc, btab, (p)[i_]);                                     \
 	} while (0)
+#define C3PO_CRC_BYTES(crc, tab, p, n) C3PO_CRC_RUN(crc, tab, tab, p, n, C3PO_CRC_WORD, C3PO_CRC_HALF)
 
 static __always_inline __u64 c3po_crc16_bytes(const __u8 *p, __u32 n)
 {
@@ -594,6 +601,19 @@ static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 	C3PO_CRC_BYTES(crc, c3po_crc32_tab, p, n);
 	return ~crc & 0xffffffff;
 }
+
+/* CRCs 16 bits at a time, for hashes of crc.PAIRS_MIN bytes or more: tab is `const __uN tab[2][65536]` (slice 0:
+ * the register after two bytes, slice 1: after two bytes and two zero bytes; targets/xdp/crc.py writes the tables
+ * and the function c3po_crc16_pairs / c3po_crc32_pairs into the program that uses them). Four bytes are one step of
+ * two independent loads (CRC is linear; a register of at most 32 bits leaves nothing after four bytes), a last pair
+ * one load, a last odd byte a step of btab (the slicing-by-4 tables above). */
+#define C3PO_CRC_PAIR(crc, tab, w) ((crc) = ((crc) >> 16) ^ (tab)[0][((crc) ^ (__u32)(w)) & 0xffff])
+#define C3PO_CRC_QUAD(crc, tab, w)                                                             \
+	do {                                                                                   \
+		__u32 x_ = (crc) ^ (__u32)(w);                                                 \
+		(crc) = (tab)[1][x_ & 0xffff] ^ (tab)[0][x_ >> 16];                            \
+	} while (0)
+#define C3PO_CRC_BYTES16(crc, tab, btab, p, n) C3PO_CRC_RUN(crc, tab, btab, p, n, C3PO_CRC_QUAD, C3PO_CRC_PAIR)
 
 /* Shifts by a run-time amount: P4 semantics, a shift by the width or more gives 0. */
 static __always_inline __u64 c3po_shl(__u64 v, __u64 s, __u32 w)
