@@ -1,6 +1,6 @@
 """CRCs 16 bits at a time (hash(crc16|crc32, ...) over PAIRS_MIN bytes or more): two 65,536-entry tables of
-2-byte steps and the function that uses them, written into the program that takes such a hash (the runtime's
-macro C3PO_CRC_BYTES16 does the steps).
+2-byte steps. The program that takes such a hash defines their values (c_text) before including the runtime
+header, which declares the table and c3po_crc16_pairs / c3po_crc32_pairs (the steps: macro C3PO_CRC_BYTES16).
 
 Slice 0, entry v: the CRC register after the two bytes v & 0xff, v >> 8 (the little-endian 16-bit load of the
 packet's bytes) from 0; slice 1, entry v: after the same two bytes followed by two zero bytes. CRC is linear, so
@@ -46,18 +46,18 @@ def tables(algorithm: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def c_text(algorithm: str) -> str:
-    """The tables (static const: .rodata) and c3po_<algorithm>_pairs, for the program file."""
-    _, width, init, final = ALGORITHMS[algorithm]
+    """The tables' values as the macro C3PO_<ALGORITHM>_TAB16 (defined before the runtime header, which then
+    declares the table, static const: .rodata, and c3po_<algorithm>_pairs). Preprocessor lines: the mutation
+    analysis (conformance/mutate_ops.py) takes no site from them, as from the runtime header's own tables; the
+    tables are checked by tests/test_xdp_crc_pairs.py."""
+    width = ALGORITHMS[algorithm][1]
     digits = width // 4
-    slices = []
+    lines = [f"/* {algorithm.upper()} 16 bits at a time (targets/xdp/crc.py): hashes of {PAIRS_MIN} bytes or more;"
+             f" {2 * 65536 * width // 8 // 1024} KiB of .rodata */",
+             f"#define C3PO_{algorithm.upper()}_TAB16"]
     for k, tab in enumerate(tables(algorithm)):
-        rows = ",\n\t\t".join(", ".join(f"0x{v:0{digits}x}" for v in tab[i:i + 16]) for i in range(0, 65536, 16))
-        slices.append(f"\t{{ /* slice {k}: two bytes{' followed by two zero bytes' if k else ''} */\n\t\t{rows}\n\t}}")
-    body = ",\n".join(slices)
-    return (f"/* {algorithm.upper()} 16 bits at a time (targets/xdp/crc.py): hashes of {PAIRS_MIN} bytes or more;"
-            f" {2 * 65536 * width // 8 // 1024} KiB of .rodata. */\n"
-            f"static const __u{width} c3po_{algorithm}_tab16[2][65536] = {{\n{body}\n}};\n\n"
-            f"static __always_inline __u64 c3po_{algorithm}_pairs(const __u8 *p, __u32 n)\n{{\n"
-            f"\t__u32 crc = {init};\n"
-            f"\tC3PO_CRC_BYTES16(crc, c3po_{algorithm}_tab16, c3po_{algorithm}_tab, p, n);\n"
-            f"\treturn {final};\n}}\n")
+        lines.append(f"\t{{ /* slice {k}: two bytes{' followed by two zero bytes' if k else ''} */")
+        lines += ["\t\t" + ", ".join(f"0x{v:0{digits}x}" for v in tab[i:i + 16]) + ","
+                  for i in range(0, 65536, 16)]
+        lines.append("\t}" + ("," if k == 0 else ""))
+    return " \\\n".join(lines[1:]).join([lines[0] + "\n", "\n"])

@@ -603,9 +603,8 @@ static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 }
 
 /* CRCs 16 bits at a time, for hashes of crc.PAIRS_MIN bytes or more: tab is `const __uN tab[2][65536]` (slice 0:
- * the register after two bytes, slice 1: after two bytes and two zero bytes; targets/xdp/crc.py writes the tables
- * and the function c3po_crc16_pairs / c3po_crc32_pairs into the program that uses them). Four bytes are one step of
- * two independent loads (CRC is linear; a register of at most 32 bits leaves nothing after four bytes), a last pair
+ * the register after two bytes, slice 1: after two bytes and two zero bytes; their values come from the program,
+ * see below). Four bytes are one step of two independent loads (CRC is linear; a register of at most 32 bits leaves nothing after four bytes), a last pair
  * one load, a last odd byte a step of btab (the slicing-by-4 tables above). */
 #define C3PO_CRC_PAIR(crc, tab, w) ((crc) = ((crc) >> 16) ^ (tab)[0][((crc) ^ (__u32)(w)) & 0xffff])
 #define C3PO_CRC_QUAD(crc, tab, w)                                                             \
@@ -614,6 +613,30 @@ static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 		(crc) = (tab)[1][x_ & 0xffff] ^ (tab)[0][x_ >> 16];                            \
 	} while (0)
 #define C3PO_CRC_BYTES16(crc, tab, btab, p, n) C3PO_CRC_RUN(crc, tab, btab, p, n, C3PO_CRC_QUAD, C3PO_CRC_PAIR)
+
+/* The program defines C3PO_CRC16_TAB16 / C3PO_CRC32_TAB16 (the tables' values, targets/xdp/crc.py) before including
+ * this header when it hashes crc.PAIRS_MIN bytes or more. */
+#ifdef C3PO_CRC16_TAB16
+static const __u16 c3po_crc16_tab16[2][65536] = { C3PO_CRC16_TAB16 };
+
+static __always_inline __u64 c3po_crc16_pairs(const __u8 *p, __u32 n)
+{
+	__u32 crc = 0;
+	C3PO_CRC_BYTES16(crc, c3po_crc16_tab16, c3po_crc16_tab, p, n);
+	return crc & 0xffff;
+}
+#endif
+
+#ifdef C3PO_CRC32_TAB16
+static const __u32 c3po_crc32_tab16[2][65536] = { C3PO_CRC32_TAB16 };
+
+static __always_inline __u64 c3po_crc32_pairs(const __u8 *p, __u32 n)
+{
+	__u32 crc = 0xffffffff;
+	C3PO_CRC_BYTES16(crc, c3po_crc32_tab16, c3po_crc32_tab, p, n);
+	return ~crc & 0xffffffff;
+}
+#endif
 
 /* Shifts by a run-time amount: P4 semantics, a shift by the width or more gives 0. */
 static __always_inline __u64 c3po_shl(__u64 v, __u64 s, __u32 w)
