@@ -18,8 +18,8 @@ neighbour: otherwise the right and the wrong value both miss (or both hit) there
   MAX_PATHS), the vector with every such argument `odd` (its generated value with bit 0 set; with bits 0 and 1
   set when it already is odd) and `low_byte` (the low byte all ones), the downstream tables re-completed.
 
-Items are `<table>.<action>:<label>@<path>` (the path's parse states joined by `>`), covered when the oracle hits
-the table with the action and every re-keyed downstream table with the new entry. Expected results come from the
+Items are `<table>.<action>:<label>@<path>` (the path's parse states joined by `>`), covered when the oracle runs
+the action at the table and every re-keyed downstream table with the new entry. Expected results come from the
 oracle. Tags: `arg_low_bits` and the label.
 """
 
@@ -98,17 +98,21 @@ def recomplete(ctx: Any, control: ControlState, data: bytes, port: int, table: s
     return control
 
 
-def path_bases(vectors: list[Vector], tname: str, aname: str, limit: int) -> dict[tuple[str, ...], Vector]:
+def path_bases(vectors: list[Vector], tname: str, aname: str, limit: int,
+               default: bool = False) -> dict[tuple[str, ...], Vector]:
     """Per parse path (its states), the first single-packet vector without registers or table operations that
-    hits the table with the action through a generated entry (whose arguments are the vector's to change)."""
+    hits the table with the action through a generated entry (whose arguments are the vector's to change), or
+    with `default`, that misses it under a default replaced by the action."""
     bases: dict[tuple[str, ...], Vector] = {}
     for v in vectors:
         if len(v.packets) != 1 or v.registers or v.control.ops:
             continue
         obs = v.expected[0].observations
-        if not (obs.get("hit", {}).get(tname) and obs.get("tables", {}).get(tname) == aname):
+        if obs.get("tables", {}).get(tname) != aname or bool(obs.get("hit", {}).get(tname)) == default:
             continue
-        if not any(e.table == tname and e.action == aname for e in v.control.entries):
+        if default and not any(d[0] == tname and d[1] == aname for d in v.control.defaults):
+            continue
+        if not default and not any(e.table == tname and e.action == aname for e in v.control.entries):
             continue  # a constant entry decided: its arguments are not the vector's to change
         path = tuple(obs.get("path", []))
         if path not in bases and len(bases) < limit:
@@ -132,15 +136,18 @@ def low_bit_vectors(ctx: Any) -> None:
             action = prog.actions[aname]
             if not fed_tables(prog, tname, aname) or not any("port" not in p.name for p in action.params):
                 continue
-            bases = path_bases(ctx.vectors, tname, aname, MAX_PATHS)
-            for label in ("odd", "low_byte"):
-                if not bases:
-                    item = f"{tname}.{aname}:{label}"
-                    part.all.append(item)
-                    part.infeasible[item] = "no generated vector hits an entry of the table with this action"
-                    continue
-                for path, base in bases.items():
-                    _one(ctx, part, left, base, tname, aname, label, ">".join(path))
+            for default in (False, True):
+                bases = path_bases(ctx.vectors, tname, aname, MAX_PATHS, default)
+                for label in ("default_odd", "default_low_byte") if default else ("odd", "low_byte"):
+                    if not bases:
+                        item = f"{tname}.{aname}:{label}"
+                        part.all.append(item)
+                        part.infeasible[item] = ("no generated vector misses the table under this default action"
+                                                 if default else "no generated vector hits an entry of the table "
+                                                 "with this action")
+                        continue
+                    for path, base in bases.items():
+                        _one(ctx, part, left, base, tname, aname, label, ">".join(path))
 
 
 def _one(ctx: Any, part: ClassCoverage, left: list[int], base: Any, tname: str, aname: str, label: str,
@@ -149,16 +156,17 @@ def _one(ctx: Any, part: ClassCoverage, left: list[int], base: Any, tname: str, 
     part.all.append(item)
     prog: ir.Program = ctx.prog
     params = prog.actions[aname].params
-    entries = []
-    changed = False
-    for e in base.control.entries:
-        if e.table == tname and e.action == aname:
-            args = tuple(a if "port" in p.name else _values(a, p.width).get(label, a)
-                         for p, a in zip(params, e.args, strict=True))
-            changed = changed or args != e.args
-            e = replace(e, args=args)
-        entries.append(e)
-    if not changed:
+    value = label.removeprefix("default_")
+
+    def moved(args: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(a if "port" in p.name else _values(a, p.width).get(value, a)
+                     for p, a in zip(params, args, strict=True))
+
+    entries = tuple(replace(e, args=moved(e.args)) if e.table == tname and e.action == aname
+                    and not label.startswith("default_") else e for e in base.control.entries)
+    defaults = tuple((t, a, moved(x)) if t == tname and a == aname and label.startswith("default_") else (t, a, x)
+                     for t, a, x in base.control.defaults)
+    if (entries, defaults) == (base.control.entries, base.control.defaults):
         part.infeasible[item] = f"the generated arguments already are {label}"
         return
     if left[0] <= 0:
@@ -166,13 +174,13 @@ def _one(ctx: Any, part: ClassCoverage, left: list[int], base: Any, tname: str, 
         return
     left[0] -= 1
     p = base.packets[0]
-    control = recomplete(ctx, ControlState(tuple(entries), base.control.defaults), p.data, p.port, tname, aname)
+    control = recomplete(ctx, ControlState(entries, defaults), p.data, p.port, tname, aname)
     r = ctx.emit(f"lowbits.{tname}.{aname}.{label}.{where}", int(base.provenance.get("path", 0)), control, p.data,
                  [CLASS, label], p.port, {})
     obs = r.observations
     fed = [f for f in fed_tables(prog, tname, aname) if f in obs.get("tables", {})]
     if obs.get("tables", {}).get(tname) != aname:
-        part.infeasible[item] = "with these arguments the packet no longer hits the entry (a vector is kept)"
+        part.infeasible[item] = "with these arguments the packet no longer reaches the action (a vector is kept)"
     elif not fed:
         part.infeasible[item] = "no table keyed on what the action writes is applied after it on this path"
     elif not all(obs.get("hit", {}).get(f) for f in fed):

@@ -41,8 +41,15 @@ def test_odd_next_hop_ids_hit_their_own_next_hop_on_both_paths() -> None:
             assert exp.verdict == "forward"
             assert exp.observations["hit"]["nexthops"] and exp.observations["tables"][table] == "set_nexthop"
         assert _id_and_downstream(vs[f"lowbits.{table}.set_nexthop.low_byte.{path}"], table)[0] & 0xFF == 0xFF
+        for label in ("default_odd", "default_low_byte"):  # a miss under set_nexthop as the table's default
+            v = vs[f"lowbits.{table}.set_nexthop.{label}.{path}"]
+            ((_t, _a, (arg,)),) = [d for d in v.control.defaults if d[0] == table]
+            assert arg & 1 and [e.match[0].a for e in v.control.entries if e.table == "nexthops"] == [arg]
+            exp = v.expected[0]
+            assert not exp.observations["hit"][table] and exp.observations["hit"]["nexthops"]
+            assert exp.verdict == "forward"
     cov = generated(ROUTER).coverage[CLASS]
-    assert cov["class"] and cov["total"] == cov["covered"] == 4 and not cov["infeasible"]
+    assert cov["class"] and cov["total"] == cov["covered"] == 8 and not cov["infeasible"]
 
 
 def test_full_width_ids_are_looked_up_downstream() -> None:
