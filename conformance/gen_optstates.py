@@ -1,0 +1,103 @@
+"""Option areas behind which the control rewrites a later header (issue 16, found by reading survivors of the
+fifth round's targeted runs).
+
+A variable-length header moves every header after it. The length classes (`length_edges`, `varlen_truncation`)
+give headers their options under whatever control state the packet came with, which in nat44 is one where
+nothing after the IPv4 header is written: an xdp mutant that forgets to step over the IPv4 options
+(`cur += vl_ipv4` dropped) then reads and writes the TCP header 4..40 bytes early, and survived. Here, per parse
+path that extracts a header after a variable-length one: a generated vector on that path whose oracle output
+differs from its input after the variable-length header (the control writes a later header: a NAT's incremental
+TCP/UDP checksum), grown by one word of options and by the most options the header allows, under the vector's
+own control state, kept when the oracle still takes the same path and gives the same verdict. Items
+"INST+NB@PATH" in the class `options_behind`; expected results are the oracle's.
+"""
+
+from __future__ import annotations
+
+import random
+
+from c3po_compiler import ir
+
+from .gen_classes import ClassContext, _Area, _Budget, _find_area, _tlv_fill, _with_area
+from .gen_coverage import ClassCoverage, path_key
+from .model import Vector
+
+__all__ = ["options_behind"]
+
+MAX_VECTORS = 64
+MAX_BASES = 6  # vectors of a path tried, in generation order
+WORD = 4
+
+
+def options_behind(ctx: ClassContext) -> None:
+    part = ctx.classes.setdefault("options_behind", ClassCoverage())
+    cap = _Budget(part, MAX_VECTORS)
+    by_path: dict[int, list[Vector]] = {}
+    for v in ctx.vectors:
+        pid = int(v.provenance.get("path", -1))
+        if len(v.packets) == 1 and not v.registers and 0 <= pid < len(ctx.paths) and "truncated" not in v.tags \
+                and v.expected and v.expected[0].verdict == "forward":
+            got = by_path.setdefault(pid, [])
+            if len(got) < 8 * MAX_BASES:
+                got.append(v)
+    for pid, path in enumerate(ctx.paths):
+        if path.end != "accept":
+            continue
+        extracts = [ctx.prog.parser.states[s.state].extract for s in path.steps]
+        insts = [i for i in extracts if i is not None]
+        for inst in dict.fromkeys(insts[:-1]):
+            vl = ctx.prog.instances[inst].type.varlen
+            if vl is None or ctx.prog.instances[inst].stack:
+                continue
+            bases = _rewritten_behind(ctx, by_path.get(pid, []), inst)
+            if not bases:
+                continue  # the control writes nothing behind the header on this path: no item
+            via = path_key([s.state for s in path.steps])
+            for n in dict.fromkeys((WORD, vl.max_bytes)):
+                item = f"{inst}+{n}B@{via}"
+                part.all.append(item)
+                why = _grow(ctx, part, cap, item, bases, inst, n, vl)
+                if why is not None:
+                    part.infeasible[item] = why
+
+
+def _rewritten_behind(ctx: ClassContext, cands: list[Vector], inst: str) -> list[tuple[Vector, _Area]]:
+    """Forwarded vectors whose header `inst` has no options and whose bytes after it the control rewrote."""
+    out: list[tuple[Vector, _Area]] = []
+    for v in cands:
+        p, e = v.packets[0], v.expected[0]
+        if e.data is None or len(e.data) != len(p.data) or e.data == p.data:
+            continue  # nothing rewritten in place
+        at = _find_area(ctx, p.data, p.port, inst)
+        if at is None or at.n or e.data[at.start:] == p.data[at.start:]:
+            continue
+        out.append((v, at))
+        if len(out) >= MAX_BASES:
+            break
+    return out
+
+
+def _grow(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases: list[tuple[Vector, _Area]],
+          inst: str, n: int, vl: ir.VarLen) -> str | None:
+    why = ""
+    for v, at in bases:
+        p = v.packets[0]
+        rng = random.Random(f"{ctx.seed}/{v.name}/options_behind/{n}")
+        area = _tlv_fill(vl.tlv, n, rng) if vl.tlv is not None else bytes(n)
+        data = None if area is None else _with_area(ctx, p.data, inst, at, area, False)
+        if data is None:
+            why = f"{inst} cannot carry {n} bytes of options here"
+            continue
+        r0 = ctx.run_with(v.control, p.data, p.port, {})
+        r = ctx.run_with(v.control, data, p.port, {})
+        if r.verdict != r0.verdict or r.observations.get("path") != r0.observations.get("path"):
+            why = f"with {n} bytes of {inst} options the packet ends otherwise (the options change the outcome)"
+            continue
+        if not cap.take(item):
+            return part.infeasible[item]
+        ctx.emit(f"options_behind.{inst}.{n}.{v.name}", int(v.provenance.get("path", 0)), v.control, data,
+                 ["options_behind"], p.port, {})
+        part.covered.add(item)
+        return None
+    return why
+
