@@ -88,6 +88,23 @@ def test_hunt_under_sanitize_fuzzes_native_code_and_confirms_under_the_sanitizer
     assert len(run.hunter.found[0].packets[0].data) == 14
 
 
+def test_sanitize_survivors_run_natively_where_every_table_is_filled(tmp_path: Path) -> None:
+    """The sanitizer harness does not fill tables larger than HARNESS_FILL_MAX to their size; under --sanitize a
+    survivor runs natively too, so a free list that loses handles (nat44's 4,096-entry snat and dnat: full after
+    one fill and empty) is still killed."""
+    need_tool("gcc")
+    spec = str(ROOT / "spec" / "examples" / "nat44.yaml")
+    prog = load_program(spec).program
+    frame = bytes.fromhex("020000000001" "020000000002" "86dd") + bytes(46)  # not IPv4: no table is applied
+    vectors = [Vector("one", ControlState(()), [PacketIn(1, frame)])]
+    drop_free = lambda m: m.operator == "statement" and "t->free_[t->n_free++] = handle;" in m.line_before  # noqa: E731
+    run = mutate(spec, prog, "nic", vectors, tmp_path, select=drop_free, sanitize=True)
+    assert len(run.results) == 3  # snat, dnat, routes
+    assert all(r.status == "killed" for r in run.results), [r.reason for r in run.results]
+    natively = [r for r in run.results if r.reason.startswith("natively (every table filled to its size)")]
+    assert len(natively) == 2 and all("filled to its size (4096)" in r.reason for r in natively)
+
+
 def test_copies_are_renamed_by_every_global_they_define(tmp_path: Path) -> None:
     need_tool("gcc")
     src = tmp_path / "a.c"
