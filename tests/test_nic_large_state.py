@@ -165,8 +165,11 @@ def test_a_vector_costs_what_it_touches(prog: ir.Program, tmp_path: Path) -> Non
     with NicDriver(sanitize=False) as drv:
         drv.open(prog, tmp_path)
         drv.run([pkt(1, 1, STORE)], {})  # first touch of the state's pages
-        start = time.perf_counter()
+        # CPU time of this process (the shim runs in it through ctypes), not wall time: a loaded machine stretches
+        # the wall clock (1.59 s seen in CI at load 6), not the work. A scan of every element per packet and per
+        # reset is ~4.5 s of CPU for these hundred vectors; touching only what was written is milliseconds.
+        start = time.process_time()
         for i in range(100):
             r = drv.run([pkt(i * 10_000, i, STORE)], {("seen", LAST - i): i + 1})
             assert r[0].registers.get(("seen", i * 10_000), 0) == i
-        assert time.perf_counter() - start < 1.5
+        assert time.process_time() - start < 1.5
