@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -323,6 +324,17 @@ def _show(r: tuple[int, int, bytes]) -> str:
     return f"{VERDICTS.get(r[0], r[0])} to port {r[1]}, {len(r[2])} bytes {r[2].hex()}"
 
 
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child between fork and exec only calls it
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the harness's child before exec: SIGKILL when the process that started it dies. The conformance runner
+    kills a worker whose vector hangs (a mutant looping forever in the harness); without this the harness went on
+    spinning, orphaned (a mutation campaign left dozens of them)."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Harness:
     """The sanitizer harness process; any ASan/UBSan finding kills it and surfaces as an error with its report."""
 
@@ -330,7 +342,7 @@ class Harness:
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_die_with_parent)
 
     def ask(self, line: str) -> str:
         assert self.proc.stdin is not None and self.proc.stdout is not None
