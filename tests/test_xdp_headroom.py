@@ -20,7 +20,7 @@ from conformance.interpreter import Interpreter
 from conformance.model import ControlState, PacketIn, Registers
 from targets.xdp import RUNTIME_HEADER, XdpTarget, compile_object
 from targets.xdp.driver import META_MAGIC, META_PORT, XdpDriver, max_push
-from targets.xdp.libbpf import DIRTY, META_MAX, PUSH_ROOM, dirty_meta
+from targets.xdp.libbpf import DIRTY, DIRTY_INVERTED, META_MAX, PUSH_ROOM, dirty_meta
 from tests.conftest import ROOT, need_bpf
 
 VXLAN = ROOT / "spec/examples/vxlan_gateway.yaml"
@@ -32,6 +32,8 @@ def test_dirty_meta_fills_to_the_limit_and_leaves_room_for_the_largest_push() ->
     port_meta = META_MAGIC.to_bytes(4, "little") + META_PORT.to_bytes(4, "little")
     assert dirty_meta(port_meta, 0) == port_meta + DIRTY[8:META_MAX]
     assert dirty_meta(b"", 50) == DIRTY and 0 not in DIRTY
+    assert dirty_meta(b"", 50, inverted=True) == DIRTY_INVERTED and 0 not in DIRTY_INVERTED
+    assert DIRTY_INVERTED[:4] != META_MAGIC.to_bytes(4, "little")
     assert DIRTY[:4] != META_MAGIC.to_bytes(4, "little")  # the ifindex path's padding is "no metadata"
     # a program that pushes more keeps its room: less padding (a multiple of 4), never less than the metadata
     assert len(dirty_meta(port_meta, PUSH_ROOM - 30)) == 28
@@ -106,7 +108,9 @@ def test_an_unwritten_pushed_byte_mismatches(tmp_path: Path, encap_cases: tuple[
     drv = XdpDriver()
     with drv:
         drv.open(prog, tmp_path / "ok")
-        assert len(drv.meta_port) == len(drv.meta_ifindex) == META_MAX  # vxlan's 50-byte push leaves room
+        # vxlan's 50-byte push leaves room; two fills, every bit inverted between them
+        assert [len(m) for m in (*drv.meta_port, *drv.meta_ifindex)] == [META_MAX] * 4
+        assert all(a ^ b == 0xFF for a, b in zip(drv.meta_port[0][8:], drv.meta_port[1][8:], strict=True))
         for path in (cases, on_ifindex):
             n, bad = _mismatches(drv, prog, path)
             assert n > 0 and bad == 0  # the generated program passes with a dirty headroom
@@ -119,6 +123,7 @@ def test_an_unwritten_pushed_byte_mismatches(tmp_path: Path, encap_cases: tuple[
             n, bad = _mismatches(bad_drv, prog, path)
             assert bad == n  # every encapsulated frame shows the headroom's byte where the 0 was not written
         assert isinstance(bad_drv, XdpDriver)  # with BPF_PROG_TEST_RUN's zeroed headroom, the mutant hides
-        bad_drv.meta_port, bad_drv.meta_ifindex = bad_drv.meta_port[:8], b""
+        bad_drv.meta_port = [m[:8] for m in bad_drv.meta_port]
+        bad_drv.meta_ifindex = [b"", b""]
         assert _mismatches(bad_drv, prog, cases)[1] == _mismatches(bad_drv, prog, on_ifindex)[1] == 0
 

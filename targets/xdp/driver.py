@@ -150,9 +150,11 @@ class XdpDriver(Driver):
         os.sched_setaffinity(0, {self.cpu})
         self.runner = TestRunner(self.bpf.prog_fd)
         push = max_push(prog)
-        self.meta_port = dirty_meta(META_MAGIC.to_bytes(4, "little") + (META_PORT & 0xFFFF).to_bytes(4, "little"),
-                                    push)
-        self.meta_ifindex = dirty_meta(b"", push)
+        magic = META_MAGIC.to_bytes(4, "little") + (META_PORT & 0xFFFF).to_bytes(4, "little")
+        # two dirty headrooms, bits inverted, taken in turn frame by frame (libbpf.DIRTY_INVERTED)
+        self.meta_port = [dirty_meta(magic, push), dirty_meta(magic, push, inverted=True)]
+        self.meta_ifindex = [dirty_meta(b"", push), dirty_meta(b"", push, inverted=True)]
+        self.frames_run = 0
         self.layouts = {n: L.table_layout(prog, t) for n, t in prog.tables.items()}
         self.objects = {v: k for k, v in touch_objects(prog).items()}
         self.state_fd = self.bpf.map_fd("c3po_state")
@@ -433,14 +435,16 @@ class XdpDriver(Driver):
                 results.append(Result("error", None, b"", dict(counters), dict(regs),
                                       error=f"N/A: BPF_PROG_TEST_RUN refuses frames shorter than {MIN_FRAME} bytes"))
                 continue
+            turn = self.frames_run & 1
+            self.frames_run += 1
             if p.port == META_PORT:
-                action, out, _ = self.runner.run(p.data, self.meta_port)
+                action, out, _ = self.runner.run(p.data, self.meta_port[turn])
             else:  # the production path: the program maps the ingress ifindex to the port
                 if self.ifport != p.port:
                     self._update(self._fd("c3po_ifports"), self.lo.to_bytes(4, "little"),
                                  (p.port & 0xFFFF).to_bytes(4, "little"))
                     self.ifport = p.port
-                action, out, _ = self.runner.run(p.data, self.meta_ifindex, ifindex=self.lo)
+                action, out, _ = self.runner.run(p.data, self.meta_ifindex[turn], ifindex=self.lo)
             egress, touched = self._read_state()
             for obj, idx in touched:
                 self._read_touched(obj, idx, counters, regs)

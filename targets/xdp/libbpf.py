@@ -192,13 +192,18 @@ PUSH_ROOM = 216
 # behind as they were, so the last min(n, metadata length) bytes of a push hold these (non-zero, one per byte)
 # until the program writes them. BPF_PROG_TEST_RUN zeroes the rest of the headroom.
 DIRTY = bytes(0xA5 ^ i for i in range(META_MAX))
+# The same bytes with every bit inverted (never zero either): the driver alternates the two from frame to frame,
+# so a write that keeps some bits of what the headroom held (a 16-bit field set as 15 bits) shows with either
+# value of those bits.
+DIRTY_INVERTED = bytes(b ^ 0xFF for b in DIRTY)
 
 
-def dirty_meta(meta: bytes, max_push: int) -> bytes:
-    """`meta` followed by DIRTY bytes up to META_MAX bytes, as far as the headroom still lets the program push
-    `max_push` bytes (never shorter than `meta`: a program that needs more room than that runs as before)."""
+def dirty_meta(meta: bytes, max_push: int, inverted: bool = False) -> bytes:
+    """`meta` followed by DIRTY (or DIRTY_INVERTED) bytes up to META_MAX bytes, as far as the headroom still lets
+    the program push `max_push` bytes (never shorter than `meta`: a program that needs more room than that runs as
+    before)."""
     size = max(len(meta), min(META_MAX, PUSH_ROOM - max_push) // 4 * 4)
-    return meta + DIRTY[len(meta):size]
+    return meta + (DIRTY_INVERTED if inverted else DIRTY)[len(meta):size]
 
 
 class TestRunner:
