@@ -34,6 +34,7 @@ as infeasible with the reason. Expected results are the oracle's.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -645,15 +646,29 @@ def _flip_bases(ctx: ClassContext, cands: list[Vector], st: ir.ParserState, ci: 
 def _flip_one(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases: list[tuple[Vector, object]],
               sel: ir.FieldRef, value: int, st: ir.ParserState, ci: int,
               pre: tuple[str, ...] | None = None) -> str | None:
+    inst = f"{sel.instance}[{sel.index}]" if isinstance(sel.index, int) else sel.instance
+
+    def rewrite(v: Vector, r0: object) -> bytes | str:
+        p = v.packets[0]
+        data = _patch(ctx, p.data, p.port, {(inst, sel.field_name): value})
+        return "the select field is not in a parsed header's fixed part" if data is None else data
+
+    return emit_flip(ctx, part, cap, item, bases, rewrite, st, f"case{ci}.{sel.field_name}.{value:x}", pre)
+
+
+def emit_flip(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases: list[tuple[Vector, object]],
+              rewrite: Callable[[Vector, object], bytes | str], st: ir.ParserState, label: str,
+              pre: tuple[str, ...] | None = None) -> str | None:
+    """The first base whose packet, rewritten (`rewrite`: the bytes, or why it cannot be), still reaches `st` and
+    ends otherwise than the base under the base's state, emitted as `select_bit.<st>.<label>`; else why not."""
     if not bases:
         return "no generated vector takes the case"
-    inst = f"{sel.instance}[{sel.index}]" if isinstance(sel.index, int) else sel.instance
     why = "the flipped value ends like the case on every vector tried (the case's outcome does not depend on it)"
     for v, r0 in bases:
         p = v.packets[0]
-        data = _patch(ctx, p.data, p.port, {(inst, sel.field_name): value})
-        if data is None:
-            why = "the select field is not in a parsed header's fixed part"
+        data = rewrite(v, r0)
+        if isinstance(data, str):
+            why = data
             continue
         r = ctx.run_with(v.control, data, p.port, {})
         if not _reaches(r.observations.get("path", []), st.name, pre):
@@ -662,8 +677,8 @@ def _flip_one(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, b
             continue
         if not cap.take(item):
             return part.infeasible[item]
-        ctx.emit(f"select_bit.{st.name}.case{ci}.{sel.field_name}.{value:x}", int(v.provenance.get("path", 0)),
-                 v.control, data, ["select_bit"], p.port, {})
+        ctx.emit(f"select_bit.{st.name}.{label}", int(v.provenance.get("path", 0)), v.control, data,
+                 ["select_bit"], p.port, {})
         part.covered.add(item)
         return None
     return why

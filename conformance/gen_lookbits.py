@@ -20,7 +20,7 @@ from c3po_compiler import ir
 
 from .gen_classes import ClassContext, _Budget, _offsets, _write_bits
 from .gen_coverage import ClassCoverage
-from .gen_gaps import MAX_BASES, _flip_bases, _flip_bits
+from .gen_gaps import MAX_BASES, _flip_bases, _flip_bits, emit_flip
 from .model import Vector
 
 __all__ = ["lookahead_bits"]
@@ -85,24 +85,12 @@ def _cursor(ctx: ClassContext, path: list[str], st: ir.ParserState, offsets: dic
 
 def _flip(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases: list[tuple[Vector, object]],
           st: ir.ParserState, ci: int, sel: ir.Lookahead, value: int) -> str | None:
-    if not bases:
-        return "no generated vector takes the case"
-    why = "the flipped value ends like the case on every vector tried (the case's outcome does not depend on it)"
-    for v, r0 in bases:
+    def rewrite(v: Vector, r0: object) -> bytes | str:
         p = v.packets[0]
         offsets = _offsets(ctx, p.data, p.port)
         cursor = _cursor(ctx, r0.observations.get("path", []), st, offsets)  # type: ignore[attr-defined]
         if cursor is None or (cursor * 8 + sel.offset + sel.bits) > 8 * len(p.data):
-            why = "the lookahead is not at a fixed place in the packets that take the case"
-            continue
-        data = _write_bits(ctx, p.data, offsets, [(cursor * 8 + sel.offset, sel.bits, value)])
-        r = ctx.run_with(v.control, data, p.port, {})
-        if (r.verdict, r.port, r.data) == (r0.verdict, r0.port, r0.data):  # type: ignore[attr-defined]
-            continue
-        if not cap.take(item):
-            return part.infeasible[item]
-        ctx.emit(f"select_bit.{st.name}.case{ci}.lookahead{sel.offset}.{value:x}", int(v.provenance.get("path", 0)),
-                 v.control, data, ["select_bit"], p.port, {})
-        part.covered.add(item)
-        return None
-    return why
+            return "the lookahead is not at a fixed place in the packets that take the case"
+        return _write_bits(ctx, p.data, offsets, [(cursor * 8 + sel.offset, sel.bits, value)])
+
+    return emit_flip(ctx, part, cap, item, bases, rewrite, st, f"case{ci}.lookahead{sel.offset}.{value:x}")
