@@ -139,9 +139,10 @@ def class_vectors(ctx: ClassContext) -> None:
     from .gen_lookbits import lookahead_bits  # imports this module's steering
 
     lookahead_bits(ctx)
-    from .gen_optstates import options_behind  # imports this module's steering
+    from .gen_optstates import end_padding, options_behind  # imports this module's steering
 
     options_behind(ctx)
+    end_padding(ctx)
     _truncation_edges(ctx)
     _tlv_edges(ctx)
     _condition_edges(ctx)

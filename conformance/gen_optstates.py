@@ -10,6 +10,14 @@ differs from its input after the variable-length header (the control writes a la
 TCP/UDP checksum), grown by one word of options and by the most options the header allows, under the vector's
 own control state, kept when the oracle still takes the same path and gives the same verdict. Items
 "INST+NB@PATH" in the class `options_behind`; expected results are the oracle's.
+
+`end_padding`: the bytes after an end-of-options singleton are padding the walk skips, and a target skips them
+with its own arithmetic (p4's v1model parser extracts them into a varbit, `left << 3` bits; the fifth round's
+`<< 4` survived, as no vector had padding after the end option where the bytes behind the header decide
+anything). Per parse path and option header with an end singleton: a vector on that path whose outcome changes
+when a byte behind the header changes (acl_firewall's rules read the TCP/UDP ports there), its options replaced
+by the end singleton and padding (one word, and the most options), the padding bytes not zero so a target that
+walks on into them is seen too. Items "INST+endNB@PATH".
 """
 
 from __future__ import annotations
@@ -20,13 +28,15 @@ from c3po_compiler import ir
 
 from .gen_classes import ClassContext, _Area, _Budget, _find_area, _tlv_fill, _with_area
 from .gen_coverage import ClassCoverage, path_key
-from .model import Vector
+from .model import Result, Vector
 
-__all__ = ["options_behind"]
+__all__ = ["end_padding", "options_behind"]
 
 MAX_VECTORS = 64
 MAX_BASES = 6  # vectors of a path tried, in generation order
 WORD = 4
+PROBE_BYTES = 24  # bytes behind the header flipped one at a time to see whether they decide the outcome
+MAX_PROBED = 12  # vectors of a path probed that way
 
 
 def options_behind(ctx: ClassContext) -> None:
@@ -101,3 +111,93 @@ def _grow(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases
         return None
     return why
 
+
+
+def end_padding(ctx: ClassContext) -> None:
+    part = ctx.classes.setdefault("end_padding", ClassCoverage())
+    cap = _Budget(part, MAX_VECTORS)
+    by_path: dict[int, list[Vector]] = {}
+    for v in ctx.vectors:
+        pid = int(v.provenance.get("path", -1))
+        if len(v.packets) == 1 and not v.registers and 0 <= pid < len(ctx.paths) and "truncated" not in v.tags \
+                and v.expected:
+            got = by_path.setdefault(pid, [])
+            if len(got) < 4 * MAX_PROBED:
+                got.append(v)
+    for pid, path in enumerate(ctx.paths):
+        if path.end != "accept":
+            continue
+        extracts = [ctx.prog.parser.states[s.state].extract for s in path.steps]
+        insts = [i for i in extracts if i is not None]
+        for inst in dict.fromkeys(insts[:-1]):
+            vl = ctx.prog.instances[inst].type.varlen
+            if vl is None or vl.tlv is None or not vl.tlv.end or ctx.prog.instances[inst].stack:
+                continue
+            bases = _decided_behind(ctx, by_path.get(pid, []), inst)
+            if not bases:
+                continue  # nothing behind the header decides anything on this path: no item
+            via = path_key([s.state for s in path.steps])
+            tlv = vl.tlv
+            for n in dict.fromkeys((WORD, vl.max_bytes)):
+                item = f"{inst}+end{n}B@{via}"
+                part.all.append(item)
+                why = _end_then_pad(ctx, part, cap, item, bases, inst, n, tlv)
+                if why is not None:
+                    part.infeasible[item] = why
+
+
+def _decision(r: Result, at: int) -> tuple[object, ...]:
+    """What a target shows of a packet, with the byte inverted at `at` put back (it passes through in the
+    frame: only a change elsewhere, a rewrite that depends on it, counts)."""
+    data = r.data
+    if at < len(data):
+        data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+    return r.verdict, r.port, data, sorted(r.counters.items())
+
+
+def _decided_behind(ctx: ClassContext, cands: list[Vector], inst: str) -> list[tuple[Vector, _Area]]:
+    """Vectors whose header `inst` has no options and whose outcome changes, on the same parse path, when one
+    byte behind the header is inverted: there the padding's length decides which bytes a target reads."""
+    out: list[tuple[Vector, _Area]] = []
+    for v in cands[:MAX_PROBED]:
+        p = v.packets[0]
+        at = _find_area(ctx, p.data, p.port, inst)
+        if at is None or at.n:
+            continue
+        r0 = ctx.run_with(v.control, p.data, p.port, {})
+        behind = at.start
+        for i in range(behind, min(len(p.data), behind + PROBE_BYTES)):
+            flipped = p.data[:i] + bytes([p.data[i] ^ 0xFF]) + p.data[i + 1:]
+            r = ctx.run_with(v.control, flipped, p.port, {})
+            if r.observations.get("path") == r0.observations.get("path") and _decision(r, i) != _decision(r0, len(r0.data)):
+                out.append((v, at))
+                break
+        if len(out) >= MAX_BASES:
+            break
+    return out
+
+
+def _end_then_pad(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str,
+                  bases: list[tuple[Vector, _Area]], inst: str, n: int, tlv: ir.Tlv) -> str | None:
+    unit = tlv.singleton_bytes
+    end = tlv.singletons[tlv.end[0]]
+    why = f"{inst} cannot carry {n} bytes of options here"
+    for v, at in bases:
+        p = v.packets[0]
+        rng = random.Random(f"{ctx.seed}/{v.name}/end_padding/{n}")
+        pad = bytes(rng.randrange(1, 256) for _ in range(n - unit))
+        data = _with_area(ctx, p.data, inst, at, end.to_bytes(unit, "big") + pad, False)
+        if data is None:
+            continue
+        r0 = ctx.run_with(v.control, p.data, p.port, {})
+        r = ctx.run_with(v.control, data, p.port, {})
+        if r.observations.get("path") != r0.observations.get("path"):
+            why = f"with the end option and {n - unit} bytes of padding in {inst} the packet takes another path"
+            continue
+        if not cap.take(item):
+            return part.infeasible[item]
+        ctx.emit(f"end_padding.{inst}.{n}.{v.name}", int(v.provenance.get("path", 0)), v.control, data,
+                 ["end_padding"], p.port, {})
+        part.covered.add(item)
+        return None
+    return why
