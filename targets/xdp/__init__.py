@@ -178,7 +178,8 @@ def map_footprint(obj: Path) -> tuple[int | None, list[str]]:
             array = kind in ARRAY_MAP_TYPES
             elem = -(-value // 8) * 8 if array else key + value
             size = elem * entries * (cpus if kind in PERCPU_MAP_TYPES else 1)
-            if not name.startswith("."):  # .rodata/.bss: the program's constants, not state
+            # .rodata/.bss: the program's constants, not state; .data.<x>: a table's copy in a global (tr_, td_)
+            if not name.startswith(".") or name.startswith(".data."):
                 per_cpu = f" x {cpus} CPUs" if kind in PERCPU_MAP_TYPES else ""
                 shape = f"{elem} bytes" if array else f"({key} + {value}) bytes"
                 notes.append(f"map {name}: {size:,} bytes ({entries} entries x {shape}{per_cpu})")

@@ -313,6 +313,29 @@ def trie_root_map(table: str) -> str:
     return f".data.tr_{table}"
 
 
+class DirectCopy:
+    """A direct table's global copy `td_<table>` (layout.direct_global), which packets read: every element written
+    to the table's array map (the record entries are read from) is written here too, after it."""
+
+    def __init__(self, lay: L.TableLayout, fd: int) -> None:
+        self.size = lay.value_size
+        self._map = _mmap(fd, lay.value_size << lay.keys[0].width)
+        self._mem = memoryview(self._map)
+
+    def write(self, key: bytes, value: bytes) -> None:
+        at = int.from_bytes(key, "little") * self.size
+        self._mem[at:at + self.size] = value
+
+    def close(self) -> None:
+        self._mem.release()
+        self._map.close()
+
+
+def direct_copy_map(table: str) -> str:
+    """The map of a direct table's global copy: the section of `td_<table>` (libbpf names the map after it)."""
+    return f".data.td_{table}"
+
+
 def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, bytes]]) -> None:
     """A whole table image at once (the conformance driver's install): every entry's action data, then the trie
     rebuilt from empty (`trie.build`)."""
@@ -427,6 +450,7 @@ class XdpDataplane(Dataplane):
         self._cuckoo_maps: dict[str, CuckooMaps] = {}
         self._cuckoo_rows: dict[str, _Rows] = {}  # the rows each cuckoo's slot index was last read with
         self._bitvec_maps: dict[str, BitVecMaps] = {}
+        self._direct_copies: dict[str, DirectCopy] = {}
         self._depth = 0
 
     # ---- plumbing
@@ -682,6 +706,11 @@ class XdpDataplane(Dataplane):
             write_percpu(lay, self._map(f"t_{table}"), key, value, keep_count)
         else:
             self._update(self._map(f"t_{table}"), key, value)
+        if lay.direct_global:
+            copy = self._direct_copies.get(table)
+            if copy is None:
+                copy = self._direct_copies[table] = DirectCopy(lay, self._map(direct_copy_map(table)))
+            copy.write(key, value)
 
     def _percpu_counter(self, fd: int, index: int) -> Counter:
         raw = self._lookup(fd, index.to_bytes(4, "little"), COUNTER_BYTES * self.ncpu) or b""
@@ -899,7 +928,10 @@ class XdpDataplane(Dataplane):
             cmaps.close()
         for bmaps in self._bitvec_maps.values():
             bmaps.close()
+        for copy in self._direct_copies.values():
+            copy.close()
         self._trie_maps, self._cuckoo_maps, self._cuckoo_rows, self._bitvec_maps = {}, {}, {}, {}
+        self._direct_copies = {}
         for fd in self.fds.values():
             os.close(fd)
         self.fds, self.map_fds = {}, {}

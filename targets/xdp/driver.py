@@ -46,9 +46,11 @@ from .control import (
     BPF_MAP_TYPE_ARRAY,
     BitVecMaps,
     CuckooMaps,
+    DirectCopy,
     TrieMaps,
     XdpDataplane,
     _libbpf,
+    direct_copy_map,
     install_cuckoo,
     install_trie,
     trie_root_map,
@@ -171,6 +173,7 @@ class XdpDriver(Driver):
         self.prio_fds: dict[str, int] = {}  # priority arrays of linear tables, created the first time ops come
         self.trie_maps: dict[str, TrieMaps] = {}  # multibit-trie tables' arrays, mapped the first time
         self.cuckoo_maps: dict[str, CuckooMaps] = {}  # cuckoo tables' arrays, alike
+        self.direct_copies: dict[str, DirectCopy] = {}  # direct tables' global copies, alike
         self.bitvec_maps: dict[str, BitVecMaps] = {}  # bit-vector classifiers' images, alike
         self.counter_index: dict[str, dict[int, int]] = {}  # table -> install index -> index in the image
         self.lo = socket.if_nametoindex("lo")
@@ -230,7 +233,7 @@ class XdpDriver(Driver):
                 self.linear_used[name] = 0
             elif lay.kind == "direct":
                 for key in self.installed[name]:
-                    self._update(fd, key, self._direct_elem(lay, bytes(lay.value_size)))
+                    self._write_direct(name, fd, key, bytes(lay.value_size))
             else:
                 for key in self.installed[name]:
                     self.lb.bpf_map_delete_elem(fd, key)
@@ -272,7 +275,10 @@ class XdpDriver(Driver):
                         continue
                     seen.add(key)
                     value = L.encode_value(lay, action, args, i)
-                    self._update(fd, key, self._direct_elem(lay, value))
+                    if lay.kind == "direct":
+                        self._write_direct(name, fd, key, value)
+                    else:
+                        self._update(fd, key, self._direct_elem(lay, value))
                     self.installed[name].append(key)
                     routes.append((tuple(match), i, value))
                 if lay.trie_nodes:  # the lookup structure beside the record (targets/xdp/trie.py)
@@ -296,6 +302,17 @@ class XdpDriver(Driver):
         self.counter_index = {}
         if control.ops:
             self._apply_ops(control)
+
+    def _write_direct(self, name: str, fd: int, key: bytes, value: bytes) -> None:
+        """A direct table's element, and its global copy where packets read that (layout.direct_global)."""
+        lay = self.layouts[name]
+        self._update(fd, key, self._direct_elem(lay, value))
+        if lay.direct_global:
+            assert self.bpf is not None
+            copy = self.direct_copies.get(name)
+            if copy is None:
+                copy = self.direct_copies[name] = DirectCopy(lay, self.bpf.map_fd(direct_copy_map(name)))
+            copy.write(key, value)
 
     def _direct_elem(self, lay: L.TableLayout, value: bytes) -> bytes:
         """The bytes to write for a table element: a `percpu` table's element takes the value in every CPU's
@@ -509,7 +526,9 @@ class XdpDriver(Driver):
                 cmaps.close()
             for bmaps in getattr(self, "bitvec_maps", {}).values():
                 bmaps.close()
-            self.trie_maps, self.cuckoo_maps, self.bitvec_maps = {}, {}, {}
+            for copy in getattr(self, "direct_copies", {}).values():
+                copy.close()
+            self.trie_maps, self.cuckoo_maps, self.bitvec_maps, self.direct_copies = {}, {}, {}, {}
             for fd in getattr(self, "prio_fds", {}).values():
                 os.close(fd)
             self.prio_fds = {}

@@ -740,6 +740,13 @@ class Emitter:
             out.add(f"k = {lay.default_elem};")
             out.add(f"e = bpf_map_lookup_elem(&t_{t.name}, &k);")
             out.close()
+        elif lay.direct_global:
+            bound = (1 << t.keys[0].width) - 1
+            out.add(f"__u32 k = (__u32)({ktr.expr(t.keys[0].expr)}) & {bound:#x}; /* the key is the array index "
+                    "(the mask: bounded for the verifier) */")
+            out.add(f"struct t_{t.name}_value *v = &td_{t.name}[k]; /* from the global copy */")
+            out.add("if (!v->action) /* no entry at this index */")
+            out.add("\tv = NULL;")
         elif lay.kind == "direct":
             out.add(f"__u32 k = (__u32)({ktr.expr(t.keys[0].expr)}); /* the key is the array index */")
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")

@@ -37,6 +37,11 @@ TRIE_ROOT_BITS = 16
 TRIE_STRIDE = 8
 TRIE_MIN_NODES = 64
 TRIE_MAX_NODES = 1 << 16
+# A direct table without counters is read from a copy in a global (`td_<table>`, its section's one-element array
+# map) when the copy is at most this big: one load, no map lookup with its key on the stack and NULL test. A
+# global's map value is bounded by KMALLOC_MAX_SIZE (4 MiB); 2 MiB (a 16-bit key, up to two argument slots) keeps
+# the copy's memory, which the record's doubles, small.
+DIRECT_GLOBAL_MAX = 2 << 20
 
 
 def trie_nodes(t: ir.Table) -> int:
@@ -134,6 +139,11 @@ class TableLayout:
     raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Trie tables whose leaves hold the entry's action data itself (`trie_leaf`), None: entry + 1 in the leaf.
     leaf: TrieLeaf | None = None
+
+    @property
+    def direct_global(self) -> bool:
+        """Packets read this direct table from its global copy `td_<table>` (the array map stays the record)."""
+        return self.kind == "direct" and not self.percpu and self.value_size << self.keys[0].width <= DIRECT_GLOBAL_MAX
 
     @property
     def elem_size(self) -> int:

@@ -1,0 +1,117 @@
+"""Direct tables without counters read by packets from a copy in a global (`td_<table>`, layout.direct_global):
+one load instead of an array-map lookup with its key on the stack and NULL test (issue 14: the best VXLAN
+gateway's port -> VNI array). The array map stays the record the control plane reads entries from; every write
+goes to both, through the run-time table API and through the conformance driver's install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from c3po_compiler import ir, load_program
+from targets.xdp import layout as L
+
+from .conftest import need_bpf
+
+SPEC = """
+c3po: 1
+program: t
+include: [std/ethernet]
+parser:
+  start: ethernet
+  states:
+    ethernet: {extract: ethernet}
+tables:
+  hops:
+    key: {ethernet.ethertype: exact}
+    actions: [rewrite, drop]
+    default: drop
+    size: 64
+  counted:
+    key: {ethernet.ethertype: exact}
+    actions: [rewrite]
+    size: 16
+    counters: true
+  wide:
+    key: {ethernet.ethertype: exact}
+    actions: [many]
+    size: 16
+actions:
+  rewrite:
+    params: {port: 16, smac: 48}
+    do:
+      - ethernet.src = smac
+      - forward(port)
+  many:
+    params: {a: 64, b: 64, c: 64, d: 64, e: 64, f: 64, g: 64, h: 64, i: 64}
+    do: [drop]
+control:
+  - apply: hops
+  - if: "ethernet.ethertype == 0x0001"
+    then: [apply: counted, apply: wide]
+"""
+
+
+def _program(tmp_path: Path) -> ir.Program:
+    spec = tmp_path / "t.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    return load_program(spec).program
+
+
+def test_only_small_direct_tables_without_counters_get_the_global(tmp_path: Path) -> None:
+    from targets.xdp import XdpTarget
+
+    prog = _program(tmp_path)
+    hops, counted, wide = (L.table_layout(prog, prog.tables[n]) for n in ("hops", "counted", "wide"))
+    assert hops.kind == counted.kind == wide.kind == "direct"
+    # 24-byte values x 65,536 = 1.5 MiB: in; a counter needs the per-CPU element; 80-byte values (10 MiB) stay out
+    assert hops.direct_global and not counted.direct_global and not wide.direct_global
+    src = XdpTarget().build(prog, tmp_path / "b").files["source"].read_text(encoding="utf-8")
+    assert "struct t_hops_value td_hops[65536] SEC(\".data.td_hops\")" in src
+    assert "&td_hops[k]" in src and "bpf_map_lookup_elem(&t_hops," not in src
+    assert "bpf_map_lookup_elem(&t_counted," in src and "bpf_map_lookup_elem(&t_wide," in src
+    assert "td_counted" not in src and "td_wide" not in src
+
+
+def test_packets_see_every_write_through_the_api_and_the_driver(tmp_path: Path) -> None:
+    need_bpf()
+    from conformance.model import ControlState, EntryState, PacketIn
+    from dataplane.syntax import parse_match
+    from targets.xdp.driver import DriverTables, XdpDriver
+
+    prog, driver = _program(tmp_path), XdpDriver()
+    tbl = prog.tables["hops"]
+
+    def m(et: int) -> tuple[ir.KeyElem, ...]:
+        return parse_match(tbl, [f"ethernet.ethertype={et:#x}"])
+
+    def send(et: int) -> tuple[str, int | None, bytes]:
+        frame = bytes.fromhex("020000000001 020000000002") + et.to_bytes(2, "big") + bytes(46)
+        [r] = driver.run([PacketIn(1, frame)], {})
+        return r.verdict, r.port, r.data[6:12]
+
+    try:
+        driver.open(prog, tmp_path / "build")
+        driver.install(ControlState())
+        assert send(0x0800)[0] == "drop"
+        dp = DriverTables(prog, driver.bpf, driver.prio_fds)  # type: ignore[arg-type]
+        with dp.locked():
+            dp.table("hops").add(m(0x0800), "rewrite", (7, 0x0211_2233_4455))
+            dp.table("hops").add(m(0xFFFF), "rewrite", (9, 0x0266_7788_99AA))  # the last index
+        assert send(0x0800) == ("forward", 7, bytes.fromhex("021122334455"))
+        assert send(0xFFFF) == ("forward", 9, bytes.fromhex("0266778899aa"))
+        assert send(0x0801)[0] == "drop"
+        with dp.locked():
+            dp.table("hops").modify(m(0x0800), "rewrite", (8, 0x0211_2233_4455))
+            assert [(e.match[0].a, e.args) for e in dp.table("hops").entries()] == \
+                [(0x0800, (8, 0x0211_2233_4455)), (0xFFFF, (9, 0x0266_7788_99AA))]  # the record, read back
+        assert send(0x0800)[:2] == ("forward", 8)
+        with dp.locked():
+            dp.table("hops").delete(m(0x0800))
+        assert send(0x0800)[0] == "drop" and send(0xFFFF)[:2] == ("forward", 9)
+        # the conformance driver's install writes the copy too, and clears what the last state installed
+        driver.install(ControlState(entries=(EntryState("hops", m(0x86DD), "rewrite", (3, 0x0200_0000_0003)),)))
+        assert send(0x86DD)[:2] == ("forward", 3)
+        driver.install(ControlState())
+        assert send(0x86DD)[0] == "drop"
+    finally:
+        driver.close()
