@@ -331,6 +331,11 @@ class DirectCopy:
         self._map.close()
 
 
+def cuckoo_bucket_map(table: str, lay: L.TableLayout) -> str:
+    """The map of a cuckoo table's buckets: the section of the global `th_<table>`, or the array map of that name."""
+    return f".data.th_{table}" if lay.cuckoo_global else f"th_{table}"
+
+
 def direct_copy_map(table: str) -> str:
     """The map of a direct table's global copy: the section of `td_<table>` (libbpf names the map after it)."""
     return f".data.td_{table}"
@@ -638,7 +643,8 @@ class XdpDataplane(Dataplane):
         maps = self._cuckoo_maps.get(tname)
         if maps is None:
             maps = self._cuckoo_maps[tname] = CuckooMaps(self.prog.tables[tname], self.layouts[tname],
-                                                         self._map(f"th_{tname}"), self._map(f"tv_{tname}"))
+                                                         self._map(cuckoo_bucket_map(tname, self.layouts[tname])),
+                                                         self._map(f"tv_{tname}"))
         rows = self._state(tname)
         if self._cuckoo_rows.get(tname) is not rows:  # a new locked operation: another process may have written
             maps.cuckoo.scan()

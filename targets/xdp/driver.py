@@ -50,6 +50,7 @@ from .control import (
     TrieMaps,
     XdpDataplane,
     _libbpf,
+    cuckoo_bucket_map,
     direct_copy_map,
     install_cuckoo,
     install_trie,
@@ -288,7 +289,7 @@ class XdpDriver(Driver):
                     install_trie(maps, routes)
                 elif lay.cuckoo_buckets:  # (targets/xdp/cuckoo.py)
                     cmaps = self.cuckoo_maps.get(name) or self.cuckoo_maps.setdefault(name, CuckooMaps(
-                        prog.tables[name], lay, self.bpf.map_fd(f"th_{name}"), self.bpf.map_fd(f"tv_{name}")))
+                        prog.tables[name], lay, self.bpf.map_fd(cuckoo_bucket_map(name, lay)), self.bpf.map_fd(f"tv_{name}")))
                     install_cuckoo(cmaps, routes)
         for tname, action, args in control.defaults:
             lay = self.layouts[tname]

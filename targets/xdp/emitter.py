@@ -945,13 +945,17 @@ class Emitter:
         for n, c in enumerate((C1, C2)):
             out.open(f"if (!ce) {{ /* bucket {n + 1} */" if n else "{ /* bucket 1 */")
             out.add(f"__u32 cb = (__u32)(({x} * {c:#x}ULL) >> {64 - bits});")
-            out.add(f"struct t_{t.name}_bucket *b = bpf_map_lookup_elem(&th_{t.name}, &cb);")
-            out.open("if (b) {")
+            if lay.cuckoo_global:
+                out.add(f"struct t_{t.name}_bucket *b = &th_{t.name}[cb]; /* the buckets are a global */")
+            else:
+                out.add(f"struct t_{t.name}_bucket *b = bpf_map_lookup_elem(&th_{t.name}, &cb);")
+                out.open("if (b) {")
             for w in range(4):
                 same = f"b->s[{w}].entry && b->s[{w}].k0 == k0" + (f" && b->s[{w}].k1 == k1" if words > 1 else "")
                 out.add(f"{'' if w == 0 else 'else '}if ({same})")
                 out.add(f"\tce = b->s[{w}].entry;")
-            out.close()
+            if not lay.cuckoo_global:
+                out.close()
             out.close()
         self.entry_value(out, t, "ce", "ce")
 

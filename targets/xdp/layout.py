@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from c3po_compiler import ir
 
 from .bitvec import BitVecLayout, chosen
-from .cuckoo import buckets_for
+from .cuckoo import WAYS, buckets_for, slot_bytes
 from .images import simple
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
@@ -42,6 +42,10 @@ TRIE_MAX_NODES = 1 << 16
 # global's map value is bounded by KMALLOC_MAX_SIZE (4 MiB); 2 MiB (a 16-bit key, up to two argument slots) keeps
 # the copy's memory, which the record's doubles, small.
 DIRECT_GLOBAL_MAX = 2 << 20
+# A cuckoo table's buckets live in a global (`th_<table>`, its section's one-element array map) up to the most a
+# global's map can hold: a bucket is then one load away, with no map lookup, key on the stack or NULL test. They
+# are the lookup structure only (the hash map beside them is the record), so there is nothing to copy.
+CUCKOO_GLOBAL_MAX = 4 << 20
 
 
 def trie_nodes(t: ir.Table) -> int:
@@ -144,6 +148,15 @@ class TableLayout:
     def direct_global(self) -> bool:
         """Packets read this direct table from its global copy `td_<table>` (the array map stays the record)."""
         return self.kind == "direct" and not self.percpu and self.value_size << self.keys[0].width <= DIRECT_GLOBAL_MAX
+
+    @property
+    def cuckoo_bytes(self) -> int:
+        return self.cuckoo_buckets * WAYS * slot_bytes(1 if sum(k.width for k in self.keys) <= 64 else 2)
+
+    @property
+    def cuckoo_global(self) -> bool:
+        """The buckets are a global `th_<table>` (else an array map of that name)."""
+        return 0 < self.cuckoo_bytes <= CUCKOO_GLOBAL_MAX
 
     @property
     def elem_size(self) -> int:

@@ -92,7 +92,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "word_type": "__u32" if lay.word_bytes == 4 else "__u64",
             "key_members": key_members(lay), "match_cond": match_cond(lay), "counters": t.counters,
             "percpu": lay.percpu, "default_elem": lay.default_elem,
-            "direct_global": lay.direct_global,
+            "direct_global": lay.direct_global, "cuckoo_global": lay.cuckoo_global,
             "hit_id": lay.action_ids[t.actions[0]] if hit_constant(prog, t, lay) else 0,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each

@@ -1,7 +1,9 @@
-"""Direct tables without counters read by packets from a copy in a global (`td_<table>`, layout.direct_global):
-one load instead of an array-map lookup with its key on the stack and NULL test (issue 14: the best VXLAN
-gateway's port -> VNI array). The array map stays the record the control plane reads entries from; every write
-goes to both, through the run-time table API and through the conformance driver's install."""
+"""Table structures in globals (issue 14: the best programs keep them in .bss): a direct table without counters
+is read by packets from a copy `td_<table>` (layout.direct_global; the best VXLAN gateway's port -> VNI array),
+and a cuckoo table's buckets are the global `th_<table>` (layout.cuckoo_global): one load instead of an
+array-map lookup with its key on the stack and a NULL test. A direct table's array map stays the record the
+control plane reads entries from; every write goes to both, through the run-time table API and through the
+conformance driver's install. Structures too big for a global (4 MiB) stay array maps."""
 
 from __future__ import annotations
 
@@ -35,6 +37,18 @@ tables:
     key: {ethernet.ethertype: exact}
     actions: [many]
     size: 16
+  small_hash:
+    key: {ethernet.src: exact, ethernet.ethertype: exact}
+    actions: [rewrite]
+    size: 16
+  edge_hash:
+    key: {ethernet.dst: exact}
+    actions: [rewrite]
+    size: 131072
+  big_hash:
+    key: {ethernet.dst: exact, ethernet.ethertype: exact}
+    actions: [rewrite]
+    size: 262144
 actions:
   rewrite:
     params: {port: 16, smac: 48}
@@ -48,6 +62,8 @@ control:
   - apply: hops
   - if: "ethernet.ethertype == 0x0001"
     then: [apply: counted, apply: wide]
+  - if: "ethernet.ethertype == 0x0002"
+    then: [apply: small_hash, apply: edge_hash, apply: big_hash]
 """
 
 
@@ -70,6 +86,21 @@ def test_only_small_direct_tables_without_counters_get_the_global(tmp_path: Path
     assert "&td_hops[k]" in src and "bpf_map_lookup_elem(&t_hops," not in src
     assert "bpf_map_lookup_elem(&t_counted," in src and "bpf_map_lookup_elem(&t_wide," in src
     assert "td_counted" not in src and "td_wide" not in src
+
+
+def test_cuckoo_buckets_are_a_global_up_to_4_mib(tmp_path: Path) -> None:
+    from targets.xdp import XdpTarget
+
+    prog = _program(tmp_path)
+    small, edge, big = (L.table_layout(prog, prog.tables[n]) for n in ("small_hash", "edge_hash", "big_hash"))
+    # one-word keys (at most 64 bits): 64-byte buckets; 8, 65,536 (4 MiB: the most a global holds), 131,072
+    assert small.cuckoo_bytes == 8 * 64 and small.cuckoo_global
+    assert edge.cuckoo_bytes == 4 << 20 and edge.cuckoo_global
+    assert big.cuckoo_bytes == 8 << 20 and not big.cuckoo_global
+    src = XdpTarget().build(prog, tmp_path / "b").files["source"].read_text(encoding="utf-8")
+    assert "struct t_small_hash_bucket th_small_hash[8] SEC(\".data.th_small_hash\")" in src
+    assert "&th_small_hash[cb]" in src and "bpf_map_lookup_elem(&th_small_hash," not in src
+    assert "} th_big_hash SEC(\".maps\");" in src and "bpf_map_lookup_elem(&th_big_hash, &cb)" in src
 
 
 def test_packets_see_every_write_through_the_api_and_the_driver(tmp_path: Path) -> None:
@@ -113,5 +144,19 @@ def test_packets_see_every_write_through_the_api_and_the_driver(tmp_path: Path) 
         assert send(0x86DD)[:2] == ("forward", 3)
         driver.install(ControlState())
         assert send(0x86DD)[0] == "drop"
+        # both cuckoo forms, through the API: ethertype 2 applies small_hash, edge_hash, big_hash in turn
+        with dp.locked():
+            src = parse_match(prog.tables["small_hash"], ["ethernet.src=02:00:00:00:00:02", "ethernet.ethertype=2"])
+            edge = parse_match(prog.tables["edge_hash"], ["ethernet.dst=02:00:00:00:00:01"])
+            dst = parse_match(prog.tables["big_hash"], ["ethernet.dst=02:00:00:00:00:01", "ethernet.ethertype=2"])
+            dp.table("small_hash").add(src, "rewrite", (5, 0x0200_0000_0005))
+            assert send(0x0002)[:2] == ("forward", 5)
+            dp.table("edge_hash").add(edge, "rewrite", (4, 0x0200_0000_0004))
+            assert send(0x0002)[:2] == ("forward", 4)  # the later apply's forward wins
+            dp.table("big_hash").add(dst, "rewrite", (6, 0x0200_0000_0006))
+            assert send(0x0002)[:2] == ("forward", 6)
+            for name, m_ in (("small_hash", src), ("edge_hash", edge), ("big_hash", dst)):
+                dp.table(name).delete(m_)
+        assert send(0x0002)[0] == "drop"
     finally:
         driver.close()
