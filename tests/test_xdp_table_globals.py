@@ -3,7 +3,8 @@ is read by packets from a copy `td_<table>` (layout.direct_global; the best VXLA
 and a cuckoo table's buckets are the global `th_<table>` (layout.cuckoo_global): one load instead of an
 array-map lookup with its key on the stack and a NULL test. A direct table's array map stays the record the
 control plane reads entries from; every write goes to both, through the run-time table API and through the
-conformance driver's install. Structures too big for a global (4 MiB) stay array maps."""
+conformance driver's install. A multibit trie's root and first nodes are copied to `tr_<table>` (up to 4 MiB);
+deeper nodes are read from the array map. Structures too big for a global (4 MiB) stay array maps."""
 
 from __future__ import annotations
 
@@ -158,5 +159,46 @@ def test_packets_see_every_write_through_the_api_and_the_driver(tmp_path: Path) 
             for name, m_ in (("small_hash", src), ("edge_hash", edge), ("big_hash", dst)):
                 dp.table(name).delete(m_)
         assert send(0x0002)[0] == "drop"
+    finally:
+        driver.close()
+
+
+def test_a_trie_walks_its_first_nodes_from_the_global_and_the_rest_from_the_map(tmp_path: Path) -> None:
+    """3,900 /24 routes in distinct /16s need a node each: the first 3,840 nodes are in the global copy (4 MiB with
+    the root), the last 60 only in the array map; packets find every route, and misses next to them."""
+    need_bpf()
+    from conformance.model import ControlState, EntryState, PacketIn
+    from dataplane.syntax import parse_match
+    from targets.xdp import XdpTarget
+    from targets.xdp.driver import XdpDriver
+
+    from .test_xdp_trie import _spec, program_of
+
+    prog = program_of(_spec("impl: {kind: multibit_trie, nodes: 4000}").replace("size: 64", "size: 4096"))
+    lay = L.table_layout(prog, prog.tables["routes"])
+    assert L.trie_copied_slots(lay.trie_nodes) == 1 << 20  # the root and 3,840 of the 4,000 nodes
+    src = XdpTarget().render(prog)["t.bpf.c"]
+    assert "tn < 1048576 ? tr_routes[tn] : c3po_trie_slot(&tt_routes, tn)" in src
+    small = program_of(_spec("impl: {kind: multibit_trie, nodes: 16}"))
+    assert "tn < 69632 ? tr_routes[tn] : 0" in XdpTarget().render(small)["t.bpf.c"]  # every node copied
+
+    n = 3900
+    dsts = [f"{1 + i // 256}.{i % 256}.1.0" for i in range(n)]
+    entries = tuple(EntryState("routes", parse_match(prog.tables["routes"], [f"ipv4.dst={d}/24"]), "forward",
+                               (1 + i % 1000,)) for i, d in enumerate(dsts))
+    driver = XdpDriver()
+
+    def port(dst: str) -> int | None:
+        ipv4 = bytes.fromhex("450000140000000040110000") + bytes(4) + bytes(int(x) for x in dst.split("."))
+        [r] = driver.run([PacketIn(1, bytes(12) + b"\x08\x00" + ipv4)], {})
+        return r.port if r.verdict == "forward" else None
+
+    try:
+        driver.open(prog, tmp_path)
+        driver.install(ControlState(entries=entries))
+        for i in (0, 1, 3839, 3840, 3841, 3899):  # the last four are in nodes past the copy
+            hit = dsts[i].rsplit(".", 1)[0]
+            assert port(hit + ".7") == 1 + i % 1000, dsts[i]
+            assert port(hit[:hit.rindex(".")] + ".2.7") is None  # the same node, another /24: a miss
     finally:
         driver.close()

@@ -292,9 +292,10 @@ class TrieMaps(_MappedTable):
         slots = L.trie_slots(lay.trie_nodes)
         super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
         self.slots = self.mem.cast("I")[:slots]
-        self._root_map = _mmap(tr_fd, 4 << L.TRIE_ROOT_BITS)
+        copied = L.trie_copied_slots(lay.trie_nodes)
+        self._root_map = _mmap(tr_fd, 4 * copied)
         self._root_mem = memoryview(self._root_map)
-        self.root = self._root_mem.cast("I")[:1 << L.TRIE_ROOT_BITS]
+        self.root = self._root_mem.cast("I")[:copied]
 
     def trie(self, plen_of: Any, leaf_of: Any = None, routes: Any = ()) -> Trie:
         """The trie over the mapped slots; `leaf_of` (entry -> leaf) for a table whose leaves hold the data."""

@@ -875,14 +875,22 @@ class Emitter:
         out.add(f"__u32 ti = (__u32)(kv >> {w - L.TRIE_ROOT_BITS}) & 0xffff;")
         out.add(f"__u32 ts = tr_{t.name}[ti]; /* the root, from its global copy */")
         levels = (w - L.TRIE_ROOT_BITS) // L.TRIE_STRIDE
+        lay = self.layouts[t.name]
+        copied = L.trie_copied_slots(lay.trie_nodes)
+        every = copied == L.trie_slots(lay.trie_nodes)  # the copy holds every node: no map lookup at all
         for d in range(levels):
             shift = w - L.TRIE_ROOT_BITS - L.TRIE_STRIDE * (d + 1)
             out.open("if (ts & C3PO_TRIE_NODE) {")
-            out.add(f"ts = c3po_trie_step(&tt_{t.name}, ts, (__u32)(kv >> {shift})); /* bits {w - shift - 8}..{w - shift - 1} */"
-                    if shift else f"ts = c3po_trie_step(&tt_{t.name}, ts, (__u32)kv); /* the last byte */")
+            byte = f"(__u32)(kv >> {shift})" if shift else "(__u32)kv"
+            bits = f"bits {w - shift - 8}..{w - shift - 1}" if shift else "the last byte"
+            out.add(f"__u32 tn = ((ts & ~C3PO_TRIE_NODE) << 8) | ({byte} & 0xff); /* {bits} */")
+            if every:
+                out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : 0; /* from the global copy (a link never leaves it) */")
+            else:
+                out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); /* the first "
+                        "nodes from the global copy */")
         for _ in range(levels):
             out.close()
-        lay = self.layouts[t.name]
         if lay.leaf is None:
             self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_NODE)", "ts")
             return

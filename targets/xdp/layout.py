@@ -76,6 +76,18 @@ def key_words(t: ir.Table) -> int:
     return 1 if sum(k.width for k in t.keys) <= 64 else 2
 
 
+# The root and the first nodes again, in a global packets read (`tr_<table>`): up to 4 MiB of u32 slots, the most
+# a global's map holds (the root and 3,840 nodes). Nodes are allocated lowest id first, so a table of up to that
+# many nodes in use is walked without a map lookup; deeper nodes are read from the array map.
+TRIE_COPY_SLOTS_MAX = 1 << 20
+
+
+def trie_copied_slots(nodes: int) -> int:
+    """Slots of a trie's global copy: the root's, then those of as many nodes as fit (all, when they do)."""
+    fanout = 1 << TRIE_STRIDE
+    return min(trie_slots(nodes), TRIE_COPY_SLOTS_MAX // fanout * fanout)
+
+
 def trie_slots(nodes: int) -> int:
     """Slots of the trie array: the root (node ids 0..255 in units of 256 slots), then the nodes."""
     return (1 << TRIE_ROOT_BITS) + nodes * (1 << TRIE_STRIDE)

@@ -13,9 +13,10 @@ freed, keeping its contents. A freed node is reused only after every never-used 
 it: a packet that loaded the old link reads it within a microsecond, and reuse is that late.
 
 The slot array is any writable u32 memoryview: in the kernel, the mmap of the BPF array (BPF_F_MMAPABLE), whose
-aligned 4-byte stores are atomic for the program; in tests, a bytearray. The program reads the root from a copy in
-a global (`root`, the generated `tr_<table>`: a direct load, no map lookup); every root slot written is written to
-both, in the same order, so what a packet can see is unchanged.
+aligned 4-byte stores are atomic for the program; in tests, a bytearray. The program reads the root and the first
+nodes from a copy in a global (`root`, the generated `tr_<table>`: a direct load, no map lookup; its length is a
+whole number of nodes); every slot written that the copy holds is written to both, in the same order, so what a
+packet can see is unchanged.
 
 **Leaves with the action data** (`leaf_of`, layout.TrieLeaf): where a table's action data fits a slot's 31 bits
 and nothing needs the entry index at packet time (no counters), a leaf holds the route's action id and arguments,
@@ -56,7 +57,10 @@ class Trie:
         if len(slots) < (FIRST_NODE + nodes) * FANOUT:
             raise ValueError(f"{len(slots)} slots cannot hold the root and {nodes} nodes")
         self.out = slots  # what packets read
-        self.root = root  # a copy of the root slots packets read first (the generated program's tr_<table>)
+        self.root = root  # a copy of the first slots (root, first nodes) packets read (the program's tr_<table>)
+        self.copied = 0 if root is None else len(root)
+        if self.copied % FANOUT or 0 < self.copied < 1 << ROOT_BITS:
+            raise ValueError(f"a copy of {self.copied} slots is not the root and whole nodes")
         self.leaf_of = leaf_of
         self._own: mmap.mmap | None = None
         self.a = slots  # the owners (entry + 1) and links: the packets' array itself unless leaves hold data
@@ -123,16 +127,16 @@ class Trie:
         self.a[s] = value
         if self.leaf_of is not None:
             self.out[s] = value = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
-        if self.root is not None and s < 1 << ROOT_BITS:
-            self.root[s] = value
+        if s < self.copied:
+            self.root[s] = value  # type: ignore[index]
 
     def _fill(self, first: int, count: int, value: int) -> None:
         self.a[first:first + count] = _repeat(value, count)
         if self.leaf_of is not None:
             value = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
             self.out[first:first + count] = _repeat(value, count)
-        if self.root is not None and first < 1 << ROOT_BITS:
-            self.root[first:first + count] = _repeat(value, count)
+        if first < self.copied:  # the root or one node: inside the copy or outside it, whole
+            self.root[first:first + count] = _repeat(value, count)  # type: ignore[index]
 
     def _alloc(self, fill: int) -> int:
         n = self.free.pop()
@@ -259,8 +263,8 @@ class Trie:
                 self._rewrite((cur & ~TRIE_NODE) * FANOUT, FANOUT, own, leaf)
             elif cur == own and out[s] != leaf:
                 out[s] = leaf
-                if self.root is not None and s < 1 << ROOT_BITS:
-                    self.root[s] = leaf
+                if s < self.copied:
+                    self.root[s] = leaf  # type: ignore[index]
 
     def _replace(self, first: int, count: int, old: int, new: int) -> None:
         a = self.a

@@ -96,6 +96,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "hit_id": lay.action_ids[t.actions[0]] if hit_constant(prog, t, lay) else 0,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
+            "trie_copied": L.trie_copied_slots(lay.trie_nodes) if lay.trie_nodes else 0,
             "trie_leaf": lay.leaf.describe() if lay.leaf else "",
             "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
             "search": ("bitvec" if lay.bitvec else linear_search(t, lay)) if lay.kind == "linear" else "",
