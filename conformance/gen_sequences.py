@@ -12,6 +12,10 @@ where table implementations go wrong:
 - full_table: the table filled to its declared size by inserts, the entry the packet hits inserted into the
   last free slot (tables of at most FILL_LIMIT entries: bounded);
 - delete_reinsert: the packet's entry inserted, deleted and inserted again with other action data;
+- delete_miss: the packet's entry inserted with another action than the default (and, in a priority table,
+  below every other entry: the last of its sorted array) and deleted, so the packet misses: a NIC lookup that
+  scanned one entry past the end (`i <= t->n`) found the deleted entry's copy left there and survived the sixth
+  round on tlv_parser;
 - modify: the packet's entry inserted, then modified to another action (or other arguments);
 - priority_tie: in ternary/range tables, two overlapping entries of equal priority that both match: the one
   installed first wins (docs/spec-reference.md section 6, "ties: the entry installed first"; every target
@@ -61,7 +65,7 @@ from .vectors import control_to_data
 __all__ = ["API_CLASS", "API_SHAPES", "CLASS", "FILL_LIMIT", "SHAPES", "nic_home_slot", "sequence_vectors"]
 
 CLASS = "control_plane_states"
-SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "modify", "priority_tie")
+SHAPES = ("collision", "zero_key", "full_table", "delete_reinsert", "delete_miss", "modify", "priority_tie")
 API_CLASS = "table_api_shapes"
 API_SHAPES = ("probe_chain", "home_kept", "wrap_around", "lpm_lengths", "full_cycle", "priority_order", "default_op",
               "near_miss", "key_wildcards")
@@ -240,6 +244,7 @@ def sequence_vectors(ctx: Any) -> None:
 
         emit("delete_reinsert", "delete_reinsert",
              [_insert(hit), _delete(hit), _insert(_entry(t, keyvals, a1, prog, salt=1))])
+        _delete_miss(t, keyvals, prog, emit, part)
         changed = _entry(t, keyvals, a2, prog, salt=2)
         emit("modify", "modify",
              [_insert(hit), ControlOp("modify", t.name, hit.match, changed.action, changed.args, hit.priority)])
@@ -256,6 +261,19 @@ def sequence_vectors(ctx: Any) -> None:
         for item in p.all:
             if item not in p.covered and item not in p.infeasible:
                 p.infeasible[item] = "the packet did not hit the table's entry (an earlier table or condition)"
+
+
+def _delete_miss(t: ir.Table, keyvals: tuple[int, ...], prog: ir.Program, emit: Any, part: ClassCoverage) -> None:
+    """The packet's entry, with an action that is not the default's where there is one and priority 1 (the lowest),
+    inserted and deleted: the packet must miss (covered only when it does: a constant entry can hold its key)."""
+    acts = [a for a in t.actions if a in prog.actions]
+    action = next((a for a in acts if a != t.default.action), acts[0])
+    e = _entry(t, keyvals, action, prog, salt=3)
+    if t.uses_priority:
+        e = EntryState(e.table, e.match, e.action, e.args, 1)  # P4Runtime takes no priority 0
+    item = f"{t.name}:delete_miss"
+    part.infeasible[item] = "a constant entry (or an earlier table) decides the packet with the entry deleted"
+    emit("delete_miss", "delete_miss", [_insert(e), _delete(e)], miss=True)
 
 
 def _zero_key(ctx: Any, t: ir.Table, action: str, emit: Any, part: ClassCoverage) -> None:
