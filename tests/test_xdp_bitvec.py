@@ -163,6 +163,14 @@ def test_auto_picks_bit_vectors_for_small_priority_tables_only(tmp_path: Path) -
     assert bitvec(size=2, impl="impl: bit_vector")
 
 
+def test_the_images_are_a_global_packets_read_without_a_map_lookup(tmp_path: Path) -> None:
+    from targets.xdp import XdpTarget
+
+    src = XdpTarget().render(_program(tmp_path))["t.bpf.c"]
+    assert "struct t_acl_bv tb_acl SEC(\".data.tb_acl\")" in src
+    assert "*im = &tb_acl.img[tb_acl.active & 1];" in src and "bpf_map_lookup_elem(&tb_acl" not in src
+
+
 @pytest.mark.parametrize("kw, why", [
     ({"size": 65, "impl": "impl: bit_vector"}, "ranks at most 64 entries"),
     ({"keys": "ipv4.src: range", "impl": "impl: bit_vector"}, "at most 16 bits, and ipv4.src is wider"),

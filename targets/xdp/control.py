@@ -337,6 +337,11 @@ def cuckoo_bucket_map(table: str, lay: L.TableLayout) -> str:
     return f".data.th_{table}" if lay.cuckoo_global else f"th_{table}"
 
 
+def bitvec_map(table: str) -> str:
+    """The map of a bit-vector table's images: the section of the global `tb_<table>`."""
+    return f".data.tb_{table}"
+
+
 def direct_copy_map(table: str) -> str:
     """The map of a direct table's global copy: the section of `td_<table>` (libbpf names the map after it)."""
     return f".data.td_{table}"
@@ -658,7 +663,7 @@ class XdpDataplane(Dataplane):
             return None
         maps = self._bitvec_maps.get(tname)
         if maps is None:
-            maps = self._bitvec_maps[tname] = BitVecMaps(self.layouts[tname], self._map(f"tb_{tname}"))
+            maps = self._bitvec_maps[tname] = BitVecMaps(self.layouts[tname], self._map(bitvec_map(tname)))
         return maps
 
     def _publish(self, tname: str) -> None:

@@ -50,6 +50,7 @@ from .control import (
     TrieMaps,
     XdpDataplane,
     _libbpf,
+    bitvec_map,
     cuckoo_bucket_map,
     direct_copy_map,
     install_cuckoo,
@@ -257,7 +258,7 @@ class XdpDriver(Driver):
             if lay.kind == "linear":
                 order = sorted(range(len(entries)), key=lambda i: (-entries[i][3], i))
                 bmaps = lay.bitvec and (self.bitvec_maps.get(name) or self.bitvec_maps.setdefault(
-                    name, BitVecMaps(lay, self.bpf.map_fd(f"tb_{name}"))))
+                    name, BitVecMaps(lay, self.bpf.map_fd(bitvec_map(name)))))
                 for slot, i in enumerate(order):
                     match, action, args, prio = entries[i]
                     value = L.encode_value(lay, action, args, i)

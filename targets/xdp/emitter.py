@@ -845,10 +845,8 @@ class Emitter:
         bit is the highest-priority match, and its de Bruijn slot holds that entry's value."""
         out.add(f"struct t_{t.name}_value *v = NULL;")
         out.open("{ /* bit-vector classifier: the entries that accept every key byte, the first of them wins */")
-        out.add("__u32 zero = 0;")
-        out.add(f"struct t_{t.name}_bv *bv = bpf_map_lookup_elem(&tb_{t.name}, &zero);")
-        out.open("if (bv) {")
-        out.add(f"struct t_{t.name}_bv_image *im = &bv->img[bv->active & 1]; /* read once: one whole image */")
+        out.add(f"struct t_{t.name}_bv_image *im = &tb_{t.name}.img[tb_{t.name}.active & 1]; /* read once: one "
+                "whole image */")
         for i, k in enumerate(t.keys):
             out.add(f"{'c3po_u128' if k.width > 64 else '__u64'} k{i} = {ktr.expr(k.expr)}; /* {k.text} */")
         terms = []
@@ -862,7 +860,6 @@ class Emitter:
         out.add(f"__u64 m = {' & '.join(terms) or '~0ULL'};")
         out.add("if (m)")
         out.add(f"\tv = &im->val[((m & -m) * {DEBRUIJN:#x}ULL) >> 58]; /* the lowest set bit: the first match */")
-        out.close()
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:
