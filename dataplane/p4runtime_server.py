@@ -21,8 +21,9 @@ What maps to what:
   too); a pipeline COMMIT empties every table, as it does on BMv2.
 
 Pipeline config: the P4Info must equal this program's (byte-for-byte after parsing); the device config is the
-BPF object `c3po load` built and attached (`p4_device_config` of GetForwardingPipelineConfig), and a Set
-accepts it or an empty one — this server cannot replace the program (that is `c3po load`), only verify that the
+BPF object `c3po load` built and attached, gzip-compressed (`p4_device_config` of GetForwardingPipelineConfig:
+an object carries its tables' zero-filled global sections, megabytes that compress to almost nothing, and a
+default gRPC client takes messages of at most 4 MiB), and a Set accepts it, the object itself or an empty one — this server cannot replace the program (that is `c3po load`), only verify that the
 controller means this one. VERIFY checks; VERIFY_AND_COMMIT and COMMIT check, then reset the forwarding state
 (every entry deleted, defaults back to the program's, counters and registers zeroed) as a new pipeline on BMv2
 starts empty; RECONCILE_AND_COMMIT keeps the state (the pipeline is the same).
@@ -43,6 +44,7 @@ address can become primary and rewrite the tables. The default address is 127.0.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import ipaddress
 import os
 import queue
@@ -122,13 +124,15 @@ class _Stream:
 
 
 class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
-    """The P4Runtime service over one loaded program (`dp`); `device_config` is the loaded object's bytes."""
+    """The P4Runtime service over one loaded program (`dp`); `device_config` is the loaded object's bytes, served
+    gzip-compressed (deterministic: no name, no time)."""
 
     def __init__(self, dp: Dataplane, device_id: int = 0, device_config: bytes = b"") -> None:
         self.dp = dp
         self.prog = dp.prog
         self.device_id = device_id
         self.device_config = device_config
+        self.device_config_gz = gzip.compress(device_config, 9, mtime=0) if device_config else b""
         self.info = p4info(self.prog)
         self.cookie: int | None = None
         self.lock = threading.RLock()  # one Write/Set at a time; reads too, so a read never sees half a batch
@@ -359,9 +363,10 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
             hint = f" (tables {sorted(got)} given, {sorted(want)} loaded)" if got != want else ""
             raise _invalid("config.p4info is not the P4Info of the loaded program '"
                            f"{self.prog.name}'{hint}: load the new program with `c3po load` first")
-        if config.p4_device_config and config.p4_device_config != self.device_config:
-            raise _invalid("config.p4_device_config is not the loaded program's object: give it empty or the "
-                           ".bpf.o c3po load built (this server cannot replace the program)")
+        if config.p4_device_config and config.p4_device_config not in (self.device_config, self.device_config_gz):
+            raise _invalid("config.p4_device_config is not the loaded program's object: give it empty, the "
+                           ".bpf.o c3po load built, or what GetForwardingPipelineConfig gave (this server cannot "
+                           "replace the program)")
 
     def _reset(self) -> None:
         """The state a freshly committed pipeline has on BMv2: no entries, program defaults, zero counters
@@ -400,7 +405,7 @@ class Server(p4runtime_pb2_grpc.P4RuntimeServicer):
         if request.response_type in (R.ALL, R.P4INFO_AND_COOKIE):
             cfg.p4info.CopyFrom(self.info)
         if request.response_type in (R.ALL, R.DEVICE_CONFIG_AND_COOKIE):
-            cfg.p4_device_config = self.device_config
+            cfg.p4_device_config = self.device_config_gz
         if self.cookie is not None:
             cfg.cookie.cookie = self.cookie
         return rep
