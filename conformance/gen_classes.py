@@ -1594,10 +1594,15 @@ def _tlv_edges(ctx: ClassContext) -> None:
                 (f"{opt.name}:shorter_than_fields", _AreaMaker(tlv, mx, "first", opt, shorter), False, "one"),
                 (f"{opt.name}:longer_than_fields", _AreaMaker(tlv, mx, "first", opt, longer), False, "one"),
             ]
-        # the options the program does not read, well formed: skipped by the oracle, and no target may refuse them
+        # the options the program does not read, well formed and shorter than their declared fields: skipped by
+        # the oracle like unknown ones, so no target may refuse them (p4 refused tlv_parser's 6-byte timestamps)
         for opt in (o for o in tlv.options if f"{inst}.{o.name}" not in ctx.prog.instances):
-            plans.append((f"{opt.name}(not read):first", _AreaMaker(tlv, mx, "first", opt, hb + opt.data_bytes),
-                          False, "one"))
+            need = hb + opt.data_bytes
+            shorter = max((x for x in _tlv_sizes(tlv, mx, opt) if hb <= x < need), default=None)
+            plans.append((f"{opt.name}(not read):first", _AreaMaker(tlv, mx, "first", opt, need), False, "one"))
+            if shorter is not None:
+                plans.append((f"{opt.name}(not read):shorter_than_fields", _AreaMaker(tlv, mx, "first", opt, shorter),
+                              False, "one"))
         most = tlv.max_options
         plans += [
             ("option_below_header_size", _AreaMaker(tlv, mx, "below_header"), False, "one"),

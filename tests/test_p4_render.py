@@ -292,6 +292,9 @@ def test_tlv_areas_are_walked_only_when_an_option_is_read() -> None:
         for option in tlv.options:
             if f"{name}.{option.name}" in prog.instances:
                 assert f"hdr.{ident}__{option.name}.setValid();" in states[f"{name}__tlv_c_{option.name}"].body
+            else:  # never read: skipped like an unknown option, its size not checked (the reference's rule)
+                assert f"{name}__tlv_o_{option.name}" not in states and f"/* {option.name} */" not in text
+    assert "tcp__tlv_o_timestamps" not in states and "tcp__tlv_o_mss" in states  # timestamps: never read
 
 
 SHIFTS = """

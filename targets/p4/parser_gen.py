@@ -286,24 +286,24 @@ class ParserGen:
             f"verify(((bit<32>) {size}) <= ((bit<32>) {left}), {BAD_LENGTH});"])
         self.states.append(h)
         widths = {f.name: f.width for f in tlv.header}
+        # Only the options the program reads: one it never reads is skipped like an unknown one, its size
+        # unchecked (the reference interpreter, docs/spec-reference.md section 11; tlv_parser's TCP timestamps
+        # option of 6 bytes was refused here as bad_length while every other target forwarded it).
+        read = [o for o in tlv.options if f"{lay.inst.name}.{o.name}" in self.prog.instances]
         cases = []
-        for option in tlv.options:
+        for option in read:
             keyset = [KeyElem("value", option.match[k]) if k in option.match else KeyElem("any") for k in tlv.key]
             cases.append((keyset, f"{sname}__tlv_o_{option.name}"))
         h.transition = select_lines([slice_of(k) for k in tlv.key], [widths[k] for k in tlv.key], cases, skip,
-                                    [o.name for o in tlv.options])
-        for option in tlv.options:
+                                    [o.name for o in read])
+        for option in read:
             shadow = f"hdr.{lay.ident}__{option.name}"
             need = hb + option.data_bytes
             self.states.append(P4State(f"{sname}__tlv_o_{option.name}",
                                        f"option {option.name} ({loc_text(option.loc)}): first one wins",
                                        [f"verify(((bit<32>) {size}) >= 32w{need}, {BAD_LENGTH});"],
                                        [f"transition select({shadow}.isValid()) {{", f"    true: {skip};",
-                                        f"    default: {sname}__tlv_c_{option.name};", "}"]
-                                       if f"{lay.inst.name}.{option.name}" in self.prog.instances
-                                       else [f"transition {skip};"]))
-            if f"{lay.inst.name}.{option.name}" not in self.prog.instances:
-                continue  # the program never reads this option: only its size is checked
+                                        f"    default: {sname}__tlv_c_{option.name};", "}"]))
             copy = P4State(f"{sname}__tlv_c_{option.name}", f"copy the values of option {option.name}")
             if option.fields:
                 var = f"{p}_o_{option.name}"
