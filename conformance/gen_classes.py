@@ -1598,11 +1598,11 @@ def _tlv_edges(ctx: ClassContext) -> None:
         # the oracle like unknown ones, so no target may refuse them (p4 refused tlv_parser's 6-byte timestamps)
         for opt in (o for o in tlv.options if f"{inst}.{o.name}" not in ctx.prog.instances):
             need = hb + opt.data_bytes
-            shorter = max((x for x in _tlv_sizes(tlv, mx, opt) if hb <= x < need), default=None)
+            below = [x for x in _tlv_sizes(tlv, mx, opt) if hb <= x < need]
             plans.append((f"{opt.name}(not read):first", _AreaMaker(tlv, mx, "first", opt, need), False, "one"))
-            if shorter is not None:
-                plans.append((f"{opt.name}(not read):shorter_than_fields", _AreaMaker(tlv, mx, "first", opt, shorter),
-                              False, "one"))
+            if below:
+                plans.append((f"{opt.name}(not read):shorter_than_fields",
+                              _AreaMaker(tlv, mx, "first", opt, max(below)), False, "one"))
         most = tlv.max_options
         plans += [
             ("option_below_header_size", _AreaMaker(tlv, mx, "below_header"), False, "one"),
