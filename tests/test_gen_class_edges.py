@@ -77,6 +77,12 @@ def test_an_option_first_and_option_sizes_around_its_fields() -> None:
     longer = next(v for n, v in vs.items() if n.startswith("tlv.tcp.mss:longer_than_fields."))
     assert longer.expected[0].observations["parser_error"] is None
     assert tcp_area(longer)[0][:2] == b"\x02\x05"
+    # an option the program never reads, shorter than its declared fields: skipped like an unknown one (p4 had
+    # refused tlv_parser's 9-byte timestamps as bad_length)
+    unread = [v for n, v in tagged(TLV_PARSER, "tlv_edge").items()
+              if n.startswith("tlv.tcp.timestamps(not read):shorter_than_fields.")]
+    assert len(unread) == 1 and unread[0].expected[0].observations["parser_error"] is None
+    assert tcp_area(unread[0])[0][:2] == b"\x08\x09", "timestamps declares 8 bytes of fields: 9 is one short"
 
 
 def test_malformed_and_maximal_areas() -> None:
