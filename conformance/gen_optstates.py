@@ -23,6 +23,7 @@ walks on into them is seen too. Items "INST+endNB@PATH".
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 
 from c3po_compiler import ir
 
@@ -39,17 +40,23 @@ PROBE_BYTES = 24  # bytes behind the header flipped one at a time to see whether
 MAX_PROBED = 12  # vectors of a path probed that way
 
 
-def options_behind(ctx: ClassContext) -> None:
-    part = ctx.classes.setdefault("options_behind", ClassCoverage())
-    cap = _Budget(part, MAX_VECTORS)
+def _by_path(ctx: ClassContext, keep: Callable[[Vector], bool], limit: int) -> dict[int, list[Vector]]:
+    """Single-packet generated vectors (no registers, not truncated) that `keep` takes, by parse path, the first
+    `limit` of each path in generation order."""
     by_path: dict[int, list[Vector]] = {}
     for v in ctx.vectors:
         pid = int(v.provenance.get("path", -1))
         if len(v.packets) == 1 and not v.registers and 0 <= pid < len(ctx.paths) and "truncated" not in v.tags \
-                and v.expected and v.expected[0].verdict == "forward":
+                and v.expected and keep(v):
             got = by_path.setdefault(pid, [])
-            if len(got) < 8 * MAX_BASES:
+            if len(got) < limit:
                 got.append(v)
+    return by_path
+
+
+def _varlen_before_more(ctx: ClassContext) -> Iterator[tuple[int, str, str, ir.VarLen]]:
+    """(path id, path key, instance, its varlen) for each variable-length header, not a stack element, that an
+    accepted parse path extracts with another header after it."""
     for pid, path in enumerate(ctx.paths):
         if path.end != "accept":
             continue
@@ -57,18 +64,24 @@ def options_behind(ctx: ClassContext) -> None:
         insts = [i for i in extracts if i is not None]
         for inst in dict.fromkeys(insts[:-1]):
             vl = ctx.prog.instances[inst].type.varlen
-            if vl is None or ctx.prog.instances[inst].stack:
-                continue
-            bases = _rewritten_behind(ctx, by_path.get(pid, []), inst)
-            if not bases:
-                continue  # the control writes nothing behind the header on this path: no item
-            via = path_key([s.state for s in path.steps])
-            for n in dict.fromkeys((WORD, vl.max_bytes)):
-                item = f"{inst}+{n}B@{via}"
-                part.all.append(item)
-                why = _grow(ctx, part, cap, item, bases, inst, n, vl)
-                if why is not None:
-                    part.infeasible[item] = why
+            if vl is not None and not ctx.prog.instances[inst].stack:
+                yield pid, path_key([s.state for s in path.steps]), inst, vl
+
+
+def options_behind(ctx: ClassContext) -> None:
+    part = ctx.classes.setdefault("options_behind", ClassCoverage())
+    cap = _Budget(part, MAX_VECTORS)
+    by_path = _by_path(ctx, lambda v: v.expected[0].verdict == "forward", 8 * MAX_BASES)
+    for pid, via, inst, vl in _varlen_before_more(ctx):
+        bases = _rewritten_behind(ctx, by_path.get(pid, []), inst)
+        if not bases:
+            continue  # the control writes nothing behind the header on this path: no item
+        for n in dict.fromkeys((WORD, vl.max_bytes)):
+            item = f"{inst}+{n}B@{via}"
+            part.all.append(item)
+            why = _grow(ctx, part, cap, item, bases, inst, n, vl)
+            if why is not None:
+                part.infeasible[item] = why
 
 
 def _rewritten_behind(ctx: ClassContext, cands: list[Vector], inst: str) -> list[tuple[Vector, _Area]]:
@@ -116,34 +129,20 @@ def _grow(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases
 def end_padding(ctx: ClassContext) -> None:
     part = ctx.classes.setdefault("end_padding", ClassCoverage())
     cap = _Budget(part, MAX_VECTORS)
-    by_path: dict[int, list[Vector]] = {}
-    for v in ctx.vectors:
-        pid = int(v.provenance.get("path", -1))
-        if len(v.packets) == 1 and not v.registers and 0 <= pid < len(ctx.paths) and "truncated" not in v.tags \
-                and v.expected:
-            got = by_path.setdefault(pid, [])
-            if len(got) < 4 * MAX_PROBED:
-                got.append(v)
-    for pid, path in enumerate(ctx.paths):
-        if path.end != "accept":
+    by_path = _by_path(ctx, lambda v: True, 4 * MAX_PROBED)
+    for pid, via, inst, vl in _varlen_before_more(ctx):
+        tlv = vl.tlv
+        if tlv is None or not tlv.end:
             continue
-        extracts = [ctx.prog.parser.states[s.state].extract for s in path.steps]
-        insts = [i for i in extracts if i is not None]
-        for inst in dict.fromkeys(insts[:-1]):
-            vl = ctx.prog.instances[inst].type.varlen
-            if vl is None or vl.tlv is None or not vl.tlv.end or ctx.prog.instances[inst].stack:
-                continue
-            bases = _decided_behind(ctx, by_path.get(pid, []), inst)
-            if not bases:
-                continue  # nothing behind the header decides anything on this path: no item
-            via = path_key([s.state for s in path.steps])
-            tlv = vl.tlv
-            for n in dict.fromkeys((WORD, vl.max_bytes)):
-                item = f"{inst}+end{n}B@{via}"
-                part.all.append(item)
-                why = _end_then_pad(ctx, part, cap, item, bases, inst, n, tlv)
-                if why is not None:
-                    part.infeasible[item] = why
+        bases = _decided_behind(ctx, by_path.get(pid, []), inst)
+        if not bases:
+            continue  # nothing behind the header decides anything on this path: no item
+        for n in dict.fromkeys((WORD, vl.max_bytes)):
+            item = f"{inst}+end{n}B@{via}"
+            part.all.append(item)
+            why = _end_then_pad(ctx, part, cap, item, bases, inst, n, tlv)
+            if why is not None:
+                part.infeasible[item] = why
 
 
 def _decision(r: Result, at: int) -> tuple[object, ...]:
