@@ -522,13 +522,16 @@ def bitvec_rank_vectors(ctx: Any) -> None:
         lay = table_layout(prog, t)
         if lay.bitvec is not None:
             _rank_vectors(ctx, t, ctx.classes.setdefault(BITVEC_CLASS, ClassCoverage()), bitvec_ranks(t.size),
-                          "bitvec")
+                          "bitvec", rotate=bool(lay.bitvec.action_ids))
         else:
             _rank_vectors(ctx, t, ctx.classes.setdefault(LINEAR_CLASS, ClassCoverage()),
                           linear_ranks(t, linear_search(t, lay)), "linear")
 
 
-def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], kind: str) -> None:
+def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], kind: str,
+                  rotate: bool = False) -> None:
+    """`rotate`: the winner's action changes from rank to rank (a classifier that finds the action by testing
+    the winning bit against one rank mask per action: each mask must be read, and each for its own action)."""
     prog: ir.Program = ctx.prog
     room = t.size - len(t.entries)
     items = [f"{t.name}:rank{r}" for r in ranks]
@@ -542,12 +545,13 @@ def _rank_vectors(ctx: Any, t: ir.Table, part: ClassCoverage, ranks: list[int], 
         return
     packets = _bitvec_packets(ctx, t)
     part.all += [f"{t.name}:key{j}_edge_bits" for j in range(len(t.keys))]
-    win = next((a for a in acts if prog.actions[a].params), acts[0])
-    other = next((a for a in acts if a != win), win)
+    first = next((a for a in acts if prog.actions[a].params), acts[0])
     prio = max([1000, *(e.priority + 1 for e in t.entries)])  # above every constant entry
     # every rank and every packet at least once: the packets take the ranks in turn
     for n in range(max(len(ranks), len(packets))):
         r, item = ranks[n % len(ranks)], items[n % len(ranks)]
+        win = acts[n % len(acts)] if rotate else first
+        other = next((a for a in acts if a != win), win)
         if r + 1 > room:
             part.infeasible[item] = f"needs {r + 1} entries, the table has room for {room}"
             continue

@@ -86,6 +86,10 @@ def _classify(lay: BitVecLayout, img: bytes, key: list[int]) -> bytes | None:
             m &= words[p.offset + ((key[p.key] >> shift) & 0xFF)]
     if not m:
         return None
+    if lay.action_ids:  # by-action mode: the first mask holding the lowest set bit names the action
+        masks = struct.unpack(f"<{len(lay.action_ids)}Q", img[8 * lay.words:])
+        first = m & -m
+        return next(struct.pack("<I", a) for a, mk in zip(lay.action_ids, masks, strict=True) if first & mk)
     slot = 8 * lay.words + ((((m & -m) * DEBRUIJN) & M64) >> 58) * lay.value_size
     return img[slot:slot + lay.value_size]
 
@@ -103,12 +107,14 @@ def _accepts(e: KeyElem, width: int, v: int) -> bool:
     return v == e.a
 
 
-def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("by_action", [False, True])
+def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path, by_action: bool) -> None:
+    """Values mode: the winner's whole value. By-action mode (no arguments, no counters): its action id."""
     prog = _program(tmp_path, keys="ipv4.src: lpm, ipv4.dst: ternary, ipv4.protocol: exact, udp.dst_port: range, "
                                    "ipv4.ihl: ternary")
     t = prog.tables["acl"]
     widths = [k.width for k in t.keys]
-    lay = layout_for(t, 8)
+    lay = layout_for(t, 8, (1, 2, 3) if by_action else ())
     rng = random.Random(5)
     for trial in range(12):
         rows: list[tuple[tuple[KeyElem, ...], bytes]] = []
@@ -134,7 +140,7 @@ def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path) -
         for key in keys:
             want = next((v for m, v in rows if all(_accepts(e, w, x) for e, w, x in zip(m, widths, key,
                                                                                         strict=True))), None)
-            assert _classify(lay, img, key) == want, (trial, key)
+            assert _classify(lay, img, key) == (want[:4] if by_action and want else want), (trial, key)
 
 
 def test_publish_writes_the_other_image_then_switches() -> None:
@@ -161,6 +167,32 @@ def test_auto_picks_bit_vectors_for_small_priority_tables_only(tmp_path: Path) -
     assert not bitvec(impl="impl: linear")
     assert not bitvec(keys="ipv4.src: ternary, ipv4.ttl: range, ipv4.identification: range, udp.src_port: range")
     assert bitvec(size=2, impl="impl: bit_vector")
+
+
+def test_by_action_mode_only_when_the_value_is_the_action_alone(tmp_path: Path) -> None:
+    """No arguments and no counters: rank masks per entry action, tested in entry-action order, the last the
+    fallback; the key bytes of packet fields are byte loads from the header."""
+    from targets.xdp import XdpTarget
+
+    def lay(actions: str, counters: bool = False) -> BitVecLayout:
+        spec = tmp_path / "t.yaml"
+        text = SPEC.format(keys=KEYS, size=64, impl="counters: true" if counters else "")
+        spec.write_text(text.replace("actions: [forward, drop]", f"actions: [{actions}]"), encoding="utf-8")
+        prog = load_program(spec).program
+        out = L.table_layout(prog, prog.tables["acl"]).bitvec
+        assert out is not None
+        return out
+
+    ids = L.action_ids(_program(tmp_path))
+    assert lay("to_host, drop").action_ids == (ids["to_host"], ids["drop"])
+    assert lay("forward, drop").action_ids == ()  # forward's port: the value slots stay
+    assert lay("to_host, drop", counters=True).action_ids == ()  # the counter index: the entry stays
+    spec = tmp_path / "t.yaml"
+    spec.write_text(SPEC.format(keys=KEYS, size=64, impl="").replace("[forward, drop]", "[to_host, drop]"),
+                    encoding="utf-8")
+    src = XdpTarget().render(load_program(spec).program)["t.bpf.c"]
+    assert f"act = (first & im->act[0]) ? {ids['to_host']} : {ids['drop']};" in src
+    assert "im->k1_0[h_ipv4[16]]" in src and "val[64]" not in src
 
 
 def test_the_images_are_a_global_packets_read_without_a_map_lookup(tmp_path: Path) -> None:

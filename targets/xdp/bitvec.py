@@ -10,7 +10,10 @@ and the winner is the lowest set bit: the highest-priority match.
 The lowest set bit leads to the entry's action data without counting zeros (BPF has no such instruction, and
 clang 14 crashes lowering __builtin_ctzll for it): the isolated bit `m & -m` times a de Bruijn constant, shifted
 right by 58, is distinct for each of the 64 bits (`debruijn_slot`), and the image keeps each rank's value
-(action, entry index, arguments) at that slot: no second lookup.
+(action, entry index, arguments) at that slot: no second lookup. When that value is only the action (no action of
+the table takes arguments and the table has no counters, so nothing needs the entry), the image keeps one mask per
+action instead -- the ranks whose entry runs it -- and the lowest set bit is tested against them: no multiply, no
+dependent load, as a hand-written classifier tests its permit mask.
 
 Update safety: the map holds two images and the number of the one packets read. The control plane rebuilds the
 other image from scratch, then publishes it with one aligned 8-byte store; a packet reads the number once, so it
@@ -55,13 +58,16 @@ class BitVecLayout:
     parts: tuple[Part, ...]
     words: int  # u64 words of the match tables of one image
     value_size: int  # bytes of one entry's value; the image ends with 64 of them, by de Bruijn slot
+    action_ids: tuple[int, ...] = ()  # by-action mode: the image ends with one rank mask per action id instead
 
     @property
     def image_bytes(self) -> int:
+        if self.action_ids:
+            return 8 * (self.words + len(self.action_ids))
         return 8 * self.words + MAX_ENTRIES * self.value_size
 
 
-def layout_for(t: ir.Table, value_size: int) -> BitVecLayout:
+def layout_for(t: ir.Table, value_size: int, action_ids: tuple[int, ...] = ()) -> BitVecLayout:
     parts: list[Part] = []
     off = 0
     for i, k in enumerate(t.keys):
@@ -73,15 +79,17 @@ def layout_for(t: ir.Table, value_size: int) -> BitVecLayout:
             for b in range(-(-k.width // 8)):
                 parts.append(Part(i, b, k.width, off, 256))
                 off += 256
-    return BitVecLayout(tuple(parts), off, value_size)
+    return BitVecLayout(tuple(parts), off, value_size, action_ids)
 
 
-def chosen(t: ir.Table, value_size: int) -> BitVecLayout | None:
+def chosen(t: ir.Table, value_size: int, action_ids: tuple[int, ...]) -> BitVecLayout | None:
     """The table's bit-vector layout when it is built as one: `bit_vector`, or `auto` for a priority table the
-    structure can hold (docs/performance.md, the cost model)."""
+    structure can hold (docs/performance.md, the cost model). `action_ids`: the ids of the actions an entry may
+    run; by-action mode when the value is nothing else (8 bytes: action and entry, no counters)."""
     if t.impl.kind not in ("auto", "bit_vector") or not t.uses_priority or bit_vector_refusal(t):
         return None
-    return layout_for(t, value_size)
+    by_action = value_size == 8 and not t.counters
+    return layout_for(t, value_size, action_ids if by_action else ())
 
 
 def _value_mask(m: KeyElem, width: int) -> tuple[int, int]:
@@ -133,6 +141,12 @@ def image(lay: BitVecLayout, rows: list[tuple[tuple[KeyElem, ...], bytes]]) -> b
                 if not sub:
                     break
                 sub = (sub - 1) & free
+    if lay.action_ids:
+        masks = array("Q", bytes(8 * len(lay.action_ids)))
+        slot_of = {a: i for i, a in enumerate(lay.action_ids)}
+        for r, (_, value) in enumerate(rows):
+            masks[slot_of[int.from_bytes(value[:4], "little")]] |= 1 << r
+        return words.tobytes() + masks.tobytes()
     values = bytearray(MAX_ENTRIES * lay.value_size)
     for r, (_, value) in enumerate(rows):
         slot = debruijn_slot(r) * lay.value_size

@@ -773,7 +773,8 @@ class Emitter:
             for line in keys.build(members, 4 if lay.kind == "lpm" else 0, lay.key_size):
                 out.add(line)
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
-        if not lay.leaf:  # (a trie whose leaves hold the data set hit, act and the arguments from the leaf)
+        by_action = lay.bitvec is not None and bool(lay.bitvec.action_ids)
+        if not lay.leaf and not by_action:  # (a trie leaf, or the classifier's action masks, gave hit and act)
             out.add("int hit = v != NULL;")
             # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are
             # loaded into the same scalars, so the action code below is one verifier path whatever was chosen.
@@ -842,24 +843,51 @@ class Emitter:
 
     def bitvec_lookup(self, out: Lines, t: ir.Table, bv: BitVecLayout, ktr: Translator) -> None:
         """The bit-vector classifier (bitvec.py): one word per key byte and per range field, ANDed; the lowest set
-        bit is the highest-priority match, and its de Bruijn slot holds that entry's value."""
-        out.add(f"struct t_{t.name}_value *v = NULL;")
+        bit is the highest-priority match, and its de Bruijn slot holds that entry's value -- or, in by-action
+        mode, testing it against each action's rank mask gives `act` and `hit` directly (no value pointer).
+
+        A key byte of a whole-byte field read from a header known valid is one byte load from the packet, not a
+        byte of the field's host-order value (no word load, byte swap and shift per byte)."""
+        lay = self.layouts[t.name]
+        if not bv.action_ids:
+            out.add(f"struct t_{t.name}_value *v = NULL;")
+        else:
+            out.add("int hit = 0;")
+            out.add(f"__u32 act = c3po_defaults.{t.name}.action; /* a miss: the default action */")
         out.open("{ /* bit-vector classifier: the entries that accept every key byte, the first of them wins */")
         out.add(f"struct t_{t.name}_bv_image *im = &tb_{t.name}.img[tb_{t.name}.active & 1]; /* read once: one "
                 "whole image */")
+        in_packet = {i: src for i, k in enumerate(t.keys) if k.kind != "range"
+                     and (src := keys.packet_bytes(k.expr, self.prog, ktr, self.control_ptr))}
         for i, k in enumerate(t.keys):
-            out.add(f"{'c3po_u128' if k.width > 64 else '__u64'} k{i} = {ktr.expr(k.expr)}; /* {k.text} */")
+            if i not in in_packet:
+                out.add(f"{'c3po_u128' if k.width > 64 else '__u64'} k{i} = {ktr.expr(k.expr)}; /* {k.text} */")
         terms = []
         for p in bv.parts:
             if p.byte < 0:
                 terms.append(f"im->k{p.key}_range[k{p.key} & {const(mask(p.width), 64)}]")
+            elif p.key in in_packet:
+                ptr, first = in_packet[p.key]
+                terms.append(f"im->k{p.key}_{p.byte}[{ptr}[{first + p.byte}]]")
             else:
                 shift = 8 * (-(-p.width // 8) - 1 - p.byte)
                 word = f"(k{p.key} >> {shift})" if shift else f"k{p.key}"
                 terms.append(f"im->k{p.key}_{p.byte}[(__u64){word} & 0xff]")
         out.add(f"__u64 m = {' & '.join(terms) or '~0ULL'};")
-        out.add("if (m)")
-        out.add(f"\tv = &im->val[((m & -m) * {DEBRUIJN:#x}ULL) >> 58]; /* the lowest set bit: the first match */")
+        if not bv.action_ids:
+            out.add("if (m)")
+            out.add(f"\tv = &im->val[((m & -m) * {DEBRUIJN:#x}ULL) >> 58]; /* the lowest set bit: the first match */")
+            out.close()
+            return
+        out.open("if (m) {")
+        out.add("__u64 first = m & -m; /* the lowest set bit: the first match */")
+        out.add("hit = 1;")
+        ids = [(a, lay.action_ids[a]) for a in t.actions]  # bv.action_ids, by name
+        choice = f"{ids[-1][1]}"
+        for n, (_, aid) in reversed(list(enumerate(ids[:-1]))):
+            choice = f"(first & im->act[{n}]) ? {aid} : {choice}"
+        out.add(f"act = {choice}; /* its action: {', '.join(f'{a} {n}' for n, a in ids)} */")
+        out.close()
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:

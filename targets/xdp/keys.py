@@ -33,10 +33,11 @@ class Source:
     lead: int = 0
 
 
-def packet_source(kf: L.KeyField, e: ir.Expr, prog: ir.Program, tr: Translator,
-                  ptr_of: Callable[[str, int | str | None], str]) -> Source | None:
-    """The member's bytes in the packet, when the key is a whole-byte field of a header known valid here."""
-    if not isinstance(e, ir.FieldRef) or e.group is not None or e.width % 8 or e.width > 8 * kf.size:
+def packet_bytes(e: ir.Expr, prog: ir.Program, tr: Translator,
+                 ptr_of: Callable[[str, int | str | None], str]) -> tuple[str, int] | None:
+    """(header pointer, byte offset) of a whole-byte field of a header known valid here: its bytes can be read
+    from the packet as they are (network order), without evaluating the field."""
+    if not isinstance(e, ir.FieldRef) or e.group is not None or e.width % 8:
         return None
     inst = prog.instances[e.instance]
     f = inst.type.field(e.field_name)
@@ -48,7 +49,16 @@ def packet_source(kf: L.KeyField, e: ir.Expr, prog: ir.Program, tr: Translator,
         return None
     if ptr not in tr.scope.valid:
         return None
-    return Source(ptr=ptr, byte=f.offset // 8, lead=kf.size - e.width // 8)
+    return ptr, f.offset // 8
+
+
+def packet_source(kf: L.KeyField, e: ir.Expr, prog: ir.Program, tr: Translator,
+                  ptr_of: Callable[[str, int | str | None], str]) -> Source | None:
+    """The member's bytes in the packet, when the key is a whole-byte field of a header known valid here."""
+    at = packet_bytes(e, prog, tr, ptr_of)
+    if at is None or e.width > 8 * kf.size:
+        return None
+    return Source(ptr=at[0], byte=at[1], lead=kf.size - e.width // 8)
 
 
 def words(fields: list[tuple[L.KeyField, Source]], start: int, size: int) -> list[tuple[int, int]]:

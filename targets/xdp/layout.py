@@ -315,7 +315,7 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     default_elem = (1 << t.keys[0].width if kind == "direct" else t.size) if percpu else 0
     return TableLayout(t.name, kind, keys, key_size, slots,
                        table_ids, arg_slots, word_bytes, nodes,
-                       buckets, chosen(t, 8 + 8 * slots) if kind == "linear" else None,
+                       buckets, chosen(t, 8 + 8 * slots, tuple(table_ids[a] for a in t.actions)) if kind == "linear" else None,
                        percpu, default_elem, raw, leaf)
 
 
