@@ -108,17 +108,21 @@ def _accepts(e: KeyElem, width: int, v: int) -> bool:
 
 
 @pytest.mark.parametrize("by_action", [False, True])
-def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path, by_action: bool) -> None:
-    """Values mode: the winner's whole value. By-action mode (no arguments, no counters): its action id."""
+@pytest.mark.parametrize("default_rank", [False, True])
+def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path, by_action: bool,
+                                                               default_rank: bool) -> None:
+    """Values mode: the winner's whole value. By-action mode (no arguments, no counters): its action id. With
+    a default rank the default is the catch-all of rank 63: a miss gives it, never nothing."""
     prog = _program(tmp_path, keys="ipv4.src: lpm, ipv4.dst: ternary, ipv4.protocol: exact, udp.dst_port: range, "
                                    "ipv4.ihl: ternary")
     t = prog.tables["acl"]
     widths = [k.width for k in t.keys]
-    lay = layout_for(t, 8, (1, 2, 3) if by_action else ())
+    lay = layout_for(t, 8, (1, 2, 3) if by_action else (), default_rank)
+    default = struct.pack("<II", 2, 0xFFFFFFFF)
     rng = random.Random(5)
     for trial in range(12):
         rows: list[tuple[tuple[KeyElem, ...], bytes]] = []
-        for i in range(rng.choice([0, 1, 5, MAX_ENTRIES])):
+        for i in range(rng.choice([0, 1, 5, MAX_ENTRIES - default_rank])):
             plen = rng.randrange(33)
             lo = rng.randrange(1 << 16)
             match = (
@@ -131,7 +135,7 @@ def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path, b
                 KeyElem("mask", rng.getrandbits(4), rng.getrandbits(4)),
             )
             rows.append((match, struct.pack("<II", 1 + i % 3, i)))
-        img = image(lay, rows)
+        img = image(lay, rows, default if default_rank else None)
         assert len(img) == lay.image_bytes
         keys = [[rng.getrandbits(w) for w in widths] for _ in range(300)]
         for m, _ in rows[:20]:  # keys inside some entries, not only random ones
@@ -139,7 +143,8 @@ def test_the_image_gives_the_first_matching_entry_of_every_key(tmp_path: Path, b
                          for e, w in zip(m, widths, strict=True)])
         for key in keys:
             want = next((v for m, v in rows if all(_accepts(e, w, x) for e, w, x in zip(m, widths, key,
-                                                                                        strict=True))), None)
+                                                                                        strict=True))),
+                        default if default_rank else None)
             assert _classify(lay, img, key) == (want[:4] if by_action and want else want), (trial, key)
 
 
@@ -184,7 +189,8 @@ def test_by_action_mode_only_when_the_value_is_the_action_alone(tmp_path: Path) 
         return out
 
     ids = L.action_ids(_program(tmp_path))
-    assert lay("to_host, drop").action_ids == (ids["to_host"], ids["drop"])
+    assert lay("to_host, drop").action_ids == (ids["to_host"], ids["drop"])  # size 64: no default rank
+    assert not lay("to_host, drop").default_rank
     assert lay("forward, drop").action_ids == ()  # forward's port: the value slots stay
     assert lay("to_host, drop", counters=True).action_ids == ()  # the counter index: the entry stays
     spec = tmp_path / "t.yaml"
@@ -280,5 +286,41 @@ def test_the_kernel_program_classifies_what_the_table_api_wrote(tmp_path: Path) 
                 t.delete(m, prio)
             rules[:] = [r for k, r in enumerate(rules) if k not in (0, 7, 20)]
         check(len(rules))
+        # size 64: no default rank; the default is read from the defaults global on a miss
+        assert not L.table_layout(prog, prog.tables["acl"]).bitvec.default_rank  # type: ignore[union-attr]
+    finally:
+        driver.close()
+
+
+def test_a_default_rank_table_follows_default_changes_in_the_kernel(tmp_path: Path) -> None:
+    """A table of at most 63 entries holds its default as the catch-all rank 63 of the image: setting the
+    default through the table API republishes it, and misses follow (hits do not change)."""
+    need_bpf()
+    from conformance.model import ControlState, PacketIn
+    from targets.xdp.driver import DriverTables, XdpDriver
+
+    prog = _program(tmp_path, keys="ipv4.src: ternary, udp.dst_port: range", size=8)
+    bv = L.table_layout(prog, prog.tables["acl"]).bitvec
+    assert bv is not None and bv.default_rank
+    driver = XdpDriver()
+    hit, miss = _frame(0x0A000001, 1, 80), _frame(0x0B000001, 1, 80)
+
+    def outcome() -> list[tuple[str, int | None]]:
+        return [(r.verdict, r.port if r.verdict == "forward" else None)
+                for r in driver.run([PacketIn(1, hit), PacketIn(1, miss)], {})]
+
+    try:
+        driver.open(prog, tmp_path / "build")
+        driver.install(ControlState())
+        assert driver.bpf is not None
+        driver._prio_fd("acl")
+        dp = DriverTables(prog, driver.bpf, driver.prio_fds)
+        with dp.locked():
+            dp.table("acl").add((KeyElem("mask", 0x0A000000, 0xFF000000), KeyElem("range", 0, 100)), "forward", (5,), 1)
+        assert outcome() == [("forward", 5), ("drop", None)]  # the spec's default: drop
+        dp.table("acl").set_default("forward", (9,))
+        assert outcome() == [("forward", 5), ("forward", 9)]
+        dp.table("acl").set_default("drop")
+        assert outcome() == [("forward", 5), ("drop", None)]
     finally:
         driver.close()

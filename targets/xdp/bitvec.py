@@ -15,6 +15,10 @@ the table takes arguments and the table has no counters, so nothing needs the en
 action instead -- the ranks whose entry runs it -- and the lowest set bit is tested against them: no multiply, no
 dependent load, as a hand-written classifier tests its permit mask.
 
+The default action is the catch-all entry of rank 63 when the table holds at most 63 entries (`DEFAULT_RANK`):
+its bit is set in every word, so the match word is never zero and a miss is the lowest set bit being 63 -- no
+test for "no match" and no load of the default from elsewhere; changing the default publishes a new image.
+
 Update safety: the map holds two images and the number of the one packets read. The control plane rebuilds the
 other image from scratch, then publishes it with one aligned 8-byte store; a packet reads the number once, so it
 sees one whole image, old or new. The image it read is rewritten at the next update but one: a packet would have
@@ -33,6 +37,7 @@ from c3po_compiler.expr import KeyElem
 from c3po_compiler.lower import bit_vector_refusal
 
 MAX_ENTRIES = ir.BITVEC_MAX_ENTRIES  # one 64-bit word of ranks
+DEFAULT_RANK = MAX_ENTRIES - 1  # the default's catch-all, in tables of fewer entries
 DEBRUIJN = 0x03F79D71B4CA8B09  # a de Bruijn sequence B(2, 6)
 M64 = (1 << 64) - 1
 
@@ -59,6 +64,7 @@ class BitVecLayout:
     words: int  # u64 words of the match tables of one image
     value_size: int  # bytes of one entry's value; the image ends with 64 of them, by de Bruijn slot
     action_ids: tuple[int, ...] = ()  # by-action mode: the image ends with one rank mask per action id instead
+    default_rank: bool = False  # rank DEFAULT_RANK is the default action's catch-all (tables of <= 63 entries)
 
     @property
     def image_bytes(self) -> int:
@@ -67,7 +73,8 @@ class BitVecLayout:
         return 8 * self.words + MAX_ENTRIES * self.value_size
 
 
-def layout_for(t: ir.Table, value_size: int, action_ids: tuple[int, ...] = ()) -> BitVecLayout:
+def layout_for(t: ir.Table, value_size: int, action_ids: tuple[int, ...] = (),
+               default_rank: bool = False) -> BitVecLayout:
     parts: list[Part] = []
     off = 0
     for i, k in enumerate(t.keys):
@@ -79,17 +86,20 @@ def layout_for(t: ir.Table, value_size: int, action_ids: tuple[int, ...] = ()) -
             for b in range(-(-k.width // 8)):
                 parts.append(Part(i, b, k.width, off, 256))
                 off += 256
-    return BitVecLayout(tuple(parts), off, value_size, action_ids)
+    return BitVecLayout(tuple(parts), off, value_size, action_ids, default_rank)
 
 
-def chosen(t: ir.Table, value_size: int, action_ids: tuple[int, ...]) -> BitVecLayout | None:
+def chosen(t: ir.Table, value_size: int, entry_ids: tuple[int, ...], other_ids: tuple[int, ...]) -> BitVecLayout | None:
     """The table's bit-vector layout when it is built as one: `bit_vector`, or `auto` for a priority table the
-    structure can hold (docs/performance.md, the cost model). `action_ids`: the ids of the actions an entry may
-    run; by-action mode when the value is nothing else (8 bytes: action and entry, no counters)."""
+    structure can hold (docs/performance.md, the cost model). `entry_ids`: the ids of the actions an entry may
+    run, `other_ids` those only the default may (nop); by-action mode when the value is nothing else (8 bytes:
+    action and entry, no counters), with a mask for each action the image's entries, default included, may run."""
     if t.impl.kind not in ("auto", "bit_vector") or not t.uses_priority or bit_vector_refusal(t):
         return None
     by_action = value_size == 8 and not t.counters
-    return layout_for(t, value_size, action_ids if by_action else ())
+    default_rank = t.size <= DEFAULT_RANK
+    ids = (*entry_ids, *other_ids) if default_rank else entry_ids
+    return layout_for(t, value_size, ids if by_action else (), default_rank)
 
 
 def _value_mask(m: KeyElem, width: int) -> tuple[int, int]:
@@ -104,11 +114,20 @@ def _value_mask(m: KeyElem, width: int) -> tuple[int, int]:
     return 0, 0  # any
 
 
-def image(lay: BitVecLayout, rows: list[tuple[tuple[KeyElem, ...], bytes]]) -> bytes:
-    """One image for `rows`: (match, value) in rank order, at most 64."""
+def image(lay: BitVecLayout, rows: list[tuple[tuple[KeyElem, ...], bytes]], default: bytes | None = None) -> bytes:
+    """One image for `rows`: (match, value) in rank order, at most 64 (63 with a default rank, whose value is
+    `default`, required then)."""
+    if lay.default_rank:
+        if default is None:
+            raise ValueError("the table's default is its catch-all rank: its value is needed")
+        if len(rows) > DEFAULT_RANK:
+            raise ValueError(f"{len(rows)} entries, more than {DEFAULT_RANK}")
+        everyone = 1 << DEFAULT_RANK  # the catch-all: in every word
+    else:
+        everyone = 0
     if len(rows) > MAX_ENTRIES:
         raise ValueError(f"{len(rows)} entries, more than {MAX_ENTRIES}")
-    words = array("Q", bytes(8 * lay.words))
+    words = array("Q", [everyone]) * lay.words
     for p in lay.parts:
         if p.byte < 0:  # range: constant between the points where some entry's range starts or ends
             starts: dict[int, int] = {}
@@ -125,7 +144,7 @@ def image(lay: BitVecLayout, rows: list[tuple[tuple[KeyElem, ...], bytes]]) -> b
                 cur ^= starts[x]
                 end = points[j + 1] if j + 1 < len(points) else p.words
                 if cur:
-                    words[p.offset + x:p.offset + end] = array("Q", [cur]) * (end - x)
+                    words[p.offset + x:p.offset + end] = array("Q", [cur | everyone]) * (end - x)
             continue
         shift = 8 * (-(-p.width // 8) - 1 - p.byte)
         by_pair: dict[tuple[int, int], int] = {}
@@ -146,9 +165,15 @@ def image(lay: BitVecLayout, rows: list[tuple[tuple[KeyElem, ...], bytes]]) -> b
         slot_of = {a: i for i, a in enumerate(lay.action_ids)}
         for r, (_, value) in enumerate(rows):
             masks[slot_of[int.from_bytes(value[:4], "little")]] |= 1 << r
+        if lay.default_rank:
+            assert default is not None
+            masks[slot_of[int.from_bytes(default[:4], "little")]] |= everyone
         return words.tobytes() + masks.tobytes()
     values = bytearray(MAX_ENTRIES * lay.value_size)
-    for r, (_, value) in enumerate(rows):
+    placed = [(r, value) for r, (_, value) in enumerate(rows)]
+    if lay.default_rank and default is not None:
+        placed.append((DEFAULT_RANK, default))
+    for r, value in placed:
         slot = debruijn_slot(r) * lay.value_size
         values[slot:slot + lay.value_size] = value
     return words.tobytes() + bytes(values)
@@ -166,11 +191,11 @@ class BitVector:
     def map_bytes(lay: BitVecLayout) -> int:
         return 8 + 2 * lay.image_bytes
 
-    def publish(self, rows: list[tuple[tuple[KeyElem, ...], bytes]]) -> None:
+    def publish(self, rows: list[tuple[tuple[KeyElem, ...], bytes]], default: bytes | None = None) -> None:
         """Build the image packets do not read, then make them read it (one aligned 8-byte store)."""
         nxt = 1 - (self.active[0] & 1)
         start = 8 + nxt * self.lay.image_bytes
-        self.mem[start:start + self.lay.image_bytes] = image(self.lay, rows)
+        self.mem[start:start + self.lay.image_bytes] = image(self.lay, rows, default)
         self.active[0] = nxt
 
     def close(self) -> None:

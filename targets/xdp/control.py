@@ -392,9 +392,11 @@ class BitVecMaps:
         self._view = memoryview(self._map)
         self.bv = BitVector(self._view, lay.bitvec)
 
-    def publish(self, rows: list[tuple[tuple[KeyElem, ...], str, tuple[int, ...], int]]) -> None:
-        """Rows (match, action, arguments, entry index) in priority order."""
-        self.bv.publish([(tuple(m), L.encode_value(self.lay, a, args, index)) for m, a, args, index in rows])
+    def publish(self, rows: list[tuple[tuple[KeyElem, ...], str, tuple[int, ...], int]], default: bytes) -> None:
+        """Rows (match, action, arguments, entry index) in priority order, and the default's value as the
+        defaults global holds it: an image with a catch-all rank holds it too (bitvec.DEFAULT_RANK)."""
+        self.bv.publish([(tuple(m), L.encode_value(self.lay, a, args, index)) for m, a, args, index in rows],
+                        default)
 
     def close(self) -> None:
         self.bv.close()
@@ -670,7 +672,9 @@ class XdpDataplane(Dataplane):
         """After the record changed: the classifier's other image rebuilt from it, then made the live one."""
         maps = self._bitvec(tname)
         if maps is not None:
-            maps.publish([(e.match, e.action, e.args, index) for e, index, _ in self._state(tname).linear])
+            off, size = self.default_offsets[tname], self.layouts[tname].value_size
+            maps.publish([(e.match, e.action, e.args, index) for e, index, _ in self._state(tname).linear],
+                         self._defaults_raw()[off:off + size])
 
     def _trie(self, tname: str) -> _TrieState:
         """The trie as the kernel holds it, read once per locked operation (it is its own record)."""
@@ -886,6 +890,8 @@ class XdpDataplane(Dataplane):
         raw = bytearray(self._defaults_raw())
         raw[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
         self._update(self._map(L.DEFAULTS_MAP), bytes(4), bytes(raw))
+        if lay.bitvec is not None and lay.bitvec.default_rank:  # the classifier's image holds it too
+            self._publish(table)
 
     def _default_counter(self, table: str) -> Counter | None:
         if not self.prog.tables[table].counters:

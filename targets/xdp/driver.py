@@ -245,6 +245,12 @@ class XdpDriver(Driver):
                     if k[:2] == ("table", name) and k[2] != lay.default_elem:
                         self.last_read[k] = self.baseline[k] = (0, 0)
         defaults = bytearray(self.spec_defaults)
+        for tname, action, args in control.defaults:
+            lay = self.layouts[tname]
+            if action not in lay.action_ids:
+                raise ValueError(f"table '{tname}' cannot take default action '{action}' in the xdp target")
+            off = self.default_offsets[tname]
+            defaults[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
         per_table: dict[str, list[tuple[tuple[ir.KeyElem, ...], str, tuple[int, ...], int]]] = {
             n: [(tuple(e.match), e.action.action, tuple(e.action.args), e.priority) for e in t.entries]
             for n, t in prog.tables.items()}
@@ -265,8 +271,9 @@ class XdpDriver(Driver):
                     self._update(fd, slot.to_bytes(4, "little"), linear_entry(lay, match, value))
                     if control.ops:  # the table API keeps priorities beside the array (control.py)
                         self._update(self._prio_fd(name), i.to_bytes(4, "little"), prio.to_bytes(4, "little"))
-                if bmaps:  # the classifier beside the record (targets/xdp/bitvec.py)
-                    bmaps.publish([(*entries[i][:3], i) for i in order])
+                if bmaps:  # the classifier beside the record (targets/xdp/bitvec.py), with the default
+                    off = self.default_offsets[name]
+                    bmaps.publish([(*entries[i][:3], i) for i in order], bytes(defaults[off:off + lay.value_size]))
                 self.linear_used[name] = len(entries)
             else:
                 seen: set[bytes] = set()
@@ -292,12 +299,6 @@ class XdpDriver(Driver):
                     cmaps = self.cuckoo_maps.get(name) or self.cuckoo_maps.setdefault(name, CuckooMaps(
                         prog.tables[name], lay, self.bpf.map_fd(cuckoo_bucket_map(name, lay)), self.bpf.map_fd(f"tv_{name}")))
                     install_cuckoo(cmaps, routes)
-        for tname, action, args in control.defaults:
-            lay = self.layouts[tname]
-            if action not in lay.action_ids:
-                raise ValueError(f"table '{tname}' cannot take default action '{action}' in the xdp target")
-            off = self.default_offsets[tname]
-            defaults[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
         if self.layouts and bytes(defaults) != self.defaults_now:
             self._update(self._fd(L.DEFAULTS_MAP), bytes(4), bytes(defaults))
             self.defaults_now = bytes(defaults)

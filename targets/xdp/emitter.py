@@ -19,7 +19,7 @@ from targets.c_bounds import range_cond
 from . import images, keys, tailcall
 from . import layout as L
 from . import paths as P
-from .bitvec import DEBRUIJN, BitVecLayout
+from .bitvec import DEBRUIJN, DEFAULT_RANK, BitVecLayout
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
 from .cuckoo import C1, C2, C3
@@ -775,11 +775,12 @@ class Emitter:
             out.add(f"struct t_{t.name}_value *v = bpf_map_lookup_elem(&t_{t.name}, &k);")
         by_action = lay.bitvec is not None and bool(lay.bitvec.action_ids)
         if not lay.leaf and not by_action:  # (a trie leaf, or the classifier's action masks, gave hit and act)
-            out.add("int hit = v != NULL;")
-            # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are
-            # loaded into the same scalars, so the action code below is one verifier path whatever was chosen.
-            out.add("if (!v)")
-            out.add(f"\tv = &c3po_defaults.{t.name}; /* the default action */")
+            if lay.bitvec is None or not lay.bitvec.default_rank:  # (its catch-all rank gave v and hit)
+                out.add("int hit = v != NULL;")
+                # A miss reads the default from the .data.defaults global (no lookup, no NULL test), and both are
+                # loaded into the same scalars, so the action code below is one verifier path whatever was chosen.
+                out.add("if (!v)")
+                out.add(f"\tv = &c3po_defaults.{t.name}; /* the default action */")
             out.add("__u32 act = v->action;")
             if t.counters and not lay.percpu:
                 out.add("__u32 ent = v->entry + 1; /* counter index: entry + 1, 0 for the default */")
@@ -849,7 +850,11 @@ class Emitter:
         A key byte of a whole-byte field read from a header known valid is one byte load from the packet, not a
         byte of the field's host-order value (no word load, byte swap and shift per byte)."""
         lay = self.layouts[t.name]
-        if not bv.action_ids:
+        catch_all = f"{1 << DEFAULT_RANK:#x}ULL"
+        if bv.default_rank:  # the default is rank 63, set in every word: m is never 0
+            out.add(f"struct t_{t.name}_value *v;" if not bv.action_ids else "__u32 act;")
+            out.add("int hit;")
+        elif not bv.action_ids:
             out.add(f"struct t_{t.name}_value *v = NULL;")
         else:
             out.add("int hit = 0;")
@@ -874,20 +879,30 @@ class Emitter:
                 word = f"(k{p.key} >> {shift})" if shift else f"k{p.key}"
                 terms.append(f"im->k{p.key}_{p.byte}[(__u64){word} & 0xff]")
         out.add(f"__u64 m = {' & '.join(terms) or '~0ULL'};")
+        slot = f"im->val[((m & -m) * {DEBRUIJN:#x}ULL) >> 58]"
+        if bv.default_rank:
+            out.add(f"hit = m != {catch_all}; /* only the catch-all: a miss */")
         if not bv.action_ids:
-            out.add("if (m)")
-            out.add(f"\tv = &im->val[((m & -m) * {DEBRUIJN:#x}ULL) >> 58]; /* the lowest set bit: the first match */")
+            if bv.default_rank:
+                out.add(f"v = &{slot}; /* the lowest set bit: the first match, or the default's rank */")
+            else:
+                out.add("if (m)")
+                out.add(f"\tv = &{slot}; /* the lowest set bit: the first match */")
             out.close()
             return
-        out.open("if (m) {")
-        out.add("__u64 first = m & -m; /* the lowest set bit: the first match */")
-        out.add("hit = 1;")
-        ids = [(a, lay.action_ids[a]) for a in t.actions]  # bv.action_ids, by name
+        if not bv.default_rank:
+            out.open("if (m) {")
+            out.add("hit = 1;")
+        out.add("__u64 first = m & -m; /* the lowest set bit: the first match" +
+                (", or the default's rank */" if bv.default_rank else " */"))
+        names = {i: n for n, i in lay.action_ids.items()}
+        ids = [(names[i], i) for i in bv.action_ids]
         choice = f"{ids[-1][1]}"
         for n, (_, aid) in reversed(list(enumerate(ids[:-1]))):
             choice = f"(first & im->act[{n}]) ? {aid} : {choice}"
         out.add(f"act = {choice}; /* its action: {', '.join(f'{a} {n}' for n, a in ids)} */")
-        out.close()
+        if not bv.default_rank:
+            out.close()
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:

@@ -313,10 +313,11 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     raw = {} if leaf else {a: r for a in arg_slots if (r := raw_params(prog, prog.actions[a]))}
     percpu = t.counters and (kind == "direct" or nodes > 0 or buckets > 0)
     default_elem = (1 << t.keys[0].width if kind == "direct" else t.size) if percpu else 0
+    bitvec = chosen(t, 8 + 8 * slots, tuple(table_ids[a] for a in t.actions),
+                    tuple(i for a, i in table_ids.items() if a not in t.actions)) if kind == "linear" else None
     return TableLayout(t.name, kind, keys, key_size, slots,
                        table_ids, arg_slots, word_bytes, nodes,
-                       buckets, chosen(t, 8 + 8 * slots, tuple(table_ids[a] for a in t.actions)) if kind == "linear" else None,
-                       percpu, default_elem, raw, leaf)
+                       buckets, bitvec, percpu, default_elem, raw, leaf)
 
 
 def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:
