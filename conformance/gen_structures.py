@@ -613,9 +613,10 @@ MAX_RANK_PATHS = 4
 
 def _bitvec_packets(ctx: Any, t: ir.Table) -> list[tuple[int, Packet]]:
     """The packets the ranks take in turn: one per parse path reaching the table (the xdp target has a copy of
-    the lookup per path), then for each key one steered to its value with the first and last bit of each byte
-    set (an index masked short -- `k & 0xfe` for `k & 0xff` -- reads another word of the image there), from
-    the paths' packets in turn: (key index or -1, (pid, data, port, control, regs, key values))."""
+    the lookup per path), then for each key and each of those paths one steered to its value with the first and
+    last bit of each byte set (an index masked short -- `k & 0xfe` for `k & 0xff` -- reads another word of the
+    image there, in the copy of the path it takes): (key index or -1, (pid, data, port, control, regs, key
+    values))."""
     first = ctx.first_apply[t.name]
     bases = [first]
     try:
@@ -629,9 +630,9 @@ def _bitvec_packets(ctx: Any, t: ir.Table) -> list[tuple[int, Packet]]:
             bases.append(cand)
     out: list[tuple[int, Packet]] = [(-1, b) for b in bases]
     for j, k in enumerate(t.keys):
-        keyvals = tuple(bases[j % len(bases)][5])
-        want = tuple(v | _edge_bits(k.width) if n == j else v for n, v in enumerate(keyvals))
-        got = _steer(ctx, t.name, want, f"bitvec{j}")
-        if not isinstance(got, str):
-            out.append((j, (*got, want)))
+        for b in bases:  # from each path's packet: each copy of the lookup reads its own index
+            want = tuple(v | _edge_bits(k.width) if n == j else v for n, v in enumerate(b[5]))
+            got = _steer(ctx, t.name, want, f"bitvec{j}")
+            if not isinstance(got, str) and all(o[1][:2] != got[:2] for o in out):
+                out.append((j, (*got, want)))
     return out
