@@ -87,10 +87,10 @@ def test_bitvec_ranks_cover_each_byte_of_the_word() -> None:
 def test_bitvec_winner_at_each_rank() -> None:
     path = "conformance/suite/match_bitvec.yaml"
     cov = generated(path).coverage[BITVEC_CLASS]
-    # acl4 (16 entries): 7 ranks, acl6 and l2_guard (8): 4 each; each key with the ends of its bytes set in one of
-    # them, steered from each parse path's packet (acl4's udp.dst_port and meta.dscp_hi only from the paths that
-    # carry them with the other keys' values)
-    assert cov["total"] == 11 + 5 + 2 + 6 and cov["covered"] == cov["total"]
+    # ranks: acl4 (16 entries) 7, acl6 and l2_small (8) 4 each, l2_guard (64) 25; and each key with the ends of
+    # its bytes set (5 + 2 + 2 + 1), steered from each parse path's packet (acl4's udp.dst_port and meta.dscp_hi
+    # only from the paths that carry them with the other keys' values)
+    assert cov["total"] == 7 + 4 + 4 + 25 + 10 and cov["covered"] == cov["total"]
     assert cov["infeasible"] == []
     prog = program(path)
     acl4 = [v for v in generated(path).vectors if v.name.startswith("bitvec.acl4.")]

@@ -197,7 +197,8 @@ def test_by_action_mode_only_when_the_value_is_the_action_alone(tmp_path: Path) 
     spec.write_text(SPEC.format(keys=KEYS, size=64, impl="").replace("[forward, drop]", "[to_host, drop]"),
                     encoding="utf-8")
     src = XdpTarget().render(load_program(spec).program)["t.bpf.c"]
-    assert f"act = (first & im->act[0]) ? {ids['to_host']} : {ids['drop']};" in src
+    # size 64: no default rank; the default is read at the end of the chain, when no bit is set at all
+    assert f"act = (first & im->act[0]) ? {ids['to_host']} : m ? {ids['drop']} : c3po_defaults.acl.action;" in src
     assert "im->k1_0[h_ipv4[16]]" in src and "val[64]" not in src
 
 

@@ -851,14 +851,11 @@ class Emitter:
         byte of the field's host-order value (no word load, byte swap and shift per byte)."""
         lay = self.layouts[t.name]
         catch_all = f"{1 << DEFAULT_RANK:#x}ULL"
-        if bv.default_rank:  # the default is rank 63, set in every word: m is never 0
+        if not bv.action_ids and not bv.default_rank:
+            out.add(f"struct t_{t.name}_value *v = NULL;")
+        else:  # (the default is rank 63, set in every word, or read at the end of the action masks' chain)
             out.add(f"struct t_{t.name}_value *v;" if not bv.action_ids else "__u32 act;")
             out.add("int hit;")
-        elif not bv.action_ids:
-            out.add(f"struct t_{t.name}_value *v = NULL;")
-        else:
-            out.add("int hit = 0;")
-            out.add(f"__u32 act = c3po_defaults.{t.name}.action; /* a miss: the default action */")
         out.open("{ /* bit-vector classifier: the entries that accept every key byte, the first of them wins */")
         out.add(f"struct t_{t.name}_bv_image *im = &tb_{t.name}.img[tb_{t.name}.active & 1]; /* read once: one "
                 "whole image */")
@@ -891,18 +888,17 @@ class Emitter:
             out.close()
             return
         if not bv.default_rank:
-            out.open("if (m) {")
-            out.add("hit = 1;")
+            out.add("hit = m != 0;")
         out.add("__u64 first = m & -m; /* the lowest set bit: the first match" +
-                (", or the default's rank */" if bv.default_rank else " */"))
+                (", or the default's rank */" if bv.default_rank else " (0: none) */"))
         names = {i: n for n, i in lay.action_ids.items()}
         ids = [(names[i], i) for i in bv.action_ids]
-        choice = f"{ids[-1][1]}"
+        # The last action is what a set bit in none of the other masks runs; without a default rank, no set bit
+        # at all is a miss: the default is read there, at the end of the chain, off the path of every hit.
+        choice = f"{ids[-1][1]}" if bv.default_rank else f"m ? {ids[-1][1]} : c3po_defaults.{t.name}.action"
         for n, (_, aid) in reversed(list(enumerate(ids[:-1]))):
             choice = f"(first & im->act[{n}]) ? {aid} : {choice}"
         out.add(f"act = {choice}; /* its action: {', '.join(f'{a} {n}' for n, a in ids)} */")
-        if not bv.default_rank:
-            out.close()
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:
