@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from c3po_compiler import ir
 
@@ -76,12 +77,18 @@ def options_behind(ctx: ClassContext) -> None:
         bases = _rewritten_behind(ctx, by_path.get(pid, []), inst)
         if not bases:
             continue  # the control writes nothing behind the header on this path: no item
-        for n in dict.fromkeys((WORD, vl.max_bytes)):
-            item = f"{inst}+{n}B@{via}"
-            part.all.append(item)
-            why = _grow(ctx, part, cap, item, bases, inst, n, vl)
-            if why is not None:
-                part.infeasible[item] = why
+        _each_length(part, vl, f"{inst}+{{}}B@{via}", partial(_grow, ctx, part, cap, bases=bases, inst=inst, vl=vl))
+
+
+def _each_length(part: ClassCoverage, vl: ir.VarLen, name: str, attempt: Callable[..., str | None]) -> None:
+    """One item per length of the variable part a class tries (a word, and the most the header holds), `name`
+    with the length in its `{}`: covered by `attempt(item=, n=)`, or infeasible for the reason it returns."""
+    for n in dict.fromkeys((WORD, vl.max_bytes)):
+        item = name.format(n)
+        part.all.append(item)
+        why = attempt(item=item, n=n)
+        if why is not None:
+            part.infeasible[item] = why
 
 
 def _rewritten_behind(ctx: ClassContext, cands: list[Vector], inst: str) -> list[tuple[Vector, _Area]]:
@@ -125,7 +132,6 @@ def _grow(ctx: ClassContext, part: ClassCoverage, cap: _Budget, item: str, bases
     return why
 
 
-
 def end_padding(ctx: ClassContext) -> None:
     part = ctx.classes.setdefault("end_padding", ClassCoverage())
     cap = _Budget(part, MAX_VECTORS)
@@ -137,12 +143,8 @@ def end_padding(ctx: ClassContext) -> None:
         bases = _decided_behind(ctx, by_path.get(pid, []), inst)
         if not bases:
             continue  # nothing behind the header decides anything on this path: no item
-        for n in dict.fromkeys((WORD, vl.max_bytes)):
-            item = f"{inst}+end{n}B@{via}"
-            part.all.append(item)
-            why = _end_then_pad(ctx, part, cap, item, bases, inst, n, tlv)
-            if why is not None:
-                part.infeasible[item] = why
+        _each_length(part, vl, f"{inst}+end{{}}B@{via}",
+                     partial(_end_then_pad, ctx, part, cap, bases=bases, inst=inst, tlv=tlv))
 
 
 def _decision(r: Result, at: int) -> tuple[object, ...]:

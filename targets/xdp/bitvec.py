@@ -160,20 +160,18 @@ def image(lay: BitVecLayout, rows: list[tuple[tuple[KeyElem, ...], bytes]], defa
                 if not sub:
                     break
                 sub = (sub - 1) & free
+    ranked = [(r, value) for r, (_, value) in enumerate(rows)]
+    if lay.default_rank:
+        assert default is not None
+        ranked.append((DEFAULT_RANK, default))
     if lay.action_ids:
         masks = array("Q", bytes(8 * len(lay.action_ids)))
         slot_of = {a: i for i, a in enumerate(lay.action_ids)}
-        for r, (_, value) in enumerate(rows):
+        for r, value in ranked:
             masks[slot_of[int.from_bytes(value[:4], "little")]] |= 1 << r
-        if lay.default_rank:
-            assert default is not None
-            masks[slot_of[int.from_bytes(default[:4], "little")]] |= everyone
         return words.tobytes() + masks.tobytes()
     values = bytearray(MAX_ENTRIES * lay.value_size)
-    placed = [(r, value) for r, (_, value) in enumerate(rows)]
-    if lay.default_rank and default is not None:
-        placed.append((DEFAULT_RANK, default))
-    for r, value in placed:
+    for r, value in ranked:
         slot = debruijn_slot(r) * lay.value_size
         values[slot:slot + lay.value_size] = value
     return words.tobytes() + bytes(values)

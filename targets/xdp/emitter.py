@@ -891,8 +891,7 @@ class Emitter:
             out.add("hit = m != 0;")
         out.add("__u64 first = m & -m; /* the lowest set bit: the first match" +
                 (", or the default's rank */" if bv.default_rank else " (0: none) */"))
-        names = {i: n for n, i in lay.action_ids.items()}
-        ids = [(names[i], i) for i in bv.action_ids]
+        ids = lay.mask_actions
         # The last action is what a set bit in none of the other masks runs; without a default rank, no set bit
         # at all is a miss: the default is read there, at the end of the chain, off the path of every hit.
         choice = f"{ids[-1][1]}" if bv.default_rank else f"m ? {ids[-1][1]} : c3po_defaults.{t.name}.action"

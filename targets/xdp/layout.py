@@ -171,6 +171,14 @@ class TableLayout:
         return 0 < self.cuckoo_bytes <= CUCKOO_GLOBAL_MAX
 
     @property
+    def mask_actions(self) -> list[tuple[str, int]]:
+        """A bit-vector classifier in by-action mode: (action, id) of each rank mask, in the image's order."""
+        if self.bitvec is None:
+            return []
+        names = {i: n for n, i in self.action_ids.items()}
+        return [(names[i], i) for i in self.bitvec.action_ids]
+
+    @property
     def elem_size(self) -> int:
         """Bytes of one CPU's copy of a `percpu` element: the value, then `struct c3po_counter`."""
         return self.value_size + (COUNTER_BYTES if self.percpu else 0)

@@ -103,8 +103,8 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "bitvec": lay.bitvec and [(f"k{p.key}_{p.byte}" if p.byte >= 0 else f"k{p.key}_range", p.words,
                                         t.keys[p.key].text + (f", byte {p.byte}" if p.byte >= 0 else ", range"))
                                        for p in lay.bitvec.parts],
-            "bitvec_actions": [({i: n for n, i in lay.action_ids.items()}[i], i) for i in lay.bitvec.action_ids]
-            if lay.bitvec else [],
+            "bitvec_masks": len(lay.mask_actions),
+            "bitvec_masks_doc": ", ".join(f"{i} {n}" for n, i in lay.mask_actions),
         })
         default_offset += lay.value_size
     registers = []
