@@ -8,6 +8,10 @@ check proves them, and otherwise a copy of the whole header stack through per-CP
 Header checksums (RFC 1071 kind) are summed in full, except where the parser verified them: then RFC 1624 over
 the words the program may write gives the same value for less work. L4 checksums are always incremental (RFC 1624,
 as the spec defines them).
+
+RAW_ORDER_SUMS: the incremental updates work on the words as they are in the frame (network order), with no byte
+swaps: a ones'-complement sum of byte-swapped words is the byte-swapped sum (RFC 1071 section 2(B)), and the tests
+they make (a word unchanged, a zero sum, a zero UDP checksum) do not depend on the order.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from .ctext import Frame, HitMiss, Lines, elem_ptr
 
 if TYPE_CHECKING:
     from .emitter import Emitter
+
+
+def csum_step(raw: bool, old: str, ptr: str, off: int) -> str:
+    """One word of an RFC 1624 update: `old` the word as parsed, the one at ptr + off as it is now."""
+    if raw:
+        return f"s = c3po_csum_step(s, {old}, *(__u16 *)({ptr} + {off}));"
+    return f"s = c3po_csum_step(s, bpf_ntohs({old}), c3po_ld({ptr} + {off}, 2));"
 
 
 class Deparser:
@@ -86,12 +97,13 @@ class Deparser:
         f = inst.type.field(ck.field)
         assert f is not None
         words = self.words[name]
-        out.add(f"__u32 s = ~c3po_ld({ptr} + {f.offset // 8}, 2) & 0xffff;")
+        # In network order throughout (RAW_ORDER_SUMS): no byte swaps.
+        out.add(f"__u32 s = ~*(__u16 *)({ptr} + {f.offset // 8}) & 0xffff; /* raw order */")
         for k, w in enumerate(words):
-            out.add(f"s = c3po_csum_step(s, bpf_ntohs(oc_{inst.ident}[{k}]), c3po_ld({ptr} + {2 * w}, 2));")
+            out.add(f"s = c3po_csum_step(s, oc_{inst.ident}[{k}], *(__u16 *)({ptr} + {2 * w}));")
         # A zero sum is stored as 0x0000, as the full recomputation (and the spec) writes it: an incoming 0xffff
         # (the other form of the same sum, which the parser accepts) would otherwise stay 0xffff.
-        out.add(f"c3po_st({ptr} + {f.offset // 8}, 2, (s & 0xffff) ? (~s & 0xffff) : 0);")
+        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (s & 0xffff) ? (~s & 0xffff) : 0;")
 
     def out_max(self) -> int:
         return sum(inst.type.max_bytes for inst, _ in self.em.deparse_elements())
@@ -257,13 +269,15 @@ class Deparser:
             ptr = elem_ptr(inst, None)
             out.open(f"if ({flag} && {ptr}) {{ /* update_checksum({name}{', ' + pseudo if pseudo else ''}): "
                      "RFC 1624 over the changed words */")
-            out.add(f"__u32 hc = {acc.get(ptr)};")
+            raw = f.offset % 16 == 0 and f.width == 16  # RAW_ORDER_SUMS: the whole update in network order
+            out.add(f"__u32 hc = {f'*(__u16 *)({ptr} + {f.offset // 8})' if raw else acc.get(ptr)};"
+                    + (" /* raw order */" if raw else ""))
             out.open("if (hc != 0) {" if ck.zero_means_none else "{")
             out.add("__u32 s = ~hc & 0xffff;")
             word = f.offset // 16
             for i in range(inst.type.fixed_bytes // 2):
                 if i != word:
-                    out.add(f"s = c3po_csum_step(s, bpf_ntohs(o_{inst.ident}[{i}]), c3po_ld({ptr} + {2 * i}, 2));")
+                    out.add(csum_step(raw, f"o_{inst.ident}[{i}]", ptr, 2 * i))
             if pseudo is not None:
                 pinst = self.em.prog.instances[pseudo]
                 pptr = elem_ptr(pinst, None)
@@ -273,15 +287,14 @@ class Deparser:
                     pf = pinst.type.field(fname)
                     assert pf is not None
                     for j in range(pf.width // 16):
-                        out.add(f"s = c3po_csum_step(s, bpf_ntohs(o_{pinst.ident}_addrs[{k}]), "
-                                f"c3po_ld({pptr} + {pf.offset // 8 + 2 * j}, 2));")
+                        out.add(csum_step(raw, f"o_{pinst.ident}_addrs[{k}]", pptr, pf.offset // 8 + 2 * j))
                         k += 1
                 out.close()
             out.add("__u32 r = ~s & 0xffff;")
             if ck.zero_means_none:
                 out.add("if (r == 0)")
                 out.add("\tr = 0xffff;")
-            out.add(acc.set(ptr, "r") + ";")
+            out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)r;" if raw else acc.set(ptr, "r") + ";")
             out.close()
             out.close()
         return out.out
