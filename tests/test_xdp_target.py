@@ -233,6 +233,21 @@ def test_ipv4_checksum_is_incremental_only_when_the_parser_verified_it(tmp_path:
     assert "c3po_csum_fixed(h_ipv4, 20)" in c.split("---- control")[1]
 
 
+def test_hashes_over_the_inner_frame_are_taken_before_the_frame_start_moves() -> None:
+    """Encapsulation: a hash over fields already in the frame that nothing writes before it is taken before
+    bpf_xdp_adjust_head (its table loads run beside the call), one over a field written first after it. That the
+    values are right is the suite program encap_hash's job (a hash taken too early fails it on xdp)."""
+    c = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program)
+    text = c["vxlan_gateway.bpf.c"]
+    taken = text.index("__u64 c3po_hv0 = c3po_crc16_pairs(h_ethernet + 0, 14);")
+    assert taken < text.index("bpf_xdp_adjust_head(ctx, -50)") < text.index("(c3po_hv0 | 0xc000ULL)")
+    c = XdpTarget().render(load_program(ROOT / "conformance" / "suite" / "encap_hash.yaml").program)
+    text = c["encap_hash.bpf.c"]
+    assert text.index("c3po_hv0 = c3po_crc16_pairs(h_ethernet + 0, 14)") < text.index("bpf_xdp_adjust_head(ctx, -14)")
+    assert "c3po_hv1" not in text  # the CRC-32 reads ethernet.src, written before it: taken in place
+    assert text.index("bpf_xdp_adjust_head(ctx, -14)") < text.index("c3po_crc32_pairs(h_ethernet + 6, 8)")
+
+
 def test_stack_overflow_is_reported_naming_the_limit(tmp_path: Path) -> None:
     need_tool("clang")
     src = tmp_path / "big.bpf.c"

@@ -88,6 +88,7 @@ class Scope:
     valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
     invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
     hash_in_map: bool = False  # hash inputs in the per-CPU scratch map (sc->hb) rather than on the stack
+    precomputed: dict[int, str] = field(default_factory=dict)  # id(ir.Hash) -> the C local holding its value
 
 
 def hash_slot(nbytes: int) -> int:
@@ -242,6 +243,8 @@ class Translator:
         return ptr, offs[0][0] // 8
 
     def x_Hash(self, e: ir.Hash) -> str:
+        if id(e) in self.scope.precomputed:  # taken before the frame start moved (Emitter.prehash)
+            return self.scope.precomputed[id(e)]
         sizes = [(a.width + 7) // 8 for a in e.args]
         total = sum(sizes)
         if total > 64:
