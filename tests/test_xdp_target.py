@@ -248,6 +248,37 @@ def test_hashes_over_the_inner_frame_are_taken_before_the_frame_start_moves() ->
     assert text.index("bpf_xdp_adjust_head(ctx, -14)") < text.index("c3po_crc32_pairs(h_ethernet + 6, 8)")
 
 
+def test_a_test_that_decides_as_a_miss_would_runs_before_the_lookup(tmp_path: Path) -> None:
+    """The router's router_mac entries run nop and have no counters, and its hit path sends expiring packets to
+    the host as a miss does: the TTL (hop limit) test comes first, the lookup only after it. With counters the
+    lookup is observable and stays first."""
+    text = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
+    v4 = text[text.index("parsed_st_ipv4:"):text.index("parsed_st_ipv6:")]
+    v6 = text[text.index("parsed_st_ipv6:"):]
+    assert v4.index("(c3po_get(h_ipv4 + 8, 1, 0, 8) <= 1ULL)") < v4.index("apply router_mac")
+    assert v6.index("(c3po_get(h_ipv6 + 7, 1, 0, 8) <= 1ULL)") < v6.index("apply router_mac")
+    router = (ROOT / "spec" / "examples" / "router.yaml").read_text(encoding="utf-8")
+    counted = tmp_path / "router.yaml"
+    spec = router.replace("../protocols/", os.path.relpath(ROOT / "spec" / "protocols", tmp_path) + "/")
+    start = spec.index("  router_mac:")
+    spec = spec[:start] + spec[start:].replace("    size:", "    counters: true\n    size:", 1)
+    counted.write_text(spec, encoding="utf-8")
+    text = XdpTarget().render(load_program(counted).program)["router.bpf.c"]
+    v4 = text[text.index("parsed_st_ipv4:"):text.index("parsed_st_ipv6:")]
+    assert v4.index("apply router_mac") < v4.index("(c3po_get(h_ipv4 + 8, 1, 0, 8) <= 1ULL)")
+
+
+def test_a_header_without_its_variable_part_takes_the_short_way() -> None:
+    """IPv4's options length depends on the IHL alone: the parser tests IHL 5 first (the length behind it, which
+    clang folds), verifies the checksum over 20 bytes there, and checks and skips options only otherwise."""
+    text = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
+    state = text[text.index("st_ipv4: /*"):text.index("st_ipv6: /*")]
+    fast = state.index("if ((c3po_get(h_ipv4 + 0, 1, 0, 4) == 5ULL) && ")
+    assert fast < state.index("c3po_csum_fold(c3po_csum_fixed(h_ipv4, 20))") < state.index("} else {")
+    assert state.index("} else {") < state.index("vl_ipv4 = ") < state.index("if (vl_ipv4 > 40)")
+    assert state.index("c3po_csum_var(") > state.index("} else {")
+
+
 def test_stack_overflow_is_reported_naming_the_limit(tmp_path: Path) -> None:
     need_tool("clang")
     src = tmp_path / "big.bpf.c"
