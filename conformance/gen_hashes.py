@@ -30,7 +30,7 @@ from typing import Any
 
 from c3po_compiler import ir
 from targets.xdp.control import cuckoo_key
-from targets.xdp.cuckoo import C1, C2, C3, M64, WAYS, Cuckoo, slot_bytes
+from targets.xdp.cuckoo import C1, C2, C3, M64, Cuckoo, ways_for
 from targets.xdp.layout import key_words
 
 from .gen_coverage import ClassCoverage
@@ -132,7 +132,7 @@ def fold_keys(k0: int, k1: int, buckets: int) -> dict[str, tuple[int, int] | Non
 def _table_site(tab: _Table, buckets: int, part: ClassCoverage) -> None:
     t = tab.t
     words = key_words(t)
-    cu = Cuckoo(memoryview(bytearray(buckets * WAYS * slot_bytes(words))), buckets, words)
+    cu = Cuckoo.scratch(buckets, words, ways_for(t.size))
     k0, k1 = cuckoo_key(t, _exact(tab.keyvals))
     width = 64 if words == 2 else sum(k.width for k in t.keys)
     x0 = (k0 ^ ((k1 * C3) & M64)) if words == 2 else k0
@@ -168,8 +168,8 @@ def _table_site(tab: _Table, buckets: int, part: ClassCoverage) -> None:
         ops = [_insert(mine)]
         b1, b2 = cu.hashes(*key)
         if j == 2:
-            fill = _colliding(t, cu, keyvals, {b1: WAYS}, consts | {key})[b1]
-            if len(fill) < WAYS:
+            fill = _colliding(t, cu, keyvals, {b1: cu.ways}, consts | {key})[b1]
+            if len(fill) < cu.ways:
                 part.infeasible[name] = "too few keys sharing the key's first bucket within the search"
                 continue
             ops = [*(_insert(tab.entry(k, 1)) for k in fill), _insert(mine)]

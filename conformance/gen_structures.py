@@ -39,7 +39,7 @@ from typing import Any
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
 from targets.xdp.control import cuckoo_key
-from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, slot_bytes
+from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, ways_for
 from targets.xdp.layout import key_words, table_layout
 from targets.xdp.trie import ROOT_BITS, STRIDE
 
@@ -63,8 +63,15 @@ __all__ = [
 CLASS = "table_structures"
 BITVEC_CLASS = "bitvec_ranks"
 LINEAR_CLASS = "linear_ranks"
-CUCKOO_SHAPES = (*(f"bucket{b}_slot{w}" for b in (1, 2) for w in range(WAYS)),
-                 "miss_full", "relocated", "relocated_moved", "deleted", "reinserted")
+
+
+def cuckoo_shapes(ways: int) -> tuple[str, ...]:
+    """The shapes of a cuckoo table with `ways` slots per bucket (targets/xdp/cuckoo.ways_for)."""
+    return (*(f"bucket{b}_slot{w}" for b in (1, 2) for w in range(ways)),
+            "miss_full", "relocated", "relocated_moved", "deleted", "reinserted")
+
+
+CUCKOO_SHAPES = cuckoo_shapes(WAYS)  # a large table's
 TRIE_SHAPES = ("root_nested", "split_root_slot", "node_boundaries", "shorter_after_longer", "delete_restores",
                "host_route")
 SEARCH_LIMIT = 1 << 21  # candidate keys tried for the keys that share the packet's buckets
@@ -229,7 +236,7 @@ def structure_vectors(ctx: Any) -> None:
         kind = structure_of(prog, t)
         if kind is None:
             continue
-        shapes = CUCKOO_SHAPES if kind[0] == "cuckoo" else TRIE_SHAPES
+        shapes = cuckoo_shapes(ways_for(t.size)) if kind[0] == "cuckoo" else TRIE_SHAPES
         why = ("no generated packet reaches the table" if t.name not in ctx.first_apply
                else "the table has no action an entry could name" if not any(a in prog.actions for a in t.actions)
                else None)
@@ -313,7 +320,8 @@ def _replay(cu: Cuckoo, t: ir.Table, ops: list[ControlOp]) -> dict[tuple[int, in
 def _cuckoo_shapes(tab: _Table, buckets: int) -> None:
     t, part = tab.t, tab.part
     words = key_words(t)
-    cu = Cuckoo(memoryview(bytearray(buckets * WAYS * slot_bytes(words))), buckets, words)
+    cu = Cuckoo.scratch(buckets, words, ways_for(t.size))
+    ways = cu.ways
     key = cuckoo_key(t, _exact(tab.keyvals))
     b1, b2 = cu.hashes(*key)
     consts = {cuckoo_key(t, tuple(e.match)) for e in t.entries}
@@ -324,9 +332,9 @@ def _cuckoo_shapes(tab: _Table, buckets: int) -> None:
             part.infeasible[f"{tab.name}:{s}"] = why
 
     if key in consts:
-        infeasible(list(CUCKOO_SHAPES), "the packet's key is a constant entry's")
+        infeasible(list(cuckoo_shapes(ways)), "the packet's key is a constant entry's")
         return
-    found = _colliding(t, cu, tab.keyvals, {b1: WAYS + 1} if b1 == b2 else {b1: WAYS + 1, b2: WAYS}, consts | {key})
+    found = _colliding(t, cu, tab.keyvals, {b1: ways + 1} if b1 == b2 else {b1: ways + 1, b2: ways}, consts | {key})
     in1, in2 = found[b1], found.get(b2, []) if b2 != b1 else []
     mine = tab.entry(tab.keyvals, 0)
     fill = [tab.entry(k, 1) for k in in1], [tab.entry(k, 1) for k in in2]
@@ -343,7 +351,7 @@ def _cuckoo_shapes(tab: _Table, buckets: int) -> None:
             return None
         return where
 
-    for w in range(WAYS):
+    for w in range(ways):
         shape = f"bucket1_slot{w}"
         if len(in1) < w:
             infeasible([shape], f"fewer than {w} other keys found in the packet's first bucket")
@@ -351,22 +359,22 @@ def _cuckoo_shapes(tab: _Table, buckets: int) -> None:
         ops = [*map(_insert, fill[0][:w]), _insert(mine)]
         if place(shape, ops, (b1, w), w + 1) is not None:
             tab.emit(shape, shape, ops, tab.keyvals, mine)
-    second = [f"bucket2_slot{w}" for w in range(WAYS)] + ["miss_full", "relocated", "relocated_moved"]
+    second = [f"bucket2_slot{w}" for w in range(ways)] + ["miss_full", "relocated", "relocated_moved"]
     if b1 == b2:
         infeasible(second, "both hashes of the packet's key pick the same bucket")
-    elif len(in1) < WAYS or len(in2) < WAYS:
+    elif len(in1) < ways or len(in2) < ways:
         infeasible(second, f"too few keys sharing the packet's buckets within {SEARCH_LIMIT:,} tries")
     else:
-        full1 = list(map(_insert, fill[0][:WAYS]))
-        for w in range(WAYS):
+        full1 = list(map(_insert, fill[0][:ways]))
+        for w in range(ways):
             shape = f"bucket2_slot{w}"
             ops = [*full1, *map(_insert, fill[1][:w]), _insert(mine)]
-            if place(shape, ops, (b2, w), WAYS + w + 1) is not None:
+            if place(shape, ops, (b2, w), ways + w + 1) is not None:
                 tab.emit(shape, shape, ops, tab.keyvals, mine)
-        both = [*full1, *map(_insert, fill[1][:WAYS])]
-        if place("miss_full", both, None, 2 * WAYS) is not None:
+        both = [*full1, *map(_insert, fill[1][:ways])]
+        if place("miss_full", both, None, 2 * ways) is not None:
             tab.emit("miss_full", "miss_full", both, tab.keyvals, None)
-        _relocated(tab, cu, both, mine, [*fill[0][:WAYS], *fill[1][:WAYS]], place, key)
+        _relocated(tab, cu, both, mine, [*fill[0][:ways], *fill[1][:ways]], place, key)
     _deleted(tab, cu, in1, fill[0], mine, key, place)
 
 
@@ -380,7 +388,7 @@ def _relocated(tab: _Table, cu: Cuckoo, both: list[ControlOp], mine: EntryState,
         tab.part.infeasible[f"{tab.name}:relocated"] = tab.part.infeasible[f"{tab.name}:relocated_moved"] = (
             after if isinstance(after, str) else "the packet's key found no slot")
         return
-    if place("relocated", ops, after[key], 2 * WAYS + 1) is None:
+    if place("relocated", ops, after[key], 2 * cu.ways + 1) is None:
         tab.part.infeasible[f"{tab.name}:relocated_moved"] = tab.part.infeasible[f"{tab.name}:relocated"]
         return
     tab.emit("relocated", "relocated", ops, tab.keyvals, mine)
@@ -396,20 +404,20 @@ def _deleted(tab: _Table, cu: Cuckoo, in1: list[Want], fill1: list[EntryState], 
              key: tuple[int, int], place: Callable[..., Any]) -> None:
     """The packet's key in slot 1 of its full first bucket, deleted (a stale copy behind a cleared entry), then
     its slot taken by another key and the key inserted again (now in its second bucket)."""
-    if len(in1) < WAYS + 1:
+    if len(in1) < cu.ways + 1:
         for s in ("deleted", "reinserted"):
             tab.part.infeasible[f"{tab.name}:{s}"] = "too few keys sharing the packet's first bucket"
         return
-    full = [_insert(fill1[0]), _insert(mine), *map(_insert, fill1[1:WAYS - 1])]
+    full = [_insert(fill1[0]), _insert(mine), *map(_insert, fill1[1:cu.ways - 1])]
     ops = [*full, _delete(mine)]
-    if place("deleted", ops, None, WAYS) is not None:
+    if place("deleted", ops, None, cu.ways) is not None:
         tab.emit("deleted", "deleted", ops, tab.keyvals, None)
     again = tab.entry(tab.keyvals, 2)
-    ops = [*ops, _insert(fill1[WAYS]), _insert(again)]
+    ops = [*ops, _insert(fill1[cu.ways]), _insert(again)]
     b1, b2 = cu.hashes(*key)
     if b1 == b2:
         tab.part.infeasible[f"{tab.name}:reinserted"] = "both hashes of the packet's key pick the same bucket"
-    elif place("reinserted", ops, (b2, 0), WAYS + 1) is not None:
+    elif place("reinserted", ops, (b2, 0), cu.ways + 1) is not None:
         tab.emit("reinserted", "reinserted", ops, tab.keyvals, again)
 
 

@@ -12,21 +12,21 @@ import pytest
 
 from c3po_compiler import ir, load_program
 from targets.xdp import layout as L
-from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, buckets_for, slot_bytes
+from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, buckets_for, ways_for
 
 from .conftest import need_bpf
 
 
-def _cuckoo(size: int, words: int) -> Cuckoo:
-    n = buckets_for(size)
-    return Cuckoo(memoryview(bytearray(n * WAYS * slot_bytes(words))), n, words)
+def _cuckoo(size: int, words: int, ways: int = WAYS) -> Cuckoo:
+    return Cuckoo.scratch(buckets_for(size, ways), words, ways)
 
 
+@pytest.mark.parametrize("ways", [1, WAYS])
 @pytest.mark.parametrize("words", [1, 2])
-def test_random_inserts_and_deletes_match_a_dict(words: int) -> None:
+def test_random_inserts_and_deletes_match_a_dict(words: int, ways: int) -> None:
     rng = random.Random(words)
     size = 500
-    c = _cuckoo(size, words)
+    c = _cuckoo(size, words, ways)
     ref: dict[tuple[int, int], int] = {}
     moved = 0
     for step in range(6000):
@@ -45,19 +45,20 @@ def test_random_inserts_and_deletes_match_a_dict(words: int) -> None:
         if step % 50 == 0:
             assert all(c.lookup(*k) == e for k, e in ref.items()), step
             assert c.lookup(1 << 47, 5 if words == 2 else 0) == ref.get((1 << 47, 5 if words == 2 else 0))
-    assert moved > 0, "at up to 75% load some inserts relocate entries"
-    again = Cuckoo(c.mem, c.buckets, words)  # another process reads the same array
+    assert moved > 0, "at up to 75% (one slot: 25%) load some inserts relocate entries"
+    again = Cuckoo(c.mem, c.buckets, words, ways)  # another process reads the same array
     assert again.where == c.where
 
 
-def test_the_declared_size_fits_and_a_full_table_refuses_without_writing() -> None:
-    c = _cuckoo(64, 1)
+@pytest.mark.parametrize("ways", [1, WAYS])
+def test_the_declared_size_fits_and_a_full_table_refuses_without_writing(ways: int) -> None:
+    c = _cuckoo(64, 1, ways)
     rng = random.Random(3)
     for i in range(64):
         c.insert(rng.getrandbits(64), 0, i)
     assert len(c.where) == 64
-    tiny = Cuckoo(memoryview(bytearray(2 * WAYS * slot_bytes(1))), 2, 1)
-    for i in range(2 * WAYS):
+    tiny = Cuckoo.scratch(2, 1, ways)
+    for i in range(2 * ways):
         tiny.insert(i * 7919, 0, i)
     before = bytes(tiny.mem)
     with pytest.raises(CuckooFull, match="no free slot"):
@@ -91,7 +92,8 @@ control:
 def test_auto_builds_exact_tables_as_cuckoo_and_impl_hash_keeps_the_kernel_map(tmp_path: Path) -> None:
     prog = _program(tmp_path)
     lay = L.table_layout(prog, prog.tables["fdb"])
-    assert lay.cuckoo_buckets == buckets_for(64) and L.key_words(prog.tables["fdb"]) == 1  # 48 + 16 bits
+    assert lay.cuckoo_buckets == buckets_for(64, 1) == 256 and L.key_words(prog.tables["fdb"]) == 1  # 48 + 16 bits
+    assert lay.cuckoo_ways == ways_for(64) == 1 and ways_for(256) == 1 and ways_for(257) == WAYS  # small: 1 slot
     prog = _program(tmp_path, "impl: hash")
     assert L.table_layout(prog, prog.tables["fdb"]).cuckoo_buckets == 0
 

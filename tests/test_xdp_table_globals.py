@@ -94,12 +94,13 @@ def test_cuckoo_buckets_are_a_global_up_to_4_mib(tmp_path: Path) -> None:
 
     prog = _program(tmp_path)
     small, edge, big = (L.table_layout(prog, prog.tables[n]) for n in ("small_hash", "edge_hash", "big_hash"))
-    # one-word keys (at most 64 bits): 64-byte buckets; 8, 65,536 (4 MiB: the most a global holds), 131,072
-    assert small.cuckoo_bytes == 8 * 64 and small.cuckoo_global
+    # one-word keys (at most 64 bits): 16 entries in 64 one-slot buckets of 16 bytes; larger tables 64-byte
+    # buckets of four slots: 65,536 (4 MiB: the most a global holds), 131,072
+    assert small.cuckoo_bytes == 64 * 16 and small.cuckoo_global and small.cuckoo_ways == 1
     assert edge.cuckoo_bytes == 4 << 20 and edge.cuckoo_global
     assert big.cuckoo_bytes == 8 << 20 and not big.cuckoo_global
     src = XdpTarget().build(prog, tmp_path / "b").files["source"].read_text(encoding="utf-8")
-    assert "struct t_small_hash_bucket th_small_hash[8] SEC(\".data.th_small_hash\")" in src
+    assert "struct t_small_hash_bucket th_small_hash[64] SEC(\".data.th_small_hash\")" in src
     assert "&th_small_hash[cb]" in src and "bpf_map_lookup_elem(&th_small_hash," not in src
     assert "} th_big_hash SEC(\".maps\");" in src and "bpf_map_lookup_elem(&th_big_hash, &cb)" in src
 

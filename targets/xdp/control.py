@@ -58,7 +58,7 @@ from . import XdpTarget
 from . import layout as L
 from .bitvec import BitVector
 from .ctext import entry_name
-from .cuckoo import WAYS, Cuckoo, CuckooFull, slot_bytes
+from .cuckoo import Cuckoo, CuckooFull
 from .libbpf import BpfObject, errno_text, lib
 from .readme import entry_key, linear_entry
 from .trie import Trie, TrieFull, build, replacement_for
@@ -377,8 +377,8 @@ class CuckooMaps(_MappedTable):
 
     def __init__(self, t: ir.Table, lay: L.TableLayout, th_fd: int, tv_fd: int) -> None:
         words = L.key_words(t)
-        super().__init__(t, lay, th_fd, lay.cuckoo_buckets * WAYS * slot_bytes(words), tv_fd)
-        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words)
+        super().__init__(t, lay, th_fd, lay.cuckoo_bytes, tv_fd)
+        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words, lay.cuckoo_ways)
 
 
 class BitVecMaps:

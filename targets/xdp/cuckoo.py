@@ -2,9 +2,10 @@
 
 The data plane (`Emitter.cuckoo_lookup`) hashes the key (the table's key fields concatenated in key order, at
 most 128 bits, as two u64 words k0 = low bits, k1 = high bits) with two multiply-shift functions to two buckets
-of 4 slots, and compares the key with each occupied slot of the first bucket, then of the second: two loads of
-one 64- or 96-byte bucket, no helper call, no jhash. A slot is {u64 k0[, u64 k1], u32 entry + 1, u32 0}; entry
-0 is a free slot. Buckets are a power of two, at most 75% full when the table holds its declared size.
+of 4 slots (1 slot in tables of at most 256 entries, `ways_for`), and compares the key with each occupied slot of
+the first bucket, then of the second: no helper call, no jhash. A slot is {u64 k0[, u64 k1], u32 entry + 1,
+u32 0}; entry 0 is a free slot. Buckets are a power of two, at most 75% full (4 slots) or 25% full (1 slot) when
+the table holds its declared size.
 
 An insert takes a free slot in either bucket; when both are full, it moves entries to their other bucket along
 the shortest path to a free slot (breadth-first, bounded). Writes are made for packets in flight: a slot's key
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 from collections import deque
 
-WAYS = 4
+WAYS = 4  # slots per bucket of a large table
+SMALL = 256  # tables of at most this many entries get one-slot buckets, four times as many as entries
 C1 = 0x9E3779B97F4A7C15  # multiply-shift constants (odd): the golden ratio and a splitmix64 constant
 C2 = 0xC2B2AE3D27D4EB4F
 C3 = 0xBF58476D1CE4E5B9  # folds the high word in
@@ -29,9 +31,17 @@ MAX_PATH = 5  # relocation depth: 4 + 4*4 + ... slots looked at, enough below 75
 LOAD = 3  # slots per bucket counted when sizing: 3 of 4, so the declared size fills at most 75%
 
 
-def buckets_for(size: int) -> int:
+def ways_for(size: int) -> int:
+    """Slots per bucket. A lookup that misses reads every slot of both buckets, and each is a load and a branch:
+    the router-MAC table's misses (frames for another host) cost 5.6-6.8 ns more with four slots than with one
+    (docs/performance.md). Small tables take one slot per bucket, at a quarter full (the best hand-written
+    router's 256 slots for 64 MACs); large ones keep four, 75% full, for their memory."""
+    return 1 if size <= SMALL else WAYS
+
+
+def buckets_for(size: int, ways: int = WAYS) -> int:
     n = 2
-    while n * LOAD < size:
+    while n * (LOAD if ways == WAYS else 1) < size * (1 if ways == WAYS else 4):
         n *= 2
     return n
 
@@ -45,16 +55,22 @@ class CuckooFull(Exception):
 
 
 class Cuckoo:
-    def __init__(self, mem: memoryview, buckets: int, words: int) -> None:
-        if buckets & (buckets - 1) or buckets < 2 or words not in (1, 2):
-            raise ValueError("buckets must be a power of two >= 2, words 1 or 2")
+    def __init__(self, mem: memoryview, buckets: int, words: int, ways: int = WAYS) -> None:
+        if buckets & (buckets - 1) or buckets < 2 or words not in (1, 2) or ways not in (1, WAYS):
+            raise ValueError(f"buckets must be a power of two >= 2, words 1 or 2, ways 1 or {WAYS}")
         self.mem = mem
+        self.ways = ways
         self.buckets = buckets
         self.bits = buckets.bit_length() - 1
         self.words = words
         self.slot = slot_bytes(words)
         self.where: dict[tuple[int, int], tuple[int, int]] = {}  # (k0, k1) -> (bucket, way)
         self.scan()
+
+    @classmethod
+    def scratch(cls, buckets: int, words: int, ways: int) -> Cuckoo:
+        """An empty table in private memory (the conformance generator's replays)."""
+        return cls(memoryview(bytearray(buckets * ways * slot_bytes(words))), buckets, words, ways)
 
     # -- what the C computes ---------------------------------------------------------------------------------
 
@@ -66,7 +82,7 @@ class Cuckoo:
     # -- memory ------------------------------------------------------------------------------------------------
 
     def _off(self, b: int, w: int) -> int:
-        return (b * WAYS + w) * self.slot
+        return (b * self.ways + w) * self.slot
 
     def _read(self, b: int, w: int) -> tuple[int, int, int]:
         o = self._off(b, w)
@@ -93,27 +109,27 @@ class Cuckoo:
         """Where each key is, read from the array (it is its own record)."""
         self.where = {}
         for b in range(self.buckets):
-            for w in range(WAYS):
+            for w in range(self.ways):
                 k0, k1, e = self._read(b, w)
                 if e:
                     self.where[(k0, k1)] = (b, w)
 
     def reset(self) -> None:
-        self.mem[:self.buckets * WAYS * self.slot] = bytes(self.buckets * WAYS * self.slot)
+        self.mem[:self.buckets * self.ways * self.slot] = bytes(self.buckets * self.ways * self.slot)
         self.where = {}
 
     # -- entries -----------------------------------------------------------------------------------------------
 
     def lookup(self, k0: int, k1: int = 0) -> int | None:
         for b in self.hashes(k0, k1):
-            for w in range(WAYS):
+            for w in range(self.ways):
                 s0, s1, e = self._read(b, w)
                 if e and s0 == k0 and s1 == k1:
                     return e - 1
         return None
 
     def _free_way(self, b: int) -> int | None:
-        for w in range(WAYS):
+        for w in range(self.ways):
             if not self._read(b, w)[2]:
                 return w
         return None
@@ -127,7 +143,7 @@ class Cuckoo:
         path = self._path(k0, k1)
         if path is None:
             raise CuckooFull(f"no free slot within {MAX_PATH} moves of either bucket ({len(self.where):,} keys in "
-                             f"{self.buckets * WAYS:,} slots)")
+                             f"{self.buckets * self.ways:,} slots)")
         # path: [(bucket, way), ...] from the key's bucket to a free slot; move from the end backwards
         for (b_from, w_from), (b_to, w_to) in zip(reversed(path[:-1]), reversed(path[1:]), strict=True):
             s0, s1, e = self._read(b_from, w_from)
@@ -145,7 +161,7 @@ class Cuckoo:
             w = self._free_way(b)
             if w is not None:
                 return [(b, w)]
-        queue: deque[list[tuple[int, int]]] = deque([[(b, w)] for b in starts for w in range(WAYS)])
+        queue: deque[list[tuple[int, int]]] = deque([[(b, w)] for b in starts for w in range(self.ways)])
         seen = set(starts)
         while queue:
             path = queue.popleft()
@@ -161,7 +177,7 @@ class Cuckoo:
             free = self._free_way(alt)
             if free is not None:
                 return [*path, (alt, free)]
-            queue.extend([*path, (alt, w2)] for w2 in range(WAYS))
+            queue.extend([*path, (alt, w2)] for w2 in range(self.ways))
         return None
 
     def delete(self, k0: int, k1: int = 0) -> None:

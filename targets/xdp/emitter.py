@@ -1001,7 +1001,7 @@ class Emitter:
         out.close()
 
     def cuckoo_lookup(self, out: Lines, t: ir.Table, lay: L.TableLayout, ktr: Translator) -> None:
-        """Two buckets of the table's cuckoo hash (targets/xdp/cuckoo.py), 4 slots each, compared in registers:
+        """Two buckets of the table's cuckoo hash (targets/xdp/cuckoo.py), 1 or 4 slots each, compared in registers:
         the key fields concatenated in key order (the first is the most significant), k0 its low 64 bits."""
         words = L.key_words(t)
         kt = "c3po_u128" if words > 1 else "__u64"
@@ -1026,7 +1026,7 @@ class Emitter:
             else:
                 out.add(f"struct t_{t.name}_bucket *b = bpf_map_lookup_elem(&th_{t.name}, &cb);")
                 out.open("if (b) {")
-            for w in range(4):
+            for w in range(lay.cuckoo_ways):
                 same = f"b->s[{w}].entry && b->s[{w}].k0 == k0" + (f" && b->s[{w}].k1 == k1" if words > 1 else "")
                 out.add(f"{'' if w == 0 else 'else '}if ({same})")
                 out.add(f"\tce = b->s[{w}].entry;")

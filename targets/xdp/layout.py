@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from c3po_compiler import ir
 
 from .bitvec import BitVecLayout, chosen
-from .cuckoo import WAYS, buckets_for, slot_bytes
+from .cuckoo import buckets_for, slot_bytes, ways_for
 from .images import simple
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
@@ -69,7 +69,7 @@ def cuckoo_buckets(t: ir.Table, kind: str) -> int:
     fits = sum(k.width for k in t.keys) <= ir.CUCKOO_MAX_BITS
     if kind != "hash" or not fits or t.impl.kind not in ("auto", "cuckoo"):
         return 0
-    return buckets_for(t.size)
+    return buckets_for(t.size, ways_for(t.size))
 
 
 def key_words(t: ir.Table) -> int:
@@ -155,6 +155,7 @@ class TableLayout:
     raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Trie tables whose leaves hold the entry's action data itself (`trie_leaf`), None: entry + 1 in the leaf.
     leaf: TrieLeaf | None = None
+    cuckoo_ways: int = 0  # slots per bucket of a cuckoo table (cuckoo.ways_for)
 
     @property
     def direct_global(self) -> bool:
@@ -163,7 +164,7 @@ class TableLayout:
 
     @property
     def cuckoo_bytes(self) -> int:
-        return self.cuckoo_buckets * WAYS * slot_bytes(1 if sum(k.width for k in self.keys) <= 64 else 2)
+        return self.cuckoo_buckets * self.cuckoo_ways * slot_bytes(1 if sum(k.width for k in self.keys) <= 64 else 2)
 
     @property
     def cuckoo_global(self) -> bool:
@@ -325,7 +326,8 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
                     tuple(i for a, i in table_ids.items() if a not in t.actions)) if kind == "linear" else None
     return TableLayout(t.name, kind, keys, key_size, slots,
                        table_ids, arg_slots, word_bytes, nodes,
-                       buckets, bitvec, percpu, default_elem, raw, leaf)
+                       buckets, bitvec, percpu, default_elem, raw, leaf,
+                       cuckoo_ways=ways_for(t.size) if buckets else 0)
 
 
 def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:

@@ -63,7 +63,7 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
     if lay.percpu:
         how = "per-CPU array indexed by the key, the action data and the entry's counter in one element"
     if lay.cuckoo_buckets:
-        how = (f"cuckoo hash ({lay.cuckoo_buckets:,} buckets of 4, two multiply-shift hashes), entries recorded in "
+        how = (f"cuckoo hash ({lay.cuckoo_buckets:,} buckets of {lay.cuckoo_ways}, two multiply-shift hashes), entries recorded in "
                "a hash map")
     if lay.bitvec:
         how = (f"bit-vector classifier ({len(lay.bitvec.parts)} tables of match bits, {lay.bitvec.image_bytes:,} bytes "
@@ -98,7 +98,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
             "trie_copied": L.trie_copied_slots(lay.trie_nodes) if lay.trie_nodes else 0,
             "trie_leaf": lay.leaf.describe() if lay.leaf else "",
-            "cuckoo_buckets": lay.cuckoo_buckets, "key_words": L.key_words(t),
+            "cuckoo_buckets": lay.cuckoo_buckets, "cuckoo_ways": lay.cuckoo_ways, "key_words": L.key_words(t),
             "search": ("bitvec" if lay.bitvec else linear_search(t, lay)) if lay.kind == "linear" else "",
             "bitvec": lay.bitvec and [(f"k{p.key}_{p.byte}" if p.byte >= 0 else f"k{p.key}_range", p.words,
                                         t.keys[p.key].text + (f", byte {p.byte}" if p.byte >= 0 else ", range"))
