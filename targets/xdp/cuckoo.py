@@ -40,8 +40,10 @@ def ways_for(size: int) -> int:
 
 
 def buckets_for(size: int, ways: int = WAYS) -> int:
+    """Four-slot buckets for `size` at 75% (LOAD of each bucket's slots), one-slot buckets at 25% (4 per entry)."""
+    slots, need = (LOAD, size) if ways == WAYS else (1, 4 * size)
     n = 2
-    while n * (LOAD if ways == WAYS else 1) < size * (1 if ways == WAYS else 4):
+    while n * slots < need:
         n *= 2
     return n
 

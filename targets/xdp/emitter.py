@@ -438,15 +438,14 @@ class Emitter:
                 walk = inst.walk_tlv and vl.tlv is not None
                 # Most frames have no variable part (IPv4 without options): its checks and the checksum's variable
                 # part only where there is one. Measured on the router's IPv4 frames: 2.5-6 ns less per packet.
-                zero = None if walk else empty_tail_test(ht, tr)
-                if zero is not None:  # one field tested for the value with no variable part (IHL 5)
-                    out.open(f"if ({zero} && {length} == 0) {{ /* no variable part: {ht.fixed_bytes} bytes */")
+                if not walk:  # one field tested first for the value with no variable part (IHL 5), where it can be
+                    zero = empty_tail_test(ht, tr)
+                    out.open(f"if ({f'{zero} && ' if zero else ''}{length} == 0) {{ /* no variable part: "
+                             f"{ht.fixed_bytes} bytes */")
                     verify(True)
                     out.close("} else {")
                     out.depth += 1
                 out.add(f"{vlv} = {length}; /* {vl.name}: at most {vl.max_bytes} bytes */")
-                if zero is None and not walk:
-                    out.open(f"if ({vlv}) {{ /* a variable part: bounds, then skip it */")
                 out.add(f"if ({vlv} > {vl.max_bytes})")
                 out.add("\tgoto perr_bad_length;")
                 out.add(f"if (cur + {vlv} > end)")
@@ -455,14 +454,7 @@ class Emitter:
                     self.tlv_walk(out, inst, ptr)
                 out.add(f"cur += {vlv};")
                 verify(False)
-                if zero is None and not walk:
-                    if st.verify:
-                        out.close("} else {")
-                        out.depth += 1
-                        out.add(f"/* no variable part: {ht.fixed_bytes} bytes */")
-                        verify(True)
-                    out.close()
-                elif zero is not None:
+                if not walk:
                     out.close()
 
         def ptr_in_parser(n: str, index: int | str | None) -> str:
