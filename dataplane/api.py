@@ -195,8 +195,10 @@ class Table:
             self.dp._remove(self.name, old)
 
     def entries(self, counters: bool = True) -> list[Entry]:
-        """Entries in match order: priority-ordered tables by priority (highest first), then install order."""
-        return self.dp._entries(self.name, counters=counters)
+        """Entries in match order: priority-ordered tables by priority (highest first), then install order. Read
+        under the lock, as a change by another command is either wholly there or not at all."""
+        with self.dp.locked():
+            return self.dp._entries(self.name, counters=counters)
 
     def clear(self) -> int:
         """Delete every entry (constant ones too: the spec's are put back by `apply` of an empty file only if
@@ -327,8 +329,9 @@ class Dataplane(ABC):
         return diff
 
     def dump(self, counters: bool = False) -> tuple[dict[str, list[Entry]], dict[str, tuple[str, tuple[int, ...]]]]:
-        tables = {n: self._entries(n, counters=counters) for n in self.prog.tables}
-        defaults = {n: self._get_default(n) for n in self.prog.tables}
+        with self.locked():
+            tables = {n: self._entries(n, counters=counters) for n in self.prog.tables}
+            defaults = {n: self._get_default(n) for n in self.prog.tables}
         return tables, defaults
 
     def locked(self) -> Any:
@@ -373,8 +376,9 @@ class Dataplane(ABC):
 
     def status(self) -> dict[str, Any]:
         """What `c3po status` shows beyond the registry record: per table entries / size."""
-        return {"tables": {n: {"entries": len(self._entries(n, counters=False)), "size": t.size}
-                           for n, t in self.prog.tables.items()}}
+        with self.locked():
+            return {"tables": {n: {"entries": len(self._entries(n, counters=False)), "size": t.size}
+                               for n, t in self.prog.tables.items()}}
 
     def close(self) -> None:
         """Release this process's handles; the program keeps running (unload stops it)."""

@@ -138,6 +138,13 @@ def get(name: str) -> tuple[Record, ir.Program]:
     return Record.from_json(data), prog
 
 
+def unfinished(name: str) -> Path:
+    """The mark a command holding the program's lock leaves in its record while it changes the tables, removed
+    when it is done: the next holder that finds it knows the last one died half-way (kill -9, out of memory)
+    and repairs what packets read from the tables' records before going on."""
+    return run_dir() / check_name(name) / "unfinished"
+
+
 def names() -> list[str]:
     d = run_dir()
     if not d.is_dir():

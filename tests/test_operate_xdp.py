@@ -320,6 +320,99 @@ def test_kill_9_mid_apply_leaves_a_consistent_program(one_port: str, tmp_path: P
     assert not (Path("/sys/fs/bpf/c3po") / name).exists()
 
 
+class Died(BaseException):
+    """A command killed half-way (a BaseException: nothing on the way catches it, as nothing runs after kill -9)."""
+
+
+def test_a_route_cut_short_is_repaired_by_the_next_command(one_port: str, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deterministic twin of the kill -9 test: a command adding 10.16.0.0/12 (16 root slots of the router's
+    trie) dies after writing two of them, before the table's record. The kernel's array then routes two of the
+    sixteen; the next command (a dump) finds the mark the dead one left, puts the slots back as the record
+    says, and the route can be added again, whole."""
+    from c3po_compiler.expr import KeyElem
+    from dataplane import registry
+    from targets.xdp.control import open as open_dp
+    from targets.xdp.trie import Trie
+
+    name = f"rtk{os.getpid()}"
+    c3po(capsys, "load", ROUTER, "-t", "xdp", "--netns", one_port, "--dev", "p0", "--name", name)
+    route = [KeyElem("prefix", 10 << 24 | 16 << 16, 12)]
+    record, prog = registry.get(name)
+    dp = open_dp(prog, record)
+    writes = []
+    real_set = Trie._set
+
+    def dying_set(self: Trie, s: int, value: int) -> None:
+        if len(writes) == 2:
+            raise Died
+        writes.append(s)
+        real_set(self, s, value)
+
+    monkeypatch.setattr(Trie, "_set", dying_set)
+    with pytest.raises(Died):
+        dp.table("routes_v4").add(route, "set_nexthop", (7,))
+    monkeypatch.setattr(Trie, "_set", real_set)
+    assert registry.unfinished(name).exists()
+    slots = dp._trie_maps_of("routes_v4").slots  # the kernel's array, read without the lock
+    first = 10 << 8 | 16
+    assert sorted(writes) == [first, first + 1] and all(slots[s] for s in writes)
+    assert not any(slots[first + 2:first + 16].tolist())
+
+    entries = json.loads(c3po(capsys, "table", name, "routes_v4", "dump", "--json"))["entries"]
+    assert len(entries) == 4  # the record: the spec's four routes, not the half-added one
+    assert not registry.unfinished(name).exists()
+    assert not any(slots[first:first + 16].tolist()), "the next command took the half-written route back out"
+    dp.table("routes_v4").add(route, "set_nexthop", (7,))
+    assert len(set(slots[first:first + 16].tolist())) == 1 and slots[first]
+    assert not registry.unfinished(name).exists()
+    dp.close()
+    c3po(capsys, "unload", name)
+
+
+def test_a_priority_insert_cut_short_mid_shift_is_repaired(one_port: str, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """acl_firewall's priority array: an insert at the front moves every entry one slot back, from the end; a
+    command dying after the first move leaves the last entry in two slots. The next command drops the copy
+    and reads back exactly the entries there were."""
+    from c3po_compiler import load_program
+    from c3po_compiler.lower import MAX_PRIORITY
+    from dataplane import registry
+    from dataplane.syntax import parse_match
+    from targets.xdp.control import XdpDataplane
+    from targets.xdp.control import open as open_dp
+
+    spec = ROOT / "spec" / "examples" / "acl_firewall.yaml"
+    name = f"acl{os.getpid()}"
+    c3po(capsys, "load", str(spec), "-t", "xdp", "--netns", one_port, "--dev", "p0", "--name", name)
+    prog = load_program(spec).program
+    table = next(t for t in prog.tables.values() if t.uses_priority)
+    before = json.loads(c3po(capsys, "table", name, table.name, "dump", "--json"))["entries"]
+    assert len(before) >= 2, "moves to cut short"
+    record, prog = registry.get(name)
+    dp = open_dp(prog, record)
+    real_update = XdpDataplane._update
+    writes = []
+
+    def dying_update(self: XdpDataplane, fd: int, key: bytes, value: bytes) -> None:
+        if fd == self._map(f"t_{table.name}") and len(writes) == 1:
+            raise Died
+        if fd == self._map(f"t_{table.name}"):
+            writes.append(key)
+        real_update(self, fd, key, value)
+
+    monkeypatch.setattr(XdpDataplane, "_update", dying_update)
+    drop = next(a for a in table.actions if not prog.actions[a].params)
+    with pytest.raises(Died):
+        dp.table(table.name).add(parse_match(table, []), drop, (), priority=MAX_PRIORITY)
+    monkeypatch.setattr(XdpDataplane, "_update", real_update)
+    dp.close()
+    assert registry.unfinished(name).exists()
+    assert json.loads(c3po(capsys, "table", name, table.name, "dump", "--json"))["entries"] == before
+    assert not registry.unfinished(name).exists()
+    c3po(capsys, "unload", name)
+
+
 def test_a_split_parser_loads_and_its_tail_calls_work_after_the_command(one_port: str, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """A program split into tail-called parts (which `ip link ... xdp obj` cannot load) loads like any other:

@@ -547,10 +547,68 @@ class XdpDataplane(Dataplane):
             return
         with self._file_lock():
             self._depth, self._cache = 1, {}
+            mark = registry.unfinished(self.name)
             try:
-                yield
+                if mark.exists():
+                    self._recover()
+                if mark.parent.is_dir():
+                    mark.touch(0o600)
+                try:
+                    yield
+                except ControlError:  # refused before writing, or after putting back what it wrote
+                    mark.unlink(missing_ok=True)
+                    raise
+                mark.unlink(missing_ok=True)
             finally:
                 self._depth, self._cache = 0, None
+
+    def _recover(self) -> None:
+        """The last command to hold the lock died in the middle of a change. Each table's record (the map its
+        entries are read from) is what the program holds; what packets read besides it -- action data, trie
+        slots, cuckoo slots, a direct table's global copy, a priority table's array mid-shift and its
+        classifier images -- is made to agree with it, each write one a packet in flight may see."""
+        for tname in sorted(self.prog.tables):
+            t, lay = self.prog.tables[tname], self.layouts[tname]
+            if lay.kind == "linear":
+                self._recover_linear(tname)
+                continue
+            rows = self._state(tname).rows()
+            if lay.trie_nodes or lay.cuckoo_buckets:
+                maps: _MappedTable = self._trie_maps_of(tname) if lay.trie_nodes else self._cuckoo(tname)
+                for e, index, _ in rows:  # the data first, then the slots that lead to it
+                    maps.write_value(index, L.encode_value(lay, e.action, e.args, index), keep_count=True)
+                if lay.trie_nodes:
+                    tr = self._trie(tname)
+                    tr.trie.repair([(prefix, plen, i) for (plen, prefix), i in tr.routes.items()])
+                else:
+                    self._cuckoo(tname).cuckoo.repair({cuckoo_key(t, e.match): i for e, i, _ in rows})
+            elif lay.direct_global:
+                fd = self._map(f"t_{tname}")
+                for key, raw in self._array(fd, 1 << t.keys[0].width, lay.value_size):
+                    self._copy_of(tname).write(key, raw or bytes(lay.value_size))
+
+    def _recover_linear(self, tname: str) -> None:
+        """A priority table killed while entries moved holds one of them in two adjacent slots: the copy is
+        dropped, the entries behind it move up from the front (each stays visible), then the images are
+        rebuilt from the array."""
+        st = self._state(tname)
+        fd, size = self._map(f"t_{tname}"), self.layouts[tname].entry_size
+        keep: list[bytes] = []
+        seen: set[int] = set()
+        for _, index, slot in st.linear:
+            if index not in seen:
+                seen.add(index)
+                raw = self._lookup(fd, slot, size)
+                assert raw is not None
+                keep.append(raw)
+        if len(keep) != len(st.linear):
+            for k, raw in enumerate(keep):
+                self._update(fd, k.to_bytes(4, "little"), raw)
+            for k in range(len(keep), len(st.linear)):
+                self._update(fd, k.to_bytes(4, "little"), bytes(size))
+            assert self._cache is not None
+            del self._cache[tname]
+        self._publish(tname)
 
     # ---- entries
     def _decode_value(self, lay: L.TableLayout, raw: bytes) -> tuple[str, tuple[int, ...], int]:
@@ -723,10 +781,13 @@ class XdpDataplane(Dataplane):
         else:
             self._update(self._map(f"t_{table}"), key, value)
         if lay.direct_global:
-            copy = self._direct_copies.get(table)
-            if copy is None:
-                copy = self._direct_copies[table] = DirectCopy(lay, self._map(direct_copy_map(table)))
-            copy.write(key, value)
+            self._copy_of(table).write(key, value)
+
+    def _copy_of(self, table: str) -> DirectCopy:
+        copy = self._direct_copies.get(table)
+        if copy is None:
+            copy = self._direct_copies[table] = DirectCopy(self.layouts[table], self._map(direct_copy_map(table)))
+        return copy
 
     def _percpu_counter(self, fd: int, index: int) -> Counter:
         raw = self._lookup(fd, index.to_bytes(4, "little"), COUNTER_BYTES * self.ncpu) or b""

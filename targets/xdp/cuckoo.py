@@ -182,6 +182,34 @@ class Cuckoo:
             queue.extend([*path, (alt, w2)] for w2 in range(self.ways))
         return None
 
+    def repair(self, want: dict[tuple[int, int], int]) -> int:
+        """After a writer died half-way through a change (a killed command): the slots made what `want`
+        {(k0, k1): entry}, the record, says. A key the record lacks (a half-done insert), one seen twice (a move
+        copied, not yet cleared) or outside its two buckets is cleared; a wrong entry is re-pointed; a key the
+        record has and no slot holds (a half-done delete) is inserted again. Returns how many slots changed."""
+        fixed = 0
+        seen: set[tuple[int, int]] = set()
+        for b in range(self.buckets):
+            for w in range(self.ways):
+                k0, k1, e = self._read(b, w)
+                if not e:
+                    continue
+                entry = want.get((k0, k1))
+                if entry is None or (k0, k1) in seen or b not in self.hashes(k0, k1):
+                    self._clear(b, w)
+                    fixed += 1
+                    continue
+                seen.add((k0, k1))
+                if e != entry + 1:
+                    self._write(b, w, k0, k1, entry + 1)
+                    fixed += 1
+        self.scan()
+        for (k0, k1), entry in sorted(want.items()):
+            if (k0, k1) not in seen:
+                self.insert(k0, k1, entry)
+                fixed += 1
+        return fixed
+
     def delete(self, k0: int, k1: int = 0) -> None:
         at = self.where.pop((k0, k1), None)
         if at is not None:

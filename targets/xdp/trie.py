@@ -30,6 +30,7 @@ the old or the new data, but a modify covering many slots is not atomic across t
 
 from __future__ import annotations
 
+import array
 import mmap
 from collections.abc import Callable, Iterable
 
@@ -105,14 +106,15 @@ class Trie:
         return used
 
     def _adopt(self, routes: Iterable[tuple[int, int, int]], used: set[int]) -> None:
-        """The owners of a leaf trie opened on an array already in use: the root and the nodes in use copied
-        (links as they are), then each route, shortest first, written over every slot of its region that is not a
-        link, into the owners only (the packets' array already holds their leaves): a slot ends with the longest
-        route that covers it, and a slot no route covers is 0 in both."""
+        """The owners of a leaf trie opened on an array already in use: the links of the root and the nodes in
+        use copied (every other slot 0), then each route, shortest first, written over every slot of its region
+        that is not a link, into the owners only (the packets' array already holds their leaves): a slot ends with
+        the longest route that covers it, and a slot no route covers is 0. A leaf no route accounts for (a writer
+        killed half-way) is thus never taken for an owner; `repair` rewrites it."""
         a, out = self.a, self.out
         for n in [0, *used]:
             first, count = (0, 1 << ROOT_BITS) if n == 0 else (n * FANOUT, FANOUT)
-            a[first:first + count] = out[first:first + count]
+            a[first:first + count] = _array([s if s & TRIE_NODE else 0 for s in out[first:first + count].tolist()])
         for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
             region = self._region(prefix, plen, create=False)
             if region is not None:
@@ -188,6 +190,52 @@ class Trie:
         for parent, node in reversed(path):  # nodes on the way that now mean one thing go back to a leaf
             if not self._collapse(parent, node):
                 break
+
+    def repair(self, routes: Iterable[tuple[int, int, int]]) -> int:
+        """After a writer died half-way through a change (a killed command): every slot packets can reach made
+        what `routes` [(prefix, plen, entry)], the record, say -- the longest route covering all the slot stands
+        for, or 0 -- and every route reachable (a node a half-done delete collapsed is made again): the change is
+        undone or completed as the record has it. Every slot in use is visited, so this runs only then;
+        `plen_of` (and `leaf_of`) must know every entry of `routes`. Returns how many slots were rewritten."""
+        by = {(plen, prefix): entry for prefix, plen, entry in routes}
+        want = [0] * (1 << ROOT_BITS)  # the root: each route of at most ROOT_BITS bits over its span, longer later
+        for (plen, prefix), entry in sorted(by.items()):
+            if plen <= ROOT_BITS:
+                first, span = prefix >> (self.width - ROOT_BITS), 1 << (ROOT_BITS - plen)
+                want[first:first + span] = [entry + 1] * span
+        fixed = 0
+        todo: list[tuple[int, int, int, int]] = []  # (node, the prefix bits leading to it, their count, its default)
+        for s, leaf in enumerate(want):
+            fixed += self._repair_slot(s, leaf, s, ROOT_BITS, todo)
+        while todo:
+            node, bits, depth, inherited = todo.pop()
+            top = depth + STRIDE
+            for i in range(FANOUT):
+                p = bits << STRIDE | i
+                leaf = inherited
+                for plen in range(top, depth, -1):  # the longest route that ends inside this stride
+                    found = by.get((plen, (p >> (top - plen)) << (self.width - plen)))
+                    if found is not None:
+                        leaf = found + 1
+                        break
+                fixed += self._repair_slot(node * FANOUT + i, leaf, p, top, todo)
+        for (plen, prefix), entry in sorted(by.items()):
+            if self._region(prefix, plen, create=False) is None:
+                self.insert(prefix, plen, entry)
+                fixed += 1
+        return fixed
+
+    def _repair_slot(self, s: int, leaf: int, bits: int, depth: int, todo: list[tuple[int, int, int, int]]) -> int:
+        """One slot of `repair`: a link is followed (its node's default is `leaf`), any other value made `leaf`."""
+        cur = self.a[s]
+        if cur & TRIE_NODE and FIRST_NODE <= cur & ~TRIE_NODE < FIRST_NODE + self.nodes and depth < self.width:
+            todo.append((cur & ~TRIE_NODE, bits, depth, leaf))
+            return 0
+        out = leaf if self.leaf_of is None or not leaf else self.leaf_of(leaf - 1)
+        if cur == leaf and self.out[s] == out and (s >= self.copied or self.root[s] == out):  # type: ignore[index]
+            return 0
+        self._set(s, leaf)
+        return 1
 
     def rewrite(self, prefix: int, plen: int, entry: int) -> None:
         """After the data of route prefix/plen (`entry`) changed: its new leaf into every slot it owns. Nothing
@@ -289,6 +337,10 @@ class Trie:
 
 def _repeat(value: int, n: int) -> memoryview:
     return memoryview(value.to_bytes(4, "little") * n).cast("I")
+
+
+def _array(values: list[int]) -> memoryview:
+    return memoryview(array.array("I", values)).cast("B").cast("I")
 
 
 def replacement_for(prefix: int, plen: int, width: int, routes: dict[tuple[int, int], int]) -> int | None:
