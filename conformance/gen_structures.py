@@ -38,7 +38,7 @@ from typing import Any
 
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
-from targets.xdp.control import cuckoo_key
+from targets.xdp.control import cuckoo_key, cuckoo_key_values
 from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, ways_for
 from targets.xdp.layout import key_words, table_layout
 from targets.xdp.trie import ROOT_BITS, STRIDE
@@ -270,18 +270,15 @@ def _exact(keyvals: Want) -> tuple[KeyElem, ...]:
 
 
 def _split(t: ir.Table, v: int) -> Want:
-    """Key values from their concatenation in key order (the first key the most significant: `cuckoo_key`)."""
-    out = []
-    for k in reversed(t.keys):
-        out.append(v & ((1 << k.width) - 1))
-        v >>= k.width
-    return tuple(reversed(out))
+    """Key values from the two words `cuckoo_key` gives (v = k1 << 64 | k0)."""
+    return cuckoo_key_values(t, v & ((1 << 64) - 1), v >> 64)
 
 
 def _colliding(t: ir.Table, cu: Cuckoo, start: Want, wants: dict[int, int],
                avoid: set[tuple[int, int]]) -> dict[int, list[Want]]:
     """Per bucket in `wants`, up to that many key tuples whose first hash is that bucket: the packet's key with
-    its low bits varied (the last key field), so a steered packet changes one field."""
+    its low bits varied (the last key field; the first byte of the first field of a key in memory order,
+    layout.cuckoo_raw_key), so a steered packet changes one field."""
     k0, k1 = cuckoo_key(t, _exact(start))
     v = k1 << 64 | k0
     found: dict[int, list[Want]] = {b: [] for b in wants}

@@ -14,7 +14,7 @@ from c3po_compiler import ir, load_program
 from targets.xdp import layout as L
 from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, buckets_for, ways_for
 
-from .conftest import need_bpf
+from .conftest import ROOT, need_bpf
 
 
 def _cuckoo(size: int, words: int, ways: int = WAYS) -> Cuckoo:
@@ -136,3 +136,26 @@ def test_the_kernel_program_finds_what_the_control_plane_placed(tmp_path: Path) 
         assert port(macs[2] ^ 1) is None
     finally:
         driver.close()
+
+
+def test_a_key_of_whole_byte_fields_is_the_frame_bytes_as_they_lie(tmp_path: Path) -> None:
+    """fdb's key (ethernet.dst, ethernet.ethertype: 64 bits of whole bytes) is hashed and compared as the frame's
+    eight bytes read as one little-endian word: the generated lookup loads them without a byte swap, and the
+    control plane's key is those bytes; key values and key words convert both ways. A key with a 12-bit field
+    keeps the numeric concatenation."""
+    from targets.xdp import XdpTarget
+    from targets.xdp.control import cuckoo_key, cuckoo_key_values
+
+    prog = _program(tmp_path)
+    t = prog.tables["fdb"]
+    assert L.cuckoo_raw_key(t)
+    mac, etype = 0x0200000000AB, 0x86DD
+    frame = mac.to_bytes(6, "big") + etype.to_bytes(2, "big")
+    assert cuckoo_key(t, (ir.KeyElem("value", mac), ir.KeyElem("value", etype))) == \
+        (int.from_bytes(frame, "little"), 0)
+    assert cuckoo_key_values(t, int.from_bytes(frame, "little")) == (mac, etype)
+    src = XdpTarget().render(prog)[f"{prog.name}.bpf.c"]
+    assert "kv = c3po_ld_raw(h_ethernet + 0, 6) | (c3po_ld_raw(h_ethernet + 12, 2) << 48);" in src
+    l2 = load_program(ROOT / "spec" / "examples" / "l2_switch.yaml").program  # fdb: meta.vid (12 bits), MAC
+    assert not L.cuckoo_raw_key(l2.tables["fdb"])
+    assert "kv = ((__u64)m_vid << 48) | (__u64)" in XdpTarget().render(l2)["l2_switch.bpf.c"]

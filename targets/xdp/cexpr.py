@@ -135,6 +135,20 @@ class Translator:
         zero = const(0, e.width)
         return f"({ptr} ? {field_access(f.offset, f.width).get(ptr)} : {zero})"
 
+    def raw(self, e: ir.Expr, nbytes: int) -> str:
+        """A value of `nbytes` whole bytes with its bytes in memory order, as a little-endian word (a cuckoo key in
+        memory order, layout.cuckoo_raw_key): a byte-aligned header field is loaded as it lies, anything else is
+        computed and its bytes reversed."""
+        if isinstance(e, ir.FieldRef) and e.group is None and e.instance:
+            f = self.scope.prog.instances[e.instance].type.field(e.field_name)
+            if f is not None and f.offset % 8 == 0 and f.width == 8 * nbytes:
+                ptr = self.scope.header_ptr(e.instance, e.index)
+                load = f"c3po_ld_raw({ptr} + {f.offset // 8}, {nbytes})"
+                if ptr in self.scope.valid:
+                    return load
+                return "0ULL" if ptr in self.scope.invalid else f"({ptr} ? {load} : 0ULL)"
+        return f"(__builtin_bswap64({self.expr(e)}) >> {64 - 8 * nbytes})"
+
     def x_MetaRef(self, e: ir.MetaRef) -> str:
         return f"m_{e.name}"
 

@@ -365,11 +365,26 @@ def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, by
 
 
 def cuckoo_key(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[int, int]:
-    """(k0, k1): the exact key values concatenated in key order, as the generated code composes them."""
+    """(k0, k1): the exact key values concatenated in key order, as the generated code composes them; for a
+    key of whole-byte fields (layout.cuckoo_raw_key) their bytes in network order, read as a little-endian word."""
     v = 0
     for k, m in zip(t.keys, match, strict=True):
         v = (v << k.width) | (m.a & ((1 << k.width) - 1))
+    if L.cuckoo_raw_key(t):
+        v = int.from_bytes(v.to_bytes(sum(k.width for k in t.keys) // 8, "big"), "little")
     return v & ((1 << 64) - 1), v >> 64
+
+
+def cuckoo_key_values(t: ir.Table, k0: int, k1: int = 0) -> tuple[int, ...]:
+    """The key values whose `cuckoo_key` is (k0, k1) (for the conformance generators' searches over hashes)."""
+    v = k1 << 64 | k0
+    if L.cuckoo_raw_key(t):
+        v = int.from_bytes(v.to_bytes(sum(k.width for k in t.keys) // 8, "little"), "big")
+    out = []
+    for k in reversed(t.keys):
+        out.append(v & ((1 << k.width) - 1))
+        v >>= k.width
+    return tuple(reversed(out))
 
 
 class CuckooMaps(_MappedTable):

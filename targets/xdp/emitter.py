@@ -994,15 +994,24 @@ class Emitter:
 
     def cuckoo_lookup(self, out: Lines, t: ir.Table, lay: L.TableLayout, ktr: Translator) -> None:
         """Two buckets of the table's cuckoo hash (targets/xdp/cuckoo.py), 1 or 4 slots each, compared in registers:
-        the key fields concatenated in key order (the first is the most significant), k0 its low 64 bits."""
+        the key fields concatenated in key order (the first is the most significant, or, for whole-byte fields,
+        their bytes in memory order: layout.cuckoo_raw_key), k0 its low 64 bits."""
         words = L.key_words(t)
         kt = "c3po_u128" if words > 1 else "__u64"
         parts, shift = [], 0
-        for k in reversed(t.keys):
-            v = f"({kt}){ktr.expr(k.expr)}"
-            parts.append(f"({v} << {shift})" if shift else v)
-            shift += k.width
-        out.add(f"{kt} kv = {' | '.join(reversed(parts))}; /* {', '.join(k.text for k in t.keys)} */")
+        if L.cuckoo_raw_key(t):  # the fields' bytes as they lie, the first at the lowest address
+            for k in t.keys:
+                v = ktr.raw(k.expr, k.width // 8)
+                parts.append(f"({v} << {shift})" if shift else v)
+                shift += k.width
+            note = "in memory order"
+        else:
+            for k in reversed(t.keys):
+                v = f"({kt}){ktr.expr(k.expr)}"
+                parts.insert(0, f"({v} << {shift})" if shift else v)
+                shift += k.width
+            note = "the first the most significant"
+        out.add(f"{kt} kv = {' | '.join(parts)}; /* {', '.join(k.text for k in t.keys)}: {note} */")
         out.add("__u64 k0 = (__u64)kv;")
         x = "k0"
         if words > 1:

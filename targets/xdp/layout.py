@@ -76,6 +76,15 @@ def key_words(t: ir.Table) -> int:
     return 1 if sum(k.width for k in t.keys) <= 64 else 2
 
 
+def cuckoo_raw_key(t: ir.Table) -> bool:
+    """Whether a cuckoo table's key is hashed and compared with its bytes in memory order rather than as a number:
+    a one-word key of header fields of whole bytes, such as a MAC address. The packet's bytes are then the key
+    as they lie (one or two loads, no byte swap and no shifts to assemble it); the control plane writes the same
+    bytes (`control.cuckoo_key`). Any bijection of the key hashes and compares alike."""
+    return key_words(t) == 1 and all(isinstance(k.expr, ir.FieldRef) and k.expr.group is None and k.width % 8 == 0
+                                     for k in t.keys)
+
+
 # The root and the first nodes again, in a global packets read (`tr_<table>`): up to 4 MiB of u32 slots, the most
 # a global's map holds (the root and 3,840 nodes). Nodes are allocated lowest id first, so a table of up to that
 # many nodes in use is walked without a map lookup; deeper nodes are read from the array map.

@@ -130,6 +130,22 @@ static __always_inline void c3po_st_raw(__u8 *p, __u32 n, __u64 v)
 	}
 }
 
+/* Load of n (1..8) bytes as they lie in memory (c3po_st_raw's inverse): a cuckoo key of whole-byte packet fields
+ * is compared and hashed in this order (layout.cuckoo_raw_key), so it takes no byte swap. */
+static __always_inline __u64 c3po_ld_raw(const __u8 *p, __u32 n)
+{
+	switch (n) {
+	case 1: return *p;
+	case 2: return *(const __u16 *)p;
+	case 3: return *(const __u16 *)p | ((__u64)p[2] << 16);
+	case 4: return *(const __u32 *)p;
+	case 5: return *(const __u32 *)p | ((__u64)p[4] << 32);
+	case 6: return *(const __u32 *)p | ((__u64)*(const __u16 *)(p + 4) << 32);
+	case 7: return *(const __u32 *)p | ((__u64)*(const __u16 *)(p + 4) << 32) | ((__u64)p[6] << 48);
+	default: return *(const __u64 *)p;
+	}
+}
+
 /* Byte-wise big-endian store of n (1..16) bytes, for stack buffers: the BPF stack must be accessed aligned. */
 static __always_inline void c3po_stb(__u8 *p, __u32 n, c3po_u128 v)
 {
