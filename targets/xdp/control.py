@@ -592,11 +592,11 @@ class XdpDataplane(Dataplane):
                 maps: _MappedTable = self._trie_maps_of(tname) if lay.trie_nodes else self._cuckoo(tname)
                 for e, index, _ in rows:  # the data first, then the slots that lead to it
                     maps.write_value(index, L.encode_value(lay, e.action, e.args, index), keep_count=True)
-                if lay.trie_nodes:
+                if isinstance(maps, CuckooMaps):
+                    maps.cuckoo.repair({cuckoo_key(t, e.match): i for e, i, _ in rows})
+                else:
                     tr = self._trie(tname)
                     tr.trie.repair([(prefix, plen, i) for (plen, prefix), i in tr.routes.items()])
-                else:
-                    self._cuckoo(tname).cuckoo.repair({cuckoo_key(t, e.match): i for e, i, _ in rows})
             elif lay.direct_global:
                 fd = self._map(f"t_{tname}")
                 for key, raw in self._array(fd, 1 << t.keys[0].width, lay.value_size):

@@ -340,7 +340,7 @@ def _repeat(value: int, n: int) -> memoryview:
 
 
 def _array(values: list[int]) -> memoryview:
-    return memoryview(array.array("I", values)).cast("B").cast("I")
+    return memoryview(array.array("I", values))
 
 
 def replacement_for(prefix: int, plen: int, width: int, routes: dict[tuple[int, int], int]) -> int | None:
