@@ -12,7 +12,7 @@ import pytest
 
 from c3po_compiler import ir, load_program
 from targets.xdp import layout as L
-from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, buckets_for, ways_for
+from targets.xdp.cuckoo import WAYS, Cuckoo, CuckooFull, buckets_for, tag_for, ways_for
 
 from .conftest import ROOT, need_bpf
 
@@ -48,6 +48,65 @@ def test_random_inserts_and_deletes_match_a_dict(words: int, ways: int) -> None:
     assert moved > 0, "at up to 75% (one slot: 25%) load some inserts relocate entries"
     again = Cuckoo(c.mem, c.buckets, words, ways)  # another process reads the same array
     assert again.where == c.where
+
+
+def _reader(c: Cuckoo, k0: int, k1: int = 0) -> bool:
+    """What the data plane of a tagged table does: compare the key words with the tag, read no entry word."""
+    want = (k0 | c.tag[0], k1 | c.tag[1])[:c.words]
+    for b in c.hashes(k0, k1):
+        for w in range(c.ways):
+            if c._words(b, w)[:c.words] == want:
+                return True
+    return False
+
+
+def test_tags_sit_just_above_keys_narrower_than_their_words() -> None:
+    assert tag_for(48, 1) == (1 << 48, 0) and tag_for(63, 1) == (1 << 63, 0) and tag_for(64, 1) == (0, 0)
+    assert tag_for(72, 2) == (0, 1 << 8) and tag_for(127, 2) == (0, 1 << 63) and tag_for(128, 2) == (0, 0)
+
+
+@pytest.mark.parametrize("ways", [1, WAYS])
+@pytest.mark.parametrize("words,width", [(1, 48), (2, 72)])
+def test_a_tagged_slot_matches_by_its_key_alone(words: int, width: int, ways: int) -> None:
+    """The all-zero key is a key like any other, and a free or freed slot never matches it; through random
+    changes (moves included) the key-only reader agrees with the table."""
+    tag = tag_for(width, words)
+    c = Cuckoo.scratch(buckets_for(200, ways), words, ways, tag)
+    assert not _reader(c, 0, 0)  # every slot is free: zero words, no tag
+    c.insert(0, 0, 5)
+    assert _reader(c, 0, 0) and c.lookup(0, 0) == 5
+    c.delete(0, 0)
+    assert not _reader(c, 0, 0) and c.lookup(0, 0) is None
+    rng = random.Random(width + ways)
+    ref: dict[tuple[int, int], int] = {}
+    for step in range(3000):
+        if ref and (len(ref) >= 200 or rng.random() < 0.3):
+            k = rng.choice(sorted(ref))
+            del ref[k]
+            c.delete(*k)
+        else:
+            k = (rng.getrandbits(min(width, 64)), rng.getrandbits(width - 64) if words == 2 else 0)
+            ref[k] = rng.randrange(200)
+            c.insert(*k, ref[k])
+        if step % 100 == 0:
+            assert all(_reader(c, *k) for k in ref) and all(c.lookup(*k) == e for k, e in ref.items())
+            gone = (rng.getrandbits(min(width, 64)), 0)
+            assert _reader(c, *gone) == (gone in ref)
+    again = Cuckoo(c.mem, c.buckets, words, ways, tag)  # another process reads the same array
+    assert again.where == c.where and all(again.lookup(*k) == e for k, e in ref.items())
+
+
+def test_repair_clears_a_tagged_key_whose_entry_was_never_written() -> None:
+    tag = tag_for(48, 1)
+    c = Cuckoo.scratch(buckets_for(64, 1), 1, 1, tag)
+    c.insert(0xAABB, 0, 3)
+    b, w = c.hashes(0x1234, 0)[0], 0
+    if c._read(b, w)[2]:
+        b = c.hashes(0x1234, 0)[1]
+    c.q[c._off(b, w) // 8] = 0x1234 | tag[0]  # a writer died between the key and the entry word
+    assert _reader(c, 0x1234)  # packets would take it for a hit
+    assert c.repair({(0xAABB, 0): 3}) == 1
+    assert not _reader(c, 0x1234) and _reader(c, 0xAABB) and c.lookup(0xAABB) == 3
 
 
 @pytest.mark.parametrize("ways", [1, WAYS])

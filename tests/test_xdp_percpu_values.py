@@ -72,7 +72,7 @@ def test_direct_tables_with_counters_are_percpu_and_copied_params_raw(tmp_path: 
     assert slots[0] == 3 and slots[1].to_bytes(8, "little")[:6] == bytes.fromhex("021122334455")
     assert L.slot_args(hops, "rewrite", slots) == args
     assert L.slot_args(hops, "tagged", L.arg_slots(hops, "tagged", (1, 0x0211_2233_4455))) == (1, 0x0211_2233_4455)
-    value = L.encode_value(hops, "rewrite", args, 5)
+    value = L.encode_value(hops, "rewrite", args, 5, None)
     elem = L.percpu_elem(hops, 2, value)
     assert len(elem) == 2 * hops.elem_size and elem[:len(value)] == value
     counted = bytearray(elem)
@@ -81,7 +81,7 @@ def test_direct_tables_with_counters_are_percpu_and_copied_params_raw(tmp_path: 
         counted[off:off + 16] = pk.to_bytes(8, "little") + by.to_bytes(8, "little")
     assert L.percpu_counter(hops, 2, bytes(counted)) == (3, 188)
     # a modify keeps each CPU's count; an insert starts from zero
-    other = L.encode_value(hops, "drop", (), 5)
+    other = L.encode_value(hops, "drop", (), 5, None)
     assert L.percpu_counter(hops, 2, L.percpu_elem(hops, 2, other, bytes(counted))) == (3, 188)
     assert L.percpu_elem(hops, 2, other, bytes(counted))[:len(other)] == other
 

@@ -190,7 +190,7 @@ def test_linear_entry_encodes_ternary_range_and_exact(tmp_path: Path) -> None:
     prog = load_program(features_spec(tmp_path)).program
     lay = L.table_layout(prog, prog.tables["classify"])
     assert lay.kind == "linear" and lay.key_size == 3
-    value = L.encode_value(lay, "set_class", (9,), 4)
+    value = L.encode_value(lay, "set_class", (9,), 4, None)
     raw = linear_entry(lay, (KeyElem("mask", 0x0A000001, 0xFF000000), KeyElem("range", 10, 20),
                              KeyElem("value", 7)), value)
     assert lay.word_bytes == 4  # every key fits 32 bits: u32 words

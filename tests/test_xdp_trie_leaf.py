@@ -27,7 +27,7 @@ def test_router_routes_hold_their_data_in_the_leaves_and_counted_or_wide_tables_
     ids = lay.action_ids
     assert lay.leaf is not None
     assert lay.leaf.encode(ids["set_nexthop"], [0x1234]) == ids["set_nexthop"] << 16 | 0x1234
-    assert lay.leaf.decode(L.leaf_of_value(lay, L.encode_value(lay, "set_nexthop", (7,), 3)), 1) == \
+    assert lay.leaf.decode(L.leaf_of_value(lay, L.encode_value(lay, "set_nexthop", (7,), 3, None)), 1) == \
         (ids["set_nexthop"], [7])
     counted = program_of(_spec("counters: true"))
     assert L.table_layout(counted, counted.tables["routes"]).leaf is None  # the entry index is the counter's

@@ -89,6 +89,8 @@ class Scope:
     invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
     hash_in_map: bool = False  # hash inputs in the per-CPU scratch map (sc->hb) rather than on the stack
     precomputed: dict[int, str] = field(default_factory=dict)  # id(ir.Hash) -> the C local holding its value
+    # id(ir.Hash) -> (hit condition, the entry's CRC register, arguments it covers): crcpre.py
+    crc_start: dict[int, tuple[str, str, int]] = field(default_factory=dict)
 
 
 def hash_slot(nbytes: int) -> int:
@@ -259,16 +261,30 @@ class Translator:
     def x_Hash(self, e: ir.Hash) -> str:
         if id(e) in self.scope.precomputed:  # taken before the frame start moved (Emitter.prehash)
             return self.scope.precomputed[id(e)]
-        sizes = [(a.width + 7) // 8 for a in e.args]
-        total = sum(sizes)
+        total = sum((a.width + 7) // 8 for a in e.args)
         if total > 64:
             raise Unsupported(f"hash over {total} bytes (the xdp target hashes at most 64)")
+        full = self.crc_of(e.algorithm, e.args, None)
+        start = self.scope.crc_start.get(id(e))
+        if start is None:
+            return full
+        cond, reg, n = start  # on a hit, the entry holds the register after the first n arguments (crcpre.py)
+        return f"({cond} ? {self.crc_of(e.algorithm, e.args[n:], reg)} : {full})"
+
+    def crc_of(self, algorithm: str, args: list[ir.Expr], reg: str | None) -> str:
+        """The CRC over `args` (whole bytes each, big-endian), from the initial register or from `reg`."""
+        if not args:
+            assert reg is not None
+            return crc.ALGORITHMS[algorithm][3].format(f"(__u32)({reg})")
+        sizes = [(a.width + 7) // 8 for a in args]
+        total = sum(sizes)
         # From crc.PAIRS_MIN bytes: two bytes a step from a 65,536-entry table (crc.py writes it into the program)
-        fn = f"c3po_{e.algorithm}_{'pairs' if crc.uses_pairs(total) else 'bytes'}"
-        span = self.contiguous_fields(e.args)
+        fn = f"c3po_{algorithm}_{'pairs' if crc.uses_pairs(total) else 'bytes'}" + ("_on" if reg else "")
+        on = f"(__u32)({reg}), " if reg else ""
+        span = self.contiguous_fields(args)
         if span is not None:  # whole bytes, in order, of one valid header: hash them where they are
             ptr, first = span
-            return f"{fn}({ptr} + {first}, {total})"
+            return f"{fn}({on}{ptr} + {first}, {total})"
         name = f"hb{len(self.scope.hash_buffers)}"
         at = sum(hash_slot(n) for _, n in self.scope.hash_buffers)  # its place in sc->hb, in map mode
         self.scope.hash_buffers.append((name, total))
@@ -277,7 +293,7 @@ class Translator:
         # wants all of it initialised, as the CRC function's argument).
         parts = [f"__builtin_memset({buf}, 0, {hash_slot(total)})"]
         off = 0
-        for a, n in zip(e.args, sizes, strict=True):
+        for a, n in zip(args, sizes, strict=True):
             parts.append(f"c3po_stb({buf} + {off}, {n}, {self.expr(a)})")
             off += n
-        return f"({', '.join(parts)}, {fn}({buf}, {total}))"
+        return f"({', '.join(parts)}, {fn}({on}{buf}, {total}))"

@@ -58,7 +58,7 @@ from . import XdpTarget
 from . import layout as L
 from .bitvec import BitVector
 from .ctext import entry_name
-from .cuckoo import Cuckoo, CuckooFull
+from .cuckoo import Cuckoo, CuckooFull, tag_for
 from .libbpf import BpfObject, errno_text, lib
 from .readme import entry_key, linear_entry
 from .trie import Trie, TrieFull, build, replacement_for
@@ -393,7 +393,12 @@ class CuckooMaps(_MappedTable):
     def __init__(self, t: ir.Table, lay: L.TableLayout, th_fd: int, tv_fd: int) -> None:
         words = L.key_words(t)
         super().__init__(t, lay, th_fd, lay.cuckoo_bytes, tv_fd)
-        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words, lay.cuckoo_ways)
+        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words, lay.cuckoo_ways,
+                             tag_for(sum(k.width for k in t.keys), words))
+
+    def close(self) -> None:
+        self.cuckoo.release()
+        super().close()
 
 
 class BitVecMaps:
@@ -410,7 +415,7 @@ class BitVecMaps:
     def publish(self, rows: list[tuple[tuple[KeyElem, ...], str, tuple[int, ...], int]], default: bytes) -> None:
         """Rows (match, action, arguments, entry index) in priority order, and the default's value as the
         defaults global holds it: an image with a catch-all rank holds it too (bitvec.DEFAULT_RANK)."""
-        self.bv.publish([(tuple(m), L.encode_value(self.lay, a, args, index)) for m, a, args, index in rows],
+        self.bv.publish([(tuple(m), L.encode_value(self.lay, a, args, index, m)) for m, a, args, index in rows],
                         default)
 
     def close(self) -> None:
@@ -444,7 +449,7 @@ class _TrieState:
             self.routes[(plen, prefix)] = index
             self.plens[index] = plen
             if lay.leaf:
-                self.leaves[index] = L.leaf_of_value(lay, L.encode_value(lay, e.action, e.args, index))
+                self.leaves[index] = L.leaf_of_value(lay, L.encode_value(lay, e.action, e.args, index, e.match))
         self.trie = maps.trie(self.plens.__getitem__, self.leaves.__getitem__ if lay.leaf else None,
                               [(p, n, i) for (n, p), i in self.routes.items()])
 
@@ -591,7 +596,7 @@ class XdpDataplane(Dataplane):
             if lay.trie_nodes or lay.cuckoo_buckets:
                 maps: _MappedTable = self._trie_maps_of(tname) if lay.trie_nodes else self._cuckoo(tname)
                 for e, index, _ in rows:  # the data first, then the slots that lead to it
-                    maps.write_value(index, L.encode_value(lay, e.action, e.args, index), keep_count=True)
+                    maps.write_value(index, L.encode_value(lay, e.action, e.args, index, e.match), keep_count=True)
                 if isinstance(maps, CuckooMaps):
                     maps.cuckoo.repair({cuckoo_key(t, e.match): i for e, i, _ in rows})
                 else:
@@ -831,7 +836,7 @@ class XdpDataplane(Dataplane):
         st = self._state(table)
         index = st.alloc()
         self._zero_counter(table, index)  # a deleted entry's counts must not show up in the new one
-        value = L.encode_value(lay, entry.action, entry.args, index)
+        value = L.encode_value(lay, entry.action, entry.args, index, entry.match)
         fd = self._map(f"t_{table}")
         match = entry.match  # canonical: api.Table checked it (and load() canonicalises the spec's entries)
         new = self._entry(t, match, entry.action, entry.args, entry.priority)
@@ -894,7 +899,7 @@ class XdpDataplane(Dataplane):
         lay = self.layouts[table]
         st = self._state(table)
         k, (e, index, key) = st.find(old)
-        value = L.encode_value(lay, new.action, new.args, index)
+        value = L.encode_value(lay, new.action, new.args, index, e.match)
         fd = self._map(f"t_{table}")
         row = (Entry(e.match, new.action, new.args, e.priority, const=e.const), index, key)
         if lay.kind == "linear":
@@ -964,7 +969,7 @@ class XdpDataplane(Dataplane):
     def _set_default(self, table: str, action: str, args: tuple[int, ...]) -> None:
         lay, off = self.layouts[table], self.default_offsets[table]
         raw = bytearray(self._defaults_raw())
-        raw[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
+        raw[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY, None)
         self._update(self._map(L.DEFAULTS_MAP), bytes(4), bytes(raw))
         if lay.bitvec is not None and lay.bitvec.default_rank:  # the classifier's image holds it too
             self._publish(table)

@@ -21,8 +21,9 @@ from __future__ import annotations
 from functools import cache
 
 PAIRS_MIN = 4  # bytes: from here on a hash takes the 16-bit tables
-ALGORITHMS = {"crc16": (0xA001, 16, "0", "crc & 0xffff"),  # reflected polynomial, width, initial and final value
-              "crc32": (0xEDB88320, 32, "0xffffffff", "~crc & 0xffffffff")}
+# reflected polynomial, width, initial register, final value of a register {} (C)
+ALGORITHMS = {"crc16": (0xA001, 16, 0, "({} & 0xffff)"),
+              "crc32": (0xEDB88320, 32, 0xFFFFFFFF, "(~{} & 0xffffffff)")}
 
 
 def uses_pairs(total: int) -> bool:
@@ -61,3 +62,14 @@ def c_text(algorithm: str) -> str:
                   for i in range(0, 65536, 16)]
         lines.append("\t}" + ("," if k == 0 else ""))
     return " \\\n".join(lines[1:]).join([lines[0] + "\n", "\n"])
+
+
+def register(algorithm: str, data: bytes) -> int:
+    """The CRC register after `data` from the algorithm's initial value, before its final step: where the data
+    plane goes on from when an entry holds it (crcpre.py)."""
+    poly, _, crc, _ = ALGORITHMS[algorithm]
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+    return crc

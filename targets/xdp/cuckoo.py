@@ -7,6 +7,12 @@ the first bucket, then of the second: no helper call, no jhash. A slot is {u64 k
 u32 0}; entry 0 is a free slot. Buckets are a power of two, at most 75% full (4 slots) or 25% full (1 slot) when
 the table holds its declared size.
 
+A key narrower than its words (a 48-bit MAC, 72 bits of VNI and MAC) is stored with a tag: the bit just above
+it set in the word that holds its top (`tag_for`). A free slot's words are zero, so a live slot is one whose key
+compares equal to the packet's key with the tag: one load and compare per slot, not the entry word's test
+first, and none at all for a table whose hits need no data (`emitter.hit_constant`). The tagged word is written
+last and cleared first (one 8-byte store each), after the entry on a delete and before it on an insert.
+
 An insert takes a free slot in either bucket; when both are full, it moves entries to their other bucket along
 the shortest path to a free slot (breadth-first, bounded). Writes are made for packets in flight: a slot's key
 is written before its entry (a reader never matches a half-written slot), a delete clears the entry first, and a
@@ -52,15 +58,27 @@ def slot_bytes(words: int) -> int:
     return 8 * words + 8
 
 
+def tag_for(width: int, words: int) -> tuple[int, int]:
+    """(tag of k0, tag of k1) for a key of `width` bits in `words` words: the bit above the key, or none when the
+    key fills its words (then a free slot is known by its entry word alone)."""
+    if width >= 64 * words:
+        return 0, 0
+    return (1 << width, 0) if width < 64 else (0, 1 << (width - 64))
+
+
 class CuckooFull(Exception):
     """No free slot within MAX_PATH moves; nothing was written."""
 
 
 class Cuckoo:
-    def __init__(self, mem: memoryview, buckets: int, words: int, ways: int = WAYS) -> None:
+    def __init__(self, mem: memoryview, buckets: int, words: int, ways: int = WAYS,
+                 tag: tuple[int, int] = (0, 0)) -> None:
         if buckets & (buckets - 1) or buckets < 2 or words not in (1, 2) or ways not in (1, WAYS):
             raise ValueError(f"buckets must be a power of two >= 2, words 1 or 2, ways 1 or {WAYS}")
         self.mem = mem
+        self.q = mem.cast("B").cast("Q")  # 8-byte stores of the key words (one store each, never torn)
+        self.tag = tag
+        self.tagw = 1 if tag[1] else 0  # the word that holds the tag (written last, cleared first)
         self.ways = ways
         self.buckets = buckets
         self.bits = buckets.bit_length() - 1
@@ -69,10 +87,14 @@ class Cuckoo:
         self.where: dict[tuple[int, int], tuple[int, int]] = {}  # (k0, k1) -> (bucket, way)
         self.scan()
 
+    def release(self) -> None:
+        """Before the memory it views is unmapped."""
+        self.q.release()
+
     @classmethod
-    def scratch(cls, buckets: int, words: int, ways: int) -> Cuckoo:
+    def scratch(cls, buckets: int, words: int, ways: int, tag: tuple[int, int] = (0, 0)) -> Cuckoo:
         """An empty table in private memory (the conformance generator's replays)."""
-        return cls(memoryview(bytearray(buckets * ways * slot_bytes(words))), buckets, words, ways)
+        return cls(memoryview(bytearray(buckets * ways * slot_bytes(words))), buckets, words, ways, tag)
 
     # -- what the C computes ---------------------------------------------------------------------------------
 
@@ -86,26 +108,35 @@ class Cuckoo:
     def _off(self, b: int, w: int) -> int:
         return (b * self.ways + w) * self.slot
 
+    def _words(self, b: int, w: int) -> tuple[int, int]:
+        """The key words as stored (with the tag)."""
+        q = self._off(b, w) // 8
+        return self.q[q], self.q[q + 1] if self.words == 2 else 0
+
     def _read(self, b: int, w: int) -> tuple[int, int, int]:
+        """(k0, k1, entry + 1), the key without its tag."""
         o = self._off(b, w)
-        m = self.mem
-        k0 = int.from_bytes(m[o:o + 8], "little")
-        k1 = int.from_bytes(m[o + 8:o + 16], "little") if self.words == 2 else 0
-        e = int.from_bytes(m[o + 8 * self.words:o + 8 * self.words + 4], "little")
-        return k0, k1, e
+        k0, k1 = self._words(b, w)
+        e = int.from_bytes(self.mem[o + 8 * self.words:o + 8 * self.words + 4], "little")
+        return k0 & ~self.tag[0], k1 & ~self.tag[1], e
 
     def _write(self, b: int, w: int, k0: int, k1: int, entry1: int) -> None:
-        """Key first, then the entry word that makes the slot live."""
-        o = self._off(b, w)
-        self.mem[o:o + 8] = k0.to_bytes(8, "little")
-        if self.words == 2:
-            self.mem[o + 8:o + 16] = k1.to_bytes(8, "little")
-        e = o + 8 * self.words
+        """The key, its tagged word last (a tagged table's slot is live from there), then the entry word that makes
+        the slot live in an untagged one."""
+        q = self._off(b, w) // 8
+        words = [k0 | self.tag[0], k1 | self.tag[1]][:self.words]
+        for i in sorted(range(self.words), key=lambda i: i == self.tagw):
+            self.q[q + i] = words[i]
+        e = (q + self.words) * 8
         self.mem[e:e + 4] = entry1.to_bytes(4, "little")
 
     def _clear(self, b: int, w: int) -> None:
-        e = self._off(b, w) + 8 * self.words
+        """The entry word first, then the tagged word: the slot stops matching at once, in either form."""
+        q = self._off(b, w) // 8
+        e = (q + self.words) * 8
         self.mem[e:e + 4] = bytes(4)
+        if self.tag != (0, 0):
+            self.q[q + self.tagw] = 0
 
     def scan(self) -> None:
         """Where each key is, read from the array (it is its own record)."""
@@ -193,6 +224,9 @@ class Cuckoo:
             for w in range(self.ways):
                 k0, k1, e = self._read(b, w)
                 if not e:
+                    if self.tag != (0, 0) and self._words(b, w)[self.tagw]:  # a tagged key without its entry
+                        self._clear(b, w)
+                        fixed += 1
                     continue
                 entry = want.get((k0, k1))
                 if entry is None or (k0, k1) in seen or b not in self.hashes(k0, k1):

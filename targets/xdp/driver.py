@@ -250,7 +250,7 @@ class XdpDriver(Driver):
             if action not in lay.action_ids:
                 raise ValueError(f"table '{tname}' cannot take default action '{action}' in the xdp target")
             off = self.default_offsets[tname]
-            defaults[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY)
+            defaults[off:off + lay.value_size] = L.encode_value(lay, action, args, L.DEFAULT_ENTRY, None)
         per_table: dict[str, list[tuple[tuple[ir.KeyElem, ...], str, tuple[int, ...], int]]] = {
             n: [(tuple(e.match), e.action.action, tuple(e.action.args), e.priority) for e in t.entries]
             for n, t in prog.tables.items()}
@@ -267,7 +267,7 @@ class XdpDriver(Driver):
                     name, BitVecMaps(lay, self.bpf.map_fd(bitvec_map(name)))))
                 for slot, i in enumerate(order):
                     match, action, args, prio = entries[i]
-                    value = L.encode_value(lay, action, args, i)
+                    value = L.encode_value(lay, action, args, i, match)
                     self._update(fd, slot.to_bytes(4, "little"), linear_entry(lay, match, value))
                     if control.ops:  # the table API keeps priorities beside the array (control.py)
                         self._update(self._prio_fd(name), i.to_bytes(4, "little"), prio.to_bytes(4, "little"))
@@ -283,7 +283,7 @@ class XdpDriver(Driver):
                     if key in seen:  # identical matches: the first installed wins
                         continue
                     seen.add(key)
-                    value = L.encode_value(lay, action, args, i)
+                    value = L.encode_value(lay, action, args, i, match)
                     if lay.kind == "direct":
                         self._write_direct(name, fd, key, value)
                     else:

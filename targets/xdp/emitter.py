@@ -18,13 +18,13 @@ import dataclasses
 from c3po_compiler import hexpr, ir
 from targets.c_bounds import range_cond
 
-from . import images, keys, tailcall
+from . import crcpre, images, keys, tailcall
 from . import layout as L
 from . import paths as P
 from .bitvec import DEBRUIJN, DEFAULT_RANK, BitVecLayout
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
-from .cuckoo import C1, C2, C3
+from .cuckoo import C1, C2, C3, tag_for
 from .deparse import Deparser
 from .tlv import TLV_BUF, option_instances, walkers
 
@@ -68,6 +68,7 @@ class Emitter:
         self.placed: dict[str, int] = {}  # new header -> its offset, on a path after insert_now
         self.prehashed: dict[int, str] = {}  # id(ir.Hash) -> C local, on a path after insert_now (prehash)
         self.prehash_count = 0
+        self.crc_starts: dict[int, tuple[str, str, int]] = {}  # Scope.crc_start, in an action's case of an apply
         self.pending: dict[str, images.Image] = {}  # placed headers whose constant bytes are not written yet
         # images written, with the lines they were written to and where those lines ended: a checksum taken with
         # nothing but comments in between sums their constant words at compile time (deparse.csum_updates)
@@ -316,7 +317,8 @@ class Emitter:
                     *(w.valid for w in fam))
         return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
                                 valid=valid, valid_bits=self.valid_bits, invalid=invalid,
-                                hash_in_map=self.hash_in_map, precomputed=self.prehashed))
+                                hash_in_map=self.hash_in_map, precomputed=self.prehashed,
+                                crc_start=self.crc_starts))
 
     # ---- parser
     def parser_nodes(self) -> list[ParseNode]:
@@ -839,6 +841,13 @@ class Emitter:
                        else f"(arg{slot} & {const(mask(width), 64)})")
                 out.add(f"{ctype(width)} p_{pname} = {val};")
                 params[pname] = f"p_{pname}"
+            outer = self.crc_starts
+            if name in lay.crc:  # on a hit, its hashes start from the entry's CRC registers (crcpre.py)
+                found = crcpre.sites(t, a)
+                assert [k for _, k in found] == [p.keys for p in lay.crc[name]]
+                self.crc_starts = {**outer, **{
+                    id(h): ("hit", f"arg{p.slot} >> {p.shift}" if p.shift else f"arg{p.slot}", len(p.keys))
+                    for (h, _), p in zip(found, lay.crc[name], strict=True)}}
             if cont is None:
                 self.action_body(out, a, self.translator(params))
                 out.add("break;")
@@ -850,6 +859,7 @@ class Emitter:
                     self.branch(out, [], params, self.after_action(a, fam), frames)
                 else:
                     self.branch(out, a.body, params, fam, frames)
+            self.crc_starts = outer
             out.close()
         out.close()
         if cont is not None:
@@ -1018,6 +1028,14 @@ class Emitter:
             out.add("__u64 k1 = (__u64)(kv >> 64);")
             x = f"(k0 ^ (k1 * {C3:#x}ULL))"
         bits = lay.cuckoo_buckets.bit_length() - 1
+        tag = tag_for(sum(k.width for k in t.keys), words)
+        kw = ["k0", "k1"][:words]
+        if tag != (0, 0):  # a live slot holds the key with its tag: no entry word to test first
+            i = 1 if tag[1] else 0
+            out.add(f"__u64 kt{i} = k{i} | {tag[i]:#x}ULL; /* the key as a live slot holds it (cuckoo.tag_for) */")
+            kw[i] = f"kt{i}"
+        # A hit that needs no data only needs to know the key is there (hit_constant): no entry word is read.
+        found = "1" if tag != (0, 0) and hit_constant(self.prog, t, lay) else None
         out.add("__u32 ce = 0;")
         for n, c in enumerate((C1, C2)):
             out.open(f"if (!ce) {{ /* bucket {n + 1} */" if n else "{ /* bucket 1 */")
@@ -1028,9 +1046,10 @@ class Emitter:
                 out.add(f"struct t_{t.name}_bucket *b = bpf_map_lookup_elem(&th_{t.name}, &cb);")
                 out.open("if (b) {")
             for w in range(lay.cuckoo_ways):
-                same = f"b->s[{w}].entry && b->s[{w}].k0 == k0" + (f" && b->s[{w}].k1 == k1" if words > 1 else "")
+                same = " && ".join([*([f"b->s[{w}].entry"] if tag == (0, 0) else []),
+                                    *(f"b->s[{w}].k{i} == {x}" for i, x in enumerate(kw))])
                 out.add(f"{'' if w == 0 else 'else '}if ({same})")
-                out.add(f"\tce = b->s[{w}].entry;")
+                out.add(f"\tce = {found or f'b->s[{w}].entry'};")
             if not lay.cuckoo_global:
                 out.close()
             out.close()
@@ -1419,14 +1438,14 @@ def hit_constant(prog: ir.Program, t: ir.Table, lay: L.TableLayout) -> bool:
     `t_<table>_hit` (in .rodata) instead of looking up the entry's data: the router's MAC table, whose entries are
     all `nop`. The control plane still writes the data array; packets do not read it. (A trie whose leaves hold
     the data, layout.TrieLeaf, needs neither.)"""
-    return (bool(lay.trie_nodes or lay.cuckoo_buckets) and not lay.leaf and not t.counters
+    return (bool(lay.trie_nodes or lay.cuckoo_buckets) and not lay.leaf and not t.counters and not lay.crc
             and len(set(t.actions)) == 1 and not prog.actions[t.actions[0]].params)
 
 
 def arg_indexes(lay: L.TableLayout) -> list[int]:
     """The value's argument slots some action of the table reads (`arg<i>` in the generated apply)."""
     return sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
-                   for j in range(2 if width > 64 else 1)})
+                   for j in range(2 if width > 64 else 1)} | {p.slot for pres in lay.crc.values() for p in pres})
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:

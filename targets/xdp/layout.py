@@ -13,16 +13,19 @@ the BPF stack is strictly aligned and packed structs would turn every key store 
   (value, mask) or (lo, hi), host order: u32 words when every key fits 32 bits (an IPv4 5-tuple rule then takes
   40 bytes instead of 64: more rules per cache line), u64 otherwise. Tables of up to 64 entries are classified
   by bit vectors instead (bitvec.py); the array stays as the control plane's record.
-Values: u32 action id, u32 entry (install) index, then one u64 slot per action parameter (two for wide ones).
+Values: u32 action id, u32 entry (install) index, then one u64 slot per action parameter (two for wide ones), and
+the CRC registers an exact table's entries may hold (crcpre.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from c3po_compiler import ir
 
 from .bitvec import BitVecLayout, chosen
+from .crcpre import CrcPrefix, place, register
 from .cuckoo import buckets_for, slot_bytes, ways_for
 from .images import simple
 
@@ -165,6 +168,9 @@ class TableLayout:
     # Trie tables whose leaves hold the entry's action data itself (`trie_leaf`), None: entry + 1 in the leaf.
     leaf: TrieLeaf | None = None
     cuckoo_ways: int = 0  # slots per bucket of a cuckoo table (cuckoo.ways_for)
+    # Exact tables: per action, the CRC registers its entries hold for hashes that start with the entry's keys
+    # (crcpre.py); a default holds 0 there (a miss hashes everything).
+    crc: dict[str, tuple[CrcPrefix, ...]] = field(default_factory=dict)
 
     @property
     def direct_global(self) -> bool:
@@ -329,6 +335,15 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     leaf = trie_leaf(t, table_ids, arg_slots, slots) if nodes else None
     # A leaf's arguments are host-order integers (the bits of the slot): no parameter is kept in network order.
     raw = {} if leaf else {a: r for a in arg_slots if (r := raw_params(prog, prog.actions[a]))}
+    crcs: dict[str, tuple[CrcPrefix, ...]] = {}
+    if kind in ("hash", "direct") and not leaf:
+        for act, params in arg_slots.items():
+            if act in t.actions:  # (an action only possible as a default never runs from a hit)
+                own = max((slot + (2 if w > 64 else 1) for _, w, slot in params), default=0)
+                pre, used = place(t, prog.actions[act], params, raw.get(act, ()), own)
+                if pre:
+                    crcs[act] = pre
+                    slots = max(slots, used)
     percpu = t.counters and (kind == "direct" or nodes > 0 or buckets > 0)
     default_elem = (1 << t.keys[0].width if kind == "direct" else t.size) if percpu else 0
     bitvec = chosen(t, 8 + 8 * slots, tuple(table_ids[a] for a in t.actions),
@@ -336,7 +351,7 @@ def table_layout(prog: ir.Program, t: ir.Table) -> TableLayout:
     return TableLayout(t.name, kind, keys, key_size, slots,
                        table_ids, arg_slots, word_bytes, nodes,
                        buckets, bitvec, percpu, default_elem, raw, leaf,
-                       cuckoo_ways=ways_for(t.size) if buckets else 0)
+                       cuckoo_ways=ways_for(t.size) if buckets else 0, crc=crcs)
 
 
 def raw_params(prog: ir.Program, a: ir.Action) -> tuple[str, ...]:
@@ -406,13 +421,22 @@ def slot_args(layout: TableLayout, action: str, slots: list[int]) -> tuple[int, 
     for name, width, slot in layout.arg_slots[action]:
         if name in raw:
             args.append(int.from_bytes(slots[slot].to_bytes(8, "little")[:width // 8], "big"))
-        else:
-            args.append(slots[slot] if width <= 64 else slots[slot] << 64 | slots[slot + 1])
+        else:  # (masked: a CRC register may share the slot, crcpre.py)
+            args.append(slots[slot] & ((1 << width) - 1) if width <= 64 else slots[slot] << 64 | slots[slot + 1])
     return tuple(args)
 
 
-def encode_value(layout: TableLayout, action: str, args: tuple[int, ...] | list[int], entry: int) -> bytes:
+def encode_value(layout: TableLayout, action: str, args: tuple[int, ...] | list[int], entry: int,
+                 match: Sequence[ir.KeyElem] | None) -> bytes:
+    """`match`: the entry's, for the CRC registers some tables' entries hold (crcpre.py); None for a default
+    (entry DEFAULT_ENTRY), which holds none."""
     slots = arg_slots(layout, action, args)
+    pres = layout.crc.get(action, ())
+    if pres and entry != DEFAULT_ENTRY:
+        if match is None:
+            raise ValueError(f"table '{layout.name}': an entry's value needs its match ({action} keeps CRC registers)")
+        for p in pres:
+            slots[p.slot] |= register(p, match) << p.shift
     out = layout.action_ids[action].to_bytes(4, "little") + (entry & 0xFFFFFFFF).to_bytes(4, "little")
     return out + b"".join(s.to_bytes(8, "little") for s in slots)
 

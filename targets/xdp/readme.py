@@ -78,7 +78,7 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
         t = prog.tables[name]
         cmds = []
         for i, e in enumerate(t.entries):
-            value = L.encode_value(lay, e.action.action, e.action.args, i)
+            value = L.encode_value(lay, e.action.action, e.action.args, i, e.match)
             if lay.kind == "linear" or lay.trie_nodes:
                 continue
             if lay.percpu:  # the value and a zero counter (bpftool copies it into every CPU's copy)

@@ -128,7 +128,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     code = "\n".join([*control, *(x for n in parser for x in n.lines), *(x for w in em.walkers.values()
                                                                           for x in w.function(prog))])
     return {
-        "crc_pairs": [crc.c_text(a) for a in sorted(crc.ALGORITHMS) if f"c3po_{a}_pairs(" in code],
+        "crc_pairs": [crc.c_text(a) for a in sorted(crc.ALGORITHMS) if f"c3po_{a}_pairs" in code],
         "cover_words": COVER_WORDS,
         "name": prog.name,
         "relayout": em.relayout,

@@ -604,18 +604,27 @@ static const __u32 c3po_crc32_tab[4][256] = { /* CRC-32 (zlib): reflected polyno
 	} while (0)
 #define C3PO_CRC_BYTES(crc, tab, p, n) C3PO_CRC_RUN(crc, tab, tab, p, n, C3PO_CRC_WORD, C3PO_CRC_HALF)
 
-static __always_inline __u64 c3po_crc16_bytes(const __u8 *p, __u32 n)
+/* The _on forms go on from a register `crc` (a table entry's, after the hash's leading key fields: crcpre.py). */
+static __always_inline __u64 c3po_crc16_bytes_on(__u32 crc, const __u8 *p, __u32 n)
 {
-	__u32 crc = 0;
 	C3PO_CRC_BYTES(crc, c3po_crc16_tab, p, n);
 	return crc & 0xffff;
 }
 
-static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
+static __always_inline __u64 c3po_crc16_bytes(const __u8 *p, __u32 n)
 {
-	__u32 crc = 0xffffffff;
+	return c3po_crc16_bytes_on(0, p, n);
+}
+
+static __always_inline __u64 c3po_crc32_bytes_on(__u32 crc, const __u8 *p, __u32 n)
+{
 	C3PO_CRC_BYTES(crc, c3po_crc32_tab, p, n);
 	return ~crc & 0xffffffff;
+}
+
+static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
+{
+	return c3po_crc32_bytes_on(0xffffffff, p, n);
 }
 
 /* CRCs 16 bits at a time, for hashes of crc.PAIRS_MIN bytes or more: tab is `const __uN tab[2][65536]` (slice 0:
@@ -635,22 +644,30 @@ static __always_inline __u64 c3po_crc32_bytes(const __u8 *p, __u32 n)
 #ifdef C3PO_CRC16_TAB16
 static const __u16 c3po_crc16_tab16[2][65536] = { C3PO_CRC16_TAB16 };
 
-static __always_inline __u64 c3po_crc16_pairs(const __u8 *p, __u32 n)
+static __always_inline __u64 c3po_crc16_pairs_on(__u32 crc, const __u8 *p, __u32 n)
 {
-	__u32 crc = 0;
 	C3PO_CRC_BYTES16(crc, c3po_crc16_tab16, c3po_crc16_tab, p, n);
 	return crc & 0xffff;
+}
+
+static __always_inline __u64 c3po_crc16_pairs(const __u8 *p, __u32 n)
+{
+	return c3po_crc16_pairs_on(0, p, n);
 }
 #endif
 
 #ifdef C3PO_CRC32_TAB16
 static const __u32 c3po_crc32_tab16[2][65536] = { C3PO_CRC32_TAB16 };
 
-static __always_inline __u64 c3po_crc32_pairs(const __u8 *p, __u32 n)
+static __always_inline __u64 c3po_crc32_pairs_on(__u32 crc, const __u8 *p, __u32 n)
 {
-	__u32 crc = 0xffffffff;
 	C3PO_CRC_BYTES16(crc, c3po_crc32_tab16, c3po_crc32_tab, p, n);
 	return ~crc & 0xffffffff;
+}
+
+static __always_inline __u64 c3po_crc32_pairs(const __u8 *p, __u32 n)
+{
+	return c3po_crc32_pairs_on(0xffffffff, p, n);
 }
 #endif
 
