@@ -155,7 +155,7 @@ def test_publish_writes_the_other_image_then_switches() -> None:
     assert mem[:8] == bytes(8)
     bv.publish([((), struct.pack("<II", 7, 0))])
     assert struct.unpack("<Q", mem[:8])[0] == 1
-    second = 8 + lay.image_bytes + 8 * debruijn_slot(0)
+    second = 8 + lay.stride + 8 * debruijn_slot(0)  # image 1, a power of two after image 0
     assert mem[second:second + 8] == struct.pack("<II", 7, 0) and mem[8:8 + lay.image_bytes] == bytes(lay.image_bytes)
     bv.publish([])
     assert struct.unpack("<Q", mem[:8])[0] == 0
@@ -207,7 +207,14 @@ def test_the_images_are_a_global_packets_read_without_a_map_lookup(tmp_path: Pat
 
     src = XdpTarget().render(_program(tmp_path))["t.bpf.c"]
     assert "struct t_acl_bv tb_acl SEC(\".data.tb_acl\")" in src
-    assert "*im = &tb_acl.img[tb_acl.active & 1];" in src and "bpf_map_lookup_elem(&tb_acl" not in src
+    assert "bpf_map_lookup_elem(&tb_acl" not in src
+    # image 1 a power of two after image 0, so the active one is a shift away, not a multiply (BitVecLayout.stride)
+    prog = _program(tmp_path)
+    lay = L.table_layout(prog, prog.tables["acl"]).bitvec
+    assert lay is not None and lay.stride & (lay.stride - 1) == 0 and lay.image_bytes <= lay.stride < 2 * lay.image_bytes
+    shift = lay.stride.bit_length() - 1
+    assert f"*im = (struct t_acl_bv_image *)((__u8 *)&tb_acl.img0 + ((tb_acl.active & 1) << {shift}));" in src
+    assert (f"__u8 pad[{lay.stride - lay.image_bytes}];" in src) == (lay.stride > lay.image_bytes)
 
 
 @pytest.mark.parametrize("kw, why", [

@@ -892,8 +892,10 @@ class Emitter:
             out.add(f"struct t_{t.name}_value *v;" if not bv.action_ids else "__u32 act;")
             out.add("int hit;")
         out.open("{ /* bit-vector classifier: the entries that accept every key byte, the first of them wins */")
-        out.add(f"struct t_{t.name}_bv_image *im = &tb_{t.name}.img[tb_{t.name}.active & 1]; /* read once: one "
-                "whole image */")
+        shift = bv.stride.bit_length() - 1
+        out.add(f"struct t_{t.name}_bv_image *im = (struct t_{t.name}_bv_image *)((__u8 *)&tb_{t.name}.img0 + "
+                f"((tb_{t.name}.active & 1) << {shift})); /* read once: one whole image (image 1 is 2^{shift} bytes "
+                "after image 0) */")
         in_packet = {i: src for i, k in enumerate(t.keys) if k.kind != "range"
                      and (src := keys.packet_bytes(k.expr, self.prog, ktr, self.control_ptr))}
         for i, k in enumerate(t.keys):

@@ -67,7 +67,7 @@ def table_doc(t: ir.Table, lay: L.TableLayout) -> str:
                "a hash map")
     if lay.bitvec:
         how = (f"bit-vector classifier ({len(lay.bitvec.parts)} tables of match bits, {lay.bitvec.image_bytes:,} bytes "
-               "per image, two images), entries recorded in a priority-ordered array")
+               f"per image, two images {lay.bitvec.stride:,} bytes apart), entries recorded in a priority-ordered array")
     if lay.trie_nodes:
         how = (f"multibit trie ({L.TRIE_ROOT_BITS}-bit root, {L.TRIE_STRIDE} bits per level, {lay.trie_nodes:,} "
                f"nodes{', the action data in the leaves' if lay.leaf else ''}), entries recorded in an LPM trie map")
@@ -104,6 +104,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
                                         t.keys[p.key].text + (f", byte {p.byte}" if p.byte >= 0 else ", range"))
                                        for p in lay.bitvec.parts],
             "bitvec_masks": len(lay.mask_actions),
+            "bitvec_pad": lay.bitvec.stride - lay.bitvec.image_bytes if lay.bitvec else 0,
             "bitvec_masks_doc": ", ".join(f"{i} {n}" for n, i in lay.mask_actions),
         })
         default_offset += lay.value_size
