@@ -58,7 +58,7 @@ from . import XdpTarget
 from . import layout as L
 from .bitvec import BitVector
 from .ctext import entry_name
-from .cuckoo import Cuckoo, CuckooFull, tag_for
+from .cuckoo import Cuckoo, CuckooFull
 from .libbpf import BpfObject, errno_text, lib
 from .readme import entry_key, linear_entry
 from .trie import Trie, TrieFull, build, replacement_for
@@ -393,8 +393,7 @@ class CuckooMaps(_MappedTable):
     def __init__(self, t: ir.Table, lay: L.TableLayout, th_fd: int, tv_fd: int) -> None:
         words = L.key_words(t)
         super().__init__(t, lay, th_fd, lay.cuckoo_bytes, tv_fd)
-        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words, lay.cuckoo_ways,
-                             tag_for(sum(k.width for k in t.keys), words))
+        self.cuckoo = Cuckoo(self.mem, lay.cuckoo_buckets, words, lay.cuckoo_ways, L.cuckoo_tag(t))
 
     def close(self) -> None:
         self.cuckoo.release()

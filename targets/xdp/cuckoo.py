@@ -124,9 +124,11 @@ class Cuckoo:
         """The key, its tagged word last (a tagged table's slot is live from there), then the entry word that makes
         the slot live in an untagged one."""
         q = self._off(b, w) // 8
-        words = [k0 | self.tag[0], k1 | self.tag[1]][:self.words]
-        for i in sorted(range(self.words), key=lambda i: i == self.tagw):
-            self.q[q + i] = words[i]
+        words = (k0 | self.tag[0], k1 | self.tag[1])
+        if self.words == 2:
+            other = 1 - self.tagw
+            self.q[q + other] = words[other]
+        self.q[q + self.tagw] = words[self.tagw]
         e = (q + self.words) * 8
         self.mem[e:e + 4] = entry1.to_bytes(4, "little")
 

@@ -24,7 +24,7 @@ from . import paths as P
 from .bitvec import DEBRUIJN, DEFAULT_RANK, BitVecLayout
 from .cexpr import Scope, Translator, Unsupported, const, ctype, field_access, group_ptr, hash_slot, mask
 from .ctext import DONE, SNAPSHOT, Done, Frame, HitMiss, Lines, ParseNode, elem_ptr, where
-from .cuckoo import C1, C2, C3, tag_for
+from .cuckoo import C1, C2, C3
 from .deparse import Deparser
 from .tlv import TLV_BUF, option_instances, walkers
 
@@ -1030,7 +1030,7 @@ class Emitter:
             out.add("__u64 k1 = (__u64)(kv >> 64);")
             x = f"(k0 ^ (k1 * {C3:#x}ULL))"
         bits = lay.cuckoo_buckets.bit_length() - 1
-        tag = tag_for(sum(k.width for k in t.keys), words)
+        tag = L.cuckoo_tag(t)
         kw = ["k0", "k1"][:words]
         if tag != (0, 0):  # a live slot holds the key with its tag: no entry word to test first
             i = 1 if tag[1] else 0

@@ -26,7 +26,7 @@ from c3po_compiler import ir
 
 from .bitvec import BitVecLayout, chosen
 from .crcpre import CrcPrefix, place, register
-from .cuckoo import buckets_for, slot_bytes, ways_for
+from .cuckoo import buckets_for, slot_bytes, tag_for, ways_for
 from .images import simple
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
@@ -77,6 +77,12 @@ def cuckoo_buckets(t: ir.Table, kind: str) -> int:
 
 def key_words(t: ir.Table) -> int:
     return 1 if sum(k.width for k in t.keys) <= 64 else 2
+
+
+def cuckoo_tag(t: ir.Table) -> tuple[int, int]:
+    """The tag a cuckoo table's live slots hold beside the key (cuckoo.tag_for): what the emitter compares with and
+    the control plane writes."""
+    return tag_for(sum(k.width for k in t.keys), key_words(t))
 
 
 def cuckoo_raw_key(t: ir.Table) -> bool:
