@@ -6,6 +6,7 @@ test_xdp_kernel.py.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -117,7 +118,9 @@ def features_spec(tmp_path: Path) -> Path:
     return path
 
 
+@functools.cache
 def supported_examples() -> list[Path]:
+    """Kept per process: three parametrizations ask, and each answer compiles every example (about 3 s)."""
     out = []
     for ex in EXAMPLES:
         try:

@@ -1466,18 +1466,36 @@ def empty_tail_test(ht: ir.HeaderType, tr: Translator) -> str | None:
     behind it (`ihl == 5 && vl == 0`), which clang folds once the field is known, so the fast path tests one
     field where the length's arithmetic was; a wrong choice would cost time, never correctness."""
     assert ht.varlen is not None
-    refs = {e.field_name for e in ir.walk_expr(ht.varlen.length) if isinstance(e, ir.FieldRef)}
-    f = ht.field(next(iter(refs))) if len(refs) == 1 else None
-    if f is None or f.width > 8:
-        return None
-    try:
-        values = [v for v in range(1 << f.width) if hexpr.eval_header_expr(ht.varlen.length, {f.name: v}) == 0]
-    except hexpr.HeaderExprError:
-        return None
-    if not values:
+    value = _empty_tail_value(ht.varlen.length, ht)
+    if value is None:
         return None
     ref = next(e for e in ir.walk_expr(ht.varlen.length) if isinstance(e, ir.FieldRef))
-    return f"({tr.expr(ref)} == {values[0]}ULL)"
+    return f"({tr.expr(ref)} == {value}ULL)"
+
+
+_EMPTY_TAIL: dict[int, tuple[ir.Expr, int | None]] = {}
+
+
+def _empty_tail_value(length: ir.Expr, ht: ir.HeaderType) -> int | None:
+    """The first value of the one field the length reads that makes it 0; kept per length expression, since a
+    parser visits a header at every path through it (hundreds of nodes in a router) and each answer is 256
+    evaluations. The cache holds the expression, so its id is never reused while the entry lives."""
+    hit = _EMPTY_TAIL.get(id(length))
+    if hit is not None and hit[0] is length:
+        return hit[1]
+    refs = {e.field_name for e in ir.walk_expr(length) if isinstance(e, ir.FieldRef)}
+    f = ht.field(next(iter(refs))) if len(refs) == 1 else None
+    value: int | None = None
+    if f is not None and f.width <= 8:
+        try:
+            value = next(iter([v for v in range(1 << f.width) if hexpr.eval_header_expr(length, {f.name: v}) == 0]),
+                         None)
+        except hexpr.HeaderExprError:
+            value = None
+    if len(_EMPTY_TAIL) > 4096:
+        _EMPTY_TAIL.clear()
+    _EMPTY_TAIL[id(length)] = (length, value)
+    return value
 
 
 def same_stmts(a: object, b: object) -> bool:

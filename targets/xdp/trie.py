@@ -48,11 +48,14 @@ class TrieFull(Exception):
 class Trie:
     """`plen_of(entry)` gives the prefix length of an entry index already in the trie (the record keeps it).
     With `leaf_of(entry)` (the entry's leaf, layout.TrieLeaf) the slots packets read hold leaves; `routes`
-    [(prefix, plen, entry)] are then the routes the array already holds (see the module docstring)."""
+    [(prefix, plen, entry)] are then the routes the array already holds (see the module docstring). With
+    `empty` the caller rebuilds the array from nothing (`build`), so what it holds is not read: a scan of a
+    router's table costs tens of milliseconds, paid on every install of a whole image."""
 
     def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int],
                  leaf_of: Callable[[int], int] | None = None,
-                 routes: Iterable[tuple[int, int, int]] = (), root: memoryview | None = None) -> None:
+                 routes: Iterable[tuple[int, int, int]] = (), root: memoryview | None = None,
+                 empty: bool = False) -> None:
         if width % 8 or not ROOT_BITS <= width <= 128:
             raise ValueError(f"a multibit trie key is 16..128 bits in whole bytes, not {width}")
         if len(slots) < (FIRST_NODE + nodes) * FANOUT:
@@ -72,6 +75,9 @@ class Trie:
         self.width = width
         self.plen_of = plen_of
         self.free: list[int] = []
+        if empty:
+            self.reset()
+            return
         used = self.scan()
         if leaf_of is not None:
             self._adopt(routes, used)
