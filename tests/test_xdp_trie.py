@@ -13,7 +13,7 @@ from c3po_compiler import ir, load_program
 from c3po_compiler.expr import KeyElem
 from c3po_compiler.problems import SpecError
 from targets.xdp import layout as L
-from targets.xdp.trie import FANOUT, FIRST_NODE, Trie, TrieFull, replacement_for
+from targets.xdp.trie import FANOUT, FIRST_NODE, Trie, TrieFull, build, replacement_for
 
 from .conftest import ROOT, need_bpf
 
@@ -40,6 +40,47 @@ def _brute(routes: dict[tuple[int, int], int], key: int, width: int) -> int | No
         if key & mask == prefix and (best is None or plen > best[0]):
             best = (plen, entry)
     return best[1] if best else None
+
+
+@pytest.mark.parametrize("leaves", [False, True])
+@pytest.mark.parametrize("width", [32, 128])
+def test_a_built_image_is_the_one_inserts_make(width: int, leaves: bool) -> None:
+    """`build` fills regions at once where an insert writes slot by slot: over nested routes of every length,
+    on an array that held another table before (a trie opened `empty`), the slots packets read (root copy
+    included) are those of inserting the routes one by one into a fresh trie, and lookups match the brute force."""
+    rng = random.Random(width + leaves)
+    bases = [rng.getrandbits(width) for _ in range(5)]
+    lengths = [0, 1, 8, 15, 16, 17, 23, 24, 25, 31, 32] + ([40, 48, 64, 127, 128] if width == 128 else [])
+    routes: dict[tuple[int, int], int] = {}
+    for entry in range(60):
+        plen = rng.choice(lengths)
+        prefix = rng.choice(bases) & (((1 << plen) - 1) << (width - plen)) if plen else 0
+        routes.setdefault((plen, prefix), entry)
+    plens = {e: plen for (plen, _), e in routes.items()}
+    leaf_of = (lambda e: 0x100 + 7 * e) if leaves else None
+    nodes, copied = 200, (FIRST_NODE + 2) * FANOUT
+
+    def arrays() -> tuple[memoryview, memoryview]:
+        return (memoryview(bytearray(4 * (FIRST_NODE + nodes) * FANOUT)).cast("I"),
+                memoryview(bytearray(4 * copied)).cast("I"))
+
+    one_by_one, root1 = arrays()
+    fresh = Trie(one_by_one, nodes, width, plens.__getitem__, leaf_of, root=root1)
+    for (plen, prefix), e in sorted(routes.items(), key=lambda r: (-r[0][0], r[1])):  # longest first: no bulk
+        fresh.insert(prefix, plen, e)
+    built, root2 = arrays()
+    for i in range(len(built)):  # what an earlier table left behind
+        built[i] = rng.getrandbits(31)
+    trie = Trie(built, nodes, width, plens.__getitem__, leaf_of, root=root2, empty=True)
+    build(trie, [(prefix, plen, e) for (plen, prefix), e in routes.items()])
+    for key in [rng.getrandbits(width) for _ in range(300)] + [p for _, p in routes]:
+        assert trie.lookup(key) == fresh.lookup(key) == _brute(routes, key, width), hex(key)
+        assert trie.slot_of(key) == fresh.slot_of(key), hex(key)
+    assert root2.tolist() == built[:copied].tolist(), "the root copy holds what the array holds"
+    assert trie.used_nodes == fresh.used_nodes
+    link = 0x80000000
+    assert [s if not s & link else link for s in built[: 1 << 16]] == \
+        [s if not s & link else link for s in one_by_one[: 1 << 16]], "the root's leaves and where it links"
 
 
 @pytest.mark.parametrize("width", [32, 128])

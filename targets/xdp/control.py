@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import itertools
 import mmap
 import os
 import shutil
@@ -546,8 +547,7 @@ class XdpDataplane(Dataplane):
             picked: Iterable[int] = range(n)
             if used and value_size % 4 == 0:
                 step = value_size // 4
-                heads = memoryview(raw_v).cast("I")[:n * step:step].tolist()
-                picked = [i for i, h in enumerate(heads) if h]
+                picked = itertools.compress(range(n), memoryview(raw_v).cast("I")[:n * step:step].tolist())
             for i in picked:
                 yield raw_k[4 * i:4 * i + 4], raw_v[value_size * i:value_size * (i + 1)]
             done += count.value

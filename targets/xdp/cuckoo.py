@@ -25,6 +25,7 @@ The memory is any writable memoryview of bytes: the mmap of the BPF array, or a 
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 WAYS = 4  # slots per bucket of a large table
@@ -143,11 +144,16 @@ class Cuckoo:
     def scan(self) -> None:
         """Where each key is, read from the array (it is its own record)."""
         self.where = {}
-        for b in range(self.buckets):
-            for w in range(self.ways):
-                k0, k1, e = self._read(b, w)
-                if e:
-                    self.where[(k0, k1)] = (b, w)
+        step, n = self.slot // 4, self.buckets * self.ways
+        words = self.mem.cast("B").cast("I")
+        try:  # each slot's entry word, in C: a table of 32,768 buckets is mostly empty slots
+            entries = words[2 * self.words:n * step:step].tolist()
+        finally:
+            words.release()
+        for i in itertools.compress(range(n), entries):
+            b, w = divmod(i, self.ways)
+            k0, k1, _ = self._read(b, w)
+            self.where[(k0, k1)] = (b, w)
 
     def reset(self) -> None:
         self.mem[:self.buckets * self.ways * self.slot] = bytes(self.buckets * self.ways * self.slot)

@@ -49,8 +49,9 @@ class Trie:
     """`plen_of(entry)` gives the prefix length of an entry index already in the trie (the record keeps it).
     With `leaf_of(entry)` (the entry's leaf, layout.TrieLeaf) the slots packets read hold leaves; `routes`
     [(prefix, plen, entry)] are then the routes the array already holds (see the module docstring). With
-    `empty` the caller rebuilds the array from nothing (`build`), so what it holds is not read: a scan of a
-    router's table costs tens of milliseconds, paid on every install of a whole image."""
+    `empty` the caller rebuilds the array from nothing (`build`, which empties it first), so what it holds is
+    not read: a scan of a router's table costs tens of milliseconds, paid on every install of a whole image.
+    Until then no node is free (an insert is refused)."""
 
     def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int],
                  leaf_of: Callable[[int], int] | None = None,
@@ -75,8 +76,10 @@ class Trie:
         self.width = width
         self.plen_of = plen_of
         self.free: list[int] = []
+        # Set by `build` alone: slots may then be filled by a bulk copy, which, unlike the one 4-byte store per
+        # slot of a live change, the CPU does not promise to make in whole slots (rep movsb).
+        self._bulk = False
         if empty:
-            self.reset()
             return
         used = self.scan()
         if leaf_of is not None:
@@ -300,6 +303,9 @@ class Trie:
         """Write `leaf` (entry + 1) wherever no longer prefix is: into links too. Without `publish` (`_adopt`:
         routes come shortest first), into every slot that is not a link, of the owners only."""
         a = self.a
+        if self._bulk:  # `build` inserts shortest first: the region holds no link and no longer route yet
+            self._fill(first, count, leaf)
+            return
         for s in range(first, first + count):
             cur = a[s]
             if cur & TRIE_NODE:
@@ -362,7 +368,11 @@ def replacement_for(prefix: int, plen: int, width: int, routes: dict[tuple[int, 
 
 def build(trie: Trie, routes: Iterable[tuple[int, int, int]]) -> None:
     """Empty the trie, then insert (prefix, plen, entry) routes, shortest first (each insert then writes only the
-    slots of its own region)."""
+    slots of its own region). Not a change for packets in flight: a packet meanwhile can find no route."""
     trie.reset()
-    for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
-        trie.insert(prefix, plen, entry)
+    trie._bulk = True
+    try:
+        for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
+            trie.insert(prefix, plen, entry)
+    finally:
+        trie._bulk = False
