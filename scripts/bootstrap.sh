@@ -36,9 +36,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.c3po-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ third_party/p4runtime/pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing c3po and test dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
+  # P4Runtime's modules regenerated for protobuf's C runtime (third_party/p4runtime/README.md), then
+  # p4runtime-shell without the protobuf < 3.21 pin it carries for PyPI's modules (pip notes the pin; harmless)
+  .venv/bin/python -m pip install -q ./third_party/p4runtime
+  .venv/bin/python -m pip install -q --no-deps "p4runtime-shell==0.0.6"
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
