@@ -11,7 +11,14 @@ import pytest
 from c3po_compiler import ir, load_program
 from targets.p4 import P4Target, compile_command
 from targets.p4.bmv2_log import LogTail
-from targets.p4.driver import P4Driver, grown, pair_captures, result_from_fate, switch_command
+from targets.p4.driver import (
+    P4Driver,
+    grown,
+    p4runtime_unavailable,
+    pair_captures,
+    result_from_fate,
+    switch_command,
+)
 from targets.p4.netns import link_batch, namespace_name, veth_names
 from targets.p4.pktio import kernel_refuses, with_vlan_tag
 from tests.conftest import EXAMPLES, need_p4
@@ -73,6 +80,28 @@ def test_unavailable_names_only_what_is_missing(monkeypatch: pytest.MonkeyPatch,
     reason = P4Driver.unavailable()
     assert reason is not None
     assert "simple_switch" in reason and "p4c-bm2-ss," not in reason
+
+
+def test_p4runtime_modules_that_do_not_load_are_named_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyPI's p4runtime modules under protobuf >= 4 raise TypeError on import; a missing package ImportError.
+    Both must say how to install the regenerated modules, not fail later inside the driver."""
+    import builtins
+    import sys
+
+    assert p4runtime_unavailable() is None  # the project's own set-up loads them
+    real = builtins.__import__
+    for exc in (TypeError("Descriptors cannot be created directly."), ImportError("No module named 'p4'")):
+        def fake(name: str, *args: object, _exc: Exception = exc, **kw: object) -> object:
+            if name == "p4.v1" or name.startswith("p4.v1."):
+                raise _exc
+            return real(name, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.delitem(sys.modules, "p4.v1.p4runtime_pb2", raising=False)
+        monkeypatch.setattr(builtins, "__import__", fake)
+        reason = p4runtime_unavailable()
+        monkeypatch.setattr(builtins, "__import__", real)
+        assert reason is not None and "third_party/p4runtime" in reason, reason
+        assert ("protobuf" in reason) == isinstance(exc, TypeError), reason
 
 
 def test_open_refuses_cleanly_when_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
