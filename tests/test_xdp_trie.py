@@ -72,6 +72,8 @@ def test_a_built_image_is_the_one_inserts_make(width: int, leaves: bool) -> None
     for i in range(len(built)):  # what an earlier table left behind
         built[i] = rng.getrandbits(31)
     trie = Trie(built, nodes, width, plens.__getitem__, leaf_of, root=root2, empty=True)
+    with pytest.raises(TrieFull):  # opened without reading the array: no node is known free before `build`
+        trie.insert(1 << (width - 1), 24, 0)
     build(trie, [(prefix, plen, e) for (plen, prefix), e in routes.items()])
     for key in [rng.getrandbits(width) for _ in range(300)] + [p for _, p in routes]:
         assert trie.lookup(key) == fresh.lookup(key) == _brute(routes, key, width), hex(key)

@@ -51,7 +51,7 @@ class Trie:
     [(prefix, plen, entry)] are then the routes the array already holds (see the module docstring). With
     `empty` the caller rebuilds the array from nothing (`build`, which empties it first), so what it holds is
     not read: a scan of a router's table costs tens of milliseconds, paid on every install of a whole image.
-    Until then no node is free (an insert is refused)."""
+    Until then no node is free (an insert that needs one is refused)."""
 
     def __init__(self, slots: memoryview, nodes: int, width: int, plen_of: Callable[[int], int],
                  leaf_of: Callable[[int], int] | None = None,
