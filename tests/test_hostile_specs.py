@@ -7,12 +7,9 @@ the limit (docs/spec-reference.md, "Limits"), or are accepted and build; never e
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -184,15 +181,18 @@ def expressions(draw: st.DrawFn) -> str:
     return expr
 
 
-_WORK = Path(tempfile.mkdtemp(prefix="c3po-hostile-"))
-atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for every example hypothesis draws (pytest removes it; a directory made at import was left
+    behind by a worker that did not run its exit handlers)."""
+    return tmp_path_factory.mktemp("hostile")
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expr=expressions(), where=st.sampled_from(["assign", "condition"]))
-def test_random_hostile_expressions_never_crash_check(expr: str, where: str) -> None:
+def test_random_hostile_expressions_never_crash_check(work: Path, expr: str, where: str) -> None:
     text = spec_text(assign=expr) if where == "assign" else spec_text(condition=expr)
-    code, err = check(_WORK / "s.yaml", text)
+    code, err = check(work / "s.yaml", text)
     assert code in (0, 1), err
     if code == 1:
         problems = [ln for ln in err.splitlines() if ln and not ln.startswith(" ") and not ln.endswith("error")
