@@ -52,6 +52,7 @@ found, and the packet checks the end state:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from c3po_compiler import ir
@@ -358,15 +359,14 @@ def _collision(t: ir.Table, keyvals: tuple[int, ...], hit: EntryState, other: st
     unit = 1 << (w - plen) if k.kind == "lpm" else 1
     span = 1 << plen if k.kind == "lpm" else 1 << w
     found: EntryState | None = None
-    pl, values = _hashed_values(t, entry_for(t, keyvals, other, prog).match)
-    mask = nic_capacity(t) - 1
-    for i in range(1, min(COLLISION_TRIES, span)):
-        v = (keyvals[j] + i * unit) % (1 << w)
-        if home is not None:  # the hash alone first: an entry costs forty times more, and ~1 in `mask` hits
-            values[j] = v & (((1 << plen) - 1) << (w - plen)) if k.kind == "lpm" else v
-            if _hash(t, pl, values) & mask != home:
-                continue
-        e = _entry(t, (*keyvals[:j], v, *keyvals[j + 1:]), other, prog, salt=5)
+    cands: Iterable[tuple[int, ...]]
+    if home is None:  # a priority table hashes nothing: any other key will do
+        cands = ((*keyvals[:j], (keyvals[j] + i * unit) % (1 << w), *keyvals[j + 1:])
+                 for i in range(1, min(COLLISION_TRIES, span)))
+    else:
+        cands = _keys_by_home(t, keyvals, other, prog, {home: 1}, {hit.match}, COLLISION_TRIES)[home]
+    for cand in cands:
+        e = _entry(t, cand, other, prog, salt=5)
         if e.match != hit.match and nic_home_slot(t, e.match) == home:
             found = e
             break
@@ -389,7 +389,7 @@ def _touch(e: EntryState) -> ControlOp:
 
 
 def _keys_by_home(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.Program, wants: dict[int, int],
-                  avoid: set[tuple[KeyElem, ...]]) -> dict[int, list[tuple[int, ...]]]:
+                  avoid: set[tuple[KeyElem, ...]], tries: int = HOME_TRIES) -> dict[int, list[tuple[int, ...]]]:
     """Key tuples whose entries (`entry_for`'s match) have the given NIC home slots, up to wants[slot] of each:
     the widest key varied in steps its entry tells apart, the others as the packet has them; matches in
     `avoid` (the packet's, the constant entries') skipped."""
@@ -402,7 +402,7 @@ def _keys_by_home(t: ir.Table, keyvals: tuple[int, ...], action: str, prog: ir.P
     mask = nic_capacity(t) - 1
     need = {s: n for s, n in wants.items() if n > 0}
     found: dict[int, list[tuple[int, ...]]] = {s: [] for s in wants}
-    for i in range(1, min(HOME_TRIES, 1 << plen)):
+    for i in range(1, min(tries, 1 << plen)):
         v = (keyvals[j] + i * unit) % (1 << w)
         values[j] = v & (((1 << plen) - 1) << (w - plen)) if k.kind == "lpm" else v
         s = _hash(t, pl, values) & mask

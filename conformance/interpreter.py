@@ -89,8 +89,9 @@ class Interpreter:
                     self.checksum_plans[(s.instance, s.pseudo)] = self._checksum_plan(s.instance, s.pseudo)
         # The constant entries and a matcher of them alone, made once: the vector generator installs a control
         # state for nearly every packet it tries (165,000 installs for the examples and the suite).
-        self._consts: dict[str, list[InstalledEntry]] | None = None
-        self._const_matchers: dict[str, Matcher] = {}
+        self._consts = {name: [self._entry(t, i, tuple(e.match), e.action.action, tuple(e.action.args), e.priority)
+                               for i, e in enumerate(t.entries)] for name, t in prog.tables.items()}
+        self._const_matchers = {name: Matcher(t, self._consts[name]) for name, t in prog.tables.items()}
         self.install(ControlState())
 
     # -- control plane -------------------------------------------------------------------------------------
@@ -99,11 +100,6 @@ class Interpreter:
         """Constant entries first (in spec order), then `control`'s entries in install order; defaults overridden.
         A state with ops is installed as the image they leave (`model.final_state`: computed in one place)."""
         control = final_state(self.prog, control)
-        if self._consts is None:
-            self._consts = {}
-            for name, t in self.prog.tables.items():
-                self._consts[name] = [self._entry(t, i, tuple(e.match), e.action.action, tuple(e.action.args),
-                                                  e.priority) for i, e in enumerate(t.entries)]
         per_table = {name: list(entries) for name, entries in self._consts.items()}
         for es in control.entries:
             et = self.prog.tables.get(es.table)
@@ -119,11 +115,9 @@ class Interpreter:
             defaults[tname] = (action, self._args(dt, action, tuple(args), allow_nop=True))
         for name, t in self.prog.tables.items():
             rt = self.tables[name]
-            if len(per_table[name]) > len(t.entries):
-                rt.matcher = Matcher(t, per_table[name])
-            else:  # the constant entries alone: one matcher for every install (it is never written)
-                rt.matcher = self._const_matchers.get(name) or self._const_matchers.setdefault(
-                    name, Matcher(t, per_table[name]))
+            # the constant entries alone: their one matcher (a matcher is never written)
+            rt.matcher = Matcher(t, per_table[name]) if len(per_table[name]) > len(t.entries) \
+                else self._const_matchers[name]
             rt.default_action, rt.default_args = defaults[name]
 
     def _args(self, t: ir.Table, action: str, args: tuple[int, ...], allow_nop: bool = False) -> tuple[int, ...]:
