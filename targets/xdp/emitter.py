@@ -426,7 +426,7 @@ class Emitter:
                     self.perr_used.add("checksum")
                     guard = "" if vptr in known else f"{vptr} && "
                     total = self.csum_sum(vinst, vptr, fixed_only=fixed_only and vptr == ptr)
-                    out.add(f"if ({guard}c3po_csum_fold({total}) != 0xffff)")
+                    out.add(f"if ({guard}!c3po_csum_ok({total}))")
                     out.add("\tgoto perr_checksum;")
 
             if not ht.varlen:

@@ -263,6 +263,18 @@ static __always_inline __u16 c3po_csum_fold(__u64 sum)
 	return (__u16)sum;
 }
 
+/* Whether a header's sum (all its words, checksum included) verifies, i.e. c3po_csum_fold(sum) == 0xffff, one
+ * fold sooner: for a sum below 2^48 the 32-bit fold leaves at most 0x10000fffe, the first 16-bit fold at most
+ * 0x1ffff, the second at most 0x10000; in [0, 0x10000] only 0 (a zero sum) and 0xffff are 0 mod 0xffff, and
+ * c3po_csum_fold's last step changes only 0x10000 (to 1). tests/test_xdp_csum_ok.py runs both on the edges. */
+static __always_inline int c3po_csum_ok(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
 /* RFC 1624 eqn. 3 step for one changed word: s is ~HC (folded), m the old word, m2 the new one. Unchanged words
  * are skipped, as the spec requires (adding ~m + m would turn a 0 sum into 0xffff). */
 static __always_inline __u32 c3po_csum_step(__u32 s, __u32 m, __u32 m2)
