@@ -14,6 +14,7 @@ constant images (images.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from c3po_compiler import hexpr, ir
 from targets.c_bounds import range_cond
@@ -488,16 +489,32 @@ class Emitter:
                 self.perr_used.add("truncated")
                 out.add(f"if (cur + {look} > end) /* lookahead */")
                 out.add("\tgoto perr_truncated;")
-            sels = []
-            for j, e in enumerate(st.select):
-                out.add(f"{ctype(e.width)} sel{j} = {tr.expr(e)};")
-                sels.append((f"sel{j}", e.width))
-            for case in st.cases:
-                conds = [keyset_cond(v, w, k) for (v, w), k in zip(sels, case.keyset, strict=True)]
-                conds = [c for c in conds if c != "1"] or ["1"]
-                out.add(f"if ({' && '.join(conds)}) /* {where(prog, case.loc)} */")
-                out.add(f"\tgoto {nxt(case.next)};")
-            out.add(f"goto {nxt(st.default)};")
+            raw = raw_select(st, prog, tr, ptr_in_parser)
+            if raw is not None:
+                ptr, off, width = raw
+                sel = st.select[0]
+                assert isinstance(sel, ir.FieldRef)
+                out.open(f"switch (*(__u{width} *)({ptr} + {off})) {{ /* {sel.instance}.{sel.field_name} as the packet "
+                         "holds it: the case values byte-swapped */")
+                for case in st.cases:
+                    value = case.keyset[0].a & mask(width)
+                    swapped = int.from_bytes(value.to_bytes(width // 8, "big"), "little")
+                    out.add(f"case {swapped:#x}: /* {value:#x} ({where(prog, case.loc)}) */")
+                    out.add(f"\tgoto {nxt(case.next)};")
+                out.add("default:")
+                out.add(f"\tgoto {nxt(st.default)};")
+                out.close()
+            else:
+                sels = []
+                for j, e in enumerate(st.select):
+                    out.add(f"{ctype(e.width)} sel{j} = {tr.expr(e)};")
+                    sels.append((f"sel{j}", e.width))
+                for case in st.cases:
+                    conds = [keyset_cond(v, w, k) for (v, w), k in zip(sels, case.keyset, strict=True)]
+                    conds = [c for c in conds if c != "1"] or ["1"]
+                    out.add(f"if ({' && '.join(conds)}) /* {where(prog, case.loc)} */")
+                    out.add(f"\tgoto {nxt(case.next)};")
+                out.add(f"goto {nxt(st.default)};")
         else:
             out.add(f"goto {nxt(st.default)};")
         ext = prog.instances[st.extract].type if st.extract else None
@@ -1448,6 +1465,24 @@ def arg_indexes(lay: L.TableLayout) -> list[int]:
     """The value's argument slots some action of the table reads (`arg<i>` in the generated apply)."""
     return sorted({slot + j for name in lay.action_ids for _, width, slot in lay.arg_slots[name]
                    for j in range(2 if width > 64 else 1)} | {p.slot for pres in lay.crc.values() for p in pres})
+
+
+def raw_select(st: ir.ParserState, prog: ir.Program, tr: Translator,
+               ptr_of: Callable[[str, int | str | None], str]) -> tuple[str, int, int] | None:
+    """(header pointer, byte offset, width) when a state selects on one 16- or 32-bit whole-byte field of a header
+    known valid, with two or more cases that are all distinct single values: then the transition is a `switch` on
+    the field as it lies in the packet. clang compiles the `if` chain on the byte-swapped value (the same
+    tests) into a select of a state number and a second dispatch on it, six BPF instructions more on every
+    packet through the state (an EtherType with IPv4 and IPv6 cases); the switch is one load and the tests."""
+    if len(st.select) != 1 or len(st.cases) < 2 or st.select[0].width not in (16, 32):
+        return None
+    if any(len(c.keyset) != 1 or c.keyset[0].kind != "value" for c in st.cases):
+        return None
+    values = [c.keyset[0].a & mask(st.select[0].width) for c in st.cases]
+    if len(set(values)) != len(values):  # a repeated value: the first case wins, which a switch cannot say
+        return None
+    at = keys.packet_bytes(st.select[0], prog, tr, ptr_of)
+    return None if at is None else (at[0], at[1], st.select[0].width)
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
