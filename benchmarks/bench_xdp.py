@@ -590,8 +590,9 @@ def merge(results: list[dict[str, list[float]]]) -> dict[str, list[float]]:
     out["base_ns"] = [statistics.median(r["base_ns"][0] for r in results)]
     ratios = [r["ns"][0] / r["ns"][2] for r in results if len(r["ns"]) > 2 and r["ns"][2] > 0]
     out["best_ratio_range"] = [min(ratios), max(ratios)] if ratios else []
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    out["best_ratio_quartiles"] = [q[0], q[2]] if ratios else []
+    if len(ratios) > 1:
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")  # within the range
+        out["best_ratio_quartiles"] = [q1, q3]
     return out
 
 
