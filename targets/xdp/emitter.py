@@ -617,7 +617,8 @@ class Emitter:
                 f = prog.instances[t.instance].type.field(t.field_name)
                 if f is None or prog.instances[t.instance].tlv_parent:
                     raise Unsupported(f"writing '{t.instance}.{t.field_name}' is not supported")
-                store = f"{field_access(f.offset, f.width).set(ptr, v)}"
+                store = ((self.dp.word_store(t.instance, f, ptr, v) if t.group is None else None)
+                         or field_access(f.offset, f.width).set(ptr, v))
                 if v.startswith(RAW):  # a raw parameter (layout.raw_params): its bytes as they are, no swap
                     store = f"c3po_st_raw({ptr} + {f.offset // 8}, {f.width // 8}, {v[len(RAW):]})"
                 if ptr in tr.scope.invalid:

@@ -130,6 +130,15 @@ static __always_inline void c3po_st_raw(__u8 *p, __u32 n, __u64 v)
 	}
 }
 
+/* Byte i (0: the first in memory) of the 16-bit word at p set to v, stored as the whole word: for a field inside
+ * a word that an incremental checksum update reads back (deparse.word_store), so the update gets the value in a
+ * register instead of reloading a word one byte of which is still in the store buffer. */
+static __always_inline void c3po_st_in16(__u8 *p, __u32 i, __u64 v)
+{
+	__u32 sh = 8 * i; /* little-endian, as c3po_st_raw */
+	*(__u16 *)p = (__u16)((*(__u16 *)p & ~(0xffu << sh)) | (((__u32)v & 0xff) << sh));
+}
+
 /* Load of n (1..8) bytes as they lie in memory (c3po_st_raw's inverse): a cuckoo key of whole-byte packet fields
  * is compared and hashed in this order (layout.cuckoo_raw_key), so it takes no byte swap. */
 static __always_inline __u64 c3po_ld_raw(const __u8 *p, __u32 n)
@@ -275,8 +284,19 @@ static __always_inline int c3po_csum_ok(__u64 sum)
 	return sum == 0xffff;
 }
 
-/* RFC 1624 eqn. 3 step for one changed word: s is ~HC (folded), m the old word, m2 the new one. Unchanged words
- * are skipped, as the spec requires (adding ~m + m would turn a 0 sum into 0xffff). */
+/* Two 16-bit folds: enough for any sum below 2^32 (the first leaves at most 0x1fffe, the second at most 0xffff),
+ * and a positive sum stays positive, so a header checksum's incremental update (deparse.csum_incremental), whose
+ * sum is positive by construction, gets its value in 1..0xffff. */
+static __always_inline __u16 c3po_csum_fold2(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* RFC 1624 eqn. 3 step for one changed word of an L4 checksum: s is ~HC (folded), m the old word, m2 the new one.
+ * Unchanged words are skipped, as the spec requires (adding ~m + m would turn a 0 sum into 0xffff, and an L4
+ * checksum's result is stored as the sum leaves it). */
 static __always_inline __u32 c3po_csum_step(__u32 s, __u32 m, __u32 m2)
 {
 	if (m == m2)
