@@ -99,3 +99,24 @@ def router_p4_with(monkeypatch: pytest.MonkeyPatch, edits: dict[str, str]) -> An
 
     monkeypatch.setattr(P4Target, "render", wrong)
     return prog
+
+
+def kernel_matches_interpreter(prog: Any, frames: list[bytes], tmp_path: Path) -> list[tuple[str, int | None, bytes]]:
+    """Runs `frames` (ingress port 1, no tables) through the xdp build in the kernel and through the reference
+    interpreter, asserts the same verdict, port and bytes for each, and returns the interpreter's."""
+    from conformance.model import ControlState, PacketIn
+    from conformance.ref_driver import RefDriver
+    from targets.xdp.driver import XdpDriver
+
+    packets = [PacketIn(1, f) for f in frames]
+    ref, xdp = RefDriver(), XdpDriver()
+    try:
+        ref.open(prog, tmp_path / "ref")
+        xdp.open(prog, tmp_path / "xdp")
+        for d in (ref, xdp):
+            d.install(ControlState())
+        want, got = ref.run(packets, {}), xdp.run(packets, {})
+    finally:
+        xdp.close()
+    assert [(r.verdict, r.port, r.data) for r in got] == [(r.verdict, r.port, r.data) for r in want]
+    return [(r.verdict, r.port, r.data) for r in want]

@@ -15,7 +15,7 @@ from c3po_compiler import load_program
 from conformance.checksums import ipv4_header_checksum, ones_sum
 from targets.xdp import XdpTarget
 
-from .conftest import ROOT, need_bpf
+from .conftest import ROOT, kernel_matches_interpreter, need_bpf
 
 SPEC = """
 c3po: 1
@@ -115,24 +115,7 @@ def test_sub_byte_fields_in_a_checksummed_word_are_stored_as_the_word(tmp_path: 
 
 
 def _run(prog_path: Path, frames: list[bytes], tmp_path: Path) -> list[tuple[str, int | None, bytes]]:
-    """The kernel's results, after checking them against the interpreter's."""
-    from conformance.model import ControlState, PacketIn
-    from conformance.ref_driver import RefDriver
-    from targets.xdp.driver import XdpDriver
-
-    prog = load_program(prog_path).program
-    packets = [PacketIn(1, f) for f in frames]
-    ref, xdp = RefDriver(), XdpDriver()
-    try:
-        ref.open(prog, tmp_path / "ref")
-        xdp.open(prog, tmp_path / "xdp")
-        for d in (ref, xdp):
-            d.install(ControlState())
-        want, got = ref.run(packets, {}), xdp.run(packets, {})
-    finally:
-        xdp.close()
-    assert [(r.verdict, r.port, r.data) for r in got] == [(r.verdict, r.port, r.data) for r in want]
-    return [(r.verdict, r.port, r.data) for r in want]
+    return kernel_matches_interpreter(load_program(prog_path).program, frames, tmp_path)
 
 
 def test_the_kernel_stores_the_checksum_the_interpreter_computes(tmp_path: Path) -> None:
