@@ -87,6 +87,7 @@ class Scope:
     valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
     valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
     invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
+    known: dict[tuple[str, str], int] = field(default_factory=dict)  # (instance, field) -> its value on this path
     hash_in_map: bool = False  # hash inputs in the per-CPU scratch map (sc->hb) rather than on the stack
     precomputed: dict[int, str] = field(default_factory=dict)  # id(ir.Hash) -> the C local holding its value
     # id(ir.Hash) -> (hit condition, the entry's CRC register, arguments it covers): crcpre.py
@@ -129,6 +130,8 @@ class Translator:
         f = htype.field(e.field_name)
         if f is None:  # TLV option fields live in option instances; not supported here
             raise Unsupported(f"field '{e.instance}.{e.field_name}' is not supported by the xdp target")
+        if (e.instance, e.field_name) in self.scope.known:  # fixed by the parse path (Emitter.fast_leaf)
+            return const(self.scope.known[(e.instance, e.field_name)], e.width)
         ptr = self.scope.header_ptr(e.instance, e.index)
         if e.instance == "" or ptr in self.scope.valid:
             return field_access(f.offset, f.width).get(ptr)
