@@ -1195,7 +1195,7 @@ class Emitter:
                 facts = self.leaf_facts.get(leaf)
                 known = f" (its common case: {', '.join(f'{n}.{f} = {v}' for (n, f), v in sorted(facts.items()))})" \
                     if facts else (" (its common case)" if leaf in self.leaf_facts else "")
-                out.out.append(f"{leaf}:; /* the parse path to {self.parse_leaves[leaf]}{known} ends here: {parsed} */")
+                out.out.append(f"{leaf}:; /* the parse path to {self.parse_leaves[leaf]} ends here: {parsed}{known} */")
                 out.open("{")
                 out.out.append(SNAPSHOT)
                 self.tails_left = P.TAIL_BUDGET
