@@ -417,6 +417,10 @@ def generate(prog: ir.Program, seed: int = 0, fuzz: int = 0) -> Generated:
 
     percopy_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
                                  vectors))
+    from .gen_varlen_copies import varlen_copy_vectors  # empty option areas replayed with options
+
+    varlen_copy_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,
+                                     vectors, per_path=pc))
     from .gen_condterms import condterm_vectors  # each valid(option) term of an && made false alone
 
     condterm_vectors(ClassContext(prog, seed, cov.classes, accepted, paths, first_apply, emit, run_with, interp,

@@ -1,6 +1,7 @@
 """A header with a variable part whose state's select then accepts gets a parse path of its own for the common
 case, tested first (emitter.fast_leaf: IPv4 with IHL 5 and version 4 is `h_ipv4[0] == 0x45`), and that path's copy
-of the control reads the fields it fixed as constants. Checked as text, and in the kernel against the reference
+of the control reads the fields it fixed as constants (and the other copy, the values left to them: IHL 6..15
+there). Checked as text, and in the kernel against the reference
 interpreter on every combination of version and IHL around the fast case, with good and bad checksums, options
 present and truncated, and TTLs that take each branch of a control that reads the fixed fields."""
 
@@ -60,18 +61,23 @@ def test_the_common_case_is_one_byte_compare_and_its_control_knows_the_fields() 
     assert st.index("goto parsed_st_ipv4__fixed;") < st.index("goto parsed_st_ipv4;")
     fixed = c[c.index("parsed_st_ipv4__fixed:;"):c.index("parsed_st_ipv4:;")]
     general = c[c.index("parsed_st_ipv4:;"):c.index("parsed_st_ipv6:;")]
-    assert "|| (5ULL != 5ULL)" in fixed  # the router's `ipv4.ihl != 5`, folded
-    assert "(c3po_get(h_ipv4 + 0, 1, 0, 4) != 5ULL)" in general
+    # the router's `ipv4.ttl <= 1 || ipv4.ihl != 5`: the IHL is 5 on the fast path, and not 5 on the other
+    assert "if ((c3po_get(h_ipv4 + 8, 1, 0, 8) <= 1ULL)) {" in fixed and "h_ipv4 + 0, 1, 0, 4" not in fixed
+    assert "/* spec/examples/router.yaml:95: true on this path */" in general
+    assert general.count("return C3PO_RET(") == 1 and "apply router_mac" not in general  # to the host, no more
 
 
-def test_a_field_the_program_writes_is_not_a_fact(tmp_path: Path) -> None:
+def test_the_values_each_path_leaves_and_a_written_field_has_none(tmp_path: Path) -> None:
     written = SPEC.replace('"ipv4.ttl = ipv4.ttl - 1"', '"ipv4.ttl = ipv4.ttl - 1", "ipv4.version = 4"')
     em = Emitter(load_program(_spec(tmp_path, written)).program)
     em.emit()
-    assert em.leaf_facts == {"parsed_st_ipv4__fixed": {("ipv4", "ihl"): 5}}
+    options = frozenset(range(6, 16))  # IHL 6..15: 4..40 bytes of options; below 5, bad_length
+    assert em.leaf_values == {"parsed_st_ipv4__fixed": {("ipv4", "ihl"): {5}},
+                              "parsed_st_ipv4": {("ipv4", "ihl"): options}}
     em = Emitter(load_program(_spec(tmp_path)).program)
     em.emit()
-    assert em.leaf_facts == {"parsed_st_ipv4__fixed": {("ipv4", "ihl"): 5, ("ipv4", "version"): 4}}
+    assert em.leaf_values == {"parsed_st_ipv4__fixed": {("ipv4", "ihl"): {5}, ("ipv4", "version"): {4}},
+                              "parsed_st_ipv4": {("ipv4", "ihl"): options, ("ipv4", "version"): {4}}}
 
 
 def test_the_kernel_agrees_with_the_interpreter_around_the_fast_case(tmp_path: Path) -> None:

@@ -61,6 +61,12 @@ class FieldAccess:
         return f"{fn}({ptr} + {self.byte}, {self.nbytes}, {self.shift}, {self.width}, {value})"
 
 
+COMPARE: dict[str, Callable[[int, int], bool]] = {
+    "==": lambda x, y: x == y, "!=": lambda x, y: x != y, "<": lambda x, y: x < y, "<=": lambda x, y: x <= y,
+    ">": lambda x, y: x > y, ">=": lambda x, y: x >= y,
+}
+
+
 def field_access(offset: int, width: int) -> FieldAccess:
     byte, bit = divmod(offset, 8)
     nbytes = (bit + width + 7) // 8
@@ -87,7 +93,8 @@ class Scope:
     valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
     valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
     invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
-    known: dict[tuple[str, str], int] = field(default_factory=dict)  # (instance, field) -> its value on this path
+    # (instance, field) -> the values it can have on this path (Emitter.fast_leaf): one, and reads are constants
+    values: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
     hash_in_map: bool = False  # hash inputs in the per-CPU scratch map (sc->hb) rather than on the stack
     precomputed: dict[int, str] = field(default_factory=dict)  # id(ir.Hash) -> the C local holding its value
     # id(ir.Hash) -> (hit condition, the entry's CRC register, arguments it covers): crcpre.py
@@ -130,8 +137,9 @@ class Translator:
         f = htype.field(e.field_name)
         if f is None:  # TLV option fields live in option instances; not supported here
             raise Unsupported(f"field '{e.instance}.{e.field_name}' is not supported by the xdp target")
-        if (e.instance, e.field_name) in self.scope.known:  # fixed by the parse path (Emitter.fast_leaf)
-            return const(self.scope.known[(e.instance, e.field_name)], e.width)
+        vals = self.scope.values.get((e.instance, e.field_name))
+        if vals is not None and len(vals) == 1:  # fixed by the parse path (Emitter.fast_leaf)
+            return const(next(iter(vals)), e.width)
         ptr = self.scope.header_ptr(e.instance, e.index)
         if e.instance == "" or ptr in self.scope.valid:
             return field_access(f.offset, f.width).get(ptr)
@@ -184,10 +192,19 @@ class Translator:
     def x_Present(self, e: ir.Present) -> str:
         return f"({group_ptr(self.scope.header_ptr(e.instance, None), e.group)} != 0)"
 
+    def values_of(self, e: ir.Expr) -> frozenset[int]:
+        """The values `e` can have here as far as constants and the parse path's field values say (several, and
+        the empty set when unknown: no answer is then the same for all)."""
+        if isinstance(e, ir.Const):
+            return frozenset({e.value & mask(e.width)})
+        if isinstance(e, ir.FieldRef) and e.group is None:
+            return self.scope.values.get((e.instance, e.field_name), frozenset())
+        return frozenset()
+
     def x_Unary(self, e: ir.Unary) -> str:
         v = self.expr(e.operand)
         if e.op == "!":
-            return f"(!{v})"
+            return {"0": "1", "1": "0"}.get(v, f"(!{v})")
         op = "~" if e.op == "~" else "-"
         return self._wrap(f"({op}{v})", e.width)
 
@@ -202,7 +219,16 @@ class Translator:
             fixed = compared(op, e.left, e.right)
             if fixed is not None:  # `x >= 0` and the like: folded, never emitted
                 return "1" if fixed else "0"
+            if self.scope.values:  # the same answer for every value the parse path left the field (fast_leaf)
+                answers = {COMPARE[op](x, y) for x in self.values_of(e.left) for y in self.values_of(e.right)}
+                if len(answers) == 1:
+                    return "1" if answers.pop() else "0"
         a, b = self.expr(e.left), self.expr(e.right)
+        if op in ("&&", "||") and {a, b} & {"0", "1"}:  # a side known: the other alone, or the constant (no side
+            absorb = "0" if op == "&&" else "1"  # effects to keep: expressions read, never write)
+            if absorb in (a, b):
+                return absorb
+            return b if a in ("0", "1") else a
         if op in ("&&", "||", "==", "!=", "<", "<=", ">", ">=", "&", "|", "^"):
             return f"({a} {op} {b})"
         if op in ("+", "-", "*"):

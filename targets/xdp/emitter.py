@@ -120,10 +120,12 @@ class Emitter:
         self.tree = False
         self.parse_leaves: dict[str, str] = {}
         self.parent: dict[str, str] = {}
-        # Fast leaves (fast_leaf): per leaf, the field values its parse path fixed; while a leaf's control is
-        # emitted, its facts (read as constants). At most TREE_LEAVES leaves in all.
-        self.leaf_facts: dict[str, dict[tuple[str, str], int]] = {}
-        self.known_fields: dict[tuple[str, str], int] = {}
+        # Fast leaves (fast_leaf), and the general leaves beside them: per leaf, the values its parse path left
+        # some fields (one: read as a constant; comparisons that give one answer for all of them fold); while a
+        # leaf's control is emitted, its own. At most TREE_LEAVES leaves in all.
+        self.fast_leaves: set[str] = set()
+        self.leaf_values: dict[str, dict[tuple[str, str], frozenset[int]]] = {}
+        self.path_values: dict[tuple[str, str], frozenset[int]] = {}
         self.fast_budget = self.fast_left = 0
         self.stable_fields = self._stable_fields()
         # Bytes known to be in the frame past `cur` when a parse state starts (an earlier bounds check on every
@@ -341,7 +343,7 @@ class Emitter:
                 invalid = frozenset(p for _, p in self.deparse_elements()) - frozenset().union(
                     *(w.valid for w in fam))
         return Translator(Scope(self.prog, self.control_ptr, dict(params or {}), hash_buffers=self.hash_buffers,
-                                valid=valid, valid_bits=self.valid_bits, invalid=invalid, known=self.known_fields,
+                                valid=valid, valid_bits=self.valid_bits, invalid=invalid, values=self.path_values,
                                 hash_in_map=self.hash_in_map, precomputed=self.prehashed,
                                 crc_start=self.crc_starts))
 
@@ -355,7 +357,7 @@ class Emitter:
 
         names: set[str] = set()
         self.parse_leaves, self.parent = {}, {}
-        self.leaf_facts, self.fast_left = {}, self.fast_budget
+        self.fast_leaves, self.leaf_values, self.fast_left = set(), {}, self.fast_budget
 
         def label(node: tuple[str, tuple[int, ...]], parent: str | None = None) -> str:
             name, counts = node
@@ -610,7 +612,24 @@ class Emitter:
         self.fast_left -= 1
         self.parse_leaves[leaf] = lbl
         self.edges[lbl].add(leaf)
-        known = self.leaf_facts[leaf] = {k: v for k, v in facts.items() if k in self.stable_fields}
+        self.fast_leaves.add(leaf)
+        known = {k: v for k, v in facts.items() if k in self.stable_fields}
+        self.leaf_values[leaf] = {k: frozenset({v}) for k, v in known.items()}
+        # The state's other leaf: the field's values that give a variable part within its bound (others end in
+        # bad_length); when it is reached only through the same accepting case (no other case or default
+        # accepts), the fast test failed with the case's condition true, so not `value` either, and the case's
+        # single values hold there too.
+        only = len(conds) == 1 and "accept" not in ([c.next for c in st.cases[1:]] + [st.default] if st.select else [])
+        general = {k: frozenset({v}) for k, v in known.items() if only and k != (inst.name, ref.field_name)}
+        f0 = ht.field(ref.field_name)
+        if f0 is not None and (inst.name, f0.name) in self.stable_fields:
+            try:  # (a value the length cannot be computed for: nothing said)
+                fits = {x for x in range(1 << f0.width)
+                        if hexpr.eval_header_expr(ht.varlen.length, {f0.name: x}) <= ht.varlen.max_bytes}
+                general[(inst.name, f0.name)] = frozenset(fits - ({value} if only else set()))
+            except hexpr.HeaderExprError:
+                pass
+        self.leaf_values[f"parsed_{lbl}"] = general
         return (byte, True, leaf, known) if byte else (cond, False, leaf, known)
 
     def deparse_elements(self) -> list[tuple[ir.Instance, str]]:
@@ -1192,20 +1211,21 @@ class Emitter:
             for leaf in self.parse_leaves:
                 w = self.leaf_world(leaf)
                 parsed = ", ".join(i.name for i, p in self.deparse_elements() if p in w.parsed) or "nothing"
-                facts = self.leaf_facts.get(leaf)
-                known = f" (its common case: {', '.join(f'{n}.{f} = {v}' for (n, f), v in sorted(facts.items()))})" \
-                    if facts else (" (its common case)" if leaf in self.leaf_facts else "")
+                vals = self.leaf_values.get(leaf, {})
+                facts = ", ".join(f"{n}.{f} = {next(iter(v))}" for (n, f), v in sorted(vals.items()) if len(v) == 1)
+                known = (f" (its common case: {facts})" if facts else " (its common case)") \
+                    if leaf in self.fast_leaves else ""
                 out.out.append(f"{leaf}:; /* the parse path to {self.parse_leaves[leaf]} ends here: {parsed}{known} */")
                 out.open("{")
                 out.out.append(SNAPSHOT)
                 self.tails_left = P.TAIL_BUDGET
                 self.placed, self.prehashed = {}, {}
-                self.known_fields = self.leaf_facts.get(leaf, {})
+                self.path_values = self.leaf_values.get(leaf, {})
                 end = self.block(out, self.prog.control, {}, frozenset({w}), [])
                 if not isinstance(end, Done):
                     self.dp.tail(out, end)
                 out.close()
-            self.known_fields = {}
+            self.path_values = {}
             return out.out
         self.tails_left = P.TAIL_BUDGET
         self.placed, self.prehashed = {}, {}
@@ -1343,6 +1363,12 @@ class Emitter:
                 if self.worth_splitting(s, fam, 2):
                     tr = self.translator(params, fam, exact=True)  # the condition is evaluated in `fam` itself
                     head = cond or tr.expr(s.cond)  # type: ignore[union-attr]
+                    if head in ("0", "1"):  # known on this path (a field the parse path fixed): one branch
+                        out.add(f"/* {where(self.prog, s.loc)}: {'true' if head == '1' else 'false'} on this "
+                                "path */")
+                        k = 0 if head == "1" else 1
+                        self.branch(out, bodies[k], params, fams[k], cont)
+                        return DONE
                     out.open(f"if ({head}) {{ /* {where(self.prog, s.loc) if cond is None else 'hit'}: "
                              "the rest of the control follows, per branch */")
                     self.branch(out, bodies[0], params, fams[0], cont)
