@@ -140,7 +140,7 @@ class Emitter:
         else:
             if self.tree_worth():
                 self.tree = True
-                self.fast_budget = TREE_LEAVES - self.tree_leaves
+                self.fast_budget = TREE_LEAVES - self._path_counts()[0]  # (before the DAG gives way to the tree)
                 self.edges, self.extracted, self.needs = {}, {}, {}
                 self.parser_nodes()
             self._compute_avail()
@@ -186,6 +186,12 @@ class Emitter:
         fam = P.parse_family(self.edges, self.extracted, start, self.prog.default_verdict)
         if not fam or not (self.tested & (frozenset().union(*(w.parsed for w in fam)) - P.must_valid(fam))):
             return False
+        leaves, states = self._path_counts()
+        return 1 < leaves <= TREE_LEAVES and states <= tailcall.NODES_PER_PROGRAM
+
+    def _path_counts(self) -> tuple[int, int]:
+        """Over the parse DAG: the parse paths (the leaves a tree has) and the states a tree unrolls."""
+        start = next(iter(self.edges), "parsed")
         paths: dict[str, int] = {start: 1}  # parse paths from the start state to each state
         leaves = 0
         for lbl in self._topo():
@@ -195,8 +201,7 @@ class Emitter:
                     leaves += n
                 elif b in self.edges:
                     paths[b] = paths.get(b, 0) + n
-        self.tree_leaves = leaves
-        return 1 < leaves <= TREE_LEAVES and sum(paths.values()) <= tailcall.NODES_PER_PROGRAM
+        return leaves, sum(paths.values())
 
     def _stable_fields(self) -> frozenset[tuple[str, str]]:
         """(instance, field) pairs no statement can change once parsed: the field is never assigned and the
@@ -473,7 +478,7 @@ class Emitter:
                     fast = self.fast_leaf(st, inst, ptr, lbl) if zero is not None else None
                     if zero is not None and fast is not None:
                         cond, whole, leaf, facts = fast
-                        test = cond if whole else " && ".join([zero, f"{length} == 0", cond][:3 if cond != "1" else 2])
+                        test = cond if whole else f"{zero} && {length} == 0" + (f" && {cond}" if cond != "1" else "")
                         knows = ", ".join(f"{n}.{f} = {v}" for (n, f), v in sorted(facts.items()))
                         out.open(f"if ({test}) {{ /* the common case first: no {vl.name}, and the state accepts: a parse "
                                  "path of its own, with its own copy of the control" +
