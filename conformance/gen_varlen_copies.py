@@ -1,4 +1,4 @@
-"""Control copies behind a variable-length header's two cases (xdp's `emitter.fast_leaf`): packets that reach the
+"""Control copies behind a variable-length header's two cases (xdp's `emitter.fast_paths`): packets that reach the
 control through a header with an empty variable part (IPv4 with IHL 5) replayed with a non-empty one, and packets
 with a non-empty one replayed with it empty.
 

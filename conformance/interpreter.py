@@ -92,13 +92,20 @@ class Interpreter:
         self._consts = {name: [self._entry(t, i, tuple(e.match), e.action.action, tuple(e.action.args), e.priority)
                                for i, e in enumerate(t.entries)] for name, t in prog.tables.items()}
         self._const_matchers = {name: Matcher(t, self._consts[name]) for name, t in prog.tables.items()}
+        self._installed: str | None = None  # the key of the state the tables hold (None: being written)
         self.install(ControlState())
 
     # -- control plane -------------------------------------------------------------------------------------
 
     def install(self, control: ControlState) -> None:
         """Constant entries first (in spec order), then `control`'s entries in install order; defaults overridden.
-        A state with ops is installed as the image they leave (`model.final_state`: computed in one place)."""
+        A state with ops is installed as the image they leave (`model.final_state`: computed in one place).
+        Installing the state the tables already hold does nothing: the generator installs before every run, and
+        runs packets under one state in long stretches."""
+        key = control.key()
+        if key == self._installed:
+            return
+        self._installed = None
         control = final_state(self.prog, control)
         per_table = {name: list(entries) for name, entries in self._consts.items()}
         for es in control.entries:
@@ -119,6 +126,7 @@ class Interpreter:
             rt.matcher = Matcher(t, per_table[name]) if len(per_table[name]) > len(t.entries) \
                 else self._const_matchers[name]
             rt.default_action, rt.default_args = defaults[name]
+        self._installed = key
 
     def _args(self, t: ir.Table, action: str, args: tuple[int, ...], allow_nop: bool = False) -> tuple[int, ...]:
         if action not in t.actions and not (allow_nop and action == "nop") and action != t.default.action:

@@ -118,6 +118,30 @@ def v4_frame(dst: str, ttl: int = 64, payload: bytes = b"payload!", **ip: Any) -
                  / UDP(sport=1234, dport=53) / Raw(payload))
 
 
+def test_installing_states_in_turn_gives_each_its_own_results(router: ir.Program) -> None:
+    """install() skips a state the tables already hold (the vector generator installs before every run): the
+    skip must not leave another state's tables behind; a state that fails to install changes nothing."""
+    interp = Interpreter(router)
+    routed, empty = router_control(), ControlState()
+    frame = v4_frame("10.1.2.3")
+    interp.install(routed)
+    first = interp.run([PacketIn(1, frame)], {})[0]
+    assert (first.verdict, first.port) == ("forward", 13)
+    interp.install(empty)
+    assert interp.run([PacketIn(1, frame)], {})[0].verdict == "to_host"  # router_mac misses
+    interp.install(ControlState(routed.entries))  # an equal state, another object: the same tables as routed
+    again = interp.run([PacketIn(1, frame)], {})[0]
+    assert (again.verdict, again.port, again.data) == (first.verdict, first.port, first.data)
+    bad = ControlState((*routed.entries, EntryState("no_such_table", (exact(1),), "nop")))
+    with pytest.raises(ValueError, match="no_such_table"):
+        interp.install(bad)
+    assert interp.run([PacketIn(1, frame)], {})[0].port == 13
+    interp.install(empty)
+    with pytest.raises(ValueError, match="no_such_table"):
+        interp.install(bad)
+    assert interp.run([PacketIn(1, frame)], {})[0].verdict == "to_host"
+
+
 @pytest.mark.parametrize(("dst", "port", "nexthop_entry"), [
     ("10.1.2.3", 13, 2),    # /8, /16 and /24 match: the /24 wins although it was installed before the /16
     ("10.1.9.9", 12, 1),    # /8 and /16

@@ -215,7 +215,7 @@ control:
 """, encoding="utf-8")
     prog = load_program(spec).program
     c = XdpTarget().render(prog)["hashes.bpf.c"]
-    # two copies of the control (IPv4 without options and with: emitter.fast_leaf), each with its 144 bytes
+    # two copies of the control (IPv4 without options and with: emitter.fast_paths), each with its 144 bytes
     assert "__u8 hb[288];" in c and "c3po_crc32_pairs((sc->hb + 128), 15)" in c
     assert "c3po_crc32_pairs((sc->hb + 272), 15)" in c
     count, diffs = compare_with_reference(prog, tmp_path, seed=3)

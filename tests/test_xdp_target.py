@@ -278,7 +278,7 @@ def test_a_header_without_its_variable_part_takes_the_short_way() -> None:
     clang folds), verifies the checksum over 20 bytes there, and checks and skips options only otherwise."""
     text = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
     state = text[text.index("st_ipv4: /*"):text.index("st_ipv6: /*")]
-    # first the common case as its own parse path (emitter.fast_leaf: tests/test_xdp_fast_leaf.py), then:
+    # first the common case as its own parse path (emitter.fast_paths: tests/test_xdp_fast_paths.py), then:
     state = state[state.index("goto parsed_st_ipv4__fixed;"):]
     fast = state.index("if ((c3po_get(h_ipv4 + 0, 1, 0, 4) == 5ULL) && ")
     assert fast < state.index("c3po_csum_ok(c3po_csum_fixed(h_ipv4, 20))") < state.index("} else {")

@@ -93,7 +93,7 @@ class Scope:
     valid: frozenset[str] = frozenset()  # header pointers known to be non-NULL here (no check emitted)
     valid_bits: dict[str, int] = field(default_factory=dict)  # pointer -> its bit in c3po_valid (control only)
     invalid: frozenset[str] = frozenset()  # header pointers NULL on every path here (reads give 0, no load)
-    # (instance, field) -> the values it can have on this path (Emitter.fast_leaf): one, and reads are constants
+    # (instance, field) -> the values it can have on this path (Emitter.fast_paths): one, and reads are constants
     values: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
     hash_in_map: bool = False  # hash inputs in the per-CPU scratch map (sc->hb) rather than on the stack
     precomputed: dict[int, str] = field(default_factory=dict)  # id(ir.Hash) -> the C local holding its value
@@ -138,7 +138,7 @@ class Translator:
         if f is None:  # TLV option fields live in option instances; not supported here
             raise Unsupported(f"field '{e.instance}.{e.field_name}' is not supported by the xdp target")
         vals = self.scope.values.get((e.instance, e.field_name))
-        if vals is not None and len(vals) == 1:  # fixed by the parse path (Emitter.fast_leaf)
+        if vals is not None and len(vals) == 1:  # fixed by the parse path (Emitter.fast_paths)
             return const(next(iter(vals)), e.width)
         ptr = self.scope.header_ptr(e.instance, e.index)
         if e.instance == "" or ptr in self.scope.valid:
@@ -219,7 +219,7 @@ class Translator:
             fixed = compared(op, e.left, e.right)
             if fixed is not None:  # `x >= 0` and the like: folded, never emitted
                 return "1" if fixed else "0"
-            if self.scope.values:  # the same answer for every value the parse path left the field (fast_leaf)
+            if self.scope.values:  # the same answer for every value the parse path left the field (fast_paths)
                 answers = {COMPARE[op](x, y) for x in self.values_of(e.left) for y in self.values_of(e.right)}
                 if len(answers) == 1:
                     return "1" if answers.pop() else "0"

@@ -31,6 +31,7 @@ from .tlv import TLV_BUF, option_instances, walkers
 
 PARSE_NODE_LIMIT = 8192
 TREE_LEAVES = 8  # parse paths, at most, for a tree-shaped parser (one copy of the control per path)
+FAST_STEPS = 4  # parse states one fast path's test covers, at most (Emitter.fast_paths)
 HASH_STACK_MAX = 128  # bytes of hash inputs kept on the 512-byte BPF stack; past that, in the scratch map
 LINEAR_TABLE_LIMIT = 65536
 # Priority tables of at most this many entries are searched by an inlined loop; larger ones through bpf_loop. The
@@ -57,6 +58,17 @@ def linear_search(t: ir.Table, lay: L.TableLayout) -> str:
     return "global" if t.size <= LINEAR_GLOBAL_MAX and lay.key_size <= 4 else "chunks"
 
 XDP_FOR_VERDICT = {"drop": "XDP_DROP", "to_host": "XDP_PASS"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FastPath:
+    """One common case through the parser, tested at once (Emitter.fast_paths)."""
+
+    leaf: str
+    steps: list[tuple[ir.Instance, str, int]]  # each header, its pointer, its offset from cur
+    test: str
+    total: int  # bytes of all its headers
+    knows: dict[tuple[str, str], int]  # the field values its copy of the control reads as constants
 
 
 class Emitter:
@@ -120,7 +132,7 @@ class Emitter:
         self.tree = False
         self.parse_leaves: dict[str, str] = {}
         self.parent: dict[str, str] = {}
-        # Fast leaves (fast_leaf), and the general leaves beside them: per leaf, the values its parse path left
+        # Fast leaves (fast_paths), and the general leaves beside them: per leaf, the values its parse path left
         # some fields (one: read as a constant; comparisons that give one answer for all of them fold); while a
         # leaf's control is emitted, its own. At most TREE_LEAVES leaves in all.
         self.fast_leaves: set[str] = set()
@@ -404,7 +416,7 @@ class Emitter:
         return nodes
 
     def parse_node(self, node: tuple[str, tuple[int, ...]], lbl: str, stacks: list[str],
-                   label: object) -> ParseNode:
+                   label: Callable[..., str]) -> ParseNode:
         prog = self.prog
         name, counts = node
         st = prog.parser.states[name]
@@ -429,6 +441,21 @@ class Emitter:
             cur_ptr[inst.name] = ptr
             self.extracted[lbl] = ptr
             ht = inst.type
+
+            def verify(fixed_only: bool) -> None:
+                for v in st.verify:
+                    vinst = prog.instances[v]
+                    vptr = cur_ptr.get(v) or self.control_ptr(v, 0 if vinst.is_stack else None)
+                    self.perr_used.add("checksum")
+                    guard = "" if vptr in known else f"{vptr} && "
+                    total = self.csum_sum(vinst, vptr, fixed_only=fixed_only and vptr == ptr)
+                    out.add(f"if ({guard}!c3po_csum_ok({total}))")
+                    out.add("\tgoto perr_checksum;")
+
+            walk = bool(ht.varlen and inst.walk_tlv and ht.varlen.tlv is not None)
+            if ht.varlen and not walk:  # the common cases first, each a parse path of its own (fast_paths)
+                for fp in self.fast_paths(st, inst, lbl, new_counts, label, avail):
+                    self.fast_block(out, fp, known, verify)
             if avail < ht.fixed_bytes:
                 self.perr_used.add("truncated")
                 out.add(f"if (cur + {ht.fixed_bytes} > end)")
@@ -452,16 +479,6 @@ class Emitter:
                 out.add(f"cur += {g.bytes};")
                 out.close()
 
-            def verify(fixed_only: bool) -> None:
-                for v in st.verify:
-                    vinst = prog.instances[v]
-                    vptr = cur_ptr.get(v) or self.control_ptr(v, 0 if vinst.is_stack else None)
-                    self.perr_used.add("checksum")
-                    guard = "" if vptr in known else f"{vptr} && "
-                    total = self.csum_sum(vinst, vptr, fixed_only=fixed_only and vptr == ptr)
-                    out.add(f"if ({guard}!c3po_csum_ok({total}))")
-                    out.add("\tgoto perr_checksum;")
-
             if not ht.varlen:
                 verify(False)
             else:
@@ -470,22 +487,10 @@ class Emitter:
                                       hash_in_map=self.hash_in_map))
                 self.perr_used.add("bad_length")
                 vlv, length = f"vl_{ptr[2:]}", tr.expr(vl.length)
-                walk = inst.walk_tlv and vl.tlv is not None
                 # Most frames have no variable part (IPv4 without options): its checks and the checksum's variable
                 # part only where there is one. Measured on the router's IPv4 frames: 2.5-6 ns less per packet.
                 if not walk:  # one field tested first for the value with no variable part (IHL 5), where it can be
                     zero = empty_tail_test(ht, tr)
-                    fast = self.fast_leaf(st, inst, ptr, lbl) if zero is not None else None
-                    if zero is not None and fast is not None:
-                        cond, whole, leaf, facts = fast
-                        test = cond if whole else f"{zero} && {length} == 0" + (f" && {cond}" if cond != "1" else "")
-                        knows = ", ".join(f"{n}.{f} = {v}" for (n, f), v in sorted(facts.items()))
-                        out.open(f"if ({test}) {{ /* the common case first: no {vl.name}, and the state accepts: a parse "
-                                 "path of its own, with its own copy of the control" +
-                                 (f", which knows {knows}" if knows else "") + " */")
-                        verify(True)
-                        out.add(f"goto {leaf};")
-                        out.close()
                     out.open(f"if ({f'{zero} && ' if zero else ''}{length} == 0) {{ /* no variable part: "
                              f"{ht.fixed_bytes} bytes */")
                     verify(True)
@@ -566,76 +571,160 @@ class Emitter:
         out.out = ["\t{", *("\t" + x for x in out.out), "\t}"]
         return ParseNode(lbl, f"parser state {name} ({where(prog, st.loc)})", out.out)
 
-    def fast_leaf(self, st: ir.ParserState, inst: ir.Instance, ptr: str,
-                  lbl: str) -> tuple[str, bool, str, dict[tuple[str, str], int]] | None:
-        """A parse path of its own for a header with a variable part when that part is empty and the state's
-        select then accepts (IPv4 with IHL 5 and version 4): (its condition, whether that is the whole test or
-        goes behind the empty-part test, its leaf, the field values its control may read as constants). The test
-        comes first, before the checksum (it only steers: a frame that fails it takes the general code, which
-        tests everything in the spec's order). The leaf's copy of the control reads the fixed fields as constants
-        (the router's `ihl != 5` folds away) and, with no helper call for a variable part in between, keeps the
-        checksum's loads of the header in registers (the TTL, the address). Fields in one byte are one compare
-        (IPv4: byte 0 is 0x45); clang would share the IHL test with the general code and test the version apart,
-        after the checksum."""
+    def fast_paths(self, st: ir.ParserState, inst: ir.Instance, lbl: str, counts: list[int],
+                   label: Callable[..., str], avail: int) -> list[FastPath]:
+        """Parse paths of their own for the common cases through a header with a variable part (IPv4 with IHL 5):
+        from this state, each case that a single value selects (or the default, with no select) followed through
+        states that extract one fixed header each (or one whose variable part is empty) and take their first such
+        case, up to accept. One test at the state's start covers the whole path -- one bounds check for all its
+        headers, the length fields' empty values, the cases' values (the benchmark ACL's `data + 42 <= end &&
+        ip[0] & 0xf == 5 && ip[9] == 17`, where the general code checks each header's bounds apart and computes the
+        options' length) -- and jumps to the path's own copy of the control, in which the values it tested read
+        as constants (the router's `ihl != 5` folds away) and, with no helper call for a variable part in between,
+        clang keeps the checksum's loads in registers. The test only steers: a frame that passes it would take
+        the same path through the general code, which a frame that fails it takes, testing everything in the
+        spec's order, so parse errors and their precedence do not change. At most TREE_LEAVES leaves in all."""
         if not self.tree or self.fast_left <= 0 or st.do or inst.is_stack or inst.tlv_parent:
-            return None
+            return []
+        paths: list[FastPath] = []
+        for first in self._fast_cases(st, inst):
+            if self.fast_left <= 0:
+                break
+            steps: list[tuple[ir.Instance, int]] = [(inst, 0)]
+            facts: list[dict[str, int]] = [first[1]]
+            exclusive, off, node_lbl, nxt, varlens = first[2], inst.type.fixed_bytes, lbl, first[0], 1
+            chain_lbls = [lbl]
+            while nxt != "accept":
+                nst = self.prog.parser.states.get(nxt)
+                ninst = self.prog.instances.get(nst.extract or "") if nst else None
+                if nst is None or ninst is None or len(steps) >= FAST_STEPS or nst.do or nst.verify or \
+                        ninst.is_stack or ninst.tlv_parent or ninst.type.groups or ninst.walk_tlv or \
+                        any(i is ninst for i, _ in steps):
+                    break
+                cases = self._fast_cases(nst, ninst)
+                if not cases:
+                    break
+                node_lbl = label((nxt, tuple(counts)), node_lbl)
+                chain_lbls.append(node_lbl)
+                steps.append((ninst, off))
+                facts.append(cases[0][1])
+                varlens += ninst.type.varlen is not None
+                exclusive = exclusive and cases[0][2]
+                off += ninst.type.fixed_bytes
+                nxt = cases[0][0]
+            if nxt != "accept":
+                continue
+            paths.append(self._fast_path(steps, facts, chain_lbls, off, avail, exclusive and varlens == 1))
+        return paths
+
+    def _fast_cases(self, st: ir.ParserState, inst: ir.Instance) -> list[tuple[str, dict[str, int], bool]]:
+        """A state's transitions a fast path can take: (next state, the values of the header's fields it
+        needs, whether no other case or the default goes to the same state). With no select, the default; else
+        each case of single values (or `_`) that no earlier case can match, given those values. The state's
+        header has no variable part there: its length field's empty value is one of the values. Nothing where the
+        select reads anything but the header's own fixed fields, or the length has no empty value."""
+        if st.do or inst.is_stack or inst.tlv_parent or any(isinstance(e, ir.Lookahead) for x in st.select
+                                                            for e in ir.walk_expr(x)):
+            return []
         ht = inst.type
-        assert ht.varlen is not None
-        value = _empty_tail_value(ht.varlen.length, ht)
-        ref = next((e for e in ir.walk_expr(ht.varlen.length) if isinstance(e, ir.FieldRef)), None)
-        if value is None or ref is None:
-            return None
-        facts = {(inst.name, ref.field_name): value}
+        base: dict[str, int] = {}
+        if ht.varlen:
+            value = _empty_tail_value(ht.varlen.length, ht)
+            ref = next((e for e in ir.walk_expr(ht.varlen.length) if isinstance(e, ir.FieldRef)), None)
+            if value is None or ref is None or (inst.walk_tlv and ht.varlen.tlv is not None):
+                return []
+            base[ref.field_name] = value
+        if not st.select:
+            return [(st.default, base, True)]
         fields: list[ir.Field] = []
         for e in st.select:
             f = ht.field(e.field_name) if isinstance(e, ir.FieldRef) and e.instance == inst.name and \
                 e.group is None else None
             if f is None:
-                return None
+                return []
             fields.append(f)
-        if not st.select:
-            if st.default != "accept":
-                return None
-            conds = ["1"]
-        else:  # the cases to accept before any case that goes elsewhere (the first match wins)
-            conds = []
-            for case in st.cases:
-                if case.next != "accept":
-                    break
-                terms = [keyset_cond(f"({field_access(f.offset, f.width).get(ptr)})", f.width, k)
-                         for f, k in zip(fields, case.keyset, strict=True)]
-                conds.append(" && ".join(x for x in terms if x != "1") or "1")
-            if not conds:
-                return None
-            first = st.cases[0]
-            if len(conds) == 1 and all(k.kind == "value" for k in first.keyset):
-                for f, k in zip(fields, first.keyset, strict=True):
-                    facts[(inst.name, f.name)] = k.a & mask(f.width)
-        cond = conds[0] if len(conds) == 1 else " || ".join(f"({c})" for c in conds)
-        byte = one_byte_test(ht, ptr, facts) if len(conds) == 1 and len(facts) > 1 else None
-        leaf = f"parsed_{lbl}__fixed"
+        out = []
+        for i, case in enumerate(st.cases):
+            if any(k.kind not in ("value", "any") for k in case.keyset):
+                continue
+            vals = dict(base)
+            clash = False
+            for f, k in zip(fields, case.keyset, strict=True):
+                if k.kind == "value":
+                    v = k.a & mask(f.width)
+                    clash |= vals.setdefault(f.name, v) != v
+            if clash or any(all(_accepts(k, vals.get(f.name), f.width) for f, k in zip(fields, c.keyset, strict=True))
+                            for c in st.cases[:i]):
+                continue  # (an earlier case may match these values: it would win)
+            alone = all(c.next != case.next for j, c in enumerate(st.cases) if j != i) and st.default != case.next
+            out.append((case.next, vals, alone))
+        return out
+
+    def _fast_path(self, steps: list[tuple[ir.Instance, int]], facts: list[dict[str, int]], chain: list[str],
+                   total: int, avail: int, exclusive: bool) -> FastPath:
+        """Register the path's leaf and what it and the general leaf beside it know (see fast_paths)."""
+        first, last = chain[0], chain[-1]
+        leaf = f"parsed_{last}__fixed" if len(chain) == 1 else f"parsed_{last}__fixed_{first}"
         self.fast_left -= 1
-        self.parse_leaves[leaf] = lbl
-        self.edges[lbl].add(leaf)
+        self.parse_leaves[leaf] = last
+        self.edges.setdefault(last, set()).add(leaf)
         self.fast_leaves.add(leaf)
-        known = {k: v for k, v in facts.items() if k in self.stable_fields}
+        terms = [f"cur + {total} <= end"] if avail < total else []
+        for (inst, off), vals in zip(steps, facts, strict=True):
+            ht, where_ = inst.type, "cur" if off == 0 else f"(cur + {off})"
+            named = {(inst.name, f): v for f, v in vals.items()}
+            byte = one_byte_test(ht, where_, named) if len(named) > 1 else None
+            if byte:
+                terms.append(byte)
+                continue
+            for fname, v in sorted(vals.items(), key=lambda fv: (_offset(ht, fv[0]), fv[0])):
+                f = ht.field(fname)
+                assert f is not None
+                terms.append(f"({field_access(f.offset, f.width).get(where_)}) == {const(v, f.width)}")
+        known = {(inst.name, f): v for (inst, _), vals in zip(steps, facts, strict=True) for f, v in vals.items()
+                 if (inst.name, f) in self.stable_fields}
         self.leaf_values[leaf] = {k: frozenset({v}) for k, v in known.items()}
-        # The state's other leaf: the field's values that give a variable part within its bound (others end in
-        # bad_length); when it is reached only through the same accepting case (no other case or default
-        # accepts), the fast test failed with the case's condition true, so not `value` either, and the case's
-        # single values hold there too.
-        only = len(conds) == 1 and "accept" not in ([c.next for c in st.cases[1:]] + [st.default] if st.select else [])
-        general = {k: frozenset({v}) for k, v in known.items() if only and k != (inst.name, ref.field_name)}
-        f0 = ht.field(ref.field_name)
-        if f0 is not None and (inst.name, f0.name) in self.stable_fields:
+        # The general leaf beside it (the same states through the general code): the first header's length
+        # field holds a value whose variable part fits its bound (others end in bad_length). When that header is
+        # the path's only one with a variable part and each case is the only way to its next state, a frame
+        # there failed the fast test on that field alone (the bounds are the same sum; a case's values failing
+        # would have taken another state): not its empty value either, and the cases' values hold there too.
+        inst0 = steps[0][0]
+        ht0 = inst0.type
+        assert ht0.varlen is not None
+        ref = next(e for e in ir.walk_expr(ht0.varlen.length) if isinstance(e, ir.FieldRef))
+        general = {k: frozenset({v}) for k, v in known.items() if exclusive and k != (inst0.name, ref.field_name)}
+        f0 = ht0.field(ref.field_name)
+        if f0 is not None and (inst0.name, f0.name) in self.stable_fields:
             try:  # (a value the length cannot be computed for: nothing said)
                 fits = {x for x in range(1 << f0.width)
-                        if hexpr.eval_header_expr(ht.varlen.length, {f0.name: x}) <= ht.varlen.max_bytes}
-                general[(inst.name, f0.name)] = frozenset(fits - ({value} if only else set()))
+                        if hexpr.eval_header_expr(ht0.varlen.length, {f0.name: x}) <= ht0.varlen.max_bytes}
+                general[(inst0.name, f0.name)] = frozenset(fits - ({facts[0][f0.name]} if exclusive else set()))
             except hexpr.HeaderExprError:
                 pass
-        self.leaf_values[f"parsed_{lbl}"] = general
-        return (byte, True, leaf, known) if byte else (cond, False, leaf, known)
+        before = self.leaf_values.get(f"parsed_{last}", {})
+        self.leaf_values[f"parsed_{last}"] = {k: before[k] & general[k] if k in before and k in general else
+                                              before.get(k) or general[k] for k in before.keys() | general.keys()}
+        return FastPath(leaf, [(inst, elem_ptr(inst, None), off) for inst, off in steps], " && ".join(terms),
+                        total, known)
+
+    def fast_block(self, out: Lines, fp: FastPath, known: set[str], verify: Callable[[bool], None]) -> None:
+        """The fast path's test and, behind it, what the general code would do on that path: header pointers,
+        validity bits, the first header's checksum over its fixed part (the only check that can still fail)."""
+        names = ", ".join(i.name for i, _, _ in fp.steps)
+        knows = ", ".join(f"{n}.{f} = {v}" for (n, f), v in sorted(fp.knows.items()))
+        out.open(f"if ({fp.test}) {{ /* the common case first: {names}, no variable part: a parse path of its own, "
+                 "with its own copy of the control" + (f", which knows {knows}" if knows else "") + " */")
+        for k, (_, ptr, off) in enumerate(fp.steps):
+            out.add(f"{ptr} = {'cur' if off == 0 else f'cur + {off}'};")
+            if ptr in self.valid_bits:
+                out.add(f"c3po_valid |= 1ULL << {self.valid_bits[ptr]};")
+            if k == 0:
+                known.add(ptr)
+                verify(True)
+        out.add(f"cur += {fp.total};")
+        out.add(f"goto {fp.leaf};")
+        out.close()
 
     def deparse_elements(self) -> list[tuple[ir.Instance, str]]:
         out = []
@@ -1629,6 +1718,24 @@ def one_byte_test(ht: ir.HeaderType, ptr: str, facts: dict[tuple[str, str], int]
         return None
     b = f"{ptr}[{at.pop()}]"
     return f"{b} == {v:#x}" if m == 0xFF else f"({b} & {m:#x}) == {v:#x}"
+
+
+def _offset(ht: ir.HeaderType, name: str) -> int:
+    f = ht.field(name)
+    return f.offset if f is not None else 0
+
+
+def _accepts(k: ir.KeyElem, v: int | None, width: int) -> bool:
+    """Whether a select case's key element can match a field of value v (None: any value)."""
+    if k.kind == "any" or v is None:
+        return True
+    if k.kind == "value":
+        return v == k.a & mask(width)
+    if k.kind == "mask":
+        return v & k.b == k.a & k.b
+    if k.kind == "range":
+        return k.a <= v <= k.b
+    return True
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
