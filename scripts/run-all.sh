@@ -36,6 +36,8 @@ c3po conformance suite --targets "$TARGETS" --fuzz "$FUZZ" --seed 1 --report bui
 rc=$?
 set -e
 if [ "$rc" -eq 1 ]; then status=1; fi
+echo "== campaigns (the tests marked campaign: too long for the test suite)"
+pytest -q -n 2 -m campaign -p no:cacheprovider || status=1
 echo
 if [ "$status" -eq 0 ]; then echo "run-all: every example checked, built and conformant"; else echo "run-all: FAILURES above"; fi
 exit "$status"

@@ -7,8 +7,11 @@ BMv2 included: the set-up installs them from ../shared/tools/p4).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,40 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # so thousands of generated vectors: a test that takes one as a parameter runs under the slow mark, or each would
 # add minutes to the default run. tests/test_parser_do.py checks the classifier in the default run.
 SLOW_EXAMPLES = frozenset({"classifier"})
+
+
+VECTORS_DIR = "C3PO_TEST_VECTORS"  # where generated(...) keeps vectors for the run (set by the controller)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, before xdist starts its workers (they inherit it)
+        os.environ[VECTORS_DIR] = tempfile.mkdtemp(prefix="c3po-test-vectors-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop(VECTORS_DIR, ""), ignore_errors=True)
+
+
+def generated(spec: Path, seed: int, fuzz: int) -> list[Any]:
+    """generate(spec, seed, fuzz).vectors, made once per test run: the whole-program conformance tests of the
+    xdp/nic and p4 targets run the same vectors (generating them takes 1-30 s a program), and xdist's workers
+    share them through files."""
+    from c3po_compiler import load_program
+    from conformance.generate import generate
+
+    where = os.environ.get(VECTORS_DIR)
+    key = hashlib.sha256(f"{spec.resolve()}\0{seed}\0{fuzz}".encode()).hexdigest()[:32]
+    path = Path(where) / f"{key}.pickle" if where and Path(where).is_dir() else None
+    if path is not None and path.exists():
+        vectors: list[Any] = pickle.loads(path.read_bytes())
+        return vectors
+    vectors = generate(load_program(spec).program, seed=seed, fuzz=fuzz).vectors
+    if path is not None:
+        part = path.with_suffix(f".{os.getpid()}.part")
+        part.write_bytes(pickle.dumps(vectors))
+        part.replace(path)  # whole or not at all, when both workers make it at once
+    return vectors
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

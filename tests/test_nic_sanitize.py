@@ -81,6 +81,7 @@ def _entries(prog_path: Path) -> tuple[ControlState, list[bytes]]:
 
 
 @pytest.mark.slow
+@pytest.mark.campaign
 def test_fuzz_campaign_finds_nothing(tmp_path: Path) -> None:
     need_tool("gcc")
     per_example = FUZZ_TOTAL // len(EXAMPLES) + 1

@@ -1,5 +1,6 @@
 """The P4 target on the real BMv2, judged by the reference interpreter: every example and every suite program
-with generated vectors plus 1,000 fuzzed frames, no FAIL and no ERROR; a wrong program cannot pass; nothing is
+with generated vectors plus fuzzed frames (the same vectors as tests/test_conformance_scale.py's for the xdp and
+nic targets: 1,000 fuzzed per example, 200 per suite program), no FAIL and no ERROR; a wrong program cannot pass; nothing is
 left behind. Needs p4c, simple_switch_grpc and root; under CI=true their absence fails."""
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from conformance.model import Expected
 from conformance.runner import RunRequest, fill_expected, run_conformance
 from conformance.vector_io import load_vectors
 from targets.p4.driver import P4Driver
-from tests.conftest import EXAMPLES, SUITE, need_p4_driver, router_p4_with
-
-FUZZ = 1000
+from tests.conftest import EXAMPLES, SUITE, generated, need_p4_driver, router_p4_with
+from tests.test_conformance_scale import FUZZ, SUITE_FUZZ
 
 
 def _vectors(spec: Path) -> list:  # type: ignore[type-arg]
@@ -27,7 +27,7 @@ def _vectors(spec: Path) -> list:  # type: ignore[type-arg]
     assert prog is not None
     extra = spec.with_name(spec.stem + ".vectors.yaml")
     vectors = load_vectors(extra, prog) if extra.exists() else []
-    return vectors + generate(prog, seed=1, fuzz=FUZZ).vectors
+    return vectors + generated(spec, 1, FUZZ if spec in EXAMPLES else SUITE_FUZZ)
 
 
 @pytest.mark.p4

@@ -98,6 +98,7 @@ def test_equal_to_p4cs_for_representative_programs(tmp_path: Path) -> None:
 
 @pytest.mark.p4
 @pytest.mark.slow
+@pytest.mark.campaign
 def test_equal_to_p4cs_for_every_example_and_suite_program(tmp_path: Path) -> None:
     """All of them (about a minute on two cores: p4c takes a second or two per program)."""
     need_p4()
