@@ -41,10 +41,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(os.environ.pop(VECTORS_DIR, ""), ignore_errors=True)
 
 
-def generated(spec: Path, seed: int, fuzz: int) -> list[Any]:
-    """generate(spec, seed, fuzz).vectors, made once per test run: the whole-program conformance tests of the
-    xdp/nic and p4 targets run the same vectors (generating them takes 1-30 s a program), and xdist's workers
-    share them through files."""
+def generated(spec: Path, seed: int, fuzz: int) -> Any:
+    """generate(spec, seed, fuzz) (a conformance.generate.Generated: vectors and coverage), made once per test
+    run: the whole-program conformance tests of the xdp/nic and p4 targets run the same vectors, and the
+    suite's coverage test reads the same generation (1-30 s a program); xdist's workers share them through
+    files."""
     from c3po_compiler import load_program
     from conformance.generate import generate
 
@@ -52,14 +53,13 @@ def generated(spec: Path, seed: int, fuzz: int) -> list[Any]:
     key = hashlib.sha256(f"{spec.resolve()}\0{seed}\0{fuzz}".encode()).hexdigest()[:32]
     path = Path(where) / f"{key}.pickle" if where and Path(where).is_dir() else None
     if path is not None and path.exists():
-        vectors: list[Any] = pickle.loads(path.read_bytes())
-        return vectors
-    vectors = generate(load_program(spec).program, seed=seed, fuzz=fuzz).vectors
+        return pickle.loads(path.read_bytes())
+    made = generate(load_program(spec).program, seed=seed, fuzz=fuzz)
     if path is not None:
         part = path.with_suffix(f".{os.getpid()}.part")
-        part.write_bytes(pickle.dumps(vectors))
+        part.write_bytes(pickle.dumps(made))
         part.replace(path)  # whole or not at all, when both workers make it at once
-    return vectors
+    return made
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,7 +12,8 @@ from conformance.generate import enumerate_paths, generate
 from conformance.runner import RunRequest, run_conformance
 from conformance.vector_io import dumps_jsonl
 
-from .conftest import EXAMPLES, ROOT, SUITE
+from .conftest import EXAMPLES, ROOT, SUITE, generated
+from .test_conformance_scale import SUITE_FUZZ
 
 
 @cache
@@ -42,8 +43,8 @@ SUITE_PROGRAMS = [p for p in SUITE if not p.name.endswith(".vectors.yaml")]
 
 def test_suite_has_thirty_programs_and_they_are_fully_covered() -> None:
     assert len(SUITE_PROGRAMS) >= 30
-    for spec in SUITE_PROGRAMS:
-        g = generate(program(spec), seed=0)
+    for spec in SUITE_PROGRAMS:  # the generation the scale and p4 tests run (coverage is taken before the fuzz)
+        g = generated(spec, 1, SUITE_FUZZ)
         for part, c in g.coverage.items():
             assert c["uncovered"] == [], f"{spec.stem}: {part}: {c['uncovered']}"
 

@@ -27,7 +27,7 @@ def _vectors(spec: Path) -> list:  # type: ignore[type-arg]
     assert prog is not None
     extra = spec.with_name(spec.stem + ".vectors.yaml")
     vectors = load_vectors(extra, prog) if extra.exists() else []
-    return vectors + generated(spec, 1, FUZZ if spec in EXAMPLES else SUITE_FUZZ)
+    return vectors + generated(spec, 1, FUZZ if spec in EXAMPLES else SUITE_FUZZ).vectors
 
 
 @pytest.mark.p4
