@@ -540,6 +540,17 @@ class KeyElem:
             return "_"
         return f"{self.a:#x}"
 
+    def selects(self, v: int) -> bool:
+        """Whether a parser select case's element takes the value v (one place for the oracle, the generator
+        and the targets that reason about which case wins)."""
+        if self.kind == "value":
+            return v == self.a
+        if self.kind == "mask":
+            return (v & self.b) == (self.a & self.b)
+        if self.kind == "range":
+            return self.a <= v <= self.b
+        return True  # any
+
 
 def parse_keyset(text: str) -> list[KeyElem]:
     p = _Parser(text)

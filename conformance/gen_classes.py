@@ -34,7 +34,7 @@ from .checksums import ones_add, ones_sum
 from .gen_control import entry_for, param_value
 from .gen_coverage import ClassCoverage
 from .gen_fullwidth import low_bit_vectors, recomplete
-from .gen_paths import Builder, ParsePath, Rec, Step, _elem_ok, _Ref
+from .gen_paths import Builder, ParsePath, Rec, Step, _Ref
 from .model import ControlState, PacketIn, Registers, Vector
 from .packets import pack_bits
 from .tracing import TracingInterpreter, stmt_id
@@ -788,7 +788,7 @@ def _select_bytes(ctx: ClassContext, st: ir.ParserState, combo: list[int | None]
 
 
 def _all_match(keyset: list[KeyElem], combo: list[int | None]) -> bool:
-    return all(v is None or _elem_ok(e, v) for e, v in zip(keyset, combo, strict=True))
+    return all(v is None or e.selects(v) for e, v in zip(keyset, combo, strict=True))
 
 
 def _length_edges(ctx: ClassContext) -> None:

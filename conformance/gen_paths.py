@@ -151,16 +151,6 @@ class Rec:
     option_values: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-def _elem_ok(e: KeyElem, v: int) -> bool:
-    if e.kind == "value":
-        return v == e.a
-    if e.kind == "mask":
-        return v & e.b == e.a & e.b
-    if e.kind == "range":
-        return e.a <= v <= e.b
-    return True
-
-
 def _cands(e: KeyElem, width: int, current: int, others: list[KeyElem]) -> list[int]:
     m = (1 << width) - 1
     if e.kind == "value":
@@ -439,8 +429,8 @@ class Builder:
                 cand_lists.append(_cands(target[j], width, ref.get(), [c.keyset[j] for c in st.cases]))
 
         def takes(combo: tuple[int, ...]) -> bool:
-            return all(_elem_ok(target[j], v) for j, v in enumerate(combo)) and not any(
-                all(_elem_ok(c.keyset[j], v) for j, v in enumerate(combo)) for c in earlier
+            return all(target[j].selects(v) for j, v in enumerate(combo)) and not any(
+                all(c.keyset[j].selects(v) for j, v in enumerate(combo)) for c in earlier
             )
 
         found = next((c for c in itertools.islice(itertools.product(*cand_lists), 5000) if takes(c)), None)

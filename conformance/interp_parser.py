@@ -147,16 +147,6 @@ class ExtractPlan:
         return h
 
 
-def _elem_ok(e: KeyElem, v: int) -> bool:
-    if e.kind == "value":
-        return v == e.a
-    if e.kind == "mask":
-        return (v & e.b) == (e.a & e.b)
-    if e.kind == "range":
-        return e.a <= v <= e.b
-    return True  # any
-
-
 @dataclass
 class StatePlan:
     name: str
@@ -175,7 +165,7 @@ class StatePlan:
             return self.by_value.get(self.select[0](c), self.default)
         values = [f(c) for f in self.select]
         for keyset, nxt in self.cases:
-            if all(_elem_ok(e, v) for e, v in zip(keyset, values, strict=True)):
+            if all(e.selects(v) for e, v in zip(keyset, values, strict=True)):
                 return nxt
         return self.default
 

@@ -17,7 +17,7 @@ from dataplane.syntax import action_text, entry_text, literal_text
 from .checksums import ones_sum
 from .interp_control import ControlCompiler, Run
 from .interp_expr import Env, compile_expr
-from .interp_parser import MAX_STATES_VISITED, ParserPlan, _elem_ok
+from .interp_parser import MAX_STATES_VISITED, ParserPlan
 from .interp_runtime import Ctx, ParseFail
 from .interpreter import Interpreter
 from .model import Counters, PacketIn, Registers, Result
@@ -174,7 +174,7 @@ class ExplainingInterpreter(Interpreter):
                 if sp.select:
                     values = [f(c) for f in sp.select]
                     case = next((i for i, (ks, n) in enumerate(sp.cases)
-                                 if all(_elem_ok(e, v) for e, v in zip(ks, values, strict=True))), None)
+                                 if all(e.selects(v) for e, v in zip(ks, values, strict=True))), None)
                     how = "default" if case is None else f"case {case}"
                     shown = ", ".join(hex(v) for v in values)
                     self.events.append(Event("select", f"state {state}: select ({shown}) -> {how} -> {nxt}",

@@ -584,7 +584,7 @@ class Emitter:
         clang keeps the checksum's loads in registers. The test only steers: a frame that passes it would take
         the same path through the general code, which a frame that fails it takes, testing everything in the
         spec's order, so parse errors and their precedence do not change. At most TREE_LEAVES leaves in all."""
-        if not self.tree or self.fast_left <= 0 or st.do or inst.is_stack or inst.tlv_parent:
+        if not self.tree or self.fast_left <= 0:
             return []
         paths: list[FastPath] = []
         for first in self._fast_cases(st, inst):
@@ -597,11 +597,10 @@ class Emitter:
             while nxt != "accept":
                 nst = self.prog.parser.states.get(nxt)
                 ninst = self.prog.instances.get(nst.extract or "") if nst else None
-                if nst is None or ninst is None or len(steps) >= FAST_STEPS or nst.do or nst.verify or \
-                        ninst.is_stack or ninst.tlv_parent or ninst.type.groups or ninst.walk_tlv or \
+                if nst is None or ninst is None or len(steps) >= FAST_STEPS or nst.verify or ninst.type.groups or \
                         any(i is ninst for i, _ in steps):
                     break
-                cases = self._fast_cases(nst, ninst)
+                cases = self._fast_cases(nst, ninst)  # (none for a stack, a TLV option, a walked TLV area)
                 if not cases:
                     break
                 node_lbl = label((nxt, tuple(counts)), node_lbl)
@@ -653,8 +652,8 @@ class Emitter:
                 if k.kind == "value":
                     v = k.a & mask(f.width)
                     clash |= vals.setdefault(f.name, v) != v
-            if clash or any(all(_accepts(k, vals.get(f.name), f.width) for f, k in zip(fields, c.keyset, strict=True))
-                            for c in st.cases[:i]):
+            if clash or any(all(f.name not in vals or k.selects(vals[f.name])
+                                    for f, k in zip(fields, c.keyset, strict=True)) for c in st.cases[:i]):
                 continue  # (an earlier case may match these values: it would win)
             alone = all(c.next != case.next for j, c in enumerate(st.cases) if j != i) and st.default != case.next
             out.append((case.next, vals, alone))
@@ -677,10 +676,9 @@ class Emitter:
             if byte:
                 terms.append(byte)
                 continue
-            for fname, v in sorted(vals.items(), key=lambda fv: (_offset(ht, fv[0]), fv[0])):
-                f = ht.field(fname)
-                assert f is not None
-                terms.append(f"({field_access(f.offset, f.width).get(where_)}) == {const(v, f.width)}")
+            fields = [(f, v) for f, v in ((ht.field(n), v) for n, v in vals.items()) if f is not None]
+            terms += [f"({field_access(f.offset, f.width).get(where_)}) == {const(v, f.width)}"
+                      for f, v in sorted(fields, key=lambda fv: fv[0].offset)]
         known = {(inst.name, f): v for (inst, _), vals in zip(steps, facts, strict=True) for f, v in vals.items()
                  if (inst.name, f) in self.stable_fields}
         self.leaf_values[leaf] = {k: frozenset({v}) for k, v in known.items()}
@@ -702,9 +700,10 @@ class Emitter:
                 general[(inst0.name, f0.name)] = frozenset(fits - ({facts[0][f0.name]} if exclusive else set()))
             except hexpr.HeaderExprError:
                 pass
-        before = self.leaf_values.get(f"parsed_{last}", {})
-        self.leaf_values[f"parsed_{last}"] = {k: before[k] & general[k] if k in before and k in general else
-                                              before.get(k) or general[k] for k in before.keys() | general.keys()}
+        merged = dict(self.leaf_values.get(f"parsed_{last}", {}))  # (another path's facts hold there too)
+        for k, v in general.items():
+            merged[k] = merged[k] & v if k in merged else v
+        self.leaf_values[f"parsed_{last}"] = merged
         return FastPath(leaf, [(inst, elem_ptr(inst, None), off) for inst, off in steps], " && ".join(terms),
                         total, known)
 
@@ -1718,24 +1717,6 @@ def one_byte_test(ht: ir.HeaderType, ptr: str, facts: dict[tuple[str, str], int]
         return None
     b = f"{ptr}[{at.pop()}]"
     return f"{b} == {v:#x}" if m == 0xFF else f"({b} & {m:#x}) == {v:#x}"
-
-
-def _offset(ht: ir.HeaderType, name: str) -> int:
-    f = ht.field(name)
-    return f.offset if f is not None else 0
-
-
-def _accepts(k: ir.KeyElem, v: int | None, width: int) -> bool:
-    """Whether a select case's key element can match a field of value v (None: any value)."""
-    if k.kind == "any" or v is None:
-        return True
-    if k.kind == "value":
-        return v == k.a & mask(width)
-    if k.kind == "mask":
-        return v & k.b == k.a & k.b
-    if k.kind == "range":
-        return k.a <= v <= k.b
-    return True
 
 
 def keyset_cond(var: str, width: int, k: ir.KeyElem) -> str:
