@@ -8,9 +8,11 @@ generated programs and the best one side by side, times each class of packet on 
 the per-load differences. The other revision is checked out in a temporary git worktree and only renders the C
 (in a subprocess, with its own code); both builds are loaded through this checkout's driver, so the revision must
 lay out the tables as this one does (the same maps): compare revisions of the code generation, not of the table
-implementations.
+implementations. REV may also be a C file: this checkout's rendered program edited by hand (a proxy that bounds
+what a change of the code generation could gain before it is built; `--render` writes the file to start from).
 
-    .venv/bin/python benchmarks/bench_xdp_revisions.py REV [--only router|vxlan|acl] [--loads 40]
+    .venv/bin/python benchmarks/bench_xdp_revisions.py REV|FILE.c [--only router|vxlan|acl] [--loads 40]
+    .venv/bin/python benchmarks/bench_xdp_revisions.py --render OUT.c [--only router|vxlan|acl]
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def render_at(rev: str, spec: Path) -> dict[str, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("rev", help="the other revision (a commit, tag or branch of this repository)")
+    ap.add_argument("rev", help="the other revision (a commit, tag or branch of this repository), or a .c file")
+    ap.add_argument("--render", action="store_true", help="write this checkout's program for --only to REV and stop")
     ap.add_argument("--only", default="router", help="router, vxlan or acl")
     ap.add_argument("--loads", type=int, default=40, help="fresh loads of the three programs (medians over them)")
     ap.add_argument("--trials", type=int, default=5)
@@ -109,7 +112,15 @@ def main() -> int:
         if args.only not in cases:
             raise SystemExit(f"--only: one of {', '.join(cases)}")
         spec, state, best_src, best_load, mix, classify = cases[args.only]
-        other = render_at(args.rev, spec)
+        prog = load_program(spec).program
+        c_name = next(n for n in XdpTarget().render(prog) if n.endswith(".bpf.c"))
+        if args.render:
+            Path(args.rev).write_text(XdpTarget().render(prog)[c_name], encoding="utf-8")
+            return 0
+        if args.rev.endswith(".c"):
+            other = {c_name: Path(args.rev).read_text(encoding="utf-8")}
+        else:
+            other = render_at(args.rev, spec)
         groups: dict[str, list[B.Frame]] = {}
         for meta, f in mix:
             groups.setdefault(classify(f), []).append((meta, f))
@@ -117,7 +128,6 @@ def main() -> int:
         B.compile_object_from_text(B.EMPTY_XDP, work / "empty.c")
         compile_object(best_src, work / "best.o")
         empty = BpfObject(work / "empty.o")
-        prog = load_program(spec).program
         names = ("this checkout", args.rev, "best")
         ns: dict[str, dict[str, list[float]]] = {g: {n: [] for n in names} for g in groups}
         try:

@@ -277,8 +277,8 @@ def _split(t: ir.Table, v: int) -> Want:
 def _colliding(t: ir.Table, cu: Cuckoo, start: Want, wants: dict[int, int],
                avoid: set[tuple[int, int]]) -> dict[int, list[Want]]:
     """Per bucket in `wants`, up to that many key tuples whose first hash is that bucket: the packet's key with
-    its low bits varied (the last key field; the first byte of the first field of a key in memory order,
-    layout.cuckoo_raw_key), so a steered packet changes one field."""
+    its low bits varied (those of the field at bit 0 of the key's words, layout.cuckoo_key_parts: the last key
+    field, or the first byte of the first whole-byte header field), so a steered packet changes one field."""
     k0, k1 = cuckoo_key(t, _exact(start))
     v = k1 << 64 | k0
     found: dict[int, list[Want]] = {b: [] for b in wants}

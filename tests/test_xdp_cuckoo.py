@@ -216,5 +216,30 @@ def test_a_key_of_whole_byte_fields_is_the_frame_bytes_as_they_lie(tmp_path: Pat
     src = XdpTarget().render(prog)[f"{prog.name}.bpf.c"]
     assert "kv = c3po_ld_raw(h_ethernet + 0, 6) | (c3po_ld_raw(h_ethernet + 12, 2) << 48);" in src
     l2 = load_program(ROOT / "spec" / "examples" / "l2_switch.yaml").program  # fdb: meta.vid (12 bits), MAC
-    assert not L.cuckoo_raw_key(l2.tables["fdb"])
-    assert "kv = ((__u64)m_vid << 48) | (__u64)" in XdpTarget().render(l2)["l2_switch.bpf.c"]
+    fdb = l2.tables["fdb"]
+    assert [(p.shift, p.raw) for p in L.cuckoo_key_parts(fdb)] == [(48, False), (0, True)]
+    assert "kv = c3po_ld_raw(h_ethernet + 0, 6) | ((__u64)m_vid << 48);" in XdpTarget().render(l2)["l2_switch.bpf.c"]
+    assert cuckoo_key(fdb, (ir.KeyElem("value", 0xABC), ir.KeyElem("value", mac))) == \
+        (int.from_bytes(mac.to_bytes(6, "big"), "little") | 0xABC << 48, 0)
+    assert cuckoo_key_values(fdb, int.from_bytes(mac.to_bytes(6, "big"), "little") | 0xABC << 48) == (0xABC, mac)
+
+
+def test_a_two_word_key_takes_the_mac_as_it_lies_and_the_vni_above_it() -> None:
+    """The VXLAN FDB's (meta.vni: 24 bits, ethernet.dst) is 72 bits: the MAC's bytes are k0's low 48 bits, the
+    VNI's low 16 bits k0's top, its high 8 bits k1 (the best hand-written gateway's words); values convert both
+    ways, and a key without whole-byte header fields keeps the numeric concatenation, the first field on top."""
+    from targets.xdp import XdpTarget
+    from targets.xdp.control import cuckoo_key, cuckoo_key_values
+
+    prog = load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program
+    t = prog.tables["fdb"]
+    mac, vni = 0x02AB_CDEF_0123, 0x12_3456
+    raw = int.from_bytes(mac.to_bytes(6, "big"), "little")
+    assert cuckoo_key(t, (ir.KeyElem("value", vni), ir.KeyElem("value", mac))) == (raw | 0x3456 << 48, 0x12)
+    assert cuckoo_key_values(t, raw | 0x3456 << 48, 0x12) == (vni, mac)
+    src = XdpTarget().render(prog)["vxlan_gateway.bpf.c"]
+    assert "kv = (c3po_u128)c3po_ld_raw(h_ethernet + 0, 6) | ((c3po_u128)m_vni << 48);" in src
+    nums = load_program(ROOT / "conformance" / "suite" / "stack_varlen.yaml").program.tables["by_proto"]
+    assert [(p.shift, p.raw) for p in L.cuckoo_key_parts(nums)] == [(2, False), (0, False)]  # meta.proto, depth
+    gre = load_program(ROOT / "spec" / "examples" / "gre_tunnel.yaml").program.tables["tunnel_term"]
+    assert [(p.shift, p.raw) for p in L.cuckoo_key_parts(gre)] == [(0, True), (32, True), (64, False)]

@@ -367,27 +367,29 @@ def install_trie(maps: TrieMaps, routes: list[tuple[tuple[KeyElem, ...], int, by
     trie.close()
 
 
+def _swap(v: int, nbytes: int) -> int:
+    return int.from_bytes(v.to_bytes(nbytes, "big"), "little")
+
+
 def cuckoo_key(t: ir.Table, match: tuple[KeyElem, ...] | list[KeyElem]) -> tuple[int, int]:
-    """(k0, k1): the exact key values concatenated in key order, as the generated code composes them; for a
-    key of whole-byte fields (layout.cuckoo_raw_key) their bytes in network order, read as a little-endian word."""
+    """(k0, k1): the exact key values composed as the generated code composes them (layout.cuckoo_key_parts: the
+    bytes of whole-byte header fields as they lie, read as a little-endian number, the other fields above them as
+    numbers), k0 the low 64 bits."""
     v = 0
-    for k, m in zip(t.keys, match, strict=True):
-        v = (v << k.width) | (m.a & ((1 << k.width) - 1))
-    if L.cuckoo_raw_key(t):
-        v = int.from_bytes(v.to_bytes(sum(k.width for k in t.keys) // 8, "big"), "little")
+    for part, m in zip(L.cuckoo_key_parts(t), match, strict=True):
+        x = m.a & ((1 << part.width) - 1)
+        v |= (_swap(x, part.width // 8) if part.raw else x) << part.shift
     return v & ((1 << 64) - 1), v >> 64
 
 
 def cuckoo_key_values(t: ir.Table, k0: int, k1: int = 0) -> tuple[int, ...]:
     """The key values whose `cuckoo_key` is (k0, k1) (for the conformance generators' searches over hashes)."""
     v = k1 << 64 | k0
-    if L.cuckoo_raw_key(t):
-        v = int.from_bytes(v.to_bytes(sum(k.width for k in t.keys) // 8, "little"), "big")
     out = []
-    for k in reversed(t.keys):
-        out.append(v & ((1 << k.width) - 1))
-        v >>= k.width
-    return tuple(reversed(out))
+    for part in L.cuckoo_key_parts(t):
+        x = (v >> part.shift) & ((1 << part.width) - 1)
+        out.append(_swap(x, part.width // 8) if part.raw else x)
+    return tuple(out)
 
 
 class CuckooMaps(_MappedTable):

@@ -1226,24 +1226,27 @@ class Emitter:
 
     def cuckoo_lookup(self, out: Lines, t: ir.Table, lay: L.TableLayout, ktr: Translator) -> None:
         """Two buckets of the table's cuckoo hash (targets/xdp/cuckoo.py), 1 or 4 slots each, compared in registers:
-        the key fields concatenated in key order (the first is the most significant, or, for whole-byte fields,
-        their bytes in memory order: layout.cuckoo_raw_key), k0 its low 64 bits."""
+        the key fields composed as layout.cuckoo_key_parts lays them out (whole-byte header fields as their bytes
+        lie, first), k0 the low 64 bits."""
         words = L.key_words(t)
         kt = "c3po_u128" if words > 1 else "__u64"
-        parts, shift = [], 0
-        if L.cuckoo_raw_key(t):  # the fields' bytes as they lie, the first at the lowest address
-            for k in t.keys:
-                v = ktr.raw(k.expr, k.width // 8)
-                parts.append(f"({v} << {shift})" if shift else v)
-                shift += k.width
-            note = "in memory order"
+        layout = sorted(L.cuckoo_key_parts(t), key=lambda p: p.shift)
+        parts = []
+        for p in layout:
+            k = t.keys[p.index]
+            v = ktr.raw(k.expr, k.width // 8) if p.raw else f"({kt}){ktr.expr(k.expr)}"
+            if p.raw and words > 1:
+                v = f"({kt}){v}"
+            parts.append(f"({v} << {p.shift})" if p.shift else v)
+        raw = [t.keys[p.index].text for p in layout if p.raw]
+        rest = [t.keys[p.index].text for p in layout if not p.raw]
+        if raw and not rest:
+            note = f"{', '.join(raw)}: in memory order"
+        elif raw:
+            note = f"{', '.join(raw)}: their bytes as they lie, then {', '.join(rest)} above them"
         else:
-            for k in reversed(t.keys):
-                v = f"({kt}){ktr.expr(k.expr)}"
-                parts.insert(0, f"({v} << {shift})" if shift else v)
-                shift += k.width
-            note = "the first the most significant"
-        out.add(f"{kt} kv = {' | '.join(parts)}; /* {', '.join(k.text for k in t.keys)}: {note} */")
+            note = f"{', '.join(k.text for k in t.keys)}: the first the most significant"
+        out.add(f"{kt} kv = {' | '.join(parts)}; /* {note} */")
         out.add("__u64 k0 = (__u64)kv;")
         x = "k0"
         if words > 1:

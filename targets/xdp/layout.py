@@ -85,13 +85,41 @@ def cuckoo_tag(t: ir.Table) -> tuple[int, int]:
     return tag_for(sum(k.width for k in t.keys), key_words(t))
 
 
+@dataclass(frozen=True)
+class KeyPart:
+    """Where one exact key field lies in a cuckoo table's composed key (one or two 64-bit words)."""
+
+    index: int   # the field's position in the table's key
+    shift: int   # its lowest bit in the composed key
+    width: int
+    raw: bool    # its bytes in memory order, read as a little-endian number (a whole-byte header field)
+
+
+def _raw_part(k: ir.TableKey) -> bool:
+    return isinstance(k.expr, ir.FieldRef) and k.expr.group is None and k.width % 8 == 0 and k.width <= 64
+
+
+def cuckoo_key_parts(t: ir.Table) -> tuple[KeyPart, ...]:
+    """How a cuckoo table's key fields are composed into its key words, in key order. Header fields of whole
+    bytes (a MAC address, an EtherType) are taken with their bytes as they lie in the frame, the first such
+    field at bit 0: the packet's bytes are then the key's low bits as one or two loads, with no byte swap and no
+    shifts to assemble them; the other fields (metadata, fields of a few bits) follow above them as numbers, in
+    key order. So the VXLAN FDB's (VNI, MAC) is the MAC's six bytes, then the VNI, as an expert writes it. With
+    no such field the fields are concatenated as numbers, the first the most significant. The control plane
+    composes the same words (`control.cuckoo_key`); any bijection of the key hashes and compares alike."""
+    raw = [i for i, k in enumerate(t.keys) if _raw_part(k)]
+    order = raw + [i for i in range(len(t.keys)) if i not in raw] if raw else list(reversed(range(len(t.keys))))
+    parts: dict[int, KeyPart] = {}
+    shift = 0
+    for i in order:
+        parts[i] = KeyPart(i, shift, t.keys[i].width, i in raw)
+        shift += t.keys[i].width
+    return tuple(parts[i] for i in range(len(t.keys)))
+
+
 def cuckoo_raw_key(t: ir.Table) -> bool:
-    """Whether a cuckoo table's key is hashed and compared with its bytes in memory order rather than as a number:
-    a one-word key of header fields of whole bytes, such as a MAC address. The packet's bytes are then the key
-    as they lie (one or two loads, no byte swap and no shifts to assemble it); the control plane writes the same
-    bytes (`control.cuckoo_key`). Any bijection of the key hashes and compares alike."""
-    return key_words(t) == 1 and all(isinstance(k.expr, ir.FieldRef) and k.expr.group is None and k.width % 8 == 0
-                                     for k in t.keys)
+    """Whether some field of a cuckoo table's key is taken with its bytes in memory order (cuckoo_key_parts)."""
+    return any(p.raw for p in cuckoo_key_parts(t))
 
 
 # The root and the first nodes again, in a global packets read (`tr_<table>`): up to 4 MiB of u32 slots, the most
