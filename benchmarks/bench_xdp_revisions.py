@@ -5,11 +5,12 @@ The noise of a single load (where the kernel puts a program moves its time by up
 instructions, and two runs of bench_xdp.py an hour apart differ more than that. Here every load puts the two
 generated programs and the best one side by side, times each class of packet on all three in turns
 (`bench_xdp.time_mix`: single runs, fastest 80%, minus an empty program), and reports medians over the loads of
-the per-load differences. The other revision is checked out in a temporary git worktree and only renders the C
-(in a subprocess, with its own code); both builds are loaded through this checkout's driver, so the revision must
-lay out the tables as this one does (the same maps): compare revisions of the code generation, not of the table
-implementations. REV may also be a C file: this checkout's rendered program edited by hand (a proxy that bounds
-what a change of the code generation could gain before it is built; `--render` writes the file to start from).
+the per-load differences. The other revision is checked out in a temporary git worktree; for each load a
+subprocess there builds the program, loads it and installs the tables with that revision's own driver (so a
+change of the tables' layout compares too), pins the program in bpffs and exits, and the program is timed here
+through the pin. REV may also be a C file: this checkout's rendered program edited by hand, loaded through this
+checkout's driver (a proxy that bounds what a change of the code generation could gain before it is built;
+`--render` writes the file to start from).
 
     .venv/bin/python benchmarks/bench_xdp_revisions.py REV|FILE.c [--only router|vxlan|acl] [--loads 40]
     .venv/bin/python benchmarks/bench_xdp_revisions.py --render OUT.c [--only router|vxlan|acl]
@@ -18,7 +19,7 @@ what a change of the code generation could gain before it is built; `--render` w
 from __future__ import annotations
 
 import argparse
-import json
+import ctypes
 import os
 import random
 import statistics
@@ -39,17 +40,7 @@ import targets.xdp.driver as driver_module  # noqa: E402
 from c3po_compiler import ir, load_program  # noqa: E402
 from conformance.model import ControlState  # noqa: E402
 from targets.xdp import XdpTarget, compile_object  # noqa: E402
-from targets.xdp.libbpf import BpfObject, TestRunner  # noqa: E402
-
-RENDER = """
-import json, sys
-sys.path.insert(0, ".")
-from c3po_compiler import load_program
-from targets.xdp import XdpTarget
-prog = load_program(sys.argv[1]).program
-files = XdpTarget().render(prog)
-print(json.dumps({k: v for k, v in files.items() if k.endswith((".bpf.c", ".h"))}))
-"""
+from targets.xdp.libbpf import BpfObject, TestRunner, lib  # noqa: E402
 
 
 class _Replaced(XdpTarget):
@@ -64,20 +55,62 @@ class _Replaced(XdpTarget):
         return out
 
 
-def render_at(rev: str, spec: Path) -> dict[str, str]:
-    """The xdp C files of `spec` as revision `rev` of c3po writes them."""
-    with tempfile.TemporaryDirectory(prefix="c3po-rev-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
-        try:
-            proc = subprocess.run([sys.executable, "-c", RENDER, str(spec)], cwd=tree, capture_output=True,
-                                  text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
-            if proc.returncode != 0:
-                raise SystemExit(f"rendering {spec.name} at {rev} failed:\n{proc.stderr[-2000:]}")
-            files: dict[str, str] = json.loads(proc.stdout)
-            return files
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+LOAD = """
+import random, sys
+from pathlib import Path
+sys.path[:0] = [".", "benchmarks"]
+import bench_xdp as B
+from c3po_compiler import load_program
+from targets.xdp.driver import XdpDriver
+from targets.xdp.libbpf import lib
+case, spec, work, pin = sys.argv[1:5]
+rng = random.Random(2026)
+v4, v6, _ = B.scenario(rng)
+rules, _ = B.acl_scenario(rng)
+fdb, _ = B.vxlan_scenario(rng)
+state = {"router": lambda: B.control(v4, v6), "vxlan": lambda: B.vxlan_control(fdb),
+         "acl": lambda: B.acl_control(rules)}[case]()
+d = XdpDriver(observe=False)
+d.open(load_program(spec).program, Path(work))
+d.install(state)
+lb = lib()
+lb.bpf_obj_pin.argtypes = [__import__("ctypes").c_int, __import__("ctypes").c_char_p]
+if lb.bpf_obj_pin(d.bpf.prog_fd, pin.encode()) != 0:
+    raise SystemExit("bpf_obj_pin failed")
+d.close()
+"""
+
+
+class Worktree:
+    """Revision `rev` checked out beside this checkout, with its own code, for rendering or loading."""
+
+    def __init__(self, rev: str) -> None:
+        self.rev = rev
+        self._tmp = tempfile.TemporaryDirectory(prefix="c3po-rev-")
+        self.tree = Path(self._tmp.name) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(self.tree), rev], check=True)
+
+    def run(self, script: str, *args: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", script, *args], cwd=self.tree, capture_output=True, text=True,
+                              check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+        if proc.returncode != 0:
+            raise SystemExit(f"revision {self.rev} failed:\n{proc.stderr[-2000:]}")
+        return proc.stdout
+
+    def close(self) -> None:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], check=False)
+        self._tmp.cleanup()
+
+
+def pinned_fd(path: Path) -> int:
+    """A program pinned in bpffs, as an fd of this process; the pin is removed (the fd keeps it loaded)."""
+    lb = lib()
+    lb.bpf_obj_get.argtypes, lb.bpf_obj_get.restype = [ctypes.c_char_p], ctypes.c_int
+    fd = int(lb.bpf_obj_get(str(path).encode()))
+    path.unlink()
+    if fd < 0:
+        raise SystemExit(f"bpf_obj_get {path} failed")
+    return fd
 
 
 def main() -> int:
@@ -117,10 +150,13 @@ def main() -> int:
         if args.render:
             Path(args.rev).write_text(XdpTarget().render(prog)[c_name], encoding="utf-8")
             return 0
+        other: dict[str, str] | None = None
+        tree: Worktree | None = None
         if args.rev.endswith(".c"):
             other = {c_name: Path(args.rev).read_text(encoding="utf-8")}
         else:
-            other = render_at(args.rev, spec)
+            tree = Worktree(args.rev)
+        pins = Path("/sys/fs/bpf") / f"c3po-bench-{os.getpid()}"
         groups: dict[str, list[B.Frame]] = {}
         for meta, f in mix:
             groups.setdefault(classify(f), []).append((meta, f))
@@ -133,20 +169,29 @@ def main() -> int:
         try:
             for k in range(args.loads):
                 drivers: list[driver_module.XdpDriver] = []
-                order = [None, other] if k % 2 == 0 else [other, None]  # both load orders, in turns
-                for files in order:
-                    _Replaced.files = files
+                gen_fds: list[int] = []  # this checkout's, the other's
+                own: list[int] = []  # fds of programs the other revision loaded (closed here)
+                for which in ([0, 1] if k % 2 == 0 else [1, 0]):  # both load orders, in turns
+                    if which == 1 and tree is not None:
+                        pin = pins.with_name(f"{pins.name}-{k}")
+                        tree.run(LOAD, args.only, str(spec), str(work / f"rev{k}"), str(pin))
+                        own.append(pinned_fd(pin))
+                        gen_fds.append(own[-1])
+                        continue
+                    _Replaced.files = other if which == 1 else None
                     d = driver_module.XdpDriver(observe=False)
-                    d.open(prog, work / f"gen{k}_{len(drivers)}")
+                    d.open(prog, work / f"gen{k}_{which}")
                     d.install(state)
                     drivers.append(d)
+                    assert d.bpf is not None
+                    gen_fds.append(d.bpf.prog_fd)
                 _Replaced.files = None
                 if k % 2:
-                    drivers.reverse()
+                    gen_fds.reverse()
                 best = BpfObject(work / "best.o")
                 try:
                     best_load(best)
-                    fds = [d.bpf.prog_fd for d in drivers if d.bpf is not None] + [best.prog_fd, empty.prog_fd]
+                    fds = [*gen_fds, best.prog_fd, empty.prog_fd]
                     runners = [TestRunner(fd) for fd in fds]
                     for g, frames in groups.items():
                         trials = [B.time_mix(runners, frames, args.runs) for _ in range(args.trials)]
@@ -157,10 +202,14 @@ def main() -> int:
                     best.close()
                     for d in drivers:
                         d.close()
+                    for fd in own:
+                        os.close(fd)
                 print(f"\rload {k + 1}/{args.loads}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
         finally:
             empty.close()
+            if tree is not None:
+                tree.close()
     print(f"{args.only}: this checkout against {args.rev} and the best hand-written program, {args.loads} loads of "
           f"each (both load orders), per load the median of {args.trials} trials of {args.runs} single runs per "
           "packet minus an empty program; medians over the loads of the per-load differences")

@@ -66,7 +66,7 @@ def test_tags_sit_just_above_keys_narrower_than_their_words() -> None:
 
 
 @pytest.mark.parametrize("ways", [1, WAYS])
-@pytest.mark.parametrize("words,width", [(1, 48), (2, 72)])
+@pytest.mark.parametrize("words,width", [(1, 48), (2, 72), (2, 95), (2, 96)])
 def test_a_tagged_slot_matches_by_its_key_alone(words: int, width: int, ways: int) -> None:
     """The all-zero key is a key like any other, and a free or freed slot never matches it; through random
     changes (moves included) the key-only reader agrees with the table."""
@@ -94,6 +94,28 @@ def test_a_tagged_slot_matches_by_its_key_alone(words: int, width: int, ways: in
             assert _reader(c, *gone) == (gone in ref)
     again = Cuckoo(c.mem, c.buckets, words, ways, tag)  # another process reads the same array
     assert again.where == c.where and all(again.lookup(*k) == e for k, e in ref.items())
+
+
+def test_a_key_of_65_to_95_bits_takes_a_16_byte_slot() -> None:
+    """k1 and its tag fit a u32: the slot is {u64 k0, u32 k1 | tag, u32 entry + 1}, four to a 64-byte bucket (the
+    generated struct says the same); from 96 bits k1 is a u64 and the slot 24 bytes."""
+    from targets.xdp.cuckoo import slot_layout
+
+    assert slot_layout(2, tag_for(72, 2)) == (16, 12) and slot_layout(2, tag_for(95, 2)) == (16, 12)
+    assert slot_layout(2, tag_for(96, 2)) == (24, 16) and slot_layout(2, tag_for(128, 2)) == (24, 16)
+    assert slot_layout(1, tag_for(48, 1)) == (16, 8)
+    tag = tag_for(72, 2)
+    c = Cuckoo.scratch(8, 2, WAYS, tag)
+    assert len(c.mem) == 8 * WAYS * 16
+    c.insert(0x1122334455667788, 0xAB, 6)
+    b, w = c.where[(0x1122334455667788, 0xAB)]
+    raw = bytes(c.mem[c._off(b, w):c._off(b, w) + 16])
+    assert raw == (0x1122334455667788).to_bytes(8, "little") + (0x1AB).to_bytes(4, "little") + (7).to_bytes(4, "little")
+    from targets.xdp import XdpTarget
+
+    src = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "vxlan_gateway.yaml").program)
+    fdb_slot = src["vxlan_gateway.bpf.c"].split("struct t_fdb_slot {")[1].split("};")[0]
+    assert "__u32 k1;" in fdb_slot and "pad" not in fdb_slot
 
 
 def test_repair_clears_a_tagged_key_whose_entry_was_never_written() -> None:

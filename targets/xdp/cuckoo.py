@@ -3,8 +3,10 @@
 The data plane (`Emitter.cuckoo_lookup`) hashes the key (the table's key fields concatenated in key order, at
 most 128 bits, as two u64 words k0 = low bits, k1 = high bits) with two multiply-shift functions to two buckets
 of 4 slots (1 slot in tables of at most 256 entries, `ways_for`), and compares the key with each occupied slot of
-the first bucket, then of the second: no helper call, no jhash. A slot is {u64 k0[, u64 k1], u32 entry + 1,
-u32 0}; entry 0 is a free slot. Buckets are a power of two, at most 75% full (4 slots) or 25% full (1 slot) when
+the first bucket, then of the second: no helper call, no jhash. A slot is {u64 k0, u32 entry + 1, u32 0} for a
+key of one word, {u64 k0, u32 k1, u32 entry + 1} for one of 65 to 95 bits (the VXLAN FDB's 72 bits of VNI and
+MAC: 16 bytes, four slots to a 64-byte bucket, one cache line, as the best hand-written gateway's), and {u64 k0,
+u64 k1, u32 entry + 1, u32 0} for a wider one (`slot_layout`); entry 0 is a free slot. Buckets are a power of two, at most 75% full (4 slots) or 25% full (1 slot) when
 the table holds its declared size.
 
 A key narrower than its words (a 48-bit MAC, 72 bits of VNI and MAC) is stored with a tag: the bit just above
@@ -55,8 +57,17 @@ def buckets_for(size: int, ways: int = WAYS) -> int:
     return n
 
 
-def slot_bytes(words: int) -> int:
-    return 8 * words + 8
+def narrow_k1(words: int, tag: tuple[int, int]) -> bool:
+    """Whether a two-word key's high word, with its tag, fits 32 bits (a key of 65 to 95 bits): then the slot
+    stores it as a u32 and is 16 bytes, not 24 (a 4-slot bucket one cache line, found with a shift)."""
+    return words == 2 and 0 < tag[1] < 1 << 32
+
+
+def slot_layout(words: int, tag: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """(slot bytes, offset of the entry word)."""
+    if words == 1:
+        return 16, 8
+    return (16, 12) if narrow_k1(words, tag) else (24, 16)
 
 
 def tag_for(width: int, words: int) -> tuple[int, int]:
@@ -78,24 +89,27 @@ class Cuckoo:
             raise ValueError(f"buckets must be a power of two >= 2, words 1 or 2, ways 1 or {WAYS}")
         self.mem = mem
         self.q = mem.cast("B").cast("Q")  # 8-byte stores of the key words (one store each, never torn)
+        self.d = mem.cast("B").cast("I")  # 4-byte stores: entry words, a narrow k1
         self.tag = tag
         self.tagw = 1 if tag[1] else 0  # the word that holds the tag (written last, cleared first)
         self.ways = ways
         self.buckets = buckets
         self.bits = buckets.bit_length() - 1
         self.words = words
-        self.slot = slot_bytes(words)
+        self.narrow = narrow_k1(words, tag)
+        self.slot, self.entry_at = slot_layout(words, tag)
         self.where: dict[tuple[int, int], tuple[int, int]] = {}  # (k0, k1) -> (bucket, way)
         self.scan()
 
     def release(self) -> None:
         """Before the memory it views is unmapped."""
         self.q.release()
+        self.d.release()
 
     @classmethod
     def scratch(cls, buckets: int, words: int, ways: int, tag: tuple[int, int] = (0, 0)) -> Cuckoo:
         """An empty table in private memory (the conformance generator's replays)."""
-        return cls(memoryview(bytearray(buckets * ways * slot_bytes(words))), buckets, words, ways, tag)
+        return cls(memoryview(bytearray(buckets * ways * slot_layout(words, tag)[0])), buckets, words, ways, tag)
 
     # -- what the C computes ---------------------------------------------------------------------------------
 
@@ -111,35 +125,41 @@ class Cuckoo:
 
     def _words(self, b: int, w: int) -> tuple[int, int]:
         """The key words as stored (with the tag)."""
-        q = self._off(b, w) // 8
-        return self.q[q], self.q[q + 1] if self.words == 2 else 0
+        o = self._off(b, w)
+        if self.words == 1:
+            return self.q[o // 8], 0
+        return self.q[o // 8], self.d[o // 4 + 2] if self.narrow else self.q[o // 8 + 1]
 
     def _read(self, b: int, w: int) -> tuple[int, int, int]:
         """(k0, k1, entry + 1), the key without its tag."""
-        o = self._off(b, w)
         k0, k1 = self._words(b, w)
-        e = int.from_bytes(self.mem[o + 8 * self.words:o + 8 * self.words + 4], "little")
+        e = self.d[(self._off(b, w) + self.entry_at) // 4]
         return k0 & ~self.tag[0], k1 & ~self.tag[1], e
+
+    def _store(self, o: int, i: int, value: int) -> None:
+        """Key word i of the slot at byte o: one store (4 bytes for a narrow k1, else 8)."""
+        if i == 1 and self.narrow:
+            self.d[o // 4 + 2] = value
+        else:
+            self.q[o // 8 + i] = value
 
     def _write(self, b: int, w: int, k0: int, k1: int, entry1: int) -> None:
         """The key, its tagged word last (a tagged table's slot is live from there), then the entry word that makes
         the slot live in an untagged one."""
-        q = self._off(b, w) // 8
+        o = self._off(b, w)
         words = (k0 | self.tag[0], k1 | self.tag[1])
         if self.words == 2:
             other = 1 - self.tagw
-            self.q[q + other] = words[other]
-        self.q[q + self.tagw] = words[self.tagw]
-        e = (q + self.words) * 8
-        self.mem[e:e + 4] = entry1.to_bytes(4, "little")
+            self._store(o, other, words[other])
+        self._store(o, self.tagw, words[self.tagw])
+        self.d[(o + self.entry_at) // 4] = entry1
 
     def _clear(self, b: int, w: int) -> None:
         """The entry word first, then the tagged word: the slot stops matching at once, in either form."""
-        q = self._off(b, w) // 8
-        e = (q + self.words) * 8
-        self.mem[e:e + 4] = bytes(4)
+        o = self._off(b, w)
+        self.d[(o + self.entry_at) // 4] = 0
         if self.tag != (0, 0):
-            self.q[q + self.tagw] = 0
+            self._store(o, self.tagw, 0)
 
     def scan(self) -> None:
         """Where each key is, read from the array (it is its own record)."""
@@ -147,7 +167,7 @@ class Cuckoo:
         step, n = self.slot // 4, self.buckets * self.ways
         words = self.mem.cast("B").cast("I")
         try:  # each slot's entry word, in C: a table of 32,768 buckets is mostly empty slots
-            entries = words[2 * self.words:n * step:step].tolist()
+            entries = words[self.entry_at // 4:n * step:step].tolist()
         finally:
             words.release()
         for i in itertools.compress(range(n), entries):

@@ -26,7 +26,7 @@ from c3po_compiler import ir
 
 from .bitvec import BitVecLayout, chosen
 from .crcpre import CrcPrefix, place, register
-from .cuckoo import buckets_for, slot_bytes, tag_for, ways_for
+from .cuckoo import buckets_for, narrow_k1, slot_layout, tag_for, ways_for
 from .images import simple
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
@@ -115,6 +115,11 @@ def cuckoo_key_parts(t: ir.Table) -> tuple[KeyPart, ...]:
         parts[i] = KeyPart(i, shift, t.keys[i].width, i in raw)
         shift += t.keys[i].width
     return tuple(parts[i] for i in range(len(t.keys)))
+
+
+def cuckoo_narrow(t: ir.Table) -> bool:
+    """Whether the table's slots hold k1 as a u32 (cuckoo.narrow_k1: a key of 65 to 95 bits)."""
+    return narrow_k1(key_words(t), cuckoo_tag(t))
 
 
 def cuckoo_raw_key(t: ir.Table) -> bool:
@@ -213,7 +218,9 @@ class TableLayout:
 
     @property
     def cuckoo_bytes(self) -> int:
-        return self.cuckoo_buckets * self.cuckoo_ways * slot_bytes(1 if sum(k.width for k in self.keys) <= 64 else 2)
+        width = sum(k.width for k in self.keys)
+        words = 1 if width <= 64 else 2
+        return self.cuckoo_buckets * self.cuckoo_ways * slot_layout(words, tag_for(width, words))[0]
 
     @property
     def cuckoo_global(self) -> bool:

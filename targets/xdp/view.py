@@ -99,6 +99,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "trie_copied": L.trie_copied_slots(lay.trie_nodes) if lay.trie_nodes else 0,
             "trie_leaf": lay.leaf.describe() if lay.leaf else "",
             "cuckoo_buckets": lay.cuckoo_buckets, "cuckoo_ways": lay.cuckoo_ways, "key_words": L.key_words(t),
+            "cuckoo_narrow": L.cuckoo_narrow(t),
             "search": ("bitvec" if lay.bitvec else linear_search(t, lay)) if lay.kind == "linear" else "",
             "bitvec": lay.bitvec and [(f"k{p.key}_{p.byte}" if p.byte >= 0 else f"k{p.key}_range", p.words,
                                         t.keys[p.key].text + (f", byte {p.byte}" if p.byte >= 0 else ", range"))
