@@ -117,6 +117,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rev", help="the other revision (a commit, tag or branch of this repository), or a .c file")
     ap.add_argument("--render", action="store_true", help="write this checkout's program for --only to REV and stop")
+    ap.add_argument("--best", type=Path, help="time this C file as the best program (a hand-edited variant: cut at the "
+                    "same point as a proxy in REV, it tells where a gap builds up)")
     ap.add_argument("--only", default="router", help="router, vxlan or acl")
     ap.add_argument("--loads", type=int, default=40, help="fresh loads of the three programs (medians over them)")
     ap.add_argument("--trials", type=int, default=5)
@@ -145,6 +147,7 @@ def main() -> int:
         if args.only not in cases:
             raise SystemExit(f"--only: one of {', '.join(cases)}")
         spec, state, best_src, best_load, mix, classify = cases[args.only]
+        best_src = args.best or best_src
         prog = load_program(spec).program
         c_name = next(n for n in XdpTarget().render(prog) if n.endswith(".bpf.c"))
         if args.render:
