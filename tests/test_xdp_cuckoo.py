@@ -118,17 +118,22 @@ def test_a_key_of_65_to_95_bits_takes_a_16_byte_slot() -> None:
     assert "__u32 k1;" in fdb_slot and "pad" not in fdb_slot
 
 
-def test_repair_clears_a_tagged_key_whose_entry_was_never_written() -> None:
-    tag = tag_for(48, 1)
-    c = Cuckoo.scratch(buckets_for(64, 1), 1, 1, tag)
-    c.insert(0xAABB, 0, 3)
-    b, w = c.hashes(0x1234, 0)[0], 0
+@pytest.mark.parametrize("words,width", [(1, 48), (2, 72)])
+def test_repair_clears_a_tagged_key_whose_entry_was_never_written(words: int, width: int) -> None:
+    tag = tag_for(width, words)
+    c = Cuckoo.scratch(buckets_for(64, 1), words, 1, tag)
+    k1 = 0x5A if words == 2 else 0
+    c.insert(0xAABB, k1, 3)
+    b, w = c.hashes(0x1234, k1)[0], 0
     if c._read(b, w)[2]:
-        b = c.hashes(0x1234, 0)[1]
-    c.q[c._off(b, w) // 8] = 0x1234 | tag[0]  # a writer died between the key and the entry word
-    assert _reader(c, 0x1234)  # packets would take it for a hit
-    assert c.repair({(0xAABB, 0): 3}) == 1
-    assert not _reader(c, 0x1234) and _reader(c, 0xAABB) and c.lookup(0xAABB) == 3
+        b = c.hashes(0x1234, k1)[1]
+    o = c._off(b, w)
+    c._store(o, 0, 0x1234 | tag[0])  # a writer died between the key and the entry word
+    if words == 2:
+        c._store(o, 1, k1 | tag[1])  # (a narrow k1: its 4-byte store)
+    assert _reader(c, 0x1234, k1)  # packets would take it for a hit
+    assert c.repair({(0xAABB, k1): 3}) == 1
+    assert not _reader(c, 0x1234, k1) and _reader(c, 0xAABB, k1) and c.lookup(0xAABB, k1) == 3
 
 
 @pytest.mark.parametrize("ways", [1, WAYS])
