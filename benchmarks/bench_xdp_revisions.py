@@ -56,7 +56,7 @@ class _Replaced(XdpTarget):
 
 
 LOAD = """
-import random, sys
+import ctypes, random, sys
 from pathlib import Path
 sys.path[:0] = [".", "benchmarks"]
 import bench_xdp as B
@@ -74,7 +74,7 @@ d = XdpDriver(observe=False)
 d.open(load_program(spec).program, Path(work))
 d.install(state)
 lb = lib()
-lb.bpf_obj_pin.argtypes = [__import__("ctypes").c_int, __import__("ctypes").c_char_p]
+lb.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
 if lb.bpf_obj_pin(d.bpf.prog_fd, pin.encode()) != 0:
     raise SystemExit("bpf_obj_pin failed")
 d.close()
@@ -82,7 +82,7 @@ d.close()
 
 
 class Worktree:
-    """Revision `rev` checked out beside this checkout, with its own code, for rendering or loading."""
+    """Revision `rev` checked out beside this checkout, to load programs with its own code."""
 
     def __init__(self, rev: str) -> None:
         self.rev = rev
@@ -90,12 +90,11 @@ class Worktree:
         self.tree = Path(self._tmp.name) / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(self.tree), rev], check=True)
 
-    def run(self, script: str, *args: str) -> str:
+    def run(self, script: str, *args: str) -> None:
         proc = subprocess.run([sys.executable, "-c", script, *args], cwd=self.tree, capture_output=True, text=True,
                               check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
         if proc.returncode != 0:
             raise SystemExit(f"revision {self.rev} failed:\n{proc.stderr[-2000:]}")
-        return proc.stdout
 
     def close(self) -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], check=False)

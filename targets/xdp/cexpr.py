@@ -150,7 +150,7 @@ class Translator:
 
     def raw(self, e: ir.Expr, nbytes: int) -> str:
         """A value of `nbytes` whole bytes with its bytes in memory order, as a little-endian word (a cuckoo key in
-        memory order, layout.cuckoo_raw_key): a byte-aligned header field is loaded as it lies, anything else is
+        memory order, layout.cuckoo_key_parts): a byte-aligned header field is loaded as it lies, anything else is
         computed and its bytes reversed."""
         if isinstance(e, ir.FieldRef) and e.group is None and e.instance:
             f = self.scope.prog.instances[e.instance].type.field(e.field_name)
