@@ -122,10 +122,14 @@ def test_registers_are_packed_beside_small_parameters_or_get_slots_of_their_own(
     match = (KeyElem("value", 0x08), KeyElem("value", 0x0200_0000_0001))
     value = L.encode_value(lay, "spread", (7,), 3, match)
     slot0 = int.from_bytes(value[8:16], "little")
-    assert slot0 & 0xFFFF == 7 and slot0 >> PACK_SHIFT == crc.register("crc16", bytes.fromhex("020000000001"))
+    # the register after the key (dst), advanced over the 8 bytes the data plane hashes from 0 (src, type)
+    spread_reg = crc.register("crc16", bytes(8), crc.register("crc16", bytes.fromhex("020000000001")))
+    assert [p.rest for p in lay.crc["spread"]] == [8]
+    assert slot0 & 0xFFFF == 7 and slot0 >> PACK_SHIFT == spread_reg
     assert L.slot_args(lay, "spread", [slot0, 0, 0]) == (7,)  # read back without the register
     two = L.encode_value(lay, "two", (0xAABBCCDDEEFF,), 3, match)
-    assert int.from_bytes(two[24:32], "little") == crc.register("crc32", bytes.fromhex("08020000000001"))
+    assert [p.rest for p in lay.crc["two"]] == [2, 6]
+    assert int.from_bytes(two[24:32], "little") == crc.register("crc32", bytes(6), crc.register("crc32", bytes.fromhex("08020000000001")))
     # a default holds none; an entry without its match is refused rather than written wrong
     assert L.encode_value(lay, "spread", (7,), L.DEFAULT_ENTRY, None)[8:16] == (7).to_bytes(8, "little")
     with pytest.raises(ValueError, match="needs its match"):
@@ -149,6 +153,12 @@ def test_a_register_goes_on_to_the_whole_crc(algorithm: str, full) -> None:  # t
                 c = (c >> 1) ^ poly if c & 1 else c >> 1
         final = c & 0xFFFF if algorithm == "crc16" else ~c & 0xFFFFFFFF
         assert final == full(pre + rest) == pairs_model(algorithm, pre + rest)
+        # what the data plane does with an entry's register (crcpre.py): the rest's CRC from a zero register,
+        # XORed with the register advanced over as many zero bytes
+        ahead = crc.register(algorithm, bytes(m), crc.register(algorithm, pre))
+        from_zero = crc.register(algorithm, rest, 0)
+        fin = (from_zero ^ ahead) & 0xFFFF if algorithm == "crc16" else ~(from_zero ^ ahead) & 0xFFFFFFFF
+        assert fin == final
 
 
 def _frames(rng: random.Random, dsts: list[bytes]) -> list[PacketIn]:
@@ -197,6 +207,7 @@ def test_hits_and_misses_give_the_interpreters_hashes_in_the_kernel(program, tmp
             assert (g.verdict, g.port, g.data) == (w.verdict, w.port, w.data), (p.port, p.data.hex())
         assert len({w.data[14:16] for w in want}) > 10  # the hashes differ: the comparison means something
     src = next((tmp_path / "out").rglob("*.bpf.c")).read_text()
-    assert "(hit ? c3po_crc16_pairs_on((__u32)(arg0 >> 32), h_ethernet + 6, 8) : c3po_crc16_pairs(h_ethernet + 0, 14))" \
-        in src
+    # the table loads do not wait for the entry: the rest from a zero register, the entry's term XORed after
+    assert ("(hit ? (c3po_crc16_pairs_on(0, h_ethernet + 6, 8) ^ (__u32)(arg0 >> 32)) : "
+            "c3po_crc16_pairs(h_ethernet + 0, 14))") in src
     assert "(hit ? (~(__u32)(arg0 >> 32) & 0xffffffff) :" in src  # all arguments keys: no CRC steps on a hit

@@ -64,10 +64,12 @@ def c_text(algorithm: str) -> str:
     return " \\\n".join(lines[1:]).join([lines[0] + "\n", "\n"])
 
 
-def register(algorithm: str, data: bytes) -> int:
-    """The CRC register after `data` from the algorithm's initial value, before its final step: where the data
-    plane goes on from when an entry holds it (crcpre.py)."""
+def register(algorithm: str, data: bytes, start: int | None = None) -> int:
+    """The CRC register after `data` from `start` (the algorithm's initial value if None), before its final
+    step: what an entry holds for its hashes' key prefixes (crcpre.py)."""
     poly, _, crc, _ = ALGORITHMS[algorithm]
+    if start is not None:
+        crc = start
     for b in data:
         crc ^= b
         for _ in range(8):

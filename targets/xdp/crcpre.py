@@ -7,6 +7,13 @@ the FDB's `to_remote`, starts with `ethernet.dst`, an exact FDB key: on a hit, 8
 14 (two dependent table steps instead of four). A miss (the default action, whose data has no match) hashes
 everything, so both hit and miss give the reference's value.
 
+The register is stored advanced over as many zero bytes as the data plane hashes after it, and the data plane
+XORs it into the CRC of the rest taken from a zero register: the register update is linear over GF(2) in the
+register and the data together, so crc(r, d) = crc(0, d) ^ crc(r, 0...0). The table loads then depend on the
+frame's bytes only, not on the entry's value: the processor issues them while the entry's cache line is still
+on its way, instead of one chain of misses after the other (seen in a cpu-clock profile of the gateway's
+encapsulation, docs/performance.md). A hash over nothing but keys is the entry's register itself.
+
 Which hashes: those in an action's straight-line statements (up to its first branch, table or action call)
 whose leading arguments are, in order, the table's exact keys themselves (the same field, metadata or
 standard metadata) and nothing before the hash in the action writes them (no assignment to their header or
@@ -37,6 +44,7 @@ class CrcPrefix:
     widths: tuple[int, ...]  # their widths
     slot: int  # the value slot that holds the register
     shift: int  # its bit position in the slot (0 or PACK_SHIFT)
+    rest: int = 0  # bytes the data plane hashes after the prefix (the register is advanced over as many zeros)
 
 
 Ref = tuple[str, ...]
@@ -108,16 +116,18 @@ def place(t: ir.Table, a: ir.Action, params: list[tuple[str, int, int]], raw: tu
     out = []
     for h, keys in sites(t, a):
         widths = tuple(t.keys[i].width for i in keys)
+        rest = sum((arg.width + 7) // 8 for arg in h.args[len(keys):])
         if free:
-            out.append(CrcPrefix(h.algorithm, keys, widths, free.pop(0), PACK_SHIFT))
+            out.append(CrcPrefix(h.algorithm, keys, widths, free.pop(0), PACK_SHIFT, rest))
         else:
-            out.append(CrcPrefix(h.algorithm, keys, widths, first_free, 0))
+            out.append(CrcPrefix(h.algorithm, keys, widths, first_free, 0, rest))
             first_free += 1
     return tuple(out), first_free
 
 
 def register(p: CrcPrefix, match: Sequence[ir.KeyElem]) -> int:
-    """The CRC register after the prefix's key values, as the entry with `match` holds them (big-endian, whole
-    bytes each, as the hash takes its arguments)."""
+    """What the entry with `match` holds: the CRC register after the prefix's key values (big-endian, whole
+    bytes each, as the hash takes its arguments), advanced over `p.rest` zero bytes -- the term the data plane
+    XORs into the CRC of the rest taken from 0 (see the module's doc)."""
     data = b"".join((match[i].a & ((1 << w) - 1)).to_bytes((w + 7) // 8, "big") for i, w in zip(p.keys, p.widths, strict=True))
-    return crc.register(p.algorithm, data)
+    return crc.register(p.algorithm, bytes(p.rest), crc.register(p.algorithm, data))
