@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import itertools
 import os
 import random
 import statistics
@@ -79,6 +80,9 @@ if lb.bpf_obj_pin(d.bpf.prog_fd, pin.encode()) != 0:
     raise SystemExit("bpf_obj_pin failed")
 d.close()
 """
+
+
+ORDERS = list(itertools.permutations(range(3)))  # load orders of (this checkout, the other, best), in turns
 
 
 class Worktree:
@@ -171,37 +175,42 @@ def main() -> int:
         try:
             for k in range(args.loads):
                 drivers: list[driver_module.XdpDriver] = []
-                gen_fds: list[int] = []  # this checkout's, the other's
                 own: list[int] = []  # fds of programs the other revision loaded (closed here)
-                for which in ([0, 1] if k % 2 == 0 else [1, 0]):  # both load orders, in turns
-                    if which == 1 and tree is not None:
-                        pin = pins.with_name(f"{pins.name}-{k}")
-                        tree.run(LOAD, args.only, str(spec), str(work / f"rev{k}"), str(pin))
-                        own.append(pinned_fd(pin))
-                        gen_fds.append(own[-1])
-                        continue
-                    _Replaced.files = other if which == 1 else None
-                    d = driver_module.XdpDriver(observe=False)
-                    d.open(prog, work / f"gen{k}_{which}")
-                    d.install(state)
-                    drivers.append(d)
-                    assert d.bpf is not None
-                    gen_fds.append(d.bpf.prog_fd)
-                _Replaced.files = None
-                if k % 2:
-                    gen_fds.reverse()
-                best = BpfObject(work / "best.o")
+                fds: dict[int, int] = {}  # 0: this checkout's, 1: the other's, 2: the best program
+                best: BpfObject | None = None
                 try:
-                    best_load(best)
-                    fds = [*gen_fds, best.prog_fd, empty.prog_fd]
-                    runners = [TestRunner(fd) for fd in fds]
+                    # Every load order in turn: the first program a process loads can land where the JIT's code
+                    # runs slower (tens of ns on this machine, docs/performance.md), so no program may always
+                    # come first.
+                    for which in ORDERS[k % len(ORDERS)]:
+                        if which == 2:
+                            best = BpfObject(work / "best.o")
+                            best_load(best)
+                            fds[2] = best.prog_fd
+                        elif which == 1 and tree is not None:
+                            pin = pins.with_name(f"{pins.name}-{k}")
+                            tree.run(LOAD, args.only, str(spec), str(work / f"rev{k}"), str(pin))
+                            own.append(pinned_fd(pin))
+                            fds[1] = own[-1]
+                        else:
+                            _Replaced.files = other if which == 1 else None
+                            d = driver_module.XdpDriver(observe=False)
+                            d.open(prog, work / f"gen{k}_{which}")
+                            d.install(state)
+                            drivers.append(d)
+                            assert d.bpf is not None
+                            fds[which] = d.bpf.prog_fd
+                    _Replaced.files = None
+                    runners = [TestRunner(fds[i]) for i in range(3)] + [TestRunner(empty.prog_fd)]
                     for g, frames in groups.items():
                         trials = [B.time_mix(runners, frames, args.runs) for _ in range(args.trials)]
                         meds = [statistics.median(t[i] for t in trials) for i in range(len(runners))]
                         for i, n in enumerate(names):
                             ns[g][n].append(meds[i] - meds[-1])
                 finally:
-                    best.close()
+                    _Replaced.files = None
+                    if best is not None:
+                        best.close()
                     for d in drivers:
                         d.close()
                     for fd in own:
@@ -213,7 +222,7 @@ def main() -> int:
             if tree is not None:
                 tree.close()
     print(f"{args.only}: this checkout against {args.rev} and the best hand-written program, {args.loads} loads of "
-          f"each (both load orders), per load the median of {args.trials} trials of {args.runs} single runs per "
+          f"each (the six load orders in turns), per load the median of {args.trials} trials of {args.runs} single runs per "
           "packet minus an empty program; medians over the loads of the per-load differences")
     print()
     print(f"| class | best ns | this − best | {args.rev} − best | this − {args.rev} (quartiles) | this ÷ best |")
