@@ -148,7 +148,7 @@ def load(prog: ir.Program, record: registry.Record, workdir: Path) -> XdpDatapla
     for p in record.ports:
         if p.port >= L.TX_PORTS:
             raise ControlError(f"port {p.port} cannot be mapped: the xdp target's egress map holds ports 0..{L.TX_PORTS - 1}",
-                               "number the interfaces below 1024 (--port N=IF)")
+                               f"number the interfaces below {L.TX_PORTS} (--port N=IF)")
     if mode not in XDP_FLAGS:
         raise ControlError(f"unknown XDP mode '{mode}'", "modes: native, generic (auto: native where the driver "
                            "supports it)")

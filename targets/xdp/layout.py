@@ -31,7 +31,10 @@ from .images import simple
 
 DIRECT_MAX_BITS = ir.DIRECT_MAX_BITS
 COUNTER_BYTES = 16  # struct c3po_counter: u64 packets, u64 bytes
-TX_PORTS = 1024  # the egress DEVMAP: spec ports 0..1023 can be mapped to devices
+# The egress DEVMAP: one slot per 16-bit spec port, so every port forward() can name is in range (512 KiB). Also
+# faster than a smaller map: with 1,024 slots (an 8 KiB kmalloc) the redirect's slot load stalled about twice as
+# often in a cpu-clock profile of the VXLAN gateway as with this array (docs/performance.md, 2026-12-07).
+TX_PORTS = 65536
 # A multibit trie: a 16-bit root (65,536 slots) then nodes of 256 slots (8 bits per level). Unless the spec says
 # how many nodes, a table gets one per entry of its size (bounded): a route of a realistic global table needs
 # about one (a /24 whose /16 holds no other route needs a node of its own, a /25../32 two; a /48 IPv6 route at
