@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import struct
 from pathlib import Path
 
 from c3po_compiler.target_api import BuildError
@@ -76,6 +77,7 @@ def lib() -> ctypes.CDLL:
         "bpf_prog_test_run_opts": ([ci, vp], ci),
         "libbpf_num_possible_cpus": ([], ci),
         "libbpf_get_error": ([vp], ctypes.c_long),
+        "bpf_obj_get_info_by_fd": ([ci, vp, vp], ci),
     }
     for fn, (args, res) in sigs.items():
         f = getattr(lb, fn)
@@ -87,6 +89,34 @@ def lib() -> ctypes.CDLL:
     lb.libbpf_set_print(None)
     _lib = lb
     return lb
+
+
+# struct bpf_prog_info (uapi/linux/bpf.h): the offsets of the fields read here, and a buffer larger than the
+# struct (the kernel fills what it knows and checks that the rest is zero)
+_INFO_SIZE, _JITED_LEN, _JITED_PTR, _NR_KSYMS, _KSYMS_PTR = 256, 16, 24, 104, 112
+
+
+def jited(prog_fd: int) -> tuple[int, bytes]:
+    """Where the kernel's JIT put a loaded program (its kernel address) and the machine code it made of it
+    (bpf_prog_info's jited_ksyms and jited_prog_insns; root), for a profile to be read against:
+    benchmarks/profile_xdp.py annotates it with objdump."""
+    lb = lib()
+    info = ctypes.create_string_buffer(_INFO_SIZE)
+    size = ctypes.c_uint32(_INFO_SIZE)
+    if lb.bpf_obj_get_info_by_fd(prog_fd, info, ctypes.byref(size)) != 0:
+        raise OSError(f"bpf_obj_get_info_by_fd failed: {errno_text(0)}")
+    n = struct.unpack_from("<I", info.raw, _JITED_LEN)[0]
+    image = ctypes.create_string_buffer(max(n, 1))
+    addr = ctypes.c_uint64(0)
+    info = ctypes.create_string_buffer(_INFO_SIZE)
+    struct.pack_into("<I", info, _JITED_LEN, n)
+    struct.pack_into("<Q", info, _JITED_PTR, ctypes.addressof(image))
+    struct.pack_into("<I", info, _NR_KSYMS, 1)
+    struct.pack_into("<Q", info, _KSYMS_PTR, ctypes.addressof(addr))
+    size = ctypes.c_uint32(_INFO_SIZE)
+    if lb.bpf_obj_get_info_by_fd(prog_fd, info, ctypes.byref(size)) != 0:
+        raise OSError(f"bpf_obj_get_info_by_fd failed: {errno_text(0)}")
+    return addr.value, image.raw[:n]
 
 
 def errno_text(rc: int) -> str:
