@@ -11,7 +11,7 @@ from . import crc
 from . import layout as L
 from .cexpr import ctype, hash_slot
 from .coverage import COVER_WORDS, cover_returns
-from .ctext import SNAPSHOT, entry_name
+from .ctext import SNAPSHOT, entry_name, unlikely_errors
 from .emitter import (
     LINEAR_CHUNK,
     LINEAR_INLINE_MAX,
@@ -123,9 +123,9 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     for kind in sorted(em.perr_used):
         verdict = prog.parser.on_error.get(kind, prog.parser.on_error.get("default", "drop"))
         errors.append({"kind": kind, "action": XDP_FOR_VERDICT[verdict]})
-    control = cover_returns(control)  # each copy's ways out, counted in the observing build (coverage.py)
-    for node in parser:
-        node.lines = cover_returns(node.lines)
+    control = unlikely_errors(cover_returns(control))  # each copy's ways out, counted in the observing build
+    for node in parser:  # (coverage.py); the error exits hinted cold (ctext.unlikely_errors)
+        node.lines = unlikely_errors(cover_returns(node.lines))
     split = plan(em, parser, control)
     code = "\n".join([*control, *(x for n in parser for x in n.lines), *(x for w in em.walkers.values()
                                                                           for x in w.function(prog))])

@@ -18,6 +18,9 @@ typedef unsigned __int128 c3po_u128;
 
 #define C3PO_U128(hi, lo) ((((c3po_u128)(hi)) << 64) | (c3po_u128)(lo))
 #define C3PO_MASK(w) ((w) >= 64 ? ~0ULL : ((1ULL << (w)) - 1))
+/* A branch to a parser error or an abort (the generator marks them, ctext.unlikely_errors): laid out off the
+ * valid frames' path. */
+#define C3PO_UNLIKELY(c) __builtin_expect(!!(c), 0)
 
 /* Verdicts, in the order of the spec's Verdict enum. */
 #define C3PO_V_DROP 0
