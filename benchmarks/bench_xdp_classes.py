@@ -14,6 +14,7 @@ fresh loads of both programs, one pair loaded at a time (where the kernel puts a
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -56,6 +57,30 @@ def vxlan_class(frame: bytes) -> str:
     return "tenant: to a remote MAC (encapsulated)"
 
 
+Case = tuple[Path, ControlState, Path, Callable[[BpfObject], None], list[B.Frame], Callable[[bytes], str]]
+
+
+def cases(work: Path) -> dict[str, Case]:
+    """The three programs as bench_xdp_revisions.py and profile_xdp.py take them: spec, control state, best
+    hand-written source and its loader, the benchmark's mix and its classes. The scenarios are bench_xdp.py's
+    (the same draws in the same order); the ACL's spec is written into `work`."""
+    rng = random.Random(2026)
+    v4, v6, router_frames = B.scenario(rng)
+    rules, acl_frames = B.acl_scenario(rng)
+    fdb, vxlan_mix = B.vxlan_scenario(rng)
+    hand = ROOT / "benchmarks" / "handwritten"
+    acl_spec = work / "acl_bench.yaml"
+    acl_spec.write_text(B.ACL_SPEC.format(p=os.path.relpath(ROOT / "spec" / "protocols", work)), encoding="utf-8")
+    return {
+        "router": (ROOT / "spec/examples/router.yaml", B.control(v4, v6), hand / "xdp_router_best.c",
+                   lambda b: B.install_router_best(b, v4, v6), [(b"", f) for f in router_frames], router_class),
+        "vxlan": (ROOT / "spec/examples/vxlan_gateway.yaml", B.vxlan_control(fdb), hand / "xdp_vxlan_best.c",
+                  lambda b: B.install_vxlan_best(b, fdb), vxlan_mix, vxlan_class),
+        "acl": (acl_spec, B.acl_control(rules), hand / "xdp_acl_best.c", lambda b: B.install_acl_best(b, rules),
+                [(b"", f) for f in acl_frames], lambda f: "all frames"),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="router or vxlan (default both)")
@@ -63,25 +88,13 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--runs", type=int, default=20, help="single runs per packet and trial")
     args = ap.parse_args()
-    rng = random.Random(2026)  # the same scenarios as bench_xdp.py (same draws in the same order)
-    v4, v6, router_frames = B.scenario(rng)
-    B.acl_scenario(rng)
-    fdb, vxlan_mix = B.vxlan_scenario(rng)
-    hand = ROOT / "benchmarks" / "handwritten"
-    cases: list[tuple[str, Path, ControlState, Path, Callable[[BpfObject], None], list[B.Frame],
-                      Callable[[bytes], str]]] = [
-        ("router", ROOT / "spec/examples/router.yaml", B.control(v4, v6), hand / "xdp_router_best.c",
-         lambda b: B.install_router_best(b, v4, v6), [(b"", f) for f in router_frames], router_class),
-        ("vxlan", ROOT / "spec/examples/vxlan_gateway.yaml", B.vxlan_control(fdb), hand / "xdp_vxlan_best.c",
-         lambda b: B.install_vxlan_best(b, fdb), vxlan_mix, vxlan_class),
-    ]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         B.compile_object_from_text(B.EMPTY_XDP, work / "empty.c")
         empty = BpfObject(work / "empty.o")
         try:
-            for name, spec, state, best_src, best_load, mix, classify in cases:
-                if args.only and args.only != name:
+            for name, (spec, state, best_src, best_load, mix, classify) in cases(work).items():
+                if name == "acl" or (args.only and args.only != name):  # (the ACL's mix has one class)
                     continue
                 groups: dict[str, list[B.Frame]] = {}
                 for meta, f in mix:

@@ -22,12 +22,10 @@ import argparse
 import ctypes
 import itertools
 import os
-import random
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +37,6 @@ import bench_xdp_classes as C  # noqa: E402
 
 import targets.xdp.driver as driver_module  # noqa: E402
 from c3po_compiler import ir, load_program  # noqa: E402
-from conformance.model import ControlState  # noqa: E402
 from targets.xdp import XdpTarget, compile_object  # noqa: E402
 from targets.xdp.libbpf import BpfObject, TestRunner, lib  # noqa: E402
 
@@ -127,26 +124,10 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--runs", type=int, default=20, help="single runs per packet and trial")
     args = ap.parse_args()
-    rng = random.Random(2026)  # the same scenarios as bench_xdp.py (same draws in the same order)
-    v4, v6, router_frames = B.scenario(rng)
-    rules, acl_frames = B.acl_scenario(rng)
-    fdb, vxlan_mix = B.vxlan_scenario(rng)
-    hand = ROOT / "benchmarks" / "handwritten"
     driver_module.XdpTarget = _Replaced  # type: ignore[misc]  # the driver builds through it
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        acl_spec = work / "acl_bench.yaml"
-        acl_spec.write_text(B.ACL_SPEC.format(p=os.path.relpath(ROOT / "spec" / "protocols", work)), encoding="utf-8")
-        cases: dict[str, tuple[Path, ControlState, Path, Callable[[BpfObject], None], list[B.Frame],
-                               Callable[[bytes], str]]] = {
-            "router": (ROOT / "spec/examples/router.yaml", B.control(v4, v6), hand / "xdp_router_best.c",
-                       lambda b: B.install_router_best(b, v4, v6), [(b"", f) for f in router_frames],
-                       C.router_class),
-            "vxlan": (ROOT / "spec/examples/vxlan_gateway.yaml", B.vxlan_control(fdb), hand / "xdp_vxlan_best.c",
-                      lambda b: B.install_vxlan_best(b, fdb), vxlan_mix, C.vxlan_class),
-            "acl": (acl_spec, B.acl_control(rules), hand / "xdp_acl_best.c", lambda b: B.install_acl_best(b, rules),
-                    [(b"", f) for f in acl_frames], lambda f: "all frames"),
-        }
+        cases = C.cases(work)
         if args.only not in cases:
             raise SystemExit(f"--only: one of {', '.join(cases)}")
         spec, state, best_src, best_load, mix, classify = cases[args.only]

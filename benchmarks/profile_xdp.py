@@ -25,7 +25,6 @@ import argparse
 import bisect
 import collections
 import os
-import random
 import re
 import shutil
 import statistics
@@ -33,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +42,6 @@ import bench_xdp as B  # noqa: E402
 import bench_xdp_classes as C  # noqa: E402
 
 from c3po_compiler import load_program  # noqa: E402
-from conformance.model import ControlState  # noqa: E402
 from targets.xdp import compile_object  # noqa: E402
 from targets.xdp.driver import XdpDriver  # noqa: E402
 from targets.xdp.libbpf import BpfObject, TestRunner, jited  # noqa: E402
@@ -95,25 +92,9 @@ def main() -> int:
     missing = [t for t in ("perf", "objdump") if shutil.which(t) is None]
     if missing or os.geteuid() != 0:
         raise SystemExit(f"profile_xdp needs root and {', '.join(missing) or 'perf, objdump'}")
-    rng = random.Random(2026)  # the same scenarios as bench_xdp.py (same draws in the same order)
-    v4, v6, router_frames = B.scenario(rng)
-    rules, acl_frames = B.acl_scenario(rng)
-    fdb, vxlan_mix = B.vxlan_scenario(rng)
-    hand = ROOT / "benchmarks" / "handwritten"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        acl_spec = work / "acl_bench.yaml"
-        acl_spec.write_text(B.ACL_SPEC.format(p=os.path.relpath(ROOT / "spec" / "protocols", work)), encoding="utf-8")
-        cases: dict[str, tuple[Path, ControlState, Path, Callable[[BpfObject], None], list[B.Frame],
-                               Callable[[bytes], str]]] = {
-            "router": (ROOT / "spec/examples/router.yaml", B.control(v4, v6), hand / "xdp_router_best.c",
-                       lambda b: B.install_router_best(b, v4, v6), [(b"", f) for f in router_frames],
-                       C.router_class),
-            "vxlan": (ROOT / "spec/examples/vxlan_gateway.yaml", B.vxlan_control(fdb), hand / "xdp_vxlan_best.c",
-                      lambda b: B.install_vxlan_best(b, fdb), vxlan_mix, C.vxlan_class),
-            "acl": (acl_spec, B.acl_control(rules), hand / "xdp_acl_best.c", lambda b: B.install_acl_best(b, rules),
-                    [(b"", f) for f in acl_frames], lambda f: "all frames"),
-        }
+        cases = C.cases(work)
         if args.only not in cases:
             raise SystemExit(f"--only: one of {', '.join(cases)}")
         spec, state, best_src, best_load, mix, classify = cases[args.only]

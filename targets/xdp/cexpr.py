@@ -300,20 +300,20 @@ class Translator:
         cond, reg, n = start  # on a hit, the entry holds the register after the first n arguments (crcpre.py)
         return f"({cond} ? {self.crc_of(e.algorithm, e.args[n:], reg)} : {full})"
 
-    def crc_of(self, algorithm: str, args: list[ir.Expr], reg: str | None) -> str:
-        """The CRC over `args` (whole bytes each, big-endian), from the initial register; or with an entry's
-        register `reg` (crcpre.py: advanced over as many zero bytes as `args` hold) XORed into their CRC from
-        a zero register, so that the table loads wait for the frame's bytes only."""
+    def crc_of(self, algorithm: str, args: list[ir.Expr], reg: str | None, from_zero: bool = False) -> str:
+        """The CRC over `args` (whole bytes each, big-endian), from the initial register (from 0 if `from_zero`);
+        or with an entry's register `reg` (crcpre.py: advanced over as many zero bytes as `args` hold) XORed into
+        their CRC from 0, so that the table loads wait for the frame's bytes only."""
         if not args:
             assert reg is not None
             return crc.ALGORITHMS[algorithm][3].format(f"(__u32)({reg})")
-        if reg:
-            return f"({self.crc_of(algorithm, args, '')} ^ (__u32)({reg}))"
+        if reg is not None:
+            return f"({self.crc_of(algorithm, args, None, from_zero=True)} ^ (__u32)({reg}))"
         sizes = [(a.width + 7) // 8 for a in args]
         total = sum(sizes)
         # From crc.PAIRS_MIN bytes: two bytes a step from a 65,536-entry table (crc.py writes it into the program)
-        fn = f"c3po_{algorithm}_{'pairs' if crc.uses_pairs(total) else 'bytes'}" + ("_on" if reg == "" else "")
-        on = "0, " if reg == "" else ""
+        fn = f"c3po_{algorithm}_{'pairs' if crc.uses_pairs(total) else 'bytes'}" + ("_on" if from_zero else "")
+        on = "0, " if from_zero else ""
         span = self.contiguous_fields(args)
         if span is not None:  # whole bytes, in order, of one valid header: hash them where they are
             ptr, first = span

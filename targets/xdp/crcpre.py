@@ -44,7 +44,7 @@ class CrcPrefix:
     widths: tuple[int, ...]  # their widths
     slot: int  # the value slot that holds the register
     shift: int  # its bit position in the slot (0 or PACK_SHIFT)
-    rest: int = 0  # bytes the data plane hashes after the prefix (the register is advanced over as many zeros)
+    rest: int  # bytes the data plane hashes after the prefix (the register is advanced over as many zeros)
 
 
 Ref = tuple[str, ...]

@@ -100,22 +100,20 @@ def jited(prog_fd: int) -> tuple[int, bytes]:
     """Where the kernel's JIT put a loaded program (its kernel address) and the machine code it made of it
     (bpf_prog_info's jited_ksyms and jited_prog_insns; root), for a profile to be read against:
     benchmarks/profile_xdp.py annotates it with objdump."""
-    lb = lib()
-    info = ctypes.create_string_buffer(_INFO_SIZE)
-    size = ctypes.c_uint32(_INFO_SIZE)
-    if lb.bpf_obj_get_info_by_fd(prog_fd, info, ctypes.byref(size)) != 0:
-        raise OSError(f"bpf_obj_get_info_by_fd failed: {errno_text(0)}")
-    n = struct.unpack_from("<I", info.raw, _JITED_LEN)[0]
+    def info(fields: list[tuple[str, int, int]]) -> bytes:
+        buf = ctypes.create_string_buffer(_INFO_SIZE)
+        for fmt, off, value in fields:
+            struct.pack_into(fmt, buf, off, value)
+        size = ctypes.c_uint32(_INFO_SIZE)
+        if lib().bpf_obj_get_info_by_fd(prog_fd, buf, ctypes.byref(size)) != 0:
+            raise OSError(f"bpf_obj_get_info_by_fd failed: {errno_text(0)}")
+        return buf.raw
+
+    n = struct.unpack_from("<I", info([]), _JITED_LEN)[0]  # the image's size, then the image
     image = ctypes.create_string_buffer(max(n, 1))
     addr = ctypes.c_uint64(0)
-    info = ctypes.create_string_buffer(_INFO_SIZE)
-    struct.pack_into("<I", info, _JITED_LEN, n)
-    struct.pack_into("<Q", info, _JITED_PTR, ctypes.addressof(image))
-    struct.pack_into("<I", info, _NR_KSYMS, 1)
-    struct.pack_into("<Q", info, _KSYMS_PTR, ctypes.addressof(addr))
-    size = ctypes.c_uint32(_INFO_SIZE)
-    if lb.bpf_obj_get_info_by_fd(prog_fd, info, ctypes.byref(size)) != 0:
-        raise OSError(f"bpf_obj_get_info_by_fd failed: {errno_text(0)}")
+    info([("<I", _JITED_LEN, n), ("<Q", _JITED_PTR, ctypes.addressof(image)), ("<I", _NR_KSYMS, 1),
+          ("<Q", _KSYMS_PTR, ctypes.addressof(addr))])
     return addr.value, image.raw[:n]
 
 

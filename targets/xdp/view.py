@@ -123,8 +123,9 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
     for kind in sorted(em.perr_used):
         verdict = prog.parser.on_error.get(kind, prog.parser.on_error.get("default", "drop"))
         errors.append({"kind": kind, "action": XDP_FOR_VERDICT[verdict]})
-    control = unlikely_errors(cover_returns(control))  # each copy's ways out, counted in the observing build
-    for node in parser:  # (coverage.py); the error exits hinted cold (ctext.unlikely_errors)
+    # each copy's ways out, counted in the observing build (coverage.py); error exits hinted cold (ctext.py)
+    control = unlikely_errors(cover_returns(control))
+    for node in parser:
         node.lines = unlikely_errors(cover_returns(node.lines))
     split = plan(em, parser, control)
     code = "\n".join([*control, *(x for n in parser for x in n.lines), *(x for w in em.walkers.values()
