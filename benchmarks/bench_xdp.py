@@ -41,7 +41,7 @@ from conformance.model import ControlState, EntryState, PacketIn  # noqa: E402
 from targets.xdp import compile_object  # noqa: E402
 from targets.xdp.driver import XDP_DROP, XdpDriver  # noqa: E402
 from targets.xdp.libbpf import BpfObject, TestRunner, lib  # noqa: E402
-from targets.xdp.trie import FIRST_NODE, ROOT_BITS, TRIE_NODE, Trie, build  # noqa: E402
+from targets.xdp.trie import FIRST_NODE, ROOT_BITS, TRIE_LINK, Trie, build  # noqa: E402
 
 ROUTER_MAC = bytes.fromhex("020000000001")
 N_RULES = 32
@@ -207,7 +207,7 @@ def trie_image(routes: dict[tuple[int, int], int], width: int, nodes: int) -> by
     for first in [0, *(n * 256 for n in range(FIRST_NODE, FIRST_NODE + nodes) if n not in free)]:
         for s in range(first, first + (1 << ROOT_BITS if first == 0 else 256)):
             v = mem[s]
-            if v and not v & TRIE_NODE:
+            if v and not v & TRIE_LINK:
                 mem[s] = leaves[v - 1]
     return mem.tobytes()
 
@@ -651,7 +651,7 @@ def main() -> int:
              control(v4, v6), hand / "xdp_router.c", lambda b: install_handwritten(b, v4, v6),
              hand / "xdp_router_best.c", lambda b: install_router_best(b, v4, v6),
              ["BEST_KERNEL_LPM", "BEST_HASH_MAC", "BEST_SPLIT_COUNTER", "BEST_DEVMAP_HASH", "BEST_MAP_TRIE",
-              "BEST_ENTRY_INDIRECT", "BEST_STATE_RECORD", "BEST_BUCKET_MAC", GENERATED_LIKE], mix, []),
+              "BEST_ENTRY_INDIRECT", "BEST_STATE_RECORD", "BEST_BUCKET_MAC", "BEST_LOOP_V6", GENERATED_LIKE], mix, []),
             ("ACL (acl_bench vs xdp_acl.c, xdp_acl_best.c)", acl_spec, acl_control(rules), hand / "xdp_acl.c",
              lambda b: install_acl_handwritten(b, rules), hand / "xdp_acl_best.c",
              lambda b: install_acl_best(b, rules), ["BEST_LINEAR"], acl_mix, []),

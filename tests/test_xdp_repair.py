@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from targets.xdp.cuckoo import Cuckoo
-from targets.xdp.trie import FANOUT, FIRST_NODE, Trie, replacement_for
+from targets.xdp.trie import FANOUT, FIRST_NODE, TRIE_LINK, Trie, replacement_for
 
 from .test_xdp_trie import _brute
 
@@ -109,7 +109,7 @@ def test_a_change_killed_at_any_write_is_repaired_to_the_record(leaves: bool, ch
                 assert again.lookup(key) == best, (seed, k, hex(key))
                 want = 0 if best is None else (1 << 16 | data[best] if data else best + 1)
                 assert again.slot_of(key) == want, (seed, k, hex(key))
-                if key >> 16 < len(root) // FANOUT * FANOUT and not out[key >> 16] & 0x80000000:
+                if key >> 16 < len(root) // FANOUT * FANOUT and not out[key >> 16] & TRIE_LINK:
                     assert root[key >> 16] == out[key >> 16]
             if change == "insert":
                 again.insert(prefix, plen, new)

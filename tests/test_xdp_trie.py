@@ -13,7 +13,7 @@ from c3po_compiler import ir, load_program
 from c3po_compiler.expr import KeyElem
 from c3po_compiler.problems import SpecError
 from targets.xdp import layout as L
-from targets.xdp.trie import FANOUT, FIRST_NODE, Trie, TrieFull, build, replacement_for
+from targets.xdp.trie import FANOUT, FIRST_NODE, TRIE_LINK, Trie, TrieFull, build, node_of, replacement_for
 
 from .conftest import ROOT, need_bpf
 
@@ -70,7 +70,7 @@ def test_a_built_image_is_the_one_inserts_make(width: int, leaves: bool) -> None
         fresh.insert(prefix, plen, e)
     built, root2 = arrays()
     for i in range(len(built)):  # what an earlier table left behind
-        built[i] = rng.getrandbits(31)
+        built[i] = rng.getrandbits(30)  # leaves and entries, never a link (bit 30)
     trie = Trie(built, nodes, width, plens.__getitem__, leaf_of, root=root2, empty=True)
     with pytest.raises(TrieFull):  # opened without reading the array: no node is known free before `build`
         trie.insert(1 << (width - 1), 24, 0)
@@ -80,7 +80,7 @@ def test_a_built_image_is_the_one_inserts_make(width: int, leaves: bool) -> None
         assert trie.slot_of(key) == fresh.slot_of(key), hex(key)
     assert root2.tolist() == built[:copied].tolist(), "the root copy holds what the array holds"
     assert trie.used_nodes == fresh.used_nodes
-    link = 0x80000000
+    link = TRIE_LINK
     assert [s if not s & link else link for s in built[: 1 << 16]] == \
         [s if not s & link else link for s in one_by_one[: 1 << 16]], "the root's leaves and where it links"
 
@@ -128,13 +128,13 @@ def test_a_node_is_filled_before_it_is_linked_and_freed_nodes_are_reused_last() 
     plens.update({0: 8, 1: 24, 2: 24})
     trie.insert(0x0A000000, 8, 0)                      # 10/8: 256 root slots
     trie.insert(0x0A010100, 24, 1)                     # 10.1.1/24: a node under 10.1, the rest of it 10/8
-    node = trie.a[0x0A01] & 0x7FFFFFFF
-    assert trie.a[0x0A01] & 0x80000000 and node == FIRST_NODE
+    node = node_of(trie.a[0x0A01])
+    assert trie.a[0x0A01] == TRIE_LINK | FIRST_NODE * 256 and node == FIRST_NODE  # the node's first slot, flagged
     assert trie.lookup(0x0A0101FF) == 1 and trie.lookup(0x0A0102FF) == 0 and trie.lookup(0x0B000000) is None
     trie.delete(0x0A010100, 24, 1, 0)                  # the node now means 10/8 everywhere: back to a leaf
     assert trie.a[0x0A01] == 1 and trie.used_nodes == 0
     trie.insert(0x0A020200, 24, 2)
-    assert trie.a[0x0A02] & 0x7FFFFFFF == FIRST_NODE + 1, "the node just freed waits behind never-used ones"
+    assert node_of(trie.a[0x0A02]) == FIRST_NODE + 1, "the node just freed waits behind never-used ones"
 
 
 def test_an_insert_that_needs_more_nodes_than_are_free_writes_nothing() -> None:

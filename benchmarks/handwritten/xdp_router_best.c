@@ -5,8 +5,9 @@
  *
  * - IPv4 and IPv6 LPM in multibit tries in .bss (DIR-16-8-8...: a 65,536-slot root indexed by the top 16 bits,
  *   then 256-slot nodes indexed by the next byte; prefixes pushed down to the leaves, so a lookup stops at the
- *   first slot that is not a link). An IPv4 /24 is 2 dependent loads, an IPv6 /48 is 5. A leaf holds the
- *   route's result itself (action and next-hop id): no second lookup for the entry.
+ *   first slot that is not a link; a link is the node's first slot | bit 30, so a level is an xor and an or).
+ *   An IPv4 /24 is 2 dependent loads, an IPv6 /48 is 5. A leaf holds the route's result itself (action and
+ *   next-hop id): no second lookup for the entry.
  * - The router-MAC table as a 2-choice cuckoo hash over 256 u64 slots in .bss (multiply-shift hashes): 2 loads.
  * - Next-hop data (port, MACs) and its per-entry counter in one per-CPU array element: one (inlined) lookup.
  * - DEVMAP (an array) for the dense egress ports.
@@ -26,7 +27,8 @@
  * gives an entry index, whose action and arguments take one more inlined ARRAY lookup), BEST_STATE_RECORD (a
  * per-CPU state record looked up per packet, the egress port and a touched-counter log written to it),
  * BEST_BUCKET_MAC (the router MACs in the generated program's cuckoo: 32 buckets of 4 {key, entry} slots in an
- * ARRAY map, the MAC read big-endian, each slot's entry and key tested).
+ * ARRAY map, the MAC read big-endian, each slot's entry and key tested); and BEST_LOOP_V6 (the IPv6 walk as a
+ * loop, which clang 14 leaves rolled, and slots in u32 variables: this program until 2026-12-07).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -35,7 +37,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TRIE_NODE 0x80000000u
+#define TRIE_LINK 0x40000000u /* a link: the node's first slot | bit 30 (targets/xdp/trie.py) */
 #define V4_NODES 8192 /* 8 MiB: the spec's 65,536 routes at up to two nodes per /25../32 beyond a shared root */
 #define V6_NODES 2048
 #define MAC_SLOTS 256
@@ -152,14 +154,15 @@ static __always_inline int mac_ok(const __u8 *dst)
 #endif
 }
 
-static __always_inline __u32 map_slot(void *map, __u32 i)
+/* Slots are read into 64-bit variables: a u32 would be zero-extended again (two shifts) at every level. */
+static __always_inline __u64 map_slot(void *map, __u32 i)
 {
 	__u32 pair = i >> 1;
 	__u32 *s = bpf_map_lookup_elem(map, &pair);
 	return s ? s[i & 1] : 0;
 }
 
-static __always_inline __u32 v4_slot(__u32 i)
+static __always_inline __u64 v4_slot(__u64 i)
 {
 #ifdef BEST_MAP_TRIE
 	return map_slot(&best_map_v4, i);
@@ -167,7 +170,7 @@ static __always_inline __u32 v4_slot(__u32 i)
 	return i < sizeof(best.v4) / 4 ? best.v4[i] : 0;
 }
 
-static __always_inline __u32 v6_slot(__u32 i)
+static __always_inline __u64 v6_slot(__u64 i)
 {
 #ifdef BEST_MAP_TRIE
 	return map_slot(&best_map_v6, i);
@@ -184,14 +187,14 @@ static __always_inline __u32 route_v4(__be32 daddr)
 #else
 	__u32 a = bpf_ntohl(daddr);
 #ifdef BEST_MAP_TRIE
-	__u32 s = v4_slot(a >> 16);
+	__u64 s = v4_slot(a >> 16);
 #else
-	__u32 s = best.v4[a >> 16];
+	__u64 s = best.v4[a >> 16];
 #endif
-	if (s & TRIE_NODE) {
-		s = v4_slot((s & ~TRIE_NODE) << 8 | ((a >> 8) & 0xff));
-		if (s & TRIE_NODE)
-			s = v4_slot((s & ~TRIE_NODE) << 8 | (a & 0xff));
+	if (s & TRIE_LINK) {
+		s = v4_slot((s ^ TRIE_LINK) | ((a >> 8) & 0xff));
+		if (s & TRIE_LINK)
+			s = v4_slot((s ^ TRIE_LINK) | (a & 0xff));
 	}
 	return entry_value(s);
 #endif
@@ -208,17 +211,29 @@ static __always_inline __u32 route_v6(const __u8 *daddr)
 	__u64 hi = bpf_be64_to_cpu(*(const __u64 *)daddr);
 	__u64 lo = bpf_be64_to_cpu(*(const __u64 *)(daddr + 8));
 #ifdef BEST_MAP_TRIE
-	__u32 s = v6_slot(hi >> 48);
+	__u64 s = v6_slot(hi >> 48);
 #else
-	__u32 s = best.v6[hi >> 48];
+	__u64 s = best.v6[hi >> 48];
 #endif
+#ifdef BEST_LOOP_V6
+	/* clang 14 does not unroll this loop (-Wpass-failed): a counter and a compare per level */
 #pragma unroll
 	for (int i = 0; i < 14; i++) {
-		if (!(s & TRIE_NODE))
+		if (!(s & TRIE_LINK))
 			break;
 		__u32 b = i < 6 ? (__u32)(hi >> (40 - 8 * i)) & 0xff : (__u32)(lo >> (56 - 8 * (i - 6))) & 0xff;
-		s = v6_slot((s & ~TRIE_NODE) << 8 | b);
+		s = v6_slot((s ^ TRIE_LINK) | b);
 	}
+#else
+#define V6_LEVEL(bits) do { \
+		if (!(s & TRIE_LINK)) \
+			return entry_value(s); \
+		s = v6_slot((s ^ TRIE_LINK) | ((bits) & 0xff)); \
+	} while (0)
+	V6_LEVEL(hi >> 40); V6_LEVEL(hi >> 32); V6_LEVEL(hi >> 24); V6_LEVEL(hi >> 16); V6_LEVEL(hi >> 8); V6_LEVEL(hi);
+	V6_LEVEL(lo >> 56); V6_LEVEL(lo >> 48); V6_LEVEL(lo >> 40); V6_LEVEL(lo >> 32); V6_LEVEL(lo >> 24);
+	V6_LEVEL(lo >> 16); V6_LEVEL(lo >> 8); V6_LEVEL(lo);
+#endif
 	return entry_value(s);
 #endif
 }

@@ -1165,30 +1165,30 @@ class Emitter:
         kt = "c3po_u128" if w > 64 else "__u64"
         out.add(f"{kt} kv = {ktr.expr(t.keys[0].expr)}; /* {t.keys[0].text} */")
         out.add(f"__u32 ti = (__u32)(kv >> {w - L.TRIE_ROOT_BITS}) & 0xffff;")
-        out.add(f"__u32 ts = tr_{t.name}[ti]; /* the root, from its global copy */")
+        out.add(f"__u64 ts = tr_{t.name}[ti]; /* the root, from its global copy (64-bit: no zero-extension per level) */")
         levels = (w - L.TRIE_ROOT_BITS) // L.TRIE_STRIDE
         lay = self.layouts[t.name]
         copied = L.trie_copied_slots(lay.trie_nodes)
         every = copied == L.trie_slots(lay.trie_nodes)  # the copy holds every node: no map lookup at all
         for d in range(levels):
             shift = w - L.TRIE_ROOT_BITS - L.TRIE_STRIDE * (d + 1)
-            out.open("if (ts & C3PO_TRIE_NODE) {")
+            out.open("if (ts & C3PO_TRIE_LINK) {")
             byte = f"(__u32)(kv >> {shift})" if shift else "(__u32)kv"
             bits = f"bits {w - shift - 8}..{w - shift - 1}" if shift else "the last byte"
-            out.add(f"__u32 tn = ((ts & ~C3PO_TRIE_NODE) << 8) | ({byte} & 0xff); /* {bits} */")
+            out.add(f"__u64 tn = (ts ^ C3PO_TRIE_LINK) | ({byte} & 0xff); /* {bits} */")
             if every:
                 out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : 0; /* from the global copy (a link never leaves it) */")
             else:
-                out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); /* the first "
-                        "nodes from the global copy */")
+                out.add(f"ts = C3PO_LIKELY(tn < {copied}) ? tr_{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); "
+                        "/* the first nodes from the global copy */")
         for _ in range(levels):
             out.close()
         if lay.leaf is None:
-            self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_NODE)", "ts")
+            self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_LINK)", "ts")
             return
         # The leaf is the route's action data (layout.TrieLeaf): no second lookup. Hit and miss load the same
         # scalars (from the leaf, or from the default in .data.defaults), so the action code is one path.
-        out.add("int hit = ts && !(ts & C3PO_TRIE_NODE);")
+        out.add("int hit = ts && !(ts & C3PO_TRIE_LINK);")
         # A miss makes the default's leaf (every action of the table fits one), so hit and miss decode the same
         # scalar: one verifier path through the action code, as with a value pointer.
         out.add("if (!hit)")

@@ -252,8 +252,8 @@ class TableLayout:
 @dataclass(frozen=True)
 class TrieLeaf:
     """A multibit-trie slot that holds a route's action data instead of its entry index: bits 0..`act_shift`-1
-    are the argument slots side by side, (slot, first bit, width) each, and bits `act_shift`..30 the program-wide
-    action id (never 0, so a route is never an empty slot; bit 31 stays the trie's node flag)."""
+    are the argument slots side by side, (slot, first bit, width) each, and bits `act_shift`..29 the program-wide
+    action id (never 0, so a route is never an empty slot; bit 30 stays the trie's link flag, trie.TRIE_LINK)."""
 
     act_shift: int
     fields: tuple[tuple[int, int, int], ...]
@@ -276,7 +276,7 @@ class TrieLeaf:
         return f"action id << {self.act_shift}" + (f", {args}" if args else "")
 
 
-TRIE_LEAF_BITS = 31  # bit 31 of a slot is C3PO_TRIE_NODE
+TRIE_LEAF_BITS = 30  # bit 30 of a slot is C3PO_TRIE_LINK
 
 
 def trie_leaf(t: ir.Table, ids: dict[str, int], arg_slots: dict[str, list[tuple[str, int, int]]],
@@ -284,7 +284,7 @@ def trie_leaf(t: ir.Table, ids: dict[str, int], arg_slots: dict[str, list[tuple[
     """The leaf form of a trie table, None where it does not fit (then a leaf holds entry + 1, and the data is
     looked up in `tv_<table>` by entry). It needs nothing at packet time to know the entry: no counters (their
     index is the entry). Argument slot i gets the widest parameter any action puts there; the slots and the
-    widest action id must fit 31 bits. The router's routes: set_nexthop(id: 16) and ids up to 7, 19 bits."""
+    widest action id must fit 30 bits. The router's routes: set_nexthop(id: 16) and ids up to 7, 19 bits."""
     if t.counters:
         return None
     widths = [0] * slots

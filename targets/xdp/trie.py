@@ -2,9 +2,12 @@
 
 The data plane (program.bpf.c.j2, `Emitter.trie_lookup`) walks an array of u32 slots: the root is slots
 0..65535, indexed by the key's top 16 bits; node n (n >= 256) is slots n*256 .. n*256+255, indexed by the next
-byte. A slot holds 0 (no route), entry + 1, or TRIE_NODE | n. Prefixes are pushed down to the leaves: every slot
-holds the longest prefix that covers all the addresses it stands for, so a lookup stops at the first slot that is
-not a node and has its answer (DIR-24-8 and its relatives, with a 16-bit root and 8-bit strides).
+byte. A slot holds 0 (no route), entry + 1, or link(n): TRIE_LINK | n * 256, the node's first slot with bit 30
+set, so a level of the walk is an exclusive-or and an or (`(slot ^ TRIE_LINK) | byte`), each with an immediate
+that fits a BPF instruction (bit 31 would not: BPF immediates are sign-extended 32-bit, and clang then builds the
+mask in a register and zero-extends the index: 19 instructions a level where this takes 13). Prefixes are pushed
+down to the leaves: every slot holds the longest prefix that covers all the addresses it stands for, so a lookup
+stops at the first slot that is not a link and has its answer (DIR-24-8 and its relatives, with a 16-bit root and 8-bit strides).
 
 Updates are made for packets in flight: a new node is filled with what its parent slot meant before it is linked
 (one 4-byte store publishes it), a route is written slot by slot (a packet sees, for its address, either the old
@@ -18,7 +21,7 @@ nodes from a copy in a global (`root`, the generated `tr_<table>`: a direct load
 whole number of nodes); every slot written that the copy holds is written to both, in the same order, so what a
 packet can see is unchanged.
 
-**Leaves with the action data** (`leaf_of`, layout.TrieLeaf): where a table's action data fits a slot's 31 bits
+**Leaves with the action data** (`leaf_of`, layout.TrieLeaf): where a table's action data fits a slot's 30 bits
 and nothing needs the entry index at packet time (no counters), a leaf holds the route's action id and arguments,
 so a hit is the walk alone. Routes with the same data then have the same leaf, so the slots no longer say which
 route owns them: the trie keeps entry + 1 per slot in a private copy of the array (`a`, the owners; rebuilt from
@@ -34,11 +37,21 @@ import array
 import mmap
 from collections.abc import Callable, Iterable
 
-TRIE_NODE = 0x80000000
+TRIE_LINK = 0x40000000
 ROOT_BITS = 16
 STRIDE = 8
 FANOUT = 1 << STRIDE
 FIRST_NODE = (1 << ROOT_BITS) // FANOUT  # node ids below it are the root's slots
+
+
+def link(n: int) -> int:
+    """The slot value that links to node n: its first slot's index, with TRIE_LINK."""
+    return TRIE_LINK | n * FANOUT
+
+
+def node_of(slot: int) -> int:
+    """The node a link slot points to."""
+    return (slot & ~TRIE_LINK) >> STRIDE
 
 
 class TrieFull(Exception):
@@ -97,13 +110,13 @@ class Trie:
         """The nodes the packets' array links to."""
         used: set[int] = set()
         out = self.out
-        todo = [s & ~TRIE_NODE for s in out[:1 << ROOT_BITS].tolist() if s & TRIE_NODE]
+        todo = [node_of(s) for s in out[:1 << ROOT_BITS].tolist() if s & TRIE_LINK]
         while todo:
             n = todo.pop()
             if n in used or not FIRST_NODE <= n < FIRST_NODE + self.nodes:
                 continue  # a corrupt link would loop; the data plane only ever reads within the array
             used.add(n)
-            todo += [s & ~TRIE_NODE for s in out[n * FANOUT:(n + 1) * FANOUT].tolist() if s & TRIE_NODE]
+            todo += [node_of(s) for s in out[n * FANOUT:(n + 1) * FANOUT].tolist() if s & TRIE_LINK]
         return used
 
     def scan(self) -> set[int]:
@@ -123,7 +136,7 @@ class Trie:
         a, out = self.a, self.out
         for n in [0, *used]:
             first, count = (0, 1 << ROOT_BITS) if n == 0 else (n * FANOUT, FANOUT)
-            a[first:first + count] = _array([s if s & TRIE_NODE else 0 for s in out[first:first + count].tolist()])
+            a[first:first + count] = _array([s if s & TRIE_LINK else 0 for s in out[first:first + count].tolist()])
         for prefix, plen, entry in sorted(routes, key=lambda r: r[1]):
             region = self._region(prefix, plen, create=False)
             if region is not None:
@@ -137,14 +150,14 @@ class Trie:
         """One slot: its owner and, where leaves hold data, the leaf packets read (links are the same in both)."""
         self.a[s] = value
         if self.leaf_of is not None:
-            self.out[s] = value = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+            self.out[s] = value = value if not value or value & TRIE_LINK else self.leaf_of(value - 1)
         if s < self.copied:
             self.root[s] = value  # type: ignore[index]
 
     def _fill(self, first: int, count: int, value: int) -> None:
         self.a[first:first + count] = _repeat(value, count)
         if self.leaf_of is not None:
-            value = value if not value or value & TRIE_NODE else self.leaf_of(value - 1)
+            value = value if not value or value & TRIE_LINK else self.leaf_of(value - 1)
             self.out[first:first + count] = _repeat(value, count)
         if first < self.copied:  # the root or one node: inside the copy or outside it, whole
             self.root[first:first + count] = _repeat(value, count)  # type: ignore[index]
@@ -170,8 +183,8 @@ class Trie:
         while plen > consumed + stride:
             s = base + self._index(prefix, consumed, stride)
             cur = self.a[s] if n == 0 else 0
-            if cur & TRIE_NODE:
-                base = (cur & ~TRIE_NODE) * FANOUT
+            if cur & TRIE_LINK:
+                base = node_of(cur) * FANOUT
             else:
                 n += 1
             consumed += stride
@@ -237,8 +250,8 @@ class Trie:
     def _repair_slot(self, s: int, leaf: int, bits: int, depth: int, todo: list[tuple[int, int, int, int]]) -> int:
         """One slot of `repair`: a link is followed (its node's default is `leaf`), any other value made `leaf`."""
         cur = self.a[s]
-        if cur & TRIE_NODE and FIRST_NODE <= cur & ~TRIE_NODE < FIRST_NODE + self.nodes and depth < self.width:
-            todo.append((cur & ~TRIE_NODE, bits, depth, leaf))
+        if cur & TRIE_LINK and FIRST_NODE <= node_of(cur) < FIRST_NODE + self.nodes and depth < self.width:
+            todo.append((node_of(cur), bits, depth, leaf))
             return 0
         out = leaf if self.leaf_of is None or not leaf else self.leaf_of(leaf - 1)
         if cur == leaf and self.out[s] == out and (s >= self.copied or self.root[s] == out):  # type: ignore[index]
@@ -267,9 +280,9 @@ class Trie:
     def _walk(self, a: memoryview, key: int) -> int:
         s = a[key >> (self.width - ROOT_BITS)]
         consumed = ROOT_BITS
-        while s & TRIE_NODE:
+        while s & TRIE_LINK:
             consumed += STRIDE
-            s = a[(s & ~TRIE_NODE) * FANOUT + ((key >> (self.width - consumed)) & (FANOUT - 1))]
+            s = a[node_of(s) * FANOUT + ((key >> (self.width - consumed)) & (FANOUT - 1))]
         return s
 
     # -- internals ---------------------------------------------------------------------------------------------
@@ -289,14 +302,14 @@ class Trie:
                 return base + (idx & ~((1 << span) - 1)), 1 << span, path
             s = base + idx
             cur = self.a[s]
-            if not cur & TRIE_NODE:
+            if not cur & TRIE_LINK:
                 if not create:
                     return None
                 n = self._alloc(cur)  # means what the slot meant, so it is published complete
-                self._set(s, TRIE_NODE | n)
-                cur = TRIE_NODE | n
-            path.append((s, cur & ~TRIE_NODE))
-            base = (cur & ~TRIE_NODE) * FANOUT
+                self._set(s, link(n))
+                cur = link(n)
+            path.append((s, node_of(cur)))
+            base = node_of(cur) * FANOUT
             consumed, stride = top, STRIDE
 
     def _push(self, first: int, count: int, leaf: int, plen: int, publish: bool = True) -> None:
@@ -308,8 +321,8 @@ class Trie:
             return
         for s in range(first, first + count):
             cur = a[s]
-            if cur & TRIE_NODE:
-                self._push((cur & ~TRIE_NODE) * FANOUT, FANOUT, leaf, plen, publish)
+            if cur & TRIE_LINK:
+                self._push(node_of(cur) * FANOUT, FANOUT, leaf, plen, publish)
             elif not publish:
                 a[s] = leaf
             elif cur != leaf and (cur == 0 or self.plen_of(cur - 1) <= plen):
@@ -319,8 +332,8 @@ class Trie:
         a, out = self.a, self.out
         for s in range(first, first + count):
             cur = a[s]
-            if cur & TRIE_NODE:
-                self._rewrite((cur & ~TRIE_NODE) * FANOUT, FANOUT, own, leaf)
+            if cur & TRIE_LINK:
+                self._rewrite(node_of(cur) * FANOUT, FANOUT, own, leaf)
             elif cur == own and out[s] != leaf:
                 out[s] = leaf
                 if s < self.copied:
@@ -330,8 +343,8 @@ class Trie:
         a = self.a
         for s in range(first, first + count):
             cur = a[s]
-            if cur & TRIE_NODE:
-                child = cur & ~TRIE_NODE
+            if cur & TRIE_LINK:
+                child = node_of(cur)
                 self._replace(child * FANOUT, FANOUT, old, new)
                 self._collapse(s, child)
             elif cur == old:
@@ -340,7 +353,7 @@ class Trie:
     def _collapse(self, parent: int, node: int) -> bool:
         vals = self.a[node * FANOUT:(node + 1) * FANOUT]
         v = vals[0]
-        if v & TRIE_NODE or vals.tolist().count(v) != FANOUT:
+        if v & TRIE_LINK or vals.tolist().count(v) != FANOUT:
             return False
         self._set(parent, v)  # unlinked first: a packet inside the node still reads v everywhere
         self._release(node)

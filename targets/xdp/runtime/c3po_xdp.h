@@ -21,6 +21,9 @@ typedef unsigned __int128 c3po_u128;
 /* A branch to a parser error or an abort (the generator marks them, ctext.unlikely_errors): laid out off the
  * valid frames' path. */
 #define C3PO_UNLIKELY(c) __builtin_expect(!!(c), 0)
+/* A branch whose other side is rare by construction (a trie node past the global copy): that side is laid out off
+ * the walk's path, so a walk of several levels runs straight through, with no taken jump per level. */
+#define C3PO_LIKELY(c) __builtin_expect(!!(c), 1)
 
 /* Verdicts, in the order of the spec's Verdict enum. */
 #define C3PO_V_DROP 0
@@ -58,22 +61,18 @@ struct c3po_counter {
 };
 
 /* Multibit tries (tables built as `multibit_trie`, maintained by targets/xdp/trie.py): a slot is 0 (no route),
- * entry + 1, or C3PO_TRIE_NODE | node, whose 256 slots start at node * 256. The kernel rounds an array element
- * up to 8 bytes, so two u32 slots share one: slot i is half i & 1 of element i >> 1 (the mapping the control
- * plane writes through is then a plain u32 array). An array lookup is inlined by the verifier into a bounds
- * check and an add: each level is one dependent load and no helper call. */
-#define C3PO_TRIE_NODE 0x80000000u
-static __always_inline __u32 c3po_trie_slot(void *trie, __u32 i)
+ * entry + 1 or a leaf, or C3PO_TRIE_LINK | node * 256: a link, the index of the node's first slot with bit 30 set
+ * (an immediate a BPF instruction holds, where bit 31 is not), so the next slot is (slot ^ C3PO_TRIE_LINK) | byte.
+ * The kernel rounds an array element up to 8 bytes, so two u32 slots share one: slot i is half i & 1 of element
+ * i >> 1 (the mapping the control plane writes through is then a plain u32 array). An array lookup is inlined by
+ * the verifier into a bounds check and an add: each level is one dependent load and no helper call. */
+#define C3PO_TRIE_LINK 0x40000000u
+/* 64-bit, as the walk's slot variable: the slot from the global copy and this one merge without a zero-extension. */
+static __always_inline __u64 c3po_trie_slot(void *trie, __u32 i)
 {
 	__u32 pair = i >> 1;
 	__u32 *s = bpf_map_lookup_elem(trie, &pair);
 	return s ? s[i & 1] : 0;
-}
-
-/* One level of the walk: the slot for `byte` in the node `slot` points to. */
-static __always_inline __u32 c3po_trie_step(void *trie, __u32 slot, __u32 byte)
-{
-	return c3po_trie_slot(trie, ((slot & ~C3PO_TRIE_NODE) << 8) | (byte & 0xff));
 }
 
 /* Big-endian load of n (1..8) bytes; n is a constant at every call site so the switch folds away. Packet
