@@ -34,6 +34,7 @@ from .checksums import ones_add, ones_sum
 from .gen_control import entry_for, param_value
 from .gen_coverage import ClassCoverage
 from .gen_fullwidth import low_bit_vectors, recomplete
+from .gen_lengths import length_parity_vectors
 from .gen_paths import Builder, ParsePath, Rec, Step, _Ref
 from .model import ControlState, PacketIn, Registers, Vector
 from .packets import pack_bits
@@ -1892,6 +1893,7 @@ def _full_width(ctx: ClassContext) -> None:
                 elif item not in part.infeasible:
                     part.infeasible[item] = why
     low_bit_vectors(ctx)  # odd arguments feeding a later table's key, per parse path (gen_fullwidth.py)
+    length_parity_vectors(ctx)  # frames of the other length parity for actions reading it (gen_lengths.py)
 
 
 def _wide(ctx: ClassContext, base: Vector, table: str, action: str, label: str,
