@@ -1179,8 +1179,8 @@ class Emitter:
             if every:
                 out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : 0; /* from the global copy (a link never leaves it) */")
             else:
-                out.add(f"ts = C3PO_LIKELY(tn < {copied}) ? tr_{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); "
-                        "/* the first nodes from the global copy */")
+                out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); /* the first "
+                        "nodes from the global copy */")
         for _ in range(levels):
             out.close()
         if lay.leaf is None:
