@@ -12,7 +12,7 @@ from pathlib import Path
 from c3po_compiler import ir, load_program
 from c3po_compiler.expr import KeyElem
 from targets.xdp import layout as L
-from targets.xdp.trie import FANOUT, FIRST_NODE, Trie, replacement_for
+from targets.xdp.trie import FANOUT, FIRST_NODE, TRIE_LINK, Trie, replacement_for
 
 from .conftest import ROOT, need_bpf
 from .test_xdp_trie import _brute, _spec, program_of
@@ -38,7 +38,27 @@ actions:
     do: ["ipv4.dst = v"]
 """)
     lay = L.table_layout(wide, wide.tables["routes"])
-    assert lay.trie_nodes and lay.leaf is None, "32 bits of data and an action id do not fit 31 bits"
+    assert lay.trie_nodes and lay.leaf is None, "32 bits of data and an action id do not fit 30 bits"
+
+    def program_for(width: int) -> ir.Program:
+        return program_of(_spec("").replace("actions: [forward, drop]", "actions: [wide, drop]") + f"""
+actions:
+  wide:
+    params: {{v: {width}}}
+    do: ["ipv4.dst = (bit<32>) v"]
+""")
+
+    def leaf_for(width: int) -> L.TrieLeaf | None:
+        p = program_for(width)
+        return L.table_layout(p, p.tables["routes"]).leaf
+
+    widest = max(w for w in range(16, 31) if leaf_for(w) is not None)
+    ids = L.action_ids(program_for(widest))
+    top_id = max(ids["wide"], ids["drop"])
+    assert leaf_for(widest + 1) is None and widest + top_id.bit_length() == L.TRIE_LEAF_BITS == 30
+    leaf = leaf_for(widest)
+    assert leaf is not None
+    assert not leaf.encode(top_id, [(1 << widest) - 1]) & TRIE_LINK  # the fullest leaf never reads as a link
 
 
 def test_the_generated_walk_reads_the_leaf_and_no_action_data_array() -> None:
