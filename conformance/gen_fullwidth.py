@@ -25,6 +25,7 @@ oracle. Tags: `arg_low_bits` and the label.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +35,7 @@ from .gen_control import entry_for
 from .gen_coverage import ClassCoverage
 from .model import ControlState, EntryState, Vector
 
-__all__ = ["CLASS", "MAX_PATHS", "fed_tables", "low_bit_vectors", "path_bases", "recomplete"]
+__all__ = ["CLASS", "MAX_PATHS", "fed_tables", "first_per_path", "low_bit_vectors", "path_bases", "recomplete"]
 
 CLASS = "arg_low_bits"
 MAX_PATHS = 8
@@ -98,26 +99,37 @@ def recomplete(ctx: Any, control: ControlState, data: bytes, port: int, table: s
     return control
 
 
-def path_bases(vectors: list[Vector], tname: str, aname: str, limit: int,
-               default: bool = False) -> dict[tuple[str, ...], Vector]:
+def first_per_path(vectors: list[Vector], limit: int,
+                   keep: Callable[[Vector, dict[str, Any]], bool]) -> dict[tuple[str, ...], Vector]:
     """Per parse path (its states), the first single-packet vector without registers or table operations that
-    hits the table with the action through a generated entry (whose arguments are the vector's to change), or
-    with `default`, that misses it under a default replaced by the action."""
+    `keep(vector, its observations)` accepts: the bases a class changes one thing of, at most `limit` paths."""
     bases: dict[tuple[str, ...], Vector] = {}
     for v in vectors:
         if len(v.packets) != 1 or v.registers or v.control.ops:
             continue
         obs = v.expected[0].observations
-        if obs.get("tables", {}).get(tname) != aname or bool(obs.get("hit", {}).get(tname)) == default:
+        if not keep(v, obs):
             continue
-        if default and not any(d[0] == tname and d[1] == aname for d in v.control.defaults):
-            continue
-        if not default and not any(e.table == tname and e.action == aname for e in v.control.entries):
-            continue  # a constant entry decided: its arguments are not the vector's to change
         path = tuple(obs.get("path", []))
         if path not in bases and len(bases) < limit:
             bases[path] = v
     return bases
+
+
+def path_bases(vectors: list[Vector], tname: str, aname: str, limit: int,
+               default: bool = False) -> dict[tuple[str, ...], Vector]:
+    """`first_per_path` of the vectors that hit the table with the action through a generated entry (whose
+    arguments are the vector's to change), or with `default`, that miss it under a default replaced by the
+    action."""
+    def keep(v: Vector, obs: dict[str, Any]) -> bool:
+        if obs.get("tables", {}).get(tname) != aname or bool(obs.get("hit", {}).get(tname)) == default:
+            return False
+        if default:
+            return any(d[0] == tname and d[1] == aname for d in v.control.defaults)
+        # a constant entry decided: its arguments are not the vector's to change
+        return any(e.table == tname and e.action == aname for e in v.control.entries)
+
+    return first_per_path(vectors, limit, keep)
 
 
 def _values(x: int, width: int) -> dict[str, int]:

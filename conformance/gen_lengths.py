@@ -12,11 +12,13 @@ come from the oracle. Tags: `length_parity`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from c3po_compiler import ir
 
 from .gen_coverage import ClassCoverage
+from .gen_fullwidth import first_per_path
 from .model import Vector
 
 __all__ = ["CLASS", "MAX_PATHS", "length_actions", "length_parity_vectors"]
@@ -40,20 +42,9 @@ def length_actions(prog: ir.Program) -> set[str]:
     return {name for name, act in prog.user_actions.items() if _reads_length(act.body)}
 
 
-def _bases(vectors: list[Vector], table: str, action: str) -> dict[tuple[str, ...], Vector]:
-    """Per parse path, the first single-packet vector without registers or table operations that runs the action
-    at the table (hit or default)."""
-    bases: dict[tuple[str, ...], Vector] = {}
-    for v in vectors:
-        if len(v.packets) != 1 or v.registers or v.control.ops:
-            continue
-        obs = v.expected[0].observations
-        if obs.get("tables", {}).get(table) != action:
-            continue
-        path = tuple(obs.get("path", []))
-        if path not in bases and len(bases) < MAX_PATHS:
-            bases[path] = v
-    return bases
+def _runs(table: str, action: str) -> Callable[[Vector, dict[str, Any]], bool]:
+    """A vector's packet runs the action at the table, hit or default (first_per_path's test)."""
+    return lambda _v, obs: obs.get("tables", {}).get(table) == action
 
 
 def length_parity_vectors(ctx: Any) -> None:
@@ -68,7 +59,7 @@ def length_parity_vectors(ctx: Any) -> None:
         for aname in t.actions:
             if aname not in actions:
                 continue
-            bases = _bases(ctx.vectors, tname, aname)
+            bases = first_per_path(ctx.vectors, MAX_PATHS, _runs(tname, aname))
             if not bases:
                 item = f"{tname}.{aname}"
                 part.all.append(item)

@@ -5,9 +5,10 @@ The data plane (program.bpf.c.j2, `Emitter.trie_lookup`) walks an array of u32 s
 byte. A slot holds 0 (no route), entry + 1, or link(n): TRIE_LINK | n * 256, the node's first slot with bit 30
 set, so a level of the walk is an exclusive-or and an or (`(slot ^ TRIE_LINK) | byte`), each with an immediate
 that fits a BPF instruction (bit 31 would not: BPF immediates are sign-extended 32-bit, and clang then builds the
-mask in a register and zero-extends the index: 19 instructions a level where this takes 13). Prefixes are pushed
+mask in a register and zero-extends the index: 19 instructions a level where this takes 14). Prefixes are pushed
 down to the leaves: every slot holds the longest prefix that covers all the addresses it stands for, so a lookup
-stops at the first slot that is not a link and has its answer (DIR-24-8 and its relatives, with a 16-bit root and 8-bit strides).
+stops at the first slot that is not a link and has its answer (DIR-24-8 and its relatives, with a 16-bit root and
+8-bit strides).
 
 Updates are made for packets in flight: a new node is filled with what its parent slot meant before it is linked
 (one 4-byte store publishes it), a route is written slot by slot (a packet sees, for its address, either the old
