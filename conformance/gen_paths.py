@@ -228,12 +228,53 @@ def _length_table(vl: ir.VarLen, f: ir.Field, others: dict[str, int]) -> list[tu
     return table
 
 
+@dataclass(frozen=True)
+class ParserFacts:
+    """What the builder asks of each parser state on every draw, computed once per program: a generator makes
+    thousands of Builders (one per packet it plans) and retries each draw, and walking the states' statements
+    again each time was most of the time of a program with long paths (parser_do_tailcall: 28 s)."""
+
+    writes: dict[str, dict[str, ir.Stmt]]  # state -> meta name -> the last top-level `do` statement that may write it
+    select_metas: dict[str, list[str]]  # state -> the metadata its select reads, in order
+    steered: dict[str, list[tuple[ir.FieldRef, int]]]  # state -> (field, constant) compares in its `if`s, in order
+
+
+_FACTS: dict[int, tuple[ir.Program, ParserFacts]] = {}
+
+
+def parser_facts(prog: ir.Program) -> ParserFacts:
+    hit = _FACTS.get(id(prog))
+    if hit is not None and hit[0] is prog:
+        return hit[1]
+    writes: dict[str, dict[str, ir.Stmt]] = {}
+    metas: dict[str, list[str]] = {}
+    steered: dict[str, list[tuple[ir.FieldRef, int]]] = {}
+    for name, st in prog.parser.states.items():
+        w: dict[str, ir.Stmt] = {}
+        for s in st.do:
+            for x in ir.walk_stmts([s]):
+                if isinstance(x, ir.Assign) and isinstance(x.target, ir.MetaRef):
+                    w[x.target.name] = s  # a later statement wins: it is the last write
+        writes[name] = w
+        metas[name] = [x.name for e in st.select for x in ir.walk_expr(e) if isinstance(x, ir.MetaRef)]
+        steered[name] = [(x.left, x.right.value) for s in ir.walk_stmts(st.do) if isinstance(s, ir.If)
+                         for x in ir.walk_expr(s.cond)
+                         if isinstance(x, ir.Binary) and isinstance(x.right, ir.Const)
+                         and isinstance(x.left, ir.FieldRef)]
+    if len(_FACTS) > 64:
+        _FACTS.clear()
+    facts = ParserFacts(writes, metas, steered)
+    _FACTS[id(prog)] = (prog, facts)
+    return facts
+
+
 class Builder:
     """Turns a parse path into concrete header values and bytes."""
 
     def __init__(self, prog: ir.Program, rng: random.Random) -> None:
         self.prog = prog
         self.rng = rng
+        self.facts = parser_facts(prog)
 
     def recs_for(
         self, path: ParsePath, overrides: dict[tuple[str, str], int], with_options: bool
@@ -331,18 +372,17 @@ class Builder:
 
     def _last_write(self, name: str, upto: list[tuple[int, Step]]) -> tuple[int, ir.Stmt] | None:
         """The last top-level statement along the path (this state's `do` included) that may write meta.NAME."""
+        writes = self.facts.writes
         for rec_i, step in reversed(upto):
-            for s in reversed(self.prog.parser.states[step.state].do):
-                if any(isinstance(x, ir.Assign) and isinstance(x.target, ir.MetaRef) and x.target.name == name
-                       for x in ir.walk_stmts([s])):
-                    return rec_i, s
+            s = writes[step.state].get(name)
+            if s is not None:
+                return rec_i, s
         return None
 
     def _aliased_select(self, sel_at: list[tuple[int, Step]], k: int) -> bool:
-        st = self.prog.parser.states[sel_at[k][1].state]
-        metas = [x for e in st.select for x in ir.walk_expr(e) if isinstance(x, ir.MetaRef)]
+        metas = self.facts.select_metas[sel_at[k][1].state]
         for m in metas:
-            last = self._last_write(m.name, sel_at[:k + 1])
+            last = self._last_write(m, sel_at[:k + 1])
             if last is None or not (isinstance(last[1], ir.Assign) and isinstance(last[1].value, ir.FieldRef)):
                 return False
         return bool(metas)
@@ -396,19 +436,13 @@ class Builder:
         times in four, so both branches are drawn within a few retries (a random 13-bit fragment offset is
         almost never 0)."""
         for rec_i, step in sel_at:
-            for s in ir.walk_stmts(self.prog.parser.states[step.state].do):
-                if not isinstance(s, ir.If):
+            for left, right in self.facts.steered[step.state]:
+                ref = self._ref(left, recs, rec_i)
+                if ref is None or ref.fixed() or self.rng.random() < 0.25:
                     continue
-                for x in ir.walk_expr(s.cond):
-                    if not (isinstance(x, ir.Binary) and isinstance(x.right, ir.Const)
-                            and isinstance(x.left, ir.FieldRef)):
-                        continue
-                    ref = self._ref(x.left, recs, rec_i)
-                    if ref is None or ref.fixed() or self.rng.random() < 0.25:
-                        continue
-                    v = (x.right.value + self.rng.choice((0, 0, 0, 1, -1))) & ((1 << x.left.width) - 1)
-                    for rec, f, lo, n in ref.pieces:
-                        rec.values[f] = (rec.values[f] & ~(((1 << n) - 1) << lo)) | ((v & ((1 << n) - 1)) << lo)
+                v = (right + self.rng.choice((0, 0, 0, 1, -1))) & ((1 << left.width) - 1)
+                for rec, f, lo, n in ref.pieces:
+                    rec.values[f] = (rec.values[f] & ~(((1 << n) - 1) << lo)) | ((v & ((1 << n) - 1)) << lo)
 
     def _solve_select(self, st: ir.ParserState, edge: int, recs: list[Rec], rec_i: int,
                       upto: list[tuple[int, Step]] | None = None) -> str | None:

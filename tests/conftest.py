@@ -28,6 +28,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 SLOW_EXAMPLES = frozenset({"classifier"})
 
 
+FUZZ = 1000  # fuzzed vectors of the run's shared generation of an example (tests/test_conformance_scale.py)
+SUITE_FUZZ = 200  # and of a suite program
 VECTORS_DIR = "C3PO_TEST_VECTORS"  # where generated(...) keeps vectors for the run (set by the controller)
 
 
@@ -60,6 +62,23 @@ def generated(spec: Path, seed: int, fuzz: int) -> Any:
         part.write_bytes(pickle.dumps(made))
         part.replace(path)  # whole or not at all, when both workers make it at once
     return made
+
+
+def shared_vectors(spec: Path, fuzz: int) -> list[Any]:
+    """The run's one generation of an example or suite program (seed 1: what the conformance-scale and p4 tests
+    run), with the first `fuzz` of its fuzzed vectors: a test that runs a program's vectors on a target takes
+    these rather than generating again with a seed of its own (acl_firewall and the classifier take 13-16 s a
+    generation, and six files each made their own). The list is the test's own; the vectors are shared."""
+    g = generated(spec, 1, SUITE_FUZZ if spec.parent.name == "suite" else FUZZ)
+    out: list[Any] = []
+    n = 0
+    for v in g.vectors:
+        if "fuzz" in v.tags:
+            if n >= fuzz:
+                continue
+            n += 1
+        out.append(v)
+    return out
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

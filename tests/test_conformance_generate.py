@@ -12,8 +12,7 @@ from conformance.generate import enumerate_paths, generate
 from conformance.runner import RunRequest, run_conformance
 from conformance.vector_io import dumps_jsonl
 
-from .conftest import EXAMPLES, ROOT, SUITE, generated
-from .test_conformance_scale import SUITE_FUZZ
+from .conftest import EXAMPLES, FUZZ, ROOT, SUITE, SUITE_FUZZ, generated
 
 
 @cache
@@ -23,7 +22,7 @@ def program(path: Path) -> ir.Program:
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_every_feasible_item_is_covered(spec: Path) -> None:
-    g = generate(program(spec), seed=0)
+    g = generated(spec, 1, FUZZ)  # the run's shared generation (coverage is taken before the fuzz)
     for part, c in g.coverage.items():
         assert c["feasible"] > 0 or part in ("table_actions", "branches") or c.get("class"), part
         assert c["uncovered"] == [], f"{spec.stem}: {part} not covered: {c['uncovered']}"

@@ -19,10 +19,8 @@ from conformance.model import Vector
 from conformance.runner import RunRequest, exit_status, run_conformance
 from conformance.vector_io import load_vectors
 
-from .conftest import EXAMPLES, SUITE, generated, need_bpf, need_tool
+from .conftest import EXAMPLES, FUZZ, SUITE, SUITE_FUZZ, generated, need_bpf, need_tool
 
-FUZZ = 1000
-SUITE_FUZZ = 200
 TARGETS = ["ref", "xdp", "nic"]
 
 

@@ -16,7 +16,7 @@ import pytest
 from conformance.driver import load_driver_class
 from conformance.runner import RunRequest, exit_status, run_conformance
 
-from .conftest import EXAMPLES, IN_CI, ROOT, need_tool
+from .conftest import EXAMPLES, IN_CI, ROOT, need_tool, shared_vectors
 
 SPECS = [p.stem for p in EXAMPLES]
 
@@ -26,10 +26,7 @@ def _check(target: str, spec: str) -> None:
     if reason:
         pytest.skip(reason)
     path = str(ROOT / "spec" / "examples" / f"{spec}.yaml")
-    from c3po_compiler import load_program
-    from conformance.generate import generate
-
-    vectors = generate(load_program(path).program, seed=0, fuzz=20).vectors
+    vectors = shared_vectors(ROOT / "spec" / "examples" / f"{spec}.yaml", 20)
     (report,) = run_conformance([RunRequest(path, vectors)], [target], timeout=20, jobs=1)
     bad = [
         f"{o.vector}: {o.outcome}: {'; '.join(o.detail[:3])}"

@@ -24,7 +24,7 @@ from conformance.generate import generate
 from conformance.interpreter import Interpreter
 from conformance.model import ControlState, EntryState, PacketIn, Result
 from targets.nic.driver import NicDriver, SharedObject
-from tests.conftest import EXAMPLES, ROOT, need_tool
+from tests.conftest import EXAMPLES, ROOT, need_tool, shared_vectors
 
 pytestmark = pytest.mark.gcc
 
@@ -48,10 +48,12 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(b)
 
 
-def compare_program(prog_path: Path, tmp_path: Path, fuzz: int = 100, mutations: int = 2) -> int:
-    """Runs generated vectors and mutations through both; returns the packet count (asserts equality)."""
+def compare_program(prog_path: Path, tmp_path: Path, fuzz: int = 100, mutations: int = 2,
+                    shared: bool = False) -> int:
+    """Runs generated vectors (the run's shared generation if `shared`, else made with seed 3) and mutations
+    through both; returns the packet count (asserts equality)."""
     prog = load_program(prog_path).program
-    vectors = generate(prog, seed=3, fuzz=fuzz).vectors
+    vectors = shared_vectors(prog_path, fuzz) if shared else generate(prog, seed=3, fuzz=fuzz).vectors
     rng = random.Random(11)
     ref = Interpreter(prog)
     n = 0
@@ -74,7 +76,7 @@ def compare_program(prog_path: Path, tmp_path: Path, fuzz: int = 100, mutations:
 @pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
 def test_example_matches_reference(spec: Path, tmp_path: Path) -> None:
     need_tool("gcc")
-    assert compare_program(spec, tmp_path) > 100
+    assert compare_program(spec, tmp_path, shared=True) > 100
 
 
 FEATURES_SPEC = """

@@ -24,7 +24,7 @@ from targets.nic import NicTarget, toolchain
 from targets.nic import driver as nic_driver
 from targets.nic.driver import NicDriver
 from targets.nic.liveness import analyse
-from tests.conftest import ROOT, need_tool
+from tests.conftest import ROOT, need_tool, shared_vectors
 
 pytestmark = pytest.mark.gcc
 
@@ -49,12 +49,14 @@ def write_spec(tmp_path: Path, name: str, body: str) -> Path:
     return spec
 
 
-def matches_reference(spec: Path, tmp_path: Path, fuzz: int = 100, sanitize: bool = False) -> int:
-    """Runs the spec's generated vectors (seeded) on the nic target and the reference; the packets compared."""
+def matches_reference(spec: Path, tmp_path: Path, fuzz: int = 100, sanitize: bool = False,
+                      shared: bool = False) -> int:
+    """Runs the spec's generated vectors (the run's shared generation if `shared`, else made with seed 3) on
+    the nic target and the reference; the packets compared."""
     prog = load_program(spec).program
     ref = Interpreter(prog)
     n = 0
-    vectors = generate(prog, seed=3, fuzz=fuzz).vectors
+    vectors = shared_vectors(spec, fuzz) if shared else generate(prog, seed=3, fuzz=fuzz).vectors
     vectors.sort(key=lambda v: repr(v.control))  # one install per state: each vector brings its registers
     with NicDriver(sanitize=sanitize) as drv:
         drv.open(prog, tmp_path)
@@ -210,4 +212,4 @@ def test_no_read_of_uncleared_state_under_memory_sanitizer(name: str, tmp_path: 
         pytest.skip("clang with -fsanitize=memory is not available")
     monkeypatch.setattr(toolchain, "SANITIZE_FLAGS", MSAN_FLAGS)
     monkeypatch.setattr(nic_driver, "build_harness", functools.partial(toolchain.build_harness, cc="clang"))
-    assert matches_reference(EX / f"{name}.yaml", tmp_path, fuzz=50, sanitize=True) > 100
+    assert matches_reference(EX / f"{name}.yaml", tmp_path, fuzz=50, sanitize=True, shared=True) > 100

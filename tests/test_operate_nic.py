@@ -27,7 +27,7 @@ from conformance.model import ControlState, EntryState, PacketIn
 from dataplane.api import ControlError, Entry
 from dataplane.syntax import parse_action, parse_match
 from targets.nic.control import NicDataplane
-from tests.conftest import EXAMPLES, ROOT, SUITE, need_tool
+from tests.conftest import EXAMPLES, ROOT, SUITE, need_tool, shared_vectors
 
 pytestmark = pytest.mark.gcc
 
@@ -472,7 +472,7 @@ def test_vector_states_through_the_control_api(gcc: None, spec: Path) -> None:
     """Each vector's tables, defaults and registers go in through the control API (one encoder for every key
     kind and width), and its frames come out as the reference says."""
     prog = load_program(spec).program
-    vectors = generate(prog, seed=3, fuzz=10).vectors[:40]
+    vectors = shared_vectors(spec, 10)[:40]
     with NicDataplane(prog) as dp:
         for v in vectors:
             tables: dict[str, list[Entry]] = defaultdict(list)

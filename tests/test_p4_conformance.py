@@ -18,8 +18,7 @@ from conformance.model import Expected
 from conformance.runner import RunRequest, fill_expected, run_conformance
 from conformance.vector_io import load_vectors
 from targets.p4.driver import P4Driver
-from tests.conftest import EXAMPLES, SUITE, generated, need_p4_driver, router_p4_with
-from tests.test_conformance_scale import FUZZ, SUITE_FUZZ
+from tests.conftest import EXAMPLES, FUZZ, SUITE, SUITE_FUZZ, generated, need_p4_driver, router_p4_with
 
 
 def _vectors(spec: Path) -> list:  # type: ignore[type-arg]

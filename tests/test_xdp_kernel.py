@@ -19,11 +19,11 @@ from c3po_compiler.expr import KeyElem
 from c3po_compiler.target_api import BuildError
 from conformance.generate import generate
 from conformance.interpreter import Interpreter
-from conformance.model import ControlState, EntryState, PacketIn, Result
+from conformance.model import ControlState, EntryState, PacketIn, Result, Vector
 from targets.xdp import XdpTarget, compile_object
 from targets.xdp.driver import XdpDriver
 from targets.xdp.libbpf import BpfObject, lib
-from tests.conftest import ROOT, need_bpf
+from tests.conftest import ROOT, need_bpf, shared_vectors
 from tests.test_xdp_target import features_spec, supported_examples
 
 
@@ -43,10 +43,13 @@ def same(a: Result, b: Result) -> bool:
                                                                     b.registers)
 
 
-def compare_with_reference(prog: ir.Program, workdir: Path, seed: int) -> tuple[int, list[str]]:
-    """Runs generated vectors (plus mutated copies) on the driver and the interpreter; returns (packets, diffs)."""
+def compare_with_reference(prog: ir.Program, workdir: Path, seed: int,
+                           vectors: list[Vector] | None = None) -> tuple[int, list[str]]:
+    """Runs generated vectors (`vectors`, else made with `seed`), plus mutated copies, on the driver and the
+    interpreter; returns (packets, diffs)."""
     rng = random.Random(seed)
-    vectors = generate(prog, seed=seed, fuzz=300).vectors
+    if vectors is None:
+        vectors = generate(prog, seed=seed, fuzz=300).vectors
     ref = Interpreter(prog)
     diffs: list[str] = []
     count = 0
@@ -71,7 +74,7 @@ def compare_with_reference(prog: ir.Program, workdir: Path, seed: int) -> tuple[
 def test_example_matches_reference(example: Path, tmp_path: Path) -> None:
     need_bpf()
     prog = load_program(example).program
-    count, diffs = compare_with_reference(prog, tmp_path, seed=7)
+    count, diffs = compare_with_reference(prog, tmp_path, seed=7, vectors=shared_vectors(example, 300))
     assert count > 50
     assert not diffs, "\n".join(diffs[:5])
 

@@ -24,7 +24,7 @@ from targets.xdp import tailcall as T
 from targets.xdp.driver import XdpDriver
 from targets.xdp.emitter import Emitter
 from targets.xdp.view import build_view
-from tests.conftest import EXAMPLES, ROOT, SUITE, need_bpf
+from tests.conftest import EXAMPLES, ROOT, SUITE, need_bpf, shared_vectors
 from tests.test_xdp_kernel import compare_with_reference, loaded_program_ids, prog_id, same
 
 PROTOCOLS = ROOT / "spec" / "protocols"
@@ -269,6 +269,7 @@ def test_examples_forced_to_split_still_match(example: str, tmp_path: Path, monk
     monkeypatch.setattr(T, "NODES_PER_PROGRAM", 1)
     prog = load_program(ROOT / "spec" / "examples" / f"{example}.yaml").program
     assert len(programs_of(prog).programs) > 1
-    count, diffs = compare_with_reference(prog, tmp_path, seed=9)
+    count, diffs = compare_with_reference(prog, tmp_path, seed=9,
+                                          vectors=shared_vectors(ROOT / "spec" / "examples" / f"{example}.yaml", 300))
     assert count > 200
     assert not diffs, "\n".join(diffs[:5])
