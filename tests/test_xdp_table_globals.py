@@ -3,12 +3,15 @@ is read by packets from a copy `td_<table>` (layout.direct_global; the best VXLA
 and a cuckoo table's buckets are the global `th_<table>` (layout.cuckoo_global): one load instead of an
 array-map lookup with its key on the stack and a NULL test. A direct table's array map stays the record the
 control plane reads entries from; every write goes to both, through the run-time table API and through the
-conformance driver's install. A multibit trie's root and first nodes are copied to `tr_<table>` (up to 4 MiB);
-deeper nodes are read from the array map. Structures too big for a global (4 MiB) stay array maps."""
+conformance driver's install. A multibit trie is copied to `c3po_tries.<table>` in .bss (up to 128 MiB; a bigger
+one, its root and first nodes, deeper nodes read from the array map). Direct tables and cuckoo buckets too big for
+a global of their own (4 MiB: a .data section's bytes are in the object file) stay array maps."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from c3po_compiler import ir, load_program
 from targets.xdp import layout as L
@@ -164,10 +167,13 @@ def test_packets_see_every_write_through_the_api_and_the_driver(tmp_path: Path) 
         driver.close()
 
 
-def test_a_trie_walks_its_first_nodes_from_the_global_and_the_rest_from_the_map(tmp_path: Path) -> None:
-    """3,900 /24 routes in distinct /16s need a node each: the first 3,840 nodes are in the global copy (4 MiB with
-    the root), the last 60 only in the array map; packets find every route, and misses next to them."""
+def test_a_trie_walks_its_first_nodes_from_the_global_and_the_rest_from_the_map(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """3,900 /24 routes in distinct /16s need a node each. With the copy capped at 4 MiB (the cap lowered from
+    128 MiB, so the test need not fill 130,816 nodes) the first 3,840 nodes are in the global copy with the root,
+    the last 60 only in the array map; packets find every route, and misses next to them."""
     need_bpf()
+    monkeypatch.setattr(L, "TRIE_COPY_SLOTS_MAX", 1 << 20)
     from conformance.model import ControlState, EntryState, PacketIn
     from dataplane.syntax import parse_match
     from targets.xdp import XdpTarget
@@ -179,9 +185,9 @@ def test_a_trie_walks_its_first_nodes_from_the_global_and_the_rest_from_the_map(
     lay = L.table_layout(prog, prog.tables["routes"])
     assert L.trie_copied_slots(lay.trie_nodes) == 1 << 20  # the root and 3,840 of the 4,000 nodes
     src = XdpTarget().render(prog)["t.bpf.c"]
-    assert "tn < 1048576 ? tr_routes[tn] : c3po_trie_slot(&tt_routes, tn)" in src
+    assert "tn < 1048576 ? c3po_tries.routes[tn] : c3po_trie_slot(&tt_routes, tn)" in src
     small = program_of(_spec("impl: {kind: multibit_trie, nodes: 16}"))
-    assert "tn < 69632 ? tr_routes[tn] : 0" in XdpTarget().render(small)["t.bpf.c"]  # every node copied
+    assert "tn < 69632 ? c3po_tries.routes[tn] : 0" in XdpTarget().render(small)["t.bpf.c"]  # every node copied
 
     n = 3900
     dsts = [f"{1 + i // 256}.{i % 256}.1.0" for i in range(n)]
@@ -203,3 +209,26 @@ def test_a_trie_walks_its_first_nodes_from_the_global_and_the_rest_from_the_map(
             assert port(hit[:hit.rindex(".")] + ".2.7") is None  # the same node, another /24: a miss
     finally:
         driver.close()
+
+
+@pytest.mark.parametrize("example", ["router", "acl_firewall"])
+def test_the_tries_are_all_of_bss_and_the_object_stays_small(example: str, tmp_path: Path) -> None:
+    """The control plane maps trie copies at layout.trie_copies' offsets into the .bss map: that holds only if
+    `c3po_tries` is all of .bss (nothing else of the program zero-initialised without a section). And .bss takes
+    no bytes in the object file: the router's 84 MB of copies leave it under 1 MB (4 MiB .data copies made it 8)."""
+    import subprocess
+
+    from tests.conftest import need_tool
+
+    need_tool("clang", "llvm-objdump")
+    from targets.xdp import XdpTarget
+
+    prog = load_program(Path(__file__).resolve().parent.parent / "spec" / "examples" / f"{example}.yaml").program
+    build = XdpTarget().build(prog, tmp_path)
+    obj = build.files["object"]
+    layouts = {n: L.table_layout(prog, t) for n, t in prog.tables.items()}
+    want = 4 * sum(n for _, n in L.trie_copies(layouts).values())
+    heads = subprocess.run(["llvm-objdump", "-h", str(obj)], capture_output=True, text=True, check=True).stdout
+    bss = [int(line.split()[2], 16) for line in heads.splitlines() if line.split()[1:2] == [".bss"]]
+    assert bss == ([want] if want else []), heads
+    assert Path(obj).stat().st_size < 1 << 20

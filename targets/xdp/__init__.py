@@ -178,7 +178,8 @@ def map_footprint(obj: Path) -> tuple[int | None, list[str]]:
             array = kind in ARRAY_MAP_TYPES
             elem = -(-value // 8) * 8 if array else key + value
             size = elem * entries * (cpus if kind in PERCPU_MAP_TYPES else 1)
-            # .rodata/.bss: the program's constants, not state; .data.<x>: a table's copy in a global (tr_, td_)
+            # .rodata: the program's constants, not state; .data.<x>: a table's copy in a global (td_, th_, tb_);
+            # "<object>.bss": the tries' copies (c3po_tries)
             if not name.startswith(".") or name.startswith(".data."):
                 per_cpu = f" x {cpus} CPUs" if kind in PERCPU_MAP_TYPES else ""
                 shape = f"{elem} bytes" if array else f"({key} + {value}) bytes"

@@ -104,6 +104,8 @@ def pin_dir(name: str) -> Path:
 
 def _pin_name(map_name: str) -> str:
     """A map's pin file name: its name with the characters bpffs or a shell would trip on replaced."""
+    if map_name.endswith(L.TRIES_GLOBAL):  # libbpf names it "<object>.bss", found as ".bss"
+        map_name = L.TRIES_GLOBAL
     return "map_" + "".join(c if c.isalnum() or c == "_" else "_" for c in map_name.lstrip("."))
 
 
@@ -286,17 +288,19 @@ def _mmap(fd: int, nbytes: int) -> mmap.mmap:
 
 
 class TrieMaps(_MappedTable):
-    """A multibit-trie table: the u32 slots the trie walks (`tt_<table>`), the copy of its root packets read first
-    (the global `tr_<table>`, its section's map `tr_fd`) and the action data (`tv_<table>`)."""
+    """A multibit-trie table: the u32 slots the trie walks (`tt_<table>`), the copy packets read (the member of
+    the global `c3po_tries`, in the .bss map `tr_fd`) and the action data (`tv_<table>`)."""
 
-    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int, tr_fd: int) -> None:
+    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int, tr_fd: int,
+                 layouts: dict[str, L.TableLayout]) -> None:
         slots = L.trie_slots(lay.trie_nodes)
         super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
         self.slots = self.mem.cast("I")[:slots]
-        copied = L.trie_copied_slots(lay.trie_nodes)
-        self._root_map = _mmap(tr_fd, 4 * copied)
+        copies = L.trie_copies(layouts)
+        first, copied = copies[t.name]
+        self._root_map = _mmap(tr_fd, 4 * sum(n for _, n in copies.values()))
         self._root_mem = memoryview(self._root_map)
-        self.root = self._root_mem.cast("I")[:copied]
+        self.root = self._root_mem.cast("I")[first:first + copied]
 
     def trie(self, plen_of: Any, leaf_of: Any = None, routes: Any = (), empty: bool = False) -> Trie:
         """The trie over the mapped slots; `leaf_of` (entry -> leaf) for a table whose leaves hold the data;
@@ -313,8 +317,8 @@ class TrieMaps(_MappedTable):
 
 
 def trie_root_map(table: str) -> str:
-    """The map of a trie's root copy: the section of the global `tr_<table>` (libbpf names the map after it)."""
-    return f".data.tr_{table}"
+    """The map of a trie's copy: the .bss section's, which holds `c3po_tries` (every table's)."""
+    return L.TRIES_GLOBAL
 
 
 class DirectCopy:
@@ -733,7 +737,7 @@ class XdpDataplane(Dataplane):
         if maps is None:
             maps = self._trie_maps[tname] = TrieMaps(self.prog.tables[tname], self.layouts[tname],
                                                      self._map(f"tt_{tname}"), self._map(f"tv_{tname}"),
-                                                     self._map(trie_root_map(tname)))
+                                                     self._map(trie_root_map(tname)), self.layouts)
         return maps
 
     def _cuckoo(self, tname: str) -> CuckooMaps:

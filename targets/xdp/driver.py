@@ -293,7 +293,7 @@ class XdpDriver(Driver):
                 if lay.trie_nodes:  # the lookup structure beside the record (targets/xdp/trie.py)
                     maps = self.trie_maps.get(name) or self.trie_maps.setdefault(name, TrieMaps(
                         prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}"), self.bpf.map_fd(f"tv_{name}"),
-                        self.bpf.map_fd(trie_root_map(name))))
+                        self.bpf.map_fd(trie_root_map(name)), self.layouts))
                     install_trie(maps, routes)
                 elif lay.cuckoo_buckets:  # (targets/xdp/cuckoo.py)
                     cmaps = self.cuckoo_maps.get(name) or self.cuckoo_maps.setdefault(name, CuckooMaps(

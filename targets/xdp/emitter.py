@@ -1158,14 +1158,17 @@ class Emitter:
         out.close()
 
     def trie_lookup(self, out: Lines, t: ir.Table, ktr: Translator) -> None:
-        """A walk of the table's multibit trie (targets/xdp/trie.py): the root slot from the key's top 16 bits (a
-        direct load from the root's global copy `tr_<table>`), then one level per following byte while the slot
-        points to a node (an inlined lookup of `tt_<table>`); nested, so the verifier sees one path per depth. The key is a host-order integer: its bytes are shifts, no key struct in memory."""
+        """A walk of the table's multibit trie (targets/xdp/trie.py): the root slot from the key's top 16 bits,
+        then one level per following byte while the slot points to a node, each a direct load from the global copy
+        `c3po_tries.<table>` (a node beyond a copy capped by layout.TRIE_COPY_SLOTS_MAX: an inlined lookup of
+        `tt_<table>`); nested, so the verifier sees one path per depth. The key is a host-order integer: its bytes
+        are shifts, no key struct in memory."""
         w = t.keys[0].width
         kt = "c3po_u128" if w > 64 else "__u64"
         out.add(f"{kt} kv = {ktr.expr(t.keys[0].expr)}; /* {t.keys[0].text} */")
         out.add(f"__u32 ti = (__u32)(kv >> {w - L.TRIE_ROOT_BITS}) & 0xffff;")
-        out.add(f"__u64 ts = tr_{t.name}[ti]; /* the root, from its global copy (64-bit: no zero-extension per level) */")
+        out.add(f"__u64 ts = c3po_tries.{t.name}[ti]; /* the root, from the global copy (64-bit: no zero-extension per "
+                "level) */")
         levels = (w - L.TRIE_ROOT_BITS) // L.TRIE_STRIDE
         lay = self.layouts[t.name]
         copied = L.trie_copied_slots(lay.trie_nodes)
@@ -1177,10 +1180,11 @@ class Emitter:
             bits = f"bits {w - shift - 8}..{w - shift - 1}" if shift else "the last byte"
             out.add(f"__u64 tn = (ts ^ C3PO_TRIE_LINK) | ({byte} & 0xff); /* {bits} */")
             if every:
-                out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : 0; /* from the global copy (a link never leaves it) */")
+                out.add(f"ts = tn < {copied} ? c3po_tries.{t.name}[tn] : 0; /* from the global copy (a link never "
+                        "leaves it) */")
             else:
-                out.add(f"ts = tn < {copied} ? tr_{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); /* the first "
-                        "nodes from the global copy */")
+                out.add(f"ts = tn < {copied} ? c3po_tries.{t.name}[tn] : c3po_trie_slot(&tt_{t.name}, tn); /* the "
+                        "first nodes from the global copy */")
         for _ in range(levels):
             out.close()
         if lay.leaf is None:

@@ -19,7 +19,7 @@ the CRC registers an exact table's entries may hold (crcpre.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from c3po_compiler import ir
@@ -45,11 +45,11 @@ TRIE_MIN_NODES = 64
 TRIE_MAX_NODES = 1 << 16
 # A direct table without counters is read from a copy in a global (`td_<table>`, its section's one-element array
 # map) when the copy is at most this big: one load, no map lookup with its key on the stack and NULL test. A
-# global's map value is bounded by KMALLOC_MAX_SIZE (4 MiB); 2 MiB (a 16-bit key, up to two argument slots) keeps
-# the copy's memory, which the record's doubles, small.
+# .data section's bytes, zeros included, are stored in the object file; 2 MiB (a 16-bit key, up to two argument
+# slots) keeps that, and the copy's memory, which the record's doubles, small.
 DIRECT_GLOBAL_MAX = 2 << 20
-# A cuckoo table's buckets live in a global (`th_<table>`, its section's one-element array map) up to the most a
-# global's map can hold: a bucket is then one load away, with no map lookup, key on the stack or NULL test. They
+# A cuckoo table's buckets live in a global (`th_<table>`, its section's one-element array map) up to 4 MiB (the
+# section's bytes are in the object file): a bucket is then one load away, with no map lookup, key on the stack or NULL test. They
 # are the lookup structure only (the hash map beside them is the record), so there is nothing to copy.
 CUCKOO_GLOBAL_MAX = 4 << 20
 
@@ -130,16 +130,32 @@ def cuckoo_raw_key(t: ir.Table) -> bool:
     return any(p.raw for p in cuckoo_key_parts(t))
 
 
-# The root and the first nodes again, in a global packets read (`tr_<table>`): up to 4 MiB of u32 slots, the most
-# a global's map holds (the root and 3,840 nodes). Nodes are allocated lowest id first, so a table of up to that
-# many nodes in use is walked without a map lookup; deeper nodes are read from the array map.
-TRIE_COPY_SLOTS_MAX = 1 << 20
+# The trie again, in a global packets read (`c3po_tries.<table>`, in .bss): the root and every node, up to 128 MiB
+# of u32 slots a table (the root and 130,816 nodes; the kernel maps a .bss of 1 GiB here). The walk is then a
+# direct load per level with no map lookup on any path, so no helper call for the compiler to keep registers
+# around. A trie declared bigger copies its first nodes (allocated lowest id first) and reads deeper ones from
+# the array map. In .bss, not a .data section of its own: the object file stores a .data section's zeros.
+TRIE_COPY_SLOTS_MAX = 1 << 25
+TRIES_GLOBAL = ".bss"  # the section of `c3po_tries`; libbpf's map for it is "<object>.bss", found by this name
 
 
 def trie_copied_slots(nodes: int) -> int:
     """Slots of a trie's global copy: the root's, then those of as many nodes as fit (all, when they do)."""
     fanout = 1 << TRIE_STRIDE
     return min(trie_slots(nodes), TRIE_COPY_SLOTS_MAX // fanout * fanout)
+
+
+def trie_copies(layouts: Mapping[str, TableLayout]) -> dict[str, tuple[int, int]]:
+    """Each trie's copy in the global `c3po_tries`, whose members are the trie tables in name order: (its first
+    slot, its slots). The template declares the members and the control plane maps them from this one list."""
+    out: dict[str, tuple[int, int]] = {}
+    at = 0
+    for name in sorted(layouts):
+        if layouts[name].trie_nodes:
+            n = trie_copied_slots(layouts[name].trie_nodes)
+            out[name] = (at, n)
+            at += n
+    return out
 
 
 def trie_slots(nodes: int) -> int:

@@ -96,7 +96,6 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "hit_id": lay.action_ids[t.actions[0]] if hit_constant(prog, t, lay) else 0,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
-            "trie_copied": L.trie_copied_slots(lay.trie_nodes) if lay.trie_nodes else 0,
             "trie_leaf": lay.leaf.describe() if lay.leaf else "",
             "cuckoo_buckets": lay.cuckoo_buckets, "cuckoo_ways": lay.cuckoo_ways, "key_words": L.key_words(t),
             "cuckoo_narrow": L.cuckoo_narrow(t),
@@ -142,6 +141,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "scratch_out": (em.dp.out_max() + 7) // 8 * 8,
         "sources": ", ".join(map(comment_text, prog.files)) if prog.files else prog.name,
         "tables": tables,
+        "trie_copies": trie_copies(em.layouts),
         "counters": [{"name": n, "size": c.size, "where": where(prog, c.loc)} for n, c in sorted(prog.counters.items())],
         "registers": registers,
         "header_ptrs": em.header_ptrs(),
@@ -164,6 +164,18 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
         "linear_inline_max": LINEAR_INLINE_MAX, "linear_chunk": LINEAR_CHUNK, "tx_ports": L.TX_PORTS,
         "programs": program_views(prog, parser, errors, split, em.tree),
     }
+
+
+def trie_copies(layouts: dict[str, L.TableLayout]) -> list[dict[str, Any]]:
+    """The members of the global `c3po_tries` (layout.trie_copies: the order the control plane maps them in)."""
+    out = []
+    for name, (first, slots) in L.trie_copies(layouts).items():
+        nodes = (slots - L.trie_slots(0)) >> L.TRIE_STRIDE
+        every = slots == L.trie_slots(layouts[name].trie_nodes)
+        of = f"all {nodes:,} nodes" if every else f"the first {nodes:,} of its {layouts[name].trie_nodes:,} nodes"
+        out.append({"name": name, "slots": slots,
+                    "doc": f"table {name}: the root and {of}; bytes {4 * first:,}..{4 * (first + slots) - 1:,}"})
+    return out
 
 
 def program_views(prog: ir.Program, parser: list[Any], errors: list[dict[str, str]],
