@@ -70,6 +70,7 @@ def test_the_generated_walk_reads_the_leaf_and_no_action_data_array() -> None:
     assert "bpf_map_lookup_elem(&tv_routes_v4" not in src and "act = ts >> 16;" in src
     assert "__u64 ts = c3po_tries.routes_v4[ti];" in src  # the root from its global copy: no map lookup
     assert "c3po_trie_slot(" not in src  # every node is in the copy: no map lookup at any level
+    assert "} tt_routes_v4 SEC" not in src  # and the copy is the trie: no array map holding it again
     assert "arg0 = ts & 0xffff" in src
 
 

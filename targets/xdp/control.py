@@ -288,16 +288,23 @@ def _mmap(fd: int, nbytes: int) -> mmap.mmap:
 
 
 class TrieMaps(_MappedTable):
-    """A multibit-trie table: the u32 slots the trie walks (`tt_<table>`), the copy packets read (the member of
-    the global `c3po_tries`, in the .bss map `tr_fd`) and the action data (`tv_<table>`)."""
+    """A multibit-trie table: its member of the global `c3po_tries` packets walk (in the .bss map `tr_fd`) and the
+    action data (`tv_<table>`). Where the member holds the root and every node (layout.trie_map is False) it is
+    the trie itself; else it is a copy of the root and first nodes, and the whole trie is the array map
+    `tt_<table>` (`tt_fd`), which the trie's bookkeeping reads."""
 
-    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int, tv_fd: int, tr_fd: int,
+    def __init__(self, t: ir.Table, lay: L.TableLayout, tt_fd: int | None, tv_fd: int, tr_fd: int,
                  layouts: dict[str, L.TableLayout]) -> None:
+        copies = L.trie_copies(layouts)
+        first, copied = copies[t.name]
+        if tt_fd is None:
+            super().__init__(t, lay, tr_fd, 4 * sum(n for _, n in copies.values()), tv_fd)
+            self.slots = self.mem.cast("I")[first:first + copied]
+            self.root: memoryview | None = None
+            return
         slots = L.trie_slots(lay.trie_nodes)
         super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
         self.slots = self.mem.cast("I")[:slots]
-        copies = L.trie_copies(layouts)
-        first, copied = copies[t.name]
         self._root_map = _mmap(tr_fd, 4 * sum(n for _, n in copies.values()))
         self._root_mem = memoryview(self._root_map)
         self.root = self._root_mem.cast("I")[first:first + copied]
@@ -310,9 +317,10 @@ class TrieMaps(_MappedTable):
 
     def close(self) -> None:
         self.slots.release()
-        self.root.release()
-        self._root_mem.release()
-        self._root_map.close()
+        if self.root is not None:
+            self.root.release()
+            self._root_mem.release()
+            self._root_map.close()
         super().close()
 
 
@@ -736,7 +744,8 @@ class XdpDataplane(Dataplane):
         maps = self._trie_maps.get(tname)
         if maps is None:
             maps = self._trie_maps[tname] = TrieMaps(self.prog.tables[tname], self.layouts[tname],
-                                                     self._map(f"tt_{tname}"), self._map(f"tv_{tname}"),
+                                                     self._map(f"tt_{tname}") if L.trie_map(self.layouts[tname])
+                                                     else None, self._map(f"tv_{tname}"),
                                                      self._map(trie_root_map(tname)), self.layouts)
         return maps
 

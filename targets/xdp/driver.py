@@ -292,7 +292,8 @@ class XdpDriver(Driver):
                     routes.append((tuple(match), i, value))
                 if lay.trie_nodes:  # the lookup structure beside the record (targets/xdp/trie.py)
                     maps = self.trie_maps.get(name) or self.trie_maps.setdefault(name, TrieMaps(
-                        prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}"), self.bpf.map_fd(f"tv_{name}"),
+                        prog.tables[name], lay, self.bpf.map_fd(f"tt_{name}") if L.trie_map(lay) else None,
+                        self.bpf.map_fd(f"tv_{name}"),
                         self.bpf.map_fd(trie_root_map(name)), self.layouts))
                     install_trie(maps, routes)
                 elif lay.cuckoo_buckets:  # (targets/xdp/cuckoo.py)

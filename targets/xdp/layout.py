@@ -145,6 +145,12 @@ def trie_copied_slots(nodes: int) -> int:
     return min(trie_slots(nodes), TRIE_COPY_SLOTS_MAX // fanout * fanout)
 
 
+def trie_map(lay: TableLayout) -> bool:
+    """Whether a trie table keeps its slots in an array map `tt_<table>`: only when its global copy cannot hold
+    every node (layout.TRIE_COPY_SLOTS_MAX); otherwise the copy is the trie, and memory is not spent twice."""
+    return bool(lay.trie_nodes) and trie_copied_slots(lay.trie_nodes) < trie_slots(lay.trie_nodes)
+
+
 def trie_copies(layouts: Mapping[str, TableLayout]) -> dict[str, tuple[int, int]]:
     """Each trie's copy in the global `c3po_tries`, whose members are the trie tables in name order: (its first
     slot, its slots). The template declares the members and the control plane maps them from this one list."""

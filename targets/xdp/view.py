@@ -96,6 +96,7 @@ def build_view(prog: ir.Program) -> dict[str, Any]:
             "hit_id": lay.action_ids[t.actions[0]] if hit_constant(prog, t, lay) else 0,
             "default": t.default.action, "counter_size": t.size,
             "trie_elements": L.trie_slots(lay.trie_nodes) // 2 if lay.trie_nodes else 0,  # two u32 slots each
+            "trie_map": L.trie_map(lay),
             "trie_leaf": lay.leaf.describe() if lay.leaf else "",
             "cuckoo_buckets": lay.cuckoo_buckets, "cuckoo_ways": lay.cuckoo_ways, "key_words": L.key_words(t),
             "cuckoo_narrow": L.cuckoo_narrow(t),
