@@ -25,7 +25,9 @@ MAX_PATHS = 1024
 EXHAUSTIVE_SELECT = 1 << 17  # select value spaces up to this size are searched exhaustively
 RETRIES = 8  # fresh draws for a path whose first draw left no solution
 # infeasibility reasons that no other random draw can change
-_PROOFS = ("matches an earlier case (exhaustive)", "(lookahead into the payload)")
+_PLANNED = " given the planned values"
+_PROOFS = ("matches an earlier case (exhaustive)", f"earlier case{_PLANNED} (exhaustive)",
+           "(lookahead into the payload)")
 TERMINALS = ("accept", "reject", "stack_overflow")
 PAYLOAD_TYPE = ir.HeaderType("payload", [ir.Field("bytes", 8 * 24, 0)])  # lookaheads may read into it
 
@@ -146,6 +148,7 @@ class Rec:
     ht: ir.HeaderType
     values: dict[str, int] = field(default_factory=dict)
     fixed: set[str] = field(default_factory=set)
+    planned: set[str] = field(default_factory=set)  # fixed by the caller's overrides: the same in every draw
     tail: bytes = b""
     with_options: bool = True
     option_values: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -314,6 +317,7 @@ class Builder:
                     if iname == inst.name and inst.type.field(fname) is not None:
                         rec.values[fname] = v
                         rec.fixed.add(fname)
+                        rec.planned.add(fname)
                     elif iname.startswith(inst.name + "."):
                         rec.option_values[(iname, fname)] = v
                 recs.append(rec)
@@ -488,6 +492,9 @@ class Builder:
                 return f"no value takes {which} with the metadata this draw's values gave (parser statements)"
             if found is None:
                 fixed = " given the values earlier states fixed" if any(r and r.fixed() for r in refs) else ""
+                if fixed and all(all(f in rec.planned for rec, f, _, _ in r.pieces)
+                                 for r in refs if isinstance(r, _Ref) and r.fixed()):
+                    fixed = _PLANNED  # fixed by the overrides alone: no other draw changes them
                 return f"no value takes {which}: every value matches an earlier case{fixed} (exhaustive)"
         for ref, v in zip(refs, found, strict=True):
             assert ref is not None
