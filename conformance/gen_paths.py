@@ -246,6 +246,7 @@ _FACTS: dict[int, tuple[ir.Program, ParserFacts]] = {}
 
 
 def parser_facts(prog: ir.Program) -> ParserFacts:
+    """The program's ParserFacts, made on first use (the program is kept with them, so its id is not reused)."""
     hit = _FACTS.get(id(prog))
     if hit is not None and hit[0] is prog:
         return hit[1]

@@ -297,15 +297,16 @@ class TrieMaps(_MappedTable):
                  layouts: dict[str, L.TableLayout]) -> None:
         copies = L.trie_copies(layouts)
         first, copied = copies[t.name]
+        global_bytes = 4 * sum(n for _, n in copies.values())  # all of c3po_tries
         if tt_fd is None:
-            super().__init__(t, lay, tr_fd, 4 * sum(n for _, n in copies.values()), tv_fd)
+            super().__init__(t, lay, tr_fd, global_bytes, tv_fd)
             self.slots = self.mem.cast("I")[first:first + copied]
             self.root: memoryview | None = None
             return
         slots = L.trie_slots(lay.trie_nodes)
         super().__init__(t, lay, tt_fd, 4 * slots, tv_fd)
         self.slots = self.mem.cast("I")[:slots]
-        self._root_map = _mmap(tr_fd, 4 * sum(n for _, n in copies.values()))
+        self._root_map = _mmap(tr_fd, global_bytes)
         self._root_mem = memoryview(self._root_map)
         self.root = self._root_mem.cast("I")[first:first + copied]
 

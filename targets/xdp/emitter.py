@@ -1172,7 +1172,7 @@ class Emitter:
         levels = (w - L.TRIE_ROOT_BITS) // L.TRIE_STRIDE
         lay = self.layouts[t.name]
         copied = L.trie_copied_slots(lay.trie_nodes)
-        every = copied == L.trie_slots(lay.trie_nodes)  # the copy holds every node: no map lookup at all
+        every = not L.trie_map(lay)  # the copy holds every node: no map lookup at all
         for d in range(levels):
             shift = w - L.TRIE_ROOT_BITS - L.TRIE_STRIDE * (d + 1)
             out.open("if (ts & C3PO_TRIE_LINK) {")

@@ -49,8 +49,9 @@ TRIE_MAX_NODES = 1 << 16
 # slots) keeps that, and the copy's memory, which the record's doubles, small.
 DIRECT_GLOBAL_MAX = 2 << 20
 # A cuckoo table's buckets live in a global (`th_<table>`, its section's one-element array map) up to 4 MiB (the
-# section's bytes are in the object file): a bucket is then one load away, with no map lookup, key on the stack or NULL test. They
-# are the lookup structure only (the hash map beside them is the record), so there is nothing to copy.
+# section's bytes are in the object file): a bucket is then one load away, with no map lookup, key on the stack or
+# NULL test. They are the lookup structure only (the hash map beside them is the record), so there is nothing to
+# copy.
 CUCKOO_GLOBAL_MAX = 4 << 20
 
 

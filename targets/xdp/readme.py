@@ -95,7 +95,7 @@ def readme_view(prog: ir.Program, view: dict[str, Any]) -> dict[str, Any]:
             "percpu": lay.percpu, "default_elem": lay.default_elem if lay.percpu else 0,
             "commands": cmds, "const_linear": bool(t.entries) and lay.kind == "linear", "counters": t.counters,
             "trie_nodes": lay.trie_nodes, "const_trie": bool(t.entries) and lay.trie_nodes > 0,
-            "trie_every": L.trie_copied_slots(lay.trie_nodes) == L.trie_slots(lay.trie_nodes),
+            "trie_every": not L.trie_map(lay),
             "trie_leaf": lay.leaf.describe() if lay.leaf else "",
             "size": t.size, "default": t.default.action,
             "default_offset": next(v["default_offset"] for v in view["tables"] if v["name"] == name),

@@ -19,8 +19,9 @@ it: a packet that loaded the old link reads it within a microsecond, and reuse i
 The slot array is any writable u32 memoryview: in the kernel, the mmap of the BPF array (BPF_F_MMAPABLE), whose
 aligned 4-byte stores are atomic for the program; in tests, a bytearray. The program reads the root and the first
 nodes from a copy in a global (`root`, the generated `c3po_tries.<table>` in .bss: a direct load, no map lookup;
-every node when they fit layout.TRIE_COPY_SLOTS_MAX, else the root and the first nodes, a whole number of them); every slot written that the copy holds is written to both, in the same order, so what a
-packet can see is unchanged.
+the root and the first nodes, a whole number of them); every slot written that the copy holds is written to both,
+in the same order, so what a packet can see is unchanged. Where the global holds every node (layout.trie_map is
+False), it is the slot array itself and there is no copy.
 
 **Leaves with the action data** (`leaf_of`, layout.TrieLeaf): where a table's action data fits a slot's 30 bits
 and nothing needs the entry index at packet time (no counters), a leaf holds the route's action id and arguments,
@@ -76,7 +77,7 @@ class Trie:
         if len(slots) < (FIRST_NODE + nodes) * FANOUT:
             raise ValueError(f"{len(slots)} slots cannot hold the root and {nodes} nodes")
         self.out = slots  # what packets read
-        self.root = root  # a copy of the first slots (root, first nodes) packets read (the program's c3po_tries.<table>)
+        self.root = root  # a copy of the first slots packets read (the program's c3po_tries.<table>), if any
         self.copied = 0 if root is None else len(root)
         if self.copied % FANOUT or 0 < self.copied < 1 << ROOT_BITS:
             raise ValueError(f"a copy of {self.copied} slots is not the root and whole nodes")

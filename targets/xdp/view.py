@@ -172,8 +172,7 @@ def trie_copies(layouts: dict[str, L.TableLayout]) -> list[dict[str, Any]]:
     out = []
     for name, (first, slots) in L.trie_copies(layouts).items():
         nodes = (slots - L.trie_slots(0)) >> L.TRIE_STRIDE
-        every = slots == L.trie_slots(layouts[name].trie_nodes)
-        of = f"all {nodes:,} nodes" if every else f"the first {nodes:,} of its {layouts[name].trie_nodes:,} nodes"
+        of = f"all {nodes:,} nodes" if not L.trie_map(layouts[name]) else f"the first {nodes:,} of its {layouts[name].trie_nodes:,} nodes"
         out.append({"name": name, "slots": slots,
                     "doc": f"table {name}: the root and {of}; bytes {4 * first:,}..{4 * (first + slots) - 1:,}"})
     return out
