@@ -1,5 +1,5 @@
-"""The IPv4 header checksum's incremental update (deparse.csum_incremental, RFC 1624 eqn. 3 summed at once and
-folded twice) and the whole-word stores of the fields it reads back (deparse.word_store), in the kernel against
+"""The IPv4 header checksum's incremental update (deparse.csum_incremental: RFC 1624 eqn. 3 as HC + (0xffff + m -
+m') per word, folded once and brought into 0..0xfffe) and the whole-word stores of the fields it reads back (deparse.word_store), in the kernel against
 the reference interpreter: the TTL decremented (and wrapping at 0), a field left as it was, sub-byte fields (ECN,
 the flags) written, on headers whose checksum arrives in either form of zero (0x0000 and 0xffff both verify when
 the other words sum to 0 mod 0xffff) and on headers whose new sum is 0 mod 0xffff, where the result must be stored
@@ -101,8 +101,9 @@ def _frames() -> list[bytes]:
 
 def test_the_update_is_summed_at_once_and_the_ttl_stored_as_its_word() -> None:
     c = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
-    assert "s += (~oc_ipv4[0] & 0xffff) + *(__u16 *)(h_ipv4 + 8);" in c
-    assert "= ~c3po_csum_fold2(s);" in c
+    assert "__u64 c = *(__u16 *)(h_ipv4 + 10) + 0xffff;" in c
+    assert "c += oc_ipv4[0] - *(__u16 *)(h_ipv4 + 8); /* m - m' */" in c
+    assert "*(__u16 *)(h_ipv4 + 10) = (__u16)(c + ((c + 1) >> 16));" in c
     assert "c3po_st_in16(h_ipv4 + 8, 0, ((c3po_get(h_ipv4 + 8, 1, 0, 8) - 1ULL) & 0xffULL));" in c
     assert "c3po_csum_step" not in c  # no L4 checksum in the router
 
@@ -128,18 +129,21 @@ def test_the_kernel_stores_the_checksum_the_interpreter_computes(tmp_path: Path)
     assert {port for _, port, _ in want} == set(PROTOCOLS)
 
 
-def test_an_update_from_a_zero_sum_stores_0x0000_and_the_second_fold_carries(tmp_path: Path) -> None:
-    """The checksum arrives as 0xffff and the one word written goes from 0xffff to 0: ~HC + ~m + m' is 0, and
-    only the 0xffff added to it keeps its fold off 0 (which would store 0xffff)."""
+def test_an_update_from_a_zero_sum_stores_0x0000_and_the_last_step_carries(tmp_path: Path) -> None:
+    """The checksum arrives as 0xffff and the one word written goes from 0xffff to 0: HC + 0xffff + m - m' is
+    0x2fffd, the largest sum, whose fold 0xffff (0 mod 0xffff) the last step must store as 0x0000."""
     need_bpf()
     rng = random.Random(1071)
     frames = [_frame(_with_sum_zero(_header(rng, 6, ttl, 0xFFFF), at=2), 0xFFFF) for ttl in (1, 64, 255)]
     frames += [_frame(_header(rng, 6, 64, 0xFFFF)), _frame(_with_sum_zero(_header(rng, 6, 9, 0xFFFF), at=2), 0)]
-    # ~HC + 0xffff + ~m + 0 = 0x1ffff (the checksum and the old word add up to 0xfffe): one fold gives 0x10000,
-    # the second 1, so 0xfffe is stored.
+    # HC + m = 0xfffe: the sum is 0x1fffd, its fold 0xfffe, below the last step's carry: 0xfffe is stored.
     for m in (0x0001, 0x7FFF, 0xFFFE):
         frames.append(_frame(_with_checksum(_header(rng, 6, 64, m), 0xFFFE - m, at=2), 0xFFFE - m))
+    # HC + m = 0x10000: the sum is 0x1ffff, its fold 0x10000, which the last step takes to 1.
+    for m in (0x8000, 0xFFFF):
+        frames.append(_frame(_with_checksum(_header(rng, 6, 64, m), 0x10000 - m, at=2), 0x10000 - m))
     want = _run(_spec(tmp_path, SPEC_ONE_WORD), frames, tmp_path)
     assert [data[24:26] for _, _, data in want[:3]] == [b"\0\0"] * 3
-    assert [data[24:26] for _, _, data in want[-3:]] == [b"\xff\xfe"] * 3
+    assert [data[24:26] for _, _, data in want[-5:-2]] == [b"\xff\xfe"] * 3
+    assert [data[24:26] for _, _, data in want[-2:]] == [b"\x00\x01"] * 2
     assert all(verdict == "forward" for verdict, _, _ in want)

@@ -225,7 +225,7 @@ def test_ipv4_checksum_is_incremental_only_when_the_parser_verified_it(tmp_path:
     router = (ROOT / "spec" / "examples" / "router.yaml").read_text(encoding="utf-8")
     c = XdpTarget().render(load_program(ROOT / "spec" / "examples" / "router.yaml").program)["router.bpf.c"]
     assert "oc_ipv4[0] = *(__u16 *)(h_ipv4 + 8);" in c  # the TTL/protocol word, as parsed
-    assert "s += (~oc_ipv4[0] & 0xffff) + *(__u16 *)(h_ipv4 + 8);" in c
+    assert "c += oc_ipv4[0] - *(__u16 *)(h_ipv4 + 8); /* m - m' */" in c
     assert "c3po_csum_fixed(h_ipv4, 20)" not in c.split("---- control")[1]
     assert "      verify: [ipv4]\n" in router
     unverified = tmp_path / "router.yaml"

@@ -11,7 +11,7 @@ from c3po_compiler.text import loc_text
 
 # The `c3po_*` helpers, maps and types of an xdp program's C file, without the prefix (tests/test_compiler_clean.py
 # keeps the list in step with the runtime header, the templates and the generator).
-HELPER_NAMES = frozenset(["compiler", "copy", "count", "counter", "cover", "crc16_bytes", "crc16_bytes_on", "crc16_pairs", "crc16_pairs_on", "crc16_tab", "crc16_tab16", "crc32_bytes", "crc32_bytes_on", "crc32_pairs", "crc32_pairs_on", "crc32_tab", "crc32_tab16", "csum_area", "csum_fixed", "csum_fold", "csum_fold2", "csum_ok", "csum_step", "csum_var", "defaults", "forward", "get", "getw", "hv", "ifports", "ingress_port", "ld", "ld_raw", "ldw", "meta", "parse", "pkt_len", "progs", "scratch", "set", "setw", "shl", "shr", "st", "st_in16", "st_raw", "state", "state_rec", "stb", "stw", "tlvbuf", "touch", "trie_slot", "tries", "tx_ports", "u128", "valid", "wide", "xdp", "zero"])
+HELPER_NAMES = frozenset(["compiler", "copy", "count", "counter", "cover", "crc16_bytes", "crc16_bytes_on", "crc16_pairs", "crc16_pairs_on", "crc16_tab", "crc16_tab16", "crc32_bytes", "crc32_bytes_on", "crc32_pairs", "crc32_pairs_on", "crc32_tab", "crc32_tab16", "csum_area", "csum_fixed", "csum_fold", "csum_ok", "csum_step", "csum_var", "defaults", "forward", "get", "getw", "hv", "ifports", "ingress_port", "ld", "ld_raw", "ldw", "meta", "parse", "pkt_len", "progs", "scratch", "set", "setw", "shl", "shr", "st", "st_in16", "st_raw", "state", "state_rec", "stb", "stw", "tlvbuf", "touch", "trie_slot", "tries", "tx_ports", "u128", "valid", "wide", "xdp", "zero"])
 
 
 _IF = re.compile(r"^(\s*)if \((.*)\)(\s*/\*.*\*/)?$")

@@ -97,16 +97,20 @@ class Deparser:
         f = inst.type.field(ck.field)
         assert f is not None
         words = self.words[name]
-        assert len(words) < 1024  # the sum below stays under 2^32, which c3po_csum_fold2 needs
-        # In network order throughout (RAW_ORDER_SUMS): no byte swaps. RFC 1624 eqn. 3 summed at once, no fold
-        # per word: ~HC + (~m + m') per word written + 0xffff. The 0xffff is 0 mod 0xffff and makes the sum
-        # positive, so its fold lies in 1..0xffff: a zero sum comes out as 0xffff and stores as 0x0000, as the
-        # full recomputation writes it (an incoming 0xffff, the other form the parser accepts, becomes 0x0000).
-        # Unchanged words need no test: ~m + m is 0xffff, 0 mod 0xffff.
-        out.add(f"__u32 s = (~*(__u16 *)({ptr} + {f.offset // 8}) & 0xffff) + 0xffff; /* raw order */")
+        assert len(words) < 1024  # the sum below stays under 2^32
+        # In network order throughout (RAW_ORDER_SUMS): no byte swaps. RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'),
+        # is HC + (m - m') mod 0xffff, and its result is the representative in 0..0xfffe (the complement of a
+        # fold in 1..0xffff): a zero sum stores as 0x0000, as the full recomputation writes it, and an incoming
+        # 0xffff (the other zero the parser accepts) becomes 0x0000. So: HC + (0xffff + m - m') per word, which
+        # keeps every partial sum positive and below (2n + 1) * 0xffff < 2^32; one 16-bit fold leaves 0..0x1fffe,
+        # and c + ((c + 1) >> 16), cut to 16 bits, takes 0xffff..0x1fffe down by 0xffff. 16 BPF instructions on the
+        # router's path where summing the complements and folding twice took 21. Unchanged words add 0 mod 0xffff.
+        out.add(f"__u64 c = *(__u16 *)({ptr} + {f.offset // 8}) + {len(words) * 0xffff:#x}; /* HC + 0xffff per word "
+                "written, raw order (64-bit: no 32-bit masking before the shift) */")
         for k, w in enumerate(words):
-            out.add(f"s += (~oc_{inst.ident}[{k}] & 0xffff) + *(__u16 *)({ptr} + {2 * w});")
-        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = ~c3po_csum_fold2(s);")
+            out.add(f"c += oc_{inst.ident}[{k}] - *(__u16 *)({ptr} + {2 * w}); /* m - m' */")
+        out.add("c = (c & 0xffff) + (c >> 16);")
+        out.add(f"*(__u16 *)({ptr} + {f.offset // 8}) = (__u16)(c + ((c + 1) >> 16)); /* 0..0xfffe */")
 
     def word_store(self, instance: str, f: ir.Field, ptr: str, value: str) -> str | None:
         """The store of a field narrower than 16 bits inside one of the words an incremental checksum update reads

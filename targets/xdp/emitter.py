@@ -1187,12 +1187,14 @@ class Emitter:
                         "first nodes from the global copy */")
         for _ in range(levels):
             out.close()
+        # The walk ends on a slot that is not a link, or after the last level, whose nodes hold no links (the key
+        # is a whole number of strides): so a hit is a nonzero slot, with no second test of the link bit.
         if lay.leaf is None:
-            self.entry_value(out, t, "ts && !(ts & C3PO_TRIE_LINK)", "ts")
+            self.entry_value(out, t, "ts", "ts")
             return
         # The leaf is the route's action data (layout.TrieLeaf): no second lookup. Hit and miss load the same
         # scalars (from the leaf, or from the default in .data.defaults), so the action code is one path.
-        out.add("int hit = ts && !(ts & C3PO_TRIE_LINK);")
+        out.add("int hit = ts != 0; /* a leaf (action ids start at 1), or 0: no route */")
         # A miss makes the default's leaf (every action of the table fits one), so hit and miss decode the same
         # scalar: one verifier path through the action code, as with a value pointer.
         out.add("if (!hit)")

@@ -283,16 +283,6 @@ static __always_inline int c3po_csum_ok(__u64 sum)
 	return sum == 0xffff;
 }
 
-/* Two 16-bit folds: enough for any sum below 2^32 (the first leaves at most 0x1fffe, the second at most 0xffff),
- * and a positive sum stays positive, so a header checksum's incremental update (deparse.csum_incremental), whose
- * sum is positive by construction, gets its value in 1..0xffff. */
-static __always_inline __u16 c3po_csum_fold2(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)sum;
-}
-
 /* RFC 1624 eqn. 3 step for one changed word of an L4 checksum: s is ~HC (folded), m the old word, m2 the new one.
  * Unchanged words are skipped, as the spec requires (adding ~m + m would turn a 0 sum into 0xffff, and an L4
  * checksum's result is stored as the sum leaves it). */
