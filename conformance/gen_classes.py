@@ -548,29 +548,32 @@ def _defaults_varied(ctx: ClassContext) -> None:
             obs = r.observations
             if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == a:
                 part.covered.add(item)
-        _nop_default_per_path(ctx, t, part, budget)
+        _defaults_per_path(ctx, t, part, budget, [(a, args) for _, a, args in wanted])
 
 
-def _nop_default_per_path(ctx: ClassContext, t: ir.Table, part: ClassCoverage, budget: _Budget) -> None:
-    """A miss under a `nop` default on each parse path that reaches the table: the xdp target builds the
-    default's case in every copy of the control it makes per path, so one path's vector leaves the others'
-    untested."""
-    if "nop" not in ctx.prog.actions or t.name not in ctx.first_apply:
+def _defaults_per_path(ctx: ClassContext, t: ir.Table, part: ClassCoverage, budget: _Budget,
+                       wanted: list[tuple[str, tuple[int, ...]]]) -> None:
+    """A miss under each default of `wanted` (nop included where the program has it) on each parse path that
+    reaches the table: the xdp target builds every action's case in each copy of the control it makes per path,
+    and a case that a straight-line hit of the likely action bypasses (`Emitter.likely_hit`) only a miss under
+    that default reaches; so one path's vector leaves the others' untested."""
+    if t.name not in ctx.first_apply:
         return
-    done: set[int] = {ctx.first_apply[t.name][0]}  # the vector above took the first packet's path
+    done: set[int] = {ctx.first_apply[t.name][0]}  # the vectors above took the first packet's path
     for pid, data, port, control, regs, keyvals in _pool(ctx, t.name):
         if pid in done or _const_lookup(ctx, t.name, keyvals) is not None:
             continue
         done.add(pid)
-        item = f"{t.name}:default=nop on path {pid}"
-        part.all.append(item)
-        if not budget.take(item):
-            continue
-        state = ControlState(control.entries, (*control.defaults, (t.name, "nop", ())))
-        r = ctx.emit(f"default.{t.name}.nop.path{pid}", pid, state, data, ["default_varied"], port, regs)
-        obs = r.observations
-        if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == "nop":
-            part.covered.add(item)
+        for a, args in wanted:
+            item = f"{t.name}:default={a} on path {pid}"
+            part.all.append(item)
+            if not budget.take(item):
+                continue
+            state = ControlState(control.entries, (*control.defaults, (t.name, a, args)))
+            r = ctx.emit(f"default.{t.name}.{a}.path{pid}", pid, state, data, ["default_varied"], port, regs)
+            obs = r.observations
+            if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == a:
+                part.covered.add(item)
 
 
 def _key_edges(ctx: ClassContext) -> None:
