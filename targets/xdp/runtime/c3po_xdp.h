@@ -21,7 +21,6 @@ typedef unsigned __int128 c3po_u128;
 /* A branch to a parser error or an abort (the generator marks them, ctext.unlikely_errors): laid out off the
  * valid frames' path. */
 #define C3PO_UNLIKELY(c) __builtin_expect(!!(c), 0)
-#define C3PO_LIKELY(c) __builtin_expect(!!(c), 1)
 
 /* Verdicts, in the order of the spec's Verdict enum. */
 #define C3PO_V_DROP 0
