@@ -509,6 +509,7 @@ def _miss_key(ctx: ClassContext, t: ir.Table) -> tuple[int, ...] | None:
 def _defaults_varied(ctx: ClassContext) -> None:
     part = ctx.classes["defaults_varied"]
     budget = _Budget(part)
+    later: list[tuple[ir.Table, list[tuple[str, tuple[int, ...]]]]] = []
     for t in ctx.prog.tables.values():
         wanted: list[tuple[str, str, tuple[int, ...]]] = []
         # nop too: any table's default may be set to it (the reference and every target allow it), and the
@@ -548,7 +549,9 @@ def _defaults_varied(ctx: ClassContext) -> None:
             obs = r.observations
             if obs.get("hit", {}).get(t.name) is False and obs.get("tables", {}).get(t.name) == a:
                 part.covered.add(item)
-        _defaults_per_path(ctx, t, part, budget, [(a, args) for _, a, args in wanted])
+        later.append((t, [(a, args) for _, a, args in wanted]))
+    for t, each in later:  # after every table's first: under the class's cap, those come first
+        _defaults_per_path(ctx, t, part, budget, each)
 
 
 def _defaults_per_path(ctx: ClassContext, t: ir.Table, part: ClassCoverage, budget: _Budget,
