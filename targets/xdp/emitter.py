@@ -1729,8 +1729,8 @@ def hit_constant(prog: ir.Program, t: ir.Table, lay: L.TableLayout) -> bool:
 def likely_action(t: ir.Table, lay: L.TableLayout) -> str | None:
     """The action a hit most likely runs: the first of the table's actions that is not its default (entries are
     installed for it; the default covers the rest), or None when there is none."""
-    for name in lay.action_ids:
-        if name not in (t.default.action, "nop"):
+    for name in t.actions:  # in the spec's order
+        if name in lay.action_ids and name not in (t.default.action, "nop"):
             return name
     return None
 
