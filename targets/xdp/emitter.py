@@ -1037,10 +1037,7 @@ class Emitter:
                 out.add(f"__u64 arg{i} = v->args[{i}];")
         if lay.percpu:
             out.open("if (e) {")
-            out.add("e->c.packets += 1;")
-            out.add("e->c.bytes += c3po_pkt_len;")
-            out.add(f"c3po_touch(st, {self.objects[('table', t.name)]}, k); /* the element: the driver maps it to "
-                    "the counter index */")
+            self.count_element(out, t)
             out.close()
         elif t.counters:
             out.add(f"c3po_count(&tc_{t.name}, ent, c3po_pkt_len, st, {self.objects[('table', t.name)]});")
@@ -1131,12 +1128,17 @@ class Emitter:
         out.add(f"__u32 act = {lay.action_ids[name]};")
         for i in arg_indexes(lay):
             out.add(f"__u64 arg{i} = e->v.args[{i}];")
+        self.count_element(out, t)
+        self.action_case(out, s, name, tr, fam, cont)
+        out.close()
+
+    def count_element(self, out: Lines, t: ir.Table) -> None:
+        """The packet counted in `e`, the per-CPU element the lookup chose (index `k`), and logged for an
+        observer."""
         out.add("e->c.packets += 1;")
         out.add("e->c.bytes += c3po_pkt_len;")
         out.add(f"c3po_touch(st, {self.objects[('table', t.name)]}, k); /* the element: the driver maps it to the "
                 "counter index */")
-        self.action_case(out, s, name, tr, fam, cont)
-        out.close()
 
     def bitvec_lookup(self, out: Lines, t: ir.Table, bv: BitVecLayout, ktr: Translator) -> None:
         """The bit-vector classifier (bitvec.py): one word per key byte and per range field, ANDed; the lowest set

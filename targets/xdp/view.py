@@ -172,7 +172,8 @@ def trie_copies(layouts: dict[str, L.TableLayout]) -> list[dict[str, Any]]:
     out = []
     for name, (first, slots) in L.trie_copies(layouts).items():
         nodes = (slots - L.trie_slots(0)) >> L.TRIE_STRIDE
-        of = f"all {nodes:,} nodes" if not L.trie_map(layouts[name]) else f"the first {nodes:,} of its {layouts[name].trie_nodes:,} nodes"
+        lay = layouts[name]
+        of = f"the first {nodes:,} of its {lay.trie_nodes:,} nodes" if L.trie_map(lay) else f"all {nodes:,} nodes"
         out.append({"name": name, "slots": slots,
                     "doc": f"table {name}: the root and {of}; bytes {4 * first:,}..{4 * (first + slots) - 1:,}"})
     return out
