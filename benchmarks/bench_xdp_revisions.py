@@ -113,6 +113,18 @@ def pinned_fd(path: Path) -> int:
     return fd
 
 
+def same_outputs(runners: list[TestRunner], mix: list[B.Frame], names: tuple[str, ...]) -> None:
+    """Every program gives every packet of the mix the same XDP action and output frame: a hand-edited proxy
+    that changed what the program does would time something else (checked on the first load; the programs and
+    their tables are the same on every load)."""
+    for n, (meta, f) in enumerate(mix):
+        outs = [r.run(f, meta)[:2] for r in runners]
+        for name, out in zip(names[1:], outs[1:], strict=True):
+            if out != outs[0]:
+                raise SystemExit(f"packet {n} of the mix: {name} gives action {out[0]} and {out[1].hex()}, "
+                                 f"{names[0]} action {outs[0][0]} and {outs[0][1].hex()}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rev", help="the other revision (a commit, tag or branch of this repository), or a .c file")
@@ -183,6 +195,8 @@ def main() -> int:
                             fds[which] = d.bpf.prog_fd
                     _Replaced.files = None
                     runners = [TestRunner(fds[i]) for i in range(3)] + [TestRunner(empty.prog_fd)]
+                    if k == 0:
+                        same_outputs(runners[:3], mix, names)
                     for g, frames in groups.items():
                         trials = [B.time_mix(runners, frames, args.runs) for _ in range(args.trials)]
                         meds = [statistics.median(t[i] for t in trials) for i in range(len(runners))]

@@ -26,8 +26,9 @@ import pytest
 
 from c3po_compiler import load_program
 from c3po_compiler.expr import KeyElem
+from c3po_compiler.target_api import run_to_outputs
 from conformance.model import ControlState, EntryState
-from targets.p4 import P4Target
+from targets.p4 import P4Target, compile_command
 from targets.p4.entries import to_p4runtime
 from tests.conftest import EXAMPLES, SUITE, need_p4
 
@@ -93,9 +94,8 @@ def compile_program(name: str, outdir: Path) -> tuple[dict[str, Any], Path, Path
         for rel, text in files.items():
             (outdir / rel).write_text(text, encoding="utf-8")
         bmv2, p4info = outdir / f"{prog.name}.json", outdir / f"{prog.name}.p4info.txtpb"
-        proc = subprocess.run(["p4c-bm2-ss", "--arch", "v1model", "--std", "p4-16", "-o", str(bmv2),
-                               "--p4runtime-files", str(p4info), str(outdir / f"{prog.name}.p4")],
-                              capture_output=True, text=True, timeout=600, check=False)
+        proc = run_to_outputs(compile_command("p4c-bm2-ss", outdir / f"{prog.name}.p4", bmv2, p4info),
+                              [bmv2, p4info], timeout=600)
         assert proc.returncode == 0, proc.stderr
         _compiled[name] = (json.loads(files[f"{prog.name}.entries.json"]), p4info, bmv2)
     return _compiled[name]

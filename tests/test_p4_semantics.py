@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from c3po_compiler import ir, load_program
+from c3po_compiler.target_api import run_to_outputs
 from conformance.generate import generate
 from conformance.interpreter import Interpreter
 from conformance.model import PacketIn
 from conformance.pcap import write_pcap
-from targets.p4 import P4Target
+from targets.p4 import P4Target, compile_command
 from targets.p4.emitter import DEFAULT_CPU_PORT
 from tests.conftest import EXAMPLES, ROOT, SUITE, need_p4
 
@@ -42,9 +43,9 @@ def compile_p4(prog: ir.Program, workdir: Path) -> tuple[Path, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / f"{prog.name}.p4"
     source.write_text(P4Target().render(prog)[f"{prog.name}.p4"], encoding="utf-8")
-    out = workdir / f"{prog.name}.json"
-    proc = subprocess.run(["p4c-bm2-ss", "--arch", "v1model", "--std", "p4-16", "-o", str(out), str(source)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    out, p4info = workdir / f"{prog.name}.json", workdir / f"{prog.name}.p4info.txtpb"
+    # the driver's command (the run's compile cache then compiles each program once for every p4 test)
+    proc = run_to_outputs(compile_command("p4c-bm2-ss", source, out, p4info), [out, p4info], timeout=300)
     assert proc.returncode == 0, f"p4c-bm2-ss rejected {source}:\n{proc.stderr}"
     return out, proc.stderr
 
