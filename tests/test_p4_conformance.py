@@ -97,3 +97,55 @@ def test_state_is_fresh_per_vector_and_read_after_each_packet(tmp_path: Path) ->
                 assert not compare(Expected.from_result(exp), res)  # verdict, frame, counters, registers
                 compared += 1
     assert compared > 20
+
+
+@pytest.mark.p4
+def test_counts_stay_per_vector_when_the_state_is_not_written_again(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install of the state the switch already holds writes nothing and reads no counters (the last read after
+    a packet is current); a run that raised after sending a frame leaves the next install to read them again.
+    Either way each vector's counts are only its own growth, as the reference has them."""
+    need_p4_driver()
+    spec = next(p for p in SUITE if p.stem == "table_counters")
+    prog = load_program(str(spec)).program
+    assert prog is not None
+    interp = Interpreter(prog)
+    for v in generate(prog, seed=1).vectors:
+        if v.packets and v.control.entries and not v.control.ops:
+            interp.install(v.control)
+            expected = [Expected.from_result(r) for r in interp.run(v.packets, v.registers)]
+            if any(e.counters for e in expected):
+                break
+    else:
+        raise AssertionError("no vector of table_counters counts a hit")
+    with P4Driver() as drv:
+        drv.open(prog, tmp_path)
+        reads = 0
+        real_read = drv._read_counters
+
+        def counting_read() -> dict:  # type: ignore[type-arg]
+            nonlocal reads
+            reads += 1
+            return real_read()
+
+        monkeypatch.setattr(drv, "_read_counters", counting_read)
+        for _ in range(3):
+            drv.install(v.control)
+            results = drv.run(v.packets, v.registers)
+            assert not any(compare(e, r) for e, r in zip(expected, results, strict=True))
+        sent = sum(1 for r in results if not (r.error or "").startswith("N/A"))
+        assert reads == 1 + 3 * sent  # one read at the first install, then one per frame sent
+
+        real_exchange = drv.exchange
+
+        def broken(packets: list) -> list:  # type: ignore[type-arg]
+            real_exchange(packets)  # the frame went through the switch and was counted
+            raise OSError("the capture failed")
+
+        monkeypatch.setattr(drv, "exchange", broken)
+        with pytest.raises(OSError):
+            drv.run(v.packets, v.registers)
+        monkeypatch.setattr(drv, "exchange", real_exchange)
+        drv.install(v.control)  # the same state, but the counters moved unread: read again
+        results = drv.run(v.packets, v.registers)
+        assert not any(compare(e, r) for e, r in zip(expected, results, strict=True))
