@@ -129,7 +129,7 @@ def lookup(where: Path, name: str, cmd: Sequence[str], outputs: Sequence[Path | 
         meta = json.loads((entry / "run.json").read_text(encoding="utf-8"))
         for i, out in enumerate(outputs):
             with atomic_output(out) as tmp:
-                shutil.copyfile(entry / f"out{i}", tmp)
+                shutil.copy(entry / f"out{i}", tmp)  # the mode too: a harness stays executable
     except (OSError, ValueError):
         return None
     return subprocess.CompletedProcess(list(cmd), 0, meta["stdout"], meta["stderr"])
@@ -146,7 +146,7 @@ def store(where: Path, name: str, proc: subprocess.CompletedProcess[str], output
         part = Path(tempfile.mkdtemp(prefix=f".{name[:8]}.", dir=final.parent))
         try:
             for i, out in enumerate(outputs):
-                shutil.copyfile(out, part / f"out{i}")
+                shutil.copy(out, part / f"out{i}")
             (part / "run.json").write_text(json.dumps({"stdout": proc.stdout, "stderr": proc.stderr}),
                                            encoding="utf-8")
             os.rename(part, final)  # fails if another process stored it first: theirs is the same

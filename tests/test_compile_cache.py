@@ -19,6 +19,7 @@ TOOL = """#!/bin/sh
 echo run >> "$LOG"
 out=$3
 cat "$1" "$(dirname "$1")/$(sed -n 's/^#include "\\(.*\\)"/\\1/p' "$1")" > "$out"
+chmod 755 "$out"
 echo "warning: $(basename "$1")" >&2
 if grep -q FAIL "$1"; then exit 1; fi
 """
@@ -61,6 +62,7 @@ def test_same_inputs_in_another_directory_hit(tool: tuple[Path, Path], tmp_path:
     second = compile_in(exe, tmp_path / "b")
     assert runs(log) == 1
     assert first == second == (0, "warning: p.c\n", b'#include "h.h"\nint x;\n#define H 1\n')
+    assert os.access(tmp_path / "b" / "p.o", os.X_OK)  # a harness a hit copies can still be run
 
 
 def test_a_changed_source_header_or_tool_runs_again(tool: tuple[Path, Path], tmp_path: Path) -> None:
