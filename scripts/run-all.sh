@@ -15,6 +15,13 @@ FUZZ="${FUZZ:-10000}"
 TARGETS="${TARGETS:-ref,xdp,nic,p4}"
 if [ "${CI:-}" = "true" ]; then export C3PO_NIC_SANITIZE="${C3PO_NIC_SANITIZE:-1}"; fi
 mkdir -p build/reports
+# One compile cache for this run (docs/getting-started.md, C3PO_CACHE_DIR): the conformance drivers reuse what
+# `c3po build` compiled (p4c's run of each example); each program is still compiled once per run.
+if [ -z "${C3PO_CACHE_DIR:-}" ]; then
+  C3PO_CACHE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/c3po-run-all-cache.XXXXXX")"
+  export C3PO_CACHE_DIR
+  trap 'rm -rf "$C3PO_CACHE_DIR"' EXIT
+fi
 status=0
 for spec in spec/examples/*.yaml; do
   name="$(basename "$spec" .yaml)"
