@@ -8,8 +8,8 @@ A hit copies the outputs of an earlier run instead.
 The key is everything that decides the outputs and that c3po controls or can see cheaply: the tool binary
 (resolved path, size and modification time, so an upgraded or a different clang is another key), the command
 line with each input file and output named by its position rather than its path (a build in another directory
-hits), and the bytes of every input file: the command's own file arguments and the headers the caller names
-(`inputs`). What it does not cover: system headers found through the compiler's default or `/usr` include
+hits), and the bytes of every input file: the command's own file arguments and, transitively, the files their
+`#include "..."` lines name. What it does not cover: system headers found through the compiler's default or `/usr` include
 paths (libbpf's, the kernel's UAPI); after upgrading those, delete the directory. Debug information may name
 the directory of the build that filled the entry; no c3po tool reads it.
 
@@ -91,12 +91,11 @@ def _with_includes(files: list[str], dirs: list[str]) -> list[str]:
     return out
 
 
-def key(cmd: Sequence[str], outputs: Sequence[Path | str], inputs: Sequence[Path | str]) -> str | None:
+def key(cmd: Sequence[str], outputs: Sequence[Path | str]) -> str | None:
     """The entry's name, or None when an input cannot be read (then the run is not cached)."""
     outs = [str(p) for p in outputs]
-    files = list(dict.fromkeys([*(str(a) for a in cmd[1:] if str(a) not in outs and os.path.isfile(a)),
-                                *(str(p) for p in inputs)]))
-    files = _with_includes(files, _include_dirs(cmd))
+    args = list(dict.fromkeys(str(a) for a in cmd[1:] if str(a) not in outs and os.path.isfile(a)))
+    files = _with_includes(args, _include_dirs(cmd))
     # Paths become placeholders, longest first so a file's path is replaced before its directory's.
     names = {p: f"<out{i}>" for i, p in enumerate(outs)}
     names.update({p: f"<in{i}>" for i, p in enumerate(files)})

@@ -104,18 +104,17 @@ class _ToolFailed(Exception):
         self.proc = proc
 
 
-def run_to_outputs(cmd: Sequence[str], outputs: Sequence[Path | str], timeout: float | None = None,
-                   inputs: Sequence[Path | str] = ()) -> subprocess.CompletedProcess[str]:
+def run_to_outputs(cmd: Sequence[str], outputs: Sequence[Path | str], timeout: float | None = None
+                   ) -> subprocess.CompletedProcess[str]:
     """Run a tool (a compiler) that writes `outputs`, each named as one argument of `cmd`, with every such
     argument replaced by an `atomic_output` temporary name: the outputs are renamed into place only when the
     tool exits 0, and removed otherwise. A compiler that fails, is interrupted or runs out of disk half-way then
     never leaves a truncated object, binary or JSON under the real name, where the next step (a driver, a
     loader) would take it for a good one. Returns the finished process (output captured as text) either way.
 
-    With C3PO_CACHE_DIR set, a run the cache holds is not run again (compile_cache: `inputs` are the files the
-    outputs depend on besides the command's own file arguments, such as a header in an include directory)."""
+    With C3PO_CACHE_DIR set, a run the cache holds is not run again (compile_cache)."""
     where = compile_cache.cache_dir()
-    name = compile_cache.key(cmd, outputs, inputs) if where is not None else None
+    name = compile_cache.key(cmd, outputs) if where is not None else None
     if where is not None and name is not None:
         hit = compile_cache.lookup(where, name, cmd, outputs)
         if hit is not None:

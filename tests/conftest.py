@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from c3po_compiler import compile_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "spec" / "examples").glob("*.yaml"))
 PROTOCOLS = sorted((ROOT / "spec" / "protocols").glob("*.yaml"))
@@ -31,7 +33,6 @@ SLOW_EXAMPLES = frozenset({"classifier"})
 FUZZ = 1000  # fuzzed vectors of the run's shared generation of an example (tests/test_conformance_scale.py)
 SUITE_FUZZ = 200  # and of a suite program
 VECTORS_DIR = "C3PO_TEST_VECTORS"  # where generated(...) keeps vectors for the run (set by the controller)
-CACHE_DIR = "C3PO_CACHE_DIR"  # c3po_compiler.compile_cache.ENV
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,13 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[VECTORS_DIR] = tempfile.mkdtemp(prefix="c3po-test-vectors-")
         # One compile cache for the run (c3po_compiler/compile_cache.py), shared by the workers: the conformance,
         # P4Runtime, semantics and operate tests compile the same programs; each is still compiled once per run.
-        os.environ[CACHE_DIR] = tempfile.mkdtemp(prefix="c3po-test-cache-")
+        os.environ[compile_cache.ENV] = tempfile.mkdtemp(prefix="c3po-test-cache-")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         shutil.rmtree(os.environ.pop(VECTORS_DIR, ""), ignore_errors=True)
-        shutil.rmtree(os.environ.pop(CACHE_DIR, ""), ignore_errors=True)
+        shutil.rmtree(os.environ.pop(compile_cache.ENV, ""), ignore_errors=True)
 
 
 def generated(spec: Path, seed: int, fuzz: int) -> Any:

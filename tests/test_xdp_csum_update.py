@@ -1,9 +1,9 @@
 """The IPv4 header checksum's incremental update (deparse.csum_incremental: RFC 1624 eqn. 3 as HC + (0xffff + m -
 m') per word, folded once and brought into 0..0xfffe) and the whole-word stores of the fields it reads back
-(deparse.word_store), in the kernel against the reference interpreter: the TTL decremented (and wrapping at 0), a field left as it was, sub-byte fields (ECN,
-the flags) written, on headers whose checksum arrives in either form of zero (0x0000 and 0xffff both verify when
-the other words sum to 0 mod 0xffff) and on headers whose new sum is 0 mod 0xffff, where the result must be stored
-as 0x0000 as the full recomputation writes it."""
+(deparse.word_store), in the kernel against the reference interpreter: the TTL decremented (and wrapping at 0), a
+field left as it was, sub-byte fields (ECN, the flags) written, on headers whose checksum arrives in either form
+of zero (0x0000 and 0xffff both verify when the other words sum to 0 mod 0xffff) and on headers whose new sum is
+0 mod 0xffff, where the result must be stored as 0x0000 as the full recomputation writes it."""
 
 from __future__ import annotations
 
