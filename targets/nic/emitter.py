@@ -13,6 +13,7 @@ from pathlib import Path
 
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
+from c3po_compiler.reorder import exits_before_lookups
 from c3po_compiler.text import comment_text
 from targets.c_bounds import range_cond
 
@@ -218,7 +219,8 @@ class ProgramView:
 
 class Emitter:
     def __init__(self, prog: ir.Program) -> None:
-        self.prog = prog
+        # Tests that make a lookup irrelevant run before it: c3po_compiler/reorder.py (why no one can tell).
+        self.prog = prog = exits_before_lookups(prog)
         self.hash_sites: list[ir.Hash] = []
         self.ec = ExprCompiler(prog, self.hash_sites)
         self.insts: dict[str, InstView] = {}

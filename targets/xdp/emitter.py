@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable
 
 from c3po_compiler import hexpr, ir
+from c3po_compiler.reorder import exits_before_lookups
 from targets.c_bounds import range_cond
 
 from . import crcpre, images, keys, tailcall
@@ -74,7 +75,9 @@ class FastPath:
 
 class Emitter:
     def __init__(self, prog: ir.Program) -> None:
-        self.prog = prog
+        # Tests that make a lookup irrelevant run before it (the TTL test before the router-MAC lookup):
+        # c3po_compiler/reorder.py, which says why no packet, counter or register can tell.
+        self.prog = prog = exits_before_lookups(prog)
         self.layouts = {n: L.table_layout(prog, t) for n, t in sorted(prog.tables.items())}
         self.objects = touch_objects(prog)
         self.hash_buffers: list[tuple[str, int]] = []
