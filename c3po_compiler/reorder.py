@@ -15,7 +15,7 @@ branches. Two rewrites then hold for a silent table T, by case analysis on hit a
 2. `apply T {hit: [if c then A else B], miss: M}` is `if c then apply T {hit: A, miss: M} else apply T {hit: B,
    miss: M}`: c reads headers, metadata and registers, none of which a silent lookup writes, so it has the same
    value before the lookup as after it; on a miss, evaluating c changes nothing either (expressions have no side
-   effects).
+   effects). The same holds with hit and miss exchanged.
 
 Rule 2 is used only where it lets rule 1 remove a lookup on at least one branch (each use copies the apply, so
 without a removal it would only add code). The targets that copy the control per parse path (xdp) then keep one
@@ -69,6 +69,11 @@ def _split(s: ir.Apply) -> list[ir.Stmt]:
         test = s.hit[0]  # rule 2, then rule 1 on the branch that reaches the miss's statements
         then = _split(dataclasses.replace(s, hit=test.then, miss=copy.deepcopy(s.miss)))
         otherwise = _split(dataclasses.replace(s, hit=test.otherwise, miss=copy.deepcopy(s.miss)))
+        return [dataclasses.replace(test, then=then, otherwise=otherwise)]
+    if len(s.miss) == 1 and isinstance(s.miss[0], ir.If) and _reaches(s.miss[0], s.hit):
+        test = s.miss[0]  # the same with hit and miss exchanged
+        then = _split(dataclasses.replace(s, hit=copy.deepcopy(s.hit), miss=test.then))
+        otherwise = _split(dataclasses.replace(s, hit=copy.deepcopy(s.hit), miss=test.otherwise))
         return [dataclasses.replace(test, then=then, otherwise=otherwise)]
     return [s]
 
