@@ -44,7 +44,7 @@ def is_silent(prog: ir.Program, t: ir.Table) -> bool:
     """Whether a lookup of `t` leaves nothing behind but which branch runs (see the module docstring)."""
     if t.counters:
         return False
-    return all(not prog.actions[a].body for a in {*t.actions, t.default.action} if a in prog.actions)
+    return all(a in prog.actions and not prog.actions[a].body for a in {*t.actions, t.default.action})
 
 
 def _block(stmts: list[ir.Stmt], silent: set[str]) -> list[ir.Stmt]:
