@@ -146,6 +146,12 @@ class Translator:
         if ptr in self.scope.invalid:
             return const(0, e.width)
         zero = const(0, e.width)
+        if self.scope.prog.instances[e.instance].is_stack:
+            # A stack element's pointer has copies clang knows to be equal and the verifier does not (one per
+            # element index the parser wrote it under): tested in one register and loaded through another, the
+            # load can go through a copy the verifier holds as NULL on that path. One opaque local for both.
+            get = field_access(f.offset, f.width).get("p_")
+            return f'({{ __u8 *p_ = {ptr}; asm volatile("" : "+r"(p_)); p_ ? {get} : {zero}; }})'
         return f"({ptr} ? {field_access(f.offset, f.width).get(ptr)} : {zero})"
 
     def raw(self, e: ir.Expr, nbytes: int) -> str:
