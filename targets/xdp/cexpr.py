@@ -125,10 +125,10 @@ class Translator:
     def x_FieldRef(self, e: ir.FieldRef) -> str:
         if e.group is not None:
             hptr = self.scope.header_ptr(e.instance, e.index)
-            gptr = group_ptr(hptr, e.group)
             f = self.scope.prog.instances[e.instance].type.field(e.field_name)
             assert f is not None
-            return f"({gptr} ? {field_access(f.offset, f.width).get(gptr)} : {const(0, e.width)})"
+            acc = field_access(f.offset, f.width)
+            return self.guarded(e.instance, group_ptr(hptr, e.group), acc.get, const(0, e.width))
         if e.instance == "":
             assert self.scope.local_type is not None
             htype = self.scope.local_type
@@ -145,14 +145,20 @@ class Translator:
             return field_access(f.offset, f.width).get(ptr)
         if ptr in self.scope.invalid:
             return const(0, e.width)
-        zero = const(0, e.width)
-        if self.scope.prog.instances[e.instance].is_stack:
-            # A stack element's pointer has copies clang knows to be equal and the verifier does not (one per
-            # element index the parser wrote it under): tested in one register and loaded through another, the
-            # load can go through a copy the verifier holds as NULL on that path. One opaque local for both.
-            get = field_access(f.offset, f.width).get("p_")
-            return f'({{ __u8 *p_ = {ptr}; asm volatile("" : "+r"(p_)); p_ ? {get} : {zero}; }})'
-        return f"({ptr} ? {field_access(f.offset, f.width).get(ptr)} : {zero})"
+        return self.guarded(e.instance, ptr, field_access(f.offset, f.width).get, const(0, e.width))
+
+    def guarded(self, instance: str, ptr: str, load: Callable[[str], str], zero: str) -> str:
+        """`load` through `ptr` when it is not NULL, else `zero`: every read through a maybe-NULL header or group
+        pointer comes here.
+
+        A stack element's pointer has copies clang knows to be equal and the verifier does not (one per element
+        index the parser wrote it under): tested in one register and loaded through another, the load can go
+        through a copy the verifier holds as NULL on that path (`R0 invalid mem access 'scalar'`). For stack
+        elements, and their groups, the test and the load therefore go through one opaque local. Other headers
+        have one pointer each and keep the plain form, which clang may fold with the path's other tests."""
+        if self.scope.prog.instances[instance].is_stack:
+            return f'({{ __u8 *p_ = {ptr}; asm volatile("" : "+r"(p_)); p_ ? {load("p_")} : {zero}; }})'
+        return f"({ptr} ? {load(ptr)} : {zero})"
 
     def raw(self, e: ir.Expr, nbytes: int) -> str:
         """A value of `nbytes` whole bytes with its bytes in memory order, as a little-endian word (a cuckoo key in
@@ -162,10 +168,16 @@ class Translator:
             f = self.scope.prog.instances[e.instance].type.field(e.field_name)
             if f is not None and f.offset % 8 == 0 and f.width == 8 * nbytes:
                 ptr = self.scope.header_ptr(e.instance, e.index)
-                load = f"c3po_ld_raw({ptr} + {f.offset // 8}, {nbytes})"
+                at = f.offset // 8
+
+                def load(p: str) -> str:
+                    return f"c3po_ld_raw({p} + {at}, {nbytes})"
+
                 if ptr in self.scope.valid:
-                    return load
-                return "0ULL" if ptr in self.scope.invalid else f"({ptr} ? {load} : 0ULL)"
+                    return load(ptr)
+                if ptr in self.scope.invalid:
+                    return "0ULL"
+                return self.guarded(e.instance, ptr, load, "0ULL")
         return f"(__builtin_bswap64({self.expr(e)}) >> {64 - 8 * nbytes})"
 
     def x_MetaRef(self, e: ir.MetaRef) -> str:
