@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from c3po_compiler import ir
 from c3po_compiler.expr import KeyElem
@@ -98,6 +98,12 @@ def _u32(values: list[int]) -> ctypes.Array[ctypes.c_uint32]:
     return (ctypes.c_uint32 * len(arr)).from_buffer(arr)
 
 
+class ShimStats(NamedTuple):
+    full_clears: int  # resets that zeroed every counter and register element (O(state size))
+    cleared: int  # elements zeroed one by one by the other resets (O(elements written))
+    reads: int  # counter, register and table-counter element reads (watches and the touch log)
+
+
 class SharedObject:
     """ctypes over lib<prog>_nic.so; one call per batch of packets."""
 
@@ -125,6 +131,7 @@ class SharedObject:
         lib.shim_changes.argtypes = [vp]
         lib.shim_bench.restype = ctypes.c_uint64
         lib.shim_bench.argtypes = [vp, u32, u8p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, u32]
+        lib.shim_stats.argtypes = [vp, ctypes.c_void_p]
         lib.shim_state_size.restype = ctypes.c_size_t
         lib.shim_state.restype = vp
         lib.shim_state.argtypes = [vp]
@@ -305,6 +312,12 @@ class SharedObject:
 
     def state_size(self) -> int:
         return int(self.lib.shim_state_size())
+
+    def stats(self) -> ShimStats:
+        """The shim's cost counters so far: what shows whether a vector cost O(touched) or O(state size)."""
+        out = (ctypes.c_uint64 * 3)()
+        self.lib.shim_stats(self.handle, out)
+        return ShimStats(*out)
 
     def close(self) -> None:
         if self.handle:
