@@ -307,8 +307,7 @@ control:
 def test_a_key_from_stack_elements_that_may_be_absent(tmp_path: Path) -> None:
     """Cuckoo keys of whole-byte fields of stack elements, each element valid on some paths only: every key load
     tests and loads through one opaque local (cexpr.Translator.guarded; two copies of an element pointer can
-    differ to the verifier), an absent element's field keys as 0, and the kernel agrees with the oracle on the
-    generated vectors (which install entries keyed by present and absent elements)."""
+    differ to the verifier), and the kernel agrees with the oracle on the generated vectors."""
     need_bpf()
     from conformance.generate import generate
     from conformance.runner import RunRequest, exit_status, run_conformance

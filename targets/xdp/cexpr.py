@@ -141,21 +141,23 @@ class Translator:
         if vals is not None and len(vals) == 1:  # fixed by the parse path (Emitter.fast_paths)
             return const(next(iter(vals)), e.width)
         ptr = self.scope.header_ptr(e.instance, e.index)
-        if e.instance == "" or ptr in self.scope.valid:
+        if e.instance == "":
             return field_access(f.offset, f.width).get(ptr)
-        if ptr in self.scope.invalid:
-            return const(0, e.width)
         return self.guarded(e.instance, ptr, field_access(f.offset, f.width).get, const(0, e.width))
 
     def guarded(self, instance: str, ptr: str, load: Callable[[str], str], zero: str) -> str:
-        """`load` through `ptr` when it is not NULL, else `zero`: every read through a maybe-NULL header or group
-        pointer comes here.
+        """`load` through `ptr` when it is not NULL, else `zero`: every read through a header or group pointer
+        comes here, and needs no test where the path decides the pointer (Scope.valid, Scope.invalid).
 
         A stack element's pointer has copies clang knows to be equal and the verifier does not (one per element
         index the parser wrote it under): tested in one register and loaded through another, the load can go
         through a copy the verifier holds as NULL on that path (`R0 invalid mem access 'scalar'`). For stack
-        elements, and their groups, the test and the load therefore go through one opaque local. Other headers
-        have one pointer each and keep the plain form, which clang may fold with the path's other tests."""
+        elements the test and the load therefore go through one opaque local. Other headers have one pointer
+        each and keep the plain form, which clang may fold with the path's other tests."""
+        if ptr in self.scope.valid:
+            return load(ptr)
+        if ptr in self.scope.invalid:
+            return zero
         if self.scope.prog.instances[instance].is_stack:
             return f'({{ __u8 *p_ = {ptr}; asm volatile("" : "+r"(p_)); p_ ? {load("p_")} : {zero}; }})'
         return f"({ptr} ? {load(ptr)} : {zero})"
@@ -173,10 +175,6 @@ class Translator:
                 def load(p: str) -> str:
                     return f"c3po_ld_raw({p} + {at}, {nbytes})"
 
-                if ptr in self.scope.valid:
-                    return load(ptr)
-                if ptr in self.scope.invalid:
-                    return "0ULL"
                 return self.guarded(e.instance, ptr, load, "0ULL")
         return f"(__builtin_bswap64({self.expr(e)}) >> {64 - 8 * nbytes})"
 
